@@ -1,0 +1,12 @@
+//! rollcall's sans-IO core: the fleet model, config loading and validation, and the
+//! planner. No tokio, no network; the only I/O is reading the fleet file and the
+//! inventories it imports.
+
+pub mod config;
+pub mod error;
+pub mod import;
+pub mod model;
+
+pub use config::{LoadOptions, load_file, load_str};
+pub use error::{ConfigError, ConfigErrors};
+pub use model::*;
