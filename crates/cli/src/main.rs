@@ -1,1 +1,239 @@
-fn main(){}
+//! The `rollcall` command.
+
+use clap::{Parser, Subcommand};
+use rollcall_core::{
+    LoadOptions, audit::audit, generate, load_file, plan::plan, report,
+};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "rollcall", version, about = "Carry a fleet through maintenance reboots without breaking its clusters")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Plan the maintenance of a fleet: waves, makespan, lower bound and risk report.
+    Plan {
+        /// The fleet file (TOML).
+        fleet: PathBuf,
+        /// Print the plan as JSON (schema rollcall.plan/v1, see docs/plan-schema.md).
+        #[arg(long)]
+        json: bool,
+        /// List every wave instead of the first few per region.
+        #[arg(long)]
+        all_waves: bool,
+        /// Exit with status 3 if any host cannot be scheduled or misses its deadline.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Check a fleet file and report every error with file, line and field.
+    Validate {
+        fleet: PathBuf,
+    },
+    /// Write a synthetic fleet file (TOML) to stdout.
+    Gen {
+        #[arg(long, default_value_t = 1000)]
+        hosts: usize,
+        #[arg(long, default_value_t = 200)]
+        clusters: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of clusters made deliberately unsafe (exercises the risk report).
+        #[arg(long, default_value_t = 0.01)]
+        risky: f64,
+        /// Plan regions in parallel instead of one after another.
+        #[arg(long)]
+        parallel: bool,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Time the planner on a generated fleet and measure plan quality over many seeds.
+    Plan {
+        #[arg(long, default_value_t = 100_000)]
+        hosts: usize,
+        #[arg(long, default_value_t = 20_000)]
+        clusters: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Timed repetitions of the big plan.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Number of smaller generated fleets (random sizes) for the makespan/lower-bound ratio.
+        #[arg(long, default_value_t = 200)]
+        quality_seeds: u64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e:?}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(path: &PathBuf) -> miette::Result<rollcall_core::Fleet> {
+    load_file(path, &LoadOptions::default()).map_err(miette::Report::new)
+}
+
+fn run(cli: Cli) -> miette::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Plan { fleet, json, all_waves, strict } => {
+            let f = load(&fleet)?;
+            let p = plan(&f);
+            let violations = audit(&f, &p);
+            if !violations.is_empty() {
+                // never print a plan that breaks a rule
+                for v in &violations {
+                    eprintln!("internal error: plan violates: {v}");
+                }
+                return Ok(ExitCode::from(70));
+            }
+            if json {
+                let doc = report::plan_doc(&f, &p);
+                println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| miette::miette!("{e}"))?);
+            } else {
+                print!("{}", report::render_text(&f, &p, report::TextOptions { all_waves }));
+            }
+            let bad = p.risks.iter().any(|r| r.severity != rollcall_core::plan::Severity::Warning);
+            Ok(if strict && bad { ExitCode::from(3) } else { ExitCode::SUCCESS })
+        }
+        Cmd::Validate { fleet } => {
+            let f = load(&fleet)?;
+            let in_scope = f.hosts.iter().filter(|h| h.in_scope).count();
+            println!(
+                "{}: ok: {} hosts ({} in scope) in {} regions, {} clusters, {} tenants, {} notices",
+                fleet.display(),
+                f.hosts.len(),
+                in_scope,
+                f.regions.len(),
+                f.clusters.len(),
+                f.tenants.len(),
+                f.notices.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Gen { hosts, clusters, seed, risky, parallel } => {
+            let mut params = generate::GenParams::new(hosts, clusters, seed);
+            params.risky = risky.clamp(0.0, 1.0);
+            if parallel {
+                params.region_mode = rollcall_core::RegionMode::Parallel;
+            }
+            let f = generate::generate(&params);
+            print!("{}", generate::to_toml(&f));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench { what: BenchCmd::Plan { hosts, clusters, seed, runs, quality_seeds, json } } => {
+            bench_plan(hosts, clusters, seed, runs.max(1), quality_seeds, json)
+        }
+    }
+}
+
+fn rss_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+fn bench_plan(hosts: usize, clusters: usize, seed: u64, runs: usize, quality_seeds: u64, json: bool) -> miette::Result<ExitCode> {
+    let t0 = Instant::now();
+    let fleet = generate::generate(&generate::GenParams::new(hosts, clusters, seed));
+    let gen_s = t0.elapsed().as_secs_f64();
+    let rss_fleet = rss_kib("VmRSS:").unwrap_or(0);
+    let mut times = Vec::with_capacity(runs);
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let p = plan(&fleet);
+        times.push(t.elapsed().as_secs_f64());
+        last = Some(p);
+    }
+    let p = last.expect("runs >= 1");
+    let peak = rss_kib("VmHWM:").unwrap_or(0);
+    let t = Instant::now();
+    let violations = audit(&fleet, &p);
+    let audit_s = t.elapsed().as_secs_f64();
+    times.sort_by(|a, b| a.total_cmp(b));
+    let median = times[times.len() / 2];
+
+    // plan quality over many generated fleets of varied shape
+    let mut ratios: Vec<f64> = Vec::new();
+    let mut worst = (0.0f64, 0u64, 0usize, 0usize, false);
+    let mut rng = generate::Rng::new(seed ^ 0xA5A5);
+    let mut quality_violations = 0usize;
+    for s in 0..quality_seeds {
+        let h = rng.range(50, 5000) as usize;
+        let c = (h / rng.range(4, 12) as usize).max(1);
+        let mut params = generate::GenParams::new(h, c, s);
+        if s % 2 == 1 {
+            params.region_mode = rollcall_core::RegionMode::Parallel;
+        }
+        let f = generate::generate(&params);
+        let p = plan(&f);
+        quality_violations += audit(&f, &p).len();
+        let r = p.ratio();
+        if r > worst.0 {
+            worst = (r, s, h, c, s % 2 == 1);
+        }
+        ratios.push(r);
+    }
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    let pct = |q: f64| ratios.get(((ratios.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(1.0);
+
+    let result = serde_json::json!({
+        "hosts": fleet.hosts.len(),
+        "clusters": fleet.clusters.len(),
+        "generate_s": gen_s,
+        "plan_s": { "min": times[0], "median": median, "max": times[times.len()-1], "runs": runs },
+        "audit_s": audit_s,
+        "rss_after_generate_mib": rss_fleet as f64 / 1024.0,
+        "peak_rss_mib": peak as f64 / 1024.0,
+        "scheduled": p.steps.len(),
+        "unscheduled": p.unscheduled.len(),
+        "makespan_s": p.makespan,
+        "lower_bound_s": p.lower_bound,
+        "ratio": p.ratio(),
+        "violations": violations.len(),
+        "quality": {
+            "fleets": quality_seeds,
+            "ratio_p50": pct(0.5), "ratio_p90": pct(0.9), "ratio_p99": pct(0.99), "ratio_max": worst.0,
+            "worst": { "seed": worst.1, "hosts": worst.2, "clusters": worst.3, "parallel": worst.4 },
+            "violations": quality_violations,
+        }
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result).map_err(|e| miette::miette!("{e}"))?);
+    } else {
+        println!("planner benchmark: {} hosts, {} clusters (seed {seed})", fleet.hosts.len(), fleet.clusters.len());
+        println!("  generate          {:.3} s", gen_s);
+        println!("  plan              min {:.3} s  median {:.3} s  max {:.3} s  ({runs} runs)", times[0], median, times[times.len() - 1]);
+        println!("  audit             {:.3} s, {} violations", audit_s, violations.len());
+        println!("  RSS               {:.0} MiB after generating, peak {:.0} MiB", rss_fleet as f64 / 1024.0, peak as f64 / 1024.0);
+        println!("  plan              {} scheduled, {} unscheduled (risky clusters), makespan {}, lower bound {}, ratio {:.4}",
+            p.steps.len(), p.unscheduled.len(), rollcall_core::fmt_duration(p.makespan), rollcall_core::fmt_duration(p.lower_bound), p.ratio());
+        println!("  quality           {quality_seeds} generated fleets (50–5000 hosts, serial and parallel): ratio p50 {:.4}  p90 {:.4}  p99 {:.4}  max {:.4} (`rollcall gen --hosts {} --clusters {} --seed {}{}`), {} violations",
+            pct(0.5), pct(0.9), pct(0.99), worst.0, worst.2, worst.3, worst.1, if worst.4 { " --parallel" } else { "" }, quality_violations);
+    }
+    let ok = violations.is_empty() && quality_violations == 0;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

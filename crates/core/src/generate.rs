@@ -1,0 +1,306 @@
+//! Synthetic fleets for benchmarks, property tests and examples, and a TOML writer
+//! so a generated fleet can be saved and planned like a hand-written one.
+//! Deterministic: the same parameters and seed give the same fleet on every machine.
+
+use crate::model::*;
+use std::fmt::Write;
+
+/// SplitMix64: small, fast, and stable across versions (unlike library RNGs).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+    /// Uniform in [a, b].
+    pub fn range(&mut self, a: u64, b: u64) -> u64 {
+        a + self.below(b - a + 1)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GenParams {
+    pub hosts: usize,
+    pub clusters: usize,
+    pub seed: u64,
+    pub regions: Vec<String>,
+    pub zones_per_region: usize,
+    /// Share of clusters made deliberately unsafe (2 nodes at high load) to exercise the risk report.
+    pub risky: f64,
+    pub max_concurrent: Option<u32>,
+    pub max_concurrent_per_region: Option<u32>,
+    pub region_mode: RegionMode,
+    /// 2014-09-25T20:00:00Z by default.
+    pub start: i64,
+}
+
+impl GenParams {
+    pub fn new(hosts: usize, clusters: usize, seed: u64) -> Self {
+        GenParams {
+            hosts,
+            clusters,
+            seed,
+            regions: ["dfw", "ord", "iad", "lon", "syd", "hkg"].map(String::from).to_vec(),
+            zones_per_region: 3,
+            risky: 0.01,
+            max_concurrent: Some(((hosts / 50).max(4)) as u32),
+            max_concurrent_per_region: Some(((hosts / 150).max(2)) as u32),
+            region_mode: RegionMode::Serial,
+            start: 1_411_675_200,
+        }
+    }
+}
+
+/// Generate a fleet. Hosts are spread evenly over regions; clusters of 3–7 nodes
+/// (2 for risky ones) take consecutive hosts of one region across its zones; the
+/// rest are plain hosts.
+pub fn generate(p: &GenParams) -> Fleet {
+    let mut rng = Rng::new(p.seed);
+    let nreg = p.regions.len().max(1);
+    let regions: Vec<String> = if p.regions.is_empty() { vec!["r0".into()] } else { p.regions.clone() };
+    let zpr = p.zones_per_region.max(1);
+    let mut hosts: Vec<Host> = (0..p.hosts)
+        .map(|i| {
+            let r = i * nreg / p.hosts.max(1);
+            let z = i % zpr;
+            let name = &regions[r];
+            Host {
+                id: format!("{name}-{i:06}"),
+                address: format!("10.{}.{}.{}", r, (i / 250) % 250, i % 250 + 1),
+                region: r as RegionIx,
+                zone: format!("{name}-{}", (b'a' + z as u8) as char),
+                provider: "rackspace".into(),
+                tags: Vec::new(),
+                duration: 0,
+                clusters: Vec::new(),
+                in_scope: true,
+                deadline: None,
+            }
+        })
+        .collect();
+    // hosts per region, as ranges
+    let mut region_ranges: Vec<(usize, usize)> = vec![(usize::MAX, 0); nreg];
+    for (i, h) in hosts.iter().enumerate() {
+        let rr = &mut region_ranges[h.region as usize];
+        rr.0 = rr.0.min(i);
+        rr.1 = rr.1.max(i + 1);
+    }
+    let mut cursor: Vec<usize> = region_ranges.iter().map(|r| r.0).collect();
+    let mut clusters: Vec<Cluster> = Vec::new();
+    let mut tenants: Vec<Tenant> = Vec::new();
+    for ci in 0..p.clusters {
+        let risky = rng.chance(p.risky);
+        let size = if risky { 2 } else { rng.range(3, 7) as usize };
+        // pick a region with room, starting from a round-robin choice
+        let start_r = ci % nreg;
+        let Some(r) = (0..nreg)
+            .map(|k| (start_r + k) % nreg)
+            .find(|&r| cursor[r] + size <= region_ranges[r].1)
+        else {
+            break;
+        };
+        let members: Vec<HostIx> = (cursor[r]..cursor[r] + size).map(|h| h as HostIx).collect();
+        cursor[r] += size;
+        let roll = rng.unit();
+        let kind = if roll < 0.7 {
+            Kind::Elasticsearch
+        } else if roll < 0.9 {
+            Kind::RedisCluster
+        } else {
+            Kind::Etcd
+        };
+        let (load, budget) = if risky {
+            (0.6, Budget::Nodes(1))
+        } else {
+            let load = 0.2 + rng.unit() * 0.45;
+            let budget = match kind {
+                Kind::Elasticsearch if size >= 6 && rng.chance(0.4) => Budget::Zones(1),
+                Kind::Elasticsearch if size == 7 && rng.chance(0.3) => Budget::Nodes(2),
+                Kind::Etcd => Budget::Nodes(((size as u32) - 1) / 2),
+                _ => Budget::Nodes(1),
+            };
+            ((load * 100.0).round() / 100.0, budget)
+        };
+        let tenant = format!("t{:04}", ci);
+        tenants.push(Tenant {
+            id: tenant.clone(),
+            name: format!("Tenant {ci}"),
+            contact: None,
+        });
+        let id = format!("{}-{}-{ci}", tenant, kind_short(kind));
+        let cix = clusters.len() as ClusterIx;
+        for &h in &members {
+            hosts[h as usize].clusters.push(cix);
+            hosts[h as usize].tags.push(id.clone());
+        }
+        clusters.push(Cluster {
+            id,
+            kind,
+            tenant: Some(tenant),
+            members,
+            budget,
+            load,
+            max_load: 0.85,
+            allow_outage: false,
+        });
+    }
+    for h in hosts.iter_mut() {
+        let base = h
+            .clusters
+            .iter()
+            .map(|&c| clusters[c as usize].kind.default_duration())
+            .max()
+            .unwrap_or(Kind::None.default_duration());
+        // a fifth of the hosts are slower or faster than their kind's estimate
+        h.duration = if rng.chance(0.2) {
+            (base as f64 * (0.6 + rng.unit() * 0.8)).round() as i64 / 60 * 60
+        } else {
+            base
+        }
+        .max(60);
+    }
+    Fleet {
+        name: format!("generated-{}h-{}c-s{}", p.hosts, p.clusters, p.seed),
+        regions: regions.clone(),
+        hosts,
+        clusters,
+        tenants,
+        maintenance: Maintenance {
+            name: "generated".into(),
+            action: "reboot".into(),
+            start: p.start,
+            notice_lead: 3600,
+            region_order: (0..nreg as RegionIx).collect(),
+            region_mode: p.region_mode,
+            max_concurrent: p.max_concurrent,
+            max_concurrent_per_region: p.max_concurrent_per_region,
+            on_missing: OnMissing::Pause,
+            windows: vec![None; nreg],
+            horizon: p.start + 3600 + 30 * 86400,
+        },
+        notices: Vec::new(),
+    }
+}
+
+fn kind_short(k: Kind) -> &'static str {
+    match k {
+        Kind::Elasticsearch => "es",
+        Kind::Opensearch => "os",
+        Kind::RedisCluster => "redis",
+        Kind::Etcd => "etcd",
+        Kind::Http => "http",
+        Kind::Command => "cmd",
+        Kind::None => "none",
+    }
+}
+
+fn q(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Write a fleet as a TOML fleet file that `load_str` reads back to the same fleet.
+/// Windows and notices are not written (generated fleets have none).
+pub fn to_toml(f: &Fleet) -> String {
+    let m = &f.maintenance;
+    let mut s = String::with_capacity(f.hosts.len() * 160);
+    let _ = writeln!(s, "# generated by `rollcall gen`\n[fleet]\nname = {}\n", q(&f.name));
+    let _ = writeln!(s, "[maintenance]\nname = {}\nstart = {}", q(&m.name), q(&fmt_time(m.start)));
+    let _ = writeln!(s, "notice_lead = {}", q(&format!("{}s", m.notice_lead)));
+    let order: Vec<String> = m.region_order.iter().map(|&r| q(&f.regions[r as usize])).collect();
+    let _ = writeln!(s, "regions = [{}]", order.join(", "));
+    let mode = match m.region_mode {
+        RegionMode::Serial => "serial",
+        RegionMode::Parallel => "parallel",
+    };
+    let _ = writeln!(s, "region_mode = {}", q(mode));
+    if let Some(g) = m.max_concurrent {
+        let _ = writeln!(s, "max_concurrent = {g}");
+    }
+    if let Some(r) = m.max_concurrent_per_region {
+        let _ = writeln!(s, "max_concurrent_per_region = {r}");
+    }
+    s.push('\n');
+    for t in &f.tenants {
+        let _ = writeln!(s, "[[tenant]]\nid = {}\nname = {}\n", q(&t.id), q(&t.name));
+    }
+    for c in &f.clusters {
+        let members: Vec<String> = c.members.iter().map(|&h| q(&f.hosts[h as usize].id)).collect();
+        let _ = writeln!(s, "[[cluster]]\nid = {}\nkind = {}", q(&c.id), q(c.kind.name()));
+        if let Some(t) = &c.tenant {
+            let _ = writeln!(s, "tenant = {}", q(t));
+        }
+        let _ = writeln!(s, "members = [{}]", members.join(", "));
+        match c.budget {
+            Budget::Nodes(n) => {
+                let _ = writeln!(s, "max_unavailable = {n}");
+            }
+            Budget::Zones(z) => {
+                let _ = writeln!(s, "max_unavailable_zones = {z}");
+            }
+        }
+        let _ = writeln!(s, "load = {}\nmax_load = {}", c.load, c.max_load);
+        if c.allow_outage {
+            s.push_str("allow_outage = true\n");
+        }
+        s.push('\n');
+    }
+    for h in &f.hosts {
+        let _ = write!(
+            s,
+            "[[host]]\nid = {}\naddress = {}\nregion = {}\nzone = {}\nprovider = {}\n",
+            q(&h.id),
+            q(&h.address),
+            q(&f.regions[h.region as usize]),
+            q(&h.zone),
+            q(&h.provider)
+        );
+        if !h.tags.is_empty() {
+            let tags: Vec<String> = h.tags.iter().map(|t| q(t)).collect();
+            let _ = writeln!(s, "tags = [{}]", tags.join(", "));
+        }
+        let default = h
+            .clusters
+            .iter()
+            .map(|&c| f.clusters[c as usize].kind.default_duration())
+            .max()
+            .unwrap_or(Kind::None.default_duration());
+        if h.duration != default {
+            let _ = writeln!(s, "duration = {}", q(&format!("{}s", h.duration)));
+        }
+        s.push('\n');
+    }
+    s
+}

@@ -1,0 +1,855 @@
+//! The planner: list scheduling of host reboots over cluster budgets, survivor load,
+//! global and per-region concurrency, region order, windows and deadlines.
+//!
+//! Every in-scope host is either scheduled or named in a risk with a reason and a
+//! remedy; nothing is scheduled that breaks a budget, survivor load, concurrency
+//! limit, window or region order. Priority: earliest deadline, then the longest
+//! remaining critical path (remaining work of a cluster divided by its budget).
+
+use crate::model::*;
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+/// One host's reboot in the plan. Times are Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub host: HostIx,
+    pub start: i64,
+    pub end: i64,
+    /// Index of the distinct start instant (0-based): hosts with the same wave start together.
+    pub wave: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// The hosts named are not scheduled.
+    Blocked,
+    /// The hosts are scheduled but finish after their deadline.
+    Late,
+    /// Scheduled; something the operator should know.
+    Warning,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Risk {
+    pub severity: Severity,
+    /// Stable machine-readable code: `single-node`, `overloaded`, `survivor-load`,
+    /// `budget-tightened`, `outage-accepted`, `no-window`, `deadline`, `unplaceable`.
+    pub code: &'static str,
+    pub cluster: Option<ClusterIx>,
+    pub region: Option<RegionIx>,
+    pub hosts: Vec<HostIx>,
+    pub reason: String,
+    pub remedy: String,
+}
+
+/// The effective limits the planner uses for one cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limit {
+    /// Most members out at once (budget tightened by survivor load). 0 = cannot be done safely.
+    pub nodes: u32,
+    /// Most zones with members out at once, for zone budgets.
+    pub zones: Option<u32>,
+    /// What survivor load alone allows.
+    pub load_limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionPlan {
+    pub region: RegionIx,
+    pub hosts: usize,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    /// The latest time the region's announcement may go out (start − lead).
+    pub announce_by: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// When announcements go out (maintenance start).
+    pub announce_at: i64,
+    /// The first moment a reboot may begin (announce_at + notice lead).
+    pub earliest_start: i64,
+    pub steps: Vec<Step>,
+    pub regions: Vec<RegionPlan>,
+    pub risks: Vec<Risk>,
+    pub limits: Vec<Limit>,
+    pub unscheduled: Vec<HostIx>,
+    /// Seconds from `earliest_start` to the end of the last step (0 when nothing is scheduled).
+    pub makespan: i64,
+    /// A lower bound on any valid plan's makespan for the scheduled hosts.
+    pub lower_bound: i64,
+}
+
+impl Plan {
+    /// makespan / lower bound (1.0 when both are 0).
+    pub fn ratio(&self) -> f64 {
+        if self.lower_bound <= 0 {
+            if self.makespan <= 0 { 1.0 } else { f64::INFINITY }
+        } else {
+            self.makespan as f64 / self.lower_bound as f64
+        }
+    }
+    pub fn end(&self) -> Option<i64> {
+        self.steps.iter().map(|s| s.end).max()
+    }
+    pub fn waves(&self) -> u32 {
+        self.steps.iter().map(|s| s.wave + 1).max().unwrap_or(0)
+    }
+}
+
+/// Effective limits for a cluster, from its budget, size, load and max_load.
+pub fn cluster_limit(c: &Cluster) -> Limit {
+    let n = c.members.len() as u32;
+    let load_limit = c.load_limit();
+    let (mut nodes, zones) = match c.budget {
+        Budget::Nodes(b) => (b.min(load_limit), None),
+        Budget::Zones(z) => (load_limit, Some(z)),
+    };
+    if nodes == 0 && c.allow_outage {
+        nodes = match c.budget {
+            Budget::Nodes(b) => b.min(n),
+            Budget::Zones(_) => n,
+        };
+    }
+    Limit {
+        nodes,
+        zones,
+        load_limit,
+    }
+}
+
+/// Smallest number of nodes to add so that one member may be out under max_load.
+fn nodes_to_add(c: &Cluster) -> u32 {
+    let n = c.members.len() as u32;
+    let mut a = 0;
+    while a < 10_000 && !survivors_fit(n + a, 1, c.load * n as f64 / (n + a) as f64, c.max_load) {
+        a += 1;
+    }
+    a
+}
+
+fn cluster_risks(fleet: &Fleet, ci: usize, lim: &Limit, hosts: Vec<HostIx>, risks: &mut Vec<Risk>) {
+    let c = &fleet.clusters[ci];
+    let n = c.members.len();
+    let cluster = Some(ci as ClusterIx);
+    if lim.nodes == 0 {
+        let (code, reason, remedy) = if n == 1 {
+            (
+                "single-node",
+                format!("{}: 1 node: rebooting it is an outage of the cluster", c.id),
+                "add a node first, or set allow_outage = true to accept the outage".to_string(),
+            )
+        } else if c.load > c.max_load + 1e-9 {
+            (
+                "overloaded",
+                format!(
+                    "{}: load {:.2} is already above max_load {:.2}: survivors cannot absorb any loss",
+                    c.id, c.load, c.max_load
+                ),
+                format!("add {} node(s) first", nodes_to_add(c)),
+            )
+        } else {
+            let need = c.load * n as f64 / (n - 1) as f64;
+            let add = nodes_to_add(c);
+            let mut remedy = format!("add {add} node(s) first");
+            if need <= 1.0 + 1e-9 {
+                remedy.push_str(&format!(", or raise max_load to {:.2}", (need * 100.0).ceil() / 100.0));
+            }
+            (
+                "survivor-load",
+                format!(
+                    "{}: {} nodes at load {:.2} cannot lose one under max_load {:.2} (survivors would carry {:.2})",
+                    c.id, n, c.load, c.max_load, need
+                ),
+                remedy,
+            )
+        };
+        risks.push(Risk {
+            severity: Severity::Blocked,
+            code,
+            cluster,
+            region: None,
+            hosts,
+            reason,
+            remedy,
+        });
+        return;
+    }
+    if lim.load_limit == 0 && c.allow_outage {
+        risks.push(Risk {
+            severity: Severity::Warning,
+            code: "outage-accepted",
+            cluster,
+            region: None,
+            hosts: Vec::new(),
+            reason: format!(
+                "{}: cannot stay available while a member is out; allow_outage = true, so it is scheduled anyway",
+                c.id
+            ),
+            remedy: "tell the tenant, or add a node first".into(),
+        });
+        return;
+    }
+    if let Budget::Nodes(b) = c.budget
+        && lim.nodes < b
+    {
+        let k = lim.nodes + 1;
+        risks.push(Risk {
+            severity: Severity::Warning,
+            code: "budget-tightened",
+            cluster,
+            region: None,
+            hosts: Vec::new(),
+            reason: format!(
+                "{}: budget {} tightened to {} by load {:.2} ({} out would put {:.2} on survivors, over max_load {:.2})",
+                c.id,
+                b,
+                lim.nodes,
+                c.load,
+                k,
+                c.load * n as f64 / (n as f64 - k as f64),
+                c.max_load
+            ),
+            remedy: "none needed; add capacity to go faster".into(),
+        });
+    }
+}
+
+/// First start ≥ t at which [s, s+d) fits inside one window; None if never before the horizon.
+pub fn earliest_fit(windows: Option<&[Interval]>, t: i64, d: i64) -> Option<i64> {
+    let Some(w) = windows else { return Some(t) };
+    let first = w.partition_point(|iv| iv.end <= t);
+    for iv in &w[first..] {
+        let s = t.max(iv.start);
+        if s + d <= iv.end {
+            return Some(s);
+        }
+    }
+    None
+}
+
+struct Group {
+    region: RegionIx,
+    hosts: Vec<HostIx>,
+    next: usize,
+    taken: Vec<bool>,
+    remaining: usize,
+    rem_work: i64,
+    cap: i64,
+    deadline: i64,
+    version: u32,
+}
+
+type Key = (Reverse<i64>, i64, Reverse<u32>);
+
+impl Group {
+    fn key(&self) -> Key {
+        (Reverse(self.deadline), self.rem_work * 1000 / self.cap.max(1), Reverse(0))
+    }
+}
+
+enum Pick {
+    Start(usize),
+    Wait { cluster: Option<ClusterIx>, until: Option<i64> },
+}
+
+struct Live {
+    out: Vec<u32>,
+    zone_out: Vec<Vec<(u32, u32)>>,
+}
+
+impl Live {
+    fn fits(&self, c: usize, lim: &Limit, zone: u32) -> bool {
+        if self.out[c] >= lim.nodes {
+            return false;
+        }
+        if let Some(z) = lim.zones {
+            let zs = &self.zone_out[c];
+            let already = zs.iter().any(|&(zz, n)| zz == zone && n > 0);
+            let busy = zs.iter().filter(|&&(_, n)| n > 0).count() as u32;
+            if !already && busy >= z {
+                return false;
+            }
+        }
+        true
+    }
+    fn add(&mut self, c: usize, zone: u32, delta: i32) {
+        self.out[c] = (self.out[c] as i64 + delta as i64) as u32;
+        let zs = &mut self.zone_out[c];
+        match zs.iter_mut().find(|(z, _)| *z == zone) {
+            Some((_, n)) => *n = (*n as i64 + delta as i64) as u32,
+            None => zs.push((zone, delta.max(0) as u32)),
+        }
+    }
+}
+
+/// Plan the fleet's maintenance.
+pub fn plan(fleet: &Fleet) -> Plan {
+    let m = &fleet.maintenance;
+    let nregions = fleet.regions.len();
+    let earliest_start = m.start.saturating_add(m.notice_lead);
+    let limits: Vec<Limit> = fleet.clusters.iter().map(cluster_limit).collect();
+    let mut risks: Vec<Risk> = Vec::new();
+
+    // zones interned
+    let mut zone_ix: HashMap<&str, u32> = HashMap::new();
+    let host_zone: Vec<u32> = fleet
+        .hosts
+        .iter()
+        .map(|h| {
+            let n = zone_ix.len() as u32;
+            *zone_ix.entry(h.zone.as_str()).or_insert(n)
+        })
+        .collect();
+
+    // ---- which hosts can be scheduled at all
+    let mut blocked = vec![false; fleet.hosts.len()];
+    for (ci, c) in fleet.clusters.iter().enumerate() {
+        let in_scope: Vec<HostIx> = c
+            .members
+            .iter()
+            .copied()
+            .filter(|&h| fleet.hosts[h as usize].in_scope)
+            .collect();
+        if limits[ci].nodes == 0 {
+            for &h in &in_scope {
+                blocked[h as usize] = true;
+            }
+        }
+        if !in_scope.is_empty() {
+            cluster_risks(fleet, ci, &limits[ci], in_scope, &mut risks);
+        }
+    }
+    let mut no_window: HashMap<RegionIx, Vec<HostIx>> = HashMap::new();
+    for (h, host) in fleet.hosts.iter().enumerate() {
+        if host.in_scope && !blocked[h] {
+            let w = m.windows[host.region as usize].as_deref();
+            if earliest_fit(w, earliest_start, host.duration).is_none() {
+                blocked[h] = true;
+                no_window.entry(host.region).or_default().push(h as HostIx);
+            }
+        }
+    }
+    let mut nw: Vec<_> = no_window.into_iter().collect();
+    nw.sort_by_key(|(r, _)| *r);
+    for (r, hosts) in nw {
+        let longest = hosts.iter().map(|&h| fleet.hosts[h as usize].duration).max().unwrap_or(0);
+        risks.push(Risk {
+            severity: Severity::Blocked,
+            code: "no-window",
+            cluster: None,
+            region: Some(r),
+            reason: format!(
+                "{} host(s) in {} need up to {} but no window that long opens between {} and the horizon {}",
+                hosts.len(),
+                fleet.region_name(r),
+                fmt_duration(longest),
+                fmt_time(earliest_start),
+                fmt_time(m.horizon)
+            ),
+            hosts,
+            remedy: "lengthen the window, add windows, or extend maintenance.horizon".into(),
+        });
+    }
+
+    // ---- groups: (primary cluster, region); hosts with no cluster are singletons
+    let mut groups: Vec<Group> = Vec::new();
+    let mut group_of: HashMap<(ClusterIx, RegionIx), usize> = HashMap::new();
+    for (h, host) in fleet.hosts.iter().enumerate() {
+        if !host.in_scope || blocked[h] {
+            continue;
+        }
+        let primary = host
+            .clusters
+            .iter()
+            .copied()
+            .min_by_key(|&c| (limits[c as usize].nodes, c));
+        let gi = match primary {
+            Some(c) => *group_of.entry((c, host.region)).or_insert_with(|| {
+                groups.push(new_group(host.region, capacity(fleet, &limits, c)));
+                groups.len() - 1
+            }),
+            None => {
+                groups.push(new_group(host.region, 1));
+                groups.len() - 1
+            }
+        };
+        groups[gi].hosts.push(h as HostIx);
+    }
+    for g in groups.iter_mut() {
+        g.hosts.sort_by_key(|&h| {
+            let host = &fleet.hosts[h as usize];
+            (host.deadline.unwrap_or(i64::MAX), Reverse(host.duration), h)
+        });
+        g.taken = vec![false; g.hosts.len()];
+        g.remaining = g.hosts.len();
+        g.rem_work = g.hosts.iter().map(|&h| fleet.hosts[h as usize].duration).sum();
+        g.deadline = g
+            .hosts
+            .iter()
+            .map(|&h| fleet.hosts[h as usize].deadline.unwrap_or(i64::MAX))
+            .min()
+            .unwrap_or(i64::MAX);
+    }
+
+    // ---- the event loop
+    let gmax = m.max_concurrent.unwrap_or(u32::MAX);
+    let rmax = m.max_concurrent_per_region.unwrap_or(u32::MAX);
+    let mut live = Live {
+        out: vec![0; fleet.clusters.len()],
+        zone_out: vec![Vec::new(); fleet.clusters.len()],
+    };
+    let mut region_out = vec![0u32; nregions];
+    let mut global_out = 0u32;
+    let mut heaps: Vec<BinaryHeap<(Key, usize, u32)>> = (0..nregions).map(|_| BinaryHeap::new()).collect();
+    let mut waiting: Vec<Vec<(usize, u32)>> = vec![Vec::new(); fleet.clusters.len()];
+    let mut wakeups: BinaryHeap<Reverse<(i64, usize, u32)>> = BinaryHeap::new();
+    let mut running: BinaryHeap<Reverse<(i64, HostIx)>> = BinaryHeap::new();
+    let mut steps: Vec<Step> = Vec::with_capacity(fleet.hosts.len());
+
+    let rcap = (gmax.min(rmax) as i64).clamp(1, 1 << 40);
+    let mut region_work = vec![0i64; nregions];
+    for g in &groups {
+        region_work[g.region as usize] += g.rem_work;
+    }
+    let mut by_region: Vec<Vec<usize>> = vec![Vec::new(); nregions];
+    for (gi, g) in groups.iter().enumerate() {
+        by_region[g.region as usize].push(gi);
+    }
+    let phases: Vec<Vec<RegionIx>> = match m.region_mode {
+        RegionMode::Serial => m.region_order.iter().map(|&r| vec![r]).collect(),
+        RegionMode::Parallel => vec![m.region_order.clone()],
+    };
+
+    let mut t = earliest_start;
+    let mut leftover: Vec<usize> = Vec::new();
+    for phase in &phases {
+        for &r in phase {
+            for &gi in &by_region[r as usize] {
+                let g = &groups[gi];
+                heaps[r as usize].push((g.key(), gi, g.version));
+            }
+        }
+        loop {
+            // start everything that may start at t
+            while global_out < gmax {
+                let mut best: Option<(Key, usize)> = None;
+                for &r in phase {
+                    let ri = r as usize;
+                    if region_out[ri] >= rmax {
+                        continue;
+                    }
+                    while let Some(&(_, gi, v)) = heaps[ri].peek() {
+                        if groups[gi].version != v || groups[gi].remaining == 0 {
+                            heaps[ri].pop();
+                        } else {
+                            break;
+                        }
+                    }
+                    // a region's urgency: the longer of its top group's critical path
+                    // and its own remaining work over its concurrency
+                    if let Some(&(k, _, _)) = heaps[ri].peek() {
+                        let region_path = region_work[ri] * 1000 / rcap;
+                        let k = (k.0, k.1.max(region_path), k.2);
+                        if best.is_none_or(|(bk, _)| k > bk) {
+                            best = Some((k, ri));
+                        }
+                    }
+                }
+                let Some((_, ri)) = best else { break };
+                let Some((_, gi, _)) = heaps[ri].pop() else { break };
+                match pick(fleet, &limits, &live, &host_zone, &groups[gi], t) {
+                    Pick::Start(idx) => {
+                        let g = &mut groups[gi];
+                        let h = g.hosts[idx];
+                        let host = &fleet.hosts[h as usize];
+                        g.taken[idx] = true;
+                        g.remaining -= 1;
+                        g.rem_work -= host.duration;
+                        while g.next < g.hosts.len() && g.taken[g.next] {
+                            g.next += 1;
+                        }
+                        g.version += 1;
+                        if g.remaining > 0 {
+                            heaps[ri].push((g.key(), gi, g.version));
+                        }
+                        for &c in &host.clusters {
+                            live.add(c as usize, host_zone[h as usize], 1);
+                        }
+                        region_out[ri] += 1;
+                        region_work[ri] -= host.duration;
+                        global_out += 1;
+                        let end = t + host.duration;
+                        running.push(Reverse((end, h)));
+                        steps.push(Step { host: h, start: t, end, wave: 0 });
+                    }
+                    Pick::Wait { cluster, until } => {
+                        let g = &mut groups[gi];
+                        g.version += 1;
+                        if let Some(c) = cluster {
+                            waiting[c as usize].push((gi, g.version));
+                        }
+                        if let Some(w) = until {
+                            wakeups.push(Reverse((w, gi, g.version)));
+                        }
+                        if cluster.is_none() && until.is_none() {
+                            leftover.push(gi);
+                        }
+                    }
+                }
+            }
+            // advance to the next event
+            let next_end = running.peek().map(|r| r.0.0);
+            let next_wake = wakeups.peek().map(|w| w.0.0);
+            let next = match (next_end, next_wake) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => break,
+            };
+            t = t.max(next);
+            while let Some(&Reverse((end, h))) = running.peek() {
+                if end > t {
+                    break;
+                }
+                running.pop();
+                let host = &fleet.hosts[h as usize];
+                for &c in &host.clusters {
+                    live.add(c as usize, host_zone[h as usize], -1);
+                    for (gi, v) in std::mem::take(&mut waiting[c as usize]) {
+                        requeue(&mut groups, &mut heaps, gi, v);
+                    }
+                }
+                region_out[host.region as usize] -= 1;
+                global_out -= 1;
+            }
+            while let Some(&Reverse((w, gi, v))) = wakeups.peek() {
+                if w > t {
+                    break;
+                }
+                wakeups.pop();
+                requeue(&mut groups, &mut heaps, gi, v);
+            }
+        }
+        // anything still waiting in this phase could not be placed
+        for &r in phase {
+            for &gi in &by_region[r as usize] {
+                if groups[gi].remaining > 0 && !leftover.contains(&gi) {
+                    leftover.push(gi);
+                }
+            }
+        }
+    }
+    for gi in leftover {
+        let g = &groups[gi];
+        let hosts: Vec<HostIx> = g
+            .hosts
+            .iter()
+            .zip(&g.taken)
+            .filter(|(_, tk)| !**tk)
+            .map(|(h, _)| *h)
+            .collect();
+        if hosts.is_empty() {
+            continue;
+        }
+        for &h in &hosts {
+            blocked[h as usize] = true;
+        }
+        risks.push(Risk {
+            severity: Severity::Blocked,
+            code: "unplaceable",
+            cluster: None,
+            region: Some(g.region),
+            reason: format!(
+                "{} host(s) in {} could not be placed before the horizon {} (windows too short or too few for their duration under the budgets)",
+                hosts.len(),
+                fleet.region_name(g.region),
+                fmt_time(m.horizon)
+            ),
+            hosts,
+            remedy: "lengthen or add windows, or extend maintenance.horizon".into(),
+        });
+    }
+
+    // ---- waves, regions, deadlines
+    steps.sort_by_key(|s| (s.start, s.host));
+    let mut wave = 0u32;
+    for i in 0..steps.len() {
+        if i > 0 && steps[i].start != steps[i - 1].start {
+            wave += 1;
+        }
+        steps[i].wave = wave;
+    }
+    let mut regions: Vec<RegionPlan> = m
+        .region_order
+        .iter()
+        .map(|&r| RegionPlan {
+            region: r,
+            hosts: 0,
+            start: None,
+            end: None,
+            announce_by: None,
+        })
+        .collect();
+    let pos: HashMap<RegionIx, usize> = m.region_order.iter().enumerate().map(|(i, &r)| (r, i)).collect();
+    for s in &steps {
+        let r = fleet.hosts[s.host as usize].region;
+        if let Some(&i) = pos.get(&r) {
+            let rp = &mut regions[i];
+            rp.hosts += 1;
+            rp.start = Some(rp.start.map_or(s.start, |x| x.min(s.start)));
+            rp.end = Some(rp.end.map_or(s.end, |x| x.max(s.end)));
+        }
+    }
+    for rp in &mut regions {
+        rp.announce_by = rp.start.map(|s| s - m.notice_lead);
+    }
+    deadline_risks(fleet, &steps, earliest_start, &mut risks);
+
+    let unscheduled: Vec<HostIx> = (0..fleet.hosts.len())
+        .filter(|&h| fleet.hosts[h].in_scope && blocked[h])
+        .map(|h| h as HostIx)
+        .collect();
+    let makespan = steps.iter().map(|s| s.end).max().map_or(0, |e| e - earliest_start);
+    let lower_bound = lower_bound(fleet, &limits, &blocked, earliest_start);
+    Plan {
+        announce_at: m.start,
+        earliest_start,
+        steps,
+        regions,
+        risks,
+        limits,
+        unscheduled,
+        makespan,
+        lower_bound,
+    }
+}
+
+fn new_group(region: RegionIx, cap: i64) -> Group {
+    Group {
+        region,
+        hosts: Vec::new(),
+        next: 0,
+        taken: Vec::new(),
+        remaining: 0,
+        rem_work: 0,
+        cap,
+        deadline: i64::MAX,
+        version: 0,
+    }
+}
+
+fn requeue(groups: &mut [Group], heaps: &mut [BinaryHeap<(Key, usize, u32)>], gi: usize, v: u32) {
+    let g = &mut groups[gi];
+    if g.version != v || g.remaining == 0 {
+        return;
+    }
+    g.version += 1;
+    heaps[g.region as usize].push((g.key(), gi, g.version));
+}
+
+/// How many hosts of cluster c can be out at once, at most.
+fn capacity(fleet: &Fleet, limits: &[Limit], c: ClusterIx) -> i64 {
+    let lim = &limits[c as usize];
+    match lim.zones {
+        None => lim.nodes as i64,
+        Some(z) => {
+            let mut counts: HashMap<&str, i64> = HashMap::new();
+            for &h in &fleet.clusters[c as usize].members {
+                *counts.entry(fleet.hosts[h as usize].zone.as_str()).or_default() += 1;
+            }
+            let mut v: Vec<i64> = counts.into_values().collect();
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            (v.iter().take(z as usize).sum::<i64>()).min(lim.nodes as i64).max(1)
+        }
+    }
+}
+
+fn pick(fleet: &Fleet, limits: &[Limit], live: &Live, host_zone: &[u32], g: &Group, t: i64) -> Pick {
+    let windows = fleet.maintenance.windows[g.region as usize].as_deref();
+    let mut wait_cluster = None;
+    let mut wait_until: Option<i64> = None;
+    for idx in g.next..g.hosts.len() {
+        if g.taken[idx] {
+            continue;
+        }
+        let h = g.hosts[idx];
+        let host = &fleet.hosts[h as usize];
+        if let Some(&c) = host
+            .clusters
+            .iter()
+            .find(|&&c| !live.fits(c as usize, &limits[c as usize], host_zone[h as usize]))
+        {
+            wait_cluster.get_or_insert(c);
+            continue;
+        }
+        match earliest_fit(windows, t, host.duration) {
+            Some(s) if s == t => return Pick::Start(idx),
+            Some(s) => wait_until = Some(wait_until.map_or(s, |w| w.min(s))),
+            None => {}
+        }
+    }
+    Pick::Wait {
+        cluster: wait_cluster,
+        until: wait_until,
+    }
+}
+
+fn deadline_risks(fleet: &Fleet, steps: &[Step], earliest_start: i64, risks: &mut Vec<Risk>) {
+    // one risk per (cluster or region) with late hosts
+    let mut late: Vec<((Option<ClusterIx>, RegionIx), Vec<(HostIx, i64)>)> = Vec::new();
+    let mut idx: HashMap<(Option<ClusterIx>, RegionIx), usize> = HashMap::new();
+    for s in steps {
+        let host = &fleet.hosts[s.host as usize];
+        if let Some(d) = host.deadline
+            && s.end > d
+        {
+            let key = (host.clusters.first().copied(), host.region);
+            let i = *idx.entry(key).or_insert_with(|| {
+                late.push((key, Vec::new()));
+                late.len() - 1
+            });
+            late[i].1.push((s.host, s.end - d));
+        }
+    }
+    for ((cluster, region), hosts) in late {
+        let worst = hosts.iter().map(|x| x.1).max().unwrap_or(0);
+        let impossible = hosts.iter().any(|&(h, _)| {
+            let host = &fleet.hosts[h as usize];
+            host.deadline.is_some_and(|d| earliest_start + host.duration > d)
+        });
+        let what = match cluster {
+            Some(c) => fleet.clusters[c as usize].id.clone(),
+            None => fleet.region_name(region).to_string(),
+        };
+        let remedy = if impossible {
+            "the deadline falls before the notice lead time allows a reboot: announce earlier (maintenance.start), shorten notice_lead, or ask the provider to move the event".to_string()
+        } else {
+            "raise max_concurrent / max_concurrent_per_region, use region_mode = \"parallel\", open more windows, or move the deadline".to_string()
+        };
+        risks.push(Risk {
+            severity: Severity::Late,
+            code: "deadline",
+            cluster,
+            region: Some(region),
+            reason: format!(
+                "{what}: {} host(s) finish after their deadline (latest by {})",
+                hosts.len(),
+                fmt_duration(worst)
+            ),
+            hosts: hosts.into_iter().map(|x| x.0).collect(),
+            remedy,
+        });
+    }
+}
+
+/// Lower bound on the makespan (from `earliest_start`) of any plan for the hosts
+/// not blocked. See docs/ARCHITECTURE.md for the derivation.
+pub fn lower_bound(fleet: &Fleet, limits: &[Limit], blocked: &[bool], earliest_start: i64) -> i64 {
+    let m = &fleet.maintenance;
+    let nregions = fleet.regions.len();
+    let g = m.max_concurrent.map_or(i64::MAX, |x| x as i64);
+    let r = m.max_concurrent_per_region.map_or(i64::MAX, |x| x as i64);
+    let scheduled = |h: HostIx| fleet.hosts[h as usize].in_scope && !blocked[h as usize];
+
+    // per region: work, longest host, and per-cluster sub-bounds
+    let mut work = vec![0i64; nregions];
+    let mut longest = vec![0i64; nregions];
+    for (h, host) in fleet.hosts.iter().enumerate() {
+        if scheduled(h as HostIx) {
+            work[host.region as usize] += host.duration;
+            longest[host.region as usize] = longest[host.region as usize].max(host.duration);
+        }
+    }
+    let conc = g.min(r);
+    let mut region_lb: Vec<i64> = (0..nregions)
+        .map(|i| longest[i].max(div_ceil(work[i], conc)))
+        .collect();
+    let mut global_cluster_lb = 0i64;
+    for (ci, c) in fleet.clusters.iter().enumerate() {
+        let lim = &limits[ci];
+        if lim.nodes == 0 {
+            continue;
+        }
+        let mut per_region: HashMap<RegionIx, Vec<&Host>> = HashMap::new();
+        let mut all: Vec<&Host> = Vec::new();
+        for &h in &c.members {
+            if scheduled(h) {
+                let host = &fleet.hosts[h as usize];
+                per_region.entry(host.region).or_default().push(host);
+                all.push(host);
+            }
+        }
+        for (reg, hs) in per_region {
+            let b = machine_bound(&hs, lim);
+            let x = &mut region_lb[reg as usize];
+            *x = (*x).max(b);
+        }
+        global_cluster_lb = global_cluster_lb.max(machine_bound(&all, lim));
+    }
+    let lb_work = match m.region_mode {
+        RegionMode::Serial => region_lb.iter().sum::<i64>().max(global_cluster_lb),
+        RegionMode::Parallel => {
+            let total: i64 = work.iter().sum();
+            let gl = if g == i64::MAX { 0 } else { div_ceil(total, g) };
+            region_lb.iter().copied().max().unwrap_or(0).max(gl).max(global_cluster_lb)
+        }
+    };
+    // windows: the work must fit in open time after earliest_start
+    if m.windows.iter().any(|w| w.is_none()) || m.windows.is_empty() {
+        return lb_work;
+    }
+    let mut union: Vec<Interval> = m.windows.iter().flatten().flatten().copied().collect();
+    union = crate::config::merge_intervals(union);
+    let mut need = lb_work;
+    for iv in union {
+        let a = iv.start.max(earliest_start);
+        if iv.end <= a {
+            continue;
+        }
+        let open = iv.end - a;
+        if open >= need {
+            return a + need - earliest_start;
+        }
+        need -= open;
+    }
+    lb_work
+}
+
+/// Bound for hosts sharing one cluster limit: total work over capacity, the longest
+/// host, and the chain some slot must run (the ⌈n/k⌉ shortest durations).
+fn machine_bound(hs: &[&Host], lim: &Limit) -> i64 {
+    if hs.is_empty() {
+        return 0;
+    }
+    let cap = match lim.zones {
+        None => lim.nodes as i64,
+        Some(z) => {
+            let mut counts: HashMap<&str, i64> = HashMap::new();
+            for h in hs {
+                *counts.entry(h.zone.as_str()).or_default() += 1;
+            }
+            let mut v: Vec<i64> = counts.into_values().collect();
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            v.iter().take(z as usize).sum::<i64>().min(lim.nodes as i64)
+        }
+    }
+    .max(1);
+    let mut d: Vec<i64> = hs.iter().map(|h| h.duration).collect();
+    d.sort_unstable();
+    let total: i64 = d.iter().sum();
+    let chain_len = (d.len() as i64 + cap - 1) / cap;
+    let chain: i64 = d.iter().take(chain_len as usize).sum();
+    div_ceil(total, cap).max(*d.last().unwrap_or(&0)).max(chain)
+}
+
+fn div_ceil(a: i64, b: i64) -> i64 {
+    if b == i64::MAX || b <= 0 {
+        // unlimited concurrency: this term bounds nothing
+        return 0;
+    }
+    (a + b - 1) / b
+}
