@@ -799,7 +799,7 @@ pub fn lower_bound(fleet: &Fleet, limits: &[Limit], blocked: &[bool], earliest_s
         }
     };
     // windows: the work must fit in open time after earliest_start
-    if m.windows.iter().any(|w| w.is_none()) || m.windows.is_empty() {
+    if lb_work == 0 || m.windows.iter().any(|w| w.is_none()) || m.windows.is_empty() {
         return lb_work;
     }
     let mut union: Vec<Interval> = m.windows.iter().flatten().flatten().copied().collect();
