@@ -1,15 +1,17 @@
 //! The `rollcall` command.
 
 use clap::{Parser, Subcommand};
-use rollcall_core::{
-    LoadOptions, audit::audit, generate, load_file, plan::plan, report,
-};
+use rollcall_core::{LoadOptions, audit::audit, generate, load_file, plan::plan, report};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "rollcall", version, about = "Carry a fleet through maintenance reboots without breaking its clusters")]
+#[command(
+    name = "rollcall",
+    version,
+    about = "Carry a fleet through maintenance reboots without breaking its clusters"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -32,9 +34,7 @@ enum Cmd {
         strict: bool,
     },
     /// Check a fleet file and report every error with file, line and field.
-    Validate {
-        fleet: PathBuf,
-    },
+    Validate { fleet: PathBuf },
     /// Write a synthetic fleet file (TOML) to stdout.
     Gen {
         #[arg(long, default_value_t = 1000)]
@@ -84,19 +84,37 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{e:?}");
+            use std::io::IsTerminal;
+            if std::io::stderr().is_terminal() {
+                eprintln!("{e:?}");
+            } else {
+                eprintln!("error: {e}");
+            }
             ExitCode::from(2)
         }
     }
 }
 
-fn load(path: &PathBuf) -> miette::Result<rollcall_core::Fleet> {
-    load_file(path, &LoadOptions::default()).map_err(miette::Report::new)
+fn load(path: &std::path::Path) -> miette::Result<rollcall_core::Fleet> {
+    load_file(path, &LoadOptions::default()).map_err(|e| {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            miette::Report::new(e)
+        } else {
+            // logs and pipes get one line per error: file:line:col: field: message (help: …)
+            miette::miette!("{}", e.listing())
+        }
+    })
 }
 
 fn run(cli: Cli) -> miette::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Plan { fleet, json, all_waves, strict } => {
+        Cmd::Plan {
+            fleet,
+            json,
+            all_waves,
+            strict,
+        } => {
             let f = load(&fleet)?;
             let p = plan(&f);
             let violations = audit(&f, &p);
@@ -109,12 +127,25 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             }
             if json {
                 let doc = report::plan_doc(&f, &p);
-                println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| miette::miette!("{e}"))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&doc).map_err(|e| miette::miette!("{e}"))?
+                );
             } else {
-                print!("{}", report::render_text(&f, &p, report::TextOptions { all_waves }));
+                print!(
+                    "{}",
+                    report::render_text(&f, &p, report::TextOptions { all_waves })
+                );
             }
-            let bad = p.risks.iter().any(|r| r.severity != rollcall_core::plan::Severity::Warning);
-            Ok(if strict && bad { ExitCode::from(3) } else { ExitCode::SUCCESS })
+            let bad = p
+                .risks
+                .iter()
+                .any(|r| r.severity != rollcall_core::plan::Severity::Warning);
+            Ok(if strict && bad {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Validate { fleet } => {
             let f = load(&fleet)?;
@@ -131,7 +162,13 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Gen { hosts, clusters, seed, risky, parallel } => {
+        Cmd::Gen {
+            hosts,
+            clusters,
+            seed,
+            risky,
+            parallel,
+        } => {
             let mut params = generate::GenParams::new(hosts, clusters, seed);
             params.risky = risky.clamp(0.0, 1.0);
             if parallel {
@@ -141,9 +178,17 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             print!("{}", generate::to_toml(&f));
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Bench { what: BenchCmd::Plan { hosts, clusters, seed, runs, quality_seeds, json } } => {
-            bench_plan(hosts, clusters, seed, runs.max(1), quality_seeds, json)
-        }
+        Cmd::Bench {
+            what:
+                BenchCmd::Plan {
+                    hosts,
+                    clusters,
+                    seed,
+                    runs,
+                    quality_seeds,
+                    json,
+                },
+        } => bench_plan(hosts, clusters, seed, runs.max(1), quality_seeds, json),
     }
 }
 
@@ -155,7 +200,14 @@ fn rss_kib(field: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn bench_plan(hosts: usize, clusters: usize, seed: u64, runs: usize, quality_seeds: u64, json: bool) -> miette::Result<ExitCode> {
+fn bench_plan(
+    hosts: usize,
+    clusters: usize,
+    seed: u64,
+    runs: usize,
+    quality_seeds: u64,
+    json: bool,
+) -> miette::Result<ExitCode> {
     let t0 = Instant::now();
     let fleet = generate::generate(&generate::GenParams::new(hosts, clusters, seed));
     let gen_s = t0.elapsed().as_secs_f64();
@@ -198,7 +250,12 @@ fn bench_plan(hosts: usize, clusters: usize, seed: u64, runs: usize, quality_see
         ratios.push(r);
     }
     ratios.sort_by(|a, b| a.total_cmp(b));
-    let pct = |q: f64| ratios.get(((ratios.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(1.0);
+    let pct = |q: f64| {
+        ratios
+            .get(((ratios.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(1.0)
+    };
 
     let result = serde_json::json!({
         "hosts": fleet.hosts.len(),
@@ -222,18 +279,58 @@ fn bench_plan(hosts: usize, clusters: usize, seed: u64, runs: usize, quality_see
         }
     });
     if json {
-        println!("{}", serde_json::to_string_pretty(&result).map_err(|e| miette::miette!("{e}"))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).map_err(|e| miette::miette!("{e}"))?
+        );
     } else {
-        println!("planner benchmark: {} hosts, {} clusters (seed {seed})", fleet.hosts.len(), fleet.clusters.len());
+        println!(
+            "planner benchmark: {} hosts, {} clusters (seed {seed})",
+            fleet.hosts.len(),
+            fleet.clusters.len()
+        );
         println!("  generate          {:.3} s", gen_s);
-        println!("  plan              min {:.3} s  median {:.3} s  max {:.3} s  ({runs} runs)", times[0], median, times[times.len() - 1]);
-        println!("  audit             {:.3} s, {} violations", audit_s, violations.len());
-        println!("  RSS               {:.0} MiB after generating, peak {:.0} MiB", rss_fleet as f64 / 1024.0, peak as f64 / 1024.0);
-        println!("  plan              {} scheduled, {} unscheduled (risky clusters), makespan {}, lower bound {}, ratio {:.4}",
-            p.steps.len(), p.unscheduled.len(), rollcall_core::fmt_duration(p.makespan), rollcall_core::fmt_duration(p.lower_bound), p.ratio());
-        println!("  quality           {quality_seeds} generated fleets (50–5000 hosts, serial and parallel): ratio p50 {:.4}  p90 {:.4}  p99 {:.4}  max {:.4} (`rollcall gen --hosts {} --clusters {} --seed {}{}`), {} violations",
-            pct(0.5), pct(0.9), pct(0.99), worst.0, worst.2, worst.3, worst.1, if worst.4 { " --parallel" } else { "" }, quality_violations);
+        println!(
+            "  plan              min {:.3} s  median {:.3} s  max {:.3} s  ({runs} runs)",
+            times[0],
+            median,
+            times[times.len() - 1]
+        );
+        println!(
+            "  audit             {:.3} s, {} violations",
+            audit_s,
+            violations.len()
+        );
+        println!(
+            "  RSS               {:.0} MiB after generating, peak {:.0} MiB",
+            rss_fleet as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+        println!(
+            "  plan              {} scheduled, {} unscheduled (risky clusters), makespan {}, lower bound {}, ratio {:.4}",
+            p.steps.len(),
+            p.unscheduled.len(),
+            rollcall_core::fmt_duration(p.makespan),
+            rollcall_core::fmt_duration(p.lower_bound),
+            p.ratio()
+        );
+        println!(
+            "  quality           {quality_seeds} generated fleets (50–5000 hosts, serial and parallel): ratio p50 {:.4}  p90 {:.4}  p99 {:.4}  max {:.4} (`rollcall gen --hosts {} --clusters {} --seed {}{}`), {} violations",
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            worst.0,
+            worst.2,
+            worst.3,
+            worst.1,
+            if worst.4 { " --parallel" } else { "" },
+            quality_violations
+        );
     }
     let ok = violations.is_empty() && quality_violations == 0;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -12,7 +12,10 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
     let m = &fleet.maintenance;
     let earliest = m.start + m.notice_lead;
     if plan.earliest_start != earliest {
-        v.push(format!("earliest_start {} != start + lead {}", plan.earliest_start, earliest));
+        v.push(format!(
+            "earliest_start {} != start + lead {}",
+            plan.earliest_start, earliest
+        ));
     }
 
     // 1. steps are well formed, each host at most once
@@ -23,21 +26,39 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
             continue;
         };
         if !host.in_scope {
-            v.push(format!("{} is scheduled but outside the maintenance scope", host.id));
+            v.push(format!(
+                "{} is scheduled but outside the maintenance scope",
+                host.id
+            ));
         }
         if !seen.insert(s.host) {
             v.push(format!("{} is scheduled twice", host.id));
         }
         if s.end - s.start != host.duration {
-            v.push(format!("{} step lasts {}s, estimate is {}s", host.id, s.end - s.start, host.duration));
+            v.push(format!(
+                "{} step lasts {}s, estimate is {}s",
+                host.id,
+                s.end - s.start,
+                host.duration
+            ));
         }
         if s.start < earliest {
-            v.push(format!("{} starts at {} before the notice lead time allows ({})", host.id, fmt_time(s.start), fmt_time(earliest)));
+            v.push(format!(
+                "{} starts at {} before the notice lead time allows ({})",
+                host.id,
+                fmt_time(s.start),
+                fmt_time(earliest)
+            ));
         }
         if let Some(w) = m.windows[host.region as usize].as_deref()
             && !w.iter().any(|iv| iv.start <= s.start && s.end <= iv.end)
         {
-            v.push(format!("{} runs {}..{} outside every window", host.id, fmt_time(s.start), fmt_time(s.end)));
+            v.push(format!(
+                "{} runs {}..{} outside every window",
+                host.id,
+                fmt_time(s.start),
+                fmt_time(s.end)
+            ));
         }
     }
 
@@ -57,9 +78,10 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
         match (seen.contains(&h), unsched.contains(&h)) {
             (true, true) => v.push(format!("{} is both scheduled and unscheduled", host.id)),
             (false, false) => v.push(format!("{} is neither scheduled nor reported", host.id)),
-            (false, true) if !blocked_in_risks.contains(&h) => {
-                v.push(format!("{} is unscheduled but no blocking risk names it", host.id))
-            }
+            (false, true) if !blocked_in_risks.contains(&h) => v.push(format!(
+                "{} is unscheduled but no blocking risk names it",
+                host.id
+            )),
             _ => {}
         }
     }
@@ -87,7 +109,11 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
             region_out[r] -= 1;
             for &c in &host.clusters {
                 *out.entry(c).or_default() -= 1;
-                *zones.entry(c).or_default().entry(host.zone.as_str()).or_default() -= 1;
+                *zones
+                    .entry(c)
+                    .or_default()
+                    .entry(host.zone.as_str())
+                    .or_default() -= 1;
             }
             continue;
         }
@@ -96,12 +122,21 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
         if let Some(g) = m.max_concurrent
             && global > g
         {
-            v.push(format!("{} hosts out at {} over max_concurrent {g}", global, fmt_time(t)));
+            v.push(format!(
+                "{} hosts out at {} over max_concurrent {g}",
+                global,
+                fmt_time(t)
+            ));
         }
         if let Some(rm) = m.max_concurrent_per_region
             && region_out[r] > rm
         {
-            v.push(format!("{} hosts out in {} at {} over max_concurrent_per_region {rm}", region_out[r], fleet.regions[r], fmt_time(t)));
+            v.push(format!(
+                "{} hosts out in {} at {} over max_concurrent_per_region {rm}",
+                region_out[r],
+                fleet.regions[r],
+                fmt_time(t)
+            ));
         }
         for &c in &host.clusters {
             let cl = &fleet.clusters[c as usize];
@@ -118,12 +153,37 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
                 }
             };
             match cl.budget {
-                Budget::Nodes(b) if o > b => bad("budget", format!("{}: {o} members out at {} over budget {b}", cl.id, fmt_time(t))),
-                Budget::Zones(z) if zones_out > z => bad("zones", format!("{}: {zones_out} zones out at {} over zone budget {z}", cl.id, fmt_time(t))),
+                Budget::Nodes(b) if o > b => bad(
+                    "budget",
+                    format!(
+                        "{}: {o} members out at {} over budget {b}",
+                        cl.id,
+                        fmt_time(t)
+                    ),
+                ),
+                Budget::Zones(z) if zones_out > z => bad(
+                    "zones",
+                    format!(
+                        "{}: {zones_out} zones out at {} over zone budget {z}",
+                        cl.id,
+                        fmt_time(t)
+                    ),
+                ),
                 _ => {}
             }
-            if !cl.allow_outage && (o >= n || cl.load * n as f64 / (n - o) as f64 > cl.max_load + 1e-9) {
-                bad("load", format!("{}: {o} of {n} out at {} puts survivors over max_load {:.2} (load {:.2})", cl.id, fmt_time(t), cl.max_load, cl.load));
+            if !cl.allow_outage
+                && (o >= n || cl.load * n as f64 / (n - o) as f64 > cl.max_load + 1e-9)
+            {
+                bad(
+                    "load",
+                    format!(
+                        "{}: {o} of {n} out at {} puts survivors over max_load {:.2} (load {:.2})",
+                        cl.id,
+                        fmt_time(t),
+                        cl.max_load,
+                        cl.load
+                    ),
+                );
             }
         }
     }
@@ -143,7 +203,13 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
                 if let Some((pr, pend)) = prev
                     && a < pend
                 {
-                    v.push(format!("region {} starts at {} before region {} ends at {}", fleet.regions[r as usize], fmt_time(a), fleet.regions[pr as usize], fmt_time(pend)));
+                    v.push(format!(
+                        "region {} starts at {} before region {} ends at {}",
+                        fleet.regions[r as usize],
+                        fmt_time(a),
+                        fleet.regions[pr as usize],
+                        fmt_time(pend)
+                    ));
                 }
                 prev = Some((r, b));
             }
@@ -154,16 +220,26 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
     let last = plan.steps.iter().map(|s| s.end).max();
     let mk = last.map_or(0, |e| e - earliest);
     if plan.makespan != mk {
-        v.push(format!("makespan {} != last end - earliest start {}", plan.makespan, mk));
+        v.push(format!(
+            "makespan {} != last end - earliest start {}",
+            plan.makespan, mk
+        ));
     }
     if plan.makespan < plan.lower_bound {
-        v.push(format!("makespan {} below the lower bound {}", plan.makespan, plan.lower_bound));
+        v.push(format!(
+            "makespan {} below the lower bound {}",
+            plan.makespan, plan.lower_bound
+        ));
     }
     for rp in &plan.regions {
         if let Some(a) = rp.announce_by
             && a < m.start
         {
-            v.push(format!("region {} must be announced at {} before the maintenance start", fleet.regions[rp.region as usize], fmt_time(a)));
+            v.push(format!(
+                "region {} must be announced at {} before the maintenance start",
+                fleet.regions[rp.region as usize],
+                fmt_time(a)
+            ));
         }
     }
     v

@@ -295,7 +295,12 @@ impl Origin {
 }
 
 impl<'a> Validator<'a> {
-    fn err(&mut self, span: std::ops::Range<usize>, field: impl Into<String>, msg: impl Into<String>) {
+    fn err(
+        &mut self,
+        span: std::ops::Range<usize>,
+        field: impl Into<String>,
+        msg: impl Into<String>,
+    ) {
         let e = ConfigError::at(self.src, span, field, msg);
         self.errs.push(e);
     }
@@ -364,8 +369,10 @@ impl<'a> Validator<'a> {
             });
 
         // ---- defaults
-        let mut kind_durations: HashMap<Kind, i64> =
-            Kind::ALL.iter().map(|k| (*k, k.default_duration())).collect();
+        let mut kind_durations: HashMap<Kind, i64> = Kind::ALL
+            .iter()
+            .map(|k| (*k, k.default_duration()))
+            .collect();
         let mut default_load = 0.5;
         let mut default_max_load = 0.85;
         let mut default_provider = String::new();
@@ -444,7 +451,12 @@ impl<'a> Validator<'a> {
         for (i, p) in pending.into_iter().enumerate() {
             let field = format!("host `{}`", p.id);
             if p.id.trim().is_empty() {
-                self.err_origin(&p.origin, format!("host[{i}].id"), "host id is empty".into(), None);
+                self.err_origin(
+                    &p.origin,
+                    format!("host[{i}].id"),
+                    "host id is empty".into(),
+                    None,
+                );
                 continue;
             }
             if let Some(&prev) = host_ix.get(&p.id) {
@@ -494,11 +506,11 @@ impl<'a> Validator<'a> {
             });
         }
         if hosts.is_empty() && self.errs.is_empty() {
-            self.errs.push(ConfigError::file(
-                &self.src.name,
-                "host",
-                "the fleet has no hosts",
-            ).with_help("add [[host]] tables or an [[import]] of an Ansible inventory or CSV file"));
+            self.errs.push(
+                ConfigError::file(&self.src.name, "host", "the fleet has no hosts").with_help(
+                    "add [[host]] tables or an [[import]] of an Ansible inventory or CSV file",
+                ),
+            );
         }
 
         // ---- tenants
@@ -508,7 +520,11 @@ impl<'a> Validator<'a> {
             let tr = t.get_ref();
             let id = tr.id.get_ref().clone();
             if id.trim().is_empty() {
-                self.err(tr.id.span(), format!("tenant[{i}].id"), "tenant id is empty");
+                self.err(
+                    tr.id.span(),
+                    format!("tenant[{i}].id"),
+                    "tenant id is empty",
+                );
                 continue;
             }
             if let Some(prev) = tenant_ids.get(&id) {
@@ -523,7 +539,11 @@ impl<'a> Validator<'a> {
             }
             tenant_ids.insert(id.clone(), tr.id.span());
             tenants.push(Tenant {
-                name: tr.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or_else(|| id.clone()),
+                name: tr
+                    .name
+                    .as_ref()
+                    .map(|n| n.get_ref().clone())
+                    .unwrap_or_else(|| id.clone()),
                 id,
                 contact: tr.contact.as_ref().map(|c| c.get_ref().clone()),
             });
@@ -607,7 +627,10 @@ impl<'a> Validator<'a> {
                                     self.err(
                                         m.span(),
                                         f(&format!("members[{j}]")),
-                                        format!("host `{}` is listed twice in cluster `{id}`", m.get_ref()),
+                                        format!(
+                                            "host `{}` is listed twice in cluster `{id}`",
+                                            m.get_ref()
+                                        ),
                                     );
                                     ok = false;
                                 } else {
@@ -617,7 +640,9 @@ impl<'a> Validator<'a> {
                             None => {
                                 let help = suggest(m.get_ref(), host_ix.keys())
                                     .map(|s| format!("did you mean `{s}`?"))
-                                    .unwrap_or_else(|| "every member must be a host of the fleet".into());
+                                    .unwrap_or_else(|| {
+                                        "every member must be a host of the fleet".into()
+                                    });
                                 self.err_help(
                                     m.span(),
                                     f(&format!("members[{j}]")),
@@ -629,7 +654,11 @@ impl<'a> Validator<'a> {
                         }
                     }
                     if list.get_ref().is_empty() {
-                        self.err(list.span(), f("members"), format!("cluster `{id}` has no members"));
+                        self.err(
+                            list.span(),
+                            f("members"),
+                            format!("cluster `{id}` has no members"),
+                        );
                         ok = false;
                     }
                 }
@@ -652,7 +681,9 @@ impl<'a> Validator<'a> {
                     self.err_help(
                         z.span(),
                         f("max_unavailable_zones"),
-                        format!("cluster `{id}` sets both max_unavailable and max_unavailable_zones"),
+                        format!(
+                            "cluster `{id}` sets both max_unavailable and max_unavailable_zones"
+                        ),
                         "a budget is counted either in nodes or in zones",
                     );
                     ok = false;
@@ -739,7 +770,14 @@ impl<'a> Validator<'a> {
         }
 
         // ---- maintenance
-        let maintenance = self.maintenance(raw.maintenance.as_ref(), opts, &mut hosts, &host_ix, &regions, &region_ix);
+        let maintenance = self.maintenance(
+            raw.maintenance.as_ref(),
+            opts,
+            &mut hosts,
+            &host_ix,
+            &regions,
+            &region_ix,
+        );
 
         // ---- notices
         let mut notices = Vec::new();
@@ -748,7 +786,11 @@ impl<'a> Validator<'a> {
             let nr = n.get_ref();
             let f = |s: &str| format!("notice[{i}].{s}");
             if !notice_ids.insert(nr.id.get_ref().clone()) {
-                self.err(nr.id.span(), f("id"), format!("duplicate notice id `{}`", nr.id.get_ref()));
+                self.err(
+                    nr.id.span(),
+                    f("id"),
+                    format!("duplicate notice id `{}`", nr.id.get_ref()),
+                );
                 continue;
             }
             let mut nh = Vec::new();
@@ -758,15 +800,28 @@ impl<'a> Validator<'a> {
                     None => self.err(
                         h.span(),
                         f(&format!("hosts[{j}]")),
-                        format!("notice `{}` names unknown host `{}`", nr.id.get_ref(), h.get_ref()),
+                        format!(
+                            "notice `{}` names unknown host `{}`",
+                            nr.id.get_ref(),
+                            h.get_ref()
+                        ),
                     ),
                 }
             }
             let nb = self.time(&nr.not_before, &f("not_before"));
-            let na = nr.not_after.as_ref().and_then(|t| self.time(t, &f("not_after")));
-            if let (Some(b), Some(a), Some(span)) = (nb, na, nr.not_after.as_ref().map(|t| t.span())) {
+            let na = nr
+                .not_after
+                .as_ref()
+                .and_then(|t| self.time(t, &f("not_after")));
+            if let (Some(b), Some(a), Some(span)) =
+                (nb, na, nr.not_after.as_ref().map(|t| t.span()))
+            {
                 if a <= b {
-                    self.err(span, f("not_after"), "not_after must be later than not_before");
+                    self.err(
+                        span,
+                        f("not_after"),
+                        "not_after must be later than not_before",
+                    );
                 }
             }
             if let Some(b) = nb {
@@ -776,7 +831,11 @@ impl<'a> Validator<'a> {
                 }
                 notices.push(Notice {
                     id: nr.id.get_ref().clone(),
-                    code: nr.code.as_ref().map(|c| c.get_ref().clone()).unwrap_or_else(|| "manual".into()),
+                    code: nr
+                        .code
+                        .as_ref()
+                        .map(|c| c.get_ref().clone())
+                        .unwrap_or_else(|| "manual".into()),
                     hosts: nh,
                     not_before: b,
                     not_after: na,
@@ -799,7 +858,11 @@ impl<'a> Validator<'a> {
     fn positive_duration(&mut self, s: &S, field: &str) -> Option<i64> {
         let d = self.duration(s, field)?;
         if d <= 0 {
-            self.err(s.span(), field, format!("duration must be positive, got `{}`", s.get_ref()));
+            self.err(
+                s.span(),
+                field,
+                format!("duration must be positive, got `{}`", s.get_ref()),
+            );
             return None;
         }
         Some(d)
@@ -807,13 +870,21 @@ impl<'a> Validator<'a> {
 
     fn fraction(&mut self, l: &Spanned<f64>, field: &str, max: bool) -> bool {
         let v = *l.get_ref();
-        let ok = if max { v > 0.0 && v <= 1.0 } else { (0.0..=1.0).contains(&v) };
+        let ok = if max {
+            v > 0.0 && v <= 1.0
+        } else {
+            (0.0..=1.0).contains(&v)
+        };
         if !ok {
-            let range = if max { "greater than 0 and at most 1" } else { "between 0 and 1" };
+            let range = if max {
+                "greater than 0 and at most 1"
+            } else {
+                "between 0 and 1"
+            };
             self.err_help(
                 l.span(),
                 field,
-                format!("{field} must be {range}, got {v}"),
+                format!("must be {range}, got {v}"),
                 "loads are shares of the cluster's capacity: 0.6 means 60% in use",
             );
         }
@@ -834,7 +905,11 @@ impl<'a> Validator<'a> {
             match region_ix.get(r.get_ref()) {
                 Some(&x) => regions.push(x),
                 None => {
-                    self.err(r.span(), format!("{field}.region"), format!("unknown region `{}`", r.get_ref()));
+                    self.err(
+                        r.span(),
+                        format!("{field}.region"),
+                        format!("unknown region `{}`", r.get_ref()),
+                    );
                     return Vec::new();
                 }
             }
@@ -846,7 +921,11 @@ impl<'a> Validator<'a> {
                     ids.insert(x);
                 }
                 None => {
-                    self.err(id.span(), format!("{field}.ids[{j}]"), format!("unknown host `{}`", id.get_ref()));
+                    self.err(
+                        id.span(),
+                        format!("{field}.ids[{j}]"),
+                        format!("unknown host `{}`", id.get_ref()),
+                    );
                     return Vec::new();
                 }
             }
@@ -893,14 +972,21 @@ impl<'a> Validator<'a> {
         };
         let m = raw.map(|r| r.get_ref()).unwrap_or(&empty);
         let f = |s: &str| format!("maintenance.{s}");
-        let start = m.start.as_ref().map_or(Some(opts.now), |s| self.time(s, &f("start")));
+        let start = m
+            .start
+            .as_ref()
+            .map_or(Some(opts.now), |s| self.time(s, &f("start")));
         let notice_lead = match &m.notice_lead {
             Some(d) => {
                 let v = self.duration(d, &f("notice_lead"));
                 if let Some(x) = v
                     && x < 0
                 {
-                    self.err(d.span(), f("notice_lead"), "notice lead time cannot be negative");
+                    self.err(
+                        d.span(),
+                        f("notice_lead"),
+                        "notice lead time cannot be negative",
+                    );
                 }
                 v
             }
@@ -910,10 +996,19 @@ impl<'a> Validator<'a> {
             Some(d) => self.positive_duration(d, &f("horizon")),
             None => Some(30 * 86400),
         };
-        let action = m.action.as_ref().map(|a| a.get_ref().clone()).unwrap_or_else(|| "reboot".into());
+        let action = m
+            .action
+            .as_ref()
+            .map(|a| a.get_ref().clone())
+            .unwrap_or_else(|| "reboot".into());
         if action != "reboot" {
             if let Some(a) = &m.action {
-                self.err_help(a.span(), f("action"), format!("unknown action `{action}`"), "the only action is `reboot`");
+                self.err_help(
+                    a.span(),
+                    f("action"),
+                    format!("unknown action `{action}`"),
+                    "the only action is `reboot`",
+                );
             }
         }
         let region_mode = match m.region_mode.as_ref() {
@@ -922,7 +1017,12 @@ impl<'a> Validator<'a> {
                 "serial" => RegionMode::Serial,
                 "parallel" => RegionMode::Parallel,
                 other => {
-                    self.err_help(s.span(), f("region_mode"), format!("unknown region mode `{other}`"), "use `serial` or `parallel`");
+                    self.err_help(
+                        s.span(),
+                        f("region_mode"),
+                        format!("unknown region mode `{other}`"),
+                        "use `serial` or `parallel`",
+                    );
                     RegionMode::Serial
                 }
             },
@@ -934,7 +1034,12 @@ impl<'a> Validator<'a> {
                 "replace" => OnMissing::Replace,
                 "continue" => OnMissing::Continue,
                 other => {
-                    self.err_help(s.span(), f("on_missing"), format!("unknown on_missing policy `{other}`"), "use `pause`, `replace` or `continue`");
+                    self.err_help(
+                        s.span(),
+                        f("on_missing"),
+                        format!("unknown on_missing policy `{other}`"),
+                        "use `pause`, `replace` or `continue`",
+                    );
                     OnMissing::Pause
                 }
             },
@@ -942,14 +1047,22 @@ impl<'a> Validator<'a> {
         let conc = |v: &Option<Spanned<i64>>, name: &str, this: &mut Self| -> Option<u32> {
             let v = v.as_ref()?;
             if *v.get_ref() < 1 || *v.get_ref() > u32::MAX as i64 {
-                this.err(v.span(), f(name), format!("{name} must be at least 1, got {}", v.get_ref()));
+                this.err(
+                    v.span(),
+                    f(name),
+                    format!("{name} must be at least 1, got {}", v.get_ref()),
+                );
                 None
             } else {
                 Some(*v.get_ref() as u32)
             }
         };
         let max_concurrent = conc(&m.max_concurrent, "max_concurrent", self);
-        let max_concurrent_per_region = conc(&m.max_concurrent_per_region, "max_concurrent_per_region", self);
+        let max_concurrent_per_region = conc(
+            &m.max_concurrent_per_region,
+            "max_concurrent_per_region",
+            self,
+        );
 
         // scope
         if let Some(sel) = &m.hosts {
@@ -971,30 +1084,48 @@ impl<'a> Validator<'a> {
             for (j, r) in list.iter().enumerate() {
                 match region_ix.get(r.get_ref()) {
                     Some(&x) if region_order.contains(&x) => {
-                        self.err(r.span(), f(&format!("regions[{j}]")), format!("region `{}` is listed twice", r.get_ref()));
+                        self.err(
+                            r.span(),
+                            f(&format!("regions[{j}]")),
+                            format!("region `{}` is listed twice", r.get_ref()),
+                        );
                     }
                     Some(&x) => region_order.push(x),
                     None => {
                         let help = suggest(r.get_ref(), region_ix.keys())
                             .map(|s| format!("did you mean `{s}`?"))
                             .unwrap_or_else(|| format!("known regions: {}", regions.join(", ")));
-                        self.err_help(r.span(), f(&format!("regions[{j}]")), format!("region `{}` has no hosts", r.get_ref()), help);
+                        self.err_help(
+                            r.span(),
+                            f(&format!("regions[{j}]")),
+                            format!("region `{}` has no hosts", r.get_ref()),
+                            help,
+                        );
                     }
                 }
             }
             let listed: HashSet<RegionIx> = region_order.iter().copied().collect();
             let mut missing: Vec<&str> = Vec::new();
             for h in hosts.iter().filter(|h| h.in_scope) {
-                if !listed.contains(&h.region) && !missing.contains(&regions[h.region as usize].as_str()) {
+                if !listed.contains(&h.region)
+                    && !missing.contains(&regions[h.region as usize].as_str())
+                {
                     missing.push(&regions[h.region as usize]);
                 }
             }
             if !missing.is_empty() {
-                let span = m.regions.as_ref().and_then(|l| l.first().map(|x| x.span())).unwrap_or(0..0);
+                let span = m
+                    .regions
+                    .as_ref()
+                    .and_then(|l| l.first().map(|x| x.span()))
+                    .unwrap_or(0..0);
                 self.err_help(
                     span,
                     f("regions"),
-                    format!("regions with hosts in scope are missing from the order: {}", missing.join(", ")),
+                    format!(
+                        "regions with hosts in scope are missing from the order: {}",
+                        missing.join(", ")
+                    ),
                     "list every region, or narrow maintenance.hosts",
                 );
             }
@@ -1003,7 +1134,10 @@ impl<'a> Validator<'a> {
         }
 
         // deadlines
-        let deadline = m.deadline.as_ref().and_then(|d| self.time(d, &f("deadline")));
+        let deadline = m
+            .deadline
+            .as_ref()
+            .and_then(|d| self.time(d, &f("deadline")));
         let mut region_deadline: Vec<Option<i64>> = vec![deadline; regions.len()];
         if let Some(map) = &m.region_deadlines {
             for (k, v) in map {
@@ -1024,26 +1158,36 @@ impl<'a> Validator<'a> {
         }
 
         let (start, notice_lead, horizon_len) = (start?, notice_lead?, horizon_len?);
-        let horizon = start.saturating_add(notice_lead).saturating_add(horizon_len);
+        let horizon = start
+            .saturating_add(notice_lead)
+            .saturating_add(horizon_len);
 
         // windows
         let mut per_region: Vec<Option<Vec<Interval>>> = vec![None; regions.len()];
         for (i, w) in m.window.iter().enumerate() {
             let field = f(&format!("window[{i}]"));
-            let Some(intervals) = self.window(w, &field, start, horizon) else { continue };
+            let Some(intervals) = self.window(w, &field, start, horizon) else {
+                continue;
+            };
             let wr = w.get_ref();
             let mut targets: Vec<RegionIx> = Vec::new();
             for r in &wr.regions {
                 match region_ix.get(r.get_ref()) {
                     Some(&x) => targets.push(x),
-                    None => self.err(r.span(), format!("{field}.regions"), format!("unknown region `{}`", r.get_ref())),
+                    None => self.err(
+                        r.span(),
+                        format!("{field}.regions"),
+                        format!("unknown region `{}`", r.get_ref()),
+                    ),
                 }
             }
             if wr.regions.is_empty() {
                 targets = (0..regions.len() as RegionIx).collect();
             }
             for r in targets {
-                per_region[r as usize].get_or_insert_with(Vec::new).extend(intervals.iter().copied());
+                per_region[r as usize]
+                    .get_or_insert_with(Vec::new)
+                    .extend(intervals.iter().copied());
             }
         }
         for list in per_region.iter_mut().flatten() {
@@ -1051,7 +1195,11 @@ impl<'a> Validator<'a> {
         }
 
         Some(Maintenance {
-            name: m.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or_else(|| "maintenance".into()),
+            name: m
+                .name
+                .as_ref()
+                .map(|n| n.get_ref().clone())
+                .unwrap_or_else(|| "maintenance".into()),
             action,
             start,
             notice_lead,
@@ -1066,34 +1214,64 @@ impl<'a> Validator<'a> {
     }
 
     /// Expand one window into intervals between the maintenance start and the horizon.
-    fn window(&mut self, w: &Spanned<RawWindow>, field: &str, start: i64, horizon: i64) -> Option<Vec<Interval>> {
+    fn window(
+        &mut self,
+        w: &Spanned<RawWindow>,
+        field: &str,
+        start: i64,
+        horizon: i64,
+    ) -> Option<Vec<Interval>> {
         let wr = w.get_ref();
         let first_line = w.span().start..w.span().start + 1;
         match (&wr.cron, &wr.start) {
             (Some(_), Some(s)) => {
-                self.err_help(s.span(), format!("{field}.start"), "a window has either `cron` + `duration` or `start` + `end`", "use one form");
+                self.err_help(
+                    s.span(),
+                    format!("{field}.start"),
+                    "a window has either `cron` + `duration` or `start` + `end`",
+                    "use one form",
+                );
                 None
             }
             (None, None) => {
-                self.err_help(first_line, field, "a window needs `cron` + `duration` or `start` + `end`", "e.g. cron = \"0 22 * * *\", duration = \"6h\"");
+                self.err_help(
+                    first_line,
+                    field,
+                    "a window needs `cron` + `duration` or `start` + `end`",
+                    "e.g. cron = \"0 22 * * *\", duration = \"6h\"",
+                );
                 None
             }
             (None, Some(s)) => {
                 let a = self.time(s, &format!("{field}.start"))?;
                 let Some(e) = &wr.end else {
-                    self.err(s.span(), format!("{field}.end"), "a window with `start` needs `end`");
+                    self.err(
+                        s.span(),
+                        format!("{field}.end"),
+                        "a window with `start` needs `end`",
+                    );
                     return None;
                 };
                 let b = self.time(e, &format!("{field}.end"))?;
                 if b <= a {
-                    self.err(e.span(), format!("{field}.end"), "the window ends before it starts");
+                    self.err(
+                        e.span(),
+                        format!("{field}.end"),
+                        "the window ends before it starts",
+                    );
                     return None;
                 }
                 if b <= start || a >= horizon {
                     self.err_help(
                         s.span(),
                         field,
-                        format!("the window {}..{} never opens during the maintenance ({}..{})", fmt_time(a), fmt_time(b), fmt_time(start), fmt_time(horizon)),
+                        format!(
+                            "the window {}..{} never opens during the maintenance ({}..{})",
+                            fmt_time(a),
+                            fmt_time(b),
+                            fmt_time(start),
+                            fmt_time(horizon)
+                        ),
                         "move the window, or the maintenance start, or extend maintenance.horizon",
                     );
                     return None;
@@ -1102,16 +1280,28 @@ impl<'a> Validator<'a> {
             }
             (Some(c), None) => {
                 let Some(dur) = &wr.duration else {
-                    self.err(c.span(), format!("{field}.duration"), "a cron window needs a `duration`");
+                    self.err(
+                        c.span(),
+                        format!("{field}.duration"),
+                        "a cron window needs a `duration`",
+                    );
                     return None;
                 };
                 let len = self.positive_duration(dur, &format!("{field}.duration"))?;
-                let tz_name = wr.timezone.as_ref().map(|t| t.get_ref().as_str()).unwrap_or("UTC");
+                let tz_name = wr
+                    .timezone
+                    .as_ref()
+                    .map(|t| t.get_ref().as_str())
+                    .unwrap_or("UTC");
                 let tz = match jiff::tz::TimeZone::get(tz_name) {
                     Ok(tz) => tz,
                     Err(e) => {
                         let span = wr.timezone.as_ref().map(|t| t.span()).unwrap_or(c.span());
-                        self.err(span, format!("{field}.timezone"), format!("unknown time zone `{tz_name}`: {e}"));
+                        self.err(
+                            span,
+                            format!("{field}.timezone"),
+                            format!("unknown time zone `{tz_name}`: {e}"),
+                        );
                         return None;
                     }
                 };
@@ -1123,7 +1313,9 @@ impl<'a> Validator<'a> {
                     }
                 };
                 let mut out = Vec::new();
-                let from = jiff::Timestamp::from_second(start.saturating_sub(len)).ok()?.to_zoned(tz);
+                let from = jiff::Timestamp::from_second(start.saturating_sub(len))
+                    .ok()?
+                    .to_zoned(tz);
                 let mut cur = from;
                 let mut inclusive = true;
                 loop {
@@ -1135,9 +1327,20 @@ impl<'a> Validator<'a> {
                     if t >= horizon {
                         break;
                     }
-                    out.push(Interval { start: t, end: t.saturating_add(len) });
+                    out.push(Interval {
+                        start: t,
+                        end: t.saturating_add(len),
+                    });
                     if out.len() > 50_000 {
-                        self.err_help(c.span(), format!("{field}.cron"), format!("cron `{}` opens more than 50000 times before the horizon", c.get_ref()), "use a coarser schedule with a longer duration");
+                        self.err_help(
+                            c.span(),
+                            format!("{field}.cron"),
+                            format!(
+                                "cron `{}` opens more than 50000 times before the horizon",
+                                c.get_ref()
+                            ),
+                            "use a coarser schedule with a longer duration",
+                        );
                         return None;
                     }
                     cur = next;
@@ -1148,7 +1351,12 @@ impl<'a> Validator<'a> {
                     self.err_help(
                         c.span(),
                         format!("{field}.cron"),
-                        format!("the window `{}` never opens between {} and {}", c.get_ref(), fmt_time(start), fmt_time(horizon)),
+                        format!(
+                            "the window `{}` never opens between {} and {}",
+                            c.get_ref(),
+                            fmt_time(start),
+                            fmt_time(horizon)
+                        ),
                         "check the day-of-month and month fields, or extend maintenance.horizon",
                     );
                     return None;
@@ -1158,14 +1366,25 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn import(&mut self, i: usize, imp: &Spanned<RawImport>, default_provider: &str, out: &mut Vec<PendingHost>) {
+    fn import(
+        &mut self,
+        i: usize,
+        imp: &Spanned<RawImport>,
+        default_provider: &str,
+        out: &mut Vec<PendingHost>,
+    ) {
         let ir = imp.get_ref();
         let field = format!("import[{i}]");
         let (path, format) = match (&ir.ansible, &ir.csv) {
             (Some(p), None) => (p, "ansible"),
             (None, Some(p)) => (p, "csv"),
             _ => {
-                self.err_help(imp.span().start..imp.span().start + 10, field, "an [[import]] needs exactly one of `ansible` or `csv`", "e.g. ansible = \"inventory.ini\"");
+                self.err_help(
+                    imp.span().start..imp.span().start + 10,
+                    field,
+                    "an [[import]] needs exactly one of `ansible` or `csv`",
+                    "e.g. ansible = \"inventory.ini\"",
+                );
                 return;
             }
         };
@@ -1173,7 +1392,11 @@ impl<'a> Validator<'a> {
         let text = match std::fs::read_to_string(&full) {
             Ok(t) => t,
             Err(e) => {
-                self.err(path.span(), format!("{field}.{format}"), format!("cannot read `{}`: {e}", full.display()));
+                self.err(
+                    path.span(),
+                    format!("{field}.{format}"),
+                    format!("cannot read `{}`: {e}", full.display()),
+                );
                 return;
             }
         };
@@ -1202,15 +1425,22 @@ impl<'a> Validator<'a> {
             out.push(PendingHost {
                 address: h.address.unwrap_or_else(|| h.id.clone()),
                 id: h.id,
-                region: h.region.or_else(|| ir.region.as_ref().map(|r| r.get_ref().clone())),
-                zone: h.zone.or_else(|| ir.zone.as_ref().map(|r| r.get_ref().clone())),
+                region: h
+                    .region
+                    .or_else(|| ir.region.as_ref().map(|r| r.get_ref().clone())),
+                zone: h
+                    .zone
+                    .or_else(|| ir.zone.as_ref().map(|r| r.get_ref().clone())),
                 provider: h
                     .provider
                     .or_else(|| ir.provider.as_ref().map(|r| r.get_ref().clone()))
                     .unwrap_or_else(|| default_provider.to_string()),
                 tags,
                 duration: h.duration,
-                origin: Origin::Import { src: src.clone(), line: h.line },
+                origin: Origin::Import {
+                    src: src.clone(),
+                    line: h.line,
+                },
             });
         }
     }
@@ -1219,7 +1449,11 @@ impl<'a> Validator<'a> {
 fn kinds_help() -> String {
     format!(
         "known kinds: {}",
-        Kind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+        Kind::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 

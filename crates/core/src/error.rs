@@ -102,7 +102,11 @@ impl ConfigError {
     }
 
     /// An error about a whole file (unreadable, wrong format).
-    pub fn file(file: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn file(
+        file: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         let file = file.into();
         ConfigError {
             location: file.clone(),
@@ -148,6 +152,8 @@ pub struct ConfigErrors {
 }
 
 impl fmt::Display for ConfigErrors {
+    /// The headline only; the errors themselves are miette's related diagnostics.
+    /// Use [`ConfigErrors::listing`] for a plain-text list.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
         write!(
@@ -156,14 +162,21 @@ impl fmt::Display for ConfigErrors {
             self.file,
             n,
             if n == 1 { "" } else { "s" }
-        )?;
+        )
+    }
+}
+
+impl ConfigErrors {
+    /// Headline plus one line per error (`file:line:col: field: message (help: …)`).
+    pub fn listing(&self) -> String {
+        let mut s = self.to_string();
         for e in &self.errors {
-            write!(f, "\n  {e}")?;
+            s.push_str(&format!("\n  {e}"));
             if let Some(h) = &e.help {
-                write!(f, " (help: {h})")?;
+                s.push_str(&format!(" (help: {h})"));
             }
         }
-        Ok(())
+        s
     }
 }
 

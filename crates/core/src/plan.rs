@@ -87,7 +87,11 @@ impl Plan {
     /// makespan / lower bound (1.0 when both are 0).
     pub fn ratio(&self) -> f64 {
         if self.lower_bound <= 0 {
-            if self.makespan <= 0 { 1.0 } else { f64::INFINITY }
+            if self.makespan <= 0 {
+                1.0
+            } else {
+                f64::INFINITY
+            }
         } else {
             self.makespan as f64 / self.lower_bound as f64
         }
@@ -156,7 +160,10 @@ fn cluster_risks(fleet: &Fleet, ci: usize, lim: &Limit, hosts: Vec<HostIx>, risk
             let add = nodes_to_add(c);
             let mut remedy = format!("add {add} node(s) first");
             if need <= 1.0 + 1e-9 {
-                remedy.push_str(&format!(", or raise max_load to {:.2}", (need * 100.0).ceil() / 100.0));
+                remedy.push_str(&format!(
+                    ", or raise max_load to {:.2}",
+                    (need * 100.0).ceil() / 100.0
+                ));
             }
             (
                 "survivor-load",
@@ -247,13 +254,20 @@ type Key = (Reverse<i64>, i64, Reverse<u32>);
 
 impl Group {
     fn key(&self) -> Key {
-        (Reverse(self.deadline), self.rem_work * 1000 / self.cap.max(1), Reverse(0))
+        (
+            Reverse(self.deadline),
+            self.rem_work * 1000 / self.cap.max(1),
+            Reverse(0),
+        )
     }
 }
 
 enum Pick {
     Start(usize),
-    Wait { cluster: Option<ClusterIx>, until: Option<i64> },
+    Wait {
+        cluster: Option<ClusterIx>,
+        until: Option<i64>,
+    },
 }
 
 struct Live {
@@ -336,7 +350,11 @@ pub fn plan(fleet: &Fleet) -> Plan {
     let mut nw: Vec<_> = no_window.into_iter().collect();
     nw.sort_by_key(|(r, _)| *r);
     for (r, hosts) in nw {
-        let longest = hosts.iter().map(|&h| fleet.hosts[h as usize].duration).max().unwrap_or(0);
+        let longest = hosts
+            .iter()
+            .map(|&h| fleet.hosts[h as usize].duration)
+            .max()
+            .unwrap_or(0);
         risks.push(Risk {
             severity: Severity::Blocked,
             code: "no-window",
@@ -386,7 +404,11 @@ pub fn plan(fleet: &Fleet) -> Plan {
         });
         g.taken = vec![false; g.hosts.len()];
         g.remaining = g.hosts.len();
-        g.rem_work = g.hosts.iter().map(|&h| fleet.hosts[h as usize].duration).sum();
+        g.rem_work = g
+            .hosts
+            .iter()
+            .map(|&h| fleet.hosts[h as usize].duration)
+            .sum();
         g.deadline = g
             .hosts
             .iter()
@@ -404,7 +426,8 @@ pub fn plan(fleet: &Fleet) -> Plan {
     };
     let mut region_out = vec![0u32; nregions];
     let mut global_out = 0u32;
-    let mut heaps: Vec<BinaryHeap<(Key, usize, u32)>> = (0..nregions).map(|_| BinaryHeap::new()).collect();
+    let mut heaps: Vec<BinaryHeap<(Key, usize, u32)>> =
+        (0..nregions).map(|_| BinaryHeap::new()).collect();
     let mut waiting: Vec<Vec<(usize, u32)>> = vec![Vec::new(); fleet.clusters.len()];
     let mut wakeups: BinaryHeap<Reverse<(i64, usize, u32)>> = BinaryHeap::new();
     let mut running: BinaryHeap<Reverse<(i64, HostIx)>> = BinaryHeap::new();
@@ -460,7 +483,9 @@ pub fn plan(fleet: &Fleet) -> Plan {
                     }
                 }
                 let Some((_, ri)) = best else { break };
-                let Some((_, gi, _)) = heaps[ri].pop() else { break };
+                let Some((_, gi, _)) = heaps[ri].pop() else {
+                    break;
+                };
                 match pick(fleet, &limits, &live, &host_zone, &groups[gi], t) {
                     Pick::Start(idx) => {
                         let g = &mut groups[gi];
@@ -484,7 +509,12 @@ pub fn plan(fleet: &Fleet) -> Plan {
                         global_out += 1;
                         let end = t + host.duration;
                         running.push(Reverse((end, h)));
-                        steps.push(Step { host: h, start: t, end, wave: 0 });
+                        steps.push(Step {
+                            host: h,
+                            start: t,
+                            end,
+                            wave: 0,
+                        });
                     }
                     Pick::Wait { cluster, until } => {
                         let g = &mut groups[gi];
@@ -594,7 +624,12 @@ pub fn plan(fleet: &Fleet) -> Plan {
             announce_by: None,
         })
         .collect();
-    let pos: HashMap<RegionIx, usize> = m.region_order.iter().enumerate().map(|(i, &r)| (r, i)).collect();
+    let pos: HashMap<RegionIx, usize> = m
+        .region_order
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| (r, i))
+        .collect();
     for s in &steps {
         let r = fleet.hosts[s.host as usize].region;
         if let Some(&i) = pos.get(&r) {
@@ -613,7 +648,11 @@ pub fn plan(fleet: &Fleet) -> Plan {
         .filter(|&h| fleet.hosts[h].in_scope && blocked[h])
         .map(|h| h as HostIx)
         .collect();
-    let makespan = steps.iter().map(|s| s.end).max().map_or(0, |e| e - earliest_start);
+    let makespan = steps
+        .iter()
+        .map(|s| s.end)
+        .max()
+        .map_or(0, |e| e - earliest_start);
     let lower_bound = lower_bound(fleet, &limits, &blocked, earliest_start);
     Plan {
         announce_at: m.start,
@@ -659,16 +698,27 @@ fn capacity(fleet: &Fleet, limits: &[Limit], c: ClusterIx) -> i64 {
         Some(z) => {
             let mut counts: HashMap<&str, i64> = HashMap::new();
             for &h in &fleet.clusters[c as usize].members {
-                *counts.entry(fleet.hosts[h as usize].zone.as_str()).or_default() += 1;
+                *counts
+                    .entry(fleet.hosts[h as usize].zone.as_str())
+                    .or_default() += 1;
             }
             let mut v: Vec<i64> = counts.into_values().collect();
             v.sort_unstable_by(|a, b| b.cmp(a));
-            (v.iter().take(z as usize).sum::<i64>()).min(lim.nodes as i64).max(1)
+            (v.iter().take(z as usize).sum::<i64>())
+                .min(lim.nodes as i64)
+                .max(1)
         }
     }
 }
 
-fn pick(fleet: &Fleet, limits: &[Limit], live: &Live, host_zone: &[u32], g: &Group, t: i64) -> Pick {
+fn pick(
+    fleet: &Fleet,
+    limits: &[Limit],
+    live: &Live,
+    host_zone: &[u32],
+    g: &Group,
+    t: i64,
+) -> Pick {
     let windows = fleet.maintenance.windows[g.region as usize].as_deref();
     let mut wait_cluster = None;
     let mut wait_until: Option<i64> = None;
@@ -700,8 +750,9 @@ fn pick(fleet: &Fleet, limits: &[Limit], live: &Live, host_zone: &[u32], g: &Gro
 
 fn deadline_risks(fleet: &Fleet, steps: &[Step], earliest_start: i64, risks: &mut Vec<Risk>) {
     // one risk per (cluster or region) with late hosts
-    let mut late: Vec<((Option<ClusterIx>, RegionIx), Vec<(HostIx, i64)>)> = Vec::new();
-    let mut idx: HashMap<(Option<ClusterIx>, RegionIx), usize> = HashMap::new();
+    type LateKey = (Option<ClusterIx>, RegionIx);
+    let mut late: Vec<(LateKey, Vec<(HostIx, i64)>)> = Vec::new();
+    let mut idx: HashMap<LateKey, usize> = HashMap::new();
     for s in steps {
         let host = &fleet.hosts[s.host as usize];
         if let Some(d) = host.deadline
@@ -719,7 +770,8 @@ fn deadline_risks(fleet: &Fleet, steps: &[Step], earliest_start: i64, risks: &mu
         let worst = hosts.iter().map(|x| x.1).max().unwrap_or(0);
         let impossible = hosts.iter().any(|&(h, _)| {
             let host = &fleet.hosts[h as usize];
-            host.deadline.is_some_and(|d| earliest_start + host.duration > d)
+            host.deadline
+                .is_some_and(|d| earliest_start + host.duration > d)
         });
         let what = match cluster {
             Some(c) => fleet.clusters[c as usize].id.clone(),
@@ -795,7 +847,13 @@ pub fn lower_bound(fleet: &Fleet, limits: &[Limit], blocked: &[bool], earliest_s
         RegionMode::Parallel => {
             let total: i64 = work.iter().sum();
             let gl = if g == i64::MAX { 0 } else { div_ceil(total, g) };
-            region_lb.iter().copied().max().unwrap_or(0).max(gl).max(global_cluster_lb)
+            region_lb
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0)
+                .max(gl)
+                .max(global_cluster_lb)
         }
     };
     // windows: the work must fit in open time after earliest_start

@@ -138,7 +138,11 @@ pub fn plan_doc(f: &Fleet, p: &Plan) -> PlanDoc {
                     host: h.id.clone(),
                     region: f.region_name(h.region).to_string(),
                     zone: h.zone.clone(),
-                    clusters: h.clusters.iter().map(|&c| f.clusters[c as usize].id.clone()).collect(),
+                    clusters: h
+                        .clusters
+                        .iter()
+                        .map(|&c| f.clusters[c as usize].id.clone())
+                        .collect(),
                     wave: s.wave,
                     start: fmt_time(s.start),
                     end: fmt_time(s.end),
@@ -153,7 +157,11 @@ pub fn plan_doc(f: &Fleet, p: &Plan) -> PlanDoc {
                 code: r.code,
                 cluster: r.cluster.map(|c| f.clusters[c as usize].id.clone()),
                 region: r.region.map(|x| f.region_name(x).to_string()),
-                hosts: r.hosts.iter().map(|&h| f.hosts[h as usize].id.clone()).collect(),
+                hosts: r
+                    .hosts
+                    .iter()
+                    .map(|&h| f.hosts[h as usize].id.clone())
+                    .collect(),
                 reason: r.reason.clone(),
                 remedy: r.remedy.clone(),
             })
@@ -181,7 +189,11 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
         p.steps.len(),
         p.unscheduled.len(),
         f.clusters.len(),
-        m.region_order.iter().map(|&r| f.region_name(r)).collect::<Vec<_>>().join(" → "),
+        m.region_order
+            .iter()
+            .map(|&r| f.region_name(r))
+            .collect::<Vec<_>>()
+            .join(" → "),
         match m.region_mode {
             RegionMode::Serial => "serial",
             RegionMode::Parallel => "parallel",
@@ -204,7 +216,11 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
         p.end().map(fmt_time).unwrap_or_else(|| "-".into())
     );
     s.push('\n');
-    let _ = writeln!(s, "{:<10} {:>6}  {:<20}  {:<20}  {:>9}  {:<20}", "REGION", "HOSTS", "START", "END", "DURATION", "ANNOUNCE BY");
+    let _ = writeln!(
+        s,
+        "{:<10} {:>6}  {:<20}  {:<20}  {:>9}  {:<20}",
+        "REGION", "HOSTS", "START", "END", "DURATION", "ANNOUNCE BY"
+    );
     for r in &p.regions {
         let dur = match (r.start, r.end) {
             (Some(a), Some(b)) => fmt_duration(b - a),
@@ -228,7 +244,10 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
     let mut shown_in_region: std::collections::HashMap<RegionIx, usize> = Default::default();
     let mut hidden = 0usize;
     let mut i = 0;
-    let _ = writeln!(s, "WAVES (hosts starting together; +offset from the first possible start)");
+    let _ = writeln!(
+        s,
+        "WAVES (hosts starting together; +offset from the first possible start)"
+    );
     while i < p.steps.len() {
         let w = p.steps[i].wave;
         let mut j = i;
@@ -250,7 +269,11 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
                     }
                 })
                 .collect();
-            let more = if j - i > 8 { format!(" … +{}", j - i - 8) } else { String::new() };
+            let more = if j - i > 8 {
+                format!(" … +{}", j - i - 8)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 s,
                 "  wave {:>4}  {}  +{:<8} {:>4} host(s): {}{}",
@@ -267,7 +290,10 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
         i = j;
     }
     if hidden > 0 {
-        let _ = writeln!(s, "  … {hidden} more waves (--all-waves to list them, --json for every step)");
+        let _ = writeln!(
+            s,
+            "  … {hidden} more waves (--all-waves to list them, --json for every step)"
+        );
     }
 
     // risks
@@ -275,8 +301,16 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
     if p.risks.is_empty() {
         let _ = writeln!(s, "RISKS: none");
     } else {
-        let blocked = p.risks.iter().filter(|r| r.severity == Severity::Blocked).count();
-        let late = p.risks.iter().filter(|r| r.severity == Severity::Late).count();
+        let blocked = p
+            .risks
+            .iter()
+            .filter(|r| r.severity == Severity::Blocked)
+            .count();
+        let late = p
+            .risks
+            .iter()
+            .filter(|r| r.severity == Severity::Late)
+            .count();
         let warn = p.risks.len() - blocked - late;
         let _ = writeln!(s, "RISKS: {blocked} blocked, {late} late, {warn} warnings");
         for r in &p.risks {
@@ -288,8 +322,17 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
             let hosts = if r.hosts.is_empty() {
                 String::new()
             } else {
-                let names: Vec<&str> = r.hosts.iter().take(6).map(|&h| f.hosts[h as usize].id.as_str()).collect();
-                let more = if r.hosts.len() > 6 { format!(", … +{}", r.hosts.len() - 6) } else { String::new() };
+                let names: Vec<&str> = r
+                    .hosts
+                    .iter()
+                    .take(6)
+                    .map(|&h| f.hosts[h as usize].id.as_str())
+                    .collect();
+                let more = if r.hosts.len() > 6 {
+                    format!(", … +{}", r.hosts.len() - 6)
+                } else {
+                    String::new()
+                };
                 format!(" [{}{}]", names.join(", "), more)
             };
             let _ = writeln!(s, "  {tag:<7} {:<16} {}{}", r.code, r.reason, hosts);

@@ -40,20 +40,35 @@ fn shapes() -> impl Strategy<Value = Shape> {
         prop::option::of(1u32..8),
         any::<bool>(),
     )
-        .prop_map(|(seed, hosts, regions, zones, clusters, share_hosts, windows, deadlines, scope, gmax, rmax, parallel)| Shape {
-            seed,
-            hosts,
-            regions,
-            zones,
-            clusters,
-            share_hosts,
-            windows,
-            deadlines,
-            scope,
-            gmax,
-            rmax,
-            parallel,
-        })
+        .prop_map(
+            |(
+                seed,
+                hosts,
+                regions,
+                zones,
+                clusters,
+                share_hosts,
+                windows,
+                deadlines,
+                scope,
+                gmax,
+                rmax,
+                parallel,
+            )| Shape {
+                seed,
+                hosts,
+                regions,
+                zones,
+                clusters,
+                share_hosts,
+                windows,
+                deadlines,
+                scope,
+                gmax,
+                rmax,
+                parallel,
+            },
+        )
 }
 
 const T0: i64 = 1_411_675_200;
@@ -133,7 +148,10 @@ fn random_fleet(s: &Shape) -> Fleet {
             let mut t = T0 + 60 * rng.range(0, 120) as i64;
             for _ in 0..rng.range(1, 30) {
                 let len = 60 * rng.range(10, 240) as i64;
-                list.push(Interval { start: t, end: t + len });
+                list.push(Interval {
+                    start: t,
+                    end: t + len,
+                });
                 t += len + 60 * rng.range(0, 600) as i64;
             }
             *w = Some(list);
@@ -165,7 +183,11 @@ fn random_fleet(s: &Shape) -> Fleet {
             start: T0,
             notice_lead: lead,
             region_order: order,
-            region_mode: if s.parallel { RegionMode::Parallel } else { RegionMode::Serial },
+            region_mode: if s.parallel {
+                RegionMode::Parallel
+            } else {
+                RegionMode::Serial
+            },
             max_concurrent: s.gmax,
             max_concurrent_per_region: s.rmax,
             on_missing: OnMissing::Pause,
@@ -254,8 +276,17 @@ fn auditor_catches_a_budget_violation() {
     let f = simple_fleet();
     let mut p = plan(&f);
     // move every member of the first multi-node cluster to start together
-    let c = f.clusters.iter().find(|c| c.members.len() >= 2).expect("a multi-node cluster");
-    let t = p.steps.iter().find(|s| s.host == c.members[0]).unwrap().start;
+    let c = f
+        .clusters
+        .iter()
+        .find(|c| c.members.len() >= 2)
+        .expect("a multi-node cluster");
+    let t = p
+        .steps
+        .iter()
+        .find(|s| s.host == c.members[0])
+        .unwrap()
+        .start;
     for s in p.steps.iter_mut() {
         if c.members.contains(&s.host) {
             let d = s.end - s.start;
@@ -272,7 +303,11 @@ fn auditor_catches_survivor_overload_dropped_hosts_and_region_overlap() {
     let mut f = simple_fleet();
     let p = plan(&f);
     // raising the load after planning makes the same plan overload survivors
-    let big = f.clusters.iter().position(|c| c.members.len() >= 3).unwrap();
+    let big = f
+        .clusters
+        .iter()
+        .position(|c| c.members.len() >= 3)
+        .unwrap();
     f.clusters[big].load = 0.85;
     f.clusters[big].max_load = 0.86;
     let v = audit(&f, &p);
@@ -282,7 +317,11 @@ fn auditor_catches_survivor_overload_dropped_hosts_and_region_overlap() {
     let mut p = plan(&f);
     p.steps.pop();
     let v = audit(&f, &p);
-    assert!(v.iter().any(|m| m.contains("neither scheduled nor reported")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|m| m.contains("neither scheduled nor reported")),
+        "{v:?}"
+    );
 
     let f = simple_fleet();
     let mut p = plan(&f);
@@ -291,7 +330,11 @@ fn auditor_catches_survivor_overload_dropped_hosts_and_region_overlap() {
     for s in p.steps.iter_mut() {
         if f.hosts[s.host as usize].region == last_region {
             let d = s.end - s.start;
-            *s = Step { start: first.start, end: first.start + d, ..*s };
+            *s = Step {
+                start: first.start,
+                end: first.start + d,
+                ..*s
+            };
             break;
         }
     }
@@ -304,9 +347,18 @@ fn auditor_catches_windows_concurrency_and_lead_time() {
     let mut f = simple_fleet();
     let p = plan(&f);
     // a window that closes before the plan runs
-    f.maintenance.windows = vec![Some(vec![Interval { start: T0, end: T0 + 60 }]); 2];
+    f.maintenance.windows = vec![
+        Some(vec![Interval {
+            start: T0,
+            end: T0 + 60
+        }]);
+        2
+    ];
     let v = audit(&f, &p);
-    assert!(v.iter().any(|m| m.contains("outside every window")), "{v:?}");
+    assert!(
+        v.iter().any(|m| m.contains("outside every window")),
+        "{v:?}"
+    );
 
     let mut f = simple_fleet();
     let p = plan(&f);
@@ -331,13 +383,20 @@ fn serial_regions_follow_the_order_and_parallel_regions_overlap() {
     assert!(audit(&f, &p).is_empty());
     let starts: Vec<i64> = p.regions.iter().map(|r| r.start.unwrap()).collect();
     assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
-    assert_eq!(p.regions[0].region, 5, "the first region planned is the first in the order");
+    assert_eq!(
+        p.regions[0].region, 5,
+        "the first region planned is the first in the order"
+    );
 
     f.maintenance.region_mode = RegionMode::Parallel;
     f.maintenance.max_concurrent = None;
     let p2 = plan(&f);
     assert!(audit(&f, &p2).is_empty());
-    assert!(p2.regions.iter().all(|r| r.start == Some(p2.earliest_start)));
+    assert!(
+        p2.regions
+            .iter()
+            .all(|r| r.start == Some(p2.earliest_start))
+    );
     assert!(p2.makespan < p.makespan);
 }
 
@@ -356,7 +415,11 @@ fn deadlines_come_first_and_misses_are_reported() {
     // an impossible deadline (before the lead time allows) is reported, with the reason
     f.hosts[victim as usize].deadline = Some(f.maintenance.start);
     let p = plan(&f);
-    let r = p.risks.iter().find(|r| r.code == "deadline").expect("deadline risk");
+    let r = p
+        .risks
+        .iter()
+        .find(|r| r.code == "deadline")
+        .expect("deadline risk");
     assert_eq!(r.severity, Severity::Late);
     assert!(r.hosts.contains(&victim));
     assert!(r.remedy.contains("announce earlier"), "{}", r.remedy);

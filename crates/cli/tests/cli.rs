@@ -1,0 +1,158 @@
+//! End-to-end tests of the `rollcall` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rollcall(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run rollcall")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn plan_prints_makespan_bound_regions_and_risks() {
+    let out = rollcall(&["plan", "examples/xsa-108.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("lower bound"), "{s}");
+    for r in ["dfw", "ord", "iad", "lon", "syd", "hkg"] {
+        assert!(
+            s.lines().any(|l| l.starts_with(r)),
+            "region {r} row missing"
+        );
+    }
+    assert!(s.contains("BLOCKED survivor-load    acme-search: 2 nodes at load 0.60 cannot lose one under max_load 0.85"));
+    assert!(s.contains("remedy: add 1 node(s) first"));
+    // --strict turns blocked hosts into a failing exit code
+    let strict = rollcall(&["plan", "--strict", "examples/xsa-108.toml"]);
+    assert_eq!(strict.status.code(), Some(3));
+}
+
+#[test]
+fn plan_json_follows_the_documented_schema() {
+    let out = rollcall(&["plan", "--json", "examples/xsa-108.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["schema"], "rollcall.plan/v1");
+    for key in [
+        "fleet",
+        "maintenance",
+        "region_mode",
+        "notice_lead_s",
+        "announce_at",
+        "earliest_start",
+        "end",
+        "makespan_s",
+        "lower_bound_s",
+        "ratio",
+        "hosts",
+        "regions",
+        "clusters",
+        "steps",
+        "risks",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    let steps = v["steps"].as_array().unwrap();
+    let hosts = &v["hosts"];
+    assert_eq!(steps.len() as u64, hosts["scheduled"].as_u64().unwrap());
+    assert_eq!(
+        hosts["scheduled"].as_u64().unwrap() + hosts["unscheduled"].as_u64().unwrap(),
+        hosts["in_scope"].as_u64().unwrap()
+    );
+    let blocked: u64 = v["risks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["severity"] == "blocked")
+        .map(|r| r["hosts"].as_array().unwrap().len() as u64)
+        .sum();
+    assert_eq!(blocked, hosts["unscheduled"].as_u64().unwrap());
+    assert!(v["makespan_s"].as_i64().unwrap() >= v["lower_bound_s"].as_i64().unwrap());
+    let c = v["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "acme-search")
+        .unwrap();
+    assert_eq!(c["budget"]["nodes"], 1);
+    assert_eq!(c["limit"], 0);
+    assert!(steps[0]["start"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn validate_reports_file_line_and_field() {
+    let dir = std::env::temp_dir().join(format!("rollcall-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[host]]\nid = \"a\"\nregion = \"r\"\n\n[[cluster]]\nid = \"c\"\nkind = \"etcd\"\nmembers = [\"a\", \"b\"]\nload = 2\n",
+    )
+    .unwrap();
+    let out = rollcall(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let name = bad.display().to_string();
+    assert!(
+        err.contains(&format!("{name}:8:17: cluster[0].members[1]")),
+        "{err}"
+    );
+    assert!(err.contains("unknown host `b`"), "{err}");
+    assert!(
+        err.contains(&format!("{name}:9:8: cluster[0].load")),
+        "{err}"
+    );
+
+    let ok = rollcall(&["validate", "examples/xsa-108.toml"]);
+    assert!(ok.status.success());
+    assert!(text(&ok.stdout).contains("377 hosts"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn generated_fleets_plan() {
+    let out = rollcall(&["gen", "--hosts", "300", "--clusters", "50", "--seed", "9"]);
+    assert!(out.status.success());
+    let dir = std::env::temp_dir().join(format!("rollcall-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("g.toml");
+    std::fs::write(&f, &out.stdout).unwrap();
+    let p = rollcall(&["plan", "--json", f.to_str().unwrap()]);
+    assert!(p.status.success(), "{}", text(&p.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+    assert_eq!(v["hosts"]["total"], 300);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bench_runs_and_reports_figures() {
+    let out = rollcall(&[
+        "bench",
+        "plan",
+        "--hosts",
+        "2000",
+        "--clusters",
+        "300",
+        "--runs",
+        "1",
+        "--quality-seeds",
+        "5",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["violations"], 0);
+    assert!(v["plan_s"]["median"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
+}
