@@ -108,6 +108,8 @@ struct RawCluster {
     duration: Option<S>,
     #[serde(default)]
     allow_outage: bool,
+    return_timeout: Option<S>,
+    gate_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -732,6 +734,17 @@ impl<'a> Validator<'a> {
                 .duration
                 .as_ref()
                 .and_then(|d| self.positive_duration(d, &f("duration")));
+            let return_timeout = match &cr.return_timeout {
+                Some(d) => self.positive_duration(d, &f("return_timeout")),
+                None => Some(kind.default_return_timeout()),
+            };
+            let gate_timeout = match &cr.gate_timeout {
+                Some(d) => self.positive_duration(d, &f("gate_timeout")),
+                None => Some(kind.default_gate_timeout()),
+            };
+            let (Some(return_timeout), Some(gate_timeout)) = (return_timeout, gate_timeout) else {
+                continue;
+            };
             if !ok {
                 continue;
             }
@@ -749,6 +762,8 @@ impl<'a> Validator<'a> {
                 load,
                 max_load,
                 allow_outage: cr.allow_outage,
+                return_timeout,
+                gate_timeout,
             });
         }
 

@@ -167,6 +167,8 @@ pub fn generate(p: &GenParams) -> Fleet {
             load,
             max_load: 0.85,
             allow_outage: false,
+            return_timeout: kind.default_return_timeout(),
+            gate_timeout: kind.default_gate_timeout(),
         });
     }
     for h in hosts.iter_mut() {

@@ -4,12 +4,14 @@
 
 pub mod audit;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod import;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod simworld;
 
 pub use config::{LoadOptions, load_file, load_str};
 pub use error::{ConfigError, ConfigErrors};

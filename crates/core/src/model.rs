@@ -42,6 +42,24 @@ impl Kind {
         }
     }
 
+    /// Default time a rebooted host may take to come back (boot id changed) before it
+    /// is declared missing, in seconds.
+    pub fn default_return_timeout(self) -> i64 {
+        match self {
+            Kind::Elasticsearch | Kind::Opensearch => 15 * 60,
+            _ => 10 * 60,
+        }
+    }
+
+    /// Default time the cluster may take to report healthy after a member returns
+    /// (Elasticsearch shard recovery can be long), in seconds.
+    pub fn default_gate_timeout(self) -> i64 {
+        match self {
+            Kind::Elasticsearch | Kind::Opensearch => 60 * 60,
+            _ => 15 * 60,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == s)
     }
@@ -114,6 +132,10 @@ pub struct Cluster {
     pub max_load: f64,
     /// The operator accepts an outage of this cluster (e.g. single-node dev clusters).
     pub allow_outage: bool,
+    /// How long a rebooted member may take to come back before it counts as missing.
+    pub return_timeout: i64,
+    /// How long the cluster may take to be healthy again after a member returns.
+    pub gate_timeout: i64,
 }
 
 impl Cluster {

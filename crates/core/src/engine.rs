@@ -1,0 +1,1865 @@
+//! The engine: a sans-IO state machine that carries each host of a plan through
+//! `pending → announced → preflight → draining → rebooting → returning → verifying →
+//! restoring → healthy` (or `failed` / `missing → replaced`).
+//!
+//! Events (results of commands, operator controls) go in with the time they happened;
+//! outputs (state transitions to journal, commands to execute, notices) come out. The
+//! engine never does I/O and never reads a clock, so the same code runs against real
+//! hosts (tokio runtime, wall clock) and in simulation (virtual clock).
+//!
+//! Crash safety: the runtime journals every output of a step (transitions, command
+//! intents, notices) before executing its commands. [`Engine::restore`] rebuilds the
+//! state from those records; a host whose reboot intent was journalled is probed
+//! (boot id) before anything is sent again, so nothing is rebooted twice.
+
+use crate::model::*;
+use crate::plan::{Limit, Plan, earliest_fit};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Refused by the plan (see its risk report); never touched.
+    Skipped,
+    Pending,
+    Announced,
+    Preflight,
+    Draining,
+    Rebooting,
+    Returning,
+    Verifying,
+    Restoring,
+    Healthy,
+    Failed,
+    Missing,
+    Replaced,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 13] = [
+        Phase::Skipped,
+        Phase::Pending,
+        Phase::Announced,
+        Phase::Preflight,
+        Phase::Draining,
+        Phase::Rebooting,
+        Phase::Returning,
+        Phase::Verifying,
+        Phase::Restoring,
+        Phase::Healthy,
+        Phase::Failed,
+        Phase::Missing,
+        Phase::Replaced,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Skipped => "skipped",
+            Phase::Pending => "pending",
+            Phase::Announced => "announced",
+            Phase::Preflight => "preflight",
+            Phase::Draining => "draining",
+            Phase::Rebooting => "rebooting",
+            Phase::Returning => "returning",
+            Phase::Verifying => "verifying",
+            Phase::Restoring => "restoring",
+            Phase::Healthy => "healthy",
+            Phase::Failed => "failed",
+            Phase::Missing => "missing",
+            Phase::Replaced => "replaced",
+        }
+    }
+    /// Work on the host is over (it is no longer watched).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Phase::Skipped | Phase::Healthy | Phase::Failed | Phase::Replaced
+        )
+    }
+    /// Between start and healthy: holds a concurrency slot.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Phase::Preflight
+                | Phase::Draining
+                | Phase::Rebooting
+                | Phase::Returning
+                | Phase::Verifying
+                | Phase::Restoring
+        )
+    }
+}
+
+/// Whether a host in this phase counts against its clusters' budgets.
+pub fn counts_out(phase: Phase, failed_out: bool) -> bool {
+    phase.is_active() || phase == Phase::Missing || (phase == Phase::Failed && failed_out)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// Send the region's maintenance announcement.
+    Announce { region: RegionIx },
+    /// Checks before touching the host; answers with the current boot id.
+    Preflight { host: HostIx },
+    /// Prepare the host's clusters (fail over masters, move leaders, stop allocation).
+    Drain { host: HostIx },
+    /// Reboot. `boot_id` is the id before the reboot.
+    Reboot {
+        host: HostIx,
+        boot_id: String,
+        attempt: u32,
+    },
+    /// Read the boot id (read-only).
+    Probe { host: HostIx },
+    /// Services on the host are up (read-only).
+    Verify { host: HostIx },
+    /// Undo the drain.
+    Restore { host: HostIx },
+    /// Is the cluster healthy with this host back? (read-only)
+    Gate { host: HostIx, cluster: ClusterIx },
+    /// Replace a missing host (on_missing = replace).
+    Replace { host: HostIx },
+}
+
+impl Command {
+    pub fn host(&self) -> Option<HostIx> {
+        match self {
+            Command::Announce { .. } => None,
+            Command::Preflight { host }
+            | Command::Drain { host }
+            | Command::Reboot { host, .. }
+            | Command::Probe { host }
+            | Command::Verify { host }
+            | Command::Restore { host }
+            | Command::Gate { host, .. }
+            | Command::Replace { host } => Some(*host),
+        }
+    }
+    /// Commands that change something: their intent is journalled before they run.
+    pub fn mutates(&self) -> bool {
+        matches!(
+            self,
+            Command::Announce { .. }
+                | Command::Drain { .. }
+                | Command::Reboot { .. }
+                | Command::Restore { .. }
+                | Command::Replace { .. }
+        )
+    }
+}
+
+pub type Outcome = Result<(), String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Announced {
+        region: RegionIx,
+        result: Outcome,
+    },
+    Preflight {
+        host: HostIx,
+        result: Result<String, String>,
+    },
+    Drained {
+        host: HostIx,
+        result: Outcome,
+    },
+    RebootSent {
+        host: HostIx,
+        result: Outcome,
+    },
+    /// `None`: unreachable (any error counts as unreachable).
+    Probed {
+        host: HostIx,
+        boot_id: Option<String>,
+    },
+    Verified {
+        host: HostIx,
+        result: Outcome,
+    },
+    Restored {
+        host: HostIx,
+        result: Outcome,
+    },
+    /// Any error, timeout or garbage answer must arrive as `healthy: false`.
+    Gate {
+        host: HostIx,
+        cluster: ClusterIx,
+        healthy: bool,
+        detail: String,
+    },
+    Replaced {
+        host: HostIx,
+        result: Outcome,
+    },
+    Control {
+        control: Control,
+    },
+}
+
+impl Event {
+    /// The event for a command that could not be carried out at all.
+    pub fn failed(cmd: &Command, why: String) -> Event {
+        match *cmd {
+            Command::Announce { region } => Event::Announced {
+                region,
+                result: Err(why),
+            },
+            Command::Preflight { host } => Event::Preflight {
+                host,
+                result: Err(why),
+            },
+            Command::Drain { host } => Event::Drained {
+                host,
+                result: Err(why),
+            },
+            Command::Reboot { host, .. } => Event::RebootSent {
+                host,
+                result: Err(why),
+            },
+            Command::Probe { host } => Event::Probed {
+                host,
+                boot_id: None,
+            },
+            Command::Verify { host } => Event::Verified {
+                host,
+                result: Err(why),
+            },
+            Command::Restore { host } => Event::Restored {
+                host,
+                result: Err(why),
+            },
+            Command::Gate { host, cluster } => Event::Gate {
+                host,
+                cluster,
+                healthy: false,
+                detail: why,
+            },
+            Command::Replace { host } => Event::Replaced {
+                host,
+                result: Err(why),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    Pause,
+    Resume,
+    Abort,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    Operator,
+    /// on_missing = pause and a host is missing.
+    Missing,
+    /// A host failed after it was disrupted: an operator must look.
+    Escalation,
+    /// The orchestrator was interrupted (Ctrl-C) and stopped cleanly.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Paused {
+        reason: PauseReason,
+    },
+    /// No new hosts start; hosts in flight finish.
+    Aborting,
+    Completed,
+    Aborted,
+}
+
+impl RunState {
+    pub fn is_over(self) -> bool {
+        matches!(self, RunState::Completed | RunState::Aborted)
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Paused { .. } => "paused",
+            RunState::Aborting => "aborting",
+            RunState::Completed => "completed",
+            RunState::Aborted => "aborted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// Region announced (sent at least the lead time before its first reboot).
+    Scheduled,
+    /// First reboot in the region.
+    Started,
+    /// Last host of the region is done.
+    Completed,
+    /// A host did not come back in time.
+    HostMissing,
+    /// A missing host came back.
+    HostReturned,
+    /// A missing host was replaced.
+    HostReplaced,
+    /// Something needs an operator.
+    Escalation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub region: RegionIx,
+    pub host: Option<HostIx>,
+    pub at: i64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub host: HostIx,
+    pub from: Phase,
+    pub to: Phase,
+    pub at: i64,
+    /// The boot id before the reboot (set from preflight on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// For `failed`: whether the host still counts against its clusters' budgets.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub out: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Everything the engine asks the runtime to do or record, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Output {
+    Transition(Transition),
+    Command { at: i64, command: Command },
+    Notice(Notice),
+    State { at: i64, state: RunState },
+}
+
+/// What a journal holds, replayed by [`Engine::restore`]: the engine's own outputs.
+pub type Record = Output;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How often a returning host is probed (seconds).
+    pub probe_interval: i64,
+    /// How often a missing host is probed.
+    pub missing_probe_interval: i64,
+    /// How often cluster gates are re-checked while unhealthy.
+    pub gate_interval: i64,
+    /// Time allowed for preflight, drain acknowledgement, reboot acknowledgement, verify, restore.
+    pub command_timeout: i64,
+    /// After a reboot intent, how long a host may keep its old boot id and stay
+    /// reachable before rollcall concludes the reboot never happened and sends it again.
+    pub reboot_grace: i64,
+    /// Reboot attempts per host (a retry happens only when the first provably did not reboot).
+    pub max_reboot_attempts: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            probe_interval: 10,
+            missing_probe_interval: 60,
+            gate_interval: 10,
+            command_timeout: 300,
+            reboot_grace: 300,
+            max_reboot_attempts: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct HostRun {
+    phase: Phase,
+    since: i64,
+    boot_id: Option<String>,
+    attempt: u32,
+    /// A command for this host is in flight.
+    inflight: bool,
+    next_check: i64,
+    /// Restore done; waiting for gates.
+    undrained: bool,
+    gates_pending: u32,
+    gates_bad: bool,
+    failed_out: bool,
+    /// The last probe showed the old boot id while reachable.
+    same_boot_seen: bool,
+    reboot_at: i64,
+    replaced: bool,
+    return_timeout: i64,
+    gate_timeout: i64,
+    note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RegionRun {
+    announced_at: Option<i64>,
+    announcing: bool,
+    started: bool,
+    completed: bool,
+}
+
+/// Counts per phase and region, for status displays.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub state: RunState,
+    pub phases: Vec<(Phase, usize)>,
+    pub regions: Vec<RegionProgress>,
+    pub total: usize,
+    pub done: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionProgress {
+    pub region: RegionIx,
+    pub hosts: usize,
+    pub done: usize,
+    pub active: usize,
+    pub missing: usize,
+    pub failed: usize,
+    pub announced_at: Option<i64>,
+    pub started: bool,
+    pub completed: bool,
+}
+
+pub struct Engine {
+    fleet: Arc<Fleet>,
+    cfg: EngineConfig,
+    limits: Vec<Limit>,
+    /// Hosts of the run in plan order, per region (region order of the maintenance).
+    region_hosts: Vec<Vec<HostIx>>,
+    /// Position in `region_hosts[r]` before which every host has started.
+    region_cursor: Vec<usize>,
+    region_order: Vec<RegionIx>,
+    /// Serial mode: index into `region_order` of the region whose turn it is.
+    serial_pos: usize,
+    regions: Vec<RegionRun>,
+    hosts: Vec<HostRun>,
+    host_zone: Vec<u32>,
+    cluster_out: Vec<u32>,
+    cluster_zone_out: Vec<Vec<(u32, u32)>>,
+    /// Missing members per cluster (under on_missing = continue the cluster starts no new host).
+    cluster_missing: Vec<u32>,
+    /// Members per cluster that are back and waiting for the cluster to be healthy.
+    cluster_settling: Vec<u32>,
+    region_active: Vec<u32>,
+    global_active: u32,
+    watched: BTreeSet<HostIx>,
+    state: RunState,
+    out: VecDeque<Output>,
+}
+
+impl Engine {
+    pub fn new(fleet: Arc<Fleet>, plan: &Plan, cfg: EngineConfig) -> Engine {
+        let nregions = fleet.regions.len();
+        let mut zone_ix: HashMap<String, u32> = HashMap::new();
+        let host_zone: Vec<u32> = fleet
+            .hosts
+            .iter()
+            .map(|h| {
+                let n = zone_ix.len() as u32;
+                *zone_ix.entry(h.zone.clone()).or_insert(n)
+            })
+            .collect();
+        let mut hosts: Vec<HostRun> = fleet
+            .hosts
+            .iter()
+            .map(|h| {
+                let (mut rt, mut gt) = (
+                    Kind::None.default_return_timeout(),
+                    Kind::None.default_gate_timeout(),
+                );
+                for &c in &h.clusters {
+                    rt = rt.max(fleet.clusters[c as usize].return_timeout);
+                    gt = gt.max(fleet.clusters[c as usize].gate_timeout);
+                }
+                HostRun {
+                    phase: Phase::Skipped,
+                    since: 0,
+                    boot_id: None,
+                    attempt: 0,
+                    inflight: false,
+                    next_check: 0,
+                    undrained: false,
+                    gates_pending: 0,
+                    gates_bad: false,
+                    failed_out: false,
+                    same_boot_seen: false,
+                    reboot_at: 0,
+                    replaced: false,
+                    return_timeout: rt,
+                    gate_timeout: gt,
+                    note: None,
+                }
+            })
+            .collect();
+        let mut region_hosts = vec![Vec::new(); nregions];
+        for s in &plan.steps {
+            let h = s.host as usize;
+            hosts[h].phase = Phase::Pending;
+            region_hosts[fleet.hosts[h].region as usize].push(s.host);
+        }
+        Engine {
+            limits: plan.limits.clone(),
+            region_hosts,
+            region_cursor: vec![0; nregions],
+            region_order: fleet.maintenance.region_order.clone(),
+            serial_pos: 0,
+            regions: vec![RegionRun::default(); nregions],
+            hosts,
+            host_zone,
+            cluster_out: vec![0; fleet.clusters.len()],
+            cluster_zone_out: vec![Vec::new(); fleet.clusters.len()],
+            cluster_missing: vec![0; fleet.clusters.len()],
+            cluster_settling: vec![0; fleet.clusters.len()],
+            region_active: vec![0; nregions],
+            global_active: 0,
+            watched: BTreeSet::new(),
+            state: RunState::Running,
+            out: VecDeque::new(),
+            fleet,
+            cfg,
+        }
+    }
+
+    /// Rebuild an engine from its journal. Call [`Engine::step`] afterwards: hosts
+    /// in the middle of a step get their command again, except a journalled reboot,
+    /// which is never re-sent without a probe proving it did not happen.
+    pub fn restore<'a>(
+        fleet: Arc<Fleet>,
+        plan: &Plan,
+        cfg: EngineConfig,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) -> Result<Engine, String> {
+        let mut e = Engine::new(fleet, plan, cfg);
+        let mut reboot_intent: HashMap<HostIx, (i64, u32)> = HashMap::new();
+        for r in records {
+            match r {
+                Output::Transition(t) => {
+                    let Some(h) = e.hosts.get(t.host as usize) else {
+                        return Err(format!(
+                            "journal names host index {} not in this fleet",
+                            t.host
+                        ));
+                    };
+                    if h.phase != t.from {
+                        return Err(format!(
+                            "journal does not match the fleet: host {} is {} but the journal moves it from {}",
+                            e.fleet.hosts[t.host as usize].id,
+                            h.phase.name(),
+                            t.from.name()
+                        ));
+                    }
+                    e.set_phase(t.host, t.to, t.at, t.out);
+                    let h = &mut e.hosts[t.host as usize];
+                    if t.boot_id.is_some() {
+                        h.boot_id = t.boot_id.clone();
+                    }
+                    h.note = t.note.clone();
+                    if t.to == Phase::Returning {
+                        h.reboot_at = t.at;
+                    }
+                    if t.to == Phase::Preflight || t.to == Phase::Pending {
+                        reboot_intent.remove(&t.host);
+                    }
+                }
+                Output::Command {
+                    at,
+                    command: Command::Reboot { host, attempt, .. },
+                } => {
+                    reboot_intent.insert(*host, (*at, *attempt));
+                }
+                Output::Command {
+                    command: Command::Replace { host },
+                    ..
+                } => {
+                    if let Some(h) = e.hosts.get_mut(*host as usize) {
+                        h.replaced = true;
+                    }
+                }
+                Output::Command { .. } => {}
+                Output::Notice(n) => {
+                    let Some(reg) = e.regions.get_mut(n.region as usize) else {
+                        return Err(format!(
+                            "journal names region index {} not in this fleet",
+                            n.region
+                        ));
+                    };
+                    match n.kind {
+                        NoticeKind::Scheduled => reg.announced_at = Some(n.at),
+                        NoticeKind::Started => reg.started = true,
+                        NoticeKind::Completed => reg.completed = true,
+                        _ => {}
+                    }
+                }
+                Output::State { state, .. } => e.state = *state,
+            }
+        }
+        // hosts caught between steps
+        for h in 0..e.hosts.len() {
+            let hx = h as HostIx;
+            e.hosts[h].inflight = false;
+            e.hosts[h].gates_pending = 0;
+            let intent = reboot_intent.get(&hx).copied();
+            if e.hosts[h].phase == Phase::Rebooting
+                && let Some((at, attempt)) = intent
+            {
+                // The reboot may or may not have been sent: watch the boot id, and
+                // journal that decision so the next restore replays it.
+                e.transition(
+                    hx,
+                    Phase::Returning,
+                    at,
+                    false,
+                    Some(
+                        "restored after a crash: reboot intent journalled, watching the boot id"
+                            .into(),
+                    ),
+                );
+                let hr = &mut e.hosts[h];
+                hr.reboot_at = at;
+                hr.attempt = attempt;
+            }
+            let hr = &mut e.hosts[h];
+            if hr.phase == Phase::Returning || hr.phase == Phase::Missing {
+                hr.attempt = hr.attempt.max(intent.map_or(1, |x| x.1));
+            }
+        }
+        // cursors: every host before the first not-yet-started one
+        for r in 0..e.region_hosts.len() {
+            let list = &e.region_hosts[r];
+            let mut c = 0;
+            while c < list.len()
+                && !matches!(
+                    e.hosts[list[c] as usize].phase,
+                    Phase::Pending | Phase::Announced
+                )
+            {
+                c += 1;
+            }
+            e.region_cursor[r] = c;
+        }
+        Ok(e)
+    }
+
+    pub fn state(&self) -> RunState {
+        self.state
+    }
+    pub fn fleet(&self) -> &Arc<Fleet> {
+        &self.fleet
+    }
+    pub fn phase(&self, h: HostIx) -> Phase {
+        self.hosts[h as usize].phase
+    }
+    pub fn cluster_out(&self, c: ClusterIx) -> u32 {
+        self.cluster_out[c as usize]
+    }
+
+    /// Take the next output; the runtime journals them all, then runs the commands.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+    pub fn drain_outputs(&mut self) -> Vec<Output> {
+        self.out.drain(..).collect()
+    }
+
+    fn emit_state(&mut self, now: i64, s: RunState) {
+        if self.state != s {
+            self.state = s;
+            self.out.push_back(Output::State { at: now, state: s });
+        }
+    }
+
+    fn command(&mut self, now: i64, c: Command) {
+        if let Some(h) = c.host() {
+            self.hosts[h as usize].inflight = true;
+        }
+        self.out.push_back(Output::Command {
+            at: now,
+            command: c,
+        });
+    }
+
+    fn notice(
+        &mut self,
+        now: i64,
+        kind: NoticeKind,
+        region: RegionIx,
+        host: Option<HostIx>,
+        text: String,
+    ) {
+        self.out.push_back(Output::Notice(Notice {
+            kind,
+            region,
+            host,
+            at: now,
+            text,
+        }));
+    }
+
+    /// Update counters for a phase change (no output).
+    fn set_phase(&mut self, h: HostIx, to: Phase, now: i64, failed_out: bool) {
+        let hi = h as usize;
+        let (from, was_out) = {
+            let hr = &self.hosts[hi];
+            (hr.phase, counts_out(hr.phase, hr.failed_out))
+        };
+        let now_out = counts_out(to, failed_out);
+        let host = &self.fleet.hosts[hi];
+        let zone = self.host_zone[hi];
+        if was_out != now_out {
+            let d: i32 = if now_out { 1 } else { -1 };
+            for &c in &host.clusters {
+                let ci = c as usize;
+                self.cluster_out[ci] = (self.cluster_out[ci] as i64 + d as i64) as u32;
+                let zs = &mut self.cluster_zone_out[ci];
+                match zs.iter_mut().find(|(z, _)| *z == zone) {
+                    Some((_, n)) => *n = (*n as i64 + d as i64) as u32,
+                    None => zs.push((zone, d.max(0) as u32)),
+                }
+            }
+        }
+        if from.is_active() != to.is_active() {
+            let d: i64 = if to.is_active() { 1 } else { -1 };
+            let r = host.region as usize;
+            self.region_active[r] = (self.region_active[r] as i64 + d) as u32;
+            self.global_active = (self.global_active as i64 + d) as u32;
+        }
+        if (from == Phase::Missing) != (to == Phase::Missing) {
+            let d: i64 = if to == Phase::Missing { 1 } else { -1 };
+            for &c in &host.clusters {
+                let b = &mut self.cluster_missing[c as usize];
+                *b = (*b as i64 + d).max(0) as u32;
+            }
+        }
+        let settling = |p: Phase| matches!(p, Phase::Verifying | Phase::Restoring);
+        if settling(from) != settling(to) {
+            let d: i64 = if settling(to) { 1 } else { -1 };
+            for &c in &host.clusters {
+                let b = &mut self.cluster_settling[c as usize];
+                *b = (*b as i64 + d).max(0) as u32;
+            }
+        }
+        if to.is_active() || to == Phase::Missing {
+            self.watched.insert(h);
+        } else {
+            self.watched.remove(&h);
+        }
+        let hr = &mut self.hosts[hi];
+        hr.phase = to;
+        hr.since = now;
+        hr.failed_out = to == Phase::Failed && failed_out;
+        hr.inflight = false;
+        hr.next_check = now;
+        hr.gates_pending = 0;
+        hr.gates_bad = false;
+        if to == Phase::Restoring {
+            hr.undrained = false;
+        }
+    }
+
+    fn transition(
+        &mut self,
+        h: HostIx,
+        to: Phase,
+        now: i64,
+        failed_out: bool,
+        note: Option<String>,
+    ) {
+        let from = self.hosts[h as usize].phase;
+        self.set_phase(h, to, now, failed_out);
+        let hr = &mut self.hosts[h as usize];
+        hr.note = note.clone();
+        let boot_id = if to == Phase::Draining {
+            hr.boot_id.clone()
+        } else {
+            None
+        };
+        self.out.push_back(Output::Transition(Transition {
+            host: h,
+            from,
+            to,
+            at: now,
+            boot_id,
+            out: to == Phase::Failed && failed_out,
+            note,
+        }));
+    }
+
+    fn escalate(&mut self, h: HostIx, now: i64, why: String) {
+        let region = self.fleet.hosts[h as usize].region;
+        let text = format!(
+            "{}: {}; an operator must look",
+            self.fleet.hosts[h as usize].id, why
+        );
+        self.transition(h, Phase::Failed, now, true, Some(why));
+        self.notice(now, NoticeKind::Escalation, region, Some(h), text);
+        self.pause_for_escalation(now);
+    }
+
+    /// An escalation pause overrides running and automatic (missing) pauses; only an
+    /// operator's resume lifts it.
+    fn pause_for_escalation(&mut self, now: i64) {
+        if matches!(
+            self.state,
+            RunState::Running
+                | RunState::Paused {
+                    reason: PauseReason::Missing
+                }
+        ) {
+            self.emit_state(
+                now,
+                RunState::Paused {
+                    reason: PauseReason::Escalation,
+                },
+            );
+        }
+    }
+
+    /// Feed one event that happened at `now`.
+    pub fn handle(&mut self, now: i64, ev: Event) {
+        if let Event::Control { control } = ev {
+            self.control(now, control);
+            return;
+        }
+        if let Event::Announced { region, result } = ev {
+            let Some(r) = self.regions.get_mut(region as usize) else {
+                return;
+            };
+            r.announcing = false;
+            if result.is_ok() && r.announced_at.is_none() {
+                r.announced_at = Some(now);
+                let name = self.fleet.region_name(region).to_string();
+                let lead = self.fleet.maintenance.notice_lead;
+                self.notice(
+                    now,
+                    NoticeKind::Scheduled,
+                    region,
+                    None,
+                    format!(
+                        "maintenance {} in {name}: reboots begin no earlier than {}",
+                        self.fleet.maintenance.name,
+                        fmt_time(now + lead)
+                    ),
+                );
+            }
+            return;
+        }
+        let h = match &ev {
+            Event::Preflight { host, .. }
+            | Event::Drained { host, .. }
+            | Event::RebootSent { host, .. }
+            | Event::Probed { host, .. }
+            | Event::Verified { host, .. }
+            | Event::Restored { host, .. }
+            | Event::Gate { host, .. }
+            | Event::Replaced { host, .. } => *host,
+            Event::Announced { .. } | Event::Control { .. } => return,
+        };
+        if h as usize >= self.hosts.len() {
+            return;
+        }
+        let phase = self.hosts[h as usize].phase;
+        match (phase, ev) {
+            (Phase::Preflight, Event::Preflight { result, .. }) => match result {
+                Ok(boot) if !boot.trim().is_empty() => {
+                    self.hosts[h as usize].boot_id = Some(boot);
+                    self.transition(h, Phase::Draining, now, false, None);
+                }
+                Ok(_) => self.transition(
+                    h,
+                    Phase::Failed,
+                    now,
+                    false,
+                    Some("preflight: empty boot id".into()),
+                ),
+                // untouched: the host is skipped, the run goes on
+                Err(why) => self.transition(
+                    h,
+                    Phase::Failed,
+                    now,
+                    false,
+                    Some(format!("preflight: {why}")),
+                ),
+            },
+            (Phase::Draining, Event::Drained { result, .. }) => match result {
+                Ok(()) => self.transition(h, Phase::Rebooting, now, false, None),
+                Err(why) => self.escalate(h, now, format!("drain failed: {why}")),
+            },
+            (Phase::Rebooting, Event::RebootSent { result, .. }) => {
+                let note = result
+                    .err()
+                    .map(|w| format!("reboot not acknowledged: {w}; watching the boot id"));
+                self.transition(h, Phase::Returning, now, false, note);
+                self.hosts[h as usize].reboot_at = now;
+            }
+            (Phase::Returning | Phase::Missing, Event::Probed { boot_id, .. }) => {
+                let hr = &mut self.hosts[h as usize];
+                hr.inflight = false;
+                let interval = if phase == Phase::Missing {
+                    self.cfg.missing_probe_interval
+                } else {
+                    self.cfg.probe_interval
+                };
+                hr.next_check = now + interval;
+                match boot_id {
+                    Some(b) if Some(&b) != hr.boot_id.as_ref() => {
+                        hr.same_boot_seen = false;
+                        if phase == Phase::Missing {
+                            let region = self.fleet.hosts[h as usize].region;
+                            let text = format!("{} is back", self.fleet.hosts[h as usize].id);
+                            self.notice(now, NoticeKind::HostReturned, region, Some(h), text);
+                        }
+                        self.transition(
+                            h,
+                            Phase::Verifying,
+                            now,
+                            false,
+                            Some(format!("new boot id {b}")),
+                        );
+                    }
+                    Some(_) => hr.same_boot_seen = true,
+                    None => hr.same_boot_seen = false,
+                }
+            }
+            (Phase::Verifying, Event::Verified { result, .. }) => {
+                let hr = &mut self.hosts[h as usize];
+                hr.inflight = false;
+                match result {
+                    Ok(()) => self.transition(h, Phase::Restoring, now, false, None),
+                    Err(why) => {
+                        hr.next_check = now + self.cfg.gate_interval;
+                        hr.note = Some(why);
+                    }
+                }
+            }
+            (Phase::Restoring, Event::Restored { result, .. }) => {
+                let hr = &mut self.hosts[h as usize];
+                hr.inflight = false;
+                match result {
+                    Ok(()) => {
+                        hr.undrained = true;
+                        hr.next_check = now;
+                    }
+                    Err(why) => {
+                        hr.next_check = now + self.cfg.gate_interval;
+                        hr.note = Some(format!("restore: {why}"));
+                    }
+                }
+            }
+            (
+                Phase::Restoring,
+                Event::Gate {
+                    healthy, detail, ..
+                },
+            ) => {
+                let hr = &mut self.hosts[h as usize];
+                if hr.gates_pending == 0 {
+                    return;
+                }
+                hr.gates_pending -= 1;
+                if !healthy {
+                    hr.gates_bad = true;
+                    hr.note = Some(detail);
+                }
+                if hr.gates_pending == 0 {
+                    hr.inflight = false;
+                    if hr.gates_bad {
+                        hr.gates_bad = false;
+                        hr.next_check = now + self.cfg.gate_interval;
+                    } else {
+                        let to = if hr.replaced {
+                            Phase::Replaced
+                        } else {
+                            Phase::Healthy
+                        };
+                        self.transition(h, to, now, false, None);
+                    }
+                }
+            }
+            (Phase::Missing, Event::Replaced { result, .. }) => {
+                let hr = &mut self.hosts[h as usize];
+                hr.inflight = false;
+                match result {
+                    Ok(()) => {
+                        let region = self.fleet.hosts[h as usize].region;
+                        let text = format!("{} was replaced", self.fleet.hosts[h as usize].id);
+                        self.notice(now, NoticeKind::HostReplaced, region, Some(h), text);
+                        self.transition(
+                            h,
+                            Phase::Restoring,
+                            now,
+                            false,
+                            Some("replacement joined".into()),
+                        );
+                        let hr = &mut self.hosts[h as usize];
+                        hr.replaced = true;
+                        hr.undrained = true;
+                    }
+                    Err(why) => {
+                        hr.note = Some(format!("replace failed: {why}"));
+                        let region = self.fleet.hosts[h as usize].region;
+                        let text = format!(
+                            "{}: replacement failed: {why}",
+                            self.fleet.hosts[h as usize].id
+                        );
+                        self.notice(now, NoticeKind::Escalation, region, Some(h), text);
+                        self.pause_for_escalation(now);
+                    }
+                }
+            }
+            // stale or unexpected: a late answer for a phase the host has left
+            (_, Event::Gate { .. }) | (_, Event::Probed { .. }) => {}
+            (_, _) => {
+                self.hosts[h as usize].inflight = false;
+            }
+        }
+    }
+
+    fn control(&mut self, now: i64, c: Control) {
+        match (c, self.state) {
+            (_, s) if s.is_over() => {}
+            (Control::Pause, RunState::Running) => self.emit_state(
+                now,
+                RunState::Paused {
+                    reason: PauseReason::Operator,
+                },
+            ),
+            (Control::Resume, RunState::Paused { .. }) => self.emit_state(now, RunState::Running),
+            (Control::Abort, _) => self.emit_state(now, RunState::Aborting),
+            _ => {}
+        }
+    }
+
+    /// Interrupted (Ctrl-C): stop starting hosts; the caller lets in-flight work settle.
+    pub fn interrupt(&mut self, now: i64) {
+        if matches!(self.state, RunState::Running) {
+            self.emit_state(
+                now,
+                RunState::Paused {
+                    reason: PauseReason::Interrupted,
+                },
+            );
+        }
+    }
+
+    /// Advance to `now`: announcements, timeouts, probes, gates, new starts.
+    pub fn step(&mut self, now: i64) {
+        if self.state.is_over() {
+            return;
+        }
+        let m_start = self.fleet.maintenance.start;
+        // announcements: every region with hosts, as soon as the maintenance starts
+        if now >= m_start && !matches!(self.state, RunState::Aborting) {
+            for i in 0..self.region_order.len() {
+                let r = self.region_order[i];
+                let rr = &self.regions[r as usize];
+                if rr.announced_at.is_none()
+                    && !rr.announcing
+                    && !self.region_hosts[r as usize].is_empty()
+                {
+                    self.regions[r as usize].announcing = true;
+                    self.command(now, Command::Announce { region: r });
+                }
+            }
+        }
+        // announced hosts
+        for r in 0..self.regions.len() {
+            if self.regions[r].announced_at.is_some() {
+                for i in self.region_cursor[r]..self.region_hosts[r].len() {
+                    let h = self.region_hosts[r][i];
+                    if self.hosts[h as usize].phase == Phase::Pending {
+                        self.transition(h, Phase::Announced, now, false, None);
+                    }
+                }
+            }
+        }
+        // watched hosts: timeouts and periodic work
+        let watched: Vec<HostIx> = self.watched.iter().copied().collect();
+        for h in watched {
+            self.step_host(h, now);
+        }
+        // auto-pause lifts when nothing is missing any more
+        if let RunState::Paused {
+            reason: PauseReason::Missing,
+        } = self.state
+            && !self
+                .watched
+                .iter()
+                .any(|&h| self.hosts[h as usize].phase == Phase::Missing)
+        {
+            self.emit_state(now, RunState::Running);
+        }
+        if self.fleet.maintenance.region_mode == RegionMode::Serial {
+            self.advance_serial();
+        }
+        if matches!(self.state, RunState::Running) {
+            self.start_hosts(now);
+            self.detect_stall(now);
+        }
+        self.finish_regions(now);
+        self.finish_run(now);
+    }
+
+    fn step_host(&mut self, h: HostIx, now: i64) {
+        let hr = &self.hosts[h as usize];
+        let (phase, since, inflight) = (hr.phase, hr.since, hr.inflight);
+        let ct = self.cfg.command_timeout;
+        match phase {
+            Phase::Preflight => {
+                if now >= since + ct {
+                    self.transition(
+                        h,
+                        Phase::Failed,
+                        now,
+                        false,
+                        Some("preflight timed out".into()),
+                    );
+                } else if !inflight {
+                    self.command(now, Command::Preflight { host: h });
+                }
+            }
+            Phase::Draining => {
+                if now >= since + hr.gate_timeout {
+                    self.escalate(h, now, "drain timed out".into());
+                } else if !inflight {
+                    self.command(now, Command::Drain { host: h });
+                }
+            }
+            Phase::Rebooting => {
+                if now >= since + ct {
+                    self.transition(
+                        h,
+                        Phase::Returning,
+                        now,
+                        false,
+                        Some("reboot not acknowledged in time; watching the boot id".into()),
+                    );
+                    self.hosts[h as usize].reboot_at = now;
+                } else if !inflight {
+                    let hr = &mut self.hosts[h as usize];
+                    hr.attempt += 1;
+                    let cmd = Command::Reboot {
+                        host: h,
+                        boot_id: hr.boot_id.clone().unwrap_or_default(),
+                        attempt: hr.attempt,
+                    };
+                    self.command(now, cmd);
+                }
+            }
+            Phase::Returning => {
+                let hr = &self.hosts[h as usize];
+                if now >= hr.reboot_at + hr.return_timeout {
+                    if hr.same_boot_seen {
+                        self.escalate(
+                            h,
+                            now,
+                            "the host never rebooted (same boot id, still reachable)".into(),
+                        );
+                    } else {
+                        self.go_missing(h, now);
+                    }
+                } else if hr.same_boot_seen
+                    && !inflight
+                    && now >= hr.reboot_at + self.cfg.reboot_grace
+                    && hr.attempt < self.cfg.max_reboot_attempts
+                {
+                    // provably not rebooted: reachable with the old boot id long after the intent
+                    let note = format!(
+                        "still on boot id {} after {}; sending the reboot again",
+                        hr.boot_id.clone().unwrap_or_default(),
+                        fmt_duration(now - hr.reboot_at)
+                    );
+                    self.transition(h, Phase::Rebooting, now, false, Some(note));
+                    self.hosts[h as usize].same_boot_seen = false;
+                } else if !inflight && now >= hr.next_check {
+                    self.command(now, Command::Probe { host: h });
+                }
+            }
+            Phase::Missing => {
+                let hr = &self.hosts[h as usize];
+                if !inflight && now >= hr.next_check {
+                    if self.fleet.maintenance.on_missing == OnMissing::Replace && !hr.replaced {
+                        self.hosts[h as usize].replaced = true;
+                        self.command(now, Command::Replace { host: h });
+                    } else {
+                        self.command(now, Command::Probe { host: h });
+                    }
+                }
+            }
+            Phase::Verifying => {
+                if now >= since + hr.gate_timeout {
+                    self.escalate(h, now, "services did not verify in time".into());
+                } else if !inflight && now >= hr.next_check {
+                    self.command(now, Command::Verify { host: h });
+                }
+            }
+            Phase::Restoring => {
+                let member_missing = self.fleet.hosts[h as usize]
+                    .clusters
+                    .iter()
+                    .any(|&c| self.cluster_missing[c as usize] > 0);
+                if member_missing {
+                    // the cluster cannot be healthy while a member is missing: the clock
+                    // starts again when it is back (or replaced)
+                    self.hosts[h as usize].since = now;
+                }
+                let hr = &self.hosts[h as usize];
+                if now >= hr.since + hr.gate_timeout {
+                    let why = hr
+                        .note
+                        .clone()
+                        .unwrap_or_else(|| "cluster not healthy".into());
+                    self.escalate(h, now, format!("cluster not healthy in time: {why}"));
+                } else if !inflight && now >= hr.next_check {
+                    if !hr.undrained {
+                        self.command(now, Command::Restore { host: h });
+                    } else {
+                        let clusters = self.fleet.hosts[h as usize].clusters.clone();
+                        if clusters.is_empty() {
+                            let to = if hr.replaced {
+                                Phase::Replaced
+                            } else {
+                                Phase::Healthy
+                            };
+                            self.transition(h, to, now, false, None);
+                        } else {
+                            self.hosts[h as usize].gates_pending = clusters.len() as u32;
+                            self.hosts[h as usize].gates_bad = false;
+                            for c in clusters {
+                                self.command(
+                                    now,
+                                    Command::Gate {
+                                        host: h,
+                                        cluster: c,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn go_missing(&mut self, h: HostIx, now: i64) {
+        let host = &self.fleet.hosts[h as usize];
+        let region = host.region;
+        let policy = self.fleet.maintenance.on_missing;
+        let text = format!(
+            "{} did not come back within {} of its reboot; on_missing = {}",
+            host.id,
+            fmt_duration(self.hosts[h as usize].return_timeout),
+            match policy {
+                OnMissing::Pause =>
+                    "pause: no new work starts until it returns or an operator resumes",
+                OnMissing::Replace => "replace: a replacement is being made",
+                OnMissing::Continue => "continue: its clusters wait, the rest goes on",
+            }
+        );
+        self.transition(h, Phase::Missing, now, false, None);
+        self.hosts[h as usize].next_check = now;
+        self.notice(now, NoticeKind::HostMissing, region, Some(h), text);
+        if policy == OnMissing::Pause && matches!(self.state, RunState::Running) {
+            self.emit_state(
+                now,
+                RunState::Paused {
+                    reason: PauseReason::Missing,
+                },
+            );
+        }
+    }
+
+    /// The regions that may start hosts now.
+    fn open_regions(&self) -> Vec<RegionIx> {
+        match self.fleet.maintenance.region_mode {
+            RegionMode::Parallel => self.region_order.clone(),
+            RegionMode::Serial => {
+                if let Some(&r) = self.region_order.get(self.serial_pos) {
+                    return vec![r];
+                }
+                // every region had its turn: hosts that were held back (by a missing
+                // member under `continue`) are done now, one region at a time
+                for &r in &self.region_order {
+                    let list = &self.region_hosts[r as usize];
+                    if list
+                        .iter()
+                        .any(|&h| self.hosts[h as usize].phase.is_active())
+                    {
+                        return vec![r];
+                    }
+                }
+                for &r in &self.region_order {
+                    let list = &self.region_hosts[r as usize];
+                    if list.iter().any(|&h| {
+                        matches!(
+                            self.hosts[h as usize].phase,
+                            Phase::Pending | Phase::Announced
+                        )
+                    }) {
+                        return vec![r];
+                    }
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Serial mode: move to the next region once this one may hand over.
+    fn advance_serial(&mut self) {
+        while let Some(&r) = self.region_order.get(self.serial_pos) {
+            if self.region_hosts[r as usize]
+                .iter()
+                .all(|&h| self.region_may_move_on(h))
+            {
+                self.serial_pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// A serialized region may hand over to the next when each of its hosts is done,
+    /// missing, or held by a missing member of its cluster (back and waiting for the
+    /// cluster, or not started under `continue`).
+    fn region_may_move_on(&self, h: HostIx) -> bool {
+        let p = self.hosts[h as usize].phase;
+        let held = || {
+            self.fleet.hosts[h as usize]
+                .clusters
+                .iter()
+                .any(|&c| self.cluster_missing[c as usize] > 0)
+        };
+        // under `pause` a missing host holds the region until it returns or an
+        // operator resumes the run
+        let missing_ok = self.fleet.maintenance.on_missing != OnMissing::Pause
+            || matches!(self.state, RunState::Running);
+        p.is_final()
+            || (p == Phase::Missing && missing_ok)
+            || (p == Phase::Restoring && held())
+            || (matches!(p, Phase::Pending | Phase::Announced)
+                && self.fleet.maintenance.on_missing == OnMissing::Continue
+                && held())
+    }
+
+    fn start_hosts(&mut self, now: i64) {
+        let m = &self.fleet.maintenance;
+        let (gmax, rmax) = (
+            m.max_concurrent.unwrap_or(u32::MAX),
+            m.max_concurrent_per_region.unwrap_or(u32::MAX),
+        );
+        let lead = m.notice_lead;
+        if now < m.start + lead {
+            return;
+        }
+        for r in self.open_regions() {
+            let ri = r as usize;
+            let Some(at) = self.regions[ri].announced_at else {
+                continue;
+            };
+            if now < at + lead {
+                continue;
+            }
+            let windows = self.fleet.maintenance.windows[ri].clone();
+            // advance the cursor past hosts that have started
+            while self.region_cursor[ri] < self.region_hosts[ri].len()
+                && !matches!(
+                    self.hosts[self.region_hosts[ri][self.region_cursor[ri]] as usize].phase,
+                    Phase::Pending | Phase::Announced
+                )
+            {
+                self.region_cursor[ri] += 1;
+            }
+            let mut i = self.region_cursor[ri];
+            while i < self.region_hosts[ri].len() {
+                if self.global_active >= gmax || self.region_active[ri] >= rmax {
+                    return;
+                }
+                let h = self.region_hosts[ri][i];
+                i += 1;
+                if self.hosts[h as usize].phase != Phase::Announced || !self.fits(h) {
+                    continue;
+                }
+                let d = self.fleet.hosts[h as usize].duration;
+                if earliest_fit(windows.as_deref(), now, d) != Some(now) {
+                    continue;
+                }
+                if !self.regions[ri].started {
+                    self.regions[ri].started = true;
+                    let text = format!(
+                        "maintenance {} started in {}",
+                        self.fleet.maintenance.name,
+                        self.fleet.region_name(r)
+                    );
+                    self.notice(now, NoticeKind::Started, r, None, text);
+                }
+                self.hosts[h as usize].attempt = 0;
+                self.transition(h, Phase::Preflight, now, false, None);
+                self.step_host(h, now);
+            }
+        }
+    }
+
+    /// Running, nothing in flight, and every host left is held by a budget that only an
+    /// operator can free (failed hosts count as out): say so instead of waiting forever.
+    fn detect_stall(&mut self, now: i64) {
+        if self.global_active > 0
+            || self
+                .watched
+                .iter()
+                .any(|&h| self.hosts[h as usize].phase == Phase::Missing)
+        {
+            return;
+        }
+        let open = self.open_regions();
+        let mut left = 0;
+        for &r in &open {
+            for &h in &self.region_hosts[r as usize][self.region_cursor[r as usize]..] {
+                if matches!(
+                    self.hosts[h as usize].phase,
+                    Phase::Pending | Phase::Announced
+                ) {
+                    if self.fits(h) {
+                        return;
+                    }
+                    left += 1;
+                }
+            }
+        }
+        if left > 0 {
+            let region = open[0];
+            let text = format!(
+                "{left} host(s) in {} cannot start: their clusters' budgets are held by failed hosts",
+                self.fleet.region_name(region)
+            );
+            self.notice(now, NoticeKind::Escalation, region, None, text);
+            self.pause_for_escalation(now);
+        }
+    }
+
+    /// Whether taking `h` out now keeps every cluster of it within its limits.
+    fn fits(&self, h: HostIx) -> bool {
+        let zone = self.host_zone[h as usize];
+        self.fleet.hosts[h as usize].clusters.iter().all(|&c| {
+            let ci = c as usize;
+            let lim = &self.limits[ci];
+            if self.cluster_out[ci] >= lim.nodes {
+                return false;
+            }
+            // a cluster with a missing member starts nothing new under `continue`
+            // (under `pause` the whole run waits; the member counts as out anyway)
+            if self.cluster_missing[ci] > 0
+                && self.fleet.maintenance.on_missing == OnMissing::Continue
+            {
+                return false;
+            }
+            // members that are back wait for the cluster to be healthy before the
+            // next one goes: hosts that go together form a wave, waves do not overlap
+            if self.cluster_settling[ci] > 0 {
+                return false;
+            }
+            if let Some(z) = lim.zones {
+                let zs = &self.cluster_zone_out[ci];
+                let already = zs.iter().any(|&(zz, n)| zz == zone && n > 0);
+                let busy = zs.iter().filter(|&&(_, n)| n > 0).count() as u32;
+                if !already && busy >= z {
+                    return false;
+                }
+            }
+            true
+        })
+    }
+
+    fn finish_regions(&mut self, now: i64) {
+        for i in 0..self.region_order.len() {
+            let r = self.region_order[i];
+            let ri = r as usize;
+            if self.regions[ri].completed || !self.regions[ri].started {
+                continue;
+            }
+            let list = &self.region_hosts[ri];
+            if list
+                .iter()
+                .all(|&h| self.hosts[h as usize].phase.is_final())
+            {
+                let (mut ok, mut failed, mut replaced) = (0, 0, 0);
+                for &h in list {
+                    match self.hosts[h as usize].phase {
+                        Phase::Healthy => ok += 1,
+                        Phase::Failed => failed += 1,
+                        Phase::Replaced => replaced += 1,
+                        _ => {}
+                    }
+                }
+                self.regions[ri].completed = true;
+                let text = format!(
+                    "maintenance {} completed in {}: {ok} healthy, {replaced} replaced, {failed} failed",
+                    self.fleet.maintenance.name,
+                    self.fleet.region_name(r)
+                );
+                self.notice(now, NoticeKind::Completed, r, None, text);
+            }
+        }
+    }
+
+    fn finish_run(&mut self, now: i64) {
+        let busy = self
+            .hosts
+            .iter()
+            .any(|h| h.phase.is_active() || h.phase == Phase::Missing);
+        match self.state {
+            RunState::Aborting if !self.hosts.iter().any(|h| h.phase.is_active()) => {
+                self.emit_state(now, RunState::Aborted)
+            }
+            RunState::Running if !busy && self.hosts.iter().all(|h| h.phase.is_final()) => {
+                self.emit_state(now, RunState::Completed)
+            }
+            _ => {}
+        }
+    }
+
+    /// The next time the engine wants [`Engine::step`] called without an event.
+    pub fn next_wakeup(&self, now: i64) -> Option<i64> {
+        if self.state.is_over() {
+            return None;
+        }
+        let mut best: Option<i64> = None;
+        // strictly after `now`: whatever was due at `now` was handled by `step(now)`
+        let mut consider = |t: i64| {
+            let t = t.max(now + 1);
+            best = Some(best.map_or(t, |b: i64| b.min(t)));
+        };
+        let m = &self.fleet.maintenance;
+        if now < m.start {
+            consider(m.start);
+        }
+        for &h in &self.watched {
+            let hr = &self.hosts[h as usize];
+            let timeout = match hr.phase {
+                Phase::Preflight | Phase::Rebooting => hr.since + self.cfg.command_timeout,
+                Phase::Returning => (hr.reboot_at + hr.return_timeout).min(if hr.same_boot_seen {
+                    hr.reboot_at + self.cfg.reboot_grace
+                } else {
+                    i64::MAX
+                }),
+                Phase::Draining | Phase::Verifying | Phase::Restoring => hr.since + hr.gate_timeout,
+                _ => i64::MAX,
+            };
+            if timeout < i64::MAX {
+                consider(timeout);
+            }
+            if !hr.inflight {
+                consider(hr.next_check);
+            }
+        }
+        if matches!(self.state, RunState::Running) {
+            for &r in &self.region_order {
+                let ri = r as usize;
+                if let Some(at) = self.regions[ri].announced_at
+                    && self.region_cursor[ri] < self.region_hosts[ri].len()
+                {
+                    let open = (at + m.notice_lead).max(m.start + m.notice_lead);
+                    if open > now {
+                        consider(open);
+                    } else if let Some(w) = &m.windows[ri] {
+                        // the next window opening, if closed now
+                        if let Some(iv) = w.iter().find(|iv| iv.end > now) {
+                            consider(iv.start.max(now + 1));
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    pub fn progress(&self) -> Progress {
+        let mut counts: HashMap<Phase, usize> = HashMap::new();
+        for h in &self.hosts {
+            *counts.entry(h.phase).or_default() += 1;
+        }
+        let phases = Phase::ALL
+            .iter()
+            .filter_map(|p| counts.get(p).map(|&n| (*p, n)))
+            .collect();
+        let regions = self
+            .region_order
+            .iter()
+            .map(|&r| {
+                let list = &self.region_hosts[r as usize];
+                let count = |f: &dyn Fn(Phase) -> bool| {
+                    list.iter()
+                        .filter(|&&h| f(self.hosts[h as usize].phase))
+                        .count()
+                };
+                RegionProgress {
+                    region: r,
+                    hosts: list.len(),
+                    done: count(&|p| p.is_final()),
+                    active: count(&|p| p.is_active()),
+                    missing: count(&|p| p == Phase::Missing),
+                    failed: count(&|p| p == Phase::Failed),
+                    announced_at: self.regions[r as usize].announced_at,
+                    started: self.regions[r as usize].started,
+                    completed: self.regions[r as usize].completed,
+                }
+            })
+            .collect();
+        let total: usize = self.region_hosts.iter().map(|l| l.len()).sum();
+        let done = self
+            .region_hosts
+            .iter()
+            .flatten()
+            .filter(|&&h| self.hosts[h as usize].phase.is_final())
+            .count();
+        Progress {
+            state: self.state,
+            phases,
+            regions,
+            total,
+            done,
+        }
+    }
+
+    /// Note shown for a host (last failure reason, etc.).
+    pub fn note(&self, h: HostIx) -> Option<&str> {
+        self.hosts[h as usize].note.as_deref()
+    }
+}
+
+/// Check the engine's rules over a journal: budgets and survivor load (counting
+/// missing and failed-out hosts), concurrency, region order, lead time, transitions
+/// that follow the state machine, and completion notices right after a region's last host.
+pub fn check_journal(fleet: &Fleet, plan: &Plan, records: &[Record]) -> Vec<String> {
+    let mut v = Vec::new();
+    let m = &fleet.maintenance;
+    let mut phase: Vec<Phase> = vec![Phase::Skipped; fleet.hosts.len()];
+    for s in &plan.steps {
+        phase[s.host as usize] = Phase::Pending;
+    }
+    let mut failed_out = vec![false; fleet.hosts.len()];
+    let mut out: Vec<u32> = vec![0; fleet.clusters.len()];
+    let mut zones: Vec<HashMap<&str, u32>> = vec![HashMap::new(); fleet.clusters.len()];
+    let mut announced: HashMap<RegionIx, i64> = HashMap::new();
+    let mut region_done_at: HashMap<RegionIx, i64> = HashMap::new();
+    let mut last_final: HashMap<RegionIx, i64> = HashMap::new();
+    let mut missing: Vec<u32> = vec![0; fleet.clusters.len()];
+    // hosts that were missing may return late, into another region's turn
+    let mut was_missing = vec![false; fleet.hosts.len()];
+    let mut first_start: Vec<RegionIx> = Vec::new();
+    let mut active_global = 0i64;
+    let mut active_region = vec![0i64; fleet.regions.len()];
+    let allowed = |from: Phase, to: Phase| -> bool {
+        use Phase::*;
+        matches!(
+            (from, to),
+            (Pending, Announced)
+                | (Announced, Preflight)
+                | (Preflight, Draining)
+                | (Preflight, Failed)
+                | (Draining, Rebooting)
+                | (Draining, Failed)
+                | (Rebooting, Returning)
+                | (Returning, Verifying)
+                | (Returning, Missing)
+                | (Returning, Failed)
+                | (Returning, Rebooting)
+                | (Missing, Verifying)
+                | (Missing, Restoring)
+                | (Verifying, Restoring)
+                | (Verifying, Failed)
+                | (Restoring, Healthy)
+                | (Restoring, Replaced)
+                | (Restoring, Failed)
+        )
+    };
+    for r in records {
+        match r {
+            Output::Transition(t) => {
+                let h = t.host as usize;
+                if h >= fleet.hosts.len() {
+                    v.push(format!("transition for unknown host index {h}"));
+                    continue;
+                }
+                let host = &fleet.hosts[h];
+                if phase[h] != t.from || !allowed(t.from, t.to) {
+                    v.push(format!(
+                        "{}: illegal transition {} → {} (was {})",
+                        host.id,
+                        t.from.name(),
+                        t.to.name(),
+                        phase[h].name()
+                    ));
+                }
+                if t.to == Phase::Preflight {
+                    match announced.get(&host.region) {
+                        Some(&a) if t.at >= a + m.notice_lead => {}
+                        Some(&a) => v.push(format!(
+                            "{} started at {} before the lead time after the announcement at {}",
+                            host.id,
+                            fmt_time(t.at),
+                            fmt_time(a)
+                        )),
+                        None => v.push(format!(
+                            "{} started before its region was announced",
+                            host.id
+                        )),
+                    }
+                    if m.region_mode == RegionMode::Serial {
+                        // no other region has a host at work (one back and waiting for a
+                        // cluster that has a missing member does not count)
+                        let busy = plan.steps.iter().find(|s| {
+                            let o = s.host as usize;
+                            let p = phase[o];
+                            let held = fleet.hosts[o]
+                                .clusters
+                                .iter()
+                                .any(|&c| missing[c as usize] > 0);
+                            fleet.hosts[o].region != host.region
+                                && p.is_active()
+                                && !(p == Phase::Restoring && held)
+                                && !was_missing[o]
+                        });
+                        if let Some(b) = busy {
+                            v.push(format!(
+                                "{} started while {} in region {} was {}",
+                                host.id,
+                                fleet.hosts[b.host as usize].id,
+                                fleet.regions[fleet.hosts[b.host as usize].region as usize],
+                                phase[b.host as usize].name()
+                            ));
+                        }
+                        if !first_start.contains(&host.region) {
+                            first_start.push(host.region);
+                        }
+                    }
+                }
+                let was = counts_out(phase[h], failed_out[h]);
+                let now_out = counts_out(t.to, t.out);
+                if phase[h].is_active() != t.to.is_active() {
+                    let d = if t.to.is_active() { 1 } else { -1 };
+                    active_global += d;
+                    active_region[host.region as usize] += d;
+                    if let Some(g) = m.max_concurrent
+                        && active_global > g as i64
+                    {
+                        v.push(format!(
+                            "{active_global} hosts active at {} over max_concurrent {g}",
+                            fmt_time(t.at)
+                        ));
+                    }
+                    if let Some(g) = m.max_concurrent_per_region
+                        && active_region[host.region as usize] > g as i64
+                    {
+                        v.push(format!(
+                            "{} hosts active in {} over max_concurrent_per_region {g}",
+                            active_region[host.region as usize],
+                            fleet.regions[host.region as usize]
+                        ));
+                    }
+                }
+                if (phase[h] == Phase::Missing) != (t.to == Phase::Missing) {
+                    let d: i64 = if t.to == Phase::Missing { 1 } else { -1 };
+                    for &c in &host.clusters {
+                        missing[c as usize] = (missing[c as usize] as i64 + d).max(0) as u32;
+                    }
+                }
+                phase[h] = t.to;
+                was_missing[h] |= t.to == Phase::Missing;
+                failed_out[h] = t.to == Phase::Failed && t.out;
+                if was != now_out {
+                    let d: i64 = if now_out { 1 } else { -1 };
+                    for &c in &host.clusters {
+                        let ci = c as usize;
+                        out[ci] = (out[ci] as i64 + d) as u32;
+                        *zones[ci].entry(host.zone.as_str()).or_default() =
+                            (*zones[ci].entry(host.zone.as_str()).or_default() as i64 + d) as u32;
+                        if now_out {
+                            let cl = &fleet.clusters[ci];
+                            let n = cl.members.len() as u32;
+                            let bad_budget = match cl.budget {
+                                Budget::Nodes(b) => out[ci] > b,
+                                Budget::Zones(z) => {
+                                    zones[ci].values().filter(|&&x| x > 0).count() as u32 > z
+                                }
+                            };
+                            let bad_load = !cl.allow_outage
+                                && !survivors_fit(n, out[ci], cl.load, cl.max_load);
+                            if bad_budget || bad_load {
+                                v.push(format!(
+                                    "{}: {} of {} members out at {} ({} entered {})",
+                                    cl.id,
+                                    out[ci],
+                                    n,
+                                    fmt_time(t.at),
+                                    host.id,
+                                    t.to.name()
+                                ));
+                            }
+                        }
+                    }
+                }
+                if t.to.is_final() {
+                    last_final.insert(host.region, t.at);
+                }
+            }
+            Output::Notice(n) => match n.kind {
+                NoticeKind::Scheduled => {
+                    announced.entry(n.region).or_insert(n.at);
+                }
+                NoticeKind::Completed => {
+                    region_done_at.insert(n.region, n.at);
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    // regions took their turns in the configured order
+    let expected: Vec<RegionIx> = m
+        .region_order
+        .iter()
+        .copied()
+        .filter(|r| first_start.contains(r))
+        .collect();
+    if m.region_mode == RegionMode::Serial && expected != first_start {
+        let names = |l: &[RegionIx]| {
+            l.iter()
+                .map(|&r| fleet.regions[r as usize].as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        v.push(format!(
+            "regions started in the order {} instead of {}",
+            names(&first_start),
+            names(&expected)
+        ));
+    }
+    for (r, done) in region_done_at {
+        if let Some(&last) = last_final.get(&r)
+            && done != last
+        {
+            v.push(format!(
+                "region {} completion notice at {} but its last host finished at {}",
+                fleet.regions[r as usize],
+                fmt_time(done),
+                fmt_time(last)
+            ));
+        }
+    }
+    v
+}
