@@ -1,5 +1,7 @@
 //! The `rollcall` command.
 
+mod run;
+
 use clap::{Parser, Subcommand};
 use rollcall_core::{LoadOptions, audit::audit, generate, load_file, plan::plan, report};
 use std::path::PathBuf;
@@ -50,6 +52,87 @@ enum Cmd {
         #[arg(long)]
         parallel: bool,
     },
+    /// Run the maintenance: announce, then carry every host through its reboot,
+    /// journalling each step (sim driver: simulated hosts on a scaled clock).
+    Run {
+        fleet: PathBuf,
+        /// The journal (SQLite). Default: $ROLLCALL_DB, else $XDG_DATA_HOME/rollcall/rollcall.db.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Host driver. `sim`: simulated hosts that survive the orchestrator.
+        #[arg(long, default_value = "sim")]
+        driver: String,
+        /// Simulated seconds per real second, or `auto` (the whole maintenance in about a minute).
+        #[arg(long, default_value = "auto")]
+        time_scale: String,
+        /// Print the journal as JSON lines instead of progress bars.
+        #[arg(long)]
+        json: bool,
+        /// Choose the run id (default: generated).
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Sim: seed of the simulated world.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Sim: share of reboots that do not come back in time.
+        #[arg(long, default_value_t = 0.0)]
+        missing_rate: f64,
+        /// Sim: how long such hosts stay away (e.g. 3h), or `never`.
+        #[arg(long, default_value = "3h")]
+        missing_for: String,
+        /// Sim: share of gate checks that flap to unhealthy.
+        #[arg(long, default_value_t = 0.0)]
+        flap_rate: f64,
+        /// Sim: share of preflight checks that fail.
+        #[arg(long, default_value_t = 0.0)]
+        preflight_fail_rate: f64,
+        /// Override the fleet's on_missing policy: pause, replace or continue.
+        #[arg(long)]
+        on_missing: Option<String>,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Continue a run: after a crash or Ctrl-C, or ask a running orchestrator to resume.
+    Resume {
+        run: String,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Ask a running orchestrator to stop starting hosts (in-flight hosts finish).
+    Pause {
+        run: String,
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Stop the run for good once in-flight hosts finish.
+    Abort {
+        run: String,
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// A run's state, per region, and the hosts that need attention (default: the latest run).
+    Status {
+        run: Option<String>,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// Check the journal against the engine's rules and the sim world (exit 1 on a violation).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Runs in the journal, newest first.
+    History {
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -59,6 +142,18 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Engine overhead on the real runtime (SQLite journal, sim driver): wall time from
+    /// a host turning healthy to the next reboot command in its cluster.
+    Engine {
+        /// The fleet to run (default: examples/xsa-108.toml).
+        #[arg(long, default_value = "examples/xsa-108.toml")]
+        fleet: PathBuf,
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 2000.0)]
+        time_scale: f64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Time the planner on a generated fleet and measure plan quality over many seeds.
     Plan {
         #[arg(long, default_value_t = 100_000)]
@@ -178,6 +273,97 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             print!("{}", generate::to_toml(&f));
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Run {
+            fleet,
+            db,
+            driver,
+            time_scale,
+            json,
+            run_id,
+            seed,
+            missing_rate,
+            missing_for,
+            flap_rate,
+            preflight_fail_rate,
+            on_missing,
+            quiet,
+        } => {
+            let missing_for = match missing_for.as_str() {
+                "never" => None,
+                s => Some(
+                    rollcall_core::config::parse_duration(s)
+                        .map_err(|e| miette::miette!("--missing-for: {e}"))?,
+                ),
+            };
+            for (name, v) in [
+                ("--missing-rate", missing_rate),
+                ("--flap-rate", flap_rate),
+                ("--preflight-fail-rate", preflight_fail_rate),
+            ] {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(miette::miette!("{name} must be between 0 and 1, got {v}"));
+                }
+            }
+            let opts = run::RunOpts {
+                fleet,
+                db: db.unwrap_or_else(run::default_db),
+                driver,
+                time_scale,
+                json,
+                run_id,
+                seed,
+                missing_rate,
+                missing_for,
+                flap_rate,
+                preflight_fail_rate,
+                on_missing,
+                quiet,
+            };
+            block_on(run::run(opts))
+        }
+        Cmd::Resume {
+            run,
+            db,
+            json,
+            quiet,
+        } => block_on(run::resume(
+            &db.unwrap_or_else(run::default_db),
+            &run,
+            json,
+            quiet,
+        )),
+        Cmd::Pause { run, db } => block_on(run::control(
+            &db.unwrap_or_else(run::default_db),
+            &run,
+            "pause",
+        )),
+        Cmd::Abort { run, db } => block_on(run::control(
+            &db.unwrap_or_else(run::default_db),
+            &run,
+            "abort",
+        )),
+        Cmd::Status {
+            run,
+            db,
+            json,
+            check,
+        } => block_on(run::status(
+            &db.unwrap_or_else(run::default_db),
+            run.as_deref(),
+            json,
+            check,
+        )),
+        Cmd::History { db, json } => {
+            block_on(run::history(&db.unwrap_or_else(run::default_db), json))
+        }
+        Cmd::Bench {
+            what:
+                BenchCmd::Engine {
+                    fleet,
+                    time_scale,
+                    json,
+                },
+        } => block_on(run::bench_engine(&fleet, time_scale, json)),
         Cmd::Bench {
             what:
                 BenchCmd::Plan {
@@ -190,6 +376,17 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                 },
         } => bench_plan(hosts, clusters, seed, runs.max(1), quality_seeds, json),
     }
+}
+
+fn block_on<F: std::future::Future<Output = miette::Result<ExitCode>>>(
+    f: F,
+) -> miette::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| miette::miette!("cannot start the runtime: {e}"))?
+        .block_on(f)
 }
 
 fn rss_kib(field: &str) -> Option<u64> {

@@ -399,6 +399,9 @@ struct HostRun {
     same_boot_seen: bool,
     reboot_at: i64,
     replaced: bool,
+    /// Restored from a journal: the first step re-checks before any timeout applies
+    /// (time passed while no orchestrator was watching).
+    fresh: bool,
     return_timeout: i64,
     gate_timeout: i64,
     note: Option<String>,
@@ -500,6 +503,7 @@ impl Engine {
                     same_boot_seen: false,
                     reboot_at: 0,
                     replaced: false,
+                    fresh: false,
                     return_timeout: rt,
                     gate_timeout: gt,
                     note: None,
@@ -634,6 +638,7 @@ impl Engine {
                 hr.attempt = attempt;
             }
             let hr = &mut e.hosts[h];
+            hr.fresh = hr.phase.is_active() || hr.phase == Phase::Missing;
             if hr.phase == Phase::Returning || hr.phase == Phase::Missing {
                 hr.attempt = hr.attempt.max(intent.map_or(1, |x| x.1));
             }
@@ -909,6 +914,7 @@ impl Engine {
             (Phase::Returning | Phase::Missing, Event::Probed { boot_id, .. }) => {
                 let hr = &mut self.hosts[h as usize];
                 hr.inflight = false;
+                hr.fresh = false;
                 let interval = if phase == Phase::Missing {
                     self.cfg.missing_probe_interval
                 } else {
@@ -1115,6 +1121,22 @@ impl Engine {
     }
 
     fn step_host(&mut self, h: HostIx, now: i64) {
+        let hr = &mut self.hosts[h as usize];
+        if hr.fresh {
+            match hr.phase {
+                // look at the host before judging how long it has been away
+                Phase::Returning if hr.inflight => return,
+                Phase::Returning => {
+                    self.command(now, Command::Probe { host: h });
+                    return;
+                }
+                // waits restart from now: nobody was watching while we were down
+                _ => {
+                    hr.since = hr.since.max(now);
+                    hr.fresh = false;
+                }
+            }
+        }
         let hr = &self.hosts[h as usize];
         let (phase, since, inflight) = (hr.phase, hr.since, hr.inflight);
         let ct = self.cfg.command_timeout;

@@ -1,0 +1,860 @@
+//! `rollcall run | resume | status | pause | abort | history`.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rollcall_core::engine::{
+    Control, Engine, EngineConfig, Event, NoticeKind, Output, Phase, RunState, check_journal,
+};
+use rollcall_core::plan::{Plan, plan};
+use rollcall_core::simworld::SimParams;
+use rollcall_core::{Fleet, LoadOptions, fmt_duration, fmt_time, load_str};
+use rollcall_drivers::Driver;
+use rollcall_drivers::sim::{SimDriver, read_log};
+use rollcall_runtime::{Clock, Ending, Observer, RuntimeConfig, drive, from_records, wall_ms};
+use rollcall_store::{NewRun, RunRow, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What a run needs to be resumed, stored with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunParams {
+    pub driver: String,
+    pub clock: Clock,
+    pub sim: Option<SimParams>,
+    /// The simulated world (sim driver): its reboot log.
+    pub world: Option<PathBuf>,
+}
+
+pub fn default_db() -> PathBuf {
+    if let Ok(p) = std::env::var("ROLLCALL_DB") {
+        return PathBuf::from(p);
+    }
+    let base = std::env::var("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|_| PathBuf::from("."));
+    base.join("rollcall").join("rollcall.db")
+}
+
+fn err(e: impl std::fmt::Display) -> miette::Report {
+    miette::miette!("{e}")
+}
+
+fn new_run_id() -> String {
+    let ts = jiff::Timestamp::now();
+    let nanos = ts.as_nanosecond() as u64;
+    let mut z = nanos ^ ((std::process::id() as u64) << 32);
+    z = (z ^ (z >> 33)).wrapping_mul(0xff51afd7ed558ccd);
+    format!(
+        "r{}-{:04x}",
+        ts.strftime("%Y%m%d-%H%M%S"),
+        (z >> 48) & 0xffff
+    )
+}
+
+/// An owner on this machine whose process is gone (killed, crashed) holds its lease
+/// until it expires; it can be taken over at once. Owners elsewhere cannot be judged.
+fn owner_is_dead(owner: &str) -> bool {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut parts = owner.split(':');
+    let (Some(h), Some(pid)) = (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+    ) else {
+        return false;
+    };
+    if h != host.trim() || pid == std::process::id() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // a zombie is dead too
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}:{}:{}", host.trim(), std::process::id(), wall_ms())
+}
+
+pub struct RunOpts {
+    pub fleet: PathBuf,
+    pub db: PathBuf,
+    pub driver: String,
+    pub time_scale: String,
+    pub json: bool,
+    pub run_id: Option<String>,
+    pub seed: u64,
+    pub missing_rate: f64,
+    pub missing_for: Option<i64>,
+    pub flap_rate: f64,
+    pub preflight_fail_rate: f64,
+    pub on_missing: Option<String>,
+    pub quiet: bool,
+}
+
+fn load_fleet(name: &str, text: &str, base: &Path) -> miette::Result<Fleet> {
+    load_str(name, text, base, &LoadOptions::default()).map_err(|e| {
+        if std::io::stderr().is_terminal() {
+            miette::Report::new(e)
+        } else {
+            miette::miette!("{}", e.listing())
+        }
+    })
+}
+
+fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
+    let p = plan(f);
+    let v = rollcall_core::audit::audit(f, &p);
+    if !v.is_empty() {
+        return Err(miette::miette!(
+            "internal error: the plan breaks a rule: {}",
+            v.join("; ")
+        ));
+    }
+    Ok(p)
+}
+
+pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
+    let text = std::fs::read_to_string(&o.fleet)
+        .map_err(|e| miette::miette!("{}: cannot read: {e}", o.fleet.display()))?;
+    let base = o.fleet.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut fleet = load_fleet(&o.fleet.display().to_string(), &text, &base)?;
+    if let Some(p) = &o.on_missing {
+        fleet.maintenance.on_missing = match p.as_str() {
+            "pause" => rollcall_core::OnMissing::Pause,
+            "replace" => rollcall_core::OnMissing::Replace,
+            "continue" => rollcall_core::OnMissing::Continue,
+            other => {
+                return Err(miette::miette!(
+                    "--on-missing: unknown policy `{other}` (pause, replace, continue)"
+                ));
+            }
+        };
+    }
+    let p = checked_plan(&fleet)?;
+    if o.driver != "sim" {
+        return Err(miette::miette!(
+            "--driver {}: only the `sim` driver exists so far (ssh and exec drivers come with issue #4)",
+            o.driver
+        ));
+    }
+    let sim_epoch = fleet.maintenance.start;
+    let scale = match o.time_scale.as_str() {
+        "auto" => ((p.makespan + fleet.maintenance.notice_lead) as f64 / 60.0).max(1.0),
+        s => s.parse::<f64>().ok().filter(|x| *x > 0.0 && x.is_finite()).ok_or_else(|| {
+            miette::miette!("--time-scale: expected `auto` or a positive number (simulated seconds per real second), got `{s}`")
+        })?,
+    };
+    let clock = Clock::Scaled {
+        wall_epoch_ms: wall_ms(),
+        sim_epoch,
+        scale,
+    };
+    let sim = SimParams {
+        seed: o.seed,
+        missing_rate: o.missing_rate,
+        missing_for: o.missing_for,
+        flap_rate: o.flap_rate,
+        preflight_fail_rate: o.preflight_fail_rate,
+        ..SimParams::default()
+    };
+    let store = Store::open(&o.db).await.map_err(err)?;
+    let id = o.run_id.clone().unwrap_or_else(new_run_id);
+    let world =
+        o.db.parent()
+            .unwrap_or(Path::new("."))
+            .join("sim")
+            .join(format!("{id}.log"));
+    let params = RunParams {
+        driver: o.driver.clone(),
+        clock,
+        sim: Some(sim.clone()),
+        world: Some(world.clone()),
+    };
+    let fleet_path = std::fs::canonicalize(&o.fleet).unwrap_or(o.fleet.clone());
+    // a changed policy is part of the fleet for this run: store the text the run used
+    let mut stored_text = text.clone();
+    if let Some(pol) = &o.on_missing {
+        stored_text.push_str(&format!("\n# rollcall run --on-missing {pol}\n"));
+    }
+    store
+        .create_run(&NewRun {
+            id: id.clone(),
+            fleet_path: fleet_path.display().to_string(),
+            fleet_name: fleet.name.clone(),
+            maintenance: fleet.maintenance.name.clone(),
+            params: serde_json::to_value(&params).map_err(err)?,
+            fleet_text: stored_text,
+        })
+        .await
+        .map_err(err)?;
+    let me = owner();
+    if !store
+        .acquire_lease(&id, &me, wall_ms(), 3000)
+        .await
+        .map_err(err)?
+    {
+        return Err(miette::miette!("run {id} is owned by another orchestrator"));
+    }
+    if !o.json && !o.quiet {
+        eprintln!(
+            "run {id}: {} hosts in {} regions on the sim driver, 1 s = {} simulated; journal {}",
+            p.steps.len(),
+            p.regions.len(),
+            fmt_duration(scale.round() as i64),
+            o.db.display()
+        );
+        eprintln!(
+            "  pause:  rollcall pause {id} --db {}\n  resume: rollcall resume {id} --db {}",
+            o.db.display(),
+            o.db.display()
+        );
+    }
+    let fleet = Arc::new(fleet);
+    let engine = Engine::new(fleet.clone(), &p, EngineConfig::default());
+    let driver: Arc<dyn Driver> =
+        Arc::new(SimDriver::open(fleet.clone(), sim, &world).map_err(err)?);
+    go(engine, &store, &id, &me, driver, clock, o.json, o.quiet).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn go(
+    engine: Engine,
+    store: &Store,
+    id: &str,
+    me: &str,
+    driver: Arc<dyn Driver>,
+    clock: Clock,
+    json: bool,
+    quiet: bool,
+) -> miette::Result<std::process::ExitCode> {
+    let mut obs: Box<dyn Observer> = if json {
+        Box::new(JsonObserver)
+    } else if quiet {
+        Box::new(rollcall_runtime::NoObserver)
+    } else {
+        Box::new(Bars::new(&engine))
+    };
+    let cfg = RuntimeConfig::default();
+    let ending = drive(engine, store, id, me, driver, clock, &cfg, obs.as_mut())
+        .await
+        .map_err(err)?;
+    drop(obs);
+    if !json && !quiet {
+        match ending {
+            Ending::Over(RunState::Completed) => eprintln!("run {id} completed"),
+            Ending::Over(s) => eprintln!("run {id} ended: {}", s.name()),
+            Ending::Interrupted => {
+                eprintln!("run {id} paused (interrupted); continue with: rollcall resume {id}")
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Load a run's fleet, plan and journal, and rebuild its engine.
+pub async fn restore(
+    store: &Store,
+    row: &RunRow,
+) -> miette::Result<(Arc<Fleet>, Plan, Engine, Vec<Output>, RunParams)> {
+    let params: RunParams = serde_json::from_value(row.params.clone())
+        .map_err(|e| miette::miette!("run {}: its parameters are not understood: {e}", row.id))?;
+    let base = Path::new(&row.fleet_path)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let fleet = Arc::new(load_fleet(
+        &format!("{} (as stored with run {})", row.fleet_path, row.id),
+        &row.fleet_text,
+        &base,
+    )?);
+    let p = checked_plan(&fleet)?;
+    let recs = store.journal(&row.id).await.map_err(err)?;
+    let outs = from_records(&row.id, &recs).map_err(err)?;
+    let engine = Engine::restore(fleet.clone(), &p, EngineConfig::default(), &outs)
+        .map_err(|e| miette::miette!("run {}: {e}", row.id))?;
+    Ok((fleet, p, engine, outs, params))
+}
+
+async fn find_run(store: &Store, id: Option<&str>) -> miette::Result<RunRow> {
+    match id {
+        Some(id) => store
+            .run(id)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| miette::miette!("no run `{id}` in this journal")),
+        None => store
+            .latest_run()
+            .await
+            .map_err(err)?
+            .ok_or_else(|| miette::miette!("this journal has no runs yet")),
+    }
+}
+
+pub async fn resume(
+    db: &Path,
+    id: &str,
+    json: bool,
+    quiet: bool,
+) -> miette::Result<std::process::ExitCode> {
+    let store = Store::open(db).await.map_err(err)?;
+    let row = find_run(&store, Some(id)).await?;
+    if matches!(row.status.as_str(), "completed" | "aborted") {
+        eprintln!("run {id} is already {}", row.status);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    let me = owner();
+    if !store
+        .acquire_lease(id, &me, wall_ms(), 3000)
+        .await
+        .map_err(err)?
+    {
+        let holder = row.owner.clone().unwrap_or_default();
+        let taken = owner_is_dead(&holder)
+            && store
+                .take_over_lease(id, &holder, &me, wall_ms(), 3000)
+                .await
+                .map_err(err)?;
+        if !taken {
+            // a live orchestrator runs it: ask it to resume
+            store.set_control(id, Some("resume")).await.map_err(err)?;
+            eprintln!("run {id} is running in {holder}; asked it to resume");
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+    }
+    let (fleet, _p, mut engine, _outs, params) = restore(&store, &row).await?;
+    let clock = params.clock;
+    if let RunState::Paused { .. } = engine.state() {
+        engine.handle(
+            clock.now(),
+            Event::Control {
+                control: Control::Resume,
+            },
+        );
+    }
+    let driver: Arc<dyn Driver> = match (params.driver.as_str(), &params.sim, &params.world) {
+        ("sim", Some(sim), Some(world)) => {
+            Arc::new(SimDriver::open(fleet.clone(), sim.clone(), world).map_err(err)?)
+        }
+        (d, _, _) => {
+            return Err(miette::miette!(
+                "run {id} uses driver `{d}`, which this build cannot drive"
+            ));
+        }
+    };
+    if !json && !quiet {
+        let pr = engine.progress();
+        eprintln!("resuming run {id}: {}/{} hosts done", pr.done, pr.total);
+    }
+    go(engine, &store, id, &me, driver, clock, json, quiet).await
+}
+
+pub async fn control(db: &Path, id: &str, what: &str) -> miette::Result<std::process::ExitCode> {
+    let store = Store::open(db).await.map_err(err)?;
+    let row = find_run(&store, Some(id)).await?;
+    if matches!(row.status.as_str(), "completed" | "aborted") {
+        return Err(miette::miette!("run {id} is already {}", row.status));
+    }
+    store.set_control(id, Some(what)).await.map_err(err)?;
+    let live = row.lease_until.is_some_and(|t| t > wall_ms());
+    if live {
+        eprintln!("asked run {id} to {what}");
+    } else {
+        eprintln!(
+            "no orchestrator is running {id} now; `{what}` applies when it is resumed (rollcall resume {id})"
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct StatusDoc<'a> {
+    run: &'a RunRow,
+    state: RunState,
+    progress: rollcall_core::engine::Progress,
+    regions: Vec<String>,
+    attention: Vec<HostNote>,
+    violations: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct HostNote {
+    host: String,
+    phase: Phase,
+    note: Option<String>,
+}
+
+pub async fn status(
+    db: &Path,
+    id: Option<&str>,
+    json: bool,
+    check: bool,
+) -> miette::Result<std::process::ExitCode> {
+    let store = Store::open(db).await.map_err(err)?;
+    let row = find_run(&store, id).await?;
+    let (fleet, p, engine, outs, params) = restore(&store, &row).await?;
+    let pr = engine.progress();
+    let attention: Vec<HostNote> = (0..fleet.hosts.len())
+        .filter(|&h| matches!(engine.phase(h as u32), Phase::Missing | Phase::Failed))
+        .map(|h| HostNote {
+            host: fleet.hosts[h].id.clone(),
+            phase: engine.phase(h as u32),
+            note: engine.note(h as u32).map(str::to_string),
+        })
+        .collect();
+    let violations = if check {
+        let mut v = check_journal(&fleet, &p, &outs);
+        if let Some(world) = &params.world {
+            let mut count: HashMap<String, usize> = HashMap::new();
+            for e in read_log(world).map_err(err)? {
+                if e.action == "reboot" {
+                    *count.entry(e.host).or_default() += 1;
+                }
+            }
+            for (h, n) in count {
+                if n > 1 {
+                    v.push(format!("{h} was rebooted {n} times"));
+                }
+            }
+        }
+        Some(v)
+    } else {
+        None
+    };
+    let bad = violations.as_ref().is_some_and(|v| !v.is_empty());
+    if json {
+        let doc = StatusDoc {
+            run: &row,
+            state: engine.state(),
+            regions: pr
+                .regions
+                .iter()
+                .map(|r| fleet.region_name(r.region).to_string())
+                .collect(),
+            progress: pr,
+            attention,
+            violations,
+        };
+        println!("{}", serde_json::to_string_pretty(&doc).map_err(err)?);
+    } else {
+        let live = row.lease_until.is_some_and(|t| t > wall_ms());
+        println!(
+            "run {}  {} / {}  state {}{}  ({}/{} hosts done)",
+            row.id,
+            row.fleet_name,
+            row.maintenance,
+            engine.state().name(),
+            if let RunState::Paused { reason } = engine.state() {
+                format!(" ({reason:?})").to_lowercase()
+            } else {
+                String::new()
+            },
+            pr.done,
+            pr.total
+        );
+        println!(
+            "  orchestrator: {}",
+            if live {
+                row.owner.clone().unwrap_or_default()
+            } else {
+                "none running".into()
+            }
+        );
+        println!(
+            "  {:<8} {:>6} {:>6} {:>7} {:>8} {:>7}  ANNOUNCED",
+            "REGION", "HOSTS", "DONE", "ACTIVE", "MISSING", "FAILED"
+        );
+        for r in &pr.regions {
+            println!(
+                "  {:<8} {:>6} {:>6} {:>7} {:>8} {:>7}  {}{}",
+                fleet.region_name(r.region),
+                r.hosts,
+                r.done,
+                r.active,
+                r.missing,
+                r.failed,
+                r.announced_at.map(fmt_time).unwrap_or_else(|| "-".into()),
+                if r.completed { "  completed" } else { "" }
+            );
+        }
+        let phases: Vec<String> = pr
+            .phases
+            .iter()
+            .map(|(ph, n)| format!("{} {n}", ph.name()))
+            .collect();
+        println!("  hosts: {}", phases.join(", "));
+        for a in &attention {
+            println!(
+                "  {} {}: {}",
+                a.phase.name().to_uppercase(),
+                a.host,
+                a.note.clone().unwrap_or_default()
+            );
+        }
+        if let Some(v) = &violations {
+            if v.is_empty() {
+                println!("  check: journal keeps every rule; no host rebooted twice");
+            } else {
+                for x in v {
+                    println!("  VIOLATION: {x}");
+                }
+            }
+        }
+    }
+    Ok(if bad {
+        std::process::ExitCode::from(1)
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+pub async fn history(db: &Path, json: bool) -> miette::Result<std::process::ExitCode> {
+    let store = Store::open(db).await.map_err(err)?;
+    let runs = store.runs().await.map_err(err)?;
+    if json {
+        let list: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| serde_json::json!({"id": r.id, "created_at": r.created_at, "fleet": r.fleet_name, "maintenance": r.maintenance, "status": r.status, "fleet_path": r.fleet_path}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list).map_err(err)?);
+    } else {
+        println!(
+            "{:<24} {:<20} {:<16} {:<12} STATUS",
+            "RUN", "CREATED", "FLEET", "MAINTENANCE"
+        );
+        for r in runs {
+            println!(
+                "{:<24} {:<20} {:<16} {:<12} {}",
+                r.id,
+                fmt_time(r.created_at / 1000),
+                r.fleet_name,
+                r.maintenance,
+                r.status
+            );
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// One JSON line per journalled output, with names instead of indices.
+pub struct JsonObserver;
+
+impl Observer for JsonObserver {
+    fn on_outputs(&mut self, outputs: &[Output], engine: &Engine) {
+        let f = engine.fleet();
+        let mut out = std::io::stdout().lock();
+        for o in outputs {
+            let mut v = serde_json::to_value(o).unwrap_or_default();
+            if let serde_json::Value::Object(m) = &mut v {
+                let host = match o {
+                    Output::Transition(t) => Some(t.host),
+                    Output::Command { command, .. } => command.host(),
+                    Output::Notice(n) => n.host,
+                    Output::State { .. } => None,
+                };
+                if let Some(h) = host {
+                    m.insert(
+                        "host_id".into(),
+                        serde_json::Value::String(f.hosts[h as usize].id.clone()),
+                    );
+                }
+                if let Output::Notice(n) = o {
+                    m.insert(
+                        "region_name".into(),
+                        serde_json::Value::String(f.region_name(n.region).to_string()),
+                    );
+                }
+            }
+            let _ = std::io::Write::write_all(&mut out, format!("{v}\n").as_bytes());
+        }
+    }
+}
+
+/// Progress bars: one per region and one overall.
+pub struct Bars {
+    mp: MultiProgress,
+    total: ProgressBar,
+    regions: Vec<(u32, ProgressBar)>,
+    last: Instant,
+}
+
+impl Bars {
+    pub fn new(engine: &Engine) -> Bars {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let mp = MultiProgress::with_draw_target(target);
+        let style = ProgressStyle::with_template(
+            "{prefix:>8} [{bar:40.cyan/blue}] {pos:>4}/{len:<4} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let pr = engine.progress();
+        let total = mp.add(
+            ProgressBar::new(pr.total as u64)
+                .with_style(style.clone())
+                .with_prefix("all"),
+        );
+        let regions = pr
+            .regions
+            .iter()
+            .map(|r| {
+                let b = mp.add(
+                    ProgressBar::new(r.hosts as u64)
+                        .with_style(style.clone())
+                        .with_prefix(engine.fleet().region_name(r.region).to_string()),
+                );
+                (r.region, b)
+            })
+            .collect();
+        Bars {
+            mp,
+            total,
+            regions,
+            last: Instant::now(),
+        }
+    }
+
+    fn refresh(&mut self, engine: &Engine) {
+        let pr = engine.progress();
+        self.total.set_position(pr.done as u64);
+        self.total.set_message(match pr.state {
+            RunState::Paused { reason } => format!("PAUSED ({reason:?})"),
+            s => s.name().to_string(),
+        });
+        for (r, b) in &self.regions {
+            if let Some(rp) = pr.regions.iter().find(|x| x.region == *r) {
+                b.set_position(rp.done as u64);
+                let mut msg = if rp.completed {
+                    "completed".to_string()
+                } else if rp.active > 0 {
+                    format!("{} in progress", rp.active)
+                } else if rp.announced_at.is_some() {
+                    "announced".to_string()
+                } else {
+                    String::new()
+                };
+                if rp.missing > 0 {
+                    msg.push_str(&format!(", {} MISSING", rp.missing));
+                }
+                if rp.failed > 0 {
+                    msg.push_str(&format!(", {} failed", rp.failed));
+                }
+                b.set_message(msg);
+            }
+        }
+    }
+}
+
+impl Observer for Bars {
+    fn on_outputs(&mut self, outputs: &[Output], engine: &Engine) {
+        for o in outputs {
+            match o {
+                Output::Notice(n)
+                    if matches!(
+                        n.kind,
+                        NoticeKind::HostMissing
+                            | NoticeKind::Escalation
+                            | NoticeKind::HostReturned
+                            | NoticeKind::HostReplaced
+                            | NoticeKind::Completed
+                    ) =>
+                {
+                    let _ = self.mp.println(format!("{}  {}", fmt_time(n.at), n.text));
+                }
+                Output::State { at, state } => {
+                    let _ = self.mp.println(format!(
+                        "{}  run {}",
+                        fmt_time(*at),
+                        match state {
+                            RunState::Paused { reason } => format!("paused ({reason:?})"),
+                            s => s.name().to_string(),
+                        }
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if self.last.elapsed().as_millis() >= 50 {
+            self.last = Instant::now();
+            self.refresh(engine);
+        }
+    }
+    fn on_end(&mut self, engine: &Engine) {
+        self.refresh(engine);
+    }
+    fn on_idle(&mut self, engine: &Engine) {
+        if self.last.elapsed().as_millis() >= 200 {
+            self.last = Instant::now();
+            self.refresh(engine);
+        }
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        self.total.finish();
+        for (_, b) in &self.regions {
+            b.finish();
+        }
+    }
+}
+
+/// Records the wall time of every journalled output.
+struct Timing {
+    healthy: Vec<(Instant, u32)>,
+    reboots: Vec<(Instant, u32)>,
+    batches: usize,
+    outputs: usize,
+}
+
+impl Observer for Timing {
+    fn on_outputs(&mut self, outputs: &[Output], _engine: &Engine) {
+        let t = Instant::now();
+        self.batches += 1;
+        self.outputs += outputs.len();
+        for o in outputs {
+            match o {
+                Output::Transition(tr) if tr.to == Phase::Healthy => {
+                    self.healthy.push((t, tr.host))
+                }
+                Output::Command {
+                    command: rollcall_core::engine::Command::Reboot { host, .. },
+                    ..
+                } => self.reboots.push((t, *host)),
+                _ => {}
+            }
+        }
+    }
+}
+
+pub async fn bench_engine(
+    fleet_path: &Path,
+    scale: f64,
+    json: bool,
+) -> miette::Result<std::process::ExitCode> {
+    let text = std::fs::read_to_string(fleet_path)
+        .map_err(|e| miette::miette!("{}: {e}", fleet_path.display()))?;
+    let base = fleet_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let fleet = Arc::new(load_fleet(&fleet_path.display().to_string(), &text, &base)?);
+    let p = checked_plan(&fleet)?;
+    let dir = std::env::temp_dir().join(format!("rollcall-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(&dir.join("bench.db")).await.map_err(err)?;
+    let id = "bench";
+    let clock = Clock::Scaled {
+        wall_epoch_ms: wall_ms(),
+        sim_epoch: fleet.maintenance.start,
+        scale,
+    };
+    let params = RunParams {
+        driver: "sim".into(),
+        clock,
+        sim: Some(SimParams::default()),
+        world: Some(dir.join("world.log")),
+    };
+    store
+        .create_run(&NewRun {
+            id: id.into(),
+            fleet_path: fleet_path.display().to_string(),
+            fleet_name: fleet.name.clone(),
+            maintenance: fleet.maintenance.name.clone(),
+            params: serde_json::to_value(&params).map_err(err)?,
+            fleet_text: text,
+        })
+        .await
+        .map_err(err)?;
+    let me = owner();
+    store
+        .acquire_lease(id, &me, wall_ms(), 3000)
+        .await
+        .map_err(err)?;
+    let driver: Arc<dyn Driver> = Arc::new(
+        SimDriver::open(fleet.clone(), SimParams::default(), &dir.join("world.log"))
+            .map_err(err)?,
+    );
+    let engine = Engine::new(fleet.clone(), &p, EngineConfig::default());
+    let mut obs = Timing {
+        healthy: Vec::new(),
+        reboots: Vec::new(),
+        batches: 0,
+        outputs: 0,
+    };
+    let cfg = RuntimeConfig {
+        handle_ctrl_c: false,
+        ..RuntimeConfig::default()
+    };
+    let t0 = Instant::now();
+    let ending = drive(engine, &store, id, &me, driver, clock, &cfg, &mut obs)
+        .await
+        .map_err(err)?;
+    let wall = t0.elapsed().as_secs_f64();
+    // for each healthy host, the first later reboot of a host sharing a cluster
+    let mut lat: Vec<f64> = Vec::new();
+    for &(t, h) in &obs.healthy {
+        let cl = &fleet.hosts[h as usize].clusters;
+        if cl.is_empty() {
+            continue;
+        }
+        if let Some(&(t2, _)) = obs.reboots.iter().find(|(t2, h2)| {
+            *t2 >= t
+                && fleet.hosts[*h2 as usize]
+                    .clusters
+                    .iter()
+                    .any(|c| cl.contains(c))
+        }) {
+            lat.push((t2 - t).as_secs_f64() * 1000.0);
+        }
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let q = |x: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * x).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let doc = serde_json::json!({
+        "fleet": fleet.name, "hosts": p.steps.len(), "ending": rollcall_runtime::status_name(ending),
+        "wall_s": wall, "journal_batches": obs.batches, "journal_records": obs.outputs,
+        "records_per_s": obs.outputs as f64 / wall,
+        "healthy_to_next_reboot_ms": { "samples": lat.len(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": q(1.0) },
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc).map_err(err)?);
+    } else {
+        println!(
+            "engine benchmark: {} ({} hosts) on the sim driver, SQLite journal, 1 s = {scale} s simulated",
+            fleet.name,
+            p.steps.len()
+        );
+        println!(
+            "  run               {} in {wall:.2} s wall, {} journal transactions, {} records ({:.0} records/s)",
+            rollcall_runtime::status_name(ending),
+            obs.batches,
+            obs.outputs,
+            obs.outputs as f64 / wall
+        );
+        println!(
+            "  healthy → next reboot in the same cluster (wall): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(1.0),
+            lat.len()
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,287 @@
+//! `rollcall run` end to end on the sim driver: a whole maintenance, SIGKILL of the
+//! orchestrator at many points with `rollcall resume` after each, operator controls,
+//! and clear errors for bad journals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// These tests run orchestrators on a wall-clock-mapped simulated clock: one at a time,
+/// so they do not starve each other of the machine's two cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rollcall")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rollcall-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn rollcall(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run rollcall")
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rollcall")
+}
+
+fn status(db: &str, run: &str) -> serde_json::Value {
+    let out = rollcall(&["status", run, "--db", db, "--json", "--check"]);
+    assert!(out.status.code().is_some(), "status crashed");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status JSON: {e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// SplitMix64, for kill times that differ between runs of the test but are printed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[test]
+fn a_simulated_maintenance_runs_to_completion() {
+    let _serial = serial();
+    let d = tmp("full");
+    let db = d.join("j.db");
+    let db = db.to_str().unwrap();
+    let out = rollcall(&[
+        "run",
+        "examples/xsa-108.toml",
+        "--db",
+        db,
+        "--run-id",
+        "full",
+        "--time-scale",
+        "20000",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "state" && l["state"]["state"] == "completed")
+    );
+    let reboots = lines
+        .iter()
+        .filter(|l| l["type"] == "command" && l["command"]["cmd"] == "reboot")
+        .count();
+    assert_eq!(reboots, 372, "one reboot per scheduled host");
+    let st = status(db, "full");
+    assert_eq!(st["state"]["state"], "completed");
+    assert_eq!(
+        st["violations"].as_array().unwrap().len(),
+        0,
+        "{}",
+        st["violations"]
+    );
+    assert_eq!(st["run"]["status"], "completed");
+    let h = rollcall(&["history", "--db", db]);
+    assert!(String::from_utf8_lossy(&h.stdout).contains("full"));
+}
+
+#[test]
+fn sigkill_at_many_points_then_resume_completes_without_double_reboots() {
+    let _serial = serial();
+    let d = tmp("crash");
+    let db = d.join("j.db");
+    let db = db.to_str().unwrap();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill schedule seed {seed}");
+    let mut rng = Rng(seed);
+    let mut child = spawn(&[
+        "run",
+        "examples/xsa-108.toml",
+        "--db",
+        db,
+        "--run-id",
+        "crash",
+        "--time-scale",
+        "2500",
+        "--quiet",
+        "--seed",
+        "7",
+        "--missing-rate",
+        "0.02",
+        "--missing-for",
+        "1h",
+        "--flap-rate",
+        "0.05",
+    ]);
+    let mut kills = 0;
+    let started = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(20 + rng.next() % 180));
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "orchestrator failed");
+            break;
+        }
+        if kills >= 60 {
+            continue; // enough: let it finish
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        assert!(started.elapsed() < Duration::from_secs(240), "too slow");
+        child = spawn(&["resume", "crash", "--db", db, "--quiet"]);
+    }
+    // the last resume may have found the run complete already
+    let st = status(db, "crash");
+    assert!(kills >= 50, "only {kills} kills before the run completed");
+    assert_eq!(st["state"]["state"], "completed", "{st}");
+    assert_eq!(
+        st["violations"].as_array().unwrap().len(),
+        0,
+        "{}",
+        st["violations"]
+    );
+    // the sim world: each planned host rebooted exactly once
+    let log = std::fs::read_to_string(d.join("sim/crash.log")).unwrap();
+    let mut per: std::collections::HashMap<&str, usize> = Default::default();
+    for l in log.lines() {
+        let p: Vec<&str> = l.split_whitespace().collect();
+        if p.first() == Some(&"reboot") {
+            *per.entry(p[1]).or_default() += 1;
+        }
+    }
+    assert_eq!(per.len(), 372, "every scheduled host rebooted");
+    assert!(per.values().all(|&n| n == 1), "a host was rebooted twice");
+    eprintln!("{kills} kills, run completed");
+}
+
+#[test]
+fn pause_resume_and_abort_from_another_process() {
+    let _serial = serial();
+    let d = tmp("ctl");
+    let db = d.join("j.db");
+    let db = db.to_str().unwrap();
+    let mut child = spawn(&[
+        "run",
+        "examples/xsa-108.toml",
+        "--db",
+        db,
+        "--run-id",
+        "ctl",
+        "--time-scale",
+        "600",
+        "--quiet",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(rollcall(&["pause", "ctl", "--db", db]).status.success());
+    std::thread::sleep(Duration::from_millis(800));
+    let a = status(db, "ctl");
+    assert_eq!(a["state"]["state"], "paused", "{a}");
+    assert_eq!(a["state"]["reason"], "operator");
+    std::thread::sleep(Duration::from_millis(800));
+    let b = status(db, "ctl");
+    let started = |v: &serde_json::Value| {
+        v["progress"]["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p[0] != "pending" && p[0] != "announced" && p[0] != "skipped")
+            .map(|p| p[1].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(started(&a), started(&b), "no host starts while paused");
+    assert!(rollcall(&["resume", "ctl", "--db", db]).status.success());
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(status(db, "ctl")["state"]["state"], "running");
+    assert!(rollcall(&["abort", "ctl", "--db", db]).status.success());
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "abort did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = status(db, "ctl");
+    assert_eq!(c["state"]["state"], "aborted");
+    assert_eq!(c["run"]["status"], "aborted");
+    assert_eq!(c["violations"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn bad_journals_give_clear_errors() {
+    let _serial = serial();
+    let d = tmp("bad");
+    let text = d.join("notes.txt");
+    let words = "this is not a database, just some text that is long enough to be looked at";
+    std::fs::write(&text, words).unwrap();
+    let out = rollcall(&["history", "--db", text.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notes.txt") && err.contains("not a rollcall journal"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&text).unwrap(),
+        words,
+        "the file is untouched"
+    );
+
+    let out = rollcall(&[
+        "status",
+        "nope",
+        "--db",
+        d.join("empty.db").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run `nope`"));
+
+    // a fleet file that no longer validates is refused before anything runs
+    let bad = d.join("bad.toml");
+    std::fs::write(&bad, "[[host]]\nid = \"a\"\n").unwrap();
+    let out = rollcall(&[
+        "run",
+        bad.to_str().unwrap(),
+        "--db",
+        d.join("x.db").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.toml:2:6"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

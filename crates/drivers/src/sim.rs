@@ -1,0 +1,176 @@
+//! The `sim` driver: simulated hosts that live outside the orchestrator process.
+//!
+//! The world's state is its reboot log, a text file with one line per action
+//! (`reboot <host-id> <time>`, `replace <host-id> <time>`). Each action is written
+//! (and flushed to the OS) before it takes effect, so a simulated host keeps rebooting
+//! whether or not the orchestrator that asked for it survives, and a resumed
+//! orchestrator sees the same world. Everything else about a host (how long it is
+//! down, whether it comes back, gate flapping) is a pure function of the seed.
+
+use crate::{BoxFuture, Driver};
+use rollcall_core::engine::{Command, Event};
+use rollcall_core::simworld::{SimParams, World};
+use rollcall_core::{Fleet, HostIx};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct SimDriver {
+    world: Mutex<World>,
+    log: Mutex<File>,
+    path: PathBuf,
+    checks: AtomicU64,
+}
+
+/// One line of the reboot log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub action: String,
+    pub host: String,
+    pub at: i64,
+}
+
+/// Read a reboot log. Errors name the file and line.
+pub fn read_log(path: &Path) -> Result<Vec<LogEntry>, String> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(format!(
+                "{}: cannot read the sim world: {e}",
+                path.display()
+            ));
+        }
+    };
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            [action @ ("reboot" | "replace"), host, at] => {
+                let at = at
+                    .parse::<i64>()
+                    .map_err(|_| format!("{}:{}: bad time `{at}`", path.display(), i + 1))?;
+                out.push(LogEntry {
+                    action: action.to_string(),
+                    host: host.to_string(),
+                    at,
+                });
+            }
+            _ => {
+                return Err(format!(
+                    "{}:{}: not a sim world line: `{line}`",
+                    path.display(),
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl SimDriver {
+    /// Open (or create) the world at `path` for this fleet.
+    pub fn open(fleet: Arc<Fleet>, params: SimParams, path: &Path) -> Result<SimDriver, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        // a line cut short by a crash mid-write never took effect: drop it
+        if let Ok(bytes) = std::fs::read(path)
+            && !bytes.is_empty()
+            && bytes.last() != Some(&b'\n')
+        {
+            let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            f.set_len(keep as u64)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        let ix: HashMap<&str, HostIx> = fleet
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.id.as_str(), i as HostIx))
+            .collect();
+        let mut world = World::new(fleet.clone(), params);
+        for e in read_log(path)? {
+            let Some(&h) = ix.get(e.host.as_str()) else {
+                return Err(format!(
+                    "{}: the sim world names host `{}`, which is not in this fleet",
+                    path.display(),
+                    e.host
+                ));
+            };
+            match e.action.as_str() {
+                "reboot" => world.reboot(h, e.at),
+                _ => world.replace(h, e.at),
+            }
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{}: cannot open the sim world: {e}", path.display()))?;
+        Ok(SimDriver {
+            world: Mutex::new(world),
+            log: Mutex::new(log),
+            path: path.to_path_buf(),
+            checks: AtomicU64::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn record(&self, action: &str, h: HostIx, at: i64, world: &World) -> Result<(), String> {
+        let line = format!("{action} {} {at}\n", world.fleet.hosts[h as usize].id);
+        let mut f = self
+            .log
+            .lock()
+            .map_err(|_| "sim log lock poisoned".to_string())?;
+        f.write_all(line.as_bytes())
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        f.flush()
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    fn run(&self, cmd: &Command, now: i64) -> Event {
+        let check = self.checks.fetch_add(1, Ordering::Relaxed) + 1;
+        let Ok(mut world) = self.world.lock() else {
+            return Event::failed(cmd, "sim world lock poisoned".into());
+        };
+        match *cmd {
+            Command::Reboot { host, .. } if world.boot_id(host, now).is_some() => {
+                if let Err(e) = self.record("reboot", host, now, &world) {
+                    return Event::failed(cmd, e);
+                }
+            }
+            Command::Replace { host } => {
+                if let Err(e) = self.record("replace", host, now, &world) {
+                    return Event::failed(cmd, e);
+                }
+            }
+            _ => {}
+        }
+        world.execute(cmd, now, check)
+    }
+}
+
+impl Driver for SimDriver {
+    fn execute(&self, cmd: Command, now: i64) -> BoxFuture<'_, Event> {
+        let ev = self.run(&cmd, now);
+        Box::pin(async move { ev })
+    }
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+}

@@ -1,0 +1,94 @@
+//! The store's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the store. Every message names the journal file, so an
+/// operator who sees it in a log knows which file to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The journal's parent directory could not be created.
+    #[error("{}: cannot create the journal's directory: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The journal file exists but could not be read.
+    #[error("{}: cannot read the journal file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file is not an SQLite database at all (a text file, random bytes, a truncated
+    /// or damaged database). The file was not modified.
+    #[error("{} is not a rollcall journal: {reason}", path.display())]
+    NotAJournal { path: PathBuf, reason: String },
+
+    /// The file is an SQLite database of some other program. The file was not modified.
+    #[error(
+        "{} belongs to another application (application_id {application_id:#010x}; a rollcall \
+         journal has {:#010x}): refusing to use it, pick another journal path",
+        path.display(),
+        crate::APPLICATION_ID
+    )]
+    Foreign { path: PathBuf, application_id: u32 },
+
+    /// The journal was written by a newer rollcall whose schema this build does not know.
+    #[error(
+        "{} was written by a newer rollcall (journal schema version {found}; this build \
+         understands up to version {supported}): upgrade rollcall to read it",
+        path.display()
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+
+    /// The run does not exist in this journal.
+    #[error("{}: run {run:?} does not exist in this journal", path.display())]
+    UnknownRun { path: PathBuf, run: String },
+
+    /// `create_run` with an id that is already taken.
+    #[error("{}: run {run:?} already exists in this journal", path.display())]
+    RunExists { path: PathBuf, run: String },
+
+    /// A journal record could not be decoded (its JSON is damaged).
+    #[error("{}: run {run:?}, journal record seq {seq} is corrupt: {reason}", path.display())]
+    CorruptRecord {
+        path: PathBuf,
+        run: String,
+        seq: i64,
+        reason: String,
+    },
+
+    /// A column of a run's row could not be decoded.
+    #[error("{}: run {run:?} is corrupt: column {column}: {reason}", path.display())]
+    CorruptRun {
+        path: PathBuf,
+        run: String,
+        column: &'static str,
+        reason: String,
+    },
+
+    /// A JSON value could not be encoded (never expected for `serde_json::Value`).
+    #[error("{}: cannot encode {what} as JSON: {source}", path.display())]
+    Encode {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// Any other database error (I/O error, disk full, lock held too long, ...).
+    #[error("{}: {action}: {source}", path.display())]
+    Db {
+        path: PathBuf,
+        action: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}

@@ -1,0 +1,1060 @@
+//! rollcall's run store: the append-only run journal and the state of each run, in one
+//! SQLite file (`sqlx`, bundled SQLite, queries checked at run time).
+//!
+//! The store is generic: it knows runs, a few run columns the engine and the CLI share
+//! (status, owner lease, control requests) and journal records whose `data` is opaque JSON.
+//! It does not depend on `rollcall-core`. [`Journal`] is the method set a second backend
+//! (PostgreSQL, for HA) will implement.
+//!
+//! # Schema (version 1, [`SCHEMA_VERSION`])
+//!
+//! ```sql
+//! CREATE TABLE runs (
+//!     id          TEXT PRIMARY KEY,
+//!     created_at  INTEGER NOT NULL,   -- Unix ms (wall clock)
+//!     updated_at  INTEGER NOT NULL,   -- Unix ms, last change to this row (not by appends)
+//!     fleet_path  TEXT NOT NULL,
+//!     fleet_name  TEXT NOT NULL,
+//!     maintenance TEXT NOT NULL,
+//!     status      TEXT NOT NULL,      -- "running" at creation, then whatever the caller sets
+//!     params      TEXT NOT NULL,      -- JSON
+//!     fleet_text  TEXT NOT NULL,      -- the fleet file as it was when the run started
+//!     owner       TEXT,               -- lease holder (the process driving the run)
+//!     lease_until INTEGER,            -- Unix ms; the lease is free at or after this instant
+//!     control     TEXT,               -- pending request from another process: pause | resume | abort
+//!     summary     TEXT NOT NULL       -- JSON
+//! ) STRICT;
+//! CREATE INDEX runs_by_created ON runs (created_at);
+//!
+//! CREATE TABLE journal (
+//!     run  TEXT NOT NULL REFERENCES runs (id),
+//!     seq  INTEGER NOT NULL,          -- per run, 1-based, contiguous
+//!     at   INTEGER NOT NULL,          -- run clock, seconds
+//!     kind TEXT NOT NULL,
+//!     data TEXT NOT NULL,             -- JSON
+//!     PRIMARY KEY (run, seq)
+//! ) STRICT, WITHOUT ROWID;
+//! ```
+//!
+//! The file is marked as rollcall's with `PRAGMA application_id` = [`APPLICATION_ID`]
+//! (`0x52434C4C`, "RCLL") and `PRAGMA user_version` = the schema version, both written in the
+//! same transaction that creates the tables. [`Store::open`] reads the file's 100-byte
+//! SQLite header with plain file I/O before SQLite opens it, and refuses a file that is not
+//! SQLite, an SQLite file of another program, or a journal of a newer schema, leaving it
+//! byte-for-byte untouched and creating no `-wal`/`-shm` files beside it. (A read-only SQLite
+//! connection would not do: on a WAL-mode file it leaves `-wal` and `-shm` files behind.) A
+//! missing or empty (0-byte) file, or an SQLite file with no application id and no tables,
+//! is initialised. The same checks run again through SQLite under the write lock before the
+//! schema is created, which covers a header that lags behind an uncheckpointed WAL (the one
+//! case where a foreign file gets past the first check: another program's fresh WAL-mode
+//! database whose first transaction was never checkpointed; it is still refused, but SQLite
+//! may checkpoint that program's own WAL into its file when the store closes it).
+//!
+//! # Appending
+//!
+//! [`Store::append`] writes a whole batch in one transaction: a batch of up to 64 records
+//! is one `INSERT ... SELECT` statement that numbers the records after the run's current
+//! `max(seq)` (one round trip to SQLite's thread); a larger batch is a `BEGIN IMMEDIATE`
+//! transaction of 256-row INSERTs. Either way the write lock is taken before the last seq
+//! is read, so seqs stay contiguous with any number of writers: tasks of this process
+//! queue on the store's one writer connection, other processes wait in SQLite's busy
+//! timeout (5 s). After a crash a batch is all there or not there at all.
+//!
+//! # Durability
+//!
+//! The journal runs in WAL mode with `synchronous = NORMAL`. A transaction is committed
+//! once its frames are written to the WAL file; the WAL is fsynced at checkpoints, not at
+//! every commit. This survives a crash of the rollcall process (kill -9, panic, OOM kill):
+//! the committed frames are in the operating system's page cache and SQLite recovers them
+//! on the next open. That is what rollcall needs: the orchestrator journals an intent
+//! before it acts, and a restarted orchestrator must see every intent it wrote. Only a power
+//! loss or a kernel crash of the orchestrator's own machine may lose the last transactions
+//! (it never corrupts the file, and never keeps half a batch). `FULL` would fsync the WAL at
+//! every commit and cap the journal at the disk's fsync rate to cover that case too; that is
+//! a one-line change here if it is ever wanted. The crash test in `tests/store.rs` kills a
+//! writer with SIGKILL mid-stream and checks that every committed batch is whole.
+//!
+//! Other settings: `busy_timeout` 5 s (another process holding the write lock, such as
+//! `rollcall` setting a control request, makes writers wait rather than fail), foreign
+//! keys on, one writer connection and up to 4 pooled readers (WAL lets readers run beside
+//! the writer and see only committed transactions).
+
+mod error;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Connection, Row};
+
+pub use error::StoreError;
+
+/// `PRAGMA application_id` of a rollcall journal: "RCLL".
+pub const APPLICATION_ID: u32 = 0x5243_4C4C;
+/// `PRAGMA user_version` of the schema this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pooled read connections, beside the one writer connection.
+const READERS: u32 = 4;
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+/// Batches up to this size are appended by one statement (one round trip to SQLite).
+const ROWS_PER_INSERT: usize = 64;
+/// Rows per INSERT statement of a larger batch (5 parameters each, far below SQLite's
+/// limit of 32766).
+const ROWS_PER_BULK_INSERT: usize = 256;
+/// SQLite primary result codes that mean "this file is not a (sound) database".
+const SQLITE_CORRUPT: i64 = 11;
+const SQLITE_NOTADB: i64 = 26;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    fleet_path  TEXT NOT NULL,
+    fleet_name  TEXT NOT NULL,
+    maintenance TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    fleet_text  TEXT NOT NULL,
+    owner       TEXT,
+    lease_until INTEGER,
+    control     TEXT,
+    summary     TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS journal (
+    run  TEXT NOT NULL REFERENCES runs (id),
+    seq  INTEGER NOT NULL,
+    at   INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run, seq)
+) STRICT, WITHOUT ROWID;
+";
+
+const RUN_COLUMNS: &str = "id, created_at, updated_at, fleet_path, fleet_name, maintenance, \
+                           status, params, fleet_text, owner, lease_until, control, summary";
+
+/// One run, as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub id: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms: the last change to the run's own row (creation, status, control, lease).
+    /// Appending to the journal does not change it.
+    pub updated_at: i64,
+    pub fleet_path: String,
+    pub fleet_name: String,
+    pub maintenance: String,
+    pub status: String,
+    pub params: Value,
+    pub fleet_text: String,
+    pub owner: Option<String>,
+    /// Unix ms.
+    pub lease_until: Option<i64>,
+    pub control: Option<String>,
+    pub summary: Value,
+}
+
+/// What [`Store::create_run`] needs to start a run.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub fleet_path: String,
+    pub fleet_name: String,
+    pub maintenance: String,
+    pub params: Value,
+    pub fleet_text: String,
+}
+
+/// One journal record. `data` is opaque to the store.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// Run clock, seconds.
+    pub at: i64,
+    pub kind: String,
+    pub data: Value,
+}
+
+/// The journal and run-state operations, so that another backend (PostgreSQL) can stand in
+/// for [`Store`]. See [`Store`]'s methods of the same names for what each one does.
+pub trait Journal: Send + Sync {
+    fn create_run(&self, new: &NewRun) -> impl Future<Output = Result<RunRow, StoreError>> + Send;
+    fn append(
+        &self,
+        run: &str,
+        records: &[Record],
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    fn journal(
+        &self,
+        run: &str,
+    ) -> impl Future<Output = Result<Vec<(i64, Record)>, StoreError>> + Send;
+    fn journal_since(
+        &self,
+        run: &str,
+        after_seq: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, Record)>, StoreError>> + Send;
+    fn run(&self, id: &str) -> impl Future<Output = Result<Option<RunRow>, StoreError>> + Send;
+    fn latest_run(&self) -> impl Future<Output = Result<Option<RunRow>, StoreError>> + Send;
+    fn runs(&self) -> impl Future<Output = Result<Vec<RunRow>, StoreError>> + Send;
+    fn set_status(
+        &self,
+        id: &str,
+        status: &str,
+        summary: &Value,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn set_control(
+        &self,
+        id: &str,
+        control: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn take_control(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn acquire_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn renew_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn release_lease(
+        &self,
+        id: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The SQLite journal. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct Store {
+    /// Readers (WAL lets them run beside the writer).
+    pool: SqlitePool,
+    path: PathBuf,
+    /// The one connection this handle writes through. The mutex serialises the handle's
+    /// writes, so they queue here in order instead of in SQLite's busy handler, and an
+    /// append skips the pool's checkout.
+    writer: tokio::sync::Mutex<SqliteConnection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+/// Creates the schema if the file is blank. Checks the file's identity again, through
+/// SQLite and under the write lock: another process may have initialised the file since
+/// its header was read, and the header may lag behind the WAL.
+async fn init(path: &Path, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let db = |action: &str, source| StoreError::Db {
+        path: path.to_path_buf(),
+        action: action.to_string(),
+        source,
+    };
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| open_error(path, "cannot lock the journal to check it", e))?;
+    let identity = Identity::read(&mut tx)
+        .await
+        .map_err(|e| open_error(path, "cannot read the journal's header", e))?;
+    if !identity.needs_init(path)? {
+        return Ok(());
+    }
+    sqlx::raw_sql(SCHEMA)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("cannot create the journal's tables", e))?;
+    let marks = format!(
+        "PRAGMA application_id = {}; PRAGMA user_version = {};",
+        APPLICATION_ID as i32, SCHEMA_VERSION
+    );
+    sqlx::raw_sql(AssertSqlSafe(marks))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("cannot mark the journal as rollcall's", e))?;
+    tx.commit()
+        .await
+        .map_err(|e| db("cannot commit the journal's schema", e))
+}
+
+/// What the first page of an existing SQLite file says about it.
+struct Identity {
+    application_id: u32,
+    user_version: i64,
+    objects: i64,
+}
+
+impl Identity {
+    async fn read(conn: &mut SqliteConnection) -> Result<Identity, sqlx::Error> {
+        let application_id: i64 = sqlx::query_scalar("PRAGMA application_id")
+            .fetch_one(&mut *conn)
+            .await?;
+        let user_version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *conn)
+            .await?;
+        let objects: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Identity {
+            // The pragma is a signed 32-bit integer; show and compare its bits.
+            application_id: application_id as i32 as u32,
+            user_version,
+            objects,
+        })
+    }
+
+    /// `Ok(true)` if the schema must be created (or brought up to date), `Ok(false)` if the
+    /// file is a current rollcall journal, an error if it must not be touched.
+    fn needs_init(&self, path: &Path) -> Result<bool, StoreError> {
+        if self.application_id == APPLICATION_ID {
+            if self.user_version > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema {
+                    path: path.to_path_buf(),
+                    found: self.user_version,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Ok(self.user_version < SCHEMA_VERSION)
+        } else if self.application_id == 0 && self.objects == 0 {
+            // A blank SQLite database: nothing in it to lose.
+            Ok(true)
+        } else {
+            Err(StoreError::Foreign {
+                path: path.to_path_buf(),
+                application_id: self.application_id,
+            })
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The primary SQLite result code of a database error, if it is one.
+fn sqlite_code(e: &sqlx::Error) -> Option<i64> {
+    let code = e.as_database_error()?.code()?;
+    code.parse::<i64>().ok().map(|c| c & 0xff)
+}
+
+/// Errors while opening: "not a database" and "malformed" mean the file is not a journal.
+fn open_error(path: &Path, action: &str, e: sqlx::Error) -> StoreError {
+    match sqlite_code(&e) {
+        Some(SQLITE_NOTADB | SQLITE_CORRUPT) => StoreError::NotAJournal {
+            path: path.to_path_buf(),
+            reason: e
+                .as_database_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string()),
+        },
+        _ => StoreError::Db {
+            path: path.to_path_buf(),
+            action: action.to_string(),
+            source: e,
+        },
+    }
+}
+
+/// Reads an existing file's SQLite header with plain file I/O, before SQLite sees the file,
+/// and tells what it is. The main file's first page can lag behind a WAL file that was not
+/// checkpointed yet; that only ever hides a newer state of a file that was blank or
+/// rollcall's, which [`Store::init`] checks again through SQLite under the write lock.
+fn read_header(path: &Path) -> Result<Identity, StoreError> {
+    use std::io::Read;
+    let read_err = |source| StoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    // The 100-byte database header and the b-tree page header of sqlite_schema after it.
+    let mut page = Vec::with_capacity(108);
+    file.take(108).read_to_end(&mut page).map_err(read_err)?;
+    let not_a_db = || StoreError::NotAJournal {
+        path: path.to_path_buf(),
+        reason: "file is not a database".to_string(),
+    };
+    if page.len() < 108 || &page[..16] != SQLITE_HEADER {
+        return Err(not_a_db());
+    }
+    let be16 = |at: usize| u16::from_be_bytes([page[at], page[at + 1]]);
+    let be32 = |at: usize| u32::from_be_bytes([page[at], page[at + 1], page[at + 2], page[at + 3]]);
+    // The fields SQLite itself insists on (https://www.sqlite.org/fileformat.html).
+    let page_size = be16(16);
+    let page_size_ok = page_size == 1 || (page_size >= 512 && page_size.is_power_of_two());
+    let versions_ok = matches!(page[18], 1 | 2) && matches!(page[19], 1 | 2);
+    let fractions_ok = page[21..24] == [64, 32, 32];
+    // sqlite_schema's root: a table b-tree page, leaf (0x0D) or interior (0x05).
+    let schema_page = page[100];
+    if !(page_size_ok && versions_ok && fractions_ok && matches!(schema_page, 0x05 | 0x0D)) {
+        return Err(not_a_db());
+    }
+    Ok(Identity {
+        application_id: be32(68),
+        user_version: i64::from(be32(60) as i32),
+        objects: if schema_page == 0x05 {
+            1
+        } else {
+            i64::from(be16(103))
+        },
+    })
+}
+
+fn json_text(path: &Path, what: &'static str, value: &Value) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Encode {
+        path: path.to_path_buf(),
+        what,
+        source,
+    })
+}
+
+/// One statement that appends `rows` records after the run's last seq and returns their
+/// seqs. Binds: run, run, then (at, kind, data) per record. SQLite evaluates the SELECT into
+/// a temporary table before inserting (it reads the table it writes), so `max(seq)` is read
+/// once; and a writing statement takes the write lock before it reads, so the seq cannot go
+/// stale under another connection. An unknown run fails the foreign key.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(200 + rows * 16);
+    sql.push_str(
+        "INSERT INTO journal (run, seq, at, kind, data) \
+         SELECT ?, base.last + v.column1, v.column2, v.column3, v.column4 \
+         FROM (SELECT coalesce(max(seq), 0) AS last FROM journal WHERE run = ?) AS base, \
+         (VALUES ",
+    );
+    for i in 1..=rows {
+        if i > 1 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("({i}, ?, ?, ?)"));
+    }
+    sql.push_str(") AS v RETURNING seq");
+    sql
+}
+
+/// `INSERT INTO journal ... VALUES (?, ?, ?, ?, ?), ...` for `rows` rows with their seqs.
+fn bulk_insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(60 + rows * 17);
+    sql.push_str("INSERT INTO journal (run, seq, at, kind, data) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(?, ?, ?, ?, ?)");
+    }
+    sql
+}
+
+impl Store {
+    /// Opens the journal at `path`, creating the file (and its parent directories) if it is
+    /// missing or empty. Refuses, without modifying the file, anything that is not a
+    /// rollcall journal of this schema version or older (see the crate docs).
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let path = path.to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let blank = match std::fs::metadata(&path) {
+            Ok(meta) => meta.is_file() && meta.len() == 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(source) => return Err(StoreError::Read { path, source }),
+        };
+        if !blank {
+            // Refuse what is not ours before SQLite opens (and could write to) the file.
+            read_header(&path)?.needs_init(&path)?;
+        }
+
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let mut writer = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(|e| open_error(&path, "cannot open the journal", e))?;
+        if let Err(e) = init(&path, &mut writer).await {
+            let _ = writer.close().await;
+            return Err(e);
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(&path, "cannot open the journal", e))?;
+        Ok(Store {
+            pool,
+            path,
+            writer: tokio::sync::Mutex::new(writer),
+        })
+    }
+
+    /// The journal file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db(&self, action: impl Into<String>, source: sqlx::Error) -> StoreError {
+        StoreError::Db {
+            path: self.path.clone(),
+            action: action.into(),
+            source,
+        }
+    }
+
+    fn unknown_run(&self, run: &str) -> StoreError {
+        StoreError::UnknownRun {
+            path: self.path.clone(),
+            run: run.to_string(),
+        }
+    }
+
+    /// Starts a run with status `running`. Fails if the id is taken.
+    pub async fn create_run(&self, new: &NewRun) -> Result<RunRow, StoreError> {
+        let now = now_ms();
+        let row = RunRow {
+            id: new.id.clone(),
+            created_at: now,
+            updated_at: now,
+            fleet_path: new.fleet_path.clone(),
+            fleet_name: new.fleet_name.clone(),
+            maintenance: new.maintenance.clone(),
+            status: "running".to_string(),
+            params: new.params.clone(),
+            fleet_text: new.fleet_text.clone(),
+            owner: None,
+            lease_until: None,
+            control: None,
+            summary: Value::Null,
+        };
+        let params = json_text(&self.path, "the run's params", &row.params)?;
+        let summary = json_text(&self.path, "the run's summary", &row.summary)?;
+        let mut writer = self.writer.lock().await;
+        let result = sqlx::query(
+            "INSERT INTO runs (id, created_at, updated_at, fleet_path, fleet_name, maintenance, \
+             status, params, fleet_text, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(&row.fleet_path)
+        .bind(&row.fleet_name)
+        .bind(&row.maintenance)
+        .bind(&row.status)
+        .bind(params)
+        .bind(&row.fleet_text)
+        .bind(summary)
+        .execute(&mut *writer)
+        .await;
+        match result {
+            Ok(_) => Ok(row),
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                Err(StoreError::RunExists {
+                    path: self.path.clone(),
+                    run: new.id.clone(),
+                })
+            }
+            Err(e) => Err(self.db(format!("cannot create run {:?}", new.id), e)),
+        }
+    }
+
+    /// Appends `records` to the run's journal in one transaction and returns the seq of the
+    /// last one (the run's current last seq if `records` is empty; 0 for an empty journal).
+    /// Seqs are per run, 1-based and contiguous; a batch's records get consecutive seqs.
+    pub async fn append(&self, run: &str, records: &[Record]) -> Result<i64, StoreError> {
+        // Encode before taking the lock.
+        let mut data = Vec::with_capacity(records.len());
+        for record in records {
+            data.push(json_text(&self.path, "a journal record", &record.data)?);
+        }
+        let mut writer = self.writer.lock().await;
+        if records.len() <= ROWS_PER_INSERT {
+            // One statement is one transaction: the common case costs one round trip.
+            return self.insert_chunk(&mut writer, run, records, &data).await;
+        }
+        // A large batch: several statements in one transaction. BEGIN IMMEDIATE takes the
+        // write lock first, so the last seq read here cannot go stale.
+        let action = || format!("cannot append to run {run:?}");
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.db(action(), e))?;
+        let (exists, mut seq): (Option<i64>, i64) = sqlx::query_as(
+            "SELECT (SELECT 1 FROM runs WHERE id = ?1), \
+             (SELECT coalesce(max(seq), 0) FROM journal WHERE run = ?1)",
+        )
+        .bind(run)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| self.db(action(), e))?;
+        if exists.is_none() {
+            return Err(self.unknown_run(run));
+        }
+        for (chunk, texts) in records
+            .chunks(ROWS_PER_BULK_INSERT)
+            .zip(data.chunks(ROWS_PER_BULK_INSERT))
+        {
+            let mut query = sqlx::query(AssertSqlSafe(bulk_insert_sql(chunk.len())));
+            for (record, text) in chunk.iter().zip(texts) {
+                seq += 1;
+                query = query
+                    .bind(run)
+                    .bind(seq)
+                    .bind(record.at)
+                    .bind(&record.kind)
+                    .bind(text.as_str());
+            }
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(action(), e))?;
+        }
+        tx.commit().await.map_err(|e| self.db(action(), e))?;
+        Ok(seq)
+    }
+
+    /// Inserts up to [`ROWS_PER_INSERT`] records in one statement; returns the last seq.
+    async fn insert_chunk(
+        &self,
+        conn: &mut SqliteConnection,
+        run: &str,
+        records: &[Record],
+        data: &[String],
+    ) -> Result<i64, StoreError> {
+        if records.is_empty() {
+            self.check_run_exists(conn, run).await?;
+            let last: i64 =
+                sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM journal WHERE run = ?")
+                    .bind(run)
+                    .fetch_one(conn)
+                    .await
+                    .map_err(|e| self.db(format!("cannot read the journal of run {run:?}"), e))?;
+            return Ok(last);
+        }
+        let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(insert_sql(records.len())))
+            .bind(run)
+            .bind(run);
+        for (record, text) in records.iter().zip(data) {
+            query = query.bind(record.at).bind(&record.kind).bind(text.as_str());
+        }
+        match query.fetch_all(conn).await {
+            Ok(seqs) => Ok(seqs.into_iter().max().unwrap_or(0)),
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation) =>
+            {
+                Err(self.unknown_run(run))
+            }
+            Err(e) => Err(self.db(format!("cannot append to run {run:?}"), e)),
+        }
+    }
+
+    /// The run's whole journal, in seq order. An unknown run has an empty journal.
+    pub async fn journal(&self, run: &str) -> Result<Vec<(i64, Record)>, StoreError> {
+        self.journal_since(run, 0).await
+    }
+
+    /// The run's records with seq > `after_seq`, in seq order.
+    pub async fn journal_since(
+        &self,
+        run: &str,
+        after_seq: i64,
+    ) -> Result<Vec<(i64, Record)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, data FROM journal WHERE run = ? AND seq > ? ORDER BY seq",
+        )
+        .bind(run)
+        .bind(after_seq)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.db(format!("cannot read the journal of run {run:?}"), e))?;
+        rows.iter()
+            .map(|row| self.decode_record(run, row))
+            .collect()
+    }
+
+    fn decode_record(&self, run: &str, row: &SqliteRow) -> Result<(i64, Record), StoreError> {
+        let seq: i64 = row.try_get("seq").map_err(|e| StoreError::CorruptRecord {
+            path: self.path.clone(),
+            run: run.to_string(),
+            seq: -1,
+            reason: e.to_string(),
+        })?;
+        let corrupt = |reason: String| StoreError::CorruptRecord {
+            path: self.path.clone(),
+            run: run.to_string(),
+            seq,
+            reason,
+        };
+        let at: i64 = row.try_get("at").map_err(|e| corrupt(e.to_string()))?;
+        let kind: String = row.try_get("kind").map_err(|e| corrupt(e.to_string()))?;
+        let text: String = row.try_get("data").map_err(|e| corrupt(e.to_string()))?;
+        let data: Value = serde_json::from_str(&text)
+            .map_err(|e| corrupt(format!("its data is not valid JSON ({e})")))?;
+        Ok((seq, Record { at, kind, data }))
+    }
+
+    fn decode_run(&self, row: &SqliteRow) -> Result<RunRow, StoreError> {
+        let id: String = row.try_get("id").map_err(|e| StoreError::CorruptRun {
+            path: self.path.clone(),
+            run: "?".to_string(),
+            column: "id",
+            reason: e.to_string(),
+        })?;
+        let corrupt = |column: &'static str, reason: String| StoreError::CorruptRun {
+            path: self.path.clone(),
+            run: id.clone(),
+            column,
+            reason,
+        };
+        macro_rules! get {
+            ($column:literal) => {
+                row.try_get($column)
+                    .map_err(|e| corrupt($column, e.to_string()))?
+            };
+        }
+        let json = |column: &'static str, text: String| -> Result<Value, StoreError> {
+            serde_json::from_str(&text)
+                .map_err(|e| corrupt(column, format!("not valid JSON ({e})")))
+        };
+        Ok(RunRow {
+            created_at: get!("created_at"),
+            updated_at: get!("updated_at"),
+            fleet_path: get!("fleet_path"),
+            fleet_name: get!("fleet_name"),
+            maintenance: get!("maintenance"),
+            status: get!("status"),
+            params: json("params", get!("params"))?,
+            fleet_text: get!("fleet_text"),
+            owner: get!("owner"),
+            lease_until: get!("lease_until"),
+            control: get!("control"),
+            summary: json("summary", get!("summary"))?,
+            id: id.clone(),
+        })
+    }
+
+    /// The run with this id, if any.
+    pub async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.db(format!("cannot read run {id:?}"), e))?;
+        row.map(|row| self.decode_run(&row)).transpose()
+    }
+
+    /// The most recently created run, if any.
+    pub async fn latest_run(&self) -> Result<Option<RunRow>, StoreError> {
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.db("cannot read the latest run", e))?;
+        row.map(|row| self.decode_run(&row)).transpose()
+    }
+
+    /// All runs, newest first.
+    pub async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, rowid DESC");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db("cannot list runs", e))?;
+        rows.iter().map(|row| self.decode_run(row)).collect()
+    }
+
+    /// Sets the run's status and summary.
+    pub async fn set_status(
+        &self,
+        id: &str,
+        status: &str,
+        summary: &Value,
+    ) -> Result<(), StoreError> {
+        let summary = json_text(&self.path, "the run's summary", summary)?;
+        let mut writer = self.writer.lock().await;
+        let done =
+            sqlx::query("UPDATE runs SET status = ?, summary = ?, updated_at = ? WHERE id = ?")
+                .bind(status)
+                .bind(summary)
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *writer)
+                .await
+                .map_err(|e| self.db(format!("cannot set the status of run {id:?}"), e))?;
+        if done.rows_affected() == 0 {
+            return Err(self.unknown_run(id));
+        }
+        Ok(())
+    }
+
+    /// Leaves a control request (`pause`, `resume`, `abort`) for the process driving the
+    /// run, or clears it with `None`. A later request replaces an unread one.
+    pub async fn set_control(&self, id: &str, control: Option<&str>) -> Result<(), StoreError> {
+        let mut writer = self.writer.lock().await;
+        let done = sqlx::query("UPDATE runs SET control = ?, updated_at = ? WHERE id = ?")
+            .bind(control)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *writer)
+            .await
+            .map_err(|e| self.db(format!("cannot set the control of run {id:?}"), e))?;
+        if done.rows_affected() == 0 {
+            return Err(self.unknown_run(id));
+        }
+        Ok(())
+    }
+
+    /// Reads and clears the run's pending control request, atomically.
+    pub async fn take_control(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let action = || format!("cannot take the control request of run {id:?}");
+        let mut writer = self.writer.lock().await;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.db(action(), e))?;
+        let control: Option<Option<String>> =
+            sqlx::query_scalar("SELECT control FROM runs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.db(action(), e))?;
+        let Some(control) = control else {
+            return Err(self.unknown_run(id));
+        };
+        if control.is_some() {
+            sqlx::query("UPDATE runs SET control = NULL, updated_at = ? WHERE id = ?")
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(action(), e))?;
+            tx.commit().await.map_err(|e| self.db(action(), e))?;
+        }
+        Ok(control)
+    }
+
+    /// Takes the run's lease for `owner` until `now_ms + ttl_ms` if nobody holds it, the
+    /// holder's lease has expired (`lease_until <= now_ms`), or `owner` already holds it.
+    /// One conditional UPDATE, so two contenders can never both win.
+    pub async fn acquire_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.lease_update(
+            id,
+            "UPDATE runs SET owner = ?1, lease_until = ?2 + ?3, updated_at = ?4 WHERE id = ?5 \
+             AND (owner IS NULL OR owner = ?1 OR lease_until IS NULL OR lease_until <= ?2)",
+            owner,
+            now_ms,
+            ttl_ms,
+            "acquire",
+        )
+        .await
+    }
+
+    /// Extends `owner`'s lease to `now_ms + ttl_ms`. `false` if someone else holds the lease
+    /// (it expired and was taken over): the caller has been fenced off and must stop
+    /// driving the run. A lease that expired but that nobody took is still `owner`'s.
+    pub async fn renew_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.lease_update(
+            id,
+            "UPDATE runs SET owner = ?1, lease_until = ?2 + ?3, updated_at = ?4 WHERE id = ?5 \
+             AND owner = ?1",
+            owner,
+            now_ms,
+            ttl_ms,
+            "renew",
+        )
+        .await
+    }
+
+    async fn lease_update(
+        &self,
+        id: &str,
+        sql: &'static str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+        verb: &str,
+    ) -> Result<bool, StoreError> {
+        let mut writer = self.writer.lock().await;
+        let done = sqlx::query(sql)
+            .bind(owner)
+            .bind(now_ms)
+            .bind(ttl_ms)
+            .bind(self::now_ms())
+            .bind(id)
+            .execute(&mut *writer)
+            .await
+            .map_err(|e| self.db(format!("cannot {verb} the lease of run {id:?}"), e))?;
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        self.check_run_exists(&mut writer, id).await?;
+        Ok(false)
+    }
+
+    /// Takes the lease from `dead_owner` (an orchestrator known to be gone, e.g. its
+    /// process no longer exists) before the lease expires. Compare-and-swap: `false` if
+    /// the lease is no longer `dead_owner`'s.
+    pub async fn take_over_lease(
+        &self,
+        id: &str,
+        dead_owner: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut writer = self.writer.lock().await;
+        let done = sqlx::query(
+            "UPDATE runs SET owner = ?1, lease_until = ?2 + ?3, updated_at = ?4 \
+             WHERE id = ?5 AND owner = ?6",
+        )
+        .bind(owner)
+        .bind(now_ms)
+        .bind(ttl_ms)
+        .bind(self::now_ms())
+        .bind(id)
+        .bind(dead_owner)
+        .execute(&mut *writer)
+        .await
+        .map_err(|e| self.db(format!("cannot take over the lease of run {id:?}"), e))?;
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        self.check_run_exists(&mut writer, id).await?;
+        Ok(false)
+    }
+
+    /// Gives the lease up if `owner` holds it; does nothing otherwise.
+    pub async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        let mut writer = self.writer.lock().await;
+        let done = sqlx::query(
+            "UPDATE runs SET owner = NULL, lease_until = NULL, updated_at = ? \
+             WHERE id = ? AND owner = ?",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .execute(&mut *writer)
+        .await
+        .map_err(|e| self.db(format!("cannot release the lease of run {id:?}"), e))?;
+        if done.rows_affected() == 0 {
+            self.check_run_exists(&mut writer, id).await?;
+        }
+        Ok(())
+    }
+
+    /// `UnknownRun` unless the run exists. (Runs are never deleted, so the answer cannot
+    /// change after a statement that found no row for other reasons.)
+    async fn check_run_exists(
+        &self,
+        conn: &mut SqliteConnection,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+            .map_err(|e| self.db(format!("cannot look up run {id:?}"), e))?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(self.unknown_run(id)),
+        }
+    }
+}
+
+impl Journal for Store {
+    async fn create_run(&self, new: &NewRun) -> Result<RunRow, StoreError> {
+        Store::create_run(self, new).await
+    }
+    async fn append(&self, run: &str, records: &[Record]) -> Result<i64, StoreError> {
+        Store::append(self, run, records).await
+    }
+    async fn journal(&self, run: &str) -> Result<Vec<(i64, Record)>, StoreError> {
+        Store::journal(self, run).await
+    }
+    async fn journal_since(
+        &self,
+        run: &str,
+        after_seq: i64,
+    ) -> Result<Vec<(i64, Record)>, StoreError> {
+        Store::journal_since(self, run, after_seq).await
+    }
+    async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
+        Store::run(self, id).await
+    }
+    async fn latest_run(&self) -> Result<Option<RunRow>, StoreError> {
+        Store::latest_run(self).await
+    }
+    async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        Store::runs(self).await
+    }
+    async fn set_status(&self, id: &str, status: &str, summary: &Value) -> Result<(), StoreError> {
+        Store::set_status(self, id, status, summary).await
+    }
+    async fn set_control(&self, id: &str, control: Option<&str>) -> Result<(), StoreError> {
+        Store::set_control(self, id, control).await
+    }
+    async fn take_control(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Store::take_control(self, id).await
+    }
+    async fn acquire_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Store::acquire_lease(self, id, owner, now_ms, ttl_ms).await
+    }
+    async fn renew_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Store::renew_lease(self, id, owner, now_ms, ttl_ms).await
+    }
+    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        Store::release_lease(self, id, owner).await
+    }
+}

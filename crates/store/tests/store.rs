@@ -1,0 +1,974 @@
+//! Tests of the SQLite journal: round trips, seq allocation under concurrency, leases,
+//! control requests, refusal of files that are not rollcall journals, corrupt rows, and
+//! durability across a SIGKILL of the writing process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rollcall_store::{APPLICATION_ID, Journal, NewRun, Record, SCHEMA_VERSION, Store, StoreError};
+use serde_json::{Value, json};
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "rollcall-store-{name}-{}-{nanos}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn join(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn new_run(id: &str) -> NewRun {
+    NewRun {
+        id: id.to_string(),
+        fleet_path: "/etc/rollcall/fleet.toml".to_string(),
+        fleet_name: "prod".to_string(),
+        maintenance: "xsa-108".to_string(),
+        params: json!({"dry_run": false, "seed": 7}),
+        fleet_text: "[fleet]\nname = \"prod\"\n".to_string(),
+    }
+}
+
+fn record(at: i64, kind: &str, data: Value) -> Record {
+    Record {
+        at,
+        kind: kind.to_string(),
+        data,
+    }
+}
+
+fn seqs(journal: &[(i64, Record)]) -> Vec<i64> {
+    journal.iter().map(|(seq, _)| *seq).collect()
+}
+
+/// Opens a plain SQLite connection (not through the store), creating the file if asked.
+async fn raw_connection(path: &Path, create: bool) -> SqliteConnection {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(create);
+    SqliteConnection::connect_with(&options).await.unwrap()
+}
+
+async fn raw_exec(path: &Path, sql: &'static str) {
+    let mut conn = raw_connection(path, false).await;
+    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn round_trip() {
+    let dir = TempDir::new("round-trip");
+    let path = dir.join("nested/deeper/journal.db");
+    let store = Store::open(&path).await.unwrap();
+    assert!(path.exists(), "open creates the file and its parent dirs");
+    assert_eq!(store.path(), path);
+
+    assert!(store.latest_run().await.unwrap().is_none());
+    assert!(store.runs().await.unwrap().is_empty());
+    assert!(store.run("r1").await.unwrap().is_none());
+
+    let created = store.create_run(&new_run("r1")).await.unwrap();
+    assert_eq!(created.status, "running");
+    assert_eq!(created.owner, None);
+    assert_eq!(created.control, None);
+    assert_eq!(created.summary, Value::Null);
+
+    let read = store.run("r1").await.unwrap().unwrap();
+    assert_eq!(read.id, "r1");
+    assert_eq!(read.created_at, created.created_at);
+    assert_eq!(read.fleet_path, "/etc/rollcall/fleet.toml");
+    assert_eq!(read.fleet_name, "prod");
+    assert_eq!(read.maintenance, "xsa-108");
+    assert_eq!(read.params, json!({"dry_run": false, "seed": 7}));
+    assert_eq!(read.fleet_text, "[fleet]\nname = \"prod\"\n");
+    assert_eq!(read.status, "running");
+
+    let records = vec![
+        record(0, "run_started", json!({"hosts": 3})),
+        record(
+            5,
+            "host",
+            json!({"host": "db-1", "state": "draining", "ok": true}),
+        ),
+        record(
+            9,
+            "note",
+            json!("text with \"quotes\", ünïcødé and \n newlines"),
+        ),
+        record(-1, "null", Value::Null),
+        record(i64::MAX, "big", json!([1.5, -2, u64::MAX, {"nested": []}])),
+    ];
+    let last = store.append("r1", &records).await.unwrap();
+    assert_eq!(last, 5);
+    let journal = store.journal("r1").await.unwrap();
+    assert_eq!(seqs(&journal), vec![1, 2, 3, 4, 5]);
+    let back: Vec<Record> = journal.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(back, records);
+
+    let since = store.journal_since("r1", 3).await.unwrap();
+    assert_eq!(seqs(&since), vec![4, 5]);
+    assert_eq!(since[0].1, records[3]);
+    assert!(store.journal_since("r1", 5).await.unwrap().is_empty());
+
+    store
+        .set_status("r1", "done", &json!({"healthy": 3, "failed": 0}))
+        .await
+        .unwrap();
+    let done = store.latest_run().await.unwrap().unwrap();
+    assert_eq!(done.status, "done");
+    assert_eq!(done.summary, json!({"healthy": 3, "failed": 0}));
+    assert!(done.updated_at >= done.created_at);
+
+    // RunRow serialises (the web crate will hand it out as JSON).
+    let as_json = serde_json::to_value(&done).unwrap();
+    assert_eq!(as_json["id"], "r1");
+    assert_eq!(as_json["summary"]["healthy"], 3);
+}
+
+#[tokio::test]
+async fn runs_are_listed_newest_first() {
+    let dir = TempDir::new("runs-order");
+    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+    for id in ["a", "b", "c"] {
+        store.create_run(&new_run(id)).await.unwrap();
+    }
+    let ids: Vec<String> = store
+        .runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["c", "b", "a"]);
+    assert_eq!(store.latest_run().await.unwrap().unwrap().id, "c");
+}
+
+#[tokio::test]
+async fn create_run_with_a_taken_id_fails() {
+    let dir = TempDir::new("run-exists");
+    let path = dir.join("journal.db");
+    let store = Store::open(&path).await.unwrap();
+    store.create_run(&new_run("r1")).await.unwrap();
+    let err = store.create_run(&new_run("r1")).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::RunExists { ref run, .. } if run == "r1"),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()) && msg.contains("\"r1\" already exists"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn seqs_are_contiguous_across_appends() {
+    let dir = TempDir::new("contiguous");
+    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+    store.create_run(&new_run("a")).await.unwrap();
+    store.create_run(&new_run("b")).await.unwrap();
+
+    assert_eq!(store.append("a", &[]).await.unwrap(), 0, "empty journal");
+    let mut expected_a = 0;
+    let mut expected_b = 0;
+    // Sizes cross the store's one-statement limit (64) and its 256-row bulk chunks.
+    for (i, size) in [1usize, 3, 0, 64, 65, 200, 1, 700, 256, 257]
+        .into_iter()
+        .enumerate()
+    {
+        let batch: Vec<Record> = (0..size)
+            .map(|j| record(i as i64, "step", json!({"batch": i, "j": j})))
+            .collect();
+        expected_a += size as i64;
+        assert_eq!(store.append("a", &batch).await.unwrap(), expected_a);
+        // Another run's seqs are its own.
+        expected_b += 1;
+        let one = [record(0, "other", json!(i))];
+        assert_eq!(store.append("b", &one).await.unwrap(), expected_b);
+    }
+    let a = store.journal("a").await.unwrap();
+    assert_eq!(seqs(&a), (1..=expected_a).collect::<Vec<_>>());
+    let b = store.journal("b").await.unwrap();
+    assert_eq!(seqs(&b), (1..=expected_b).collect::<Vec<_>>());
+    // Batch order is kept: batch numbers never go down along the journal.
+    let batches: Vec<u64> = a
+        .iter()
+        .map(|(_, r)| r.data["batch"].as_u64().unwrap())
+        .collect();
+    assert!(batches.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(store.append("a", &[]).await.unwrap(), expected_a);
+}
+
+/// Checks that `journal` holds exactly `writers × batches × per_batch` records with
+/// contiguous seqs and that every batch landed as one contiguous, ordered block.
+fn check_whole_batches(journal: &[(i64, Record)], writers: u64, batches: u64, per_batch: u64) {
+    let total = writers * batches * per_batch;
+    assert_eq!(seqs(journal), (1..=total as i64).collect::<Vec<_>>());
+    let mut seen = std::collections::HashSet::new();
+    for block in journal.chunks(per_batch as usize) {
+        let w = block[0].1.data["writer"].as_u64().unwrap();
+        let b = block[0].1.data["batch"].as_u64().unwrap();
+        for (i, (_, r)) in block.iter().enumerate() {
+            assert_eq!(r.data["writer"], w, "batch split: {block:?}");
+            assert_eq!(r.data["batch"], b, "batch split: {block:?}");
+            assert_eq!(r.data["i"], i as u64, "batch reordered: {block:?}");
+        }
+        assert!(seen.insert((w, b)), "batch ({w}, {b}) twice");
+    }
+    assert_eq!(seen.len() as u64, writers * batches, "a batch is missing");
+}
+
+fn writer_batch(writer: u64, batch: u64, per_batch: u64) -> Vec<Record> {
+    (0..per_batch)
+        .map(|i| {
+            record(
+                batch as i64,
+                "step",
+                json!({"writer": writer, "batch": batch, "i": i}),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_from_four_tasks_keep_seqs_contiguous() {
+    let dir = TempDir::new("concurrent");
+    let store = Arc::new(Store::open(&dir.join("journal.db")).await.unwrap());
+    store.create_run(&new_run("r")).await.unwrap();
+    let (writers, batches, per_batch) = (4u64, 50u64, 10u64);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            for b in 0..batches {
+                let seq = store
+                    .append("r", &writer_batch(w, b, per_batch))
+                    .await
+                    .unwrap();
+                assert!(seq > last, "seq went backwards for writer {w}");
+                assert_eq!(seq % per_batch as i64, 0, "batch not aligned");
+                last = seq;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    check_whole_batches(
+        &store.journal("r").await.unwrap(),
+        writers,
+        batches,
+        per_batch,
+    );
+}
+
+/// Two independent handles (each with its own writer connection, as two processes would
+/// have) on one file: the writers meet in SQLite's lock and busy timeout, not in the
+/// in-process mutex. Small batches are one statement each, batches above 64 records a
+/// multi-statement transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_from_two_handles_keep_seqs_contiguous() {
+    let dir = TempDir::new("two-handles");
+    let path = dir.join("journal.db");
+    let first = Arc::new(Store::open(&path).await.unwrap());
+    let second = Arc::new(Store::open(&path).await.unwrap());
+    for (run, batches, per_batch) in [("small", 100u64, 5u64), ("large", 20, 300)] {
+        first.create_run(&new_run(run)).await.unwrap();
+        let writers = 4u64;
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let store = Arc::clone(if w % 2 == 0 { &first } else { &second });
+            tasks.push(tokio::spawn(async move {
+                for b in 0..batches {
+                    store
+                        .append(run, &writer_batch(w, b, per_batch))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let journal = second.journal(run).await.unwrap();
+        check_whole_batches(&journal, writers, batches, per_batch);
+    }
+}
+
+#[tokio::test]
+async fn reopen_after_drop_sees_everything() {
+    let dir = TempDir::new("reopen");
+    let path = dir.join("journal.db");
+    {
+        let store = Store::open(&path).await.unwrap();
+        store.create_run(&new_run("r1")).await.unwrap();
+        let batch: Vec<Record> = (0..300)
+            .map(|i| record(i, "step", json!({"i": i})))
+            .collect();
+        assert_eq!(store.append("r1", &batch).await.unwrap(), 300);
+        store
+            .set_status("r1", "paused", &json!({"why": "operator"}))
+            .await
+            .unwrap();
+        store.set_control("r1", Some("resume")).await.unwrap();
+        assert!(
+            store
+                .acquire_lease("r1", "host-a:42", 1_000, 30_000)
+                .await
+                .unwrap()
+        );
+    }
+    let store = Store::open(&path).await.unwrap();
+    let run = store.run("r1").await.unwrap().unwrap();
+    assert_eq!(run.status, "paused");
+    assert_eq!(run.summary, json!({"why": "operator"}));
+    assert_eq!(run.control.as_deref(), Some("resume"));
+    assert_eq!(run.owner.as_deref(), Some("host-a:42"));
+    assert_eq!(run.lease_until, Some(31_000));
+    let journal = store.journal("r1").await.unwrap();
+    assert_eq!(seqs(&journal), (1..=300).collect::<Vec<_>>());
+    assert_eq!(journal[299].1.data, json!({"i": 299}));
+    assert_eq!(
+        store
+            .append("r1", &[record(1, "x", json!(1))])
+            .await
+            .unwrap(),
+        301
+    );
+}
+
+#[tokio::test]
+async fn lease_acquire_renew_expiry_and_fencing() {
+    let dir = TempDir::new("lease");
+    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+    store.create_run(&new_run("r")).await.unwrap();
+    let ttl = 10_000;
+
+    // Free lease: taken.
+    assert!(store.acquire_lease("r", "a", 1_000, ttl).await.unwrap());
+    let run = store.run("r").await.unwrap().unwrap();
+    assert_eq!(
+        (run.owner.as_deref(), run.lease_until),
+        (Some("a"), Some(11_000))
+    );
+    // Held and not expired: b is refused, a re-acquires (same owner).
+    assert!(!store.acquire_lease("r", "b", 5_000, ttl).await.unwrap());
+    assert!(store.acquire_lease("r", "a", 5_000, ttl).await.unwrap());
+    assert_eq!(
+        store.run("r").await.unwrap().unwrap().lease_until,
+        Some(15_000)
+    );
+    // Renewal by the holder extends; by someone else is refused.
+    assert!(store.renew_lease("r", "a", 10_000, ttl).await.unwrap());
+    assert_eq!(
+        store.run("r").await.unwrap().unwrap().lease_until,
+        Some(20_000)
+    );
+    assert!(!store.renew_lease("r", "b", 10_000, ttl).await.unwrap());
+    // Just before expiry b is still refused; at expiry b takes over.
+    assert!(!store.acquire_lease("r", "b", 19_999, ttl).await.unwrap());
+    assert!(store.acquire_lease("r", "b", 20_000, ttl).await.unwrap());
+    // Fencing: a's late renewal fails and does not disturb b.
+    assert!(!store.renew_lease("r", "a", 21_000, ttl).await.unwrap());
+    let run = store.run("r").await.unwrap().unwrap();
+    assert_eq!(
+        (run.owner.as_deref(), run.lease_until),
+        (Some("b"), Some(30_000))
+    );
+    // An expired lease nobody took over is still renewable by its owner.
+    assert!(store.renew_lease("r", "b", 45_000, ttl).await.unwrap());
+    // Release by a non-holder does nothing; by the holder frees it.
+    store.release_lease("r", "a").await.unwrap();
+    assert_eq!(
+        store.run("r").await.unwrap().unwrap().owner.as_deref(),
+        Some("b")
+    );
+    store.release_lease("r", "b").await.unwrap();
+    let run = store.run("r").await.unwrap().unwrap();
+    assert_eq!((run.owner, run.lease_until), (None, None));
+    assert!(
+        !store.renew_lease("r", "b", 46_000, ttl).await.unwrap(),
+        "released lease"
+    );
+    assert!(store.acquire_lease("r", "a", 46_000, ttl).await.unwrap());
+
+    // Unknown runs are errors, not "lease refused".
+    for result in [
+        store.acquire_lease("nope", "a", 0, ttl).await,
+        store.renew_lease("nope", "a", 0, ttl).await,
+    ] {
+        assert!(
+            matches!(result, Err(StoreError::UnknownRun { .. })),
+            "{result:?}"
+        );
+    }
+    let released = store.release_lease("nope", "a").await;
+    assert!(
+        matches!(released, Err(StoreError::UnknownRun { .. })),
+        "{released:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_contenders_never_both_win() {
+    let dir = TempDir::new("lease-race");
+    let path = dir.join("journal.db");
+    let first = Arc::new(Store::open(&path).await.unwrap());
+    let second = Arc::new(Store::open(&path).await.unwrap());
+    for round in 0..20 {
+        let id = format!("r{round}");
+        first.create_run(&new_run(&id)).await.unwrap();
+        let mut tasks = Vec::new();
+        for (n, store) in [&first, &second, &first, &second].into_iter().enumerate() {
+            let store = Arc::clone(store);
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .acquire_lease(&id, &format!("owner-{n}"), 1_000, 5_000)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for task in tasks {
+            winners += u32::from(task.await.unwrap());
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn control_set_and_take() {
+    let dir = TempDir::new("control");
+    let path = dir.join("journal.db");
+    let engine = Store::open(&path).await.unwrap();
+    // The CLI is another process with its own handle.
+    let cli = Store::open(&path).await.unwrap();
+    engine.create_run(&new_run("r")).await.unwrap();
+
+    assert_eq!(engine.take_control("r").await.unwrap(), None);
+    cli.set_control("r", Some("pause")).await.unwrap();
+    assert_eq!(
+        cli.run("r").await.unwrap().unwrap().control.as_deref(),
+        Some("pause")
+    );
+    assert_eq!(
+        engine.take_control("r").await.unwrap().as_deref(),
+        Some("pause")
+    );
+    assert_eq!(engine.take_control("r").await.unwrap(), None, "taken once");
+    assert_eq!(cli.run("r").await.unwrap().unwrap().control, None);
+
+    // A later request replaces an unread one; None clears.
+    cli.set_control("r", Some("resume")).await.unwrap();
+    cli.set_control("r", Some("abort")).await.unwrap();
+    assert_eq!(
+        engine.take_control("r").await.unwrap().as_deref(),
+        Some("abort")
+    );
+    cli.set_control("r", Some("pause")).await.unwrap();
+    cli.set_control("r", None).await.unwrap();
+    assert_eq!(engine.take_control("r").await.unwrap(), None);
+
+    let set = cli.set_control("nope", Some("abort")).await;
+    assert!(matches!(set, Err(StoreError::UnknownRun { .. })), "{set:?}");
+    let take = engine.take_control("nope").await;
+    assert!(
+        matches!(take, Err(StoreError::UnknownRun { .. })),
+        "{take:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_run_is_an_error() {
+    let dir = TempDir::new("unknown");
+    let path = dir.join("journal.db");
+    let store = Store::open(&path).await.unwrap();
+    store.create_run(&new_run("real")).await.unwrap();
+    let err = store
+        .append("ghost", &[record(0, "x", json!(1))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnknownRun { ref run, .. } if run == "ghost"),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("run \"ghost\" does not exist"), "{msg}");
+    // Also with an empty batch and a large one, and nothing was written anywhere.
+    assert!(matches!(
+        store.append("ghost", &[]).await,
+        Err(StoreError::UnknownRun { .. })
+    ));
+    let large: Vec<Record> = (0..300).map(|i| record(i, "x", json!(i))).collect();
+    assert!(matches!(
+        store.append("ghost", &large).await,
+        Err(StoreError::UnknownRun { .. })
+    ));
+    assert!(store.journal("ghost").await.unwrap().is_empty());
+    assert!(store.journal("real").await.unwrap().is_empty());
+    let status = store.set_status("ghost", "done", &json!(null)).await;
+    assert!(
+        matches!(status, Err(StoreError::UnknownRun { .. })),
+        "{status:?}"
+    );
+}
+
+/// Asserts `open` fails on `path` with an error `check` accepts and leaves the file as it was.
+async fn assert_refused(path: &Path, check: impl Fn(&StoreError) -> bool) -> String {
+    let before = std::fs::read(path).unwrap();
+    let err = Store::open(path).await.unwrap_err();
+    assert!(check(&err), "unexpected error: {err:?}");
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        before,
+        "open modified {}",
+        path.display()
+    );
+    let dir = path.parent().unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|f| f.starts_with(&name) && *f != name)
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "open left files behind: {leftovers:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "message must name the file: {msg}"
+    );
+    msg
+}
+
+#[tokio::test]
+async fn text_file_is_not_a_journal_and_is_left_untouched() {
+    let dir = TempDir::new("text-file");
+    let path = dir.join("fleet.toml");
+    std::fs::write(
+        &path,
+        "[fleet]\nname = \"prod\"\n# oops, passed the fleet as --journal\n",
+    )
+    .unwrap();
+    let msg = assert_refused(&path, |e| matches!(e, StoreError::NotAJournal { .. })).await;
+    assert_eq!(
+        msg,
+        format!(
+            "{} is not a rollcall journal: file is not a database",
+            path.display()
+        )
+    );
+    // Too short to hold a header at all.
+    std::fs::write(&path, "x").unwrap();
+    assert_refused(&path, |e| matches!(e, StoreError::NotAJournal { .. })).await;
+}
+
+#[tokio::test]
+async fn random_bytes_are_not_a_journal_and_are_left_untouched() {
+    let dir = TempDir::new("random");
+    let path = dir.join("journal.db");
+    // SplitMix64: deterministic "random" bytes.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let bytes: Vec<u8> = (0..64 * 1024)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) as u8
+        })
+        .collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let msg = assert_refused(&path, |e| matches!(e, StoreError::NotAJournal { .. })).await;
+    assert!(
+        msg.ends_with("is not a rollcall journal: file is not a database"),
+        "{msg}"
+    );
+
+    // An SQLite header followed by garbage gets past the header check; SQLite itself
+    // rejects it, still without writing.
+    let mut fake = b"SQLite format 3\0".to_vec();
+    fake.extend_from_slice(&bytes[..8192]);
+    std::fs::write(&path, &fake).unwrap();
+    let msg = assert_refused(&path, |e| matches!(e, StoreError::NotAJournal { .. })).await;
+    assert!(msg.contains("is not a rollcall journal: "), "{msg}");
+}
+
+#[tokio::test]
+async fn foreign_sqlite_database_is_refused_and_left_untouched() {
+    let dir = TempDir::new("foreign");
+    // Plain SQLite with a table and no application id.
+    let plain = dir.join("inventory.db");
+    let mut conn = raw_connection(&plain, true).await;
+    sqlx::raw_sql("CREATE TABLE hosts (name TEXT); INSERT INTO hosts VALUES ('db-1');")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let msg = assert_refused(&plain, |e| {
+        matches!(
+            e,
+            StoreError::Foreign {
+                application_id: 0,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        msg.starts_with(&format!(
+            "{} belongs to another application (application_id 0x00000000",
+            plain.display()
+        )),
+        "{msg}"
+    );
+
+    // Another program's database in WAL mode with its own application id (Fossil's).
+    let other = dir.join("repo.fossil");
+    let mut conn = raw_connection(&other, true).await;
+    sqlx::raw_sql(
+        "PRAGMA journal_mode = WAL; PRAGMA application_id = 252006673; \
+         CREATE TABLE blob (rid INTEGER PRIMARY KEY);",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let msg = assert_refused(&other, |e| {
+        matches!(
+            e,
+            StoreError::Foreign {
+                application_id: 0x0F05_5111,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(msg.contains("(application_id 0x0f055111"), "{msg}");
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused_and_left_untouched() {
+    let dir = TempDir::new("newer");
+    let path = dir.join("journal.db");
+    {
+        let store = Store::open(&path).await.unwrap();
+        store.create_run(&new_run("r")).await.unwrap();
+    }
+    raw_exec(
+        &path,
+        "PRAGMA user_version = 2; PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .await;
+    let msg = assert_refused(&path, |e| {
+        matches!(e, StoreError::NewerSchema { found: 2, supported, .. } if *supported == SCHEMA_VERSION)
+    })
+    .await;
+    assert!(
+        msg.contains("newer rollcall (journal schema version 2"),
+        "{msg}"
+    );
+}
+
+/// The main file's header can lag behind the WAL; the check under the write lock sees the
+/// WAL too.
+#[tokio::test]
+async fn newer_schema_still_in_the_wal_is_refused() {
+    let dir = TempDir::new("newer-wal");
+    let path = dir.join("journal.db");
+    drop(Store::open(&path).await.unwrap());
+    // A newer rollcall that bumped the version and is still running: nothing checkpointed.
+    let mut newer = raw_connection(&path, false).await;
+    sqlx::raw_sql("PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = 3;")
+        .execute(&mut newer)
+        .await
+        .unwrap();
+    let err = Store::open(&path).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 3, .. }),
+        "{err:?}"
+    );
+    newer.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn empty_file_and_blank_sqlite_are_initialised() {
+    let dir = TempDir::new("empty");
+    let empty = dir.join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let store = Store::open(&empty).await.unwrap();
+    store.create_run(&new_run("r")).await.unwrap();
+    drop(store);
+    let mut conn = raw_connection(&empty, false).await;
+    let app: i64 = sqlx::query_scalar("PRAGMA application_id")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    assert_eq!(app as u32, APPLICATION_ID);
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(mode, "wal");
+
+    // An SQLite file with nothing in it and no application id holds nothing to lose.
+    let blank = dir.join("blank.db");
+    let mut conn = raw_connection(&blank, true).await;
+    sqlx::raw_sql("PRAGMA user_version = 0; VACUUM;")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    assert!(
+        std::fs::metadata(&blank).unwrap().len() > 0,
+        "not a blank SQLite file"
+    );
+    let store = Store::open(&blank).await.unwrap();
+    store.create_run(&new_run("r")).await.unwrap();
+    assert_eq!(store.runs().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn corrupt_json_is_an_error_naming_run_and_seq() {
+    let dir = TempDir::new("corrupt");
+    let path = dir.join("journal.db");
+    let store = Store::open(&path).await.unwrap();
+    store.create_run(&new_run("r-17")).await.unwrap();
+    let batch: Vec<Record> = (0..4).map(|i| record(i, "step", json!({"i": i}))).collect();
+    store.append("r-17", &batch).await.unwrap();
+
+    raw_exec(
+        &path,
+        "UPDATE journal SET data = '{\"i\": 2, trunc' WHERE run = 'r-17' AND seq = 3",
+    )
+    .await;
+    let err = store.journal("r-17").await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::CorruptRecord { ref run, seq: 3, .. } if run == "r-17"),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("run \"r-17\", journal record seq 3 is corrupt"),
+        "{msg}"
+    );
+    // Reading past the bad record still works, and so does appending.
+    assert_eq!(
+        seqs(&store.journal_since("r-17", 3).await.unwrap()),
+        vec![4]
+    );
+    assert_eq!(store.append("r-17", &batch[..1]).await.unwrap(), 5);
+
+    // Bytes that are not even UTF-8.
+    raw_exec(
+        &path,
+        "UPDATE journal SET data = CAST(x'ff00fe' AS TEXT) WHERE seq = 4",
+    )
+    .await;
+    let err = store.journal_since("r-17", 3).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::CorruptRecord { seq: 4, .. }),
+        "{err:?}"
+    );
+
+    // A corrupt run column.
+    raw_exec(&path, "UPDATE runs SET summary = 'nope' WHERE id = 'r-17'").await;
+    let err = store.run("r-17").await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::CorruptRun { ref run, column: "summary", .. } if run == "r-17"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("run \"r-17\" is corrupt: column summary"),
+        "{err}"
+    );
+    assert!(store.runs().await.is_err());
+    assert!(store.latest_run().await.is_err());
+}
+
+/// Code written against the trait works with the SQLite store.
+async fn drive<J: Journal>(journal: &J) -> Result<i64, StoreError> {
+    journal.create_run(&new_run("t")).await?;
+    assert!(journal.acquire_lease("t", "me", 0, 1_000).await?);
+    let last = journal
+        .append("t", &[record(0, "a", json!(1)), record(1, "b", json!(2))])
+        .await?;
+    journal.set_status("t", "done", &json!({})).await?;
+    assert_eq!(journal.journal("t").await?.len(), 2);
+    assert_eq!(journal.journal_since("t", 1).await?.len(), 1);
+    assert_eq!(journal.runs().await?.len(), 1);
+    assert_eq!(journal.latest_run().await?.unwrap().status, "done");
+    journal.set_control("t", Some("abort")).await?;
+    assert_eq!(journal.take_control("t").await?.as_deref(), Some("abort"));
+    assert!(journal.renew_lease("t", "me", 500, 1_000).await?);
+    journal.release_lease("t", "me").await?;
+    assert!(journal.run("t").await?.unwrap().owner.is_none());
+    Ok(last)
+}
+
+#[tokio::test]
+async fn journal_trait_is_implemented_by_store() {
+    let dir = TempDir::new("trait");
+    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+    // Spawned, so the trait's futures must be Send.
+    let handle = tokio::spawn(async move { drive(&store).await });
+    assert_eq!(handle.await.unwrap().unwrap(), 2);
+}
+
+const CHILD_ENV: &str = "ROLLCALL_STORE_CHILD";
+const CHILD_PATH_ENV: &str = "ROLLCALL_STORE_CHILD_PATH";
+const CRASH_TEST: &str = "crash_by_sigkill_keeps_every_committed_batch_whole";
+/// Batch `b` has `crash_batch_len(b)` records: small batches are one INSERT statement,
+/// large ones several statements in one transaction.
+fn crash_batch_len(batch: u64) -> u64 {
+    if batch.is_multiple_of(2) { 7 } else { 600 }
+}
+
+/// The writer half of the crash test: appends batches of `crash_batch_len` records until it is
+/// killed (or 30 s pass).
+async fn crash_child(path: &Path) {
+    let store = Store::open(path).await.unwrap();
+    if store.run("crash").await.unwrap().is_none() {
+        // Run by hand, without the parent.
+        store.create_run(&new_run("crash")).await.unwrap();
+    }
+    let pad = "x".repeat(150);
+    let started = Instant::now();
+    let mut batch = 0u64;
+    while started.elapsed() < Duration::from_secs(30) {
+        let records: Vec<Record> = (0..crash_batch_len(batch))
+            .map(|i| {
+                record(
+                    batch as i64,
+                    "step",
+                    json!({"batch": batch, "i": i, "pad": pad}),
+                )
+            })
+            .collect();
+        store.append("crash", &records).await.unwrap();
+        if batch == 0 {
+            println!("CHILD-READY");
+        }
+        batch += 1;
+    }
+    eprintln!("child was not killed within 30 s");
+}
+
+#[tokio::test]
+async fn crash_by_sigkill_keeps_every_committed_batch_whole() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        let path = PathBuf::from(std::env::var_os(CHILD_PATH_ENV).unwrap());
+        crash_child(&path).await;
+        return;
+    }
+    let dir = TempDir::new("crash");
+    let path = dir.join("journal.db");
+    {
+        let store = Store::open(&path).await.unwrap();
+        store.create_run(&new_run("crash")).await.unwrap();
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", CRASH_TEST, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .env(CHILD_PATH_ENV, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            // libtest may print "test … " on the same line first.
+            .any(|line| line.contains("CHILD-READY"))
+    });
+    let ready = tokio::time::timeout(Duration::from_secs(60), ready).await;
+    if !matches!(ready, Ok(Ok(true))) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the child writer never got going: {ready:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap(); // SIGKILL on Unix: no destructors, no SQLite cleanup.
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the child should have died by SIGKILL: {status:?}"
+    );
+
+    let store = Store::open(&path).await.unwrap();
+    let journal = store.journal("crash").await.unwrap();
+    let n = journal.len() as u64;
+    assert_eq!(
+        seqs(&journal),
+        (1..=n as i64).collect::<Vec<_>>(),
+        "seq gap"
+    );
+    // Walk the journal batch by batch: each must be whole and in order.
+    let mut at = 0usize;
+    let mut batch = 0u64;
+    while at < journal.len() {
+        let len = crash_batch_len(batch) as usize;
+        assert!(
+            at + len <= journal.len(),
+            "a partial batch survived: batch {batch} has {} of {len} records",
+            journal.len() - at
+        );
+        for (i, (_, r)) in journal[at..at + len].iter().enumerate() {
+            assert_eq!(r.data["batch"], batch, "batch {batch} is not whole");
+            assert_eq!(r.data["i"], i as u64, "batch {batch} is not in order");
+        }
+        at += len;
+        batch += 1;
+    }
+    assert!(batch >= 4, "only {batch} batches were committed in 300 ms");
+    // The journal goes on where the dead writer stopped.
+    assert_eq!(
+        store
+            .append("crash", &[record(0, "resumed", json!(null))])
+            .await
+            .unwrap(),
+        n as i64 + 1
+    );
+    eprintln!("crash test: {batch} whole batches ({n} records) survived the SIGKILL");
+}
