@@ -174,3 +174,88 @@ impl Driver for SimDriver {
         "sim"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollcall_core::generate::{GenParams, generate};
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rollcall-sim-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d.join("world.log")
+    }
+
+    #[test]
+    fn the_world_outlives_the_driver() {
+        let fleet = Arc::new(generate(&GenParams::new(20, 3, 1)));
+        let path = tmp("outlives");
+        let d = SimDriver::open(fleet.clone(), SimParams::default(), &path).unwrap();
+        let before = d.run(&Command::Probe { host: 0 }, 100);
+        let Event::Probed {
+            boot_id: Some(b0), ..
+        } = before
+        else {
+            panic!("{before:?}")
+        };
+        d.run(
+            &Command::Reboot {
+                host: 0,
+                boot_id: b0.clone(),
+                attempt: 1,
+            },
+            100,
+        );
+        drop(d);
+        // a new orchestrator opens the same world: the host is down, then back with a new boot id
+        let d = SimDriver::open(fleet, SimParams::default(), &path).unwrap();
+        assert_eq!(
+            d.run(&Command::Probe { host: 0 }, 101),
+            Event::Probed {
+                host: 0,
+                boot_id: None
+            }
+        );
+        let Event::Probed {
+            boot_id: Some(b1), ..
+        } = d.run(&Command::Probe { host: 0 }, 100 + 3600)
+        else {
+            panic!()
+        };
+        assert_ne!(b0, b1);
+        assert_eq!(read_log(&path).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_line_cut_short_by_a_crash_is_dropped_and_garbage_is_an_error() {
+        let fleet = Arc::new(generate(&GenParams::new(20, 3, 1)));
+        let path = tmp("cut");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let id = fleet.hosts[1].id.clone();
+        std::fs::write(&path, format!("reboot {id} 50\nreboot {id} 6")).unwrap();
+        let d = SimDriver::open(fleet.clone(), SimParams::default(), &path).unwrap();
+        drop(d);
+        assert_eq!(
+            read_log(&path).unwrap(),
+            vec![LogEntry {
+                action: "reboot".into(),
+                host: id.clone(),
+                at: 50
+            }]
+        );
+
+        std::fs::write(&path, "reboot nosuchhost 5\n").unwrap();
+        let e = SimDriver::open(fleet.clone(), SimParams::default(), &path)
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("nosuchhost") && e.contains("not in this fleet"),
+            "{e}"
+        );
+        std::fs::write(&path, "hello world\nreboot x 1\n").unwrap();
+        let e = SimDriver::open(fleet, SimParams::default(), &path)
+            .err()
+            .unwrap();
+        assert!(e.contains("world.log:1"), "{e}");
+    }
+}
