@@ -133,6 +133,43 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Simulate the maintenance many times with each strategy and compare them.
+    Simulate {
+        fleet: PathBuf,
+        /// all (region-at-once, global-serial, batch:10%, rollcall), guard (provider,
+        /// rollcall-guard), or a comma-separated list (batch:5, batch:20% ...).
+        #[arg(long, default_value = "all")]
+        strategy: String,
+        #[arg(long, default_value_t = 100)]
+        runs: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of reboots that do not come back on time (2014: about 0.2).
+        #[arg(long, default_value_t = 0.05)]
+        missing_rate: f64,
+        /// How long such hosts stay away (e.g. 3h), or `never`.
+        #[arg(long, default_value = "3h")]
+        missing_for: String,
+        /// Share of gate checks that flap to unhealthy.
+        #[arg(long, default_value_t = 0.02)]
+        flap_rate: f64,
+        /// Data per node (GB) and recovery throughput per node (MB/s) for shard recovery
+        /// after a node returns; without them recovery takes 85% of the host's estimate.
+        #[arg(long)]
+        data_gb: Option<f64>,
+        #[arg(long, default_value_t = 40.0)]
+        recovery_mb_s: f64,
+        #[arg(long)]
+        json: bool,
+        /// Write a chart of unavailable clusters over time (first seed) to this SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Override the fleet's on_missing policy for the rollcall strategies.
+        #[arg(long)]
+        on_missing: Option<String>,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -356,6 +393,77 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
         Cmd::History { db, json } => {
             block_on(run::history(&db.unwrap_or_else(run::default_db), json))
         }
+        Cmd::Simulate {
+            fleet,
+            strategy,
+            runs,
+            seed,
+            missing_rate,
+            missing_for,
+            flap_rate,
+            data_gb,
+            recovery_mb_s,
+            json,
+            svg,
+            threads,
+            on_missing,
+        } => {
+            let missing_for = match missing_for.as_str() {
+                "never" => None,
+                s => Some(
+                    rollcall_core::config::parse_duration(s)
+                        .map_err(|e| miette::miette!("--missing-for: {e}"))?,
+                ),
+            };
+            for (name, v) in [("--missing-rate", missing_rate), ("--flap-rate", flap_rate)] {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(miette::miette!("{name} must be between 0 and 1, got {v}"));
+                }
+            }
+            if let Some(gb) = data_gb
+                && !(gb > 0.0 && gb.is_finite())
+            {
+                return Err(miette::miette!("--data-gb must be positive, got {gb}"));
+            }
+            if !(recovery_mb_s > 0.0 && recovery_mb_s.is_finite()) {
+                return Err(miette::miette!(
+                    "--recovery-mb-s must be positive, got {recovery_mb_s}"
+                ));
+            }
+            let strategies = rollcall_sim::Strategy::parse_list(&strategy)
+                .map_err(|e| miette::miette!("--strategy: {e}"))?;
+            let mut f = load(&fleet)?;
+            if let Some(p) = on_missing {
+                f.maintenance.on_missing = match p.as_str() {
+                    "pause" => rollcall_core::OnMissing::Pause,
+                    "replace" => rollcall_core::OnMissing::Replace,
+                    "continue" => rollcall_core::OnMissing::Continue,
+                    other => {
+                        return Err(miette::miette!(
+                            "--on-missing: unknown policy `{other}` (pause, replace, continue)"
+                        ));
+                    }
+                };
+            }
+            let params = rollcall_core::simworld::SimParams {
+                missing_rate,
+                missing_for,
+                flap_rate,
+                data_gb,
+                recovery_mb_s,
+                ..Default::default()
+            };
+            simulate_cmd(
+                f,
+                &strategies,
+                runs.max(1),
+                seed,
+                threads,
+                params,
+                json,
+                svg,
+            )
+        }
         Cmd::Bench {
             what:
                 BenchCmd::Engine {
@@ -376,6 +484,126 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                 },
         } => bench_plan(hosts, clusters, seed, runs.max(1), quality_seeds, json),
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn simulate_cmd(
+    f: rollcall_core::Fleet,
+    strategies: &[rollcall_sim::Strategy],
+    runs: u64,
+    seed: u64,
+    threads: usize,
+    params: rollcall_core::simworld::SimParams,
+    json: bool,
+    svg: Option<PathBuf>,
+) -> miette::Result<ExitCode> {
+    let fleet = std::sync::Arc::new(f);
+    let opts = rollcall_sim::SimOptions {
+        params,
+        timeline: svg.is_some() || json,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let results = rollcall_sim::compare(&fleet, strategies, runs, seed, threads, &opts);
+    let secs = t0.elapsed().as_secs_f64();
+    let summaries: Vec<rollcall_sim::Summary> = strategies
+        .iter()
+        .zip(&results)
+        .map(|(s, o)| rollcall_sim::summarize(&s.name(), o))
+        .collect();
+    let timelines: Vec<(String, Vec<(i64, u32)>)> = strategies
+        .iter()
+        .zip(&results)
+        .map(|(s, o)| {
+            (
+                s.name(),
+                o.first().map(|x| x.timeline.clone()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    if let Some(path) = &svg {
+        let title = format!(
+            "{} / {}: unavailable clusters over time (seed {seed})",
+            fleet.name, fleet.maintenance.name
+        );
+        std::fs::write(path, rollcall_sim::svg_chart(&title, &timelines))
+            .map_err(|e| miette::miette!("{}: {e}", path.display()))?;
+    }
+    let violations: usize = summaries.iter().map(|s| s.violations).sum();
+    if json {
+        let doc = serde_json::json!({
+            "fleet": fleet.name, "maintenance": fleet.maintenance.name, "runs": runs, "seed": seed,
+            "model": opts.params, "seconds": secs, "strategies": summaries,
+            "timelines": timelines.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).map_err(|e| miette::miette!("{e}"))?
+        );
+    } else {
+        let p = &opts.params;
+        println!(
+            "{} / {}: {runs} runs per strategy from seed {seed} in {secs:.1} s; model: {:.0}% of reboots not back on time ({}), gate flapping {:.0}%",
+            fleet.name,
+            fleet.maintenance.name,
+            p.missing_rate * 100.0,
+            p.missing_for.map_or("never back".to_string(), |m| format!(
+                "back after {}",
+                rollcall_core::fmt_duration(m)
+            )),
+            p.flap_rate * 100.0
+        );
+        println!("median [p90] across runs; cluster-minutes are summed over clusters\n");
+        println!(
+            "{:<16} {:>13} {:>19} {:>13} {:>18} {:>14} {:>8} {:>9} {:>10}",
+            "STRATEGY",
+            "MAKESPAN h",
+            "UNAVAILABLE cl-min",
+            "RED cl-min",
+            "OVERLOADED cl-min",
+            "CLUSTERS LOST",
+            "NOTICES",
+            "MISSING",
+            "UNFINISHED"
+        );
+        let cell =
+            |d: &rollcall_sim::Dist, dec: usize| format!("{:.*} [{:.*}]", dec, d.p50, dec, d.p90);
+        for s in &summaries {
+            println!(
+                "{:<16} {:>13} {:>19} {:>13} {:>18} {:>14} {:>8} {:>9} {:>10}",
+                s.strategy,
+                if s.unfinished == s.runs {
+                    "never".to_string()
+                } else {
+                    cell(&s.makespan_hours, 1)
+                },
+                cell(&s.unavailable_cluster_minutes, 0),
+                cell(&s.red_cluster_minutes, 0),
+                cell(&s.overloaded_cluster_minutes, 0),
+                cell(&s.clusters_lost_availability, 0),
+                format!("{:.0}/{}", s.notices_on_time.p50, s.regions),
+                cell(&s.hosts_missing, 0),
+                s.unfinished
+            );
+            if s.provider_reboots.max > 0.0 {
+                println!(
+                    "{:<16} the provider rebooted {:.0} [{:.0}] hosts itself",
+                    "", s.provider_reboots.p50, s.provider_reboots.p90
+                );
+            }
+        }
+        if let Some((seed, v)) = summaries.iter().find_map(|s| s.first_violation.clone()) {
+            println!("\nRULE VIOLATION (replay with --seed {seed} --runs 1): {v}");
+        }
+        if let Some(path) = &svg {
+            println!("\nchart: {}", path.display());
+        }
+    }
+    Ok(if violations > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn block_on<F: std::future::Future<Output = miette::Result<ExitCode>>>(

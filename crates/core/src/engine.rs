@@ -91,6 +91,12 @@ impl Phase {
     }
 }
 
+/// Whether a host in this phase holds one of the fleet's and its region's concurrency
+/// slots: while active, and while missing (it may come back and need work).
+pub fn holds_slot(phase: Phase) -> bool {
+    phase.is_active() || phase == Phase::Missing
+}
+
 /// Whether a host in this phase counts against its clusters' budgets.
 pub fn counts_out(phase: Phase, failed_out: bool) -> bool {
     phase.is_active() || phase == Phase::Missing || (phase == Phase::Failed && failed_out)
@@ -458,8 +464,17 @@ pub struct Engine {
     cluster_missing: Vec<u32>,
     /// Members per cluster that are back and waiting for the cluster to be healthy.
     cluster_settling: Vec<u32>,
+    /// Concurrency slots held (active or missing hosts), per region and in all.
     region_active: Vec<u32>,
     global_active: u32,
+    /// Hosts in an active phase (not missing).
+    working: u32,
+    /// Hosts of the run not yet final, per region and in all.
+    region_unfinished: Vec<u32>,
+    unfinished: u32,
+    missing_total: u32,
+    /// Every host of the region has been moved to `announced`.
+    region_all_announced: Vec<bool>,
     watched: BTreeSet<HostIx>,
     state: RunState,
     out: VecDeque<Output>,
@@ -516,6 +531,10 @@ impl Engine {
             hosts[h].phase = Phase::Pending;
             region_hosts[fleet.hosts[h].region as usize].push(s.host);
         }
+        let region_unfinished: Vec<u32> = region_hosts
+            .iter()
+            .map(|l: &Vec<HostIx>| l.len() as u32)
+            .collect();
         Engine {
             limits: plan.limits.clone(),
             region_hosts,
@@ -531,6 +550,11 @@ impl Engine {
             cluster_settling: vec![0; fleet.clusters.len()],
             region_active: vec![0; nregions],
             global_active: 0,
+            working: 0,
+            region_unfinished,
+            unfinished: plan.steps.len() as u32,
+            missing_total: 0,
+            region_all_announced: vec![false; nregions],
             watched: BTreeSet::new(),
             state: RunState::Running,
             out: VecDeque::new(),
@@ -737,11 +761,14 @@ impl Engine {
                 }
             }
         }
-        if from.is_active() != to.is_active() {
-            let d: i64 = if to.is_active() { 1 } else { -1 };
+        if holds_slot(from) != holds_slot(to) {
+            let d: i64 = if holds_slot(to) { 1 } else { -1 };
             let r = host.region as usize;
             self.region_active[r] = (self.region_active[r] as i64 + d) as u32;
             self.global_active = (self.global_active as i64 + d) as u32;
+        }
+        if from.is_active() != to.is_active() {
+            self.working = (self.working as i64 + if to.is_active() { 1 } else { -1 }) as u32;
         }
         if (from == Phase::Missing) != (to == Phase::Missing) {
             let d: i64 = if to == Phase::Missing { 1 } else { -1 };
@@ -757,6 +784,16 @@ impl Engine {
                 let b = &mut self.cluster_settling[c as usize];
                 *b = (*b as i64 + d).max(0) as u32;
             }
+        }
+        if from.is_final() != to.is_final() && from != Phase::Skipped && to != Phase::Skipped {
+            let d: i64 = if to.is_final() { -1 } else { 1 };
+            let r = host.region as usize;
+            self.region_unfinished[r] = (self.region_unfinished[r] as i64 + d) as u32;
+            self.unfinished = (self.unfinished as i64 + d) as u32;
+        }
+        if (from == Phase::Missing) != (to == Phase::Missing) {
+            let d: i64 = if to == Phase::Missing { 1 } else { -1 };
+            self.missing_total = (self.missing_total as i64 + d) as u32;
         }
         if to.is_active() || to == Phase::Missing {
             self.watched.insert(h);
@@ -802,6 +839,10 @@ impl Engine {
             out: to == Phase::Failed && failed_out,
             note,
         }));
+        // a region's completion notice goes out at the very moment its last host is done
+        if to.is_final() {
+            self.finish_regions(now);
+        }
     }
 
     fn escalate(&mut self, h: HostIx, now: i64, why: String) {
@@ -1084,7 +1125,8 @@ impl Engine {
         }
         // announced hosts
         for r in 0..self.regions.len() {
-            if self.regions[r].announced_at.is_some() {
+            if self.regions[r].announced_at.is_some() && !self.region_all_announced[r] {
+                self.region_all_announced[r] = true;
                 for i in self.region_cursor[r]..self.region_hosts[r].len() {
                     let h = self.region_hosts[r][i];
                     if self.hosts[h as usize].phase == Phase::Pending {
@@ -1102,10 +1144,7 @@ impl Engine {
         if let RunState::Paused {
             reason: PauseReason::Missing,
         } = self.state
-            && !self
-                .watched
-                .iter()
-                .any(|&h| self.hosts[h as usize].phase == Phase::Missing)
+            && self.missing_total == 0
         {
             self.emit_state(now, RunState::Running);
         }
@@ -1316,24 +1355,21 @@ impl Engine {
                 }
                 // every region had its turn: hosts that were held back (by a missing
                 // member under `continue`) are done now, one region at a time
-                for &r in &self.region_order {
-                    let list = &self.region_hosts[r as usize];
-                    if list
-                        .iter()
-                        .any(|&h| self.hosts[h as usize].phase.is_active())
-                    {
-                        return vec![r];
-                    }
-                }
-                for &r in &self.region_order {
-                    let list = &self.region_hosts[r as usize];
-                    if list.iter().any(|&h| {
-                        matches!(
-                            self.hosts[h as usize].phase,
-                            Phase::Pending | Phase::Announced
-                        )
-                    }) {
-                        return vec![r];
+                // at work and not merely held by a missing member
+                let working = |h: HostIx| {
+                    self.hosts[h as usize].phase.is_active() && !self.region_may_move_on(h)
+                };
+                let waiting = |h: HostIx| {
+                    matches!(
+                        self.hosts[h as usize].phase,
+                        Phase::Pending | Phase::Announced
+                    ) && !self.region_may_move_on(h)
+                };
+                for pick in [&working as &dyn Fn(HostIx) -> bool, &waiting] {
+                    for &r in &self.region_order {
+                        if self.region_hosts[r as usize].iter().any(|&h| pick(h)) {
+                            return vec![r];
+                        }
                     }
                 }
                 Vec::new()
@@ -1344,10 +1380,16 @@ impl Engine {
     /// Serial mode: move to the next region once this one may hand over.
     fn advance_serial(&mut self) {
         while let Some(&r) = self.region_order.get(self.serial_pos) {
-            if self.region_hosts[r as usize]
-                .iter()
-                .all(|&h| self.region_may_move_on(h))
-            {
+            let ri = r as usize;
+            // without missing hosts a region hands over exactly when all its hosts are final
+            let done = if self.missing_total == 0 {
+                self.region_unfinished[ri] == 0
+            } else {
+                self.region_hosts[ri]
+                    .iter()
+                    .all(|&h| self.region_may_move_on(h))
+            };
+            if done {
                 self.serial_pos += 1;
             } else {
                 break;
@@ -1439,12 +1481,7 @@ impl Engine {
     /// Running, nothing in flight, and every host left is held by a budget that only an
     /// operator can free (failed hosts count as out): say so instead of waiting forever.
     fn detect_stall(&mut self, now: i64) {
-        if self.global_active > 0
-            || self
-                .watched
-                .iter()
-                .any(|&h| self.hosts[h as usize].phase == Phase::Missing)
-        {
+        if self.global_active > 0 || self.missing_total > 0 {
             return;
         }
         let open = self.open_regions();
@@ -1514,10 +1551,7 @@ impl Engine {
                 continue;
             }
             let list = &self.region_hosts[ri];
-            if list
-                .iter()
-                .all(|&h| self.hosts[h as usize].phase.is_final())
-            {
+            if self.region_unfinished[ri] == 0 {
                 let (mut ok, mut failed, mut replaced) = (0, 0, 0);
                 for &h in list {
                     match self.hosts[h as usize].phase {
@@ -1539,17 +1573,9 @@ impl Engine {
     }
 
     fn finish_run(&mut self, now: i64) {
-        let busy = self
-            .hosts
-            .iter()
-            .any(|h| h.phase.is_active() || h.phase == Phase::Missing);
         match self.state {
-            RunState::Aborting if !self.hosts.iter().any(|h| h.phase.is_active()) => {
-                self.emit_state(now, RunState::Aborted)
-            }
-            RunState::Running if !busy && self.hosts.iter().all(|h| h.phase.is_final()) => {
-                self.emit_state(now, RunState::Completed)
-            }
+            RunState::Aborting if self.working == 0 => self.emit_state(now, RunState::Aborted),
+            RunState::Running if self.unfinished == 0 => self.emit_state(now, RunState::Completed),
             _ => {}
         }
     }
@@ -1680,7 +1706,8 @@ pub fn check_journal(fleet: &Fleet, plan: &Plan, records: &[Record]) -> Vec<Stri
     let mut region_done_at: HashMap<RegionIx, i64> = HashMap::new();
     let mut last_final: HashMap<RegionIx, i64> = HashMap::new();
     let mut missing: Vec<u32> = vec![0; fleet.clusters.len()];
-    // hosts that were missing may return late, into another region's turn
+    // hosts that were missing, or held back by a missing cluster member, may finish late,
+    // in another region's turn
     let mut was_missing = vec![false; fleet.hosts.len()];
     let mut first_start: Vec<RegionIx> = Vec::new();
     let mut active_global = 0i64;
@@ -1741,7 +1768,10 @@ pub fn check_journal(fleet: &Fleet, plan: &Plan, records: &[Record]) -> Vec<Stri
                             host.id
                         )),
                     }
-                    if m.region_mode == RegionMode::Serial {
+                    // Under `continue`, hosts held back by a missing member are finished
+                    // late, possibly during another region's turn (documented); budgets
+                    // and concurrency still hold and are checked below.
+                    if m.region_mode == RegionMode::Serial && m.on_missing != OnMissing::Continue {
                         // no other region has a host at work (one back and waiting for a
                         // cluster that has a missing member does not count)
                         let busy = plan.steps.iter().find(|s| {
@@ -1772,8 +1802,8 @@ pub fn check_journal(fleet: &Fleet, plan: &Plan, records: &[Record]) -> Vec<Stri
                 }
                 let was = counts_out(phase[h], failed_out[h]);
                 let now_out = counts_out(t.to, t.out);
-                if phase[h].is_active() != t.to.is_active() {
-                    let d = if t.to.is_active() { 1 } else { -1 };
+                if holds_slot(phase[h]) != holds_slot(t.to) {
+                    let d = if holds_slot(t.to) { 1 } else { -1 };
                     active_global += d;
                     active_region[host.region as usize] += d;
                     if let Some(g) = m.max_concurrent
@@ -1802,6 +1832,19 @@ pub fn check_journal(fleet: &Fleet, plan: &Plan, records: &[Record]) -> Vec<Stri
                 }
                 phase[h] = t.to;
                 was_missing[h] |= t.to == Phase::Missing;
+                // members held back by a missing host may finish late too
+                if t.to == Phase::Missing {
+                    for &c in &host.clusters {
+                        for &mbr in &fleet.clusters[c as usize].members {
+                            was_missing[mbr as usize] |= phase[mbr as usize] == Phase::Restoring;
+                        }
+                    }
+                }
+                if t.to == Phase::Restoring
+                    && host.clusters.iter().any(|&c| missing[c as usize] > 0)
+                {
+                    was_missing[h] = true;
+                }
                 failed_out[h] = t.to == Phase::Failed && t.out;
                 if was != now_out {
                     let d: i64 = if now_out { 1 } else { -1 };
@@ -1858,7 +1901,10 @@ pub fn check_journal(fleet: &Fleet, plan: &Plan, records: &[Record]) -> Vec<Stri
         .copied()
         .filter(|r| first_start.contains(r))
         .collect();
-    if m.region_mode == RegionMode::Serial && expected != first_start {
+    if m.region_mode == RegionMode::Serial
+        && m.on_missing != OnMissing::Continue
+        && expected != first_start
+    {
         let names = |l: &[RegionIx]| {
             l.iter()
                 .map(|&r| fleet.regions[r as usize].as_str())

@@ -32,6 +32,16 @@ pub struct SimParams {
     pub preflight_fail_rate: f64,
     /// Command latency in seconds.
     pub latency: i64,
+    /// Data per node (GB): with it, a returning node's recovery takes data / throughput.
+    #[serde(default)]
+    pub data_gb: Option<f64>,
+    /// Recovery throughput per node (MB/s; Elasticsearch's default is 40).
+    #[serde(default = "default_recovery")]
+    pub recovery_mb_s: f64,
+}
+
+fn default_recovery() -> f64 {
+    40.0
 }
 
 impl Default for SimParams {
@@ -46,6 +56,8 @@ impl Default for SimParams {
             flap_rate: 0.0,
             preflight_fail_rate: 0.0,
             latency: 1,
+            data_gb: None,
+            recovery_mb_s: 40.0,
         }
     }
 }
@@ -69,6 +81,10 @@ pub struct SimHost {
     pub reboots: Vec<i64>,
     /// Time a replacement joined, if replaced.
     pub replaced_at: Option<i64>,
+    /// Derived from the above after each change (a pure function of the seed): when it is
+    /// reachable again (`None`: never), when its clusters have recovered, its boot id then.
+    #[serde(skip)]
+    cache: Option<(Option<i64>, Option<i64>, Arc<str>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,11 +97,15 @@ pub struct World {
 impl World {
     pub fn new(fleet: Arc<Fleet>, params: SimParams) -> World {
         let n = fleet.hosts.len();
-        World {
+        let mut w = World {
             fleet,
             params,
             hosts: vec![SimHost::default(); n],
+        };
+        for h in 0..n {
+            w.refresh(h as HostIx);
         }
+        w
     }
 
     fn jitter(&self, h: HostIx, k: u64, salt: u64) -> f64 {
@@ -97,8 +117,45 @@ impl World {
         unit(self.params.seed, h as u64, k as u64, 0xA11CE) < self.params.missing_rate
     }
 
+    fn refresh(&mut self, h: HostIx) {
+        self.hosts[h as usize].cache = None;
+        let up = self.compute_up_at(h);
+        let rec = self.compute_recovered_at(h, up);
+        let sh = &self.hosts[h as usize];
+        let id = &self.fleet.hosts[h as usize].id;
+        let boot: Arc<str> = match sh.replaced_at {
+            Some(_) => format!("{id}-replacement").into(),
+            None => format!("{id}-boot{}", sh.reboots.len()).into(),
+        };
+        self.hosts[h as usize].cache = Some((up, rec, boot));
+    }
+
+    fn cached(&self, h: HostIx) -> (Option<i64>, Option<i64>, Arc<str>) {
+        match &self.hosts[h as usize].cache {
+            Some(c) => c.clone(),
+            None => {
+                let up = self.compute_up_at(h);
+                let id = &self.fleet.hosts[h as usize].id;
+                (
+                    up,
+                    self.compute_recovered_at(h, up),
+                    format!("{id}-boot{}", self.hosts[h as usize].reboots.len()).into(),
+                )
+            }
+        }
+    }
+
     /// When the host is reachable again after its last reboot (None: never).
     pub fn up_at(&self, h: HostIx) -> Option<i64> {
+        self.cached(h).0
+    }
+
+    /// When its clusters have recovered from its last reboot.
+    pub fn recovered_at(&self, h: HostIx) -> Option<i64> {
+        self.cached(h).1
+    }
+
+    fn compute_up_at(&self, h: HostIx) -> Option<i64> {
         let sh = &self.hosts[h as usize];
         if let Some(r) = sh.replaced_at {
             return Some(r);
@@ -117,38 +174,41 @@ impl World {
         Some(t + down.max(1))
     }
 
-    /// When its clusters have recovered from its last reboot.
-    pub fn recovered_at(&self, h: HostIx) -> Option<i64> {
+    fn compute_recovered_at(&self, h: HostIx, up: Option<i64>) -> Option<i64> {
         let sh = &self.hosts[h as usize];
-        let up = self.up_at(h)?;
+        let up = up?;
         let Some(&t) = sh.reboots.last() else {
             return Some(i64::MIN);
         };
         let d = self.fleet.hosts[h as usize].duration as f64;
-        let rec = (d * self.params.recovered_share * self.jitter(h, sh.reboots.len() as u64, 2))
-            .round() as i64;
+        let clustered = !self.fleet.hosts[h as usize].clusters.is_empty();
+        let base = match self.params.data_gb {
+            // shard recovery: the node's data at the recovery throughput, after it is up
+            Some(gb) if clustered => {
+                (up - t) as f64 + gb * 1024.0 / self.params.recovery_mb_s.max(0.001)
+            }
+            _ => d * self.params.recovered_share,
+        };
+        let rec = (base * self.jitter(h, sh.reboots.len() as u64, 2)).round() as i64;
         Some(up.max(t + rec))
     }
 
     pub fn boot_id(&self, h: HostIx, now: i64) -> Option<String> {
-        let up = self.up_at(h)?;
-        if now < up {
-            return None;
-        }
-        let sh = &self.hosts[h as usize];
-        let id = &self.fleet.hosts[h as usize].id;
-        Some(match sh.replaced_at {
-            Some(_) => format!("{id}-replacement"),
-            None => format!("{id}-boot{}", sh.reboots.len()),
-        })
+        self.reachable(h, now).then(|| self.cached(h).2.to_string())
+    }
+
+    pub fn reachable(&self, h: HostIx, now: i64) -> bool {
+        self.up_at(h).is_some_and(|up| now >= up)
     }
 
     pub fn reboot(&mut self, h: HostIx, now: i64) {
         self.hosts[h as usize].reboots.push(now);
+        self.refresh(h);
     }
 
     pub fn replace(&mut self, h: HostIx, now: i64) {
         self.hosts[h as usize].replaced_at = Some(now);
+        self.refresh(h);
     }
 
     /// Cluster health: every member reachable and recovered (no flapping).
@@ -162,9 +222,10 @@ impl World {
         let mut down = Vec::new();
         let mut recovering = 0;
         for &m in &cl.members {
-            match (self.boot_id(m, now), self.recovered_at(m)) {
-                (None, _) => down.push(self.fleet.hosts[m as usize].id.as_str()),
-                (Some(_), Some(r)) if now < r => recovering += 1,
+            let (up, rec, _) = self.cached(m);
+            match (up.is_some_and(|u| now >= u), rec) {
+                (false, _) => down.push(self.fleet.hosts[m as usize].id.as_str()),
+                (true, Some(r)) if now < r => recovering += 1,
                 _ => {}
             }
         }
@@ -289,6 +350,12 @@ pub struct VirtualRun {
     pending: Vec<Option<Event>>,
     seq: u64,
     checks: u64,
+    /// Reboots the provider does on its own (time, host), sorted; applied to hosts
+    /// rollcall has not touched by then.
+    forced: Vec<(i64, HostIx)>,
+    forced_next: usize,
+    /// Hosts the provider rebooted itself.
+    pub provider_reboots: Vec<HostIx>,
 }
 
 impl VirtualRun {
@@ -302,6 +369,43 @@ impl VirtualRun {
             pending: Vec::new(),
             seq: 0,
             checks: 0,
+            forced: Vec::new(),
+            forced_next: 0,
+            provider_reboots: Vec::new(),
+        }
+    }
+
+    /// The provider reboots these hosts at these times unless rollcall got there first.
+    pub fn with_provider_reboots(mut self, mut forced: Vec<(i64, HostIx)>) -> VirtualRun {
+        forced.sort_unstable();
+        self.forced = forced;
+        self
+    }
+
+    /// After the run: the provider's reboots still to come happen to untouched hosts.
+    pub fn apply_remaining_forced(&mut self) {
+        if let Some(&(t, _)) = self.forced.last() {
+            self.now = self.now.max(t);
+        }
+        self.apply_forced();
+    }
+
+    fn apply_forced(&mut self) {
+        while let Some(&(t, h)) = self.forced.get(self.forced_next) {
+            if t > self.now {
+                break;
+            }
+            self.forced_next += 1;
+            let untouched = matches!(
+                self.engine.phase(h),
+                crate::engine::Phase::Pending
+                    | crate::engine::Phase::Announced
+                    | crate::engine::Phase::Skipped
+            );
+            if untouched && self.world.hosts[h as usize].reboots.is_empty() {
+                self.world.reboot(h, t);
+                self.provider_reboots.push(h);
+            }
         }
     }
 
@@ -327,9 +431,14 @@ impl VirtualRun {
 
     /// Advance one instant. Returns false when nothing more will happen.
     pub fn advance(&mut self) -> bool {
+        self.apply_forced();
         self.engine.step(self.now);
         self.flush();
-        let next_ev = self.queue.peek().map(|r| r.0.0);
+        let next_forced = self.forced.get(self.forced_next).map(|x| x.0);
+        let next_ev = match (self.queue.peek().map(|r| r.0.0), next_forced) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let next_wake = self.engine.next_wakeup(self.now).filter(|&t| t > self.now);
         let next = match (next_ev, next_wake) {
             (Some(a), Some(b)) => a.min(b),
