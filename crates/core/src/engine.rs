@@ -1706,6 +1706,7 @@ pub fn check_journal(fleet: &Fleet, plan: &Plan, records: &[Record]) -> Vec<Stri
     let mut region_done_at: HashMap<RegionIx, i64> = HashMap::new();
     let mut last_final: HashMap<RegionIx, i64> = HashMap::new();
     let mut missing: Vec<u32> = vec![0; fleet.clusters.len()];
+    let mut active_set: BTreeSet<HostIx> = BTreeSet::new();
     // hosts that were missing, or held back by a missing cluster member, may finish late,
     // in another region's turn
     let mut was_missing = vec![false; fleet.hosts.len()];
@@ -1774,8 +1775,8 @@ pub fn check_journal(fleet: &Fleet, plan: &Plan, records: &[Record]) -> Vec<Stri
                     if m.region_mode == RegionMode::Serial && m.on_missing != OnMissing::Continue {
                         // no other region has a host at work (one back and waiting for a
                         // cluster that has a missing member does not count)
-                        let busy = plan.steps.iter().find(|s| {
-                            let o = s.host as usize;
+                        let busy = active_set.iter().find(|&&o| {
+                            let o = o as usize;
                             let p = phase[o];
                             let held = fleet.hosts[o]
                                 .clusters
@@ -1786,13 +1787,13 @@ pub fn check_journal(fleet: &Fleet, plan: &Plan, records: &[Record]) -> Vec<Stri
                                 && !(p == Phase::Restoring && held)
                                 && !was_missing[o]
                         });
-                        if let Some(b) = busy {
+                        if let Some(&b) = busy {
                             v.push(format!(
                                 "{} started while {} in region {} was {}",
                                 host.id,
-                                fleet.hosts[b.host as usize].id,
-                                fleet.regions[fleet.hosts[b.host as usize].region as usize],
-                                phase[b.host as usize].name()
+                                fleet.hosts[b as usize].id,
+                                fleet.regions[fleet.hosts[b as usize].region as usize],
+                                phase[b as usize].name()
                             ));
                         }
                         if !first_start.contains(&host.region) {
@@ -1829,6 +1830,11 @@ pub fn check_journal(fleet: &Fleet, plan: &Plan, records: &[Record]) -> Vec<Stri
                     for &c in &host.clusters {
                         missing[c as usize] = (missing[c as usize] as i64 + d).max(0) as u32;
                     }
+                }
+                if t.to.is_active() {
+                    active_set.insert(t.host);
+                } else {
+                    active_set.remove(&t.host);
                 }
                 phase[h] = t.to;
                 was_missing[h] |= t.to == Phase::Missing;

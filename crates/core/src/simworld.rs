@@ -32,7 +32,8 @@ pub struct SimParams {
     pub preflight_fail_rate: f64,
     /// Command latency in seconds.
     pub latency: i64,
-    /// Data per node (GB): with it, a returning node's recovery takes data / throughput.
+    /// Data per search node (GB): with it, a returning Elasticsearch/OpenSearch node's
+    /// recovery takes data / throughput.
     #[serde(default)]
     pub data_gb: Option<f64>,
     /// Recovery throughput per node (MB/s; Elasticsearch's default is 40).
@@ -181,7 +182,13 @@ impl World {
             return Some(i64::MIN);
         };
         let d = self.fleet.hosts[h as usize].duration as f64;
-        let clustered = !self.fleet.hosts[h as usize].clusters.is_empty();
+        // shard recovery applies to search clusters (Elasticsearch, OpenSearch)
+        let clustered = self.fleet.hosts[h as usize].clusters.iter().any(|&c| {
+            matches!(
+                self.fleet.clusters[c as usize].kind,
+                Kind::Elasticsearch | Kind::Opensearch
+            )
+        });
         let base = match self.params.data_gb {
             // shard recovery: the node's data at the recovery throughput, after it is up
             Some(gb) if clustered => {

@@ -386,6 +386,12 @@ pub fn simulate(
     out.seed = seed;
     out.finished = finished;
     out.makespan = finished.then_some(end - es);
+    // the chart shows each strategy until it is done
+    if let (Some(mk), Some(&(x, y))) = (out.makespan, out.timeline.last())
+        && mk > x
+    {
+        out.timeline.push((mk, y));
+    }
     out.notices_on_time = notices_on_time;
     out.violations = violations;
     out.provider_reboots = provider_reboots;
@@ -745,7 +751,7 @@ pub fn svg_chart(title: &str, series: &[(String, Vec<(i64, u32)>)]) -> String {
         ));
         let ly = mt + 20.0 * i as f64;
         let label = if clipped {
-            format!("{name} (goes on to {}h)", longest / 3600)
+            format!("{name} (to {}h →)", longest / 3600)
         } else {
             name.clone()
         };
