@@ -434,16 +434,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                 .map_err(|e| miette::miette!("--strategy: {e}"))?;
             let mut f = load(&fleet)?;
             if let Some(p) = on_missing {
-                f.maintenance.on_missing = match p.as_str() {
-                    "pause" => rollcall_core::OnMissing::Pause,
-                    "replace" => rollcall_core::OnMissing::Replace,
-                    "continue" => rollcall_core::OnMissing::Continue,
-                    other => {
-                        return Err(miette::miette!(
-                            "--on-missing: unknown policy `{other}` (pause, replace, continue)"
-                        ));
-                    }
-                };
+                f.maintenance.on_missing = run::parse_on_missing(&p)?;
             }
             let params = rollcall_core::simworld::SimParams {
                 missing_rate,

@@ -100,6 +100,13 @@ pub struct RunOpts {
     pub quiet: bool,
 }
 
+/// `--on-missing`: pause, replace or continue.
+pub fn parse_on_missing(p: &str) -> miette::Result<rollcall_core::OnMissing> {
+    rollcall_core::OnMissing::parse(p).ok_or_else(|| {
+        miette::miette!("--on-missing: unknown policy `{p}` (pause, replace, continue)")
+    })
+}
+
 fn load_fleet(name: &str, text: &str, base: &Path) -> miette::Result<Fleet> {
     load_str(name, text, base, &LoadOptions::default()).map_err(|e| {
         if std::io::stderr().is_terminal() {
@@ -128,16 +135,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     let base = o.fleet.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut fleet = load_fleet(&o.fleet.display().to_string(), &text, &base)?;
     if let Some(p) = &o.on_missing {
-        fleet.maintenance.on_missing = match p.as_str() {
-            "pause" => rollcall_core::OnMissing::Pause,
-            "replace" => rollcall_core::OnMissing::Replace,
-            "continue" => rollcall_core::OnMissing::Continue,
-            other => {
-                return Err(miette::miette!(
-                    "--on-missing: unknown policy `{other}` (pause, replace, continue)"
-                ));
-            }
-        };
+        fleet.maintenance.on_missing = parse_on_missing(p)?;
     }
     let p = checked_plan(&fleet)?;
     if o.driver != "sim" {

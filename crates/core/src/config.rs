@@ -1044,20 +1044,15 @@ impl<'a> Validator<'a> {
         };
         let on_missing = match m.on_missing.as_ref() {
             None => OnMissing::Pause,
-            Some(s) => match s.get_ref().as_str() {
-                "pause" => OnMissing::Pause,
-                "replace" => OnMissing::Replace,
-                "continue" => OnMissing::Continue,
-                other => {
-                    self.err_help(
-                        s.span(),
-                        f("on_missing"),
-                        format!("unknown on_missing policy `{other}`"),
-                        "use `pause`, `replace` or `continue`",
-                    );
-                    OnMissing::Pause
-                }
-            },
+            Some(s) => OnMissing::parse(s.get_ref()).unwrap_or_else(|| {
+                self.err_help(
+                    s.span(),
+                    f("on_missing"),
+                    format!("unknown on_missing policy `{}`", s.get_ref()),
+                    "use `pause`, `replace` or `continue`",
+                );
+                OnMissing::Pause
+            }),
         };
         let conc = |v: &Option<Spanned<i64>>, name: &str, this: &mut Self| -> Option<u32> {
             let v = v.as_ref()?;

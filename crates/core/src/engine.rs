@@ -13,7 +13,7 @@
 //! (boot id) before anything is sent again, so nothing is rebooted twice.
 
 use crate::model::*;
-use crate::plan::{Limit, Plan, earliest_fit};
+use crate::plan::{Limit, Plan, earliest_fit, zone_allows, zone_count_add};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -754,11 +754,7 @@ impl Engine {
             for &c in &host.clusters {
                 let ci = c as usize;
                 self.cluster_out[ci] = (self.cluster_out[ci] as i64 + d as i64) as u32;
-                let zs = &mut self.cluster_zone_out[ci];
-                match zs.iter_mut().find(|(z, _)| *z == zone) {
-                    Some((_, n)) => *n = (*n as i64 + d as i64) as u32,
-                    None => zs.push((zone, d.max(0) as u32)),
-                }
+                zone_count_add(&mut self.cluster_zone_out[ci], zone, d);
             }
         }
         if holds_slot(from) != holds_slot(to) {
@@ -1531,13 +1527,10 @@ impl Engine {
             if self.cluster_settling[ci] > 0 {
                 return false;
             }
-            if let Some(z) = lim.zones {
-                let zs = &self.cluster_zone_out[ci];
-                let already = zs.iter().any(|&(zz, n)| zz == zone && n > 0);
-                let busy = zs.iter().filter(|&&(_, n)| n > 0).count() as u32;
-                if !already && busy >= z {
-                    return false;
-                }
+            if let Some(z) = lim.zones
+                && !zone_allows(&self.cluster_zone_out[ci], zone, z)
+            {
+                return false;
             }
             true
         })

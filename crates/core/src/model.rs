@@ -101,6 +101,17 @@ pub enum OnMissing {
     Continue,
 }
 
+impl OnMissing {
+    pub fn parse(s: &str) -> Option<OnMissing> {
+        match s {
+            "pause" => Some(OnMissing::Pause),
+            "replace" => Some(OnMissing::Replace),
+            "continue" => Some(OnMissing::Continue),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Host {
     pub id: String,

@@ -280,23 +280,32 @@ impl Live {
         if self.out[c] >= lim.nodes {
             return false;
         }
-        if let Some(z) = lim.zones {
-            let zs = &self.zone_out[c];
-            let already = zs.iter().any(|&(zz, n)| zz == zone && n > 0);
-            let busy = zs.iter().filter(|&&(_, n)| n > 0).count() as u32;
-            if !already && busy >= z {
-                return false;
-            }
+        if let Some(z) = lim.zones
+            && !zone_allows(&self.zone_out[c], zone, z)
+        {
+            return false;
         }
         true
     }
     fn add(&mut self, c: usize, zone: u32, delta: i32) {
         self.out[c] = (self.out[c] as i64 + delta as i64) as u32;
-        let zs = &mut self.zone_out[c];
-        match zs.iter_mut().find(|(z, _)| *z == zone) {
-            Some((_, n)) => *n = (*n as i64 + delta as i64) as u32,
-            None => zs.push((zone, delta.max(0) as u32)),
-        }
+        zone_count_add(&mut self.zone_out[c], zone, delta);
+    }
+}
+
+/// With members out per zone in `zs`, may one more member in `zone` go out under a budget
+/// of `z` zones? (Yes if its zone is already out, or fewer than `z` zones are.)
+pub(crate) fn zone_allows(zs: &[(u32, u32)], zone: u32, z: u32) -> bool {
+    let already = zs.iter().any(|&(zz, n)| zz == zone && n > 0);
+    let busy = zs.iter().filter(|&&(_, n)| n > 0).count() as u32;
+    already || busy < z
+}
+
+/// Add `delta` members out in `zone` to the per-zone counts `zs`.
+pub(crate) fn zone_count_add(zs: &mut Vec<(u32, u32)>, zone: u32, delta: i32) {
+    match zs.iter_mut().find(|(z, _)| *z == zone) {
+        Some((_, n)) => *n = (*n as i64 + delta as i64) as u32,
+        None => zs.push((zone, delta.max(0) as u32)),
     }
 }
 

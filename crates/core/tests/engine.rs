@@ -615,36 +615,3 @@ fn journal_checker_catches_a_budget_breach() {
         "{v:?}"
     );
 }
-
-#[test]
-#[ignore]
-fn time_100_runs() {
-    let f = Arc::new(example());
-    let p = plan(&f);
-    let t = std::time::Instant::now();
-    for seed in 0..100 {
-        let world = World::new(
-            f.clone(),
-            SimParams {
-                seed,
-                missing_rate: 0.02,
-                ..SimParams::default()
-            },
-        );
-        let mut run = VirtualRun::new(
-            Engine::new(
-                f.clone(),
-                &p,
-                EngineConfig {
-                    gate_interval: 30,
-                    probe_interval: 20,
-                    ..EngineConfig::default()
-                },
-            ),
-            world,
-            f.maintenance.start,
-        );
-        run.run_until(i64::MAX);
-    }
-    println!("100 runs: {:?}", t.elapsed());
-}
