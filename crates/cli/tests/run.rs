@@ -285,3 +285,63 @@ fn bad_journals_give_clear_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn ctrl_c_pauses_cleanly_and_resume_finishes() {
+    let _serial = serial();
+    let d = tmp("sigint");
+    let db = d.join("j.db");
+    let db = db.to_str().unwrap();
+    let mut child = spawn(&[
+        "run",
+        "examples/xsa-108.toml",
+        "--db",
+        db,
+        "--run-id",
+        "int",
+        "--time-scale",
+        "3000",
+        "--quiet",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "Ctrl-C did not stop the run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(st.success(), "a clean pause exits 0");
+    let a = status(db, "int");
+    assert_eq!(a["run"]["status"], "paused", "{a}");
+    assert_eq!(a["state"]["reason"], "interrupted");
+    assert!(a["run"]["owner"].is_null(), "the lease was released");
+    // nothing was left half-done in the journal: every started host has finished its step
+    // or is safely resumable; resume completes the run
+    let out = rollcall(&["resume", "int", "--db", db, "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = status(db, "int");
+    assert_eq!(b["state"]["state"], "completed", "{b}");
+    assert_eq!(
+        b["violations"].as_array().unwrap().len(),
+        0,
+        "{}",
+        b["violations"]
+    );
+}
