@@ -80,7 +80,7 @@ fn a_simulated_maintenance_runs_to_completion() {
         "--run-id",
         "full",
         "--time-scale",
-        "20000",
+        "10000",
         "--json",
     ]);
     assert!(
