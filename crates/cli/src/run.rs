@@ -582,6 +582,18 @@ pub struct Bars {
     total: ProgressBar,
     regions: Vec<(u32, ProgressBar)>,
     last: Instant,
+    /// stderr is not a terminal: no bars, plain lines.
+    plain: bool,
+}
+
+impl Bars {
+    fn say(&self, line: String) {
+        if self.plain {
+            eprintln!("{line}");
+        } else {
+            let _ = self.mp.println(line);
+        }
+    }
 }
 
 impl Bars {
@@ -620,6 +632,7 @@ impl Bars {
             total,
             regions,
             last: Instant::now(),
+            plain: !std::io::stderr().is_terminal(),
         }
     }
 
@@ -668,10 +681,10 @@ impl Observer for Bars {
                             | NoticeKind::Completed
                     ) =>
                 {
-                    let _ = self.mp.println(format!("{}  {}", fmt_time(n.at), n.text));
+                    self.say(format!("{}  {}", fmt_time(n.at), n.text));
                 }
                 Output::State { at, state } => {
-                    let _ = self.mp.println(format!(
+                    self.say(format!(
                         "{}  run {}",
                         fmt_time(*at),
                         match state {
