@@ -13,7 +13,7 @@
 //! (boot id) before anything is sent again, so nothing is rebooted twice.
 
 use crate::model::*;
-use crate::plan::{Limit, Plan, earliest_fit, zone_allows, zone_count_add};
+use crate::plan::{Limit, Plan, earliest_fit, intern_zones, zone_allows, zone_count_add};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -483,15 +483,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(fleet: Arc<Fleet>, plan: &Plan, cfg: EngineConfig) -> Engine {
         let nregions = fleet.regions.len();
-        let mut zone_ix: HashMap<String, u32> = HashMap::new();
-        let host_zone: Vec<u32> = fleet
-            .hosts
-            .iter()
-            .map(|h| {
-                let n = zone_ix.len() as u32;
-                *zone_ix.entry(h.zone.clone()).or_insert(n)
-            })
-            .collect();
+        let host_zone = intern_zones(&fleet);
         let mut hosts: Vec<HostRun> = fleet
             .hosts
             .iter()

@@ -293,6 +293,19 @@ impl Live {
     }
 }
 
+/// Each host's zone as a small integer (zones numbered in order of first appearance).
+pub(crate) fn intern_zones(fleet: &Fleet) -> Vec<u32> {
+    let mut zone_ix: HashMap<&str, u32> = HashMap::new();
+    fleet
+        .hosts
+        .iter()
+        .map(|h| {
+            let n = zone_ix.len() as u32;
+            *zone_ix.entry(h.zone.as_str()).or_insert(n)
+        })
+        .collect()
+}
+
 /// With members out per zone in `zs`, may one more member in `zone` go out under a budget
 /// of `z` zones? (Yes if its zone is already out, or fewer than `z` zones are.)
 pub(crate) fn zone_allows(zs: &[(u32, u32)], zone: u32, z: u32) -> bool {
@@ -318,15 +331,7 @@ pub fn plan(fleet: &Fleet) -> Plan {
     let mut risks: Vec<Risk> = Vec::new();
 
     // zones interned
-    let mut zone_ix: HashMap<&str, u32> = HashMap::new();
-    let host_zone: Vec<u32> = fleet
-        .hosts
-        .iter()
-        .map(|h| {
-            let n = zone_ix.len() as u32;
-            *zone_ix.entry(h.zone.as_str()).or_insert(n)
-        })
-        .collect();
+    let host_zone = intern_zones(fleet);
 
     // ---- which hosts can be scheduled at all
     let mut blocked = vec![false; fleet.hosts.len()];
