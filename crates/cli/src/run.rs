@@ -26,6 +26,12 @@ pub struct RunParams {
     pub sim: Option<SimParams>,
     /// The simulated world (sim driver): its reboot log.
     pub world: Option<PathBuf>,
+    /// The maintenance start the run used (the fleet file may leave it to "now").
+    #[serde(default)]
+    pub start: Option<i64>,
+    /// `--on-missing` given to `run`, applied again on resume.
+    #[serde(default)]
+    pub on_missing: Option<String>,
 }
 
 pub fn default_db() -> PathBuf {
@@ -108,7 +114,11 @@ pub fn parse_on_missing(p: &str) -> miette::Result<rollcall_core::OnMissing> {
 }
 
 fn load_fleet(name: &str, text: &str, base: &Path) -> miette::Result<Fleet> {
-    load_str(name, text, base, &LoadOptions::default()).map_err(|e| {
+    load_fleet_at(name, text, base, &LoadOptions::default())
+}
+
+fn load_fleet_at(name: &str, text: &str, base: &Path, opts: &LoadOptions) -> miette::Result<Fleet> {
+    load_str(name, text, base, opts).map_err(|e| {
         if std::io::stderr().is_terminal() {
             miette::Report::new(e)
         } else {
@@ -176,13 +186,10 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         clock,
         sim: Some(sim.clone()),
         world: Some(world.clone()),
+        start: Some(fleet.maintenance.start),
+        on_missing: o.on_missing.clone(),
     };
     let fleet_path = std::fs::canonicalize(&o.fleet).unwrap_or(o.fleet.clone());
-    // a changed policy is part of the fleet for this run: store the text the run used
-    let mut stored_text = text.clone();
-    if let Some(pol) = &o.on_missing {
-        stored_text.push_str(&format!("\n# rollcall run --on-missing {pol}\n"));
-    }
     store
         .create_run(&NewRun {
             id: id.clone(),
@@ -190,7 +197,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
             fleet_name: fleet.name.clone(),
             maintenance: fleet.maintenance.name.clone(),
             params: serde_json::to_value(&params).map_err(err)?,
-            fleet_text: stored_text,
+            fleet_text: text.clone(),
         })
         .await
         .map_err(err)?;
@@ -269,11 +276,21 @@ pub async fn restore(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let fleet = Arc::new(load_fleet(
+    // the same fleet as the run began with: its start, and any --on-missing override
+    let opts = match params.start {
+        Some(now) => LoadOptions { now },
+        None => LoadOptions::default(),
+    };
+    let mut fleet = load_fleet_at(
         &format!("{} (as stored with run {})", row.fleet_path, row.id),
         &row.fleet_text,
         &base,
-    )?);
+        &opts,
+    )?;
+    if let Some(p) = &params.on_missing {
+        fleet.maintenance.on_missing = parse_on_missing(p)?;
+    }
+    let fleet = Arc::new(fleet);
     let p = checked_plan(&fleet)?;
     let recs = store.journal(&row.id).await.map_err(err)?;
     let outs = from_records(&row.id, &recs).map_err(err)?;
@@ -776,6 +793,8 @@ pub async fn bench_engine(
         clock,
         sim: Some(SimParams::default()),
         world: Some(dir.join("world.log")),
+        start: Some(fleet.maintenance.start),
+        on_missing: None,
     };
     store
         .create_run(&NewRun {

@@ -345,3 +345,69 @@ fn ctrl_c_pauses_cleanly_and_resume_finishes() {
         b["violations"]
     );
 }
+
+#[test]
+fn resume_keeps_the_runs_start_and_policy_override() {
+    let _serial = serial();
+    let d = tmp("override");
+    // a fleet that leaves the maintenance start to "now"
+    let text = std::fs::read_to_string(root().join("examples/imported/fleet.toml")).unwrap();
+    let text = text.replace("start = \"2026-12-01T22:00:00Z\"\n", "");
+    std::fs::write(d.join("fleet.toml"), text).unwrap();
+    for f in ["inventory.ini", "hosts.csv"] {
+        std::fs::copy(root().join("examples/imported").join(f), d.join(f)).unwrap();
+    }
+    let fleet = d.join("fleet.toml");
+    let db = d.join("j.db");
+    let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
+    // every reboot goes missing for good: only `replace` can finish
+    let mut child = spawn(&[
+        "run",
+        fleet,
+        "--db",
+        db,
+        "--run-id",
+        "ov",
+        "--time-scale",
+        "2000",
+        "--quiet",
+        "--missing-rate",
+        "1",
+        "--missing-for",
+        "never",
+        "--on-missing",
+        "replace",
+    ]);
+    std::thread::sleep(Duration::from_millis(2500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // under the fleet's own policy (pause) this resume would wait forever
+    let mut resumed = spawn(&["resume", "ov", "--db", db, "--quiet"]);
+    let t = Instant::now();
+    let rc = loop {
+        if let Some(rc) = resumed.try_wait().unwrap() {
+            break rc;
+        }
+        if t.elapsed() > Duration::from_secs(90) {
+            resumed.kill().unwrap();
+            panic!("resume did not finish: the --on-missing override was lost");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(rc.success());
+    let st = status(db, "ov");
+    assert_eq!(st["state"]["state"], "completed", "{st}");
+    let replaced = st["progress"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0] == "replaced")
+        .map(|p| p[1].as_u64().unwrap());
+    assert_eq!(replaced, Some(12), "{st}");
+    assert_eq!(
+        st["violations"].as_array().unwrap().len(),
+        0,
+        "{}",
+        st["violations"]
+    );
+}
