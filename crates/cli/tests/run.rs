@@ -47,6 +47,21 @@ fn spawn(args: &[&str]) -> Child {
         .expect("spawn rollcall")
 }
 
+/// Wait for a child to exit; past `limit`, kill it and fail with `what`.
+fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn status(db: &str, run: &str) -> serde_json::Value {
     let out = rollcall(&["status", run, "--db", db, "--json", "--check"]);
     assert!(out.status.code().is_some(), "status crashed");
@@ -226,14 +241,7 @@ fn pause_resume_and_abort_from_another_process() {
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(status(db, "ctl")["state"]["state"], "running");
     assert!(rollcall(&["abort", "ctl", "--db", db]).status.success());
-    let t = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "abort did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_exit(&mut child, Duration::from_secs(60), "abort did not finish");
     let c = status(db, "ctl");
     assert_eq!(c["state"]["state"], "aborted");
     assert_eq!(c["run"]["status"], "aborted");
@@ -312,17 +320,11 @@ fn ctrl_c_pauses_cleanly_and_resume_finishes() {
             .unwrap()
             .success()
     );
-    let t = Instant::now();
-    let st = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "Ctrl-C did not stop the run"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let st = wait_exit(
+        &mut child,
+        Duration::from_secs(30),
+        "Ctrl-C did not stop the run",
+    );
     assert!(st.success(), "a clean pause exits 0");
     let a = status(db, "int");
     assert_eq!(a["run"]["status"], "paused", "{a}");
@@ -383,17 +385,11 @@ fn resume_keeps_the_runs_start_and_policy_override() {
     child.wait().unwrap();
     // under the fleet's own policy (pause) this resume would wait forever
     let mut resumed = spawn(&["resume", "ov", "--db", db, "--quiet"]);
-    let t = Instant::now();
-    let rc = loop {
-        if let Some(rc) = resumed.try_wait().unwrap() {
-            break rc;
-        }
-        if t.elapsed() > Duration::from_secs(90) {
-            resumed.kill().unwrap();
-            panic!("resume did not finish: the --on-missing override was lost");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let rc = wait_exit(
+        &mut resumed,
+        Duration::from_secs(90),
+        "resume did not finish: the --on-missing override was lost",
+    );
     assert!(rc.success());
     let st = status(db, "ov");
     assert_eq!(st["state"]["state"], "completed", "{st}");

@@ -66,14 +66,20 @@ fn assert_clean(run: &VirtualRun) {
     }
 }
 
+/// Run to the end; the run must complete and keep every rule.
+fn complete(fleet: Fleet, params: SimParams) -> VirtualRun {
+    let mut run = start(fleet, params);
+    run.run_until(i64::MAX);
+    assert_eq!(run.engine.state(), RunState::Completed, "{}", stuck(&run));
+    assert_clean(&run);
+    run
+}
+
 #[test]
 fn a_full_maintenance_completes_and_keeps_every_rule() {
     let f = example();
     let planned = plan(&f);
-    let mut run = start(f, SimParams::default());
-    run.run_until(i64::MAX);
-    assert_eq!(run.engine.state(), RunState::Completed, "{}", stuck(&run));
-    assert_clean(&run);
+    let run = complete(f, SimParams::default());
     let fleet = run.engine.fleet().clone();
     for s in &planned.steps {
         assert_eq!(
@@ -139,10 +145,7 @@ fn pause_policy_stops_new_work_until_the_missing_host_returns() {
         seed: 3,
         ..SimParams::default()
     };
-    let mut run = start(f, params);
-    run.run_until(i64::MAX);
-    assert_eq!(run.engine.state(), RunState::Completed, "{}", stuck(&run));
-    assert_clean(&run);
+    let run = complete(f, params);
     // while paused for a missing host, no host started
     let mut paused = false;
     let mut saw_pause = false;
@@ -192,10 +195,7 @@ fn replace_policy_replaces_hosts_that_never_return() {
         seed: 5,
         ..SimParams::default()
     };
-    let mut run = start(f, params);
-    run.run_until(i64::MAX);
-    assert_eq!(run.engine.state(), RunState::Completed, "{}", stuck(&run));
-    assert_clean(&run);
+    let run = complete(f, params);
     let replaced = (0..run.world.hosts.len())
         .filter(|&h| run.engine.phase(h as HostIx) == Phase::Replaced)
         .count();
@@ -267,10 +267,7 @@ fn flapping_gates_slow_but_never_break_the_run() {
         seed: 9,
         ..SimParams::default()
     };
-    let mut run = start(f, params);
-    run.run_until(i64::MAX);
-    assert_eq!(run.engine.state(), RunState::Completed, "{}", stuck(&run));
-    assert_clean(&run);
+    complete(f, params);
 }
 
 #[test]
@@ -329,10 +326,7 @@ fn preflight_failures_skip_the_host_untouched() {
         seed: 4,
         ..SimParams::default()
     };
-    let mut run = start(f, params);
-    run.run_until(i64::MAX);
-    assert_eq!(run.engine.state(), RunState::Completed, "{}", stuck(&run));
-    assert_clean(&run);
+    let run = complete(f, params);
     let fleet = run.engine.fleet().clone();
     let mut failed = 0;
     for h in 0..fleet.hosts.len() {
