@@ -238,7 +238,10 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         driver,
     )
     .await?;
-    go(engine, &store, &id, &me, driver, clock, o.json, o.quiet, notify).await
+    go(
+        engine, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
+    )
+    .await
 }
 
 /// Customer notifications (`[[subscriber]]` in the fleet file): `Announce` goes to the
@@ -254,9 +257,20 @@ async fn with_notify(
     clock: Clock,
     driver: Arc<dyn Driver>,
 ) -> miette::Result<(Arc<dyn Driver>, Option<rollcall_notify::Follower>)> {
-    match rollcall_notify::wire(store.pool(), id, name, text, fleet.clone(), p, clock, driver.clone())
-        .await
-        .map_err(|e| miette::miette!("{e}"))?
+    let env = |k: &str| std::env::var(k).ok();
+    match rollcall_notify::wire(
+        store.pool(),
+        id,
+        name,
+        text,
+        fleet.clone(),
+        p,
+        clock,
+        driver.clone(),
+        &env,
+    )
+    .await
+    .map_err(|e| miette::miette!("{e}"))?
     {
         Some(w) => Ok((w.driver, Some(w.follower))),
         None => Ok((driver, None)),
@@ -409,8 +423,17 @@ pub async fn resume(
         eprintln!("resuming run {id}: {}/{} hosts done", pr.done, pr.total);
     }
     let name = format!("{} (as stored with run {})", row.fleet_path, row.id);
-    let (driver, notify) =
-        with_notify(&store, id, &name, &row.fleet_text, &fleet, &p, clock, driver).await?;
+    let (driver, notify) = with_notify(
+        &store,
+        id,
+        &name,
+        &row.fleet_text,
+        &fleet,
+        &p,
+        clock,
+        driver,
+    )
+    .await?;
     go(engine, &store, id, &me, driver, clock, json, quiet, notify).await
 }
 

@@ -638,11 +638,21 @@ fn a_failed_announcement_holds_the_region_and_a_late_one_moves_its_start() {
             {
                 let result = if *region == r0 {
                     asks += 1;
-                    if t >= ok_from { Ok(()) } else { Err("sink down".into()) }
+                    if t >= ok_from {
+                        Ok(())
+                    } else {
+                        Err("sink down".into())
+                    }
                 } else {
                     Ok(())
                 };
-                e.handle(t + 30, Event::Announced { region: *region, result });
+                e.handle(
+                    t + 30,
+                    Event::Announced {
+                        region: *region,
+                        result,
+                    },
+                );
             }
         }
         journal.extend(outs);

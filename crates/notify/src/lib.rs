@@ -281,7 +281,9 @@ impl Notifier {
             .await
             .map_err(|e| format!("notify outbox: {e}"))?;
         }
-        tx.commit().await.map_err(|e| format!("notify outbox: {e}"))?;
+        tx.commit()
+            .await
+            .map_err(|e| format!("notify outbox: {e}"))?;
         Ok(())
     }
 
@@ -399,8 +401,7 @@ impl Notifier {
                 }
             }
             let finished = tasks.is_empty();
-            if finished || done.len() >= 512 || last_flush.elapsed() > Duration::from_millis(50)
-            {
+            if finished || done.len() >= 512 || last_flush.elapsed() > Duration::from_millis(50) {
                 self.record(key, &mut done, &mut round, retry_after).await?;
                 last_flush = Instant::now();
             }
@@ -600,10 +601,17 @@ impl Driver for NotifyDriver {
     fn execute(&self, cmd: Command, now: i64) -> BoxFuture<'_, Event> {
         match cmd {
             Command::Announce { region } => Box::pin(async move {
-                Event::Announced {
-                    region,
-                    result: self.notifier.announce(region, now).await,
+                let result = self.notifier.announce(region, now).await;
+                if result.is_err() {
+                    // the engine asks again at once: pace the rounds
+                    let s = &self.notifier.cfg.settings;
+                    let pause = s
+                        .backoff
+                        .saturating_mul(1 << s.attempts.min(16))
+                        .clamp(Duration::from_millis(100), Duration::from_secs(30));
+                    tokio::time::sleep(pause).await;
                 }
+                Event::Announced { region, result }
             }),
             other => self.inner.execute(other, now),
         }
@@ -796,9 +804,9 @@ pub async fn wire(
     plan: &Plan,
     clock: Clock,
     inner: Arc<dyn Driver>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Wired>, String> {
-    let cfg = config::load(fleet_name, fleet_text, &fleet, &|k| std::env::var(k).ok())
-        .map_err(|e| e.listing())?;
+    let cfg = config::load(fleet_name, fleet_text, &fleet, env).map_err(|e| e.listing())?;
     if cfg.subscribers.is_empty() {
         return Ok(None);
     }

@@ -83,9 +83,9 @@ pub fn wants(fleet: &Fleet, s: &Subscriber, region: RegionIx, host: Option<HostI
         let members = &fleet.clusters[c as usize].members;
         match host {
             Some(h) => members.contains(&h),
-            None => members
-                .iter()
-                .any(|&h| fleet.hosts[h as usize].region == region && fleet.hosts[h as usize].in_scope),
+            None => members.iter().any(|&h| {
+                fleet.hosts[h as usize].region == region && fleet.hosts[h as usize].in_scope
+            }),
         }
     })
 }
@@ -219,7 +219,8 @@ pub fn render(fleet: &Fleet, run: &str, tenant: Option<&str>, note: &Note) -> Me
         "scheduled" => "operational",
         _ => "under_maintenance",
     };
-    let mut components = vec![json!({"id": format!("region:{region}"), "name": region, "status": region_status})];
+    let mut components =
+        vec![json!({"id": format!("region:{region}"), "name": region, "status": region_status})];
     for &c in &mine {
         let degraded = matches!(note.kind, NoteKind::HostMissing | NoteKind::Escalation);
         components.push(json!({

@@ -45,7 +45,11 @@ pub fn verify(
             .is_some_and(|got| {
                 // constant time over equal lengths
                 got.len() == want.len()
-                    && got.iter().zip(want.iter()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+                    && got
+                        .iter()
+                        .zip(want.iter())
+                        .fold(0u8, |a, (x, y)| a | (x ^ y))
+                        == 0
             })
     })
 }
