@@ -127,6 +127,20 @@ fn load_fleet_at(name: &str, text: &str, base: &Path, opts: &LoadOptions) -> mie
     })
 }
 
+/// Validate `[[subscriber]]` and `[notify]` (before anything is started); the number of
+/// subscribers.
+pub fn check_notify(name: &str, text: &str, fleet: &Fleet) -> miette::Result<usize> {
+    rollcall_notify::config::load(name, text, fleet, &|k| std::env::var(k).ok())
+        .map(|c| c.subscribers.len())
+        .map_err(|e| {
+            if std::io::stderr().is_terminal() {
+                miette::Report::new(e)
+            } else {
+                miette::miette!("{}", e.listing())
+            }
+        })
+}
+
 fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
     let p = plan(f);
     let v = rollcall_core::audit::audit(f, &p);
@@ -147,6 +161,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     if let Some(p) = &o.on_missing {
         fleet.maintenance.on_missing = parse_on_missing(p)?;
     }
+    check_notify(&o.fleet.display().to_string(), &text, &fleet)?;
     let p = checked_plan(&fleet)?;
     if o.driver != "sim" {
         return Err(miette::miette!(
