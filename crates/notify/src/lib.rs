@@ -258,28 +258,32 @@ impl Notifier {
     pub async fn enqueue(&self, note: &Note, subs: &[usize]) -> Result<(), String> {
         let now = wall_ms();
         let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
-        for &i in subs {
-            let s = &self.cfg.subscribers[i];
-            let channel = match s.channel {
-                Channel::Email(_) => "email",
-                Channel::Webhook { .. } => "webhook",
-            };
-            sqlx::query(
-                "INSERT OR IGNORE INTO notify_outbox (run, notice, subscriber, kind, region, host, at, start, channel, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&self.run)
-            .bind(&note.key)
-            .bind(&s.id)
-            .bind(note.kind.name())
-            .bind(note.region as i64)
-            .bind(note.host.map(|h| h as i64))
-            .bind(note.at)
-            .bind(note.start)
-            .bind(channel)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| format!("notify outbox: {e}"))?;
+        // 10 values a row, 500 rows a statement (well under SQLite's 32766 variables)
+        for chunk in subs.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT OR IGNORE INTO notify_outbox (run, notice, subscriber, kind, region, host, at, start, channel, created_ms) ",
+            );
+            q.push_values(chunk, |mut b, &i| {
+                let s = &self.cfg.subscribers[i];
+                let channel = match s.channel {
+                    Channel::Email(_) => "email",
+                    Channel::Webhook { .. } => "webhook",
+                };
+                b.push_bind(self.run.clone())
+                    .push_bind(note.key.clone())
+                    .push_bind(s.id.clone())
+                    .push_bind(note.kind.name())
+                    .push_bind(note.region as i64)
+                    .push_bind(note.host.map(|h| h as i64))
+                    .push_bind(note.at)
+                    .push_bind(note.start)
+                    .push_bind(channel)
+                    .push_bind(now);
+            });
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| format!("notify outbox: {e}"))?;
         }
         tx.commit()
             .await
@@ -305,6 +309,7 @@ impl Notifier {
         let mut cache: HashMap<(Option<String>, u8), (Arc<Message>, bytes_body::Body)> =
             HashMap::new();
         let mut done: Vec<(String, Outcome, u32)> = Vec::new();
+        let mut last_flush = Instant::now();
         for r in &rows {
             let sub_id: String = r.get("subscriber");
             let Some(kind) = NoteKind::parse(&r.get::<String, _>("kind")) else {
@@ -358,6 +363,18 @@ impl Notifier {
                     (Arc::new(m), bytes_body::Body::from(body))
                 })
                 .clone();
+            // at most `concurrency` tasks exist at once (memory stays flat for big fan-outs)
+            while tasks.len() >= self.cfg.settings.concurrency {
+                match tasks.join_next().await {
+                    Some(Ok(x)) => done.push(x),
+                    Some(Err(e)) => return Err(format!("delivery task: {e}")),
+                    None => break,
+                }
+                if done.len() >= 512 || last_flush.elapsed() > Duration::from_millis(50) {
+                    self.record(key, &mut done, &mut round, retry_after).await?;
+                    last_flush = Instant::now();
+                }
+            }
             let channel = s.channel.clone();
             let id = message_id(&self.run, key, &sub_id);
             let (http, smtp, sem) = (self.http.clone(), self.smtp.clone(), self.sem.clone());
@@ -391,7 +408,6 @@ impl Notifier {
                 (sub_id, last, n)
             });
         }
-        let mut last_flush = Instant::now();
         loop {
             let next = tasks.join_next().await;
             if let Some(r) = next {
@@ -423,16 +439,22 @@ impl Notifier {
             return Ok(());
         }
         let now = wall_ms();
-        let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+        let next = now + retry_after.as_millis() as i64;
+        // rows with the same result are updated together
+        let mut groups: HashMap<(&'static str, u32, Option<String>), Vec<String>> = HashMap::new();
+        let mut gone = Vec::new();
         for (sub, outcome, n) in done.drain(..) {
             round.attempts += n as usize;
-            let (status, err) = match &outcome {
+            let (status, err) = match outcome {
                 Outcome::Sent => {
                     round.sent += 1;
                     ("sent", None)
                 }
                 Outcome::Gone => {
                     round.gone += 1;
+                    if self.gone.lock().unwrap().insert(sub.clone()) {
+                        gone.push(sub.clone());
+                    }
                     ("gone", None)
                 }
                 Outcome::Failed(e) => {
@@ -440,35 +462,52 @@ impl Notifier {
                     if round.errors.len() < 20 {
                         round.errors.push((sub.clone(), e.clone()));
                     }
-                    ("pending", Some(e.clone()))
+                    ("pending", Some(e))
                 }
             };
-            if outcome == Outcome::Gone && self.gone.lock().unwrap().insert(sub.clone()) {
-                sqlx::query(
-                    "INSERT OR IGNORE INTO notify_gone (run, subscriber, at_ms) VALUES (?, ?, ?)",
-                )
-                .bind(&self.run)
-                .bind(&sub)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| e.to_string())?;
-            }
+            groups.entry((status, n, err)).or_default().push(sub);
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+        for sub in &gone {
             sqlx::query(
-                "UPDATE notify_outbox SET status = ?, attempts = attempts + ?, last_error = ?, sent_ms = CASE WHEN ? = 'sent' THEN ? ELSE sent_ms END, next_ms = ? WHERE run = ? AND notice = ? AND subscriber = ?",
+                "INSERT OR IGNORE INTO notify_gone (run, subscriber, at_ms) VALUES (?, ?, ?)",
             )
-            .bind(status)
-            .bind(n as i64)
-            .bind(err)
-            .bind(status)
-            .bind(now)
-            .bind(now + retry_after.as_millis() as i64)
             .bind(&self.run)
-            .bind(key)
-            .bind(&sub)
+            .bind(sub)
+            .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(|e| e.to_string())?;
+        }
+        for ((status, n, err), subs) in &groups {
+            for chunk in subs.chunks(500) {
+                let mut q =
+                    sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE notify_outbox SET status = ");
+                q.push_bind(*status)
+                    .push(", attempts = attempts + ")
+                    .push_bind(*n as i64)
+                    .push(", last_error = ")
+                    .push_bind(err.clone())
+                    .push(", next_ms = ")
+                    .push_bind(next);
+                if *status == "sent" {
+                    q.push(", sent_ms = ").push_bind(now);
+                }
+                q.push(" WHERE run = ")
+                    .push_bind(self.run.clone())
+                    .push(" AND notice = ")
+                    .push_bind(key.to_string())
+                    .push(" AND subscriber IN (");
+                let mut sep = q.separated(", ");
+                for sub in chunk {
+                    sep.push_bind(sub.clone());
+                }
+                q.push(")");
+                q.build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
         }
         tx.commit().await.map_err(|e| e.to_string())
     }
