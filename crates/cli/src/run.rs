@@ -392,6 +392,29 @@ pub async fn resume(
     let row = find_run(&store, Some(id)).await?;
     if matches!(row.status.as_str(), "completed" | "aborted") {
         eprintln!("run {id} is already {}", row.status);
+        // notices the run could not deliver before it ended are delivered now
+        let (fleet, p, _engine, _outs, params) = restore(&store, &row).await?;
+        let name = format!("{} (as stored with run {})", row.fleet_path, row.id);
+        let env = |k: &str| std::env::var(k).ok();
+        if let Some(s) = rollcall_notify::flush(
+            store.pool(),
+            id,
+            &name,
+            &row.fleet_text,
+            fleet,
+            &p,
+            params.clock,
+            &env,
+        )
+        .await
+        .map_err(|e| miette::miette!("run {id}: notices: {e}"))?
+        {
+            eprintln!(
+                "run {id}: notices: {} sent, {} pending",
+                s.count(None, "sent"),
+                s.count(None, "pending")
+            );
+        }
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let me = owner();

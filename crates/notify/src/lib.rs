@@ -860,3 +860,27 @@ pub async fn wire(
         follower,
     }))
 }
+
+/// Deliver what an ended run left undelivered (one round), e.g. from `rollcall resume`
+/// on a completed run. `None` when the fleet has no subscribers.
+#[allow(clippy::too_many_arguments)]
+pub async fn flush(
+    pool: &SqlitePool,
+    run: &str,
+    fleet_name: &str,
+    fleet_text: &str,
+    fleet: Arc<Fleet>,
+    plan: &Plan,
+    clock: Clock,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Summary>, String> {
+    let cfg = config::load(fleet_name, fleet_text, &fleet, env).map_err(|e| e.listing())?;
+    if cfg.subscribers.is_empty() {
+        return Ok(None);
+    }
+    let notifier = Notifier::open(pool.clone(), run, fleet, cfg).await?;
+    Follower::start(notifier, clock, plan)
+        .finish(Duration::from_secs(120))
+        .await?;
+    summary(pool, run).await.map(Some)
+}

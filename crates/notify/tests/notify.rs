@@ -1200,3 +1200,57 @@ email = "status@public.example"
     let s = run.summary();
     assert_eq!(s.count(None, "sent"), 6);
 }
+
+/// What an ended run could not deliver is delivered by `flush` (used by `rollcall resume`
+/// on a completed run), once.
+#[test]
+fn undelivered_notices_of_an_ended_run_are_flushed_once() {
+    let sink = Sink::start();
+    let text = format!(
+        "{FLEET}\n[notify]\nattempts = 2\nbackoff = \"20ms\"\n[[subscriber]]\nid = \"p\"\ncomponents = [\"dfw\"]\nwebhook = \"{}\"\nsecret_env = \"TEST_SECRET\"\n",
+        sink.url("/p")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fleet =
+        Arc::new(load_str("fleet.toml", &text, dir.path(), &LoadOptions { now: 0 }).unwrap());
+    let cfg = config::load("fleet.toml", &text, &fleet, &env).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let n = Notifier::open(store.pool().clone(), "r1", fleet.clone(), cfg)
+            .await
+            .unwrap();
+        sink.state.lock().unwrap().down_until_ms = i64::MAX;
+        let note = Note {
+            key: "n-7".into(),
+            kind: NoteKind::Completed,
+            region: 0,
+            host: None,
+            at: fleet.maintenance.start,
+            start: None,
+        };
+        n.enqueue(&note, &n.recipients(0, None)).await.unwrap();
+        let r = n.deliver("n-7", Duration::from_secs(30)).await.unwrap();
+        assert_eq!((r.sent, r.failed, r.attempts), (0, 1, 2));
+        sink.state.lock().unwrap().down_until_ms = 0;
+        let p = plan(&fleet);
+        for _ in 0..2 {
+            let s = rollcall_notify::flush(
+                store.pool(),
+                "r1",
+                "fleet.toml",
+                &text,
+                fleet.clone(),
+                &p,
+                Clock::Wall,
+                &env,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!((s.count(None, "sent"), s.count(None, "pending")), (1, 0));
+        }
+    });
+    assert_eq!(sink.ok_hits().len(), 1, "delivered once");
+    assert_eq!(sink.hits().len(), 3);
+}
