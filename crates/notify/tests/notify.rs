@@ -53,13 +53,36 @@ struct SinkState {
     gone: HashSet<String>,
     /// paths answering 302
     redirect: HashSet<String>,
+    /// paths answering 200 only after a second
+    slow: HashSet<String>,
 }
 
 type Shared = Arc<Mutex<SinkState>>;
 
 async fn hook(State(st): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> StatusCode {
-    let mut s = st.lock().unwrap();
     let path = uri.path().to_string();
+    let hv = |k: &str| {
+        h.get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let hit = |status| Hit {
+        path: path.clone(),
+        id: hv("webhook-id"),
+        ts: hv("webhook-timestamp"),
+        sig: hv("webhook-signature"),
+        body: body.to_vec(),
+        wall_ms: wall_ms(),
+        status,
+    };
+    if st.lock().unwrap().slow.contains(&path) {
+        // recorded on arrival (status 0: no answer in time); the sender hangs up first
+        st.lock().unwrap().hits.push(hit(0));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return StatusCode::OK;
+    }
+    let mut s = st.lock().unwrap();
     let now = wall_ms();
     let status = if now < s.down_until_ms {
         503
@@ -73,20 +96,9 @@ async fn hook(State(st): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> 
     } else {
         200
     };
-    let hv = |k: &str| {
-        h.get(k)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
     s.hits.push(Hit {
-        path,
-        id: hv("webhook-id"),
-        ts: hv("webhook-timestamp"),
-        sig: hv("webhook-signature"),
-        body: body.to_vec(),
         wall_ms: now,
-        status,
+        ..hit(status)
     });
     StatusCode::from_u16(status).unwrap()
 }
@@ -761,10 +773,11 @@ fn webhooks_are_signed_retried_and_a_410_stops_them() {
         s.fail_first.insert("/flaky".into(), 2);
         s.gone.insert("/gone".into());
         s.redirect.insert("/moved".into());
+        s.slow.insert("/slow".into());
     }
     let text = format!(
-        "{FLEET}\n[notify]\nattempts = 3\nbackoff = \"50ms\"\ntimeout = \"2s\"\n{}",
-        ["flaky", "gone", "moved", "ok"]
+        "{FLEET}\n[notify]\nattempts = 3\nbackoff = \"50ms\"\ntimeout = \"400ms\"\n{}",
+        ["flaky", "gone", "moved", "ok", "slow"]
             .iter()
             .map(|p| format!(
                 "[[subscriber]]\nid = \"{p}\"\ncomponents = [\"dfw\"]\nwebhook = \"{}\"\nsecret_env = \"TEST_SECRET\"\n",
@@ -783,7 +796,7 @@ fn webhooks_are_signed_retried_and_a_410_stops_them() {
             .await
             .unwrap();
         let subs = n.recipients(0, None);
-        assert_eq!(subs.len(), 4);
+        assert_eq!(subs.len(), 5);
         let note = |k: &str, kind| Note {
             key: k.into(),
             kind,
@@ -800,30 +813,41 @@ fn webhooks_are_signed_retried_and_a_410_stops_them() {
             .await
             .unwrap();
         let r = n.deliver("n-1", Duration::ZERO).await.unwrap();
-        assert_eq!((r.sent, r.gone, r.failed), (2, 1, 1), "{r:?}");
+        assert_eq!((r.sent, r.gone, r.failed), (2, 1, 2), "{r:?}");
+        assert!(
+            r.errors
+                .iter()
+                .any(|(s, e)| s == "slow" && e == "timed out"),
+            "{r:?}"
+        );
         let hits = sink.hits();
         let count = |p: &str| hits.iter().filter(|h| h.path == p).count();
         assert_eq!(count("/flaky"), 3, "two 500s, then accepted");
         assert_eq!(count("/gone"), 1, "410 is not retried");
         assert_eq!(count("/moved"), 3, "a redirect is a failure, retried");
         assert_eq!(count("/ok"), 1);
+        // a receiver slower than the timeout: each attempt counts as failed
+        assert_eq!(sink.hits().iter().filter(|h| h.path == "/slow").count(), 3);
+        sink.state.lock().unwrap().slow.clear();
+        let hits = sink.hits();
         // retries keep the message id; the timestamps are fresh
         let flaky: Vec<&Hit> = hits.iter().filter(|h| h.path == "/flaky").collect();
         assert!(flaky.iter().all(|h| h.id == flaky[0].id));
         assert_eq!(flaky[0].id, message_id("r1", "n-1", "flaky"));
-        // a second round delivers only what is left (the redirecting one)
+        // a second round delivers only what is left: the redirecting one (fails again)
+        // and the slow one (now fast)
         let r = n.deliver("n-1", Duration::ZERO).await.unwrap();
-        assert_eq!((r.sent, r.failed), (0, 1));
-        assert_eq!(sink.hits().len(), hits.len() + 3);
+        assert_eq!((r.sent, r.failed), (1, 1));
+        assert_eq!(sink.hits().len(), hits.len() + 4);
         // the unsubscribed one gets nothing more
         n.enqueue(&note("n-2", NoteKind::Completed), &subs)
             .await
             .unwrap();
         let r = n.deliver("n-2", Duration::ZERO).await.unwrap();
-        assert_eq!((r.sent, r.gone), (2, 1));
+        assert_eq!((r.sent, r.gone), (3, 1));
         assert_eq!(sink.hits().iter().filter(|h| h.path == "/gone").count(), 1);
         let s = rollcall_notify::summary(store.pool(), "r1").await.unwrap();
-        assert_eq!(s.count(None, "sent"), 4);
+        assert_eq!(s.count(None, "sent"), 6);
         assert_eq!(s.count(None, "gone"), 2);
         assert_eq!(s.count(None, "pending"), 2);
         assert!(
