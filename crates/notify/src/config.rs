@@ -6,6 +6,7 @@
 //! smtp_host = "127.0.0.1"      # required when any subscriber has `email`
 //! smtp_port = 25               # default 25 (tls = "none"/"starttls"), 465 (tls = "tls")
 //! tls = "starttls"             # none | starttls | tls
+//! tls_ca = "/etc/rollcall/smtp-ca.pem"  # optional: trust this CA (PEM) besides the system's
 //! from = "Maintenance <maint@example.net>"
 //! smtp_user_env = "SMTP_USER"  # optional: credentials from the environment
 //! smtp_password_env = "SMTP_PASSWORD"
@@ -60,6 +61,7 @@ struct RawNotify {
     smtp_host: Option<S>,
     smtp_port: Option<Spanned<i64>>,
     tls: Option<S>,
+    tls_ca: Option<S>,
     from: Option<S>,
     smtp_user_env: Option<S>,
     smtp_password_env: Option<S>,
@@ -111,6 +113,8 @@ pub struct Smtp {
     pub host: String,
     pub port: u16,
     pub tls: Tls,
+    /// Extra trusted CA certificate (PEM) for STARTTLS / TLS.
+    pub ca_pem: Option<Vec<u8>>,
     pub from: String,
     pub credentials: Option<(String, String)>,
 }
@@ -214,6 +218,7 @@ pub fn load(
     let mut smtp_host = None;
     let mut smtp_port = None;
     let mut tls = Tls::Starttls;
+    let mut ca_pem = None;
     let mut from = None;
     let mut creds = (None, None);
     if let Some(n) = &raw.notify {
@@ -244,6 +249,23 @@ pub fn load(
                     t.span(),
                     "notify.tls".into(),
                     format!("unknown `{o}` (none, starttls, tls)"),
+                ),
+            }
+        }
+        if let Some(c) = &n.tls_ca {
+            match std::fs::read(c.get_ref()) {
+                Ok(pem) => match lettre::transport::smtp::client::Certificate::from_pem(&pem) {
+                    Ok(_) => ca_pem = Some(pem),
+                    Err(e) => at(
+                        c.span(),
+                        "notify.tls_ca".into(),
+                        format!("{}: not a PEM certificate: {e}", c.get_ref()),
+                    ),
+                },
+                Err(e) => at(
+                    c.span(),
+                    "notify.tls_ca".into(),
+                    format!("cannot read {}: {e}", c.get_ref()),
                 ),
             }
         }
@@ -537,6 +559,7 @@ pub fn load(
                     host: host.clone(),
                     port: smtp_port.unwrap_or(if tls == Tls::Tls { 465 } else { 25 }),
                     tls,
+                    ca_pem: ca_pem.clone(),
                     from: from.clone(),
                     credentials: match creds {
                         (Some(u), Some(p)) => Some((u, p)),

@@ -27,6 +27,7 @@ pub mod sign;
 use config::{Channel, Format, NotifyConfig, Subscriber, Tls};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use render::{Message, Note, NoteKind, render, wants};
 use rollcall_core::engine::{Command, Event, NoticeKind, Output};
@@ -196,12 +197,20 @@ impl Notifier {
         let smtp = match &cfg.settings.smtp {
             None => None,
             Some(s) => {
+                let params = || -> Result<TlsParameters, String> {
+                    let mut p = TlsParameters::builder(s.host.clone());
+                    if let Some(pem) = &s.ca_pem {
+                        p = p.add_root_certificate(
+                            Certificate::from_pem(pem).map_err(|e| format!("tls_ca: {e}"))?,
+                        );
+                    }
+                    p.build().map_err(|e| format!("SMTP TLS {}: {e}", s.host))
+                };
+                let b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host);
                 let b = match s.tls {
-                    Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-                    Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                        .map_err(|e| format!("SMTP {}: {e}", s.host))?,
-                    Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
-                        .map_err(|e| format!("SMTP {}: {e}", s.host))?,
+                    Tls::None => b,
+                    Tls::Starttls => b.tls(SmtpTls::Required(params()?)),
+                    Tls::Tls => b.tls(SmtpTls::Wrapper(params()?)),
                 };
                 let mut b = b.port(s.port).timeout(Some(cfg.settings.timeout));
                 if let Some((u, p)) = &s.credentials {

@@ -1076,6 +1076,9 @@ struct Smtpd {
 
 impl Smtpd {
     fn start(dir: &Path) -> Smtpd {
+        Smtpd::start_with(dir, &[])
+    }
+    fn start_with(dir: &Path, extra: &[&str]) -> Smtpd {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -1083,16 +1086,9 @@ impl Smtpd {
             .port();
         let mbox = dir.join("maildir");
         let child = Proc::new("/usr/bin/python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-                mbox.to_str().unwrap(),
-            ])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .args(["-c", "aiosmtpd.handlers.Mailbox", mbox.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -1277,4 +1273,123 @@ fn undelivered_notices_of_an_ended_run_are_flushed_once() {
     });
     assert_eq!(sink.ok_hits().len(), 1, "delivered once");
     assert_eq!(sink.hits().len(), 3);
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl.
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Proc::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rollcall test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
+}
+
+#[test]
+fn starttls_with_a_private_ca_delivers_and_unverified_servers_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(tmp.path());
+    // aiosmtpd requires STARTTLS before MAIL when given --tlscert
+    let smtpd = Smtpd::start_with(
+        tmp.path(),
+        &[
+            "--tlscert",
+            cert.to_str().unwrap(),
+            "--tlskey",
+            key.to_str().unwrap(),
+        ],
+    );
+    let fleet = load_str("fleet.toml", FLEET, tmp.path(), &LoadOptions { now: 0 }).unwrap();
+    let fleet = Arc::new(fleet);
+    let deliver = |tls: &str, ca: Option<&Path>, to: &str| -> rollcall_notify::Round {
+        let text = format!(
+            "{FLEET}\n[notify]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls = \"{tls}\"\n{}from = \"maint@provider.example\"\nattempts = 1\ntimeout = \"5s\"\n[[subscriber]]\ncomponents = [\"dfw\"]\nemail = \"{to}\"\n",
+            smtpd.port,
+            ca.map(|c| format!("tls_ca = \"{}\"\n", c.display()))
+                .unwrap_or_default()
+        );
+        let cfg = config::load("fleet.toml", &text, &fleet, &env).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::open(&tmp.path().join(format!("{to}.db")))
+                .await
+                .unwrap();
+            let n = Notifier::open(store.pool().clone(), "r1", fleet.clone(), cfg)
+                .await
+                .unwrap();
+            let note = Note {
+                key: "n-1".into(),
+                kind: NoteKind::Started,
+                region: 0,
+                host: None,
+                at: fleet.maintenance.start,
+                start: None,
+            };
+            n.enqueue(&note, &n.recipients(0, None)).await.unwrap();
+            n.deliver("n-1", Duration::ZERO).await.unwrap()
+        })
+    };
+    let r = deliver("starttls", Some(&ca), "tls@example.com");
+    assert_eq!((r.sent, r.failed), (1, 0), "{r:?}");
+    // without the CA the server's certificate is not trusted: not delivered
+    let r = deliver("starttls", None, "untrusted@example.com");
+    assert_eq!((r.sent, r.failed), (0, 1), "{r:?}");
+    // a server that requires TLS refuses plain SMTP
+    let r = deliver("none", None, "plain@example.com");
+    assert_eq!((r.sent, r.failed), (0, 1), "{r:?}");
+    let mails = smtpd.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(header(&mails[0], "To").as_deref(), Some("tls@example.com"));
 }
