@@ -128,6 +128,7 @@ fn main() {
             host: None,
             at: fleet.maintenance.start + 3600,
             start: None,
+            expected: None,
         };
         let t = Instant::now();
         notifier.enqueue(&note, &subs).await.unwrap();

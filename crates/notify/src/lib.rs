@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
     host INTEGER,
     at INTEGER NOT NULL,
     start INTEGER,
+    expected INTEGER,
     channel TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -175,6 +176,8 @@ pub struct Notifier {
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     sem: Arc<Semaphore>,
     gone: Mutex<HashSet<String>>,
+    /// Planned start per region (set when a [`Follower`] starts), for announcements.
+    planned: std::sync::OnceLock<Vec<Option<i64>>>,
 }
 
 impl Notifier {
@@ -243,6 +246,7 @@ impl Notifier {
             http,
             smtp,
             gone: Mutex::new(gone),
+            planned: std::sync::OnceLock::new(),
         }))
     }
 
@@ -267,10 +271,10 @@ impl Notifier {
     pub async fn enqueue(&self, note: &Note, subs: &[usize]) -> Result<(), String> {
         let now = wall_ms();
         let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
-        // 10 values a row, 500 rows a statement (well under SQLite's 32766 variables)
+        // 11 values a row, 500 rows a statement (well under SQLite's 32766 variables)
         for chunk in subs.chunks(500) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT OR IGNORE INTO notify_outbox (run, notice, subscriber, kind, region, host, at, start, channel, created_ms) ",
+                "INSERT OR IGNORE INTO notify_outbox (run, notice, subscriber, kind, region, host, at, start, expected, channel, created_ms) ",
             );
             q.push_values(chunk, |mut b, &i| {
                 let s = &self.cfg.subscribers[i];
@@ -286,6 +290,7 @@ impl Notifier {
                     .push_bind(note.host.map(|h| h as i64))
                     .push_bind(note.at)
                     .push_bind(note.start)
+                    .push_bind(note.expected)
                     .push_bind(channel)
                     .push_bind(now);
             });
@@ -305,7 +310,7 @@ impl Notifier {
     /// `pending` with their error, to be tried again `retry_after` later.
     pub async fn deliver(&self, key: &str, retry_after: Duration) -> Result<Round, String> {
         let rows = sqlx::query(
-            "SELECT subscriber, kind, region, host, at, start FROM notify_outbox WHERE run = ? AND notice = ? AND status = 'pending'",
+            "SELECT subscriber, kind, region, host, at, start, expected FROM notify_outbox WHERE run = ? AND notice = ? AND status = 'pending'",
         )
         .bind(&self.run)
         .bind(key)
@@ -332,6 +337,7 @@ impl Notifier {
                 host: r.get::<Option<i64>, _>("host").map(|h| h as HostIx),
                 at: r.get("at"),
                 start: r.get("start"),
+                expected: r.get("expected"),
             };
             let Some(&si) = self.by_id.get(&sub_id) else {
                 done.push((
@@ -537,6 +543,12 @@ impl Notifier {
             host: None,
             at: now,
             start: Some(now + lead),
+            // the plan's estimate, when it is later than the earliest possible start
+            expected: self
+                .planned
+                .get()
+                .and_then(|p| p.get(region as usize).copied().flatten())
+                .filter(|&t| t > now + lead),
         };
         self.enqueue(&note, &subs).await?;
         let round = self.deliver(&key, Duration::ZERO).await?;
@@ -683,6 +695,7 @@ impl Follower {
                 *p = r.start;
             }
         }
+        let _ = notifier.planned.set(planned.clone());
         let (stop, rx) = watch::channel(false);
         let handle = tokio::spawn(follow(notifier, clock, planned, rx));
         Follower { stop, handle }
@@ -725,6 +738,9 @@ async fn follow(
     let mut started = vec![false; nregions];
     let mut last_seq = 0i64;
     let retry_after = Duration::from_secs(30);
+    let mut running: tokio::task::JoinSet<(String, Result<Round, String>)> =
+        tokio::task::JoinSet::new();
+    let mut busy: HashSet<String> = HashSet::new();
     // a new process: whatever is still pending is due now
     sqlx::query("UPDATE notify_outbox SET next_ms = 0 WHERE run = ? AND status = 'pending'")
         .bind(&n.run)
@@ -766,6 +782,7 @@ async fn follow(
                     host: notice.host,
                     at: notice.at,
                     start: None,
+                    expected: None,
                 };
                 let subs = n.recipients(notice.region, notice.host);
                 n.enqueue(&note, &subs).await?;
@@ -790,13 +807,19 @@ async fn follow(
                         host: None,
                         at: due,
                         start: Some(expected),
+                        expected: None,
                     };
                     let subs = n.recipients(r as RegionIx, None);
                     n.enqueue(&note, &subs).await?;
                 }
             }
         }
-        // 3. deliver what is due, oldest first (announcements belong to `announce`)
+        // 3. deliver what is due, oldest first (announcements belong to `announce`);
+        // notices are delivered side by side, so one slow or failing subscriber does not
+        // hold back the next notice for everyone else
+        while let Some(r) = running.try_join_next() {
+            report(r, &mut busy, retry_after)?;
+        }
         let now_ms = wall_ms();
         let keys: Vec<String> = sqlx::query_scalar(
             "SELECT notice FROM notify_outbox WHERE run = ? AND status = 'pending' AND notice NOT LIKE 'announce-%' AND (next_ms <= ? OR ?) GROUP BY notice ORDER BY MIN(at), MIN(created_ms), notice",
@@ -807,23 +830,19 @@ async fn follow(
         .fetch_all(&n.pool)
         .await
         .map_err(|e| e.to_string())?;
-        for k in &keys {
-            let round = n.deliver(k, retry_after).await?;
-            if round.failed > 0 {
-                eprintln!(
-                    "rollcall notify: {k}: {} of {} not delivered (first: {}); trying again in {}s",
-                    round.failed,
-                    round.failed + round.sent + round.gone,
-                    round
-                        .errors
-                        .first()
-                        .map(|(s, e)| format!("{s}: {e}"))
-                        .unwrap_or_default(),
-                    retry_after.as_secs()
-                );
+        for k in keys {
+            if busy.insert(k.clone()) {
+                let n = n.clone();
+                running.spawn(async move {
+                    let r = n.deliver(&k, retry_after).await;
+                    (k, r)
+                });
             }
         }
         if stopping {
+            while let Some(r) = running.join_next().await {
+                report(r, &mut busy, retry_after)?;
+            }
             return Ok(());
         }
         tokio::select! {
@@ -831,6 +850,30 @@ async fn follow(
             _ = stop.changed() => {}
         }
     }
+}
+
+fn report(
+    r: Result<(String, Result<Round, String>), tokio::task::JoinError>,
+    busy: &mut HashSet<String>,
+    retry_after: Duration,
+) -> Result<(), String> {
+    let (k, round) = r.map_err(|e| format!("notifier task: {e}"))?;
+    busy.remove(&k);
+    let round = round?;
+    if round.failed > 0 {
+        eprintln!(
+            "rollcall notify: {k}: {} of {} not delivered (first: {}); trying again in {}s",
+            round.failed,
+            round.failed + round.sent + round.gone,
+            round
+                .errors
+                .first()
+                .map(|(s, e)| format!("{s}: {e}"))
+                .unwrap_or_default(),
+            retry_after.as_secs()
+        );
+    }
+    Ok(())
 }
 
 /// Everything a run needs for notifications.

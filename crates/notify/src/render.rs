@@ -63,6 +63,8 @@ pub struct Note {
     pub at: i64,
     /// Announcement/reminder: the earliest (or expected) start of the region's reboots.
     pub start: Option<i64>,
+    /// Announcement: the plan's expected start, when later than `start`.
+    pub expected: Option<i64>,
 }
 
 /// A rendered notice for one audience.
@@ -140,8 +142,12 @@ pub fn render(fleet: &Fleet, run: &str, tenant: Option<&str>, note: &Note) -> Me
         NoteKind::Announcement => (
             format!("Scheduled maintenance in {region}: reboots from {start}"),
             format!(
-                "{} ({}) will reboot hosts in region {region}, one at a time within each cluster's safety budget. Reboots begin no earlier than {start}.{yours} You will be told when it starts, when it is completed, and if a host does not come back.",
-                m.name, m.action
+                "{} ({}) will reboot hosts in region {region}, one at a time within each cluster's safety budget. Reboots begin no earlier than {start}{}.{yours} You will be told when it starts, when it is completed, and if a host does not come back.",
+                m.name,
+                m.action,
+                note.expected
+                    .map(|t| format!(" (expected around {})", fmt_time(t)))
+                    .unwrap_or_default()
             ),
             "scheduled",
         ),

@@ -804,6 +804,7 @@ fn webhooks_are_signed_retried_and_a_410_stops_them() {
             host: None,
             at: fleet.maintenance.start,
             start: None,
+            expected: None,
         };
         n.enqueue(&note("n-1", NoteKind::Started), &subs)
             .await
@@ -937,6 +938,21 @@ fn a_sim_run_announces_at_least_the_lead_ahead_and_reports_progress() {
         };
         assert!(sim_at(&clock, h.wall_ms) < f.first_start[&r] as f64);
     }
+    // serial regions: ord's announcement also says when the plan expects it to start
+    let ord = sink
+        .ok_hits()
+        .into_iter()
+        .find(|h| {
+            h.path == "/globex"
+                && kind_of(h) == "announcement"
+                && String::from_utf8_lossy(&h.body).contains("region ord")
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&ord.body).to_string();
+    assert!(
+        text.contains("region ord") && text.contains("expected around"),
+        "{text}"
+    );
     let signed: Vec<Hit> = sink
         .hits()
         .into_iter()
@@ -1248,6 +1264,7 @@ fn undelivered_notices_of_an_ended_run_are_flushed_once() {
             host: None,
             at: fleet.maintenance.start,
             start: None,
+            expected: None,
         };
         n.enqueue(&note, &n.recipients(0, None)).await.unwrap();
         let r = n.deliver("n-7", Duration::from_secs(30)).await.unwrap();
@@ -1376,6 +1393,7 @@ fn starttls_with_a_private_ca_delivers_and_unverified_servers_are_refused() {
                 host: None,
                 at: fleet.maintenance.start,
                 start: None,
+                expected: None,
             };
             n.enqueue(&note, &n.recipients(0, None)).await.unwrap();
             n.deliver("n-1", Duration::ZERO).await.unwrap()
