@@ -129,7 +129,16 @@ pub async fn init(pool: &SqlitePool) -> Result<(), String> {
 
 /// What was delivered for a run (for `rollcall status` and the status page's metrics).
 pub async fn summary(pool: &SqlitePool, run: &str) -> Result<Summary, String> {
-    init(pool).await?;
+    // read-only: a journal that never had subscribers has no notify_ tables
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'notify_outbox'",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    if exists == 0 {
+        return Ok(Summary::default());
+    }
     let rows = sqlx::query(
         "SELECT kind, status, COUNT(*) AS n FROM notify_outbox WHERE run = ? GROUP BY kind, status ORDER BY kind, status",
     )
