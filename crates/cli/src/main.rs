@@ -281,6 +281,8 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
         }
         Cmd::Validate { fleet } => {
             let f = load(&fleet)?;
+            let text = std::fs::read_to_string(&fleet).unwrap_or_default();
+            let subscribers = run::check_notify(&fleet.display().to_string(), &text, &f)?;
             let in_scope = f.hosts.iter().filter(|h| h.in_scope).count();
             println!(
                 "{}: ok: {} hosts ({} in scope) in {} regions, {} clusters, {} tenants, {} notices",
@@ -292,6 +294,9 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                 f.tenants.len(),
                 f.notices.len()
             );
+            if subscribers > 0 {
+                println!("  {subscribers} notification subscribers");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Gen {

@@ -127,6 +127,20 @@ fn load_fleet_at(name: &str, text: &str, base: &Path, opts: &LoadOptions) -> mie
     })
 }
 
+/// Validate `[[subscriber]]` and `[notify]` (before anything is started); the number of
+/// subscribers.
+pub fn check_notify(name: &str, text: &str, fleet: &Fleet) -> miette::Result<usize> {
+    rollcall_notify::config::load(name, text, fleet, &|k| std::env::var(k).ok())
+        .map(|c| c.subscribers.len())
+        .map_err(|e| {
+            if std::io::stderr().is_terminal() {
+                miette::Report::new(e)
+            } else {
+                miette::miette!("{}", e.listing())
+            }
+        })
+}
+
 fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
     let p = plan(f);
     let v = rollcall_core::audit::audit(f, &p);
@@ -147,6 +161,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     if let Some(p) = &o.on_missing {
         fleet.maintenance.on_missing = parse_on_missing(p)?;
     }
+    check_notify(&o.fleet.display().to_string(), &text, &fleet)?;
     let p = checked_plan(&fleet)?;
     if o.driver != "sim" {
         return Err(miette::miette!(
@@ -227,7 +242,54 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     let engine = Engine::new(fleet.clone(), &p, EngineConfig::default());
     let driver: Arc<dyn Driver> =
         Arc::new(SimDriver::open(fleet.clone(), sim, &world).map_err(err)?);
-    go(engine, &store, &id, &me, driver, clock, o.json, o.quiet).await
+    let (driver, notify) = with_notify(
+        &store,
+        &id,
+        &o.fleet.display().to_string(),
+        &text,
+        &fleet,
+        &p,
+        clock,
+        driver,
+    )
+    .await?;
+    go(
+        engine, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
+    )
+    .await
+}
+
+/// Customer notifications (`[[subscriber]]` in the fleet file): `Announce` goes to the
+/// notifier, everything else to the host driver; journalled notices are delivered.
+#[allow(clippy::too_many_arguments)]
+async fn with_notify(
+    store: &Store,
+    id: &str,
+    name: &str,
+    text: &str,
+    fleet: &Arc<Fleet>,
+    p: &Plan,
+    clock: Clock,
+    driver: Arc<dyn Driver>,
+) -> miette::Result<(Arc<dyn Driver>, Option<rollcall_notify::Follower>)> {
+    let env = |k: &str| std::env::var(k).ok();
+    match rollcall_notify::wire(
+        store.pool(),
+        id,
+        name,
+        text,
+        fleet.clone(),
+        p,
+        clock,
+        driver.clone(),
+        &env,
+    )
+    .await
+    .map_err(|e| miette::miette!("{e}"))?
+    {
+        Some(w) => Ok((w.driver, Some(w.follower))),
+        None => Ok((driver, None)),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -240,6 +302,7 @@ async fn go(
     clock: Clock,
     json: bool,
     quiet: bool,
+    notify: Option<rollcall_notify::Follower>,
 ) -> miette::Result<std::process::ExitCode> {
     let mut obs: Box<dyn Observer> = if json {
         Box::new(JsonObserver)
@@ -253,6 +316,11 @@ async fn go(
         .await
         .map_err(err)?;
     drop(obs);
+    if let Some(f) = notify
+        && let Err(e) = f.finish(std::time::Duration::from_secs(120)).await
+    {
+        eprintln!("run {id}: notices: {e}");
+    }
     if !json && !quiet {
         match ending {
             Ending::Over(RunState::Completed) => eprintln!("run {id} completed"),
@@ -324,6 +392,29 @@ pub async fn resume(
     let row = find_run(&store, Some(id)).await?;
     if matches!(row.status.as_str(), "completed" | "aborted") {
         eprintln!("run {id} is already {}", row.status);
+        // notices the run could not deliver before it ended are delivered now
+        let (fleet, p, _engine, _outs, params) = restore(&store, &row).await?;
+        let name = format!("{} (as stored with run {})", row.fleet_path, row.id);
+        let env = |k: &str| std::env::var(k).ok();
+        if let Some(s) = rollcall_notify::flush(
+            store.pool(),
+            id,
+            &name,
+            &row.fleet_text,
+            fleet,
+            &p,
+            params.clock,
+            &env,
+        )
+        .await
+        .map_err(|e| miette::miette!("run {id}: notices: {e}"))?
+        {
+            eprintln!(
+                "run {id}: notices: {} sent, {} pending",
+                s.count(None, "sent"),
+                s.count(None, "pending")
+            );
+        }
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let me = owner();
@@ -345,7 +436,7 @@ pub async fn resume(
             return Ok(std::process::ExitCode::SUCCESS);
         }
     }
-    let (fleet, _p, mut engine, _outs, params) = restore(&store, &row).await?;
+    let (fleet, p, mut engine, _outs, params) = restore(&store, &row).await?;
     let clock = params.clock;
     if let RunState::Paused { .. } = engine.state() {
         engine.handle(
@@ -369,7 +460,19 @@ pub async fn resume(
         let pr = engine.progress();
         eprintln!("resuming run {id}: {}/{} hosts done", pr.done, pr.total);
     }
-    go(engine, &store, id, &me, driver, clock, json, quiet).await
+    let name = format!("{} (as stored with run {})", row.fleet_path, row.id);
+    let (driver, notify) = with_notify(
+        &store,
+        id,
+        &name,
+        &row.fleet_text,
+        &fleet,
+        &p,
+        clock,
+        driver,
+    )
+    .await?;
+    go(engine, &store, id, &me, driver, clock, json, quiet, notify).await
 }
 
 pub async fn control(db: &Path, id: &str, what: &str) -> miette::Result<std::process::ExitCode> {
@@ -398,6 +501,8 @@ struct StatusDoc<'a> {
     regions: Vec<String>,
     attention: Vec<HostNote>,
     violations: Option<Vec<String>>,
+    /// Customer notices delivered (notify outbox).
+    notices: rollcall_notify::Summary,
 }
 
 #[derive(Serialize)]
@@ -445,6 +550,9 @@ pub async fn status(
         None
     };
     let bad = violations.as_ref().is_some_and(|v| !v.is_empty());
+    let notices = rollcall_notify::summary(store.pool(), &row.id)
+        .await
+        .map_err(err)?;
     if json {
         let doc = StatusDoc {
             run: &row,
@@ -457,6 +565,7 @@ pub async fn status(
             progress: pr,
             attention,
             violations,
+            notices,
         };
         println!("{}", serde_json::to_string_pretty(&doc).map_err(err)?);
     } else {
@@ -513,6 +622,20 @@ pub async fn status(
                 a.host,
                 a.note.clone().unwrap_or_default()
             );
+        }
+        if !notices.counts.is_empty() {
+            println!(
+                "  notices: {} sent, {} pending, {} unsubscribed (410)",
+                notices.count(None, "sent"),
+                notices.count(None, "pending"),
+                notices.count(None, "gone")
+            );
+            for (n, s, a, e) in &notices.undelivered {
+                println!(
+                    "  UNDELIVERED {n} to {s} after {a} attempts: {}",
+                    e.clone().unwrap_or_default()
+                );
+            }
         }
         if let Some(v) = &violations {
             if v.is_empty() {

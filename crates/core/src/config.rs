@@ -30,6 +30,12 @@ struct RawFleet {
     maintenance: Option<Spanned<RawMaintenance>>,
     #[serde(default)]
     notice: Vec<Spanned<RawNotice>>,
+    /// `[[subscriber]]` and `[notify]`: validated by the notify crate (`rollcall_notify::config`).
+    #[allow(dead_code)]
+    #[serde(default)]
+    subscriber: Vec<toml::Value>,
+    #[allow(dead_code)]
+    notify: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -875,6 +875,12 @@ impl Engine {
             };
             r.announcing = false;
             if result.is_ok() && r.announced_at.is_none() {
+                // The clock has whole seconds and the delivery finished at an instant in
+                // [now, now + 1): count the announcement from now + 1, so the lead after
+                // the last subscriber was told is never short by a fraction of a second.
+                // A failed delivery leaves the region unannounced: it is asked again and
+                // its start moves later; no host of it starts before announced_at + lead.
+                let now = now + 1;
                 r.announced_at = Some(now);
                 let name = self.fleet.region_name(region).to_string();
                 let lead = self.fleet.maintenance.notice_lead;

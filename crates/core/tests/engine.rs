@@ -609,3 +609,88 @@ fn journal_checker_catches_a_budget_breach() {
         "{v:?}"
     );
 }
+
+/// A late or failed announcement moves the region's start later: no host of the region
+/// starts before (the second after) the delivery that succeeded + the lead time.
+#[test]
+fn a_failed_announcement_holds_the_region_and_a_late_one_moves_its_start() {
+    let mut f = example();
+    f.maintenance.region_mode = RegionMode::Parallel;
+    let fleet = Arc::new(f);
+    let p = plan(&fleet);
+    let lead = fleet.maintenance.notice_lead;
+    let mut e = Engine::new(fleet.clone(), &p, EngineConfig::default());
+    let t0 = fleet.maintenance.start;
+    let r0 = fleet.maintenance.region_order[0];
+    // region 0's deliveries fail for 3h; the others succeed at once
+    let ok_from = t0 + 3 * 3600;
+    let mut journal = Vec::new();
+    let mut asks = 0;
+    let mut t = t0;
+    while t < t0 + 6 * 3600 {
+        e.step(t);
+        let outs = e.drain_outputs();
+        for o in &outs {
+            if let Output::Command {
+                command: Command::Announce { region },
+                ..
+            } = o
+            {
+                let result = if *region == r0 {
+                    asks += 1;
+                    if t >= ok_from {
+                        Ok(())
+                    } else {
+                        Err("sink down".into())
+                    }
+                } else {
+                    Ok(())
+                };
+                e.handle(
+                    t + 30,
+                    Event::Announced {
+                        region: *region,
+                        result,
+                    },
+                );
+            }
+        }
+        journal.extend(outs);
+        journal.extend(e.drain_outputs());
+        t += 60;
+    }
+    assert!(asks > 100, "a failed announcement is asked again ({asks})");
+    let sched: Vec<&rollcall_core::engine::Notice> = journal
+        .iter()
+        .filter_map(|o| match o {
+            Output::Notice(n) if n.kind == NoticeKind::Scheduled && n.region == r0 => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sched.len(), 1);
+    // the delivery that worked ended at ok_from + 30 (within that second)
+    assert_eq!(sched[0].at, ok_from + 30 + 1);
+    let first_start = journal
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transition(tr)
+                if tr.to == Phase::Preflight && fleet.hosts[tr.host as usize].region == r0 =>
+            {
+                Some(tr.at)
+            }
+            _ => None,
+        })
+        .min()
+        .expect("region 0 started once announced");
+    assert!(
+        first_start >= ok_from + 30 + 1 + lead,
+        "started at {first_start}, announced {}",
+        ok_from + 31
+    );
+    // the other regions were not held by region 0
+    let other = journal.iter().any(|o| {
+        matches!(o, Output::Transition(tr) if tr.to == Phase::Preflight
+            && fleet.hosts[tr.host as usize].region != r0 && tr.at < ok_from)
+    });
+    assert!(other, "other regions started on their own announcements");
+}

@@ -511,6 +511,11 @@ impl Store {
         })
     }
 
+    /// The connection pool, for other crates' own tables in the same file (`notify_`, `web_`).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// The journal file's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -1,0 +1,947 @@
+//! Customer notifications driven by the run: subscribers per tenant and component
+//! (region or cluster), email over SMTP (lettre), webhooks signed per Standard Webhooks
+//! (Statuspage-shaped or Slack-compatible bodies), and a delivery outbox in the run's
+//! SQLite file.
+//!
+//! * **Announcements** are the engine's `Announce { region }` command: [`NotifyDriver`]
+//!   hands it to [`Notifier::announce`], which answers `Ok` only when every subscriber of
+//!   the region has accepted the announcement (HTTP 2xx / SMTP accepted) or unsubscribed
+//!   (HTTP 410). Otherwise the engine gets an error, keeps the region unannounced (no
+//!   host of it starts) and asks again; subscribers already reached are not sent it
+//!   again. The engine sets `announced_at` when the `Ok` comes back, after delivery, so
+//!   reboots start at least the lead time after the last subscriber was told.
+//! * **Other notices** (started, completed, host missing/returned/replaced, escalation)
+//!   are read from the journal as soon as they are committed ([`Follower`]) and
+//!   delivered; **reminders** go out `remind_before` ahead of a region's expected start.
+//! * **Outbox**: one row per (run, notice, subscriber) in `notify_outbox`, inserted
+//!   before any attempt (`INSERT OR IGNORE`, so a restart adds nothing twice) and marked
+//!   `sent` / `gone` as answers arrive. A restart delivers what is still `pending` and
+//!   never re-sends what is recorded as sent. Each message has a stable id (the
+//!   `webhook-id` header, the mail's `Message-ID`), so a receiver can also drop the one
+//!   duplicate a crash between the receiver's answer and the outbox commit could cause.
+
+pub mod config;
+pub mod render;
+pub mod sign;
+
+use config::{Channel, Format, NotifyConfig, Subscriber, Tls};
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use render::{Message, Note, NoteKind, render, wants};
+use rollcall_core::engine::{Command, Event, NoticeKind, Output};
+use rollcall_core::model::{Fleet, HostIx, RegionIx};
+use rollcall_core::plan::Plan;
+use rollcall_drivers::{BoxFuture, Driver};
+use rollcall_runtime::Clock;
+use sqlx::{Row, SqlitePool};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, watch};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    run TEXT NOT NULL,
+    notice TEXT NOT NULL,
+    subscriber TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    region INTEGER NOT NULL,
+    host INTEGER,
+    at INTEGER NOT NULL,
+    start INTEGER,
+    expected INTEGER,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_ms INTEGER NOT NULL,
+    next_ms INTEGER NOT NULL DEFAULT 0,
+    sent_ms INTEGER,
+    PRIMARY KEY (run, notice, subscriber)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS notify_outbox_status ON notify_outbox (run, status);
+CREATE TABLE IF NOT EXISTS notify_gone (
+    run TEXT NOT NULL,
+    subscriber TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run, subscriber)
+) WITHOUT ROWID;
+";
+
+fn wall_ms() -> i64 {
+    rollcall_runtime::wall_ms()
+}
+
+/// The stable message id of one delivery (`webhook-id`, mail `Message-ID`).
+pub fn message_id(run: &str, notice: &str, subscriber: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{run}\0{notice}\0{subscriber}").as_bytes());
+    let hex: String = h[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("msg_{hex}")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Sent,
+    Gone,
+    Failed(String),
+}
+
+/// Counts of one delivery round.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Round {
+    pub sent: usize,
+    pub gone: usize,
+    pub failed: usize,
+    pub attempts: usize,
+    pub errors: Vec<(String, String)>,
+}
+
+/// Delivery counts for a run, by notice kind and status.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// (kind, status, count)
+    pub counts: Vec<(String, String, i64)>,
+    /// Undelivered: (notice, subscriber, attempts, last error)
+    pub undelivered: Vec<(String, String, i64, Option<String>)>,
+}
+
+impl Summary {
+    pub fn count(&self, kind: Option<&str>, status: &str) -> i64 {
+        self.counts
+            .iter()
+            .filter(|(k, s, _)| s == status && kind.is_none_or(|x| x == k))
+            .map(|x| x.2)
+            .sum()
+    }
+}
+
+/// Create the `notify_` tables (idempotent).
+pub async fn init(pool: &SqlitePool) -> Result<(), String> {
+    sqlx::raw_sql(SCHEMA)
+        .execute(pool)
+        .await
+        .map_err(|e| format!("cannot create the notify_ tables: {e}"))?;
+    Ok(())
+}
+
+/// What was delivered for a run (for `rollcall status` and the status page's metrics).
+pub async fn summary(pool: &SqlitePool, run: &str) -> Result<Summary, String> {
+    // read-only: a journal that never had subscribers has no notify_ tables
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'notify_outbox'",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    if exists == 0 {
+        return Ok(Summary::default());
+    }
+    let rows = sqlx::query(
+        "SELECT kind, status, COUNT(*) AS n FROM notify_outbox WHERE run = ? GROUP BY kind, status ORDER BY kind, status",
+    )
+    .bind(run)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    let counts = rows
+        .iter()
+        .map(|r| (r.get("kind"), r.get("status"), r.get("n")))
+        .collect();
+    let rows = sqlx::query(
+        "SELECT notice, subscriber, attempts, last_error FROM notify_outbox WHERE run = ? AND status = 'pending' AND attempts > 0 ORDER BY at, notice, subscriber LIMIT 50",
+    )
+    .bind(run)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    let undelivered = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get("notice"),
+                r.get("subscriber"),
+                r.get("attempts"),
+                r.get("last_error"),
+            )
+        })
+        .collect();
+    Ok(Summary {
+        counts,
+        undelivered,
+    })
+}
+
+/// Delivers notices of one run to its subscribers.
+pub struct Notifier {
+    run: String,
+    fleet: Arc<Fleet>,
+    cfg: NotifyConfig,
+    by_id: HashMap<String, usize>,
+    pool: SqlitePool,
+    http: reqwest::Client,
+    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    sem: Arc<Semaphore>,
+    gone: Mutex<HashSet<String>>,
+    /// Planned start per region (set when a [`Follower`] starts), for announcements.
+    planned: std::sync::OnceLock<Vec<Option<i64>>>,
+}
+
+impl Notifier {
+    pub async fn open(
+        pool: SqlitePool,
+        run: &str,
+        fleet: Arc<Fleet>,
+        cfg: NotifyConfig,
+    ) -> Result<Arc<Notifier>, String> {
+        init(&pool).await?;
+        let http = reqwest::Client::builder()
+            .timeout(cfg.settings.timeout)
+            .connect_timeout(cfg.settings.timeout)
+            // a redirect is a failure (as in Statuspage's subscriber webhooks)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(cfg.settings.concurrency)
+            .user_agent(concat!("rollcall/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let smtp = match &cfg.settings.smtp {
+            None => None,
+            Some(s) => {
+                let params = || -> Result<TlsParameters, String> {
+                    let mut p = TlsParameters::builder(s.host.clone());
+                    if let Some(pem) = &s.ca_pem {
+                        p = p.add_root_certificate(
+                            Certificate::from_pem(pem).map_err(|e| format!("tls_ca: {e}"))?,
+                        );
+                    }
+                    p.build().map_err(|e| format!("SMTP TLS {}: {e}", s.host))
+                };
+                let b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host);
+                let b = match s.tls {
+                    Tls::None => b,
+                    Tls::Starttls => b.tls(SmtpTls::Required(params()?)),
+                    Tls::Tls => b.tls(SmtpTls::Wrapper(params()?)),
+                };
+                let mut b = b.port(s.port).timeout(Some(cfg.settings.timeout));
+                if let Some((u, p)) = &s.credentials {
+                    b = b.credentials(Credentials::new(u.clone(), p.clone()));
+                }
+                Some(b.build())
+            }
+        };
+        let gone = sqlx::query("SELECT subscriber FROM notify_gone WHERE run = ?")
+            .bind(run)
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|r| r.get::<String, _>("subscriber"))
+            .collect();
+        let by_id = cfg
+            .subscribers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        Ok(Arc::new(Notifier {
+            run: run.to_string(),
+            sem: Arc::new(Semaphore::new(cfg.settings.concurrency)),
+            fleet,
+            cfg,
+            by_id,
+            pool,
+            http,
+            smtp,
+            gone: Mutex::new(gone),
+            planned: std::sync::OnceLock::new(),
+        }))
+    }
+
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+    pub fn subscribers(&self) -> &[Subscriber] {
+        &self.cfg.subscribers
+    }
+
+    /// Subscribers (indexes) that receive a notice about `region` / `host`.
+    pub fn recipients(&self, region: RegionIx, host: Option<HostIx>) -> Vec<usize> {
+        (0..self.cfg.subscribers.len())
+            .filter(|&i| wants(&self.fleet, &self.cfg.subscribers[i], region, host))
+            .collect()
+    }
+
+    /// Record a notice for its recipients in the outbox (nothing is added twice).
+    pub async fn enqueue(&self, note: &Note, subs: &[usize]) -> Result<(), String> {
+        let now = wall_ms();
+        let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+        // 11 values a row, 500 rows a statement (well under SQLite's 32766 variables)
+        for chunk in subs.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT OR IGNORE INTO notify_outbox (run, notice, subscriber, kind, region, host, at, start, expected, channel, created_ms) ",
+            );
+            q.push_values(chunk, |mut b, &i| {
+                let s = &self.cfg.subscribers[i];
+                let channel = match s.channel {
+                    Channel::Email(_) => "email",
+                    Channel::Webhook { .. } => "webhook",
+                };
+                b.push_bind(self.run.clone())
+                    .push_bind(note.key.clone())
+                    .push_bind(s.id.clone())
+                    .push_bind(note.kind.name())
+                    .push_bind(note.region as i64)
+                    .push_bind(note.host.map(|h| h as i64))
+                    .push_bind(note.at)
+                    .push_bind(note.start)
+                    .push_bind(note.expected)
+                    .push_bind(channel)
+                    .push_bind(now);
+            });
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| format!("notify outbox: {e}"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| format!("notify outbox: {e}"))?;
+        Ok(())
+    }
+
+    /// Deliver every undelivered row of one notice (one round: each row gets up to
+    /// `attempts` tries with exponential backoff and jitter). Rows that still failed stay
+    /// `pending` with their error, to be tried again `retry_after` later.
+    pub async fn deliver(&self, key: &str, retry_after: Duration) -> Result<Round, String> {
+        let rows = sqlx::query(
+            "SELECT subscriber, kind, region, host, at, start, expected FROM notify_outbox WHERE run = ? AND notice = ? AND status = 'pending'",
+        )
+        .bind(&self.run)
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut round = Round::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        // one rendering (and one body) per audience and format
+        let mut cache: HashMap<(Option<String>, u8), (Arc<Message>, bytes_body::Body)> =
+            HashMap::new();
+        let mut done: Vec<(String, Outcome, u32)> = Vec::new();
+        let mut last_flush = Instant::now();
+        for r in &rows {
+            let sub_id: String = r.get("subscriber");
+            let Some(kind) = NoteKind::parse(&r.get::<String, _>("kind")) else {
+                done.push((sub_id, Outcome::Failed("unknown notice kind".into()), 0));
+                continue;
+            };
+            let note = Note {
+                key: key.to_string(),
+                kind,
+                region: r.get::<i64, _>("region") as RegionIx,
+                host: r.get::<Option<i64>, _>("host").map(|h| h as HostIx),
+                at: r.get("at"),
+                start: r.get("start"),
+                expected: r.get("expected"),
+            };
+            let Some(&si) = self.by_id.get(&sub_id) else {
+                done.push((
+                    sub_id,
+                    Outcome::Failed("no such subscriber in the run's fleet file".into()),
+                    0,
+                ));
+                continue;
+            };
+            if self.gone.lock().unwrap().contains(&sub_id) {
+                done.push((sub_id, Outcome::Gone, 0));
+                continue;
+            }
+            let s = &self.cfg.subscribers[si];
+            let fmt = match &s.channel {
+                Channel::Email(_) => 0u8,
+                Channel::Webhook {
+                    format: Format::Statuspage,
+                    ..
+                } => 1,
+                Channel::Webhook {
+                    format: Format::Slack,
+                    ..
+                } => 2,
+            };
+            let (msg, body) = cache
+                .entry((s.tenant.clone(), fmt))
+                .or_insert_with(|| {
+                    let m = render(&self.fleet, &self.run, s.tenant.as_deref(), &note);
+                    let body = match fmt {
+                        1 => serde_json::to_vec(&m.statuspage).unwrap_or_default(),
+                        2 => serde_json::to_vec(&serde_json::json!({
+                            "text": format!("*{}*\n{}", m.subject, m.text)
+                        }))
+                        .unwrap_or_default(),
+                        _ => Vec::new(),
+                    };
+                    (Arc::new(m), bytes_body::Body::from(body))
+                })
+                .clone();
+            // at most `concurrency` tasks exist at once (memory stays flat for big fan-outs)
+            while tasks.len() >= self.cfg.settings.concurrency {
+                match tasks.join_next().await {
+                    Some(Ok(x)) => done.push(x),
+                    Some(Err(e)) => return Err(format!("delivery task: {e}")),
+                    None => break,
+                }
+                if done.len() >= 512 || last_flush.elapsed() > Duration::from_millis(50) {
+                    self.record(key, &mut done, &mut round, retry_after).await?;
+                    last_flush = Instant::now();
+                }
+            }
+            let channel = s.channel.clone();
+            let id = message_id(&self.run, key, &sub_id);
+            let (http, smtp, sem) = (self.http.clone(), self.smtp.clone(), self.sem.clone());
+            let from = self.cfg.settings.smtp.as_ref().map(|s| s.from.clone());
+            let (attempts, backoff) = (self.cfg.settings.attempts, self.cfg.settings.backoff);
+            tasks.spawn(async move {
+                let Ok(_permit) = sem.acquire_owned().await else {
+                    return (sub_id, Outcome::Failed("shutting down".into()), 0);
+                };
+                let mut last = Outcome::Failed("not tried".into());
+                let mut n = 0;
+                while n < attempts {
+                    n += 1;
+                    last = match &channel {
+                        Channel::Webhook { url, secret, .. } => {
+                            post(&http, url, secret.as_deref(), &id, body.clone()).await
+                        }
+                        Channel::Email(to) => match (&smtp, &from) {
+                            (Some(t), Some(f)) => mail(t, f, to, &id, &msg).await,
+                            _ => Outcome::Failed("no SMTP settings".into()),
+                        },
+                    };
+                    match &last {
+                        Outcome::Failed(e) if e.starts_with("permanent") => break,
+                        Outcome::Failed(_) if n < attempts => {
+                            tokio::time::sleep(backoff_delay(backoff, n, &id)).await
+                        }
+                        _ => break,
+                    }
+                }
+                (sub_id, last, n)
+            });
+        }
+        loop {
+            let next = tasks.join_next().await;
+            if let Some(r) = next {
+                match r {
+                    Ok(x) => done.push(x),
+                    Err(e) => return Err(format!("delivery task: {e}")),
+                }
+            }
+            let finished = tasks.is_empty();
+            if finished || done.len() >= 512 || last_flush.elapsed() > Duration::from_millis(50) {
+                self.record(key, &mut done, &mut round, retry_after).await?;
+                last_flush = Instant::now();
+            }
+            if finished {
+                break;
+            }
+        }
+        Ok(round)
+    }
+
+    async fn record(
+        &self,
+        key: &str,
+        done: &mut Vec<(String, Outcome, u32)>,
+        round: &mut Round,
+        retry_after: Duration,
+    ) -> Result<(), String> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let now = wall_ms();
+        let next = now + retry_after.as_millis() as i64;
+        // rows with the same result are updated together
+        let mut groups: HashMap<(&'static str, u32, Option<String>), Vec<String>> = HashMap::new();
+        let mut gone = Vec::new();
+        for (sub, outcome, n) in done.drain(..) {
+            round.attempts += n as usize;
+            let (status, err) = match outcome {
+                Outcome::Sent => {
+                    round.sent += 1;
+                    ("sent", None)
+                }
+                Outcome::Gone => {
+                    round.gone += 1;
+                    if self.gone.lock().unwrap().insert(sub.clone()) {
+                        gone.push(sub.clone());
+                    }
+                    ("gone", None)
+                }
+                Outcome::Failed(e) => {
+                    round.failed += 1;
+                    if round.errors.len() < 20 {
+                        round.errors.push((sub.clone(), e.clone()));
+                    }
+                    ("pending", Some(e))
+                }
+            };
+            groups.entry((status, n, err)).or_default().push(sub);
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+        for sub in &gone {
+            sqlx::query(
+                "INSERT OR IGNORE INTO notify_gone (run, subscriber, at_ms) VALUES (?, ?, ?)",
+            )
+            .bind(&self.run)
+            .bind(sub)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        for ((status, n, err), subs) in &groups {
+            for chunk in subs.chunks(500) {
+                let mut q =
+                    sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE notify_outbox SET status = ");
+                q.push_bind(*status)
+                    .push(", attempts = attempts + ")
+                    .push_bind(*n as i64)
+                    .push(", last_error = ")
+                    .push_bind(err.clone())
+                    .push(", next_ms = ")
+                    .push_bind(next);
+                if *status == "sent" {
+                    q.push(", sent_ms = ").push_bind(now);
+                }
+                q.push(" WHERE run = ")
+                    .push_bind(self.run.clone())
+                    .push(" AND notice = ")
+                    .push_bind(key.to_string())
+                    .push(" AND subscriber IN (");
+                let mut sep = q.separated(", ");
+                for sub in chunk {
+                    sep.push_bind(sub.clone());
+                }
+                q.push(")");
+                q.build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        tx.commit().await.map_err(|e| e.to_string())
+    }
+
+    /// Deliver the region's announcement; `Ok` only when every subscriber of the region
+    /// has it (or unsubscribed). See the crate docs for the policy.
+    pub async fn announce(&self, region: RegionIx, now: i64) -> Result<(), String> {
+        let key = format!("announce-{region}");
+        let subs = self.recipients(region, None);
+        if subs.is_empty() {
+            return Ok(());
+        }
+        let lead = self.fleet.maintenance.notice_lead;
+        let note = Note {
+            key: key.clone(),
+            kind: NoteKind::Announcement,
+            region,
+            host: None,
+            at: now,
+            start: Some(now + lead),
+            // the plan's estimate, when it is later than the earliest possible start
+            expected: self
+                .planned
+                .get()
+                .and_then(|p| p.get(region as usize).copied().flatten())
+                .filter(|&t| t > now + lead),
+        };
+        self.enqueue(&note, &subs).await?;
+        let round = self.deliver(&key, Duration::ZERO).await?;
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notify_outbox WHERE run = ? AND notice = ? AND status NOT IN ('sent', 'gone')",
+        )
+        .bind(&self.run)
+        .bind(&key)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        if left == 0 {
+            Ok(())
+        } else {
+            let first = round
+                .errors
+                .first()
+                .map(|(s, e)| format!("{s}: {e}"))
+                .unwrap_or_default();
+            let msg = format!(
+                "announcement for {} not delivered to {left} of {} subscriber(s) (first: {first}); the region stays unannounced and will not start until it is",
+                self.fleet.region_name(region),
+                subs.len()
+            );
+            eprintln!("rollcall notify: {msg}");
+            Err(msg)
+        }
+    }
+}
+
+/// Exponential backoff with jitter: `base * 2^(n-1)`, capped at 30 s, times a random
+/// factor in [0.5, 1.0).
+fn backoff_delay(base: Duration, n: u32, salt: &str) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let exp = base.saturating_mul(1u32 << (n - 1).min(16));
+    let capped = exp.min(Duration::from_secs(30));
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(salt.as_bytes());
+    h.write_u32(n);
+    let f = 0.5 + (h.finish() % 1000) as f64 / 2000.0;
+    capped.mul_f64(f)
+}
+
+mod bytes_body {
+    /// A cheaply clonable request body.
+    pub type Body = std::sync::Arc<[u8]>;
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    secret: Option<&[u8]>,
+    id: &str,
+    body: bytes_body::Body,
+) -> Outcome {
+    let ts = wall_ms().div_euclid(1000);
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string());
+    if let Some(k) = secret {
+        req = req.header("webhook-signature", sign::sign(k, id, ts, &body));
+    }
+    match req.body(body.to_vec()).send().await {
+        Ok(r) if r.status().is_success() => Outcome::Sent,
+        Ok(r) if r.status() == reqwest::StatusCode::GONE => Outcome::Gone,
+        Ok(r) => Outcome::Failed(format!("HTTP {}", r.status())),
+        Err(e) if e.is_timeout() => Outcome::Failed("timed out".into()),
+        Err(e) => Outcome::Failed(format!("{e}")),
+    }
+}
+
+async fn mail(
+    t: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &str,
+    to: &str,
+    id: &str,
+    msg: &Message,
+) -> Outcome {
+    let built = (|| -> Result<lettre::Message, String> {
+        lettre::Message::builder()
+            .from(from.parse().map_err(|e| format!("from: {e}"))?)
+            .to(to.parse().map_err(|e| format!("to: {e}"))?)
+            .subject(msg.subject.clone())
+            .message_id(Some(format!("<{id}@rollcall.invalid>")))
+            .header(ContentType::TEXT_PLAIN)
+            .body(msg.text.clone())
+            .map_err(|e| e.to_string())
+    })();
+    let m = match built {
+        Ok(m) => m,
+        Err(e) => return Outcome::Failed(format!("permanent: {e}")),
+    };
+    match t.send(m).await {
+        Ok(_) => Outcome::Sent,
+        Err(e) if e.is_permanent() => Outcome::Failed(format!("permanent: SMTP {e}")),
+        Err(e) => Outcome::Failed(format!("SMTP {e}")),
+    }
+}
+
+/// Executes `Announce` as "deliver the region's announcement"; everything else goes to
+/// the host driver.
+pub struct NotifyDriver {
+    pub inner: Arc<dyn Driver>,
+    pub notifier: Arc<Notifier>,
+}
+
+impl Driver for NotifyDriver {
+    fn execute(&self, cmd: Command, now: i64) -> BoxFuture<'_, Event> {
+        match cmd {
+            Command::Announce { region } => Box::pin(async move {
+                let result = self.notifier.announce(region, now).await;
+                if result.is_err() {
+                    // the engine asks again at once: pace the rounds
+                    let s = &self.notifier.cfg.settings;
+                    let pause = s
+                        .backoff
+                        .saturating_mul(1 << s.attempts.min(16))
+                        .clamp(Duration::from_millis(100), Duration::from_secs(30));
+                    tokio::time::sleep(pause).await;
+                }
+                Event::Announced { region, result }
+            }),
+            other => self.inner.execute(other, now),
+        }
+    }
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+}
+
+/// Follows the run's journal and delivers notices as they are committed, and reminders.
+pub struct Follower {
+    stop: watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Follower {
+    pub fn start(notifier: Arc<Notifier>, clock: Clock, plan: &Plan) -> Follower {
+        let mut planned = vec![None; notifier.fleet.regions.len()];
+        for r in &plan.regions {
+            if let Some(p) = planned.get_mut(r.region as usize) {
+                *p = r.start;
+            }
+        }
+        let _ = notifier.planned.set(planned.clone());
+        let (stop, rx) = watch::channel(false);
+        let handle = tokio::spawn(follow(notifier, clock, planned, rx));
+        Follower { stop, handle }
+    }
+
+    /// Deliver what is left (one last round), then stop. Waits at most `limit`.
+    pub async fn finish(self, limit: Duration) -> Result<(), String> {
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(limit, self.handle).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(format!("notifier task: {e}")),
+            Err(_) => Err(format!(
+                "notices still being delivered after {}s; `rollcall resume` or the next start delivers the rest",
+                limit.as_secs()
+            )),
+        }
+    }
+}
+
+fn kind_of(k: NoticeKind) -> Option<NoteKind> {
+    Some(match k {
+        NoticeKind::Scheduled => return None,
+        NoticeKind::Started => NoteKind::Started,
+        NoticeKind::Completed => NoteKind::Completed,
+        NoticeKind::HostMissing => NoteKind::HostMissing,
+        NoticeKind::HostReturned => NoteKind::HostReturned,
+        NoticeKind::HostReplaced => NoteKind::HostReplaced,
+        NoticeKind::Escalation => NoteKind::Escalation,
+    })
+}
+
+async fn follow(
+    n: Arc<Notifier>,
+    clock: Clock,
+    planned: Vec<Option<i64>>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let nregions = n.fleet.regions.len();
+    let mut announced: Vec<Option<i64>> = vec![None; nregions];
+    let mut started = vec![false; nregions];
+    let mut last_seq = 0i64;
+    let retry_after = Duration::from_secs(30);
+    let mut running: tokio::task::JoinSet<(String, Result<Round, String>)> =
+        tokio::task::JoinSet::new();
+    let mut busy: HashSet<String> = HashSet::new();
+    // a new process: whatever is still pending is due now
+    sqlx::query("UPDATE notify_outbox SET next_ms = 0 WHERE run = ? AND status = 'pending'")
+        .bind(&n.run)
+        .execute(&n.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        let stopping = *stop.borrow();
+        // 1. new notices in the journal
+        let rows = sqlx::query(
+            "SELECT seq, data FROM journal WHERE run = ? AND seq > ? AND kind = 'notice' ORDER BY seq",
+        )
+        .bind(&n.run)
+        .bind(last_seq)
+        .fetch_all(&n.pool)
+        .await
+        .map_err(|e| format!("reading the journal: {e}"))?;
+        for r in &rows {
+            let seq: i64 = r.get("seq");
+            last_seq = seq;
+            let data: String = r.get("data");
+            let Ok(Output::Notice(notice)) = serde_json::from_str::<Output>(&data) else {
+                continue;
+            };
+            let ri = notice.region as usize;
+            if ri >= nregions {
+                continue;
+            }
+            match notice.kind {
+                NoticeKind::Scheduled => announced[ri] = Some(notice.at),
+                NoticeKind::Started => started[ri] = true,
+                _ => {}
+            }
+            if let Some(kind) = kind_of(notice.kind) {
+                let note = Note {
+                    key: format!("n-{seq}"),
+                    kind,
+                    region: notice.region,
+                    host: notice.host,
+                    at: notice.at,
+                    start: None,
+                    expected: None,
+                };
+                let subs = n.recipients(notice.region, notice.host);
+                n.enqueue(&note, &subs).await?;
+            }
+        }
+        // 2. reminders: `remind_before` ahead of the expected start, if the announcement
+        // came earlier than that and the region has not started
+        if let Some(before) = n.cfg.settings.remind_before {
+            let now = clock.now();
+            for r in 0..nregions {
+                let Some(at) = announced[r] else { continue };
+                if started[r] {
+                    continue;
+                }
+                let expected = (at + n.fleet.maintenance.notice_lead).max(planned[r].unwrap_or(0));
+                let due = expected - before;
+                if due > at && now >= due {
+                    let note = Note {
+                        key: format!("remind-{r}"),
+                        kind: NoteKind::Reminder,
+                        region: r as RegionIx,
+                        host: None,
+                        at: due,
+                        start: Some(expected),
+                        expected: None,
+                    };
+                    let subs = n.recipients(r as RegionIx, None);
+                    n.enqueue(&note, &subs).await?;
+                }
+            }
+        }
+        // 3. deliver what is due, oldest first (announcements belong to `announce`);
+        // notices are delivered side by side, so one slow or failing subscriber does not
+        // hold back the next notice for everyone else
+        while let Some(r) = running.try_join_next() {
+            report(r, &mut busy, retry_after)?;
+        }
+        let now_ms = wall_ms();
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT notice FROM notify_outbox WHERE run = ? AND status = 'pending' AND notice NOT LIKE 'announce-%' AND (next_ms <= ? OR ?) GROUP BY notice ORDER BY MIN(at), MIN(created_ms), notice",
+        )
+        .bind(&n.run)
+        .bind(now_ms)
+        .bind(stopping)
+        .fetch_all(&n.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        for k in keys {
+            if busy.insert(k.clone()) {
+                let n = n.clone();
+                running.spawn(async move {
+                    let r = n.deliver(&k, retry_after).await;
+                    (k, r)
+                });
+            }
+        }
+        if stopping {
+            while let Some(r) = running.join_next().await {
+                report(r, &mut busy, retry_after)?;
+            }
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+fn report(
+    r: Result<(String, Result<Round, String>), tokio::task::JoinError>,
+    busy: &mut HashSet<String>,
+    retry_after: Duration,
+) -> Result<(), String> {
+    let (k, round) = r.map_err(|e| format!("notifier task: {e}"))?;
+    busy.remove(&k);
+    let round = round?;
+    if round.failed > 0 {
+        eprintln!(
+            "rollcall notify: {k}: {} of {} not delivered (first: {}); trying again in {}s",
+            round.failed,
+            round.failed + round.sent + round.gone,
+            round
+                .errors
+                .first()
+                .map(|(s, e)| format!("{s}: {e}"))
+                .unwrap_or_default(),
+            retry_after.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// Everything a run needs for notifications.
+pub struct Wired {
+    pub driver: Arc<dyn Driver>,
+    pub notifier: Arc<Notifier>,
+    pub follower: Follower,
+}
+
+/// Set up notifications for a run from its fleet text: `None` when the fleet has no
+/// `[[subscriber]]`. Errors are the fleet file's `file:line:col: field: message` listing.
+#[allow(clippy::too_many_arguments)]
+pub async fn wire(
+    pool: &SqlitePool,
+    run: &str,
+    fleet_name: &str,
+    fleet_text: &str,
+    fleet: Arc<Fleet>,
+    plan: &Plan,
+    clock: Clock,
+    inner: Arc<dyn Driver>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Wired>, String> {
+    let cfg = config::load(fleet_name, fleet_text, &fleet, env).map_err(|e| e.listing())?;
+    if cfg.subscribers.is_empty() {
+        return Ok(None);
+    }
+    let notifier = Notifier::open(pool.clone(), run, fleet, cfg).await?;
+    let follower = Follower::start(notifier.clone(), clock, plan);
+    Ok(Some(Wired {
+        driver: Arc::new(NotifyDriver {
+            inner,
+            notifier: notifier.clone(),
+        }),
+        notifier,
+        follower,
+    }))
+}
+
+/// Deliver what an ended run left undelivered (one round), e.g. from `rollcall resume`
+/// on a completed run. `None` when the fleet has no subscribers.
+#[allow(clippy::too_many_arguments)]
+pub async fn flush(
+    pool: &SqlitePool,
+    run: &str,
+    fleet_name: &str,
+    fleet_text: &str,
+    fleet: Arc<Fleet>,
+    plan: &Plan,
+    clock: Clock,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Summary>, String> {
+    let cfg = config::load(fleet_name, fleet_text, &fleet, env).map_err(|e| e.listing())?;
+    if cfg.subscribers.is_empty() {
+        return Ok(None);
+    }
+    let notifier = Notifier::open(pool.clone(), run, fleet, cfg).await?;
+    Follower::start(notifier, clock, plan)
+        .finish(Duration::from_secs(120))
+        .await?;
+    summary(pool, run).await.map(Some)
+}
