@@ -30,6 +30,13 @@ struct RawFleet {
     maintenance: Option<Spanned<RawMaintenance>>,
     #[serde(default)]
     notice: Vec<Spanned<RawNotice>>,
+    // Real-host driver settings: validated by rollcall-drivers (`drivers::config`).
+    #[allow(dead_code)]
+    ssh: Option<toml::Value>,
+    #[allow(dead_code)]
+    exec: Option<toml::Value>,
+    #[allow(dead_code)]
+    remote: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +117,9 @@ struct RawCluster {
     allow_outage: bool,
     return_timeout: Option<S>,
     gate_timeout: Option<S>,
+    /// Gate settings for the real-host drivers, validated by rollcall-drivers.
+    #[allow(dead_code)]
+    gate: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
