@@ -247,7 +247,8 @@ fn real_driver(
         probe_interval: cfg.remote.probe_interval,
         gate_interval: cfg.remote.gate_interval,
         reboot_grace: cfg.remote.reboot_grace,
-        missing_probe_interval: (cfg.remote.probe_interval * 6).clamp(cfg.remote.probe_interval, 60),
+        missing_probe_interval: (cfg.remote.probe_interval * 6)
+            .clamp(cfg.remote.probe_interval, 60),
         ..EngineConfig::default()
     };
     let d = rollcall_drivers::remote_driver(kind, fleet.clone(), cfg).map_err(err)?;
@@ -255,7 +256,13 @@ fn real_driver(
 }
 
 /// Engine timing for a run: real drivers take it from the fleet file's `[remote]`.
-fn engine_config(driver: &str, fleet: &Arc<Fleet>, name: &str, text: &str, base: &Path) -> miette::Result<EngineConfig> {
+fn engine_config(
+    driver: &str,
+    fleet: &Arc<Fleet>,
+    name: &str,
+    text: &str,
+    base: &Path,
+) -> miette::Result<EngineConfig> {
     if driver == "sim" {
         return Ok(EngineConfig::default());
     }
@@ -263,9 +270,18 @@ fn engine_config(driver: &str, fleet: &Arc<Fleet>, name: &str, text: &str, base:
 }
 
 /// `run --driver ssh|exec`: real hosts on the wall clock.
-async fn run_real(o: RunOpts, fleet: Fleet, p: Plan, text: String, base: PathBuf) -> miette::Result<std::process::ExitCode> {
+async fn run_real(
+    o: RunOpts,
+    fleet: Fleet,
+    p: Plan,
+    text: String,
+    base: PathBuf,
+) -> miette::Result<std::process::ExitCode> {
     if !matches!(o.driver.as_str(), "ssh" | "exec") {
-        return Err(miette::miette!("--driver {}: no such driver (sim, ssh, exec)", o.driver));
+        return Err(miette::miette!(
+            "--driver {}: no such driver (sim, ssh, exec)",
+            o.driver
+        ));
     }
     let fleet = Arc::new(fleet);
     let name = o.fleet.display().to_string();
@@ -384,7 +400,13 @@ pub async fn restore(
     let p = checked_plan(&fleet)?;
     let recs = store.journal(&row.id).await.map_err(err)?;
     let outs = from_records(&row.id, &recs).map_err(err)?;
-    let ec = engine_config(&params.driver, &fleet, &row.fleet_path, &row.fleet_text, &base)?;
+    let ec = engine_config(
+        &params.driver,
+        &fleet,
+        &row.fleet_path,
+        &row.fleet_text,
+        &base,
+    )?;
     let engine = Engine::restore(fleet.clone(), &p, ec, &outs)
         .map_err(|e| miette::miette!("run {}: {e}", row.id))?;
     Ok((fleet, p, engine, outs, params))

@@ -50,7 +50,14 @@ impl Testbed {
             let out = Proc::new(repo().join("testbed/testbed"))
                 .args(["up", "--dir"])
                 .arg(&dir)
-                .args(["--prefix", &prefix, "--subnet", &format!("10.{n}"), "--reboot-delay", "3"])
+                .args([
+                    "--prefix",
+                    &prefix,
+                    "--subnet",
+                    &format!("10.{n}"),
+                    "--reboot-delay",
+                    "3",
+                ])
                 .output()
                 .unwrap();
             if out.status.success() {
@@ -58,7 +65,8 @@ impl Testbed {
                 let env = std::fs::read_to_string(dir.join("env")).unwrap();
                 for l in env.lines() {
                     if let Some((k, v)) = l.split_once('=') {
-                        tb.env.insert(k.to_string(), v.trim_matches('\'').to_string());
+                        tb.env
+                            .insert(k.to_string(), v.trim_matches('\'').to_string());
                     }
                 }
                 return tb;
@@ -77,7 +85,11 @@ impl Testbed {
             .arg(&self.dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "testbed {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "testbed {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
     /// Boot id per host (`-` when not up).
@@ -94,10 +106,14 @@ impl Testbed {
     fn fleet(&self, extra: &str, on_missing: &str) -> PathBuf {
         let mut services = String::new();
         for i in 1..=6 {
-            services.push_str(&format!("[remote.host.r{i}]\nservices = [\"ssh\", \"redis-server\"]\n"));
+            services.push_str(&format!(
+                "[remote.host.r{i}]\nservices = [\"ssh\", \"redis-server\"]\n"
+            ));
         }
         for i in 1..=3 {
-            services.push_str(&format!("[remote.host.e{i}]\nservices = [\"ssh\", \"etcd\"]\n"));
+            services.push_str(&format!(
+                "[remote.host.e{i}]\nservices = [\"ssh\", \"etcd\"]\n"
+            ));
         }
         let text = format!(
             r#"[fleet]
@@ -201,10 +217,17 @@ impl Writer {
             .split(',')
             .map(|n| format!("redis://{n}/"))
             .collect();
-        let eps: Vec<String> = tb.env("TESTBED_ETCD_ENDPOINTS").split(',').map(str::to_string).collect();
+        let eps: Vec<String> = tb
+            .env("TESTBED_ETCD_ENDPOINTS")
+            .split(',')
+            .map(str::to_string)
+            .collect();
         let (s1, st1) = (stop.clone(), started.clone());
         let redis = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let client = redis::cluster::ClusterClient::builder(nodes.clone())
                     .retries(0)
@@ -238,7 +261,11 @@ impl Writer {
                 for k in 0..n {
                     let mut got = None;
                     for _ in 0..50 {
-                        match redis::cmd("GET").arg(format!("w:{k}")).query_async::<Option<u64>>(&mut con).await {
+                        match redis::cmd("GET")
+                            .arg(format!("w:{k}"))
+                            .query_async::<Option<u64>>(&mut con)
+                            .await
+                        {
                             Ok(v) => {
                                 got = Some(v);
                                 break;
@@ -255,12 +282,17 @@ impl Writer {
         });
         let (s2, st2) = (stop.clone(), started.clone());
         let etcd = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let opts = etcd_client::ConnectOptions::new()
                     .with_connect_timeout(Duration::from_secs(1))
                     .with_timeout(Duration::from_secs(1));
-                let mut c = etcd_client::Client::connect(&eps, Some(opts)).await.unwrap();
+                let mut c = etcd_client::Client::connect(&eps, Some(opts))
+                    .await
+                    .unwrap();
                 let mut t = Tally::default();
                 let mut first_fail = None;
                 let mut n = 0u64;
@@ -282,7 +314,8 @@ impl Writer {
                     for _ in 0..50 {
                         match c.get(format!("w/{k}"), None).await {
                             Ok(r) => {
-                                good = r.kvs().first().map(|kv| kv.value()) == Some(k.to_string().as_bytes());
+                                good = r.kvs().first().map(|kv| kv.value())
+                                    == Some(k.to_string().as_bytes());
                                 break;
                             }
                             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -295,10 +328,18 @@ impl Writer {
                 t
             })
         });
-        let w = Writer { stop, redis, etcd, started };
+        let w = Writer {
+            stop,
+            redis,
+            etcd,
+            started,
+        };
         let t = Instant::now();
         while w.started.load(Ordering::SeqCst) < 2 {
-            assert!(t.elapsed() < Duration::from_secs(30), "writer did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "writer did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // some writes before anything happens
@@ -326,7 +367,16 @@ fn journal(out: &[u8]) -> Vec<Value> {
 }
 
 fn active(phase: &str) -> bool {
-    matches!(phase, "preflight" | "draining" | "rebooting" | "returning" | "verifying" | "restoring" | "missing")
+    matches!(
+        phase,
+        "preflight"
+            | "draining"
+            | "rebooting"
+            | "returning"
+            | "verifying"
+            | "restoring"
+            | "missing"
+    )
 }
 
 /// The most members of each cluster that were out at once, replaying the journal.
@@ -351,13 +401,25 @@ fn max_out(j: &[Value], members: &[&str]) -> usize {
 fn figures(name: &str, v: Value) {
     let dir = repo().join("target/testbed-figures");
     let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&v).unwrap());
+    let _ = std::fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&v).unwrap(),
+    );
     eprintln!("FIGURES {name}: {v}");
 }
 
 fn plan_makespan(fleet: &Path) -> i64 {
-    let out = rollcall().arg("plan").arg(fleet).arg("--json").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rollcall()
+        .arg("plan")
+        .arg(fleet)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["makespan_s"].as_i64().unwrap()
 }
@@ -367,7 +429,10 @@ fn skip_unless_root() -> bool {
     let uid = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("Uid:").map(|s| s.split_whitespace().next().unwrap_or("").to_string()))
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
+        })
         .unwrap_or_default();
     if uid != "0" {
         eprintln!("the testbed needs root; run the e2e tests as root (CI does)");
@@ -400,15 +465,27 @@ fn a_rollcall_rolls_the_testbed_without_losing_writes() {
         .unwrap();
     let wall = t0.elapsed();
     let (r, e) = w.finish();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j = journal(&out.stdout);
     let healthy: Vec<&str> = j
         .iter()
         .filter(|r| r["type"] == "transition" && r["to"] == "healthy")
         .filter_map(|r| r["host_id"].as_str())
         .collect();
-    assert_eq!(healthy.len(), 12, "every host healthy: {healthy:?}\n{}", String::from_utf8_lossy(&out.stdout));
-    assert!(j.iter().any(|r| r["type"] == "state" && r["state"]["state"] == "completed"));
+    assert_eq!(
+        healthy.len(),
+        12,
+        "every host healthy: {healthy:?}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        j.iter()
+            .any(|r| r["type"] == "state" && r["state"]["state"] == "completed")
+    );
     // every host really rebooted
     let after = tb.boot_ids();
     for (h, b) in &before {
@@ -428,7 +505,10 @@ fn a_rollcall_rolls_the_testbed_without_losing_writes() {
     );
     assert_eq!(r.lost, 0, "acknowledged Redis writes lost: {r:?}");
     assert_eq!(e.lost, 0, "acknowledged etcd writes lost: {e:?}");
-    assert!(r.acked > 100 && e.acked > 100, "the writer made progress: {r:?} {e:?}");
+    assert!(
+        r.acked > 100 && e.acked > 100,
+        "the writer made progress: {r:?} {e:?}"
+    );
     // only brief failover retries: no write waited more than 2 s
     assert!(r.max_stall_ms <= 2000, "Redis writes stalled: {r:?}");
     assert!(e.max_stall_ms <= 2000, "etcd writes stalled: {e:?}");
@@ -446,9 +526,16 @@ fn b_naive_sequential_reboots_for_comparison() {
     let fleet_path = tb.fleet("", "pause");
     let text = std::fs::read_to_string(&fleet_path).unwrap();
     let fleet = Arc::new(
-        rollcall_core::load_str("fleet.toml", &text, &tb.dir, &rollcall_core::LoadOptions::default()).unwrap(),
+        rollcall_core::load_str(
+            "fleet.toml",
+            &text,
+            &tb.dir,
+            &rollcall_core::LoadOptions::default(),
+        )
+        .unwrap(),
     );
-    let cfg = rollcall_drivers::config::RemoteConfig::load("fleet.toml", &text, &tb.dir, &fleet).unwrap();
+    let cfg =
+        rollcall_drivers::config::RemoteConfig::load("fleet.toml", &text, &tb.dir, &fleet).unwrap();
     let drv = rollcall_drivers::remote_driver("ssh", fleet.clone(), cfg).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let w = Writer::start(&tb);
@@ -457,10 +544,20 @@ fn b_naive_sequential_reboots_for_comparison() {
     for id in order {
         let h = fleet.hosts.iter().position(|x| x.id == id).unwrap() as u32;
         let ev = rt.block_on(drv.execute(Command::Probe { host: h }, 0));
-        let rollcall_core::engine::Event::Probed { boot_id: Some(b), .. } = ev else {
+        let rollcall_core::engine::Event::Probed {
+            boot_id: Some(b), ..
+        } = ev
+        else {
             panic!("{id}: {ev:?}")
         };
-        rt.block_on(drv.execute(Command::Reboot { host: h, boot_id: b, attempt: 1 }, 0));
+        rt.block_on(drv.execute(
+            Command::Reboot {
+                host: h,
+                boot_id: b,
+                attempt: 1,
+            },
+            0,
+        ));
         // a fixed wait: reboot delay (3 s) plus a little
         std::thread::sleep(Duration::from_secs(8));
     }
@@ -471,7 +568,10 @@ fn b_naive_sequential_reboots_for_comparison() {
         serde_json::json!({ "wall_s": wall.as_secs_f64(), "redis": r, "etcd": e }),
     );
     // what goes wrong without preparation: the writer sees failures
-    assert!(r.errors > 0, "naive reboots of Redis masters should disturb the writer: {r:?}");
+    assert!(
+        r.errors > 0,
+        "naive reboots of Redis masters should disturb the writer: {r:?}"
+    );
 }
 
 /// (c) One host never comes back: it is marked missing, the rest of its cluster is
@@ -514,7 +614,9 @@ fn c_a_host_that_never_returns_is_missing_and_its_cluster_waits() {
             .filter_map(|r| r["host_id"].as_str())
             .filter(|h| h.starts_with('e') || h.starts_with('p'))
             .count();
-        let missing = j.iter().any(|r| r["type"] == "notice" && r["kind"] == "host_missing");
+        let missing = j
+            .iter()
+            .any(|r| r["type"] == "notice" && r["kind"] == "host_missing");
         healthy == 6 && missing
     };
     let j = loop {
@@ -522,21 +624,37 @@ fn c_a_host_that_never_returns_is_missing_and_its_cluster_waits() {
         if done(&j) {
             break j;
         }
-        assert!(t.elapsed() < Duration::from_secs(180), "run did not get there: {j:#?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "run did not get there: {j:#?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     // a few more probe rounds: still nothing else of the cluster starts
     std::thread::sleep(Duration::from_secs(5));
     let j2 = journal(&std::fs::read(&log).unwrap_or_default());
-    assert!(child.0.try_wait().unwrap().is_none(), "rollcall must keep watching the missing host");
-    let missing: Vec<&Value> = j.iter().filter(|r| r["type"] == "notice" && r["kind"] == "host_missing").collect();
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "rollcall must keep watching the missing host"
+    );
+    let missing: Vec<&Value> = j
+        .iter()
+        .filter(|r| r["type"] == "notice" && r["kind"] == "host_missing")
+        .collect();
     let text = missing[0]["text"].as_str().unwrap();
-    assert!(text.contains("r1 did not come back") && text.contains("on_missing = continue"), "{text}");
-    assert!(j.iter().any(|r| r["type"] == "transition" && r["host_id"] == "r1" && r["to"] == "missing"));
+    assert!(
+        text.contains("r1 did not come back") && text.contains("on_missing = continue"),
+        "{text}"
+    );
+    assert!(
+        j.iter()
+            .any(|r| r["type"] == "transition" && r["host_id"] == "r1" && r["to"] == "missing")
+    );
     // the rest of the cache cluster was never touched
     for r in ["r2", "r3", "r4", "r5", "r6"] {
         assert!(
-            !j2.iter().any(|x| x["type"] == "transition" && x["host_id"] == r && x["to"] == "preflight"),
+            !j2.iter()
+                .any(|x| x["type"] == "transition" && x["host_id"] == r && x["to"] == "preflight"),
             "{r} was started while r1 is missing"
         );
     }
@@ -566,27 +684,40 @@ fn d_host_key_mismatch_and_dead_ssh_port_are_clear_errors() {
         std::fs::read_to_string(tb.dir.join("hosts.csv"))
             .unwrap()
             .lines()
-            .find_map(|l| l.strip_prefix(&format!("{h},")).map(|r| r.split(',').next().unwrap().to_string()))
+            .find_map(|l| {
+                l.strip_prefix(&format!("{h},"))
+                    .map(|r| r.split(',').next().unwrap().to_string())
+            })
             .unwrap()
     };
     let p1a = addr("p1");
     let k = tb.dir.join("other_key");
-    assert!(Proc::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&k).status().unwrap().success());
+    assert!(
+        Proc::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&k)
+            .status()
+            .unwrap()
+            .success()
+    );
     let other = std::fs::read_to_string(k.with_extension("pub")).unwrap();
     let mut parts = other.split_whitespace();
     let fake = format!("{p1a} {} {}", parts.next().unwrap(), parts.next().unwrap());
     let text: String = std::fs::read_to_string(&kh)
         .unwrap()
         .lines()
-        .map(|l| if l.split_whitespace().next() == Some(p1a.as_str()) { fake.clone() } else { l.to_string() })
+        .map(|l| {
+            if l.split_whitespace().next() == Some(p1a.as_str()) {
+                fake.clone()
+            } else {
+                l.to_string()
+            }
+        })
         .map(|l| l + "\n")
         .collect();
     std::fs::write(&kh, text).unwrap();
     let before = tb.boot_ids();
-    let fleet = tb.fleet(
-        "[ssh.host.p2]\nport = 2\n",
-        "pause",
-    );
+    let fleet = tb.fleet("[ssh.host.p2]\nport = 2\n", "pause");
     // only the plain hosts: quick
     let t = std::fs::read_to_string(&fleet).unwrap().replace(
         "[maintenance]\n",
@@ -600,7 +731,11 @@ fn d_host_key_mismatch_and_dead_ssh_port_are_clear_errors() {
         .arg(tb.dir.join("journal.db"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j = journal(&out.stdout);
     let note = |h: &str| {
         j.iter()
@@ -610,10 +745,19 @@ fn d_host_key_mismatch_and_dead_ssh_port_are_clear_errors() {
             .unwrap_or_else(|| panic!("{h} did not fail: {j:#?}"))
     };
     let n1 = note("p1");
-    assert!(n1.contains("HOST KEY MISMATCH") && n1.contains(&p1a) && n1.contains("known_hosts line"), "{n1}");
+    assert!(
+        n1.contains("HOST KEY MISMATCH") && n1.contains(&p1a) && n1.contains("known_hosts line"),
+        "{n1}"
+    );
     let n2 = note("p2");
-    assert!(n2.contains(&format!("{}:2", addr("p2"))) && n2.to_lowercase().contains("refused"), "{n2}");
-    assert!(j.iter().any(|r| r["type"] == "transition" && r["host_id"] == "p3" && r["to"] == "healthy"));
+    assert!(
+        n2.contains(&format!("{}:2", addr("p2"))) && n2.to_lowercase().contains("refused"),
+        "{n2}"
+    );
+    assert!(
+        j.iter()
+            .any(|r| r["type"] == "transition" && r["host_id"] == "p3" && r["to"] == "healthy")
+    );
     let after = tb.boot_ids();
     assert_eq!(before["p1"], after["p1"], "p1 must not be touched");
     assert_eq!(before["p2"], after["p2"], "p2 must not be touched");

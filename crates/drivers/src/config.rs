@@ -132,6 +132,9 @@ struct RawGate {
     timeout: Option<S>,
 }
 
+/// `[ssh.host.<id>]`: user, port, identity.
+pub type HostOverride = (Option<String>, Option<u16>, Option<PathBuf>);
+
 /// How the ssh driver reaches one host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SshTarget {
@@ -151,7 +154,8 @@ pub struct SshSettings {
     /// The agent's socket; `None`: `$SSH_AUTH_SOCK`.
     pub agent_socket: Option<PathBuf>,
     pub connect_timeout: Duration,
-    pub hosts: HashMap<String, (Option<String>, Option<u16>, Option<PathBuf>)>,
+    /// Per-host overrides: user, port, identity.
+    pub hosts: HashMap<String, HostOverride>,
 }
 
 impl SshSettings {
