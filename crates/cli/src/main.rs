@@ -59,7 +59,9 @@ enum Cmd {
         /// The journal (SQLite). Default: $ROLLCALL_DB, else $XDG_DATA_HOME/rollcall/rollcall.db.
         #[arg(long)]
         db: Option<PathBuf>,
-        /// Host driver. `sim`: simulated hosts that survive the orchestrator.
+        /// Host driver. `sim`: simulated hosts that survive the orchestrator. `ssh`: real
+        /// hosts over SSH ([ssh] and [remote] in the fleet file). `exec`: real hosts through
+        /// a local command template ([exec] command). Real drivers run on the wall clock.
         #[arg(long, default_value = "sim")]
         driver: String,
         /// Simulated seconds per real second, or `auto` (the whole maintenance in about a minute).

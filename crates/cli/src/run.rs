@@ -8,6 +8,7 @@ use rollcall_core::plan::{Plan, plan};
 use rollcall_core::simworld::SimParams;
 use rollcall_core::{Fleet, LoadOptions, fmt_duration, fmt_time, load_str};
 use rollcall_drivers::Driver;
+use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::sim::{SimDriver, read_log};
 use rollcall_runtime::{Clock, Ending, Observer, RuntimeConfig, drive, from_records, wall_ms};
 use rollcall_store::{NewRun, RunRow, Store};
@@ -164,10 +165,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     check_notify(&o.fleet.display().to_string(), &text, &fleet)?;
     let p = checked_plan(&fleet)?;
     if o.driver != "sim" {
-        return Err(miette::miette!(
-            "--driver {}: only the `sim` driver exists so far (ssh and exec drivers come with issue #4)",
-            o.driver
-        ));
+        return run_real(o, fleet, p, text, base).await;
     }
     let sim_epoch = fleet.maintenance.start;
     let scale = match o.time_scale.as_str() {
@@ -292,6 +290,119 @@ async fn with_notify(
     }
 }
 
+/// The `ssh` or `exec` driver for a fleet file, and the engine timing it asks for.
+fn real_driver(
+    kind: &str,
+    fleet: &Arc<Fleet>,
+    name: &str,
+    text: &str,
+    base: &Path,
+) -> miette::Result<(Arc<dyn Driver>, EngineConfig)> {
+    let cfg = RemoteConfig::load(name, text, base, fleet).map_err(|e| {
+        if std::io::stderr().is_terminal() {
+            miette::Report::new(e)
+        } else {
+            miette::miette!("{}", e.listing())
+        }
+    })?;
+    let ec = EngineConfig {
+        probe_interval: cfg.remote.probe_interval,
+        gate_interval: cfg.remote.gate_interval,
+        reboot_grace: cfg.remote.reboot_grace,
+        missing_probe_interval: (cfg.remote.probe_interval * 6)
+            .clamp(cfg.remote.probe_interval, 60),
+        ..EngineConfig::default()
+    };
+    let d = rollcall_drivers::remote_driver(kind, fleet.clone(), cfg).map_err(err)?;
+    Ok((Arc::new(d), ec))
+}
+
+/// Engine timing for a run: real drivers take it from the fleet file's `[remote]`.
+fn engine_config(
+    driver: &str,
+    fleet: &Arc<Fleet>,
+    name: &str,
+    text: &str,
+    base: &Path,
+) -> miette::Result<EngineConfig> {
+    if driver == "sim" {
+        return Ok(EngineConfig::default());
+    }
+    Ok(real_driver(driver, fleet, name, text, base)?.1)
+}
+
+/// `run --driver ssh|exec`: real hosts on the wall clock.
+async fn run_real(
+    o: RunOpts,
+    fleet: Fleet,
+    p: Plan,
+    text: String,
+    base: PathBuf,
+) -> miette::Result<std::process::ExitCode> {
+    if !matches!(o.driver.as_str(), "ssh" | "exec") {
+        return Err(miette::miette!(
+            "--driver {}: no such driver (sim, ssh, exec)",
+            o.driver
+        ));
+    }
+    let fleet = Arc::new(fleet);
+    let name = o.fleet.display().to_string();
+    let (driver, ec) = real_driver(&o.driver, &fleet, &name, &text, &base)?;
+    let clock = Clock::Wall;
+    let store = Store::open(&o.db).await.map_err(err)?;
+    let id = o.run_id.clone().unwrap_or_else(new_run_id);
+    let params = RunParams {
+        driver: o.driver.clone(),
+        clock,
+        sim: None,
+        world: None,
+        start: Some(fleet.maintenance.start),
+        on_missing: o.on_missing.clone(),
+    };
+    let fleet_path = std::fs::canonicalize(&o.fleet).unwrap_or(o.fleet.clone());
+    store
+        .create_run(&NewRun {
+            id: id.clone(),
+            fleet_path: fleet_path.display().to_string(),
+            fleet_name: fleet.name.clone(),
+            maintenance: fleet.maintenance.name.clone(),
+            params: serde_json::to_value(&params).map_err(err)?,
+            fleet_text: text.clone(),
+        })
+        .await
+        .map_err(err)?;
+    let me = owner();
+    if !store
+        .acquire_lease(&id, &me, wall_ms(), 3000)
+        .await
+        .map_err(err)?
+    {
+        return Err(miette::miette!("run {id} is owned by another orchestrator"));
+    }
+    if !o.json && !o.quiet {
+        eprintln!(
+            "run {id}: {} hosts in {} regions on the {} driver (real hosts, wall clock; plan: {}); journal {}",
+            p.steps.len(),
+            p.regions.len(),
+            o.driver,
+            fmt_duration(p.makespan),
+            o.db.display()
+        );
+        eprintln!(
+            "  pause:  rollcall pause {id} --db {}\n  resume: rollcall resume {id} --db {}",
+            o.db.display(),
+            o.db.display()
+        );
+    }
+    let engine = Engine::new(fleet.clone(), &p, ec);
+    let (driver, notify) =
+        with_notify(&store, &id, &name, &text, &fleet, &p, clock, driver).await?;
+    go(
+        engine, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
+    )
+    .await
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn go(
     engine: Engine,
@@ -362,7 +473,14 @@ pub async fn restore(
     let p = checked_plan(&fleet)?;
     let recs = store.journal(&row.id).await.map_err(err)?;
     let outs = from_records(&row.id, &recs).map_err(err)?;
-    let engine = Engine::restore(fleet.clone(), &p, EngineConfig::default(), &outs)
+    let ec = engine_config(
+        &params.driver,
+        &fleet,
+        &row.fleet_path,
+        &row.fleet_text,
+        &base,
+    )?;
+    let engine = Engine::restore(fleet.clone(), &p, ec, &outs)
         .map_err(|e| miette::miette!("run {}: {e}", row.id))?;
     Ok((fleet, p, engine, outs, params))
 }
@@ -449,6 +567,13 @@ pub async fn resume(
     let driver: Arc<dyn Driver> = match (params.driver.as_str(), &params.sim, &params.world) {
         ("sim", Some(sim), Some(world)) => {
             Arc::new(SimDriver::open(fleet.clone(), sim.clone(), world).map_err(err)?)
+        }
+        (d @ ("ssh" | "exec"), _, _) => {
+            let base = Path::new(&row.fleet_path)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            real_driver(d, &fleet, &row.fleet_path, &row.fleet_text, &base)?.0
         }
         (d, _, _) => {
             return Err(miette::miette!(

@@ -36,6 +36,13 @@ struct RawFleet {
     subscriber: Vec<toml::Value>,
     #[allow(dead_code)]
     notify: Option<toml::Value>,
+    // Real-host driver settings: validated by rollcall-drivers (`drivers::config`).
+    #[allow(dead_code)]
+    ssh: Option<toml::Value>,
+    #[allow(dead_code)]
+    exec: Option<toml::Value>,
+    #[allow(dead_code)]
+    remote: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +123,9 @@ struct RawCluster {
     allow_outage: bool,
     return_timeout: Option<S>,
     gate_timeout: Option<S>,
+    /// Gate settings for the real-host drivers, validated by rollcall-drivers.
+    #[allow(dead_code)]
+    gate: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]

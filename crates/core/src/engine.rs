@@ -488,10 +488,16 @@ impl Engine {
             .hosts
             .iter()
             .map(|h| {
-                let (mut rt, mut gt) = (
-                    Kind::None.default_return_timeout(),
-                    Kind::None.default_gate_timeout(),
-                );
+                // a cluster member waits as long as its clusters allow (the longest of
+                // them); a host in no cluster gets the defaults
+                let (mut rt, mut gt) = if h.clusters.is_empty() {
+                    (
+                        Kind::None.default_return_timeout(),
+                        Kind::None.default_gate_timeout(),
+                    )
+                } else {
+                    (0, 0)
+                };
                 for &c in &h.clusters {
                     rt = rt.max(fleet.clusters[c as usize].return_timeout);
                     gt = gt.max(fleet.clusters[c as usize].gate_timeout);

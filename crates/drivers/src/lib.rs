@@ -4,7 +4,11 @@
 //! ([`Event::failed`]): an error, a timeout or an answer that cannot be parsed is
 //! unhealthy, never healthy.
 
+pub mod config;
+pub mod gates;
+pub mod remote;
 pub mod sim;
+pub mod transport;
 
 use rollcall_core::engine::{Command, Event};
 use std::future::Future;
@@ -17,4 +21,34 @@ pub trait Driver: Send + Sync + 'static {
     fn execute(&self, cmd: Command, now: i64) -> BoxFuture<'_, Event>;
     /// A short name for logs and the run record.
     fn name(&self) -> &'static str;
+}
+
+/// Build the `ssh` or `exec` driver for a fleet from its driver settings.
+pub fn remote_driver(
+    kind: &str,
+    fleet: std::sync::Arc<rollcall_core::Fleet>,
+    cfg: config::RemoteConfig,
+) -> Result<remote::RemoteDriver, String> {
+    let transport: Box<dyn transport::Transport> = match kind {
+        "ssh" => Box::new(transport::SshTransport {
+            settings: cfg.ssh.clone(),
+        }),
+        "exec" => match &cfg.exec {
+            Some(t) => Box::new(transport::ExecTransport {
+                template: t.clone(),
+            }),
+            None => {
+                return Err(
+                    "the exec driver needs `[exec] command = \"...{command}...\"` in the fleet file"
+                        .into(),
+                );
+            }
+        },
+        k => return Err(format!("no driver `{k}` (sim, ssh, exec)")),
+    };
+    Ok(remote::RemoteDriver::new(
+        fleet,
+        std::sync::Arc::new(cfg),
+        transport,
+    ))
 }

@@ -1,0 +1,889 @@
+//! Settings of the real-host drivers (`ssh`, `exec`), read from the fleet file.
+//!
+//! The core loader accepts the tables `[ssh]`, `[exec]`, `[remote]` and each
+//! cluster's `gate` table without looking inside; this module validates them. Errors
+//! point at `file:line:col` and the field, like the rest of the fleet file. Relative
+//! paths resolve against the fleet file's directory.
+//!
+//! ```toml
+//! [ssh]                      # ssh driver: how to reach hosts
+//! user = "root"
+//! port = 22
+//! identity = "keys/id_ed25519"
+//! known_hosts = "known_hosts"   # default ~/.ssh/known_hosts; checking is always on
+//! agent = false                 # also try keys from $SSH_AUTH_SOCK
+//! agent_socket = "/run/agent.sock"  # the agent's socket instead (implies agent = true)
+//! connect_timeout = "10s"
+//! [ssh.host.db1]             # per-host overrides: user, port, identity
+//! port = 2222
+//!
+//! [exec]                     # exec driver: run host commands through a local template
+//! command = "ip netns exec lab-{host} sh -c {command}"
+//!
+//! [remote]                   # both drivers: what runs on a host, and timing
+//! boot_id_command = "cat /proc/sys/kernel/random/boot_id"
+//! reboot_command = "systemctl reboot"
+//! services = ["ssh"]            # must be enabled at boot (preflight) and active (verify)
+//! backup_age_command = "..."    # prints the age of the last backup in seconds
+//! max_backup_age = "26h"
+//! unsaved_config_command = "..." # exit 0 and no output: nothing unsaved
+//! command_timeout = "30s"
+//! [remote.host.db1]
+//! services = ["ssh", "postgresql"]
+//!
+//! [[cluster]]
+//! id = "cache"
+//! kind = "redis-cluster"
+//! gate = { port = 6379 }
+//! ```
+
+use rollcall_core::config::{field_path_at, parse_duration};
+use rollcall_core::error::{ConfigError, ConfigErrors, Errors, SourceFile};
+use rollcall_core::{Fleet, Kind};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+type S = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+struct RawFile {
+    ssh: Option<Spanned<RawSsh>>,
+    exec: Option<Spanned<RawExec>>,
+    remote: Option<Spanned<RawRemote>>,
+    #[serde(default)]
+    cluster: Vec<RawClusterGate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSshHost {
+    user: Option<S>,
+    port: Option<Spanned<i64>>,
+    identity: Option<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSsh {
+    user: Option<S>,
+    port: Option<Spanned<i64>>,
+    identity: Option<S>,
+    known_hosts: Option<S>,
+    agent: Option<bool>,
+    agent_socket: Option<S>,
+    connect_timeout: Option<S>,
+    #[serde(default)]
+    host: BTreeMap<S, RawSshHost>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExec {
+    command: S,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemoteHost {
+    services: Option<Vec<S>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemote {
+    boot_id_command: Option<S>,
+    reboot_command: Option<S>,
+    services: Option<Vec<S>>,
+    enabled_command: Option<S>,
+    active_command: Option<S>,
+    backup_age_command: Option<S>,
+    max_backup_age: Option<S>,
+    unsaved_config_command: Option<S>,
+    command_timeout: Option<S>,
+    probe_interval: Option<S>,
+    gate_interval: Option<S>,
+    reboot_grace: Option<S>,
+    drain_timeout: Option<S>,
+    #[serde(default)]
+    host: BTreeMap<S, RawRemoteHost>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawClusterGate {
+    id: S,
+    gate: Option<Spanned<RawGate>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    port: Option<Spanned<i64>>,
+    password: Option<S>,
+    max_raft_lag: Option<Spanned<i64>>,
+    url: Option<S>,
+    status: Option<Spanned<i64>>,
+    expect: Option<BTreeMap<S, toml::Value>>,
+    command: Option<S>,
+    drain_command: Option<S>,
+    restore_command: Option<S>,
+    timeout: Option<S>,
+}
+
+/// `[ssh.host.<id>]`: user, port, identity.
+pub type HostOverride = (Option<String>, Option<u16>, Option<PathBuf>);
+
+/// How the ssh driver reaches one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshTarget {
+    pub user: String,
+    pub port: u16,
+    pub identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    pub user: String,
+    pub port: u16,
+    pub identity: Option<PathBuf>,
+    /// `None`: `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
+    pub agent: bool,
+    /// The agent's socket; `None`: `$SSH_AUTH_SOCK`.
+    pub agent_socket: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Per-host overrides: user, port, identity.
+    pub hosts: HashMap<String, HostOverride>,
+}
+
+impl SshSettings {
+    pub fn target(&self, host: &str) -> SshTarget {
+        let o = self.hosts.get(host);
+        SshTarget {
+            user: o
+                .and_then(|o| o.0.clone())
+                .unwrap_or_else(|| self.user.clone()),
+            port: o.and_then(|o| o.1).unwrap_or(self.port),
+            identity: o
+                .and_then(|o| o.2.clone())
+                .or_else(|| self.identity.clone()),
+        }
+    }
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        SshSettings {
+            user: "root".into(),
+            port: 22,
+            identity: None,
+            known_hosts: None,
+            agent: false,
+            agent_socket: None,
+            connect_timeout: Duration::from_secs(10),
+            hosts: HashMap::new(),
+        }
+    }
+}
+
+/// What runs on a host, and how long things may take.
+#[derive(Debug, Clone)]
+pub struct RemoteSettings {
+    pub boot_id_command: String,
+    pub reboot_command: String,
+    pub services: Vec<String>,
+    /// `{service}` is replaced (shell-quoted). Exit 0 = enabled.
+    pub enabled_command: String,
+    pub active_command: String,
+    pub backup_age_command: Option<String>,
+    pub max_backup_age: Option<i64>,
+    pub unsaved_config_command: Option<String>,
+    pub command_timeout: Duration,
+    pub probe_interval: i64,
+    pub gate_interval: i64,
+    pub reboot_grace: i64,
+    /// How long a drain may wait for the cluster to be healthy and for a failover or
+    /// leader move to complete.
+    pub drain_timeout: Duration,
+    pub host_services: HashMap<String, Vec<String>>,
+}
+
+impl RemoteSettings {
+    pub fn services_for(&self, host: &str) -> &[String] {
+        self.host_services
+            .get(host)
+            .map(Vec::as_slice)
+            .unwrap_or(&self.services)
+    }
+}
+
+impl Default for RemoteSettings {
+    fn default() -> Self {
+        RemoteSettings {
+            boot_id_command: "cat /proc/sys/kernel/random/boot_id".into(),
+            reboot_command: "systemctl reboot".into(),
+            services: Vec::new(),
+            enabled_command: "systemctl is-enabled {service}".into(),
+            active_command: "systemctl is-active {service}".into(),
+            backup_age_command: None,
+            max_backup_age: None,
+            unsaved_config_command: None,
+            command_timeout: Duration::from_secs(30),
+            probe_interval: 10,
+            gate_interval: 10,
+            reboot_grace: 300,
+            drain_timeout: Duration::from_secs(120),
+            host_services: HashMap::new(),
+        }
+    }
+}
+
+/// How a cluster's health is checked and how it is prepared for a member's reboot.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateSpec {
+    /// `kind = "none"`: nothing to check beyond the host being back.
+    None,
+    /// Every member's Redis node at `address:port`.
+    Redis { port: u16, password: Option<String> },
+    /// Every member's etcd client endpoint at `http://address:port`.
+    Etcd { port: u16, max_raft_lag: u64 },
+    /// GET `url` (`{host}`/`{address}` replaced by the rebooted host's); healthy when the
+    /// status matches and every expected JSON field has its value.
+    Http {
+        url: String,
+        status: u16,
+        expect: Vec<(String, serde_json::Value)>,
+    },
+    /// A local command (`sh -c`); exit 0 = healthy. Optional drain/restore commands.
+    Command {
+        command: String,
+        drain: Option<String>,
+        restore: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub spec: GateSpec,
+    pub timeout: Duration,
+}
+
+/// Everything the ssh and exec drivers need from the fleet file.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    pub ssh: SshSettings,
+    /// `[exec] command`: a template with `{host}`, `{address}` and `{command}` (shell-quoted).
+    pub exec: Option<String>,
+    pub remote: RemoteSettings,
+    /// One per cluster of the fleet, in the fleet's order.
+    pub gates: Vec<Gate>,
+}
+
+struct V<'a> {
+    src: &'a SourceFile,
+    base: PathBuf,
+    errs: Errors,
+}
+
+impl V<'_> {
+    fn err(
+        &mut self,
+        span: std::ops::Range<usize>,
+        field: impl Into<String>,
+        msg: impl Into<String>,
+    ) {
+        self.errs.push(ConfigError::at(self.src, span, field, msg));
+    }
+    fn dur(&mut self, s: &Option<S>, field: &str) -> Option<i64> {
+        let s = s.as_ref()?;
+        match parse_duration(s.get_ref()) {
+            Ok(d) if d > 0 => Some(d),
+            Ok(_) => {
+                self.err(s.span(), field, "must be longer than zero");
+                None
+            }
+            Err(m) => {
+                self.errs.push(
+                    ConfigError::at(self.src, s.span(), field, m)
+                        .with_help("write a duration like \"5s\", \"2m\" or \"1h30m\""),
+                );
+                None
+            }
+        }
+    }
+    fn port(&mut self, p: &Option<Spanned<i64>>, field: &str) -> Option<u16> {
+        let p = p.as_ref()?;
+        match u16::try_from(*p.get_ref()) {
+            Ok(v) if v > 0 => Some(v),
+            _ => {
+                self.err(
+                    p.span(),
+                    field,
+                    format!("{} is not a TCP port (1-65535)", p.get_ref()),
+                );
+                None
+            }
+        }
+    }
+    fn path(&mut self, s: &S, field: &str, must_exist: bool) -> PathBuf {
+        let p = Path::new(s.get_ref());
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        };
+        if must_exist && !p.exists() {
+            self.err(s.span(), field, format!("{} does not exist", p.display()));
+        }
+        p
+    }
+    fn text(&mut self, s: &S, field: &str) -> String {
+        if s.get_ref().trim().is_empty() {
+            self.err(s.span(), field, "must not be empty");
+        }
+        s.get_ref().clone()
+    }
+}
+
+/// Wall-clock seconds to a `Duration`.
+fn secs(s: i64) -> Duration {
+    Duration::from_secs(s.max(0) as u64)
+}
+
+impl RemoteConfig {
+    /// Read the driver settings from a fleet file's text. `fleet` is the same file,
+    /// already loaded by the core (for host and cluster ids).
+    pub fn load(
+        name: &str,
+        text: &str,
+        base: &Path,
+        fleet: &Fleet,
+    ) -> Result<RemoteConfig, ConfigErrors> {
+        let src = SourceFile::new(name, text);
+        let raw: RawFile = match toml::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.message().trim().to_string();
+                let err = match e.span() {
+                    Some(span) => {
+                        ConfigError::at(&src, span.clone(), field_path_at(text, span.start), msg)
+                    }
+                    None => ConfigError::file(name, "", msg),
+                };
+                return Err(ConfigErrors {
+                    file: name.to_string(),
+                    errors: vec![err],
+                });
+            }
+        };
+        let mut v = V {
+            src: &src,
+            base: base.to_path_buf(),
+            errs: Errors::default(),
+        };
+        let host_ids: std::collections::HashSet<&str> =
+            fleet.hosts.iter().map(|h| h.id.as_str()).collect();
+
+        let mut ssh = SshSettings::default();
+        if let Some(r) = &raw.ssh {
+            let r = r.get_ref();
+            if let Some(u) = &r.user {
+                ssh.user = v.text(u, "ssh.user");
+            }
+            if let Some(p) = v.port(&r.port, "ssh.port") {
+                ssh.port = p;
+            }
+            if let Some(i) = &r.identity {
+                ssh.identity = Some(v.path(i, "ssh.identity", true));
+            }
+            if let Some(k) = &r.known_hosts {
+                ssh.known_hosts = Some(v.path(k, "ssh.known_hosts", true));
+            }
+            ssh.agent = r.agent.unwrap_or(false);
+            if let Some(a) = &r.agent_socket {
+                ssh.agent_socket = Some(v.path(a, "ssh.agent_socket", false));
+                ssh.agent = r.agent.unwrap_or(true);
+            }
+            if let Some(t) = v.dur(&r.connect_timeout, "ssh.connect_timeout") {
+                ssh.connect_timeout = secs(t);
+            }
+            for (id, o) in &r.host {
+                let f = format!("ssh.host.{}", id.get_ref());
+                if !host_ids.contains(id.get_ref().as_str()) {
+                    v.err(
+                        id.span(),
+                        &f,
+                        format!("no host `{}` in this fleet", id.get_ref()),
+                    );
+                }
+                let user = o.user.as_ref().map(|u| v.text(u, &format!("{f}.user")));
+                let port = v.port(&o.port, &format!("{f}.port"));
+                let ident = o
+                    .identity
+                    .as_ref()
+                    .map(|i| v.path(i, &format!("{f}.identity"), true));
+                ssh.hosts.insert(id.get_ref().clone(), (user, port, ident));
+            }
+        }
+
+        let exec = raw.exec.as_ref().map(|e| {
+            let c = &e.get_ref().command;
+            let t = v.text(c, "exec.command");
+            if !t.contains("{command}") {
+                v.err(
+                    c.span(),
+                    "exec.command",
+                    "the template must contain {command} (where the host command goes, shell-quoted)",
+                );
+            }
+            t
+        });
+
+        let mut remote = RemoteSettings::default();
+        if let Some(r) = &raw.remote {
+            let r = r.get_ref();
+            if let Some(c) = &r.boot_id_command {
+                remote.boot_id_command = v.text(c, "remote.boot_id_command");
+            }
+            if let Some(c) = &r.reboot_command {
+                remote.reboot_command = v.text(c, "remote.reboot_command");
+            }
+            if let Some(s) = &r.services {
+                remote.services = s.iter().map(|x| v.text(x, "remote.services")).collect();
+            }
+            for (c, f, dst) in [
+                (
+                    &r.enabled_command,
+                    "remote.enabled_command",
+                    &mut remote.enabled_command,
+                ),
+                (
+                    &r.active_command,
+                    "remote.active_command",
+                    &mut remote.active_command,
+                ),
+            ] {
+                if let Some(c) = c {
+                    *dst = v.text(c, f);
+                    if !dst.contains("{service}") {
+                        v.err(c.span(), f, "the template must contain {service}");
+                    }
+                }
+            }
+            remote.backup_age_command = r
+                .backup_age_command
+                .as_ref()
+                .map(|c| v.text(c, "remote.backup_age_command"));
+            remote.max_backup_age = v.dur(&r.max_backup_age, "remote.max_backup_age");
+            match (&r.backup_age_command, &r.max_backup_age) {
+                (Some(c), None) => v.err(
+                    c.span(),
+                    "remote.backup_age_command",
+                    "needs max_backup_age (the oldest acceptable backup)",
+                ),
+                (None, Some(m)) => v.err(
+                    m.span(),
+                    "remote.max_backup_age",
+                    "needs backup_age_command (prints the last backup's age in seconds)",
+                ),
+                _ => {}
+            }
+            remote.unsaved_config_command = r
+                .unsaved_config_command
+                .as_ref()
+                .map(|c| v.text(c, "remote.unsaved_config_command"));
+            if let Some(t) = v.dur(&r.command_timeout, "remote.command_timeout") {
+                remote.command_timeout = secs(t);
+            }
+            if let Some(t) = v.dur(&r.probe_interval, "remote.probe_interval") {
+                remote.probe_interval = t;
+            }
+            if let Some(t) = v.dur(&r.gate_interval, "remote.gate_interval") {
+                remote.gate_interval = t;
+            }
+            if let Some(t) = v.dur(&r.reboot_grace, "remote.reboot_grace") {
+                remote.reboot_grace = t;
+            }
+            if let Some(t) = v.dur(&r.drain_timeout, "remote.drain_timeout") {
+                remote.drain_timeout = secs(t);
+            }
+            for (id, o) in &r.host {
+                let f = format!("remote.host.{}", id.get_ref());
+                if !host_ids.contains(id.get_ref().as_str()) {
+                    v.err(
+                        id.span(),
+                        &f,
+                        format!("no host `{}` in this fleet", id.get_ref()),
+                    );
+                }
+                if let Some(s) = &o.services {
+                    let list = s
+                        .iter()
+                        .map(|x| v.text(x, &format!("{f}.services")))
+                        .collect();
+                    remote.host_services.insert(id.get_ref().clone(), list);
+                }
+            }
+        }
+
+        // gates: one per fleet cluster
+        let by_id: HashMap<&str, (usize, &RawClusterGate)> = raw
+            .cluster
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.get_ref().as_str(), (i, c)))
+            .collect();
+        let mut gates = Vec::with_capacity(fleet.clusters.len());
+        for c in &fleet.clusters {
+            let (i, rc) = match by_id.get(c.id.as_str()) {
+                Some(&(i, rc)) => (i, Some(rc)),
+                None => (0, None),
+            };
+            let g = rc.and_then(|rc| rc.gate.as_ref());
+            let f = format!("cluster[{i}].gate");
+            gates.push(gate_spec(
+                &mut v,
+                c.kind,
+                &c.id,
+                g,
+                rc.map(|r| r.id.span()),
+                &f,
+            ));
+        }
+        v.errs.into_result(
+            name,
+            RemoteConfig {
+                ssh,
+                exec,
+                remote,
+                gates,
+            },
+        )
+    }
+}
+
+fn gate_spec(
+    v: &mut V,
+    kind: Kind,
+    id: &str,
+    g: Option<&Spanned<RawGate>>,
+    id_span: Option<std::ops::Range<usize>>,
+    f: &str,
+) -> Gate {
+    let span = g.map(|g| g.span()).or(id_span).unwrap_or(0..0);
+    let empty = RawGate {
+        port: None,
+        password: None,
+        max_raft_lag: None,
+        url: None,
+        status: None,
+        expect: None,
+        command: None,
+        drain_command: None,
+        restore_command: None,
+        timeout: None,
+    };
+    let r = g.map(|g| g.get_ref()).unwrap_or(&empty);
+    let timeout = secs(v.dur(&r.timeout, &format!("{f}.timeout")).unwrap_or(10));
+    let spec = if let Some(c) = &r.command {
+        GateSpec::Command {
+            command: v.text(c, &format!("{f}.command")),
+            drain: r
+                .drain_command
+                .as_ref()
+                .map(|c| v.text(c, &format!("{f}.drain_command"))),
+            restore: r
+                .restore_command
+                .as_ref()
+                .map(|c| v.text(c, &format!("{f}.restore_command"))),
+        }
+    } else if let Some(u) = &r.url {
+        let url = v.text(u, &format!("{f}.url"));
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            v.err(
+                u.span(),
+                format!("{f}.url"),
+                "must start with http:// or https://",
+            );
+        }
+        let status = match &r.status {
+            Some(s) => match u16::try_from(*s.get_ref()) {
+                Ok(x) if (100..600).contains(&x) => x,
+                _ => {
+                    v.err(s.span(), format!("{f}.status"), "not an HTTP status code");
+                    200
+                }
+            },
+            None => 200,
+        };
+        let mut expect = Vec::new();
+        for (k, val) in r.expect.iter().flatten() {
+            match serde_json::to_value(val) {
+                Ok(j) => expect.push((k.get_ref().clone(), j)),
+                Err(e) => v.err(
+                    k.span(),
+                    format!("{f}.expect.{}", k.get_ref()),
+                    e.to_string(),
+                ),
+            }
+        }
+        GateSpec::Http {
+            url,
+            status,
+            expect,
+        }
+    } else {
+        match kind {
+            Kind::RedisCluster => GateSpec::Redis {
+                port: v.port(&r.port, &format!("{f}.port")).unwrap_or(6379),
+                password: r.password.as_ref().map(|p| p.get_ref().clone()),
+            },
+            Kind::Etcd => GateSpec::Etcd {
+                port: v.port(&r.port, &format!("{f}.port")).unwrap_or(2379),
+                max_raft_lag: match &r.max_raft_lag {
+                    Some(l) if *l.get_ref() >= 0 => *l.get_ref() as u64,
+                    Some(l) => {
+                        v.err(l.span(), format!("{f}.max_raft_lag"), "must be 0 or more");
+                        0
+                    }
+                    None => 100,
+                },
+            },
+            Kind::None => GateSpec::None,
+            Kind::Http => {
+                v.err(
+                    span.clone(),
+                    f,
+                    format!("cluster `{id}` of kind http needs gate.url"),
+                );
+                GateSpec::None
+            }
+            Kind::Command => {
+                v.err(
+                    span.clone(),
+                    f,
+                    format!("cluster `{id}` of kind command needs gate.command"),
+                );
+                GateSpec::None
+            }
+            Kind::Elasticsearch | Kind::Opensearch => {
+                v.errs.push(
+                    ConfigError::at(
+                        v.src,
+                        span.clone(),
+                        f,
+                        format!(
+                            "cluster `{id}` ({}): the ssh and exec drivers have no built-in gate for this kind",
+                            kind.name()
+                        ),
+                    )
+                    .with_help(
+                        "give gate.url and gate.expect, e.g. url = \"http://{address}:9200/_cluster/health\", expect = { status = \"green\", relocating_shards = 0 }",
+                    ),
+                );
+                GateSpec::None
+            }
+        }
+    };
+    // settings that the chosen gate does not use are mistakes
+    let used_by_kind = matches!(spec, GateSpec::Redis { .. } | GateSpec::Etcd { .. });
+    if !used_by_kind && let Some(p) = &r.port {
+        v.err(
+            p.span(),
+            format!("{f}.port"),
+            "only redis-cluster and etcd gates use a port",
+        );
+    }
+    if !matches!(spec, GateSpec::Redis { .. })
+        && let Some(p) = &r.password
+    {
+        v.err(
+            p.span(),
+            format!("{f}.password"),
+            "only redis-cluster gates use a password",
+        );
+    }
+    if !matches!(spec, GateSpec::Etcd { .. })
+        && let Some(p) = &r.max_raft_lag
+    {
+        v.err(
+            p.span(),
+            format!("{f}.max_raft_lag"),
+            "only etcd gates use max_raft_lag",
+        );
+    }
+    if !matches!(spec, GateSpec::Http { .. }) {
+        if let Some(p) = &r.status {
+            v.err(
+                p.span(),
+                format!("{f}.status"),
+                "only http gates (url) use status",
+            );
+        }
+        if let Some((k, _)) = r.expect.iter().flatten().next() {
+            v.err(
+                k.span(),
+                format!("{f}.expect"),
+                "only http gates (url) use expect",
+            );
+        }
+    }
+    if !matches!(spec, GateSpec::Command { .. }) {
+        for (c, n) in [
+            (&r.drain_command, "drain_command"),
+            (&r.restore_command, "restore_command"),
+        ] {
+            if let Some(c) = c {
+                v.err(
+                    c.span(),
+                    format!("{f}.{n}"),
+                    "only command gates use drain/restore commands",
+                );
+            }
+        }
+    }
+    Gate { spec, timeout }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollcall_core::{LoadOptions, load_str};
+
+    fn load(text: &str) -> Result<RemoteConfig, ConfigErrors> {
+        let dir = std::env::temp_dir();
+        let fleet = load_str("f.toml", text, &dir, &LoadOptions { now: 0 }).map_err(|e| {
+            panic!("core rejected the fleet: {}", e.listing());
+        })?;
+        RemoteConfig::load("f.toml", text, &dir, &fleet)
+    }
+
+    const HOSTS: &str = r#"
+[[host]]
+id = "a"
+address = "10.0.0.1"
+region = "r"
+zone = "z1"
+[[host]]
+id = "b"
+address = "10.0.0.2"
+region = "r"
+zone = "z2"
+[[host]]
+id = "c"
+address = "10.0.0.3"
+region = "r"
+zone = "z3"
+"#;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let text = format!(
+            r#"{HOSTS}
+[ssh]
+user = "ops"
+connect_timeout = "3s"
+[ssh.host.b]
+port = 2222
+[remote]
+services = ["ssh"]
+probe_interval = "2s"
+[remote.host.c]
+services = ["ssh", "redis-server"]
+[[cluster]]
+id = "kv"
+kind = "etcd"
+members = ["a", "b", "c"]
+gate = {{ port = 12379, max_raft_lag = 5 }}
+[[cluster]]
+id = "web"
+kind = "http"
+members = ["a", "b"]
+gate = {{ url = "http://{{address}}:8080/health", expect = {{ status = "green", "nodes.count" = 2 }} }}
+"#
+        );
+        let c = load(&text).unwrap();
+        assert_eq!(c.ssh.target("a").user, "ops");
+        assert_eq!(c.ssh.target("a").port, 22);
+        assert_eq!(c.ssh.target("b").port, 2222);
+        assert_eq!(c.ssh.connect_timeout, Duration::from_secs(3));
+        assert_eq!(c.remote.services_for("a"), ["ssh"]);
+        assert_eq!(c.remote.services_for("c"), ["ssh", "redis-server"]);
+        assert_eq!(c.remote.probe_interval, 2);
+        assert_eq!(
+            c.gates[0].spec,
+            GateSpec::Etcd {
+                port: 12379,
+                max_raft_lag: 5
+            }
+        );
+        let GateSpec::Http {
+            url,
+            expect,
+            status,
+        } = &c.gates[1].spec
+        else {
+            panic!("{:?}", c.gates[1])
+        };
+        assert_eq!(url, "http://{address}:8080/health");
+        assert_eq!(*status, 200);
+        assert!(expect.contains(&("nodes.count".to_string(), serde_json::json!(2))));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let text = format!(
+            r#"{HOSTS}
+[ssh]
+port = 70000
+identity = "no/such/key"
+[ssh.host.zz]
+port = 1
+[remote]
+max_backup_age = "forever"
+[[cluster]]
+id = "es"
+kind = "elasticsearch"
+members = ["a", "b", "c"]
+[[cluster]]
+id = "kv"
+kind = "etcd"
+members = ["a", "b", "c"]
+gate = {{ port = 2379, url = "ftp://x" }}
+"#
+        );
+        let e = load(&text).unwrap_err();
+        let l = e.listing();
+        assert!(
+            l.contains("f.toml:19:8: ssh.port: 70000 is not a TCP port"),
+            "{l}"
+        );
+        assert!(
+            l.contains("ssh.identity:") && l.contains("no/such/key does not exist"),
+            "{l}"
+        );
+        assert!(l.contains("ssh.host.zz: no host `zz`"), "{l}");
+        assert!(l.contains("remote.max_backup_age:"), "{l}");
+        assert!(
+            l.contains("cluster[0].gate: cluster `es` (elasticsearch)"),
+            "{l}"
+        );
+        assert!(
+            l.contains("cluster[1].gate.url: must start with http"),
+            "{l}"
+        );
+        assert!(
+            l.contains("cluster[1].gate.port: only redis-cluster and etcd"),
+            "{l}"
+        );
+
+        let text = format!("{HOSTS}\n[ssh]\nusr = \"x\"\n");
+        let l = load(&text).unwrap_err().listing();
+        assert!(
+            l.contains("f.toml:19:1: ssh.usr: unknown field `usr`"),
+            "{l}"
+        );
+    }
+}

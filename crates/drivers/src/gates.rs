@@ -1,0 +1,903 @@
+//! Cluster gates and drains for the real-host drivers.
+//!
+//! A gate answers "is this cluster healthy (with this member back)?". Any error,
+//! timeout or answer that cannot be parsed is unhealthy, with a detail saying why.
+//! A drain prepares a cluster for one member's reboot (Redis: fail a master over to an
+//! in-sync replica; etcd: move the leadership away); it fails closed too.
+
+use crate::config::GateSpec;
+use crate::transport::{run_local, shell_quote, truncate};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// The members of a cluster as the gates see them.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: String,
+    pub address: String,
+}
+
+/// Healthy: `Ok(summary)`. Unhealthy: `Err(why)`.
+pub type Verdict = Result<String, String>;
+
+/// Check a cluster. `host`: the member that just came back (index into `members`), for
+/// the rejoin checks; `None` for the pre-gate.
+pub async fn check(
+    spec: &GateSpec,
+    cluster: &str,
+    members: &[Member],
+    host: Option<usize>,
+    timeout: Duration,
+) -> Verdict {
+    let work = async {
+        match spec {
+            GateSpec::None => Ok("no gate for this kind".to_string()),
+            GateSpec::Redis { port, password } => {
+                redis_check(members, *port, password.as_deref(), host).await
+            }
+            GateSpec::Etcd { port, max_raft_lag } => {
+                etcd_check(members, *port, *max_raft_lag, host).await
+            }
+            GateSpec::Http {
+                url,
+                status,
+                expect,
+            } => {
+                let m = host.and_then(|h| members.get(h));
+                http_check(&fill(url, m, cluster, false), *status, expect, timeout).await
+            }
+            GateSpec::Command { command, .. } => {
+                let m = host.and_then(|h| members.get(h));
+                command_check(&fill(command, m, cluster, true), timeout).await
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(v) => v.map_err(|e| format!("{cluster}: {e}")),
+        Err(_) => Err(format!(
+            "{cluster}: no answer within {}s",
+            timeout.as_secs_f64()
+        )),
+    }
+}
+
+/// Prepare the cluster for `members[host]`'s reboot.
+pub async fn drain(
+    spec: &GateSpec,
+    cluster: &str,
+    members: &[Member],
+    host: usize,
+    timeout: Duration,
+    drain_timeout: Duration,
+) -> Result<String, String> {
+    let r = match spec {
+        GateSpec::None | GateSpec::Http { .. } => Ok("nothing to prepare".into()),
+        GateSpec::Command { drain: None, .. } => Ok("nothing to prepare".into()),
+        GateSpec::Command { drain: Some(c), .. } => {
+            command_check(&fill(c, members.get(host), cluster, true), drain_timeout).await
+        }
+        GateSpec::Redis { port, password } => {
+            redis_failover(
+                members,
+                *port,
+                password.as_deref(),
+                host,
+                timeout,
+                drain_timeout,
+            )
+            .await
+        }
+        GateSpec::Etcd { port, .. } => {
+            etcd_move_leader(members, *port, host, timeout, drain_timeout).await
+        }
+    };
+    r.map_err(|e| format!("{cluster}: {e}"))
+}
+
+/// Undo a drain. Redis and etcd need nothing: the failed-over master stays a replica
+/// and the leadership stays where it went.
+pub async fn restore(
+    spec: &GateSpec,
+    cluster: &str,
+    members: &[Member],
+    host: usize,
+    timeout: Duration,
+) -> Result<String, String> {
+    match spec {
+        GateSpec::Command {
+            restore: Some(c), ..
+        } => command_check(&fill(c, members.get(host), cluster, true), timeout)
+            .await
+            .map_err(|e| format!("{cluster}: {e}")),
+        _ => Ok("nothing to undo".into()),
+    }
+}
+
+fn fill(t: &str, m: Option<&Member>, cluster: &str, quote: bool) -> String {
+    let q = |s: &str| if quote { shell_quote(s) } else { s.to_string() };
+    let (id, addr) = m.map_or(("", ""), |m| (m.id.as_str(), m.address.as_str()));
+    t.replace("{host}", &q(id))
+        .replace("{address}", &q(addr))
+        .replace("{cluster}", &q(cluster))
+}
+
+async fn command_check(script: &str, timeout: Duration) -> Verdict {
+    match run_local(script, timeout).await {
+        Ok(o) if o.ok() => Ok(truncate(o.stdout.trim(), 200)),
+        Ok(o) => Err(format!("`{}`: {}", truncate(script, 80), o.describe())),
+        Err(e) => Err(format!("`{}`: {e}", truncate(script, 80))),
+    }
+}
+
+// ---------------------------------------------------------------- http
+
+/// Look a field up by JSON pointer (`/a/0/b`) or dotted path (`a.0.b`).
+pub fn json_field<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    if path.starts_with('/') {
+        return v.pointer(path);
+    }
+    let mut cur = v;
+    for part in path.split('.') {
+        cur = match cur {
+            serde_json::Value::Object(m) => m.get(part)?,
+            serde_json::Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) if a.is_number() && b.is_number() => x == y,
+        _ => a == b,
+    }
+}
+
+/// Judge a JSON body against expectations; every mismatch is listed.
+pub fn judge_json(body: &str, expect: &[(String, serde_json::Value)]) -> Verdict {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+        format!(
+            "the answer is not JSON ({e}): {}",
+            truncate(body.trim(), 120)
+        )
+    })?;
+    let mut bad = Vec::new();
+    for (path, want) in expect {
+        match json_field(&v, path) {
+            None => bad.push(format!("{path} missing (want {want})")),
+            Some(got) if !json_eq(got, want) => bad.push(format!("{path} = {got} (want {want})")),
+            Some(_) => {}
+        }
+    }
+    if bad.is_empty() {
+        Ok(format!("{} expectations met", expect.len()))
+    } else {
+        Err(bad.join(", "))
+    }
+}
+
+async fn http_check(
+    url: &str,
+    status: u16,
+    expect: &[(String, serde_json::Value)],
+    timeout: Duration,
+) -> Verdict {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .map_err(|e| format!("http client: {e}"))?;
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let got = resp.status().as_u16();
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| format!("GET {url}: reading the body: {e}"))?;
+    if got != status {
+        return Err(format!(
+            "GET {url}: status {got} (want {status}): {}",
+            truncate(body.trim(), 120)
+        ));
+    }
+    judge_json(&body, expect).map_err(|e| format!("GET {url}: {e}"))
+}
+
+// ---------------------------------------------------------------- redis
+
+fn redis_url(addr: &str, port: u16, password: Option<&str>) -> String {
+    match password {
+        Some(p) => format!("redis://:{}@{addr}:{port}/", url_escape(p)),
+        None => format!("redis://{addr}:{port}/"),
+    }
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+struct Node {
+    name: String,
+    con: redis::aio::MultiplexedConnection,
+}
+
+async fn redis_connect(addr: &str, port: u16, password: Option<&str>) -> Result<Node, String> {
+    let name = format!("{addr}:{port}");
+    let client =
+        redis::Client::open(redis_url(addr, port, password)).map_err(|e| format!("{name}: {e}"))?;
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(3)));
+    let con = client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .map_err(|e| format!("{name}: {e}"))?;
+    Ok(Node { name, con })
+}
+
+impl Node {
+    async fn text(&mut self, args: &[&str]) -> Result<String, String> {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query_async::<String>(&mut self.con)
+            .await
+            .map_err(|e| format!("{}: {}: {e}", self.name, args.join(" ")))
+    }
+    async fn info_replication(&mut self) -> Result<HashMap<String, String>, String> {
+        Ok(kv_lines(&self.text(&["INFO", "replication"]).await?))
+    }
+}
+
+/// `key:value` lines (CLUSTER INFO, INFO sections).
+pub fn kv_lines(s: &str) -> HashMap<String, String> {
+    s.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.trim().split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// One line of CLUSTER NODES.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeLine {
+    pub id: String,
+    /// `ip:port` (without `@cport` and hostname).
+    pub addr: String,
+    pub flags: Vec<String>,
+    /// The master's id for a replica.
+    pub master: Option<String>,
+    pub connected: bool,
+    pub slots: usize,
+}
+
+impl NodeLine {
+    pub fn has(&self, f: &str) -> bool {
+        self.flags.iter().any(|x| x == f)
+    }
+}
+
+/// Parse CLUSTER NODES. Any malformed line is an error.
+pub fn parse_nodes(s: &str) -> Result<Vec<NodeLine>, String> {
+    let mut out = Vec::new();
+    for line in s.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 {
+            return Err(format!(
+                "malformed CLUSTER NODES line: {}",
+                truncate(line, 120)
+            ));
+        }
+        let addr = f[1].split('@').next().unwrap_or("").to_string();
+        let mut slots = 0usize;
+        for s in &f[8..] {
+            if s.starts_with('[') {
+                continue; // a slot being migrated/imported
+            }
+            let n = match s.split_once('-') {
+                Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+                    (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                    _ => return Err(format!("malformed slot range `{s}` in CLUSTER NODES")),
+                },
+                None => match s.parse::<usize>() {
+                    Ok(_) => 1,
+                    Err(_) => return Err(format!("malformed slot `{s}` in CLUSTER NODES")),
+                },
+            };
+            slots += n;
+        }
+        out.push(NodeLine {
+            id: f[0].to_string(),
+            addr,
+            flags: f[2].split(',').map(str::to_string).collect(),
+            master: (f[3] != "-").then(|| f[3].to_string()),
+            connected: f[7] == "connected",
+            slots,
+        });
+    }
+    if out.is_empty() {
+        return Err("CLUSTER NODES is empty".into());
+    }
+    Ok(out)
+}
+
+/// Judge one node's CLUSTER INFO and CLUSTER NODES (the pure part of the gate).
+pub fn judge_redis_view(info: &str, nodes: &str, expected_nodes: usize) -> Result<(), String> {
+    let i = kv_lines(info);
+    let get = |k: &str| i.get(k).map(|v| v.trim().to_string());
+    let want = |k: &str, v: &str| -> Result<(), String> {
+        match get(k) {
+            Some(x) if x == v => Ok(()),
+            Some(x) => Err(format!("{k}:{x} (want {v})")),
+            None => Err(format!("CLUSTER INFO has no {k}")),
+        }
+    };
+    want("cluster_state", "ok")?;
+    want("cluster_slots_assigned", "16384")?;
+    want("cluster_slots_ok", "16384")?;
+    want("cluster_slots_pfail", "0")?;
+    want("cluster_slots_fail", "0")?;
+    want("cluster_known_nodes", &expected_nodes.to_string())?;
+    let lines = parse_nodes(nodes)?;
+    for n in &lines {
+        for bad in ["fail", "fail?", "handshake", "noaddr"] {
+            if n.has(bad) {
+                return Err(format!("node {} is flagged {bad}", n.addr));
+            }
+        }
+        if !n.connected {
+            return Err(format!("node {} link is disconnected", n.addr));
+        }
+    }
+    for m in lines.iter().filter(|n| n.has("master") && n.slots > 0) {
+        let ok = lines.iter().any(|r| {
+            r.has("slave")
+                && r.master.as_deref() == Some(m.id.as_str())
+                && r.connected
+                && !r.has("nofailover")
+        });
+        if !ok {
+            return Err(format!("master {} has no connected replica", m.addr));
+        }
+    }
+    Ok(())
+}
+
+/// Judge INFO replication of a member that just came back.
+pub fn judge_rejoined(repl: &HashMap<String, String>) -> Result<String, String> {
+    let g = |k: &str| repl.get(k).map(|s| s.trim().to_string());
+    match g("role").as_deref() {
+        Some("slave") => {
+            if g("master_link_status").as_deref() != Some("up") {
+                return Err(format!(
+                    "replica link to its master is {}",
+                    g("master_link_status").unwrap_or_else(|| "unknown".into())
+                ));
+            }
+            if g("master_sync_in_progress").as_deref() != Some("0") {
+                return Err("a full sync from its master is still in progress".into());
+            }
+            Ok("replica, link up, in sync".into())
+        }
+        // a master that kept its role (it had no slots, or nothing failed it over) is
+        // healthy when the cluster-wide checks pass (they require a connected replica)
+        Some("master") => Ok("master".into()),
+        Some(r) => Err(format!("unexpected role {r}")),
+        None => Err("INFO replication has no role".into()),
+    }
+}
+
+async fn redis_check(
+    members: &[Member],
+    port: u16,
+    password: Option<&str>,
+    host: Option<usize>,
+) -> Verdict {
+    let mut masters = 0;
+    for (i, m) in members.iter().enumerate() {
+        let mut n = redis_connect(&m.address, port, password).await?;
+        let info = n.text(&["CLUSTER", "INFO"]).await?;
+        let nodes = n.text(&["CLUSTER", "NODES"]).await?;
+        judge_redis_view(&info, &nodes, members.len())
+            .map_err(|e| format!("{} says {e}", n.name))?;
+        if i == 0 {
+            masters = parse_nodes(&nodes)?
+                .iter()
+                .filter(|l| l.has("master") && l.slots > 0)
+                .count();
+        }
+        if host == Some(i) {
+            judge_rejoined(&n.info_replication().await?).map_err(|e| format!("{}: {e}", n.name))?;
+        }
+    }
+    Ok(format!(
+        "{} nodes, {masters} masters with replicas, 16384 slots ok",
+        members.len()
+    ))
+}
+
+async fn redis_failover(
+    members: &[Member],
+    port: u16,
+    password: Option<&str>,
+    host: usize,
+    timeout: Duration,
+    drain_timeout: Duration,
+) -> Result<String, String> {
+    let m = members.get(host).ok_or("host is not a member")?;
+    let mut me = redis_connect(&m.address, port, password).await?;
+    let repl = me.info_replication().await?;
+    match repl.get("role").map(|s| s.trim()) {
+        Some("slave") => return Ok(format!("{} is a replica: nothing to fail over", me.name)),
+        Some("master") => {}
+        other => return Err(format!("{}: unexpected role {other:?}", me.name)),
+    }
+    let nodes = parse_nodes(&me.text(&["CLUSTER", "NODES"]).await?)?;
+    let myself = nodes
+        .iter()
+        .find(|n| n.has("myself"))
+        .ok_or_else(|| format!("{}: CLUSTER NODES has no `myself` line", me.name))?
+        .clone();
+    if myself.slots == 0 {
+        return Ok(format!(
+            "{} is a master without slots: nothing to fail over",
+            me.name
+        ));
+    }
+    let candidates: Vec<NodeLine> = nodes
+        .iter()
+        .filter(|n| {
+            n.has("slave")
+                && n.master.as_deref() == Some(myself.id.as_str())
+                && n.connected
+                && !n.has("fail")
+                && !n.has("fail?")
+                && !n.has("nofailover")
+        })
+        .cloned()
+        .collect();
+    if candidates.is_empty() {
+        return Err(format!(
+            "master {} has no connected replica to fail over to",
+            me.name
+        ));
+    }
+    let deadline = Instant::now() + drain_timeout;
+    let mut why = Vec::new();
+    for c in &candidates {
+        let (addr, p) = c
+            .addr
+            .rsplit_once(':')
+            .and_then(|(a, p)| Some((a.to_string(), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| format!("bad replica address {}", c.addr))?;
+        let mut r = match redis_connect(&addr, p, password).await {
+            Ok(r) => r,
+            Err(e) => {
+                why.push(e);
+                continue;
+            }
+        };
+        let rr = r.info_replication().await?;
+        if rr.get("master_link_status").map(|s| s.trim()) != Some("up")
+            || rr.get("master_sync_in_progress").map(|s| s.trim()) != Some("0")
+        {
+            why.push(format!("replica {} is not in sync", r.name));
+            continue;
+        }
+        // CLUSTER FAILOVER is asynchronous and aborts after 5 s: ask, poll, ask again
+        let mut asked = Instant::now() - Duration::from_secs(60);
+        loop {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "failover of {} to {} did not complete within {}s ({})",
+                    me.name,
+                    r.name,
+                    drain_timeout.as_secs(),
+                    why.join("; ")
+                ));
+            }
+            if asked.elapsed() >= Duration::from_secs(6) {
+                match r.text(&["CLUSTER", "FAILOVER"]).await {
+                    Ok(_) => {}
+                    Err(e) => why.push(e),
+                }
+                asked = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(200).min(timeout)).await;
+            let old = me.info_replication().await.ok();
+            let new = r.info_replication().await.ok();
+            let role = |x: &Option<HashMap<String, String>>| {
+                x.as_ref()
+                    .and_then(|x| x.get("role").map(|s| s.trim().to_string()))
+            };
+            if role(&old).as_deref() == Some("slave") && role(&new).as_deref() == Some("master") {
+                return Ok(format!("failed {} over to {}", me.name, r.name));
+            }
+        }
+    }
+    Err(format!(
+        "no replica of {} could take over: {}",
+        me.name,
+        why.join("; ")
+    ))
+}
+
+// ---------------------------------------------------------------- etcd
+
+async fn etcd_client(ep: &str) -> Result<etcd_client::Client, String> {
+    let opts = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_timeout(Duration::from_secs(3));
+    etcd_client::Client::connect([ep], Some(opts))
+        .await
+        .map_err(|e| format!("{ep}: {e}"))
+}
+
+#[derive(Debug, Clone)]
+pub struct EtcdStatus {
+    pub endpoint: String,
+    pub member_id: u64,
+    pub leader: u64,
+    pub raft_index: u64,
+    pub raft_term: u64,
+}
+
+async fn etcd_status(ep: &str) -> Result<(etcd_client::Client, EtcdStatus), String> {
+    let mut c = etcd_client(ep).await?;
+    let s = c.status().await.map_err(|e| format!("{ep}: status: {e}"))?;
+    if !s.errors().is_empty() {
+        return Err(format!("{ep}: {}", s.errors().join("; ")));
+    }
+    let member_id = s
+        .header()
+        .map(|h| h.member_id())
+        .ok_or_else(|| format!("{ep}: status without a header"))?;
+    Ok((
+        c,
+        EtcdStatus {
+            endpoint: ep.to_string(),
+            member_id,
+            leader: s.leader(),
+            raft_index: s.raft_index(),
+            raft_term: s.raft_term(),
+        },
+    ))
+}
+
+/// Judge the statuses of all endpoints (the pure part of the etcd gate).
+pub fn judge_etcd(st: &[EtcdStatus], members: usize, max_lag: u64, host: Option<usize>) -> Verdict {
+    if st.len() != members {
+        return Err(format!("{} of {members} endpoints answered", st.len()));
+    }
+    let leader = st[0].leader;
+    if leader == 0 {
+        return Err(format!("{} sees no leader", st[0].endpoint));
+    }
+    for s in st {
+        if s.leader != leader {
+            return Err(format!(
+                "members disagree on the leader ({} says {:x}, {} says {:x})",
+                st[0].endpoint, leader, s.endpoint, s.leader
+            ));
+        }
+        if s.raft_term != st[0].raft_term {
+            return Err(format!(
+                "raft terms differ ({} {} vs {} {})",
+                st[0].endpoint, st[0].raft_term, s.endpoint, s.raft_term
+            ));
+        }
+    }
+    let lead = st
+        .iter()
+        .find(|s| s.member_id == leader)
+        .ok_or_else(|| format!("the leader {leader:x} is not one of the endpoints"))?;
+    let check: Vec<&EtcdStatus> = match host {
+        Some(h) => st.get(h).into_iter().collect(),
+        None => st.iter().collect(),
+    };
+    for s in check {
+        if s.raft_index + max_lag < lead.raft_index {
+            return Err(format!(
+                "{} is behind: raft index {} vs the leader's {}",
+                s.endpoint, s.raft_index, lead.raft_index
+            ));
+        }
+    }
+    Ok(format!(
+        "{members} members healthy, leader {} (term {})",
+        lead.endpoint, lead.raft_term
+    ))
+}
+
+fn etcd_endpoints(members: &[Member], port: u16) -> Vec<String> {
+    members
+        .iter()
+        .map(|m| format!("http://{}:{port}", m.address))
+        .collect()
+}
+
+async fn etcd_check(members: &[Member], port: u16, max_lag: u64, host: Option<usize>) -> Verdict {
+    let eps = etcd_endpoints(members, port);
+    let mut st = Vec::new();
+    for ep in &eps {
+        let (mut c, s) = etcd_status(ep).await?;
+        // the health check etcdctl does: a linearizable read through this member
+        c.get("health", None)
+            .await
+            .map_err(|e| format!("{ep}: read: {e}"))?;
+        if st.is_empty() {
+            let a = c
+                .alarm(
+                    etcd_client::AlarmAction::Get,
+                    etcd_client::AlarmType::None,
+                    None,
+                )
+                .await
+                .map_err(|e| format!("{ep}: alarm list: {e}"))?;
+            if !a.alarms().is_empty() {
+                let list: Vec<String> = a
+                    .alarms()
+                    .iter()
+                    .map(|m| format!("{:?} on member {:x}", m.alarm(), m.member_id()))
+                    .collect();
+                return Err(format!("alarms raised: {}", list.join(", ")));
+            }
+            let ml = c
+                .member_list()
+                .await
+                .map_err(|e| format!("{ep}: member list: {e}"))?;
+            if ml.members().len() != members.len() {
+                return Err(format!(
+                    "member list has {} members, the fleet {}",
+                    ml.members().len(),
+                    members.len()
+                ));
+            }
+        }
+        st.push(s);
+    }
+    judge_etcd(&st, members.len(), max_lag, host)
+}
+
+async fn etcd_move_leader(
+    members: &[Member],
+    port: u16,
+    host: usize,
+    _timeout: Duration,
+    drain_timeout: Duration,
+) -> Result<String, String> {
+    let eps = etcd_endpoints(members, port);
+    let ep = eps.get(host).ok_or("host is not a member")?;
+    let (mut c, me) = etcd_status(ep).await?;
+    if me.leader != me.member_id {
+        return Ok(format!("{ep} is not the leader: nothing to move"));
+    }
+    // the most caught-up other member takes over
+    let mut best: Option<EtcdStatus> = None;
+    let mut why = Vec::new();
+    for (i, e) in eps.iter().enumerate() {
+        if i == host {
+            continue;
+        }
+        match etcd_status(e).await {
+            Ok((_, s)) if s.leader == me.member_id => {
+                if best.as_ref().is_none_or(|b| s.raft_index > b.raft_index) {
+                    best = Some(s);
+                }
+            }
+            Ok((_, s)) => why.push(format!(
+                "{e} follows {:x}, not {:x}",
+                s.leader, me.member_id
+            )),
+            Err(e) => why.push(e),
+        }
+    }
+    let to = best.ok_or_else(|| {
+        format!(
+            "no healthy member to take the leadership: {}",
+            why.join("; ")
+        )
+    })?;
+    let deadline = Instant::now() + drain_timeout;
+    let mut last = String::new();
+    loop {
+        match c.move_leader(to.member_id).await {
+            Ok(_) => {}
+            Err(e) => last = format!("move-leader: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        match etcd_status(ep).await {
+            Ok((_, s)) if s.leader != me.member_id && s.leader != 0 => {
+                return Ok(format!("moved the leadership from {ep} to {}", to.endpoint));
+            }
+            Ok(_) => {}
+            Err(e) => last = e,
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the leadership did not leave {ep} within {}s: {last}",
+                drain_timeout.as_secs()
+            ));
+        }
+        if let Ok(nc) = etcd_client(ep).await {
+            c = nc;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODES: &str = "\
+07c37dfeb235213a0ec6e8d5b8e1c6e0f7a3b4c5 127.0.0.1:30001@40001 myself,master - 0 1426238316232 1 connected 0-5460
+67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922
+292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@40003 master - 0 1426238318243 3 connected 10923-16383
+6ec23923021cf3ffec47632106199cb7f496ce01 127.0.0.1:30004@40004 slave 07c37dfeb235213a0ec6e8d5b8e1c6e0f7a3b4c5 0 1426238316232 4 connected
+824fe116063bc5fcf9f4ffd895bc17aee7731ac3 127.0.0.1:30005@40005 slave 67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 0 1426238317741 5 connected
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 0 1426238317741 6 connected
+";
+    const INFO: &str = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:6\r\ncluster_size:3\r\n";
+
+    #[test]
+    fn redis_view_judgement() {
+        assert_eq!(judge_redis_view(INFO, NODES, 6), Ok(()));
+        assert!(
+            judge_redis_view(INFO, NODES, 7)
+                .unwrap_err()
+                .contains("cluster_known_nodes:6")
+        );
+        let down = INFO.replace("cluster_state:ok", "cluster_state:fail");
+        assert!(
+            judge_redis_view(&down, NODES, 6)
+                .unwrap_err()
+                .contains("cluster_state:fail")
+        );
+        let failed = NODES.replace(" slave 824f", " slave,fail 824f").replace(
+            "824fe116063bc5fcf9f4ffd895bc17aee7731ac3 127.0.0.1:30005@40005 slave ",
+            "824fe116063bc5fcf9f4ffd895bc17aee7731ac3 127.0.0.1:30005@40005 slave,fail? ",
+        );
+        assert!(
+            judge_redis_view(INFO, &failed, 6)
+                .unwrap_err()
+                .contains("30005 is flagged fail?")
+        );
+        // a master whose only replica is gone
+        let orphan: String = NODES
+            .lines()
+            .filter(|l| !l.contains("30006"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            judge_redis_view(INFO, &orphan, 6)
+                .unwrap_err()
+                .contains("master 127.0.0.1:30003 has no connected replica")
+        );
+        let cut = NODES.replace("4 connected", "4 disconnected");
+        assert!(
+            judge_redis_view(INFO, &cut, 6)
+                .unwrap_err()
+                .contains("disconnected")
+        );
+        assert!(judge_redis_view("garbage", NODES, 6).is_err());
+        assert!(judge_redis_view(INFO, "garbage", 6).is_err());
+        assert!(parse_nodes("a b c d e f g h 1-x").is_err());
+        assert_eq!(parse_nodes(NODES).unwrap()[0].slots, 5461);
+    }
+
+    #[test]
+    fn rejoin_judgement() {
+        let m = |s: &str| kv_lines(s);
+        assert!(
+            judge_rejoined(&m(
+                "role:slave\nmaster_link_status:up\nmaster_sync_in_progress:0\n"
+            ))
+            .is_ok()
+        );
+        assert!(
+            judge_rejoined(&m(
+                "role:slave\nmaster_link_status:down\nmaster_sync_in_progress:0\n"
+            ))
+            .unwrap_err()
+            .contains("down")
+        );
+        assert!(
+            judge_rejoined(&m(
+                "role:slave\nmaster_link_status:up\nmaster_sync_in_progress:1\n"
+            ))
+            .unwrap_err()
+            .contains("sync")
+        );
+        assert!(judge_rejoined(&m("nonsense")).is_err());
+    }
+
+    #[test]
+    fn etcd_judgement() {
+        let s = |ep: &str, id, leader, idx, term| EtcdStatus {
+            endpoint: ep.into(),
+            member_id: id,
+            leader,
+            raft_index: idx,
+            raft_term: term,
+        };
+        let ok = vec![
+            s("a", 1, 2, 100, 3),
+            s("b", 2, 2, 101, 3),
+            s("c", 3, 2, 99, 3),
+        ];
+        assert!(judge_etcd(&ok, 3, 10, None).is_ok());
+        assert!(
+            judge_etcd(&ok[..2], 3, 10, None)
+                .unwrap_err()
+                .contains("2 of 3")
+        );
+        let split = vec![
+            s("a", 1, 2, 100, 3),
+            s("b", 2, 2, 101, 3),
+            s("c", 3, 3, 99, 3),
+        ];
+        assert!(
+            judge_etcd(&split, 3, 10, None)
+                .unwrap_err()
+                .contains("disagree")
+        );
+        let behind = vec![
+            s("a", 1, 2, 10, 3),
+            s("b", 2, 2, 101, 3),
+            s("c", 3, 2, 99, 3),
+        ];
+        assert!(
+            judge_etcd(&behind, 3, 10, Some(0))
+                .unwrap_err()
+                .contains("behind")
+        );
+        assert!(judge_etcd(&behind, 3, 10, Some(2)).is_ok());
+        let none = vec![s("a", 1, 0, 10, 3)];
+        assert!(
+            judge_etcd(&none, 1, 10, None)
+                .unwrap_err()
+                .contains("no leader")
+        );
+    }
+
+    #[test]
+    fn json_judgement() {
+        let body = r#"{"status":"green","number_of_nodes":3,"nodes":[{"up":true}],"x":{"y":1.0}}"#;
+        let e = |p: &str, v: serde_json::Value| (p.to_string(), v);
+        assert!(
+            judge_json(
+                body,
+                &[
+                    e("status", "green".into()),
+                    e("number_of_nodes", 3.into()),
+                    e("nodes.0.up", true.into()),
+                    e("/x/y", 1.into())
+                ]
+            )
+            .is_ok()
+        );
+        let bad = judge_json(
+            body,
+            &[e("status", "yellow".into()), e("missing", 1.into())],
+        )
+        .unwrap_err();
+        assert!(
+            bad.contains("status = \"green\" (want \"yellow\")") && bad.contains("missing missing"),
+            "{bad}"
+        );
+        assert!(judge_json("<html>", &[]).unwrap_err().contains("not JSON"));
+    }
+}

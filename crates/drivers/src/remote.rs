@@ -1,0 +1,317 @@
+//! The `ssh` and `exec` drivers: real hosts, reached through a [`Transport`], with
+//! cluster gates and drains from [`crate::gates`].
+
+use crate::config::RemoteConfig;
+use crate::gates::{self, Member};
+use crate::transport::{CmdOutput, HostRef, RunError, Transport, shell_quote};
+use crate::{BoxFuture, Driver};
+use rollcall_core::engine::{Command, Event};
+use rollcall_core::{ClusterIx, Fleet, HostIx, fmt_duration};
+use std::sync::Arc;
+
+pub struct RemoteDriver {
+    fleet: Arc<Fleet>,
+    cfg: Arc<RemoteConfig>,
+    transport: Box<dyn Transport>,
+}
+
+/// A boot id as printed by `/proc/sys/kernel/random/boot_id`: one line, a UUID (or at
+/// least hex digits and dashes). Anything else is garbage.
+pub fn parse_boot_id(s: &str) -> Option<String> {
+    let t = s.trim();
+    let ok = t.len() >= 8
+        && t.len() <= 64
+        && t.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        && t.chars().any(|c| c.is_ascii_hexdigit());
+    ok.then(|| t.to_string())
+}
+
+impl RemoteDriver {
+    pub fn new(
+        fleet: Arc<Fleet>,
+        cfg: Arc<RemoteConfig>,
+        transport: Box<dyn Transport>,
+    ) -> RemoteDriver {
+        RemoteDriver {
+            fleet,
+            cfg,
+            transport,
+        }
+    }
+
+    fn host(&self, h: HostIx) -> HostRef {
+        let x = &self.fleet.hosts[h as usize];
+        HostRef {
+            id: x.id.clone(),
+            address: if x.address.is_empty() {
+                x.id.clone()
+            } else {
+                x.address.clone()
+            },
+        }
+    }
+
+    async fn run(&self, h: &HostRef, cmd: &str) -> Result<CmdOutput, RunError> {
+        self.transport
+            .run(h, cmd, self.cfg.remote.command_timeout)
+            .await
+    }
+
+    async fn boot_id(&self, h: &HostRef) -> Result<String, String> {
+        let cmd = &self.cfg.remote.boot_id_command;
+        let o = self.run(h, cmd).await.map_err(|e| e.to_string())?;
+        if !o.ok() {
+            return Err(format!("`{cmd}`: {}", o.describe()));
+        }
+        parse_boot_id(&o.stdout).ok_or_else(|| {
+            format!(
+                "`{cmd}` printed `{}`, not a boot id",
+                crate::transport::truncate(o.stdout.trim(), 80)
+            )
+        })
+    }
+
+    fn members(&self, c: ClusterIx) -> Vec<Member> {
+        self.fleet.clusters[c as usize]
+            .members
+            .iter()
+            .map(|&m| {
+                let r = self.host(m);
+                Member {
+                    id: r.id,
+                    address: r.address,
+                }
+            })
+            .collect()
+    }
+
+    fn member_pos(&self, c: ClusterIx, h: HostIx) -> Option<usize> {
+        self.fleet.clusters[c as usize]
+            .members
+            .iter()
+            .position(|&m| m == h)
+    }
+
+    async fn gate(&self, c: ClusterIx, h: Option<HostIx>) -> gates::Verdict {
+        let cl = &self.fleet.clusters[c as usize];
+        let g = &self.cfg.gates[c as usize];
+        let pos = h.and_then(|h| self.member_pos(c, h));
+        gates::check(&g.spec, &cl.id, &self.members(c), pos, g.timeout).await
+    }
+
+    async fn preflight(&self, hx: HostIx) -> Result<String, String> {
+        let h = self.host(hx);
+        let r = &self.cfg.remote;
+        let boot = self
+            .boot_id(&h)
+            .await
+            .map_err(|e| format!("cannot read the boot id: {e}"))?;
+        let mut problems = Vec::new();
+        for s in r.services_for(&h.id) {
+            let cmd = r.enabled_command.replace("{service}", &shell_quote(s));
+            match self.run(&h, &cmd).await {
+                Ok(o) if o.ok() => {}
+                Ok(o) => problems.push(format!(
+                    "service {s} is not enabled at boot (`{cmd}`: {})",
+                    o.describe()
+                )),
+                Err(e) => problems.push(format!("service {s}: `{cmd}`: {e}")),
+            }
+        }
+        if let (Some(cmd), Some(max)) = (&r.backup_age_command, r.max_backup_age) {
+            match self.run(&h, cmd).await {
+                Ok(o) if o.ok() => match o.stdout.trim().parse::<f64>() {
+                    Ok(age) if age.is_finite() && age >= 0.0 => {
+                        if age > max as f64 {
+                            problems.push(format!(
+                                "the last backup is {} old (at most {} allowed)",
+                                fmt_duration(age as i64),
+                                fmt_duration(max)
+                            ));
+                        }
+                    }
+                    _ => problems.push(format!(
+                        "backup age: `{cmd}` printed `{}`, not a number of seconds",
+                        crate::transport::truncate(o.stdout.trim(), 60)
+                    )),
+                },
+                Ok(o) => problems.push(format!("backup age: `{cmd}`: {}", o.describe())),
+                Err(e) => problems.push(format!("backup age: `{cmd}`: {e}")),
+            }
+        }
+        if let Some(cmd) = &r.unsaved_config_command {
+            match self.run(&h, cmd).await {
+                Ok(o) if o.ok() && o.stdout.trim().is_empty() => {}
+                Ok(o) if o.ok() => problems.push(format!(
+                    "unsaved configuration: {}",
+                    crate::transport::truncate(o.stdout.trim(), 200)
+                )),
+                Ok(o) => problems.push(format!("unsaved configuration: `{cmd}`: {}", o.describe())),
+                Err(e) => problems.push(format!("unsaved configuration: `{cmd}`: {e}")),
+            }
+        }
+        // pre-gate: every cluster of the host is healthy before it is touched
+        for &c in &self.fleet.hosts[hx as usize].clusters {
+            if let Err(e) = self.gate(c, None).await {
+                problems.push(format!("not healthy before the reboot: {e}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(boot)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    async fn drain(&self, hx: HostIx) -> Result<(), String> {
+        for &c in &self.fleet.hosts[hx as usize].clusters {
+            let g = &self.cfg.gates[c as usize];
+            let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
+            let cl = &self.fleet.clusters[c as usize];
+            gates::drain(
+                &g.spec,
+                &cl.id,
+                &self.members(c),
+                pos,
+                g.timeout,
+                self.cfg.remote.drain_timeout,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, hx: HostIx) -> Result<(), String> {
+        for &c in &self.fleet.hosts[hx as usize].clusters {
+            let g = &self.cfg.gates[c as usize];
+            let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
+            let cl = &self.fleet.clusters[c as usize];
+            gates::restore(&g.spec, &cl.id, &self.members(c), pos, g.timeout).await?;
+        }
+        Ok(())
+    }
+
+    async fn reboot(&self, hx: HostIx, before: &str) -> Result<(), String> {
+        let h = self.host(hx);
+        // never reboot twice: a host already on a new boot id has rebooted
+        let now = self.boot_id(&h).await?;
+        if !before.is_empty() && now != before {
+            return Ok(());
+        }
+        let cmd = &self.cfg.remote.reboot_command;
+        match self.run(&h, cmd).await {
+            Ok(o) if o.ok() => Ok(()),
+            // the session dropped as the host went down, as a real reboot does
+            Ok(o) if o.status.is_none() => Ok(()),
+            Ok(o) => Err(format!("`{cmd}`: {}", o.describe())),
+            Err(e) => Err(format!("`{cmd}`: {e}")),
+        }
+    }
+
+    async fn verify(&self, hx: HostIx) -> Result<(), String> {
+        let h = self.host(hx);
+        let r = &self.cfg.remote;
+        let services = r.services_for(&h.id);
+        if services.is_empty() {
+            return self.boot_id(&h).await.map(|_| ());
+        }
+        let mut down = Vec::new();
+        for s in services {
+            let cmd = r.active_command.replace("{service}", &shell_quote(s));
+            match self.run(&h, &cmd).await {
+                Ok(o) if o.ok() => {}
+                Ok(o) => down.push(format!("{s} is not active ({})", o.describe())),
+                Err(e) => down.push(format!("{s}: {e}")),
+            }
+        }
+        if down.is_empty() {
+            Ok(())
+        } else {
+            Err(down.join("; "))
+        }
+    }
+
+    async fn act(&self, cmd: Command) -> Event {
+        match cmd {
+            // notification delivery is not the host driver's job
+            Command::Announce { region } => Event::Announced {
+                region,
+                result: Ok(()),
+            },
+            Command::Preflight { host } => Event::Preflight {
+                host,
+                result: self.preflight(host).await,
+            },
+            Command::Drain { host } => Event::Drained {
+                host,
+                result: self.drain(host).await,
+            },
+            Command::Reboot {
+                host, ref boot_id, ..
+            } => Event::RebootSent {
+                host,
+                result: self.reboot(host, boot_id).await,
+            },
+            Command::Probe { host } => Event::Probed {
+                host,
+                boot_id: self.boot_id(&self.host(host)).await.ok(),
+            },
+            Command::Verify { host } => Event::Verified {
+                host,
+                result: self.verify(host).await,
+            },
+            Command::Restore { host } => Event::Restored {
+                host,
+                result: self.restore(host).await,
+            },
+            Command::Gate { host, cluster } => match self.gate(cluster, Some(host)).await {
+                Ok(detail) => Event::Gate {
+                    host,
+                    cluster,
+                    healthy: true,
+                    detail,
+                },
+                Err(detail) => Event::Gate {
+                    host,
+                    cluster,
+                    healthy: false,
+                    detail,
+                },
+            },
+            Command::Replace { host } => Event::Replaced {
+                host,
+                result: Err(format!(
+                    "the {} driver cannot replace hosts: replace {} by hand and resume the run, or use on_missing = pause or continue",
+                    self.transport.name(),
+                    self.fleet.hosts[host as usize].id
+                )),
+            },
+        }
+    }
+}
+
+impl Driver for RemoteDriver {
+    fn execute(&self, cmd: Command, _now: i64) -> BoxFuture<'_, Event> {
+        Box::pin(self.act(cmd))
+    }
+    fn name(&self) -> &'static str {
+        self.transport.name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_ids() {
+        assert_eq!(
+            parse_boot_id("0f6b5c4e-6f1a-4a36-9a5e-0c6f2b1e9d11\n").as_deref(),
+            Some("0f6b5c4e-6f1a-4a36-9a5e-0c6f2b1e9d11")
+        );
+        assert_eq!(parse_boot_id(""), None);
+        assert_eq!(parse_boot_id("No such file or directory"), None);
+        assert_eq!(parse_boot_id("abc\ndef0-1234"), None);
+        assert_eq!(parse_boot_id("--------"), None);
+    }
+}
