@@ -104,6 +104,9 @@ pub struct RunOpts {
     pub preflight_fail_rate: f64,
     pub on_missing: Option<String>,
     pub quiet: bool,
+    /// Serve the status page beside the run.
+    pub serve: Option<std::net::SocketAddr>,
+    pub public_url: Option<String>,
 }
 
 /// `--on-missing`: pause, replace or continue.
@@ -227,7 +230,17 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     let engine = Engine::new(fleet.clone(), &p, EngineConfig::default());
     let driver: Arc<dyn Driver> =
         Arc::new(SimDriver::open(fleet.clone(), sim, &world).map_err(err)?);
-    go(engine, &store, &id, &me, driver, clock, o.json, o.quiet).await
+    let web = match o.serve {
+        Some(addr) => Some(
+            crate::serve::start_beside_run(&o.db, addr, &id, o.public_url.clone()).await?,
+        ),
+        None => None,
+    };
+    let code = go(engine, &store, &id, &me, driver, clock, o.json, o.quiet).await?;
+    if let Some(web) = web {
+        crate::serve::linger(web).await;
+    }
+    Ok(code)
 }
 
 #[allow(clippy::too_many_arguments)]
