@@ -255,8 +255,11 @@ enum BenchCmd {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
         /// Simulated seconds per real second for the run that fills the store.
-        #[arg(long, default_value_t = 1_000_000.0)]
+        #[arg(long, default_value_t = 10_000.0)]
         time_scale: f64,
+        /// Drive the run at most this many seconds before serving it (a mid-run view).
+        #[arg(long, default_value_t = 15.0)]
+        run_seconds: f64,
         /// Load generator threads (its own runtime, beside the server's).
         #[arg(long, default_value_t = 1)]
         client_threads: usize,
@@ -594,6 +597,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                     seconds,
                     time_scale,
                     client_threads,
+                    run_seconds,
                     json,
                 },
         } => block_on(serve::bench_serve(
@@ -604,6 +608,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             seconds,
             time_scale,
             client_threads,
+            run_seconds,
             json,
         )),
         Cmd::Bench {

@@ -231,9 +231,9 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     let driver: Arc<dyn Driver> =
         Arc::new(SimDriver::open(fleet.clone(), sim, &world).map_err(err)?);
     let web = match o.serve {
-        Some(addr) => Some(
-            crate::serve::start_beside_run(&o.db, addr, &id, o.public_url.clone()).await?,
-        ),
+        Some(addr) => {
+            Some(crate::serve::start_beside_run(&o.db, addr, &id, o.public_url.clone()).await?)
+        }
         None => None,
     };
     let code = go(engine, &store, &id, &me, driver, clock, o.json, o.quiet).await?;

@@ -98,7 +98,10 @@ pub async fn token_admin(db: &Path, label: &str) -> miette::Result<ExitCode> {
 
 pub async fn token_list(db: &Path) -> miette::Result<ExitCode> {
     let rows = rollcall_web::list_tokens(db).await.map_err(err)?;
-    println!("{:<14} {:<7} {:<14} {:<20} LABEL", "ID", "KIND", "TENANT", "CREATED");
+    println!(
+        "{:<14} {:<7} {:<14} {:<20} LABEL",
+        "ID", "KIND", "TENANT", "CREATED"
+    );
     for r in rows {
         println!(
             "{:<14} {:<7} {:<14} {:<20} {}",
@@ -120,7 +123,9 @@ pub async fn token_revoke(db: &Path, id: &str) -> miette::Result<ExitCode> {
         eprintln!("token {id} revoked");
         Ok(ExitCode::SUCCESS)
     } else {
-        Err(miette::miette!("no token with id `{id}` (see `rollcall token list`)"))
+        Err(miette::miette!(
+            "no token with id `{id}` (see `rollcall token list`)"
+        ))
     }
 }
 
@@ -133,6 +138,7 @@ pub async fn bench_serve(
     seconds: f64,
     time_scale: f64,
     client_threads: usize,
+    run_seconds: f64,
     json: bool,
 ) -> miette::Result<ExitCode> {
     if !(seconds > 0.0 && seconds.is_finite()) {
@@ -147,6 +153,7 @@ pub async fn bench_serve(
         warmup: Duration::from_secs(1),
         time_scale,
         client_threads,
+        run_limit: Duration::from_secs_f64(run_seconds.max(0.1)),
     };
     let r = rollcall_web::bench::bench_serve(&o).await.map_err(err)?;
     if json {
@@ -154,8 +161,8 @@ pub async fn bench_serve(
     } else {
         let s = &r.summary;
         println!(
-            "status API benchmark: {} ({} hosts, {} clusters), sim run {} in {:.1} s, served on {}",
-            r.fleet, r.hosts, r.clusters, r.run_ending, r.run_seconds, r.server_url
+            "status API benchmark: {} ({} hosts, {} clusters), sim run {} after {:.1} s ({} hosts done), served on {}",
+            r.fleet, r.hosts, r.clusters, r.run_ending, r.run_seconds, r.hosts_done, r.server_url
         );
         println!(
             "  GET {}  {} connections, keep-alive, {:.0} s: {} requests, {} errors",

@@ -27,7 +27,12 @@ pub struct LoadResult {
 
 /// One keep-alive connection: request, read the whole response, repeat until `end`.
 /// Returns latencies in microseconds, errors and the last body size.
-async fn conn_loop(addr: SocketAddr, req: Arc<Vec<u8>>, start: Instant, end: Instant) -> (Vec<u32>, u64, usize) {
+async fn conn_loop(
+    addr: SocketAddr,
+    req: Arc<Vec<u8>>,
+    start: Instant,
+    end: Instant,
+) -> (Vec<u32>, u64, usize) {
     let mut lat = Vec::with_capacity(1 << 16);
     let mut errors = 0u64;
     let mut size = 0usize;
@@ -161,6 +166,8 @@ pub struct BenchServe {
     pub time_scale: f64,
     /// Client threads (a separate runtime from the server's).
     pub client_threads: usize,
+    /// Drive the sim run at most this long before serving it (a mid-run view).
+    pub run_limit: Duration,
 }
 
 #[derive(Debug, Serialize)]
@@ -170,6 +177,8 @@ pub struct BenchReport {
     pub clusters: usize,
     pub run_seconds: f64,
     pub run_ending: String,
+    pub hosts_done: usize,
+    pub summary_components: usize,
     pub server_url: String,
     pub summary: LoadResult,
 }
@@ -210,15 +219,21 @@ async fn bench_in(dir: &Path, o: &BenchServe) -> Result<BenchReport, String> {
             run_id: "bench".into(),
             scale: o.time_scale,
             sim: rollcall_core::simworld::SimParams::default(),
-            on_missing: None,
+            on_missing: Some(rollcall_core::OnMissing::Continue),
+            limit: Some(o.run_limit),
         },
     )
     .await?;
     let run_seconds = t.elapsed().as_secs_f64();
-    let server = crate::start(crate::ServeOptions::new(&db, "127.0.0.1:0".parse().expect("addr"))).await?;
+    let server = crate::start(crate::ServeOptions::new(
+        &db,
+        "127.0.0.1:0".parse().expect("addr"),
+    ))
+    .await?;
     let view = server.shared.snapshot().view.clone();
     let addr = server.addr;
-    let (conns, warm, dur, threads) = (o.connections, o.warmup, o.duration, o.client_threads.max(1));
+    let (conns, warm, dur, threads) =
+        (o.connections, o.warmup, o.duration, o.client_threads.max(1));
     // the client runs on its own runtime and threads, like a separate process would
     let summary = std::thread::spawn(move || {
         tokio::runtime::Builder::new_multi_thread()
@@ -235,9 +250,15 @@ async fn bench_in(dir: &Path, o: &BenchServe) -> Result<BenchReport, String> {
     Ok(BenchReport {
         fleet: view.page_name.clone(),
         hosts: view.hosts_total,
+        hosts_done: view.hosts_done,
+        summary_components: view.regions.len()
+            + view.clusters.iter().filter(|c| c.tenant.is_none()).count(),
         clusters: view.clusters.len(),
         run_seconds,
-        run_ending: rollcall_runtime::status_name(ending).to_string(),
+        run_ending: match ending {
+            rollcall_runtime::Ending::Interrupted => "stopped mid-run".to_string(),
+            e => rollcall_runtime::status_name(e).to_string(),
+        },
         server_url: url,
         summary,
     })

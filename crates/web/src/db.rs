@@ -252,7 +252,12 @@ impl WebDb {
         Ok(n > 0)
     }
 
-    pub async fn insert_notice(&self, run: &str, n: &AdminNotice, now_ms: i64) -> Result<(), String> {
+    pub async fn insert_notice(
+        &self,
+        run: &str,
+        n: &AdminNotice,
+        now_ms: i64,
+    ) -> Result<(), String> {
         let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
         sqlx::query(
             "INSERT INTO web_notices (id, run, at, title, body, region, tenant, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -369,7 +374,10 @@ impl WebDb {
     }
 
     /// Store new iCalendar windows (no revision bump: this follows the journal).
-    pub async fn set_ical(&self, changes: &[(String, i64, i64, String, u32)]) -> Result<(), String> {
+    pub async fn set_ical(
+        &self,
+        changes: &[(String, i64, i64, String, u32)],
+    ) -> Result<(), String> {
         if changes.is_empty() {
             return Ok(());
         }

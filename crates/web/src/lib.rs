@@ -11,6 +11,10 @@
 //! no tenant; a tenant link (`/t/<token>/`) adds that tenant's clusters and updates;
 //! admin endpoints (bearer token) see everything. Tokens are stored as SHA-256 hashes.
 
+// Request helpers return the finished error `Response` (built once, on a failed request)
+// so handlers can `return` it; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 pub mod bench;
 pub mod db;
 pub mod metrics;
@@ -177,7 +181,8 @@ impl Shared {
 
     async fn reload_tokens(&self) -> Result<(), String> {
         let rows = self.db.tokens().await?;
-        let map: HashMap<String, TokenRow> = rows.into_iter().map(|r| (r.hash.clone(), r)).collect();
+        let map: HashMap<String, TokenRow> =
+            rows.into_iter().map(|r| (r.hash.clone(), r)).collect();
         *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
         Ok(())
     }
@@ -272,7 +277,12 @@ impl Shared {
 
     fn rendered(&self, audience: &Audience, key: &str, page_url: String) -> Arc<Rendered> {
         let snap = self.snapshot();
-        if let Some(r) = snap.cache.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+        if let Some(r) = snap
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
             return r.clone();
         }
         let av = snap.view.audience(audience);
@@ -399,18 +409,90 @@ const METRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-
 /// each tenant link.
 const OUTPUTS: &[(&str, Out, &str, Option<&str>, &str)] = &[
     ("", Out::Html, HTML, None, "The status page (HTML)"),
-    ("api/v2/status.json", Out::Status, JSON, Some("SpStatusDoc"), "Overall status (Statuspage-compatible)"),
-    ("api/v2/summary.json", Out::Summary, JSON, Some("SpSummary"), "Components, unresolved incidents, upcoming and active maintenances (Statuspage-compatible)"),
-    ("api/v2/components.json", Out::Components, JSON, Some("SpComponents"), "Components: regions (groups) and clusters"),
-    ("api/v2/incidents.json", Out::Incidents, JSON, Some("SpIncidents"), "Incidents: servers that did not come back"),
-    ("api/v2/incidents/unresolved.json", Out::Unresolved, JSON, Some("SpIncidents"), "Unresolved incidents"),
-    ("api/v2/scheduled-maintenances.json", Out::Maintenances, JSON, Some("SpMaintenances"), "All maintenances"),
-    ("api/v2/scheduled-maintenances/upcoming.json", Out::Upcoming, JSON, Some("SpMaintenances"), "Maintenances not started yet"),
-    ("api/v2/scheduled-maintenances/active.json", Out::Active, JSON, Some("SpMaintenances"), "Maintenances in progress"),
-    ("api/updates.json", Out::Updates, JSON, Some("ApiUpdates"), "The timeline of updates, newest first"),
-    ("api/live.json", Out::Live, JSON, Some("ApiLive"), "Version of the page (the page polls it to update itself)"),
-    ("feed.atom", Out::Atom, ATOM, None, "Atom feed: one entry per update"),
-    ("maintenances.ics", Out::Ics, ICS, None, "iCalendar feed of maintenance windows"),
+    (
+        "api/v2/status.json",
+        Out::Status,
+        JSON,
+        Some("SpStatusDoc"),
+        "Overall status (Statuspage-compatible)",
+    ),
+    (
+        "api/v2/summary.json",
+        Out::Summary,
+        JSON,
+        Some("SpSummary"),
+        "Components, unresolved incidents, upcoming and active maintenances (Statuspage-compatible)",
+    ),
+    (
+        "api/v2/components.json",
+        Out::Components,
+        JSON,
+        Some("SpComponents"),
+        "Components: regions (groups) and clusters",
+    ),
+    (
+        "api/v2/incidents.json",
+        Out::Incidents,
+        JSON,
+        Some("SpIncidents"),
+        "Incidents: servers that did not come back",
+    ),
+    (
+        "api/v2/incidents/unresolved.json",
+        Out::Unresolved,
+        JSON,
+        Some("SpIncidents"),
+        "Unresolved incidents",
+    ),
+    (
+        "api/v2/scheduled-maintenances.json",
+        Out::Maintenances,
+        JSON,
+        Some("SpMaintenances"),
+        "All maintenances",
+    ),
+    (
+        "api/v2/scheduled-maintenances/upcoming.json",
+        Out::Upcoming,
+        JSON,
+        Some("SpMaintenances"),
+        "Maintenances not started yet",
+    ),
+    (
+        "api/v2/scheduled-maintenances/active.json",
+        Out::Active,
+        JSON,
+        Some("SpMaintenances"),
+        "Maintenances in progress",
+    ),
+    (
+        "api/updates.json",
+        Out::Updates,
+        JSON,
+        Some("ApiUpdates"),
+        "The timeline of updates, newest first",
+    ),
+    (
+        "api/live.json",
+        Out::Live,
+        JSON,
+        Some("ApiLive"),
+        "Version of the page (the page polls it to update itself)",
+    ),
+    (
+        "feed.atom",
+        Out::Atom,
+        ATOM,
+        None,
+        "Atom feed: one entry per update",
+    ),
+    (
+        "maintenances.ics",
+        Out::Ics,
+        ICS,
+        None,
+        "iCalendar feed of maintenance windows",
+    ),
 ];
 
 fn pick(r: &Rendered, o: Out) -> (&'static str, Bytes) {
@@ -499,14 +581,28 @@ fn build() -> Builder {
     };
     for &(suffix, out, ct, schema, summary) in OUTPUTS {
         b = b.add(
-            spec("GET", format!("/{suffix}"), Access::Public, ct, schema, summary),
+            spec(
+                "GET",
+                format!("/{suffix}"),
+                Access::Public,
+                ct,
+                schema,
+                summary,
+            ),
             with_get(move |State(s): State<AppState>| async move {
                 let (ct, body) = pick(&s.snapshot().public, out);
                 bytes_response(ct, body)
             }),
         );
         b = b.add(
-            spec("GET", format!("/t/{{token}}/{suffix}"), Access::Tenant, ct, schema, summary),
+            spec(
+                "GET",
+                format!("/t/{{token}}/{suffix}"),
+                Access::Tenant,
+                ct,
+                schema,
+                summary,
+            ),
             with_get(
                 move |State(s): State<AppState>, UrlPath(token): UrlPath<String>| async move {
                     match s.token(&token) {
@@ -530,7 +626,14 @@ fn build() -> Builder {
         );
     }
     b = b.add(
-        spec("GET", "/t/{token}", Access::Tenant, HTML, None, "Redirects to the tenant page (with its trailing slash)"),
+        spec(
+            "GET",
+            "/t/{token}",
+            Access::Tenant,
+            HTML,
+            None,
+            "Redirects to the tenant page (with its trailing slash)",
+        ),
         get(|UrlPath(token): UrlPath<String>| async move {
             let mut res = StatusCode::PERMANENT_REDIRECT.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("/t/{token}/")) {
@@ -540,15 +643,38 @@ fn build() -> Builder {
         }),
     );
     b = b.add(
-        spec("GET", "/metrics", Access::Public, METRICS, None, "Prometheus / OpenMetrics metrics (aggregates only)"),
-        get(|State(s): State<AppState>| async move { bytes_response(METRICS, s.snapshot().metrics.clone()) }),
+        spec(
+            "GET",
+            "/metrics",
+            Access::Public,
+            METRICS,
+            None,
+            "Prometheus / OpenMetrics metrics (aggregates only)",
+        ),
+        get(|State(s): State<AppState>| async move {
+            bytes_response(METRICS, s.snapshot().metrics.clone())
+        }),
     );
     b = b.add(
-        spec("GET", "/openapi.json", Access::Public, JSON, None, "This API's OpenAPI 3.1 document"),
+        spec(
+            "GET",
+            "/openapi.json",
+            Access::Public,
+            JSON,
+            None,
+            "This API's OpenAPI 3.1 document",
+        ),
         get(|| async { bytes_response(JSON, Bytes::from(openapi_json())) }),
     );
     b = b.add(
-        spec("GET", "/api/admin/summary.json", Access::Admin, JSON, Some("SpSummary"), "Everything, all tenants' clusters included"),
+        spec(
+            "GET",
+            "/api/admin/summary.json",
+            Access::Admin,
+            JSON,
+            Some("SpSummary"),
+            "Everything, all tenants' clusters included",
+        ),
         get(|State(s): State<AppState>, h: HeaderMap| async move {
             if let Err(r) = admin(&s, &h) {
                 return r;
@@ -558,7 +684,14 @@ fn build() -> Builder {
         }),
     );
     b = b.add(
-        spec("GET", "/api/admin/updates.json", Access::Admin, JSON, Some("ApiUpdates"), "Every update with full text"),
+        spec(
+            "GET",
+            "/api/admin/updates.json",
+            Access::Admin,
+            JSON,
+            Some("ApiUpdates"),
+            "Every update with full text",
+        ),
         get(|State(s): State<AppState>, h: HeaderMap| async move {
             if let Err(r) = admin(&s, &h) {
                 return r;
@@ -567,13 +700,34 @@ fn build() -> Builder {
             bytes_response(JSON, r.updates.clone())
         }),
     );
-    let mut sp = spec("POST", "/api/admin/notices", Access::Admin, JSON, Some("AdminNoticeDoc"), "Create a notice (shown on the page and feeds, passed to the update sink)");
+    let mut sp = spec(
+        "POST",
+        "/api/admin/notices",
+        Access::Admin,
+        JSON,
+        Some("AdminNoticeDoc"),
+        "Create a notice (shown on the page and feeds, passed to the update sink)",
+    );
     sp.request = Some("NewNotice");
     b = b.add(sp, post(create_notice));
-    let mut sp = spec("POST", "/api/admin/maintenances", Access::Admin, JSON, Some("AdminMaintenanceDoc"), "Create a maintenance window");
+    let mut sp = spec(
+        "POST",
+        "/api/admin/maintenances",
+        Access::Admin,
+        JSON,
+        Some("AdminMaintenanceDoc"),
+        "Create a maintenance window",
+    );
     sp.request = Some("NewMaintenance");
     b = b.add(sp, post(create_maintenance));
-    let mut sp = spec("PATCH", "/api/admin/maintenances/{id}", Access::Admin, JSON, Some("AdminMaintenanceDoc"), "Reschedule, cancel or complete a maintenance (SEQUENCE goes up on reschedule and cancel)");
+    let mut sp = spec(
+        "PATCH",
+        "/api/admin/maintenances/{id}",
+        Access::Admin,
+        JSON,
+        Some("AdminMaintenanceDoc"),
+        "Reschedule, cancel or complete a maintenance (SEQUENCE goes up on reschedule and cancel)",
+    );
     sp.request = Some("MaintenancePatch");
     b = b.add(sp, patch(patch_maintenance));
     b
@@ -738,11 +892,7 @@ fn check_text(field: &str, s: &str, max: usize, required: bool) -> Result<(), Re
     Ok(())
 }
 
-fn check_scope(
-    fleet: &Fleet,
-    region: Option<&str>,
-    tenant: Option<&str>,
-) -> Result<(), Response> {
+fn check_scope(fleet: &Fleet, region: Option<&str>, tenant: Option<&str>) -> Result<(), Response> {
     if let Some(r) = region
         && !fleet.regions.iter().any(|x| x == r)
     {
@@ -822,7 +972,10 @@ async fn create_notice(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> 
         region: n.region,
         tenant: n.tenant,
     };
-    if let Err(e) = s.db.insert_notice(&run, &notice, rollcall_runtime::wall_ms()).await {
+    if let Err(e) =
+        s.db.insert_notice(&run, &notice, rollcall_runtime::wall_ms())
+            .await
+    {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e, None);
     }
     let _ = s.refresh().await;
@@ -915,7 +1068,10 @@ async fn create_maintenance(State(s): State<AppState>, h: HeaderMap, body: Bytes
     if ends_at <= starts_at {
         return error(
             StatusCode::BAD_REQUEST,
-            format!("ends_at ({}) must be after starts_at ({})", n.ends_at, n.starts_at),
+            format!(
+                "ends_at ({}) must be after starts_at ({})",
+                n.ends_at, n.starts_at
+            ),
             Some("ends_at"),
         );
     }
@@ -1045,10 +1201,14 @@ async fn patch_maintenance(
 
 /// The OpenAPI 3.1 document, generated from the route table and the response types.
 pub fn openapi_json() -> String {
-    use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+    use utoipa::openapi::path::{
+        HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+    };
     use utoipa::openapi::request_body::RequestBodyBuilder;
     use utoipa::openapi::schema::ComponentsBuilder;
-    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
     use utoipa::openapi::{
         ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Ref, Required, ResponseBuilder,
     };
@@ -1095,7 +1255,10 @@ pub fn openapi_json() -> String {
                     op = op
                         .response("400", err.clone())
                         .response("401", err.clone())
-                        .securities(Some([SecurityRequirement::new("admin", Vec::<String>::new())]));
+                        .securities(Some([SecurityRequirement::new(
+                            "admin",
+                            Vec::<String>::new(),
+                        )]));
                 }
                 Access::Tenant => {
                     op = op.response("404", err.clone()).parameter(
@@ -1322,7 +1485,9 @@ pub async fn create_token(
         let fleet = rollcall_core::load_str(
             &row.fleet_path,
             &row.fleet_text,
-            Path::new(&row.fleet_path).parent().unwrap_or(Path::new(".")),
+            Path::new(&row.fleet_path)
+                .parent()
+                .unwrap_or(Path::new(".")),
             &LoadOptions::default(),
         )
         .map_err(|e| format!("run {}: {}", row.id, e.listing()))?;

@@ -51,7 +51,11 @@ pub fn encode(v: &View, version: u64) -> String {
     reg.register("hosts", "Hosts of the fleet by maintenance phase", hosts);
     let reboots = Counter::<u64>::default();
     reboots.inc_by(v.reboots);
-    reg.register("reboots", "Reboot commands issued (journalled intents)", reboots);
+    reg.register(
+        "reboots",
+        "Reboot commands issued (journalled intents)",
+        reboots,
+    );
     let gates = Counter::<u64>::default();
     gates.inc_by(v.gate_checks);
     reg.register("gate_checks", "Cluster health gate checks issued", gates);
@@ -73,7 +77,11 @@ pub fn encode(v: &View, version: u64) -> String {
     );
     let admin = Counter::<u64>::default();
     admin.inc_by(v.admin_notices);
-    reg.register("admin_notices", "Notices created through the admin API", admin);
+    reg.register(
+        "admin_notices",
+        "Notices created through the admin API",
+        admin,
+    );
     let total = Gauge::<i64>::default();
     total.set(v.hosts_total as i64);
     reg.register("run_hosts", "Hosts in the run's plan", total);
@@ -86,7 +94,11 @@ pub fn encode(v: &View, version: u64) -> String {
     } else {
         v.hosts_done as f64 / v.hosts_total as f64
     });
-    reg.register("run_progress_ratio", "Share of the run's hosts done", progress);
+    reg.register(
+        "run_progress_ratio",
+        "Share of the run's hosts done",
+        progress,
+    );
     let state = Family::<StateL, Gauge>::default();
     for s in ["running", "paused", "aborting", "completed", "aborted"] {
         state
@@ -117,7 +129,11 @@ pub fn encode(v: &View, version: u64) -> String {
         }
     }
     reg.register("clusters", "Clusters by component status", comps);
-    reg.register("region_status", "1 for each region's component status", regions);
+    reg.register(
+        "region_status",
+        "1 for each region's component status",
+        regions,
+    );
     let ver = Gauge::<i64>::default();
     ver.set(version as i64);
     reg.register("web_view_version", "Version of the status view served", ver);

@@ -564,7 +564,13 @@ impl View {
             // late start or a late end moves it in steps of 15 minutes (each move is a
             // reschedule: the iCalendar SEQUENCE goes up)
             const STEP: i64 = 900;
-            let late = |by: i64| if by > 0 { (by + STEP - 1) / STEP * STEP } else { 0 };
+            let late = |by: i64| {
+                if by > 0 {
+                    (by + STEP - 1) / STEP * STEP
+                } else {
+                    0
+                }
+            };
             let (start, mut end) = match (started, completed) {
                 (Some(s), Some(c)) => (s, c),
                 (Some(s), None) => (s, pe + (s - ps)),
@@ -636,7 +642,11 @@ impl View {
         let mut by_kind: HashMap<&'static str, u64> = HashMap::new();
         for (seq, n) in &t.notices {
             *by_kind.entry(notice_kind_name(n.kind)).or_default() += 1;
-            let region = f.regions.get(n.region as usize).cloned().unwrap_or_default();
+            let region = f
+                .regions
+                .get(n.region as usize)
+                .cloned()
+                .unwrap_or_default();
             let host = n.host.and_then(|h| f.hosts.get(h as usize));
             let (hclusters, htenants): (Vec<String>, Vec<String>) = match host {
                 Some(h) => {
@@ -660,9 +670,10 @@ impl View {
                     format!("Maintenance {m} scheduled in {region}"),
                     n.text.clone(),
                 ),
-                (NoticeKind::Started, _) => {
-                    (format!("Maintenance {m} started in {region}"), n.text.clone())
-                }
+                (NoticeKind::Started, _) => (
+                    format!("Maintenance {m} started in {region}"),
+                    n.text.clone(),
+                ),
                 (NoticeKind::Completed, _) => (
                     format!("Maintenance {m} completed in {region}"),
                     n.text.clone(),
@@ -675,7 +686,9 @@ impl View {
                 ),
                 (NoticeKind::HostReturned, _) => (
                     format!("A server in {region} is back"),
-                    format!("A server in {region} that had not come back after its reboot is back."),
+                    format!(
+                        "A server in {region} that had not come back after its reboot is back."
+                    ),
                 ),
                 (NoticeKind::HostReplaced, _) => (
                     format!("A server in {region} was replaced"),
@@ -908,11 +921,7 @@ impl View {
                     }
                     _ => (u.body.clone(), Vec::new()),
                 };
-                AudUpdate {
-                    u,
-                    body,
-                    clusters,
-                }
+                AudUpdate { u, body, clusters }
             })
             .collect();
         let incidents = self

@@ -392,7 +392,10 @@ impl Ctx<'_> {
             name: if i.full {
                 format!("{} did not come back after its reboot", inc.host)
             } else {
-                format!("A server in {} did not come back after its reboot", inc.region)
+                format!(
+                    "A server in {} did not come back after its reboot",
+                    inc.region
+                )
             },
             status: if inc.resolved_at.is_some() {
                 "resolved".into()
@@ -731,9 +734,7 @@ impl Ctx<'_> {
     // ------------------------------------------------------------ Atom
 
     fn atom(&self) -> String {
-        use atom_syndication::{
-            CategoryBuilder, EntryBuilder, FeedBuilder, LinkBuilder, Text,
-        };
+        use atom_syndication::{CategoryBuilder, EntryBuilder, FeedBuilder, LinkBuilder, Text};
         let v = self.av.view;
         let dt = |t: i64| {
             chrono::DateTime::from_timestamp(t, 0)
@@ -763,7 +764,9 @@ impl Ctx<'_> {
                             .mime_type(Some("text/html".to_string()))
                             .build(),
                     ])
-                    .categories(vec![CategoryBuilder::default().term(u.u.kind.clone()).build()])
+                    .categories(vec![
+                        CategoryBuilder::default().term(u.u.kind.clone()).build(),
+                    ])
                     .build()
             })
             .collect::<Vec<_>>();

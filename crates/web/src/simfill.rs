@@ -18,6 +18,9 @@ pub struct SimRun {
     pub scale: f64,
     pub sim: SimParams,
     pub on_missing: Option<OnMissing>,
+    /// Stop driving after this long (wall clock), leaving the run as it is in the
+    /// journal (status `running`), as if the orchestrator were still at work.
+    pub limit: Option<std::time::Duration>,
 }
 
 /// Create the run in the store and drive it to its end.
@@ -85,13 +88,15 @@ pub async fn run_text(
         .await
         .map_err(|e| e.to_string())?;
     let fleet = Arc::new(fleet);
-    let driver: Arc<dyn Driver> = Arc::new(SimDriver::open(fleet.clone(), opts.sim.clone(), &world)?);
+    let driver: Arc<dyn Driver> =
+        Arc::new(SimDriver::open(fleet.clone(), opts.sim.clone(), &world)?);
     let engine = Engine::new(fleet, &plan, EngineConfig::default());
     let cfg = RuntimeConfig {
         handle_ctrl_c: false,
         ..RuntimeConfig::default()
     };
-    drive(
+    let mut obs = NoObserver;
+    let d = drive(
         engine,
         &store,
         &opts.run_id,
@@ -99,10 +104,16 @@ pub async fn run_text(
         driver,
         clock,
         &cfg,
-        &mut NoObserver,
-    )
-    .await
-    .map_err(|e| e.to_string())
+        &mut obs,
+    );
+    match opts.limit {
+        None => d.await.map_err(|e| e.to_string()),
+        Some(limit) => match tokio::time::timeout(limit, d).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            // stopped mid-run: what is journalled stays, like a killed orchestrator's
+            Err(_) => Ok(Ending::Interrupted),
+        },
+    }
 }
 
 /// Drive a run on its own thread and runtime (the runtime's loop is not `Send`), as a

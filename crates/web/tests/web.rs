@@ -64,12 +64,30 @@ async fn statuspage_documents_describe_a_finished_run() {
         .collect();
     assert_eq!(
         regions,
-        ["region-dfw", "region-ord", "region-iad", "region-lon", "region-syd", "region-hkg"]
+        [
+            "region-dfw",
+            "region-ord",
+            "region-iad",
+            "region-lon",
+            "region-syd",
+            "region-hkg"
+        ]
     );
     for c in comps {
         for f in [
-            "id", "name", "status", "created_at", "updated_at", "position", "description",
-            "showcase", "group_id", "page_id", "group", "only_show_if_degraded", "start_date",
+            "id",
+            "name",
+            "status",
+            "created_at",
+            "updated_at",
+            "position",
+            "description",
+            "showcase",
+            "group_id",
+            "page_id",
+            "group",
+            "only_show_if_degraded",
+            "start_date",
         ] {
             assert!(c.get(f).is_some(), "component field {f} missing: {c}");
         }
@@ -77,7 +95,11 @@ async fn statuspage_documents_describe_a_finished_run() {
     }
     // every cluster of xsa-108 has a tenant: the public view shows regions only
     assert_eq!(comps.len(), 6, "public components are regions only");
-    assert_eq!(sum["incidents"].as_array().unwrap().len(), 0, "all missing hosts returned");
+    assert_eq!(
+        sum["incidents"].as_array().unwrap().len(),
+        0,
+        "all missing hosts returned"
+    );
     assert_eq!(sum["scheduled_maintenances"].as_array().unwrap().len(), 0);
 
     let all = get_json(&c, &format!("{u}/api/v2/scheduled-maintenances.json")).await;
@@ -86,7 +108,12 @@ async fn statuspage_documents_describe_a_finished_run() {
     for m in ms {
         assert_eq!(m["status"], "completed", "{m}");
         assert_eq!(m["impact"], "maintenance");
-        for f in ["scheduled_for", "scheduled_until", "started_at", "resolved_at"] {
+        for f in [
+            "scheduled_for",
+            "scheduled_until",
+            "started_at",
+            "resolved_at",
+        ] {
             assert!(m[f].is_string(), "{f} in {m}");
         }
         let ups: Vec<&str> = m["incident_updates"]
@@ -95,10 +122,17 @@ async fn statuspage_documents_describe_a_finished_run() {
             .iter()
             .map(|x| x["status"].as_str().unwrap())
             .collect();
-        assert_eq!(ups, ["completed", "in_progress", "scheduled"], "newest first: {m}");
+        assert_eq!(
+            ups,
+            ["completed", "in_progress", "scheduled"],
+            "newest first: {m}"
+        );
         assert!(m["scheduled_for"].as_str() < m["scheduled_until"].as_str());
     }
-    let dfw = ms.iter().find(|m| m["id"] == "docs.dfw").expect("dfw maintenance");
+    let dfw = ms
+        .iter()
+        .find(|m| m["id"] == "docs.dfw")
+        .expect("dfw maintenance");
     // announced at the maintenance start, first reboot after the 1 h lead
     let started = dfw["started_at"].as_str().unwrap();
     assert!(
@@ -106,29 +140,47 @@ async fn statuspage_documents_describe_a_finished_run() {
         "{started}"
     );
     assert_eq!(
-        get_json(&c, &format!("{u}/api/v2/scheduled-maintenances/upcoming.json")).await
-            ["scheduled_maintenances"],
+        get_json(
+            &c,
+            &format!("{u}/api/v2/scheduled-maintenances/upcoming.json")
+        )
+        .await["scheduled_maintenances"],
         json!([])
     );
     assert_eq!(
-        get_json(&c, &format!("{u}/api/v2/scheduled-maintenances/active.json")).await
-            ["scheduled_maintenances"],
+        get_json(
+            &c,
+            &format!("{u}/api/v2/scheduled-maintenances/active.json")
+        )
+        .await["scheduled_maintenances"],
         json!([])
     );
     // missing hosts became (resolved) incidents, without naming the host publicly
     let inc = get_json(&c, &format!("{u}/api/v2/incidents.json")).await;
     let inc = inc["incidents"].as_array().unwrap();
-    assert!(!inc.is_empty(), "10% missing rate: some hosts did not come back");
+    assert!(
+        !inc.is_empty(),
+        "10% missing rate: some hosts did not come back"
+    );
     for i in inc {
         assert_eq!(i["status"], "resolved");
-        assert!(i["name"].as_str().unwrap().starts_with("A server in "), "{i}");
+        assert!(
+            i["name"].as_str().unwrap().starts_with("A server in "),
+            "{i}"
+        );
     }
 
     // the timeline: engine notices newest first, with stable ids
     let ups = get_json(&c, &format!("{u}/api/updates.json")).await;
     let ups = ups["updates"].as_array().unwrap();
     let kinds: BTreeSet<&str> = ups.iter().map(|x| x["kind"].as_str().unwrap()).collect();
-    for k in ["scheduled", "started", "completed", "host_missing", "host_returned"] {
+    for k in [
+        "scheduled",
+        "started",
+        "completed",
+        "host_missing",
+        "host_returned",
+    ] {
         assert!(kinds.contains(k), "timeline has {k}: {kinds:?}");
     }
     let ats: Vec<&str> = ups.iter().map(|x| x["at"].as_str().unwrap()).collect();
@@ -141,9 +193,20 @@ async fn statuspage_documents_describe_a_finished_run() {
     assert!(api["openapi"].as_str().unwrap().starts_with("3."));
     for r in rollcall_web::route_table() {
         let op = &api["paths"][&r.path][r.method.to_lowercase()];
-        assert!(op.is_object(), "openapi.json documents {} {}", r.method, r.path);
+        assert!(
+            op.is_object(),
+            "openapi.json documents {} {}",
+            r.method,
+            r.path
+        );
     }
-    for s in ["SpSummary", "SpComponent", "SpIncident", "ApiError", "NewNotice"] {
+    for s in [
+        "SpSummary",
+        "SpComponent",
+        "SpIncident",
+        "ApiError",
+        "NewNotice",
+    ] {
         assert!(api["components"]["schemas"][s].is_object(), "schema {s}");
     }
 
@@ -154,14 +217,20 @@ async fn statuspage_documents_describe_a_finished_run() {
     assert!(m.contains("rollcall_hosts{phase=\"healthy\"} 372"), "{m}");
     assert!(m.contains("rollcall_run_hosts_done 372"), "{m}");
     assert!(m.contains("rollcall_run_progress_ratio 1.0"), "{m}");
-    assert!(m.contains("rollcall_run_state{state=\"completed\"} 1"), "{m}");
+    assert!(
+        m.contains("rollcall_run_state{state=\"completed\"} 1"),
+        "{m}"
+    );
     let reboots: u64 = m
         .lines()
         .find_map(|l| l.strip_prefix("rollcall_reboots_total "))
         .and_then(|v| v.trim().parse().ok())
         .expect("reboots counter");
     assert!(reboots >= 372, "at least one reboot per host: {reboots}");
-    assert!(m.contains("rollcall_notices_emitted_total{kind=\"scheduled\"} 6"), "{m}");
+    assert!(
+        m.contains("rollcall_notices_emitted_total{kind=\"scheduled\"} 6"),
+        "{m}"
+    );
     assert!(m.contains("rollcall_gate_checks_total "), "{m}");
     assert!(m.trim_end().ends_with("# EOF"));
     server.stop().await;
@@ -192,8 +261,10 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
     let r = c
         .post(format!("{u}/api/admin/maintenances"))
         .bearer_auth(&adm)
-        .json(&json!({"title": "globex-search-lon disk swap", "body": "secret-b-window", "tenant": b,
-                      "starts_at": "2014-09-27T10:00:00Z", "ends_at": "2014-09-27T11:00:00Z"}))
+        .json(
+            &json!({"title": "globex-search-lon disk swap", "body": "secret-b-window", "tenant": b,
+                      "starts_at": "2014-09-27T10:00:00Z", "ends_at": "2014-09-27T11:00:00Z"}),
+        )
         .send()
         .await
         .unwrap();
@@ -214,7 +285,11 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
         "secret-b-notice".into(),
         "secret-b-window".into(),
     ];
-    for cl in fleet.clusters.iter().filter(|c| c.tenant.as_deref() == Some(b)) {
+    for cl in fleet
+        .clusters
+        .iter()
+        .filter(|c| c.tenant.as_deref() == Some(b))
+    {
         secrets.push(cl.id.clone());
         for &h in &cl.members {
             if !a_hosts.contains(&h) {
@@ -241,10 +316,28 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
         .await
         .unwrap();
     assert!(admin_sum.contains("globex-search-dfw"));
-    let b_page = c.get(format!("{u}/t/{tok_b}/")).send().await.unwrap().text().await.unwrap();
+    let b_page = c
+        .get(format!("{u}/t/{tok_b}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(b_page.contains("globex-search-dfw") && b_page.contains("secret-b-notice"));
-    let b_ups = c.get(format!("{u}/t/{tok_b}/api/updates.json")).send().await.unwrap().text().await.unwrap();
-    let b_missing_named = fleet.clusters.iter().filter(|c| c.tenant.as_deref() == Some(b)).any(|cl| b_ups.contains(&format!("{}", cl.id)));
+    let b_ups = c
+        .get(format!("{u}/t/{tok_b}/api/updates.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let b_missing_named = fleet
+        .clusters
+        .iter()
+        .filter(|c| c.tenant.as_deref() == Some(b))
+        .any(|cl| b_ups.contains(cl.id.as_str()));
     assert!(b_missing_named, "B's updates name B's clusters");
 
     // every route of the router, with A's link / A's credentials
@@ -268,20 +361,39 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
                     assert_eq!(st, 200, "GET {path}: {body}");
                 }
                 for s in &secrets {
-                    assert!(!body.contains(s.as_str()), "GET {} shows tenant B's `{s}` to tenant A", r.path);
+                    assert!(
+                        !body.contains(s.as_str()),
+                        "GET {} shows tenant B's `{s}` to tenant A",
+                        r.path
+                    );
                 }
                 if r.access == Access::Public {
                     for s in tenant_clusters.iter().chain(&all_hosts) {
-                        assert!(!body.contains(s.as_str()), "public GET {} shows `{s}`", r.path);
+                        assert!(
+                            !body.contains(s.as_str()),
+                            "public GET {} shows `{s}`",
+                            r.path
+                        );
                     }
                 }
                 // with B's token the same tenant route must differ where it matters
-                if r.access == Access::Tenant && (r.path.ends_with("/components.json") || r.path.ends_with("{token}/")) {
-                    assert!(body.contains("acme-search-dfw"), "A sees its own cluster on {}", r.path);
+                if r.access == Access::Tenant
+                    && (r.path.ends_with("/components.json") || r.path.ends_with("{token}/"))
+                {
+                    assert!(
+                        body.contains("acme-search-dfw"),
+                        "A sees its own cluster on {}",
+                        r.path
+                    );
                 }
             }
             (Access::Admin, m) => {
-                for auth in [None, Some(tok_a.as_str()), Some(tok_b.as_str()), Some("rca_not-a-token")] {
+                for auth in [
+                    None,
+                    Some(tok_a.as_str()),
+                    Some(tok_b.as_str()),
+                    Some("rca_not-a-token"),
+                ] {
                     let mut req = c.request(m.parse().unwrap(), &url).json(&json!({"title": "x", "starts_at": "2014-09-27T10:00:00Z", "ends_at": "2014-09-27T12:00:00Z"}));
                     if let Some(t) = auth {
                         req = req.bearer_auth(t);
@@ -303,7 +415,11 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
     }
     assert_eq!(checked, routes.len());
     // unknown link: nothing
-    let r = c.get(format!("{u}/t/rct_nope/api/v2/summary.json")).send().await.unwrap();
+    let r = c
+        .get(format!("{u}/t/rct_nope/api/v2/summary.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     server.stop().await;
 }
@@ -323,22 +439,50 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
     let notices = format!("{u}/api/admin/notices");
 
     // missing / malformed / wrong token → 401 with a JSON error and WWW-Authenticate
-    let r = c.post(&notices).json(&json!({"title": "x"})).send().await.unwrap();
+    let r = c
+        .post(&notices)
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("www-authenticate").is_some());
     let e: Value = r.json().await.unwrap();
-    assert!(e["error"].as_str().unwrap().contains("missing admin token"), "{e}");
-    let r = c.post(&notices).header("authorization", format!("Token {adm}")).json(&json!({"title": "x"})).send().await.unwrap();
+    assert!(
+        e["error"].as_str().unwrap().contains("missing admin token"),
+        "{e}"
+    );
+    let r = c
+        .post(&notices)
+        .header("authorization", format!("Token {adm}"))
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let mut wrong = adm.clone();
     wrong.push('x');
-    let r = c.post(&notices).bearer_auth(&wrong).json(&json!({"title": "x"})).send().await.unwrap();
+    let r = c
+        .post(&notices)
+        .bearer_auth(&wrong)
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(sink.0.lock().unwrap().is_empty(), "nothing published without auth");
+    assert!(
+        sink.0.lock().unwrap().is_empty(),
+        "nothing published without auth"
+    );
 
     // the token is stored hashed: the secret is nowhere in the database file
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", tmp.db().display())).await.unwrap();
-    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, hash FROM web_tokens").fetch_all(&pool).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", tmp.db().display()))
+        .await
+        .unwrap();
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, hash FROM web_tokens")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].1, rollcall_web::db::sha256_hex(&adm));
     pool.close().await;
@@ -372,7 +516,13 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
         }
     };
     let e = bad("{\"title\": ").await;
-    assert!(e["error"].as_str().unwrap().starts_with("invalid JSON body"), "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON body"),
+        "{e}"
+    );
     assert!(e["error"].as_str().unwrap().contains("line 1"), "{e}");
     let e = bad("{\"body\": \"no title\"}").await;
     assert_eq!(e["field"], "title", "{e}");
@@ -382,7 +532,13 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
     assert_eq!(e["field"], "title", "{e}");
     let e = bad("{\"title\": \"x\", \"region\": \"mars\"}").await;
     assert_eq!(e["field"], "region");
-    assert!(e["error"].as_str().unwrap().contains("dfw, ord, iad, lon, syd, hkg"), "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("dfw, ord, iad, lon, syd, hkg"),
+        "{e}"
+    );
     let e = bad("{\"title\": \"x\", \"tenant\": \"nobody\"}").await;
     assert_eq!(e["field"], "tenant");
     let e = bad("{\"title\": \"x\", \"at\": \"yesterday\"}").await;
@@ -428,7 +584,14 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
         assert_eq!(got[0].region.as_deref(), Some("dfw"));
         assert_eq!(got[0].run, "adm");
     }
-    let page = c.get(format!("{u}/")).send().await.unwrap().text().await.unwrap();
+    let page = c
+        .get(format!("{u}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Extra checks in dfw"));
     let ups = get_json(&c, &format!("{u}/api/updates.json")).await;
     assert_eq!(ups["updates"][0]["id"], id.as_str(), "the newest update");
@@ -441,14 +604,19 @@ fn check_ics_lines(ics: &str) -> Vec<String> {
     assert!(ics.ends_with("\r\n"), "ends with CRLF");
     let raw: Vec<&str> = ics.split("\r\n").collect();
     for l in &raw[..raw.len() - 1] {
-        assert!(!l.contains('\n') && !l.contains('\r'), "bare LF/CR in {l:?}");
+        assert!(
+            !l.contains('\n') && !l.contains('\r'),
+            "bare LF/CR in {l:?}"
+        );
         assert!(l.len() <= 75, "line longer than 75 octets: {l:?}");
     }
     // unfold
     let mut out: Vec<String> = Vec::new();
     for l in &raw[..raw.len() - 1] {
         if let Some(rest) = l.strip_prefix(' ') {
-            out.last_mut().expect("continuation after a line").push_str(rest);
+            out.last_mut()
+                .expect("continuation after a line")
+                .push_str(rest);
         } else {
             out.push(l.to_string());
         }
@@ -473,8 +641,13 @@ fn events(lines: &[String]) -> Vec<Vec<String>> {
 
 fn prop<'a>(ev: &'a [String], name: &str) -> Option<&'a str> {
     ev.iter().find_map(|l| {
-        l.strip_prefix(name)
-            .and_then(|r| r.strip_prefix(':').or_else(|| r.split_once(':').map(|x| x.1).filter(|_| r.starts_with(';'))))
+        l.strip_prefix(name).and_then(|r| {
+            r.strip_prefix(':').or_else(|| {
+                r.split_once(':')
+                    .map(|x| x.1)
+                    .filter(|_| r.starts_with(';'))
+            })
+        })
     })
 }
 
@@ -498,19 +671,38 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
     assert_eq!(feed.entries().len(), n, "one entry per update");
     let ids: BTreeSet<&str> = feed.entries().iter().map(|e| e.id()).collect();
     assert_eq!(ids.len(), n, "unique entry ids");
-    assert!(ids.iter().all(|i| i.starts_with("urn:rollcall:update:feeds.")));
-    assert!(feed.links().iter().any(|l| l.rel() == "self" && l.href() == format!("{u}/feed.atom")));
+    assert!(
+        ids.iter()
+            .all(|i| i.starts_with("urn:rollcall:update:feeds."))
+    );
+    assert!(
+        feed.links()
+            .iter()
+            .any(|l| l.rel() == "self" && l.href() == format!("{u}/feed.atom"))
+    );
     for e in feed.entries() {
         assert!(e.summary().is_some() && e.published().is_some());
     }
     // tenant feed: its own id, more text about its own hosts
-    let tfeed = c.get(format!("{u}/t/{tok}/feed.atom")).send().await.unwrap().text().await.unwrap();
+    let tfeed = c
+        .get(format!("{u}/t/{tok}/feed.atom"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let tfeed = atom_syndication::Feed::read_from(tfeed.as_bytes()).expect("valid tenant Atom");
     assert_eq!(tfeed.id(), "urn:rollcall:feed:tenant:acme");
 
     // iCalendar: strict lines, one VEVENT per maintenance, VALARM 1h before
     let r = c.get(format!("{u}/maintenances.ics")).send().await.unwrap();
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/calendar"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/calendar")
+    );
     let ics1 = r.text().await.unwrap();
     let lines = check_ics_lines(&ics1);
     assert_eq!(lines.first().map(String::as_str), Some("BEGIN:VCALENDAR"));
@@ -522,7 +714,9 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
     let evs = events(&lines);
     assert_eq!(evs.len(), 6);
     for ev in &evs {
-        for p in ["UID", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "SEQUENCE", "STATUS"] {
+        for p in [
+            "UID", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "SEQUENCE", "STATUS",
+        ] {
             assert!(prop(ev, p).is_some(), "{p} in {ev:?}");
         }
         assert!(prop(ev, "UID").unwrap().ends_with("@rollcall"));
@@ -537,14 +731,22 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
         );
         let uid = prop(ev, "UID").unwrap();
         assert!(
-            ev.iter().any(|l| *l == format!("UID:{}", uid.replace("@rollcall", "-reminder@rollcall"))),
+            ev.iter()
+                .any(|l| *l == format!("UID:{}", uid.replace("@rollcall", "-reminder@rollcall"))),
             "stable alarm UID: {ev:?}"
         );
         assert!(prop(ev, "DTSTART").unwrap().ends_with('Z'), "UTC times");
     }
-    icalendar::parser::read_calendar(&icalendar::parser::unfold(&ics1)).expect("icalendar parses it");
-    let dfw = evs.iter().find(|e| prop(e, "UID") == Some("feeds.dfw@rollcall")).unwrap();
-    assert!(prop(dfw, "DTSTART").unwrap().starts_with("20140925T210"), "{dfw:?}");
+    icalendar::parser::read_calendar(&icalendar::parser::unfold(&ics1))
+        .expect("icalendar parses it");
+    let dfw = evs
+        .iter()
+        .find(|e| prop(e, "UID") == Some("feeds.dfw@rollcall"))
+        .unwrap();
+    assert!(
+        prop(dfw, "DTSTART").unwrap().starts_with("20140925T210"),
+        "{dfw:?}"
+    );
 
     // reschedule and cancel an admin maintenance: SEQUENCE goes up, STATUS CANCELLED
     let r = c
@@ -565,12 +767,26 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
             .find(|e| prop(e, "UID") == Some(uid.as_str()))
             .expect("the admin maintenance is in the feed")
     };
-    let ics = c.get(format!("{u}/maintenances.ics")).send().await.unwrap().text().await.unwrap();
+    let ics = c
+        .get(format!("{u}/maintenances.ics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let ev = ev_of(&ics);
     assert_eq!(prop(&ev, "SEQUENCE"), Some("0"));
-    let up = get_json(&c, &format!("{u}/api/v2/scheduled-maintenances/upcoming.json")).await;
+    let up = get_json(
+        &c,
+        &format!("{u}/api/v2/scheduled-maintenances/upcoming.json"),
+    )
+    .await;
     assert_eq!(up["scheduled_maintenances"][0]["id"], mid.as_str());
-    assert_eq!(up["scheduled_maintenances"][0]["scheduled_for"], "2014-09-28T10:00:00Z");
+    assert_eq!(
+        up["scheduled_maintenances"][0]["scheduled_for"],
+        "2014-09-28T10:00:00Z"
+    );
     let r = c
         .patch(format!("{u}/api/admin/maintenances/{mid}"))
         .bearer_auth(&adm)
@@ -579,7 +795,14 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let ics = c.get(format!("{u}/maintenances.ics")).send().await.unwrap().text().await.unwrap();
+    let ics = c
+        .get(format!("{u}/maintenances.ics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let ev = ev_of(&ics);
     assert_eq!(prop(&ev, "SEQUENCE"), Some("1"));
     assert_eq!(prop(&ev, "DTSTART"), Some("20140928T120000Z"));
@@ -592,27 +815,64 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let ics2 = c.get(format!("{u}/maintenances.ics")).send().await.unwrap().text().await.unwrap();
+    let ics2 = c
+        .get(format!("{u}/maintenances.ics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let ev = ev_of(&ics2);
     assert_eq!(prop(&ev, "SEQUENCE"), Some("2"));
     assert_eq!(prop(&ev, "STATUS"), Some("CANCELLED"));
-    assert!(!ev.iter().any(|l| l == "BEGIN:VALARM"), "no reminder for a cancelled window");
-    let up = get_json(&c, &format!("{u}/api/v2/scheduled-maintenances/upcoming.json")).await;
-    assert_eq!(up["scheduled_maintenances"], json!([]), "cancelled is not upcoming");
+    assert!(
+        !ev.iter().any(|l| l == "BEGIN:VALARM"),
+        "no reminder for a cancelled window"
+    );
+    let up = get_json(
+        &c,
+        &format!("{u}/api/v2/scheduled-maintenances/upcoming.json"),
+    )
+    .await;
+    assert_eq!(
+        up["scheduled_maintenances"],
+        json!([]),
+        "cancelled is not upcoming"
+    );
 
     // restart: same Atom ids, same UIDs and SEQUENCEs
     server.stop().await;
     let server = serve(&tmp.db()).await;
     let u2 = server.url.clone();
-    let atom2 = c.get(format!("{u2}/feed.atom")).send().await.unwrap().text().await.unwrap();
+    let atom2 = c
+        .get(format!("{u2}/feed.atom"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let feed2 = atom_syndication::Feed::read_from(atom2.as_bytes()).unwrap();
     let ids2: BTreeSet<&str> = feed2.entries().iter().map(|e| e.id()).collect();
     assert!(ids.is_subset(&ids2), "entry ids survive a restart");
-    let ics3 = c.get(format!("{u2}/maintenances.ics")).send().await.unwrap().text().await.unwrap();
+    let ics3 = c
+        .get(format!("{u2}/maintenances.ics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let seqs = |ics: &str| -> Vec<(String, String)> {
         events(&check_ics_lines(ics))
             .iter()
-            .map(|e| (prop(e, "UID").unwrap().to_string(), prop(e, "SEQUENCE").unwrap().to_string()))
+            .map(|e| {
+                (
+                    prop(e, "UID").unwrap().to_string(),
+                    prop(e, "SEQUENCE").unwrap().to_string(),
+                )
+            })
             .collect()
     };
     assert_eq!(seqs(&ics2), seqs(&ics3));
@@ -633,6 +893,7 @@ async fn the_view_follows_a_live_run() {
             scale: 2000.0,
             sim: sim(0.05),
             on_missing: Some(rollcall_core::OnMissing::Continue),
+            limit: None,
         },
     );
     let t0 = Instant::now();
@@ -644,7 +905,12 @@ async fn the_view_follows_a_live_run() {
     o.run = Some("live".into());
     o.poll = Duration::from_millis(100);
     let server = loop {
-        match rollcall_web::start(ServeOptions { run: o.run.clone(), ..ServeOptions::new(&db, o.listen) }).await {
+        match rollcall_web::start(ServeOptions {
+            run: o.run.clone(),
+            ..ServeOptions::new(&db, o.listen)
+        })
+        .await
+        {
             Ok(s) => break s,
             Err(e) if t0.elapsed() < Duration::from_secs(10) => {
                 let _ = e;
@@ -668,23 +934,54 @@ async fn the_view_follows_a_live_run() {
         let sum = get_json(&c, &format!("{u}/api/v2/summary.json")).await;
         seen_status.insert(sum["status"]["indicator"].as_str().unwrap().to_string());
         for m in sum["scheduled_maintenances"].as_array().unwrap() {
-            seen_maint.insert(format!("{}:{}", m["id"].as_str().unwrap(), m["status"].as_str().unwrap()));
+            seen_maint.insert(format!(
+                "{}:{}",
+                m["id"].as_str().unwrap(),
+                m["status"].as_str().unwrap()
+            ));
         }
         if live["state"] == "completed" {
             break;
         }
-        assert!(Instant::now() < deadline, "the run completes within 2 minutes");
+        assert!(
+            Instant::now() < deadline,
+            "the run completes within 2 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     run.join().unwrap().unwrap();
-    assert!(versions.windows(2).all(|w| w[0] <= w[1]), "versions only grow");
+    assert!(
+        versions.windows(2).all(|w| w[0] <= w[1]),
+        "versions only grow"
+    );
     let distinct: BTreeSet<u64> = versions.iter().copied().collect();
-    assert!(distinct.len() >= 5, "the view changed many times during the run: {versions:?}");
-    assert!(update_counts.first() < update_counts.last(), "the timeline grew: {update_counts:?}");
-    assert!(seen_status.contains("maintenance"), "maintenance in progress seen: {seen_status:?}");
-    assert!(seen_maint.contains("live.dfw:in_progress"), "{seen_maint:?}");
-    assert!(seen_maint.iter().any(|m| m.ends_with(":scheduled")), "{seen_maint:?}");
+    assert!(
+        distinct.len() >= 5,
+        "the view changed many times during the run: {versions:?}"
+    );
+    assert!(
+        update_counts.first() < update_counts.last(),
+        "the timeline grew: {update_counts:?}"
+    );
+    assert!(
+        seen_status.contains("maintenance"),
+        "maintenance in progress seen: {seen_status:?}"
+    );
+    assert!(
+        seen_maint.contains("live.dfw:in_progress"),
+        "{seen_maint:?}"
+    );
+    assert!(
+        seen_maint.iter().any(|m| m.ends_with(":scheduled")),
+        "{seen_maint:?}"
+    );
     let all = get_json(&c, &format!("{u}/api/v2/scheduled-maintenances.json")).await;
-    assert!(all["scheduled_maintenances"].as_array().unwrap().iter().all(|m| m["status"] == "completed"));
+    assert!(
+        all["scheduled_maintenances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["status"] == "completed")
+    );
     server.stop().await;
 }

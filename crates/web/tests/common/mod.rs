@@ -52,6 +52,7 @@ pub async fn finished_run(db: &Path, run_id: &str, missing_rate: f64) {
             scale: 10_000.0,
             sim: sim(missing_rate),
             on_missing: Some(OnMissing::Continue),
+            limit: None,
         },
     )
     .await
