@@ -1017,3 +1017,163 @@ pub fn ts(t: i64) -> String {
 pub fn region_ix(f: &Fleet, name: &str) -> Option<RegionIx> {
     f.regions.iter().position(|r| r == name).map(|i| i as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollcall_core::engine::{Output, Transition};
+
+    const FLEET: &str = r#"
+host = [
+  { id = "a1", address = "a1", region = "r1", zone = "z1" },
+  { id = "a2", address = "a2", region = "r1", zone = "z2" },
+  { id = "a3", address = "a3", region = "r1", zone = "z3" },
+  { id = "a4", address = "a4", region = "r1", zone = "z1" },
+  { id = "b1", address = "b1", region = "r2", zone = "z1" },
+]
+
+[fleet]
+name = "t"
+
+[maintenance]
+name = "m"
+start = "2014-09-25T20:00:00Z"
+regions = ["r1", "r2"]
+
+[[tenant]]
+id = "ta"
+name = "Ta"
+
+[[cluster]]
+id = "ca"
+kind = "etcd"
+tenant = "ta"
+members = ["a1", "a2", "a3", "a4"]
+max_unavailable = 1
+load = 0.2
+"#;
+
+    fn tracker() -> Tracker {
+        let f = rollcall_core::load_str(
+            "t.toml",
+            FLEET,
+            std::path::Path::new("."),
+            &rollcall_core::LoadOptions::default(),
+        )
+        .expect("fleet loads");
+        let f = Arc::new(f);
+        let p = rollcall_core::plan::plan(&f);
+        Tracker::new(
+            RunInfo {
+                id: "r".into(),
+                fleet_name: "t".into(),
+                maintenance: "m".into(),
+                status: "running".into(),
+            },
+            f,
+            p,
+        )
+    }
+
+    fn mv(t: &mut Tracker, seq: i64, host: u32, to: Phase) {
+        let from = t.phase[host as usize];
+        t.apply(
+            seq,
+            &Output::Transition(Transition {
+                host,
+                from,
+                to,
+                at: 100 + seq,
+                boot_id: None,
+                out: to == Phase::Failed,
+                note: None,
+            }),
+        );
+    }
+
+    fn statuses(t: &Tracker) -> (Status, Status, Status) {
+        let v = View::build(t, 1000, &[], &[], &HashMap::new());
+        (
+            v.clusters[0].status,
+            v.regions[0].status,
+            v.regions[1].status,
+        )
+    }
+
+    #[test]
+    fn cluster_and_region_statuses_follow_the_documented_mapping() {
+        let mut t = tracker();
+        assert_eq!(
+            statuses(&t),
+            (
+                Status::Operational,
+                Status::Operational,
+                Status::Operational
+            )
+        );
+        mv(&mut t, 1, 0, Phase::Rebooting);
+        assert_eq!(
+            statuses(&t),
+            (
+                Status::UnderMaintenance,
+                Status::UnderMaintenance,
+                Status::Operational
+            ),
+            "one member out within a budget of 1"
+        );
+        mv(&mut t, 2, 0, Phase::Missing);
+        assert_eq!(
+            statuses(&t),
+            (
+                Status::DegradedPerformance,
+                Status::DegradedPerformance,
+                Status::Operational
+            ),
+            "a missing member"
+        );
+        mv(&mut t, 3, 1, Phase::Rebooting);
+        assert_eq!(
+            statuses(&t),
+            (
+                Status::PartialOutage,
+                Status::PartialOutage,
+                Status::Operational
+            ),
+            "two out, budget 1"
+        );
+        mv(&mut t, 4, 2, Phase::Draining);
+        mv(&mut t, 5, 3, Phase::Failed);
+        assert_eq!(
+            statuses(&t),
+            (
+                Status::MajorOutage,
+                Status::MajorOutage,
+                Status::Operational
+            ),
+            "every member out (failed counts while out)"
+        );
+        for (s, h) in [(6, 0), (7, 1), (8, 2), (9, 3)] {
+            mv(&mut t, s, h, Phase::Healthy);
+        }
+        assert_eq!(
+            statuses(&t),
+            (
+                Status::Operational,
+                Status::Operational,
+                Status::Operational
+            )
+        );
+    }
+
+    #[test]
+    fn the_public_sees_no_tenant_cluster_and_the_tenant_sees_its_own() {
+        let t = tracker();
+        let v = View::build(&t, 1000, &[], &[], &HashMap::new());
+        let public = v.audience(&Audience::Public);
+        assert!(public.regions.iter().all(|(_, cs)| cs.is_empty()));
+        let ta = v.audience(&Audience::Tenant("ta".into()));
+        assert_eq!(ta.regions[0].1.len(), 1);
+        let other = v.audience(&Audience::Tenant("tb".into()));
+        assert!(other.regions.iter().all(|(_, cs)| cs.is_empty()));
+    }
+}
