@@ -584,14 +584,16 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
         assert_eq!(got[0].region.as_deref(), Some("dfw"));
         assert_eq!(got[0].run, "adm");
     }
-    let page = c
-        .get(format!("{u}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let res = c.get(format!("{u}/")).send().await.unwrap();
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'"),
+        "no external assets can load"
+    );
+    let page = res.text().await.unwrap();
     assert!(page.contains("Extra checks in dfw"));
     let ups = get_json(&c, &format!("{u}/api/updates.json")).await;
     assert_eq!(ups["updates"][0]["id"], id.as_str(), "the newest update");
