@@ -1,6 +1,7 @@
 //! The `rollcall` command.
 
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use rollcall_core::{LoadOptions, audit::audit, generate, load_file, plan::plan, report};
@@ -94,6 +95,31 @@ enum Cmd {
         /// No progress output.
         #[arg(long)]
         quiet: bool,
+        /// Serve the status page for this run at this address while it runs (e.g.
+        /// 127.0.0.1:8080); it keeps serving after the run until Ctrl-C.
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<String>,
+        /// Base URL of the status page in feeds (default http://ADDR).
+        #[arg(long, requires = "serve")]
+        public_url: Option<String>,
+    },
+    /// Serve the status page, JSON API, feeds and metrics of the latest run (or --run).
+    Serve {
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Follow this run instead of the latest one.
+        #[arg(long)]
+        run: Option<String>,
+        /// Base URL of the status page in feeds (default http://LISTEN).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Status page tokens: secret tenant links and admin bearer tokens (stored hashed).
+    Token {
+        #[command(subcommand)]
+        what: TokenCmd,
     },
     /// Continue a run: after a crash or Ctrl-C, or ask a running orchestrator to resume.
     Resume {
@@ -180,7 +206,68 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a tenant's secret link (prints it; only a hash is stored).
+    Tenant {
+        /// The tenant id (from the fleet's [[tenant]] tables).
+        tenant: String,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Base URL the link starts with.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Create an admin bearer token (prints it; only a hash is stored).
+    Admin {
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List tokens (ids, kinds, tenants; never the secrets).
+    List {
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Revoke a token by its id (from `token list`).
+    Revoke {
+        id: String,
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCmd {
+    /// The status API under load: serve a finished sim run and hammer
+    /// /api/v2/summary.json on loopback with keep-alive connections.
+    Serve {
+        /// Fleet to run (default: a generated fleet of --hosts hosts).
+        #[arg(long)]
+        fleet: Option<PathBuf>,
+        #[arg(long, default_value_t = 10_000)]
+        hosts: usize,
+        #[arg(long, default_value_t = 2_000)]
+        clusters: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Measured seconds (after 1 s of warm-up).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Simulated seconds per real second for the run that fills the store.
+        #[arg(long, default_value_t = 10_000.0)]
+        time_scale: f64,
+        /// Drive the run at most this many seconds before serving it (a mid-run view).
+        #[arg(long, default_value_t = 15.0)]
+        run_seconds: f64,
+        /// Load generator threads (its own runtime, beside the server's).
+        #[arg(long, default_value_t = 1)]
+        client_threads: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Engine overhead on the real runtime (SQLite journal, sim driver): wall time from
     /// a host turning healthy to the next reboot command in its cluster.
     Engine {
@@ -331,7 +418,12 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             preflight_fail_rate,
             on_missing,
             quiet,
+            serve,
+            public_url,
         } => {
+            let serve = serve
+                .map(|a| serve::parse_addr("--serve", &a))
+                .transpose()?;
             let missing_for = match missing_for.as_str() {
                 "never" => None,
                 s => Some(
@@ -362,6 +454,8 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                 preflight_fail_rate,
                 on_missing,
                 quiet,
+                serve,
+                public_url,
             };
             block_on(run::run(opts))
         }
@@ -462,6 +556,68 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                 svg,
             )
         }
+        Cmd::Serve {
+            db,
+            listen,
+            run,
+            public_url,
+        } => {
+            let listen = serve::parse_addr("--listen", &listen)?;
+            block_on(serve::serve(
+                db.unwrap_or_else(run::default_db),
+                listen,
+                run,
+                public_url,
+            ))
+        }
+        Cmd::Token { what } => match what {
+            TokenCmd::Tenant {
+                tenant,
+                db,
+                base_url,
+                label,
+            } => block_on(serve::token_tenant(
+                &db.unwrap_or_else(run::default_db),
+                &tenant,
+                &base_url,
+                &label,
+            )),
+            TokenCmd::Admin { db, label } => block_on(serve::token_admin(
+                &db.unwrap_or_else(run::default_db),
+                &label,
+            )),
+            TokenCmd::List { db } => {
+                block_on(serve::token_list(&db.unwrap_or_else(run::default_db)))
+            }
+            TokenCmd::Revoke { id, db } => block_on(serve::token_revoke(
+                &db.unwrap_or_else(run::default_db),
+                &id,
+            )),
+        },
+        Cmd::Bench {
+            what:
+                BenchCmd::Serve {
+                    fleet,
+                    hosts,
+                    clusters,
+                    connections,
+                    seconds,
+                    time_scale,
+                    client_threads,
+                    run_seconds,
+                    json,
+                },
+        } => block_on(serve::bench_serve(
+            fleet,
+            hosts,
+            clusters,
+            connections,
+            seconds,
+            time_scale,
+            client_threads,
+            run_seconds,
+            json,
+        )),
         Cmd::Bench {
             what:
                 BenchCmd::Engine {

@@ -105,6 +105,9 @@ pub struct RunOpts {
     pub preflight_fail_rate: f64,
     pub on_missing: Option<String>,
     pub quiet: bool,
+    /// Serve the status page beside the run.
+    pub serve: Option<std::net::SocketAddr>,
+    pub public_url: Option<String>,
 }
 
 /// `--on-missing`: pause, replace or continue.
@@ -251,10 +254,25 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         driver,
     )
     .await?;
-    go(
+    let web = serve_beside(&o, &id).await?;
+    let code = go(
         engine, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
     )
-    .await
+    .await?;
+    if let Some(web) = web {
+        crate::serve::linger(web).await;
+    }
+    Ok(code)
+}
+
+/// `run --serve ADDR`: the status page beside the run, reading the same store.
+async fn serve_beside(o: &RunOpts, id: &str) -> miette::Result<Option<rollcall_web::Server>> {
+    match o.serve {
+        Some(addr) => Ok(Some(
+            crate::serve::start_beside_run(&o.db, addr, id, o.public_url.clone()).await?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Customer notifications (`[[subscriber]]` in the fleet file): `Announce` goes to the
@@ -397,10 +415,15 @@ async fn run_real(
     let engine = Engine::new(fleet.clone(), &p, ec);
     let (driver, notify) =
         with_notify(&store, &id, &name, &text, &fleet, &p, clock, driver).await?;
-    go(
+    let web = serve_beside(&o, &id).await?;
+    let code = go(
         engine, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
     )
-    .await
+    .await?;
+    if let Some(web) = web {
+        crate::serve::linger(web).await;
+    }
+    Ok(code)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,0 +1,223 @@
+//! `rollcall run --serve`, `rollcall serve` and `rollcall token` with the real binary:
+//! the page follows a live sim run and tokens made by another process work at once.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rollcall")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Tmp(PathBuf);
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills the child on drop (also when the test fails).
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.1 GET: (status, body).
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+fn live(port: u16) -> Option<serde_json::Value> {
+    let (st, body) = get(port, "/api/live.json")?;
+    (st == 200).then(|| serde_json::from_str(&body).ok())?
+}
+
+fn rollcall(args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
+    let dir = std::env::temp_dir().join(format!("rollcall-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _tmp = Tmp(dir.clone());
+    let db = dir.join("r.db");
+    let db_s = db.display().to_string();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut run = Proc(
+        Command::new(bin())
+            .args([
+                "run",
+                "examples/xsa-108.toml",
+                "--db",
+                &db_s,
+                "--time-scale",
+                "2000",
+                "--quiet",
+                "--serve",
+                &addr,
+            ])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    let mut versions = Vec::new();
+    let mut done = Vec::new();
+    loop {
+        if let Some(v) = live(port) {
+            versions.push(v["version"].as_u64().unwrap());
+            done.push(v["hosts_done"].as_u64().unwrap());
+            if v["state"] == "completed" {
+                break;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "the run completes; seen versions {versions:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let distinct: std::collections::BTreeSet<u64> = versions.iter().copied().collect();
+    assert!(
+        distinct.len() >= 5,
+        "the page changed during the run: {versions:?}"
+    );
+    assert!(done.first() < done.last(), "{done:?}");
+    let (st, page) = get(port, "/").unwrap();
+    assert_eq!(st, 200);
+    assert!(page.contains("hosted-search status") && page.contains("Past maintenance"));
+
+    // a tenant link made by another process works on the running server
+    let out = rollcall(&[
+        "token",
+        "tenant",
+        "acme",
+        "--db",
+        &db_s,
+        "--base-url",
+        &format!("http://{addr}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let path = link
+        .strip_prefix(&format!("http://{addr}"))
+        .unwrap()
+        .to_string();
+    assert!(path.starts_with("/t/rct_") && path.ends_with('/'), "{link}");
+    let t = Instant::now();
+    let body = loop {
+        let (st, body) = get(port, &format!("{path}api/v2/components.json")).unwrap();
+        if st == 200 {
+            break body;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the new link works ({st})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(body.contains("cluster-acme-search-dfw") && !body.contains("globex"));
+    // unknown tenant: a clear error naming the tenants
+    let out = rollcall(&["token", "tenant", "nobody", "--db", &db_s]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no tenant `nobody`") && err.contains("acme"),
+        "{err}"
+    );
+    // admin token: printed once, listed without its secret
+    let out = rollcall(&["token", "admin", "--db", &db_s]);
+    assert!(out.status.success());
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(secret.starts_with("rca_"));
+    let out = rollcall(&["token", "list", "--db", &db_s]);
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert!(list.contains("admin") && list.contains("acme"), "{list}");
+    assert!(!list.contains(&secret) && !list.contains(&path[3..path.len() - 1]));
+
+    // Ctrl-C stops the lingering server
+    Command::new("kill")
+        .args(["-INT", &run.0.id().to_string()])
+        .status()
+        .unwrap();
+    let t = Instant::now();
+    while run.0.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(20), "stops on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // `rollcall serve` on the finished run
+    let port2 = free_port();
+    let _serve = Proc(
+        Command::new(bin())
+            .args([
+                "serve",
+                "--db",
+                &db_s,
+                "--listen",
+                &format!("127.0.0.1:{port2}"),
+            ])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    let sum = loop {
+        if let Some((200, b)) = get(port2, "/api/v2/summary.json") {
+            break b;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "serve comes up");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let sum: serde_json::Value = serde_json::from_str(&sum).unwrap();
+    assert_eq!(sum["status"]["indicator"], "none");
+    assert_eq!(sum["components"].as_array().unwrap().len(), 6);
+    // a bad address is a clear error
+    let out = rollcall(&["serve", "--db", &db_s, "--listen", "localhost"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen: expected an address"));
+}

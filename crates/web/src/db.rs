@@ -1,0 +1,425 @@
+//! The web crate's own tables, in the run store's SQLite file (prefixed `web_`; the
+//! store's schema is not touched):
+//!
+//! ```sql
+//! web_tokens (id TEXT PK, hash TEXT UNIQUE, kind TEXT, tenant TEXT, label TEXT, created_at INTEGER)
+//! web_notices (id TEXT PK, run TEXT, at INTEGER, title TEXT, body TEXT, region TEXT, tenant TEXT, created_at INTEGER)
+//! web_maintenances (id TEXT PK, run TEXT, title, body, region, tenant, starts_at, ends_at, state, sequence, created_at, updated_at)
+//! web_ical (uid TEXT PK, dtstart INTEGER, dtend INTEGER, status TEXT, sequence INTEGER)
+//! web_meta (key TEXT PK, value INTEGER)   -- 'rev': bumped by every write, so servers reload
+//! ```
+//!
+//! Tokens are 256-bit random secrets; only their SHA-256 is stored (a fast hash is enough
+//! for a secret of that entropy: there is nothing to brute-force).
+
+use crate::model::{AdminMaintenance, AdminNotice, IcalSeq};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS web_tokens (
+    id         TEXT PRIMARY KEY,
+    hash       TEXT NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    tenant     TEXT,
+    label      TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS web_notices (
+    id         TEXT PRIMARY KEY,
+    run        TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    title      TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    region     TEXT,
+    tenant     TEXT,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS web_maintenances (
+    id         TEXT PRIMARY KEY,
+    run        TEXT NOT NULL,
+    title      TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    region     TEXT,
+    tenant     TEXT,
+    starts_at  INTEGER NOT NULL,
+    ends_at    INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    sequence   INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS web_ical (
+    uid      TEXT PRIMARY KEY,
+    dtstart  INTEGER NOT NULL,
+    dtend    INTEGER NOT NULL,
+    status   TEXT NOT NULL,
+    sequence INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS web_meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) STRICT;
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Tenant,
+    Admin,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub hash: String,
+    pub kind: TokenKind,
+    pub tenant: Option<String>,
+    pub label: String,
+    pub created_at: i64,
+}
+
+/// The web tables. Opens its own small pool on the store's file (WAL: readers and the
+/// store's writer do not block each other; writers wait in the busy timeout).
+#[derive(Clone)]
+pub struct WebDb {
+    pool: SqlitePool,
+}
+
+fn e(action: &str) -> impl Fn(sqlx::Error) -> String + '_ {
+    move |err| format!("web tables: {action}: {err}")
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 32 random bytes, base64url without padding.
+pub fn random_secret() -> Result<String, String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(b64url(&b))
+}
+
+pub fn random_id(prefix: &str) -> Result<String, String> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(format!(
+        "{prefix}{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ))
+}
+
+fn b64url(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = chunk.len();
+        let v = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..=n {
+            out.push(A[((v >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+impl WebDb {
+    pub async fn open(path: &Path) -> Result<WebDb, String> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await
+            .map_err(|err| format!("{}: cannot open for the web tables: {err}", path.display()))?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(e("cannot create"))?;
+        Ok(WebDb { pool })
+    }
+
+    async fn bump(&self, tx: &mut sqlx::SqliteConnection) -> Result<(), String> {
+        sqlx::query(
+            "INSERT INTO web_meta (key, value) VALUES ('rev', 1)
+             ON CONFLICT (key) DO UPDATE SET value = value + 1",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(e("cannot bump the revision"))?;
+        Ok(())
+    }
+
+    /// Bumped by every write to the web tables.
+    pub async fn rev(&self) -> Result<i64, String> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT value FROM web_meta WHERE key = 'rev'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(e("cannot read the revision"))?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Create a token; returns (row, secret). The secret is never stored.
+    pub async fn create_token(
+        &self,
+        kind: TokenKind,
+        tenant: Option<&str>,
+        label: &str,
+        now_ms: i64,
+    ) -> Result<(TokenRow, String), String> {
+        let secret = format!(
+            "{}{}",
+            match kind {
+                TokenKind::Tenant => "rct_",
+                TokenKind::Admin => "rca_",
+            },
+            random_secret()?
+        );
+        let hash = sha256_hex(&secret);
+        let row = TokenRow {
+            id: hash[..12].to_string(),
+            hash,
+            kind,
+            tenant: tenant.map(str::to_string),
+            label: label.to_string(),
+            created_at: now_ms,
+        };
+        let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
+        sqlx::query(
+            "INSERT INTO web_tokens (id, hash, kind, tenant, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(&row.hash)
+        .bind(match kind {
+            TokenKind::Tenant => "tenant",
+            TokenKind::Admin => "admin",
+        })
+        .bind(&row.tenant)
+        .bind(&row.label)
+        .bind(row.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(e("cannot store the token"))?;
+        self.bump(&mut tx).await?;
+        tx.commit().await.map_err(e("cannot commit"))?;
+        Ok((row, secret))
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>, String> {
+        let rows = sqlx::query(
+            "SELECT id, hash, kind, tenant, label, created_at FROM web_tokens ORDER BY created_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(e("cannot read tokens"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TokenRow {
+                id: r.get("id"),
+                hash: r.get("hash"),
+                kind: if r.get::<String, _>("kind") == "admin" {
+                    TokenKind::Admin
+                } else {
+                    TokenKind::Tenant
+                },
+                tenant: r.get("tenant"),
+                label: r.get("label"),
+                created_at: r.get("created_at"),
+            })
+            .collect())
+    }
+
+    /// Revoke by id (the first 12 hex digits of the hash, as `token list` shows).
+    pub async fn revoke(&self, id: &str) -> Result<bool, String> {
+        let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
+        let n = sqlx::query("DELETE FROM web_tokens WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(e("cannot revoke"))?
+            .rows_affected();
+        self.bump(&mut tx).await?;
+        tx.commit().await.map_err(e("cannot commit"))?;
+        Ok(n > 0)
+    }
+
+    pub async fn insert_notice(
+        &self,
+        run: &str,
+        n: &AdminNotice,
+        now_ms: i64,
+    ) -> Result<(), String> {
+        let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
+        sqlx::query(
+            "INSERT INTO web_notices (id, run, at, title, body, region, tenant, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&n.id)
+        .bind(run)
+        .bind(n.at)
+        .bind(&n.title)
+        .bind(&n.body)
+        .bind(&n.region)
+        .bind(&n.tenant)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(e("cannot store the notice"))?;
+        self.bump(&mut tx).await?;
+        tx.commit().await.map_err(e("cannot commit"))
+    }
+
+    pub async fn notices(&self, run: &str) -> Result<Vec<AdminNotice>, String> {
+        let rows = sqlx::query(
+            "SELECT id, at, title, body, region, tenant FROM web_notices WHERE run = ? ORDER BY at, id",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(e("cannot read notices"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AdminNotice {
+                id: r.get("id"),
+                at: r.get("at"),
+                title: r.get("title"),
+                body: r.get("body"),
+                region: r.get("region"),
+                tenant: r.get("tenant"),
+            })
+            .collect())
+    }
+
+    pub async fn upsert_maintenance(&self, run: &str, m: &AdminMaintenance) -> Result<(), String> {
+        let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
+        sqlx::query(
+            "INSERT INTO web_maintenances (id, run, title, body, region, tenant, starts_at, ends_at, state, sequence, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET title = excluded.title, body = excluded.body,
+               starts_at = excluded.starts_at, ends_at = excluded.ends_at, state = excluded.state,
+               sequence = excluded.sequence, updated_at = excluded.updated_at",
+        )
+        .bind(&m.id)
+        .bind(run)
+        .bind(&m.title)
+        .bind(&m.body)
+        .bind(&m.region)
+        .bind(&m.tenant)
+        .bind(m.starts_at)
+        .bind(m.ends_at)
+        .bind(&m.state)
+        .bind(m.sequence as i64)
+        .bind(m.created_at)
+        .bind(m.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(e("cannot store the maintenance"))?;
+        self.bump(&mut tx).await?;
+        tx.commit().await.map_err(e("cannot commit"))
+    }
+
+    pub async fn maintenances(&self, run: &str) -> Result<Vec<AdminMaintenance>, String> {
+        let rows = sqlx::query(
+            "SELECT id, title, body, region, tenant, starts_at, ends_at, state, sequence, created_at, updated_at
+             FROM web_maintenances WHERE run = ? ORDER BY starts_at, id",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(e("cannot read maintenances"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AdminMaintenance {
+                id: r.get("id"),
+                title: r.get("title"),
+                body: r.get("body"),
+                region: r.get("region"),
+                tenant: r.get("tenant"),
+                starts_at: r.get("starts_at"),
+                ends_at: r.get("ends_at"),
+                state: r.get("state"),
+                sequence: r.get::<i64, _>("sequence") as u32,
+                created_at: r.get("created_at"),
+                updated_at: r.get("updated_at"),
+            })
+            .collect())
+    }
+
+    pub async fn ical(&self) -> Result<IcalSeq, String> {
+        let rows = sqlx::query("SELECT uid, dtstart, dtend, status, sequence FROM web_ical")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(e("cannot read web_ical"))?;
+        let mut m = HashMap::new();
+        for r in rows {
+            m.insert(
+                r.get::<String, _>("uid"),
+                (
+                    r.get("dtstart"),
+                    r.get("dtend"),
+                    r.get("status"),
+                    r.get::<i64, _>("sequence") as u32,
+                ),
+            );
+        }
+        Ok(m)
+    }
+
+    /// Store new iCalendar windows (no revision bump: this follows the journal).
+    pub async fn set_ical(
+        &self,
+        changes: &[(String, i64, i64, String, u32)],
+    ) -> Result<(), String> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
+        for (uid, s, en, st, seq) in changes {
+            sqlx::query(
+                "INSERT INTO web_ical (uid, dtstart, dtend, status, sequence) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (uid) DO UPDATE SET dtstart = excluded.dtstart, dtend = excluded.dtend,
+                   status = excluded.status, sequence = excluded.sequence",
+            )
+            .bind(uid)
+            .bind(s)
+            .bind(en)
+            .bind(st)
+            .bind(*seq as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(e("cannot store web_ical"))?;
+        }
+        tx.commit().await.map_err(e("cannot commit"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_matches_the_rfc_vectors() {
+        assert_eq!(b64url(b"f"), "Zg");
+        assert_eq!(b64url(b"fo"), "Zm8");
+        assert_eq!(b64url(b"foo"), "Zm9v");
+        assert_eq!(b64url(b"foob"), "Zm9vYg");
+        assert_eq!(b64url(&[0xfb, 0xff]), "-_8");
+        assert_eq!(random_secret().unwrap().len(), 43);
+    }
+
+    #[test]
+    fn sha256_of_abc() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! Fill a store with a real simulated run: the engine on the runtime's tokio loop, the
+//! sim driver, a scaled clock. Used by the tests and `rollcall bench serve`; the run is
+//! stored exactly as `rollcall run --driver sim` stores it.
+
+use rollcall_core::engine::{Engine, EngineConfig};
+use rollcall_core::simworld::SimParams;
+use rollcall_core::{LoadOptions, OnMissing};
+use rollcall_drivers::Driver;
+use rollcall_drivers::sim::SimDriver;
+use rollcall_runtime::{Clock, Ending, NoObserver, RuntimeConfig, drive, wall_ms};
+use rollcall_store::{NewRun, Store};
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct SimRun {
+    pub run_id: String,
+    /// Simulated seconds per real second.
+    pub scale: f64,
+    pub sim: SimParams,
+    pub on_missing: Option<OnMissing>,
+    /// Stop driving after this long (wall clock), leaving the run as it is in the
+    /// journal (status `running`), as if the orchestrator were still at work.
+    pub limit: Option<std::time::Duration>,
+}
+
+/// Create the run in the store and drive it to its end.
+pub async fn run(db: &Path, fleet_path: &Path, opts: &SimRun) -> Result<Ending, String> {
+    let text = std::fs::read_to_string(fleet_path)
+        .map_err(|e| format!("{}: {e}", fleet_path.display()))?;
+    run_text(db, fleet_path, &text, opts).await
+}
+
+pub async fn run_text(
+    db: &Path,
+    fleet_path: &Path,
+    text: &str,
+    opts: &SimRun,
+) -> Result<Ending, String> {
+    let base = fleet_path.parent().unwrap_or(Path::new("."));
+    let mut fleet = rollcall_core::load_str(
+        &fleet_path.display().to_string(),
+        text,
+        base,
+        &LoadOptions::default(),
+    )
+    .map_err(|e| e.listing())?;
+    if let Some(p) = opts.on_missing {
+        fleet.maintenance.on_missing = p;
+    }
+    let plan = rollcall_core::plan::plan(&fleet);
+    let store = Store::open(db).await.map_err(|e| e.to_string())?;
+    let clock = Clock::Scaled {
+        wall_epoch_ms: wall_ms(),
+        sim_epoch: fleet.maintenance.start,
+        scale: opts.scale,
+    };
+    let world = db
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("sim")
+        .join(format!("{}.log", opts.run_id));
+    let on_missing = opts.on_missing.map(|p| match p {
+        OnMissing::Pause => "pause",
+        OnMissing::Replace => "replace",
+        OnMissing::Continue => "continue",
+    });
+    let params = serde_json::json!({
+        "driver": "sim", "clock": clock, "sim": opts.sim, "world": world,
+        "start": fleet.maintenance.start, "on_missing": on_missing,
+    });
+    store
+        .create_run(&NewRun {
+            id: opts.run_id.clone(),
+            fleet_path: std::fs::canonicalize(fleet_path)
+                .unwrap_or(fleet_path.to_path_buf())
+                .display()
+                .to_string(),
+            fleet_name: fleet.name.clone(),
+            maintenance: fleet.maintenance.name.clone(),
+            params,
+            fleet_text: text.to_string(),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let owner = format!("simfill:{}:{}", std::process::id(), wall_ms());
+    store
+        .acquire_lease(&opts.run_id, &owner, wall_ms(), 3000)
+        .await
+        .map_err(|e| e.to_string())?;
+    let fleet = Arc::new(fleet);
+    let driver: Arc<dyn Driver> =
+        Arc::new(SimDriver::open(fleet.clone(), opts.sim.clone(), &world)?);
+    let engine = Engine::new(fleet, &plan, EngineConfig::default());
+    let cfg = RuntimeConfig {
+        handle_ctrl_c: false,
+        ..RuntimeConfig::default()
+    };
+    let mut obs = NoObserver;
+    let d = drive(
+        engine,
+        &store,
+        &opts.run_id,
+        &owner,
+        driver,
+        clock,
+        &cfg,
+        &mut obs,
+    );
+    match opts.limit {
+        None => d.await.map_err(|e| e.to_string()),
+        Some(limit) => match tokio::time::timeout(limit, d).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            // stopped mid-run: what is journalled stays, like a killed orchestrator's
+            Err(_) => Ok(Ending::Interrupted),
+        },
+    }
+}
+
+/// Drive a run on its own thread and runtime (the runtime's loop is not `Send`), as a
+/// separate `rollcall run` process would.
+pub fn spawn(
+    db: std::path::PathBuf,
+    fleet_path: std::path::PathBuf,
+    opts: SimRun,
+) -> std::thread::JoinHandle<Result<Ending, String>> {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(run(&db, &fleet_path, &opts))
+    })
+}
