@@ -670,7 +670,20 @@ fn build() -> Builder {
             "Prometheus / OpenMetrics metrics (aggregates only)",
         ),
         get(|State(s): State<AppState>| async move {
-            bytes_response(METRICS, s.snapshot().metrics.clone())
+            let snap = s.snapshot();
+            // deliveries change without the journal growing: read them per request
+            match rollcall_notify::summary(s.store.pool(), &snap.view.run_id).await {
+                Ok(d) => bytes_response(
+                    METRICS,
+                    Bytes::from(metrics::with_deliveries(&snap.metrics, &d)),
+                ),
+                // fail closed: no half-true metrics page when the outbox cannot be read
+                Err(e) => error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("notice deliveries cannot be read: {e}"),
+                    None,
+                ),
+            }
         }),
     );
     b = b.add(

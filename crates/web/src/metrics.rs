@@ -3,7 +3,8 @@
 //! Every figure comes from the journal: hosts by phase, reboot commands, gate checks and
 //! failed gate rounds (gate answers are not journalled; the engine only starts another
 //! round after an unhealthy answer), notices emitted by kind, run progress. Notices
-//! *delivered* are not counted here: delivery belongs to the notify crate.
+//! *delivered* come from the notify crate's outbox, read per request
+//! ([`with_deliveries`]), since deliveries progress without the journal growing.
 
 use crate::model::{Status, View};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -140,4 +141,59 @@ pub fn encode(v: &View, version: u64) -> String {
     let mut out = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
     out
+}
+
+/// The cached metrics text with the notify outbox's delivery counts added before `# EOF`:
+/// `rollcall_notice_deliveries{kind, status}` (status `sent`, `pending`, `gone`).
+pub fn with_deliveries(cached: &[u8], d: &rollcall_notify::Summary) -> String {
+    let text = String::from_utf8_lossy(cached);
+    let body = text.trim_end().strip_suffix("# EOF").unwrap_or(&text);
+    let mut out = String::with_capacity(body.len() + 256 + 64 * d.counts.len());
+    out.push_str(body);
+    out.push_str(
+        "# HELP rollcall_notice_deliveries Notice deliveries to subscribers (outbox rows), by notice kind and status.\n",
+    );
+    out.push_str("# TYPE rollcall_notice_deliveries gauge\n");
+    for (kind, status, n) in &d.counts {
+        out.push_str(&format!(
+            "rollcall_notice_deliveries{{kind=\"{}\",status=\"{}\"}} {n}\n",
+            label(kind),
+            label(status)
+        ));
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_go_before_eof() {
+        let d = rollcall_notify::Summary {
+            counts: vec![
+                ("announce".into(), "sent".into(), 3),
+                ("started".into(), "pending".into(), 1),
+            ],
+            undelivered: vec![],
+        };
+        let m = with_deliveries(b"# TYPE x gauge\nx 1\n# EOF\n", &d);
+        assert_eq!(
+            m,
+            "# TYPE x gauge\nx 1\n\
+             # HELP rollcall_notice_deliveries Notice deliveries to subscribers (outbox rows), by notice kind and status.\n\
+             # TYPE rollcall_notice_deliveries gauge\n\
+             rollcall_notice_deliveries{kind=\"announce\",status=\"sent\"} 3\n\
+             rollcall_notice_deliveries{kind=\"started\",status=\"pending\"} 1\n\
+             # EOF\n"
+        );
+        assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
+    }
 }
