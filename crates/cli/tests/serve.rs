@@ -87,7 +87,7 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
                 "--db",
                 &db_s,
                 "--time-scale",
-                "2000",
+                "1000",
                 "--quiet",
                 "--serve",
                 &addr,
@@ -108,6 +108,7 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
             if v["state"] == "completed" {
                 break;
             }
+            assert_ne!(v["state"], "paused", "the run paused: {v}");
         }
         assert!(
             t0.elapsed() < Duration::from_secs(180),

@@ -223,7 +223,8 @@ impl Shared {
             changed = true;
         }
         let c = cur.as_mut().expect("set above");
-        if c.run.status != row.status || c.run.updated_at != row.updated_at {
+        // (not `updated_at`: lease renewals touch it several times a second)
+        if c.run.status != row.status {
             c.tracker.run.status = row.status.clone();
             c.run = row.clone();
             changed = true;
