@@ -31,6 +31,10 @@ impl Drop for Testbed {
             .args(["down", "--dir"])
             .arg(&self.dir)
             .output();
+        // the hosts' data (etcd, Redis AOF) is a few hundred MB: keep it only on request
+        if std::env::var_os("ROLLCALL_KEEP_TESTBED").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
