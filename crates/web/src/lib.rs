@@ -681,7 +681,7 @@ fn build() -> Builder {
                 // fail closed: no half-true metrics page when the outbox cannot be read
                 Err(e) => error(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("notice deliveries cannot be read: {e}"),
+                    format!("notice deliveries cannot be read: {e}"),
                     None,
                 ),
             }

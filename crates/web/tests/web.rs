@@ -233,10 +233,7 @@ async fn statuspage_documents_describe_a_finished_run() {
     );
     assert!(m.contains("rollcall_gate_checks_total "), "{m}");
     // deliveries come from the notify outbox (none here: the example has no subscribers)
-    assert!(
-        m.contains("# TYPE rollcall_notice_deliveries gauge"),
-        "{m}"
-    );
+    assert!(m.contains("# TYPE rollcall_notice_deliveries gauge"), "{m}");
     assert!(m.trim_end().ends_with("# EOF"));
     server.stop().await;
 }

@@ -49,10 +49,13 @@ pub async fn finished_run(db: &Path, run_id: &str, missing_rate: f64) {
         &xsa(),
         &SimRun {
             run_id: run_id.into(),
-            scale: 10_000.0,
+            // 2000x: a 15-60 min gate timeout stays 0.45-1.8 s of wall time; at 10000x an
+            // I/O stall of a third of a second failed Elasticsearch gates and paused the run
+            scale: 2000.0,
             sim: sim(missing_rate),
             on_missing: Some(OnMissing::Continue),
-            limit: None,
+            // a run that pauses (escalation) fails the test below instead of hanging it
+            limit: Some(std::time::Duration::from_secs(240)),
         },
     )
     .await
@@ -60,7 +63,7 @@ pub async fn finished_run(db: &Path, run_id: &str, missing_rate: f64) {
     assert_eq!(
         rollcall_runtime::status_name(ending),
         "completed",
-        "the sim run should complete"
+        "the sim run should complete (interrupted = still running or paused after 240 s)"
     );
 }
 
