@@ -143,7 +143,10 @@ async fn a_person_watches_the_public_and_a_tenant_page_during_a_run() {
         rollcall_web::simfill::SimRun {
             run_id: "browser".into(),
             scale: 1000.0,
-            sim: sim(0.05),
+            // no missing hosts: with 5% missing, dfw could stall on missing members'
+            // budgets and the run pause for an operator (correctly), freezing the page this
+            // test watches grow (seen once in CI). Missing hosts are covered by web.rs.
+            sim: sim(0.0),
             on_missing: Some(rollcall_core::OnMissing::Continue),
             limit: None,
         },
