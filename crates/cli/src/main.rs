@@ -52,6 +52,10 @@ enum Cmd {
         /// Plan regions in parallel instead of one after another.
         #[arg(long)]
         parallel: bool,
+        /// Write DIR/fleet.toml and DIR/hosts.csv instead of printing: hosts imported
+        /// from the CSV file, clusters selecting their members by tag.
+        #[arg(long, value_name = "DIR")]
+        csv_dir: Option<PathBuf>,
     },
     /// Run the maintenance: announce, then carry every host through its reboot,
     /// journalling each step (sim driver: simulated hosts on a scaled clock).
@@ -394,6 +398,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             seed,
             risky,
             parallel,
+            csv_dir,
         } => {
             let mut params = generate::GenParams::new(hosts, clusters, seed);
             params.risky = risky.clamp(0.0, 1.0);
@@ -401,7 +406,10 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                 params.region_mode = rollcall_core::RegionMode::Parallel;
             }
             let f = generate::generate(&params);
-            print!("{}", generate::to_toml(&f));
+            match csv_dir {
+                None => print!("{}", generate::to_toml(&f)),
+                Some(dir) => write_imported(&dir, &f)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run {
@@ -758,6 +766,21 @@ fn simulate_cmd(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `gen --csv-dir`: the fleet as DIR/fleet.toml importing DIR/hosts.csv.
+fn write_imported(dir: &std::path::Path, f: &rollcall_core::Fleet) -> miette::Result<()> {
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| miette::miette!("cannot write {}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| miette::miette!("cannot create {}: {e}", dir.display()))?;
+    write("hosts.csv", generate::to_csv(f))?;
+    write("fleet.toml", generate::to_toml_imported(f, "hosts.csv"))?;
+    eprintln!("wrote {}", dir.join("fleet.toml").display());
+    Ok(())
 }
 
 fn block_on<F: std::future::Future<Output = miette::Result<ExitCode>>>(

@@ -7,7 +7,9 @@
 use crate::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use crate::import::{self, ImportedHost};
 use crate::model::*;
+use crate::select::{HostIndex, Query};
 use serde::Deserialize;
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -568,6 +570,7 @@ impl<'a> Validator<'a> {
         }
 
         // ---- clusters
+        let index = OnceCell::new();
         let mut clusters: Vec<Cluster> = Vec::new();
         let mut cluster_ids: HashMap<String, std::ops::Range<usize>> = HashMap::new();
         let mut cluster_duration: Vec<Option<i64>> = Vec::new();
@@ -681,7 +684,14 @@ impl<'a> Validator<'a> {
                     }
                 }
                 (None, Some(sel)) => {
-                    members = self.select(sel, &f("selector"), &hosts, &host_ix, &region_ix);
+                    members = self.select(
+                        sel,
+                        &f("selector"),
+                        &hosts,
+                        &index,
+                        &host_ix,
+                        &region_ix,
+                    );
                     if members.is_empty() && self.errs.is_empty() {
                         self.err_help(
                             sel.span(),
@@ -805,6 +815,7 @@ impl<'a> Validator<'a> {
             raw.maintenance.as_ref(),
             opts,
             &mut hosts,
+            &index,
             &host_ix,
             &regions,
             &region_ix,
@@ -922,11 +933,13 @@ impl<'a> Validator<'a> {
         ok
     }
 
+    /// Resolve a selector through the host index (built on first use).
     fn select(
         &mut self,
         sel: &Spanned<RawSelector>,
         field: &str,
         hosts: &[Host],
+        index: &OnceCell<HostIndex>,
         host_ix: &HashMap<String, HostIx>,
         region_ix: &HashMap<String, RegionIx>,
     ) -> Vec<HostIx> {
@@ -945,12 +958,10 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        let mut ids: HashSet<HostIx> = HashSet::new();
+        let mut ids: Vec<HostIx> = Vec::with_capacity(s.ids.len());
         for (j, id) in s.ids.iter().enumerate() {
             match host_ix.get(id.get_ref()) {
-                Some(&x) => {
-                    ids.insert(x);
-                }
+                Some(&x) => ids.push(x),
                 None => {
                     self.err(
                         id.span(),
@@ -961,18 +972,18 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        ids.sort_unstable();
+        ids.dedup();
         let tags: Vec<&str> = s.tags.iter().map(|t| t.get_ref().as_str()).collect();
-        hosts
-            .iter()
-            .enumerate()
-            .filter(|(i, h)| {
-                (regions.is_empty() || regions.contains(&h.region))
-                    && s.zone.as_ref().is_none_or(|z| *z.get_ref() == h.zone)
-                    && tags.iter().all(|t| h.tags.iter().any(|ht| ht == t))
-                    && (ids.is_empty() || ids.contains(&(*i as HostIx)))
-            })
-            .map(|(i, _)| i as HostIx)
-            .collect()
+        let query = Query {
+            regions: &regions,
+            zone: s.zone.as_ref().map(|z| z.get_ref().as_str()),
+            tags: &tags,
+            ids: &ids,
+        };
+        index
+            .get_or_init(|| HostIndex::new(hosts))
+            .select(hosts, &query)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -981,6 +992,7 @@ impl<'a> Validator<'a> {
         raw: Option<&Spanned<RawMaintenance>>,
         opts: &LoadOptions,
         hosts: &mut [Host],
+        index: &OnceCell<HostIndex>,
         host_ix: &HashMap<String, HostIx>,
         regions: &[String],
         region_ix: &HashMap<String, RegionIx>,
@@ -1093,7 +1105,7 @@ impl<'a> Validator<'a> {
         // scope
         if let Some(sel) = &m.hosts {
             let scoped: HashSet<HostIx> = self
-                .select(sel, &f("hosts"), hosts, host_ix, region_ix)
+                .select(sel, &f("hosts"), hosts, index, host_ix, region_ix)
                 .into_iter()
                 .collect();
             if scoped.is_empty() && self.errs.is_empty() {
