@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+mod parse;
+
 type S = Spanned<String>;
 
 #[derive(Debug, Deserialize)]
@@ -206,7 +208,7 @@ pub fn load_str(
     opts: &LoadOptions,
 ) -> Result<Fleet, ConfigErrors> {
     let src = SourceFile::new(name, text);
-    let raw: RawFleet = match toml::from_str(text) {
+    let raw: RawFleet = match parse::parse_fleet(text) {
         Ok(r) => r,
         Err(e) => {
             let msg = e.message().trim().to_string();
