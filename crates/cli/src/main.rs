@@ -1,5 +1,6 @@
 //! The `rollcall` command.
 
+mod bench_load;
 mod run;
 mod serve;
 
@@ -281,6 +282,14 @@ enum BenchCmd {
         /// Simulated seconds per real second.
         #[arg(long, default_value_t = 2000.0)]
         time_scale: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What `rollcall plan FILE` costs from the file, end to end: wall time and peak RSS
+    /// of loading (parse, imports, validation), planning, auditing and the text report.
+    Load {
+        /// The fleet file.
+        fleet: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -634,6 +643,9 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                     json,
                 },
         } => block_on(run::bench_engine(&fleet, time_scale, json)),
+        Cmd::Bench {
+            what: BenchCmd::Load { fleet, json },
+        } => bench_load::bench_load(&fleet, json),
         Cmd::Bench {
             what:
                 BenchCmd::Plan {

@@ -377,7 +377,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn fleet(&mut self, raw: RawFleet, opts: &LoadOptions) -> Option<Fleet> {
+    fn fleet(&mut self, mut raw: RawFleet, opts: &LoadOptions) -> Option<Fleet> {
         let name = raw
             .fleet
             .as_ref()
@@ -437,30 +437,29 @@ impl<'a> Validator<'a> {
         for (i, imp) in raw.import.iter().enumerate() {
             self.import(i, imp, &default_provider, &mut pending);
         }
-        for (i, h) in raw.host.iter().enumerate() {
-            let hr = h.get_ref();
-            let field = format!("host[{i}]");
-            let duration = hr
-                .duration
-                .as_ref()
-                .and_then(|d| self.positive_duration(d, &format!("{field}.duration")));
+        // the raw host tables are moved into pending hosts (no copies), then freed
+        for (i, h) in std::mem::take(&mut raw.host).into_iter().enumerate() {
+            let hr = h.into_inner();
+            let duration = hr.duration.as_ref().and_then(|d| {
+                self.positive_duration(d, &format!("host[{i}].duration"))
+            });
+            let origin = Origin::Fleet(hr.id.span());
+            let id = hr.id.into_inner();
             pending.push(PendingHost {
-                id: hr.id.get_ref().clone(),
                 address: hr
                     .address
-                    .as_ref()
-                    .map(|a| a.get_ref().clone())
-                    .unwrap_or_else(|| hr.id.get_ref().clone()),
-                region: hr.region.as_ref().map(|r| r.get_ref().clone()),
-                zone: hr.zone.as_ref().map(|z| z.get_ref().clone()),
+                    .map(Spanned::into_inner)
+                    .unwrap_or_else(|| id.clone()),
+                id,
+                region: hr.region.map(Spanned::into_inner),
+                zone: hr.zone.map(Spanned::into_inner),
                 provider: hr
                     .provider
-                    .as_ref()
-                    .map(|p| p.get_ref().clone())
+                    .map(Spanned::into_inner)
                     .unwrap_or_else(|| default_provider.clone()),
-                tags: hr.tags.iter().map(|t| t.get_ref().clone()).collect(),
+                tags: hr.tags.into_iter().map(Spanned::into_inner).collect(),
                 duration,
-                origin: Origin::Fleet(hr.id.span()),
+                origin,
             });
         }
 
@@ -471,7 +470,7 @@ impl<'a> Validator<'a> {
         let mut host_origin: Vec<Origin> = Vec::with_capacity(pending.len());
         let mut host_duration_override: Vec<Option<i64>> = Vec::with_capacity(pending.len());
         for (i, p) in pending.into_iter().enumerate() {
-            let field = format!("host `{}`", p.id);
+            let field = || format!("host `{}`", p.id);
             if p.id.trim().is_empty() {
                 self.err_origin(
                     &p.origin,
@@ -485,7 +484,7 @@ impl<'a> Validator<'a> {
                 let first = host_origin[prev as usize].describe(self.src);
                 self.err_origin(
                     &p.origin,
-                    format!("{field}.id"),
+                    format!("{}.id", field()),
                     format!("duplicate host id `{}`", p.id),
                     Some(format!("first defined at {first}; host ids must be unique")),
                 );
@@ -496,7 +495,7 @@ impl<'a> Validator<'a> {
                 _ => {
                     self.err_origin(
                         &p.origin,
-                        format!("{field}.region"),
+                        format!("{}.region", field()),
                         format!("host `{}` is in no region", p.id),
                         Some("every host needs a region (set `region`, or `region` on its [[import]])".into()),
                     );
