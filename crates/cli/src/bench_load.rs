@@ -90,7 +90,9 @@ pub fn bench_load(path: &Path, json: bool) -> miette::Result<ExitCode> {
         }
         println!("  total      {total_s:>8.3}  {max_peak:>12.0}");
         if !reset {
-            println!("  (peak RSS could not be reset between phases: each peak is the process's so far)");
+            println!(
+                "  (peak RSS could not be reset between phases: each peak is the process's so far)"
+            );
         }
     }
     Ok(if violations.is_empty() {

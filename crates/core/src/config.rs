@@ -440,9 +440,10 @@ impl<'a> Validator<'a> {
         // the raw host tables are moved into pending hosts (no copies), then freed
         for (i, h) in std::mem::take(&mut raw.host).into_iter().enumerate() {
             let hr = h.into_inner();
-            let duration = hr.duration.as_ref().and_then(|d| {
-                self.positive_duration(d, &format!("host[{i}].duration"))
-            });
+            let duration = hr
+                .duration
+                .as_ref()
+                .and_then(|d| self.positive_duration(d, &format!("host[{i}].duration")));
             let origin = Origin::Fleet(hr.id.span());
             let id = hr.id.into_inner();
             pending.push(PendingHost {
@@ -685,14 +686,8 @@ impl<'a> Validator<'a> {
                     }
                 }
                 (None, Some(sel)) => {
-                    members = self.select(
-                        sel,
-                        &f("selector"),
-                        &hosts,
-                        &index,
-                        &host_ix,
-                        &region_ix,
-                    );
+                    members =
+                        self.select(sel, &f("selector"), &hosts, &index, &host_ix, &region_ix);
                     if members.is_empty() && self.errs.is_empty() {
                         self.err_help(
                             sel.span(),

@@ -180,11 +180,19 @@ fn fleet_toml(hosts: &[RawHost], clusters: &[RawSel], scope: Option<&RawSel>) ->
         let _ = writeln!(t, "hosts = {}", selector_toml(s, hosts.len()));
     }
     for (i, h) in hosts.iter().enumerate() {
-        let _ = writeln!(t, "\n[[host]]\nid = \"h{i}\"\nregion = \"{}\"", REGIONS[h.region]);
+        let _ = writeln!(
+            t,
+            "\n[[host]]\nid = \"h{i}\"\nregion = \"{}\"",
+            REGIONS[h.region]
+        );
         if let Some(z) = h.zone {
             let _ = writeln!(t, "zone = \"{}\"", zone_name(z));
         }
-        let _ = writeln!(t, "tags = [{}]", quoted(h.tags.iter().map(|&x| tag_name(x))));
+        let _ = writeln!(
+            t,
+            "tags = [{}]",
+            quoted(h.tags.iter().map(|&x| tag_name(x)))
+        );
     }
     for (i, c) in clusters.iter().enumerate() {
         let _ = writeln!(

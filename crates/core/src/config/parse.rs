@@ -189,25 +189,99 @@ macro_rules! shift_fields {
 }
 
 shift_fields!(RawFleet {
-    fleet, defaults, import, host, tenant, cluster, maintenance, notice, subscriber, notify,
-    ssh, exec, remote
+    fleet,
+    defaults,
+    import,
+    host,
+    tenant,
+    cluster,
+    maintenance,
+    notice,
+    subscriber,
+    notify,
+    ssh,
+    exec,
+    remote
 });
 shift_fields!(RawMeta { name });
-shift_fields!(RawDefaults { durations, load, max_load, provider });
-shift_fields!(RawImport { ansible, csv, region, zone, provider, tags });
-shift_fields!(RawHost { id, address, region, zone, provider, tags, duration });
+shift_fields!(RawDefaults {
+    durations,
+    load,
+    max_load,
+    provider
+});
+shift_fields!(RawImport {
+    ansible,
+    csv,
+    region,
+    zone,
+    provider,
+    tags
+});
+shift_fields!(RawHost {
+    id,
+    address,
+    region,
+    zone,
+    provider,
+    tags,
+    duration
+});
 shift_fields!(RawTenant { id, name, contact });
-shift_fields!(RawSelector { tags, region, regions, zone, ids });
+shift_fields!(RawSelector {
+    tags,
+    region,
+    regions,
+    zone,
+    ids
+});
 shift_fields!(RawCluster {
-    id, kind, tenant, members, selector, max_unavailable, max_unavailable_zones, load,
-    max_load, duration, allow_outage, return_timeout, gate_timeout, gate
+    id,
+    kind,
+    tenant,
+    members,
+    selector,
+    max_unavailable,
+    max_unavailable_zones,
+    load,
+    max_load,
+    duration,
+    allow_outage,
+    return_timeout,
+    gate_timeout,
+    gate
 });
-shift_fields!(RawWindow { cron, duration, start, end, regions, timezone });
+shift_fields!(RawWindow {
+    cron,
+    duration,
+    start,
+    end,
+    regions,
+    timezone
+});
 shift_fields!(RawMaintenance {
-    name, action, start, notice_lead, regions, region_mode, max_concurrent,
-    max_concurrent_per_region, on_missing, deadline, region_deadlines, hosts, horizon, window
+    name,
+    action,
+    start,
+    notice_lead,
+    regions,
+    region_mode,
+    max_concurrent,
+    max_concurrent_per_region,
+    on_missing,
+    deadline,
+    region_deadlines,
+    hosts,
+    horizon,
+    window
 });
-shift_fields!(RawNotice { id, code, hosts, not_before, not_after });
+shift_fields!(RawNotice {
+    id,
+    code,
+    hosts,
+    not_before,
+    not_after
+});
 
 #[cfg(test)]
 mod tests {
@@ -252,13 +326,16 @@ mod tests {
         }
     }
 
-    const HOSTS: &str = "[[host]]\nid = \"a\"\nregion = \"r\"\n\n[[host]]\nid = \"b\"\nregion = \"r\"\n";
+    const HOSTS: &str =
+        "[[host]]\nid = \"a\"\nregion = \"r\"\n\n[[host]]\nid = \"b\"\nregion = \"r\"\n";
 
     #[test]
     fn tables_after_the_hosts_and_errors_in_late_batches_match_the_whole_parse() {
         let cases = [
             // a table after the hosts, and a sub-table of it further on
-            format!("{HOSTS}[maintenance]\nname = \"m\"\n{HOSTS}[[maintenance.window]]\ncron = \"0 1 * * *\"\n"),
+            format!(
+                "{HOSTS}[maintenance]\nname = \"m\"\n{HOSTS}[[maintenance.window]]\ncron = \"0 1 * * *\"\n"
+            ),
             // the same table twice, in different batches
             format!("[fleet]\nname = \"x\"\n{HOSTS}[fleet]\nname = \"y\"\n"),
             // a root key that a later array of tables clashes with
