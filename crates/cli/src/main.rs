@@ -1,5 +1,6 @@
 //! The `rollcall` command.
 
+mod bench_load;
 mod run;
 mod serve;
 
@@ -52,6 +53,10 @@ enum Cmd {
         /// Plan regions in parallel instead of one after another.
         #[arg(long)]
         parallel: bool,
+        /// Write DIR/fleet.toml and DIR/hosts.csv instead of printing: hosts imported
+        /// from the CSV file, clusters selecting their members by tag.
+        #[arg(long, value_name = "DIR")]
+        csv_dir: Option<PathBuf>,
     },
     /// Run the maintenance: announce, then carry every host through its reboot,
     /// journalling each step (sim driver: simulated hosts on a scaled clock).
@@ -280,6 +285,14 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// What `rollcall plan FILE` costs from the file, end to end: wall time and peak RSS
+    /// of loading (parse, imports, validation), planning, auditing and the text report.
+    Load {
+        /// The fleet file.
+        fleet: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Time the planner on a generated fleet and measure plan quality over many seeds.
     Plan {
         #[arg(long, default_value_t = 100_000)]
@@ -394,6 +407,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             seed,
             risky,
             parallel,
+            csv_dir,
         } => {
             let mut params = generate::GenParams::new(hosts, clusters, seed);
             params.risky = risky.clamp(0.0, 1.0);
@@ -401,7 +415,10 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                 params.region_mode = rollcall_core::RegionMode::Parallel;
             }
             let f = generate::generate(&params);
-            print!("{}", generate::to_toml(&f));
+            match csv_dir {
+                None => print!("{}", generate::to_toml(&f)),
+                Some(dir) => write_imported(&dir, &f)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run {
@@ -627,6 +644,9 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                 },
         } => block_on(run::bench_engine(&fleet, time_scale, json)),
         Cmd::Bench {
+            what: BenchCmd::Load { fleet, json },
+        } => bench_load::bench_load(&fleet, json),
+        Cmd::Bench {
             what:
                 BenchCmd::Plan {
                     hosts,
@@ -758,6 +778,21 @@ fn simulate_cmd(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `gen --csv-dir`: the fleet as DIR/fleet.toml importing DIR/hosts.csv.
+fn write_imported(dir: &std::path::Path, f: &rollcall_core::Fleet) -> miette::Result<()> {
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| miette::miette!("cannot write {}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| miette::miette!("cannot create {}: {e}", dir.display()))?;
+    write("hosts.csv", generate::to_csv(f))?;
+    write("fleet.toml", generate::to_toml_imported(f, "hosts.csv"))?;
+    eprintln!("wrote {}", dir.join("fleet.toml").display());
+    Ok(())
 }
 
 fn block_on<F: std::future::Future<Output = miette::Result<ExitCode>>>(

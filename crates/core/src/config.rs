@@ -7,10 +7,14 @@
 use crate::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use crate::import::{self, ImportedHost};
 use crate::model::*;
+use crate::select::{HostIndex, Query};
 use serde::Deserialize;
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
+
+mod parse;
 
 type S = Spanned<String>;
 
@@ -204,7 +208,7 @@ pub fn load_str(
     opts: &LoadOptions,
 ) -> Result<Fleet, ConfigErrors> {
     let src = SourceFile::new(name, text);
-    let raw: RawFleet = match toml::from_str(text) {
+    let raw: RawFleet = match parse::parse_fleet(text) {
         Ok(r) => r,
         Err(e) => {
             let msg = e.message().trim().to_string();
@@ -373,7 +377,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn fleet(&mut self, raw: RawFleet, opts: &LoadOptions) -> Option<Fleet> {
+    fn fleet(&mut self, mut raw: RawFleet, opts: &LoadOptions) -> Option<Fleet> {
         let name = raw
             .fleet
             .as_ref()
@@ -433,30 +437,30 @@ impl<'a> Validator<'a> {
         for (i, imp) in raw.import.iter().enumerate() {
             self.import(i, imp, &default_provider, &mut pending);
         }
-        for (i, h) in raw.host.iter().enumerate() {
-            let hr = h.get_ref();
-            let field = format!("host[{i}]");
+        // the raw host tables are moved into pending hosts (no copies), then freed
+        for (i, h) in std::mem::take(&mut raw.host).into_iter().enumerate() {
+            let hr = h.into_inner();
             let duration = hr
                 .duration
                 .as_ref()
-                .and_then(|d| self.positive_duration(d, &format!("{field}.duration")));
+                .and_then(|d| self.positive_duration(d, &format!("host[{i}].duration")));
+            let origin = Origin::Fleet(hr.id.span());
+            let id = hr.id.into_inner();
             pending.push(PendingHost {
-                id: hr.id.get_ref().clone(),
                 address: hr
                     .address
-                    .as_ref()
-                    .map(|a| a.get_ref().clone())
-                    .unwrap_or_else(|| hr.id.get_ref().clone()),
-                region: hr.region.as_ref().map(|r| r.get_ref().clone()),
-                zone: hr.zone.as_ref().map(|z| z.get_ref().clone()),
+                    .map(Spanned::into_inner)
+                    .unwrap_or_else(|| id.clone()),
+                id,
+                region: hr.region.map(Spanned::into_inner),
+                zone: hr.zone.map(Spanned::into_inner),
                 provider: hr
                     .provider
-                    .as_ref()
-                    .map(|p| p.get_ref().clone())
+                    .map(Spanned::into_inner)
                     .unwrap_or_else(|| default_provider.clone()),
-                tags: hr.tags.iter().map(|t| t.get_ref().clone()).collect(),
+                tags: hr.tags.into_iter().map(Spanned::into_inner).collect(),
                 duration,
-                origin: Origin::Fleet(hr.id.span()),
+                origin,
             });
         }
 
@@ -467,7 +471,7 @@ impl<'a> Validator<'a> {
         let mut host_origin: Vec<Origin> = Vec::with_capacity(pending.len());
         let mut host_duration_override: Vec<Option<i64>> = Vec::with_capacity(pending.len());
         for (i, p) in pending.into_iter().enumerate() {
-            let field = format!("host `{}`", p.id);
+            let field = || format!("host `{}`", p.id);
             if p.id.trim().is_empty() {
                 self.err_origin(
                     &p.origin,
@@ -481,7 +485,7 @@ impl<'a> Validator<'a> {
                 let first = host_origin[prev as usize].describe(self.src);
                 self.err_origin(
                     &p.origin,
-                    format!("{field}.id"),
+                    format!("{}.id", field()),
                     format!("duplicate host id `{}`", p.id),
                     Some(format!("first defined at {first}; host ids must be unique")),
                 );
@@ -492,7 +496,7 @@ impl<'a> Validator<'a> {
                 _ => {
                     self.err_origin(
                         &p.origin,
-                        format!("{field}.region"),
+                        format!("{}.region", field()),
                         format!("host `{}` is in no region", p.id),
                         Some("every host needs a region (set `region`, or `region` on its [[import]])".into()),
                     );
@@ -568,6 +572,7 @@ impl<'a> Validator<'a> {
         }
 
         // ---- clusters
+        let index = OnceCell::new();
         let mut clusters: Vec<Cluster> = Vec::new();
         let mut cluster_ids: HashMap<String, std::ops::Range<usize>> = HashMap::new();
         let mut cluster_duration: Vec<Option<i64>> = Vec::new();
@@ -681,7 +686,8 @@ impl<'a> Validator<'a> {
                     }
                 }
                 (None, Some(sel)) => {
-                    members = self.select(sel, &f("selector"), &hosts, &host_ix, &region_ix);
+                    members =
+                        self.select(sel, &f("selector"), &hosts, &index, &host_ix, &region_ix);
                     if members.is_empty() && self.errs.is_empty() {
                         self.err_help(
                             sel.span(),
@@ -805,6 +811,7 @@ impl<'a> Validator<'a> {
             raw.maintenance.as_ref(),
             opts,
             &mut hosts,
+            &index,
             &host_ix,
             &regions,
             &region_ix,
@@ -922,11 +929,13 @@ impl<'a> Validator<'a> {
         ok
     }
 
+    /// Resolve a selector through the host index (built on first use).
     fn select(
         &mut self,
         sel: &Spanned<RawSelector>,
         field: &str,
         hosts: &[Host],
+        index: &OnceCell<HostIndex>,
         host_ix: &HashMap<String, HostIx>,
         region_ix: &HashMap<String, RegionIx>,
     ) -> Vec<HostIx> {
@@ -945,12 +954,10 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        let mut ids: HashSet<HostIx> = HashSet::new();
+        let mut ids: Vec<HostIx> = Vec::with_capacity(s.ids.len());
         for (j, id) in s.ids.iter().enumerate() {
             match host_ix.get(id.get_ref()) {
-                Some(&x) => {
-                    ids.insert(x);
-                }
+                Some(&x) => ids.push(x),
                 None => {
                     self.err(
                         id.span(),
@@ -961,18 +968,18 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        ids.sort_unstable();
+        ids.dedup();
         let tags: Vec<&str> = s.tags.iter().map(|t| t.get_ref().as_str()).collect();
-        hosts
-            .iter()
-            .enumerate()
-            .filter(|(i, h)| {
-                (regions.is_empty() || regions.contains(&h.region))
-                    && s.zone.as_ref().is_none_or(|z| *z.get_ref() == h.zone)
-                    && tags.iter().all(|t| h.tags.iter().any(|ht| ht == t))
-                    && (ids.is_empty() || ids.contains(&(*i as HostIx)))
-            })
-            .map(|(i, _)| i as HostIx)
-            .collect()
+        let query = Query {
+            regions: &regions,
+            zone: s.zone.as_ref().map(|z| z.get_ref().as_str()),
+            tags: &tags,
+            ids: &ids,
+        };
+        index
+            .get_or_init(|| HostIndex::new(hosts))
+            .select(hosts, &query)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -981,6 +988,7 @@ impl<'a> Validator<'a> {
         raw: Option<&Spanned<RawMaintenance>>,
         opts: &LoadOptions,
         hosts: &mut [Host],
+        index: &OnceCell<HostIndex>,
         host_ix: &HashMap<String, HostIx>,
         regions: &[String],
         region_ix: &HashMap<String, RegionIx>,
@@ -1093,7 +1101,7 @@ impl<'a> Validator<'a> {
         // scope
         if let Some(sel) = &m.hosts {
             let scoped: HashSet<HostIx> = self
-                .select(sel, &f("hosts"), hosts, host_ix, region_ix)
+                .select(sel, &f("hosts"), hosts, index, host_ix, region_ix)
                 .into_iter()
                 .collect();
             if scoped.is_empty() && self.errs.is_empty() {

@@ -11,6 +11,7 @@ pub mod import;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod select;
 pub mod simworld;
 
 pub use config::{LoadOptions, load_file, load_str};
