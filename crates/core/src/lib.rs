@@ -12,6 +12,7 @@ pub mod model;
 pub mod plan;
 pub mod report;
 pub mod simworld;
+pub mod sources;
 
 pub use config::{LoadOptions, load_file, load_str};
 pub use error::{ConfigError, ConfigErrors};
