@@ -204,7 +204,14 @@ pub fn load_str(
     base: &Path,
     opts: &LoadOptions,
 ) -> Result<Fleet, ConfigErrors> {
-    load_with(name, text, base, opts, ImportSource::Disk(Default::default())).0
+    load_with(
+        name,
+        text,
+        base,
+        opts,
+        ImportSource::Disk(Default::default()),
+    )
+    .0
 }
 
 /// Validate fleet text, taking `[[import]]` files from `files`; gives `files` back (with

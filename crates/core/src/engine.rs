@@ -1710,6 +1710,13 @@ impl Engine {
         }
     }
 
+    /// Whether the host counts against its clusters' budgets now (at work, missing, or
+    /// failed after it was disrupted).
+    pub fn is_out(&self, h: HostIx) -> bool {
+        let hr = &self.hosts[h as usize];
+        counts_out(hr.phase, hr.failed_out)
+    }
+
     /// Note shown for a host (last failure reason, etc.).
     pub fn note(&self, h: HostIx) -> Option<&str> {
         self.hosts[h as usize].note.as_deref()

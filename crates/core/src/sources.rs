@@ -167,7 +167,7 @@ pub fn load_stored(
 }
 
 /// How two fleets differ, host by host (matched by id).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostDiff {
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -238,7 +238,10 @@ fn host_changes(old: &Fleet, oi: usize, new: &Fleet, ni: usize) -> Vec<String> {
     field("tags", sorted(&a.tags), sorted(&b.tags));
     field("in scope", a.in_scope.to_string(), b.in_scope.to_string());
     let clusters = |f: &Fleet, l: &[u32]| {
-        let mut c: Vec<String> = l.iter().map(|&c| f.clusters[c as usize].id.clone()).collect();
+        let mut c: Vec<String> = l
+            .iter()
+            .map(|&c| f.clusters[c as usize].id.clone())
+            .collect();
         c.sort();
         c.join(";")
     };

@@ -545,7 +545,11 @@ fn a_journalled_reboot_that_ran_is_never_sent_again_after_a_restore() {
     // the next step journals the reboot and executes it; then the orchestrator dies
     // (results in flight are lost)
     run.advance();
-    assert_eq!(run.world.hosts[h as usize].reboots.len(), 1, "the reboot ran");
+    assert_eq!(
+        run.world.hosts[h as usize].reboots.len(),
+        1,
+        "the reboot ran"
+    );
     let (world, journal, now) = run.crash();
     let engine = Engine::restore(fleet.clone(), &p, EngineConfig::default(), &journal).unwrap();
     let mut run = VirtualRun::new(engine, world, now);

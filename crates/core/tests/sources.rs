@@ -121,13 +121,19 @@ fn the_difference_lists_hosts_added_removed_and_changed_by_id() {
     let (before, _) = read_fleet(&dir.0.join("fleet.toml"), &OPTS).unwrap();
     let inv = std::fs::read_to_string(dir.0.join("inventory.ini")).unwrap();
     let inv = inv
-        .replace("[search_dfw]\n", "[search_dfw]\ndfw-es-00 ansible_host=10.1.0.9\n")
+        .replace(
+            "[search_dfw]\n",
+            "[search_dfw]\ndfw-es-00 ansible_host=10.1.0.9\n",
+        )
         .replace("dfw-es-03 ansible_host=10.1.0.3\n", "");
     std::fs::write(dir.0.join("inventory.ini"), inv).unwrap();
     let csv = std::fs::read_to_string(dir.0.join("hosts.csv")).unwrap();
     std::fs::write(
         dir.0.join("hosts.csv"),
-        csv.replace("ord-web-02,10.2.9.2,ord,ord-b", "ord-web-02,10.2.9.2,dfw,dfw-b"),
+        csv.replace(
+            "ord-web-02,10.2.9.2,ord,ord-b",
+            "ord-web-02,10.2.9.2,dfw,dfw-b",
+        ),
     )
     .unwrap();
     let (after, _) = read_fleet(&dir.0.join("fleet.toml"), &OPTS).unwrap();
@@ -137,7 +143,8 @@ fn the_difference_lists_hosts_added_removed_and_changed_by_id() {
     assert_eq!(d.changed.len(), 1, "{:?}", d.changed);
     assert_eq!(d.changed[0].0, "ord-web-02");
     assert!(
-        d.changed[0].1.contains("region ord → dfw") && d.changed[0].1.contains("zone ord-b → dfw-b"),
+        d.changed[0].1.contains("region ord → dfw")
+            && d.changed[0].1.contains("zone ord-b → dfw-b"),
         "{}",
         d.changed[0].1
     );
@@ -224,7 +231,13 @@ fn edit() -> impl Strategy<Value = Edit> {
 }
 
 /// Apply an edit; the ids it adds and removes.
-fn apply(f: &mut Files, e: &Edit, n: usize, added: &mut BTreeSet<String>, removed: &mut BTreeSet<String>) {
+fn apply(
+    f: &mut Files,
+    e: &Edit,
+    n: usize,
+    added: &mut BTreeSet<String>,
+    removed: &mut BTreeSet<String>,
+) {
     let pick = |len: usize, x: u8| x as usize % len.max(1);
     match *e {
         Edit::AddSearch => {
@@ -239,7 +252,11 @@ fn apply(f: &mut Files, e: &Edit, n: usize, added: &mut BTreeSet<String>, remove
         }
         Edit::AddCsv(x) => {
             let id = format!("web-new{n}");
-            let (region, zone) = if x % 2 == 0 { ("ord", "ord-a") } else { ("dfw", "dfw-a") };
+            let (region, zone) = if x % 2 == 0 {
+                ("ord", "ord-a")
+            } else {
+                ("dfw", "dfw-a")
+            };
             f.csv.insert(
                 0,
                 [&id, "10.9.9.9", region, zone, "web", ""].map(String::from),
@@ -266,13 +283,21 @@ fn apply(f: &mut Files, e: &Edit, n: usize, added: &mut BTreeSet<String>, remove
         Edit::Retag(x) => {
             let i = pick(f.csv.len(), x);
             if let Some(r) = f.csv.get_mut(i) {
-                r[4] = if r[4] == "web" { "web;edge".into() } else { "web".into() };
+                r[4] = if r[4] == "web" {
+                    "web;edge".into()
+                } else {
+                    "web".into()
+                };
             }
         }
         Edit::Region(x) => {
             let i = pick(f.csv.len(), x);
             if let Some(r) = f.csv.get_mut(i) {
-                let (reg, zone) = if r[2] == "ord" { ("dfw", "dfw-b") } else { ("ord", "ord-b") };
+                let (reg, zone) = if r[2] == "ord" {
+                    ("dfw", "dfw-b")
+                } else {
+                    ("ord", "ord-b")
+                };
                 r[2] = reg.into();
                 r[3] = zone.into();
             }
@@ -280,7 +305,12 @@ fn apply(f: &mut Files, e: &Edit, n: usize, added: &mut BTreeSet<String>, remove
     }
 }
 
-fn run_to_crash(fleet: &Arc<Fleet>, seed: u64, steps: usize, before_execute: bool) -> (World, Vec<Output>, i64) {
+fn run_to_crash(
+    fleet: &Arc<Fleet>,
+    seed: u64,
+    steps: usize,
+    before_execute: bool,
+) -> (World, Vec<Output>, i64) {
     let p = plan(fleet);
     let params = SimParams {
         seed,
