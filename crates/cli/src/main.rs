@@ -1,8 +1,11 @@
 //! The `rollcall` command.
 
 mod bench_load;
+mod drift;
+mod replan;
 mod run;
 mod serve;
+mod undone;
 
 use clap::{Parser, Subcommand};
 use rollcall_core::{LoadOptions, audit::audit, generate, load_file, plan::plan, report};
@@ -135,6 +138,10 @@ enum Cmd {
         json: bool,
         #[arg(long)]
         quiet: bool,
+        /// Adopt the fleet files on disk: a new run takes over, hosts matched by id,
+        /// finished hosts never touched again, the rest planned afresh.
+        #[arg(long)]
+        replan: bool,
     },
     /// Ask a running orchestrator to stop starting hosts (in-flight hosts finish).
     Pause {
@@ -481,11 +488,13 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             db,
             json,
             quiet,
+            replan,
         } => block_on(run::resume(
             &db.unwrap_or_else(run::default_db),
             &run,
             json,
             quiet,
+            replan,
         )),
         Cmd::Pause { run, db } => block_on(run::control(
             &db.unwrap_or_else(run::default_db),

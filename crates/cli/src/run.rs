@@ -6,7 +6,8 @@ use rollcall_core::engine::{
 };
 use rollcall_core::plan::{Plan, plan};
 use rollcall_core::simworld::SimParams;
-use rollcall_core::{Fleet, LoadOptions, fmt_duration, fmt_time, load_str};
+use rollcall_core::sources::{FleetFiles, read_fleet_text};
+use rollcall_core::{Fleet, LoadOptions, fmt_duration, fmt_time};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::sim::{SimDriver, read_log};
@@ -33,6 +34,9 @@ pub struct RunParams {
     /// `--on-missing` given to `run`, applied again on resume.
     #[serde(default)]
     pub on_missing: Option<String>,
+    /// The run this one replaced (`resume --replan`) and the hosts it had done.
+    #[serde(default)]
+    pub replan: Option<crate::replan::Replan>,
 }
 
 pub fn default_db() -> PathBuf {
@@ -117,18 +121,18 @@ pub fn parse_on_missing(p: &str) -> miette::Result<rollcall_core::OnMissing> {
     })
 }
 
-fn load_fleet(name: &str, text: &str, base: &Path) -> miette::Result<Fleet> {
-    load_fleet_at(name, text, base, &LoadOptions::default())
+/// A fleet file and the files it imports, read from disk and validated: what a new run
+/// stores and is bound to.
+fn load_fleet(name: &str, text: &str, base: &Path) -> miette::Result<(Fleet, FleetFiles)> {
+    read_fleet_text(name, text.to_string(), base, &LoadOptions::default()).map_err(config_report)
 }
 
-fn load_fleet_at(name: &str, text: &str, base: &Path, opts: &LoadOptions) -> miette::Result<Fleet> {
-    load_str(name, text, base, opts).map_err(|e| {
-        if std::io::stderr().is_terminal() {
-            miette::Report::new(e)
-        } else {
-            miette::miette!("{}", e.listing())
-        }
-    })
+pub(crate) fn config_report(e: rollcall_core::ConfigErrors) -> miette::Report {
+    if std::io::stderr().is_terminal() {
+        miette::Report::new(e)
+    } else {
+        miette::miette!("{}", e.listing())
+    }
 }
 
 /// Validate `[[subscriber]]` and `[notify]` (before anything is started); the number of
@@ -145,7 +149,7 @@ pub fn check_notify(name: &str, text: &str, fleet: &Fleet) -> miette::Result<usi
         })
 }
 
-fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
+pub(crate) fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
     let p = plan(f);
     let v = rollcall_core::audit::audit(f, &p);
     if !v.is_empty() {
@@ -161,14 +165,14 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     let text = std::fs::read_to_string(&o.fleet)
         .map_err(|e| miette::miette!("{}: cannot read: {e}", o.fleet.display()))?;
     let base = o.fleet.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut fleet = load_fleet(&o.fleet.display().to_string(), &text, &base)?;
+    let (mut fleet, files) = load_fleet(&o.fleet.display().to_string(), &text, &base)?;
     if let Some(p) = &o.on_missing {
         fleet.maintenance.on_missing = parse_on_missing(p)?;
     }
     check_notify(&o.fleet.display().to_string(), &text, &fleet)?;
     let p = checked_plan(&fleet)?;
     if o.driver != "sim" {
-        return run_real(o, fleet, p, text, base).await;
+        return run_real(o, fleet, p, files, base).await;
     }
     let sim_epoch = fleet.maintenance.start;
     let scale = match o.time_scale.as_str() {
@@ -204,6 +208,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         world: Some(world.clone()),
         start: Some(fleet.maintenance.start),
         on_missing: o.on_missing.clone(),
+        replan: None,
     };
     let fleet_path = std::fs::canonicalize(&o.fleet).unwrap_or(o.fleet.clone());
     store
@@ -214,6 +219,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
             maintenance: fleet.maintenance.name.clone(),
             params: serde_json::to_value(&params).map_err(err)?,
             fleet_text: text.clone(),
+            fleet_imports: rollcall_runtime::imports_value(&files),
         })
         .await
         .map_err(err)?;
@@ -256,7 +262,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     .await?;
     let web = serve_beside(&o, &id).await?;
     let code = go(
-        engine, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
+        engine, &p, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
     )
     .await?;
     if let Some(web) = web {
@@ -354,9 +360,10 @@ async fn run_real(
     o: RunOpts,
     fleet: Fleet,
     p: Plan,
-    text: String,
+    files: FleetFiles,
     base: PathBuf,
 ) -> miette::Result<std::process::ExitCode> {
+    let text = files.text.clone();
     if !matches!(o.driver.as_str(), "ssh" | "exec") {
         return Err(miette::miette!(
             "--driver {}: no such driver (sim, ssh, exec)",
@@ -376,6 +383,7 @@ async fn run_real(
         world: None,
         start: Some(fleet.maintenance.start),
         on_missing: o.on_missing.clone(),
+        replan: None,
     };
     let fleet_path = std::fs::canonicalize(&o.fleet).unwrap_or(o.fleet.clone());
     store
@@ -386,6 +394,7 @@ async fn run_real(
             maintenance: fleet.maintenance.name.clone(),
             params: serde_json::to_value(&params).map_err(err)?,
             fleet_text: text.clone(),
+            fleet_imports: rollcall_runtime::imports_value(&files),
         })
         .await
         .map_err(err)?;
@@ -417,7 +426,7 @@ async fn run_real(
         with_notify(&store, &id, &name, &text, &fleet, &p, clock, driver).await?;
     let web = serve_beside(&o, &id).await?;
     let code = go(
-        engine, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
+        engine, &p, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
     )
     .await?;
     if let Some(web) = web {
@@ -429,6 +438,7 @@ async fn run_real(
 #[allow(clippy::too_many_arguments)]
 async fn go(
     engine: Engine,
+    plan: &Plan,
     store: &Store,
     id: &str,
     me: &str,
@@ -446,9 +456,16 @@ async fn go(
         Box::new(Bars::new(&engine))
     };
     let cfg = RuntimeConfig::default();
-    let ending = drive(engine, store, id, me, driver, clock, &cfg, obs.as_mut())
+    let mut tail = crate::undone::Tail {
+        inner: obs.as_mut(),
+        plan,
+        undone: Vec::new(),
+        scheduled_undone: 0,
+    };
+    let ending = drive(engine, store, id, me, driver, clock, &cfg, &mut tail)
         .await
         .map_err(err)?;
+    let (undone, scheduled_undone) = (tail.undone, tail.scheduled_undone);
     drop(obs);
     if let Some(f) = notify
         && let Err(e) = f.finish(std::time::Duration::from_secs(120)).await
@@ -463,8 +480,20 @@ async fn go(
                 eprintln!("run {id} paused (interrupted); continue with: rollcall resume {id}")
             }
         }
+        if !undone.is_empty() {
+            eprintln!("run {id}: {} host(s) not done:", undone.len());
+            for l in crate::undone::lines(&undone) {
+                eprintln!("{l}");
+            }
+        }
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    // a clean pause (Ctrl-C) is resumable: not a failure
+    Ok(match ending {
+        Ending::Over(_) if scheduled_undone > 0 => {
+            std::process::ExitCode::from(crate::undone::EXIT_UNDONE)
+        }
+        _ => std::process::ExitCode::SUCCESS,
+    })
 }
 
 /// Load a run's fleet, plan and journal, and rebuild its engine.
@@ -474,21 +503,10 @@ pub async fn restore(
 ) -> miette::Result<(Arc<Fleet>, Plan, Engine, Vec<Output>, RunParams)> {
     let params: RunParams = serde_json::from_value(row.params.clone())
         .map_err(|e| miette::miette!("run {}: its parameters are not understood: {e}", row.id))?;
-    let base = Path::new(&row.fleet_path)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    // the same fleet as the run began with: its start, and any --on-missing override
-    let opts = match params.start {
-        Some(now) => LoadOptions { now },
-        None => LoadOptions::default(),
-    };
-    let mut fleet = load_fleet_at(
-        &format!("{} (as stored with run {})", row.fleet_path, row.id),
-        &row.fleet_text,
-        &base,
-        &opts,
-    )?;
+    let base = rollcall_runtime::stored_base(row);
+    // the same fleet as the run began with (its stored text and imports, never the files
+    // on disk): its start, and any --on-missing override
+    let mut fleet = rollcall_runtime::stored_fleet(row, params.start).map_err(config_report)?;
     if let Some(p) = &params.on_missing {
         fleet.maintenance.on_missing = parse_on_missing(p)?;
     }
@@ -528,9 +546,16 @@ pub async fn resume(
     id: &str,
     json: bool,
     quiet: bool,
+    replan: bool,
 ) -> miette::Result<std::process::ExitCode> {
     let store = Store::open(db).await.map_err(err)?;
     let row = find_run(&store, Some(id)).await?;
+    if row.status == "replanned" {
+        let into = row.summary["replanned_into"].as_str().unwrap_or("?");
+        return Err(miette::miette!(
+            "run {id} was replanned into run {into}: resume {into}"
+        ));
+    }
     if matches!(row.status.as_str(), "completed" | "aborted") {
         eprintln!("run {id} is already {}", row.status);
         // notices the run could not deliver before it ended are delivered now
@@ -572,12 +597,29 @@ pub async fn resume(
                 .map_err(err)?;
         if !taken {
             // a live orchestrator runs it: ask it to resume
+            if replan {
+                return Err(miette::miette!(
+                    "run {id} is running in {holder}: pause it and stop that orchestrator before --replan"
+                ));
+            }
             store.set_control(id, Some("resume")).await.map_err(err)?;
             eprintln!("run {id} is running in {holder}; asked it to resume");
             return Ok(std::process::ExitCode::SUCCESS);
         }
     }
+    if replan {
+        let new = crate::replan::replan(&store, &row, quiet).await;
+        store.release_lease(id, &me).await.map_err(err)?;
+        let new = new?;
+        return Box::pin(resume(db, &new, json, quiet, false)).await;
+    }
     let (fleet, p, mut engine, _outs, params) = restore(&store, &row).await?;
+    if !quiet
+        && let Some(msg) =
+            crate::drift::describe(id, &crate::drift::drift(&row, &fleet, params.start))
+    {
+        eprintln!("{msg}");
+    }
     let clock = params.clock;
     if let RunState::Paused { .. } = engine.state() {
         engine.handle(
@@ -620,7 +662,10 @@ pub async fn resume(
         driver,
     )
     .await?;
-    go(engine, &store, id, &me, driver, clock, json, quiet, notify).await
+    go(
+        engine, &p, &store, id, &me, driver, clock, json, quiet, notify,
+    )
+    .await
 }
 
 pub async fn control(db: &Path, id: &str, what: &str) -> miette::Result<std::process::ExitCode> {
@@ -980,6 +1025,11 @@ impl Observer for Bars {
                             s => s.name().to_string(),
                         }
                     ));
+                    if matches!(state, RunState::Paused { .. }) {
+                        for l in crate::undone::lines(&crate::undone::failed_or_missing(engine)) {
+                            self.say(l);
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -1048,7 +1098,8 @@ pub async fn bench_engine(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let fleet = Arc::new(load_fleet(&fleet_path.display().to_string(), &text, &base)?);
+    let (fleet, files) = load_fleet(&fleet_path.display().to_string(), &text, &base)?;
+    let fleet = Arc::new(fleet);
     let p = checked_plan(&fleet)?;
     let dir = std::env::temp_dir().join(format!("rollcall-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -1066,6 +1117,7 @@ pub async fn bench_engine(
         world: Some(dir.join("world.log")),
         start: Some(fleet.maintenance.start),
         on_missing: None,
+        replan: None,
     };
     store
         .create_run(&NewRun {
@@ -1075,6 +1127,7 @@ pub async fn bench_engine(
             maintenance: fleet.maintenance.name.clone(),
             params: serde_json::to_value(&params).map_err(err)?,
             fleet_text: text,
+            fleet_imports: rollcall_runtime::imports_value(&files),
         })
         .await
         .map_err(err)?;

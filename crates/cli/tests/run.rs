@@ -421,3 +421,238 @@ fn resume_keeps_the_runs_start_and_policy_override() {
         st["violations"]
     );
 }
+
+/// Issue #13: a run of a copy of `examples/imported/` is SIGKILLed after about 9 of its 12
+/// hosts are done; a host is added at the top of an Ansible group and one at the top of
+/// the CSV; `rollcall resume` says what changed, goes on with the stored fleet (12 hosts),
+/// and the journal keeps every rule with no host rebooted twice.
+#[test]
+fn a_resumed_run_keeps_its_stored_fleet_when_the_inventory_and_csv_change() {
+    let _serial = serial();
+    let d = tmp("edited");
+    for f in ["fleet.toml", "inventory.ini", "hosts.csv"] {
+        std::fs::copy(root().join("examples/imported").join(f), d.join(f)).unwrap();
+    }
+    let fleet = d.join("fleet.toml");
+    let db = d.join("j.db");
+    let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
+    let mut child = spawn(&[
+        "run",
+        fleet,
+        "--db",
+        db,
+        "--run-id",
+        "edit",
+        "--time-scale",
+        "600",
+        "--quiet",
+    ]);
+    let started = Instant::now();
+    let done = loop {
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the kill"
+        );
+        assert!(started.elapsed() < Duration::from_secs(120), "too slow");
+        let out = rollcall(&["status", "edit", "--db", db, "--json"]);
+        let Ok(st) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            continue; // the run is not in the journal yet
+        };
+        let done = st["progress"]["done"].as_u64().unwrap();
+        if done >= 9 {
+            break done;
+        }
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        done < 12,
+        "killed after {done} of 12 hosts: too late to test anything"
+    );
+
+    let inv = std::fs::read_to_string(d.join("inventory.ini")).unwrap();
+    let inv = inv.replace(
+        "[search_dfw]\n",
+        "[search_dfw]\ndfw-es-00 ansible_host=10.1.0.9\n",
+    );
+    std::fs::write(d.join("inventory.ini"), inv).unwrap();
+    let csv = std::fs::read_to_string(d.join("hosts.csv")).unwrap();
+    let csv = csv.replacen('\n', "\nord-web-00,10.2.9.9,ord,ord-a,web,\n", 1);
+    std::fs::write(d.join("hosts.csv"), csv).unwrap();
+
+    let out = rollcall(&["resume", "edit", "--db", db]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("the fleet files on disk differ from the ones stored with the run")
+            && err.contains("+ dfw-es-00 (added)")
+            && err.contains("+ ord-web-00 (added)")
+            && err.contains("going on with the stored fleet"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/12 hosts done"),
+        "the stored 12 hosts, not 14: {err}"
+    );
+
+    let check = rollcall(&["status", "edit", "--db", db, "--json", "--check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let st: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(st["state"]["state"], "completed", "{st}");
+    assert_eq!(st["progress"]["total"], 12, "{st}");
+    assert_eq!(st["progress"]["done"], 12, "{st}");
+    assert_eq!(st["violations"], serde_json::json!([]), "{st}");
+    let log = std::fs::read_to_string(d.join("sim/edit.log")).unwrap();
+    let mut per: std::collections::HashMap<&str, usize> = Default::default();
+    for l in log.lines() {
+        let p: Vec<&str> = l.split_whitespace().collect();
+        if p.first() == Some(&"reboot") {
+            *per.entry(p[1]).or_default() += 1;
+        }
+    }
+    assert_eq!(per.len(), 12, "the 12 stored hosts rebooted: {per:?}");
+    assert!(
+        per.values().all(|&n| n == 1),
+        "a host rebooted twice: {per:?}"
+    );
+    assert!(!per.contains_key("dfw-es-00") && !per.contains_key("ord-web-00"));
+}
+
+/// A run whose hosts all fail preflight says which and why, and exits 4.
+#[test]
+fn a_run_whose_hosts_all_fail_preflight_names_them_and_exits_4() {
+    let _serial = serial();
+    let d = tmp("allfail");
+    let db = d.join("j.db");
+    let out = rollcall(&[
+        "run",
+        "examples/imported/fleet.toml",
+        "--db",
+        db.to_str().unwrap(),
+        "--run-id",
+        "allfail",
+        "--time-scale",
+        "2000",
+        "--preflight-fail-rate",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("12 host(s) not done"), "{err}");
+    for id in ["dfw-es-01", "ord-redis-06", "dfw-web-01"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("FAILED {id}: preflight: "))),
+            "{id} missing from: {err}"
+        );
+    }
+}
+
+/// `resume --replan` adopts the edited files: a new run takes over, the hosts the old run
+/// finished are never touched again, the added hosts are rebooted once, every rule holds.
+#[test]
+fn replan_adopts_edited_files_without_touching_finished_hosts() {
+    let _serial = serial();
+    let d = tmp("replan");
+    for f in ["fleet.toml", "inventory.ini", "hosts.csv"] {
+        std::fs::copy(root().join("examples/imported").join(f), d.join(f)).unwrap();
+    }
+    let fleet = d.join("fleet.toml");
+    let db = d.join("j.db");
+    let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
+    let mut child = spawn(&[
+        "run",
+        fleet,
+        "--db",
+        db,
+        "--run-id",
+        "rp",
+        "--time-scale",
+        "600",
+        "--quiet",
+    ]);
+    let started = Instant::now();
+    // pause once a few hosts are done, and wait until none is at work
+    let mut paused = false;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(started.elapsed() < Duration::from_secs(120), "too slow");
+        let out = rollcall(&["status", "rp", "--db", db, "--json"]);
+        let Ok(st) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            continue;
+        };
+        if !paused && st["progress"]["done"].as_u64().unwrap() >= 6 {
+            assert!(rollcall(&["pause", "rp", "--db", db]).status.success());
+            paused = true;
+        }
+        let busy: u64 = st["progress"]["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["active"].as_u64().unwrap() + r["missing"].as_u64().unwrap())
+            .sum();
+        if paused && st["state"]["state"] == "paused" && busy == 0 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = status(db, "rp");
+    let done_before = before["progress"]["done"].as_u64().unwrap();
+    assert!(done_before < 12, "{before}");
+
+    let inv = std::fs::read_to_string(d.join("inventory.ini")).unwrap();
+    let inv = inv.replace(
+        "[search_dfw]\n",
+        "[search_dfw]\ndfw-es-00 ansible_host=10.1.0.9\n",
+    );
+    std::fs::write(d.join("inventory.ini"), inv).unwrap();
+    let csv = std::fs::read_to_string(d.join("hosts.csv")).unwrap();
+    let csv = csv.replacen('\n', "\nord-web-00,10.2.9.9,ord,ord-a,web,\n", 1);
+    std::fs::write(d.join("hosts.csv"), csv).unwrap();
+
+    let out = rollcall(&["resume", "rp", "--db", db, "--replan"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("run rp replanned into run rp-replan1"),
+        "{err}"
+    );
+    assert_eq!(status(db, "rp")["run"]["status"], "replanned");
+    let again = rollcall(&["resume", "rp", "--db", db]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("was replanned into run rp-replan1"),
+        "the replaced run cannot be resumed"
+    );
+    let st = status(db, "rp-replan1");
+    assert_eq!(st["state"]["state"], "completed", "{st}");
+    assert_eq!(st["violations"], serde_json::json!([]), "{st}");
+    assert_eq!(
+        st["progress"]["total"].as_u64().unwrap(),
+        14 - done_before,
+        "the rest and the two new hosts: {st}"
+    );
+    let old_log = std::fs::read_to_string(d.join("sim/rp.log")).unwrap();
+    let new_log = std::fs::read_to_string(d.join("sim/rp-replan1.log")).unwrap();
+    let mut per: std::collections::HashMap<&str, usize> = Default::default();
+    for l in new_log.lines() {
+        let p: Vec<&str> = l.split_whitespace().collect();
+        if p.first() == Some(&"reboot") {
+            *per.entry(p[1]).or_default() += 1;
+        }
+    }
+    assert_eq!(per.len(), 14, "every host rebooted, old and new: {per:?}");
+    assert!(
+        per.values().all(|&n| n == 1),
+        "a host rebooted twice: {per:?}"
+    );
+    assert!(
+        old_log.lines().all(|l| new_log.contains(l)),
+        "the world carried over"
+    );
+}

@@ -8,6 +8,7 @@ use crate::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use crate::import::{self, ImportedHost};
 use crate::model::*;
 use crate::select::{HostIndex, Query};
+use crate::sources::ImportSource;
 use serde::Deserialize;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -207,6 +208,25 @@ pub fn load_str(
     base: &Path,
     opts: &LoadOptions,
 ) -> Result<Fleet, ConfigErrors> {
+    load_with(
+        name,
+        text,
+        base,
+        opts,
+        ImportSource::Disk(Default::default()),
+    )
+    .0
+}
+
+/// Validate fleet text, taking `[[import]]` files from `files`; gives `files` back (with
+/// what was read from disk, for [`crate::sources`]).
+pub(crate) fn load_with(
+    name: &str,
+    text: &str,
+    base: &Path,
+    opts: &LoadOptions,
+    files: ImportSource,
+) -> (Result<Fleet, ConfigErrors>, ImportSource) {
     let src = SourceFile::new(name, text);
     let raw: RawFleet = match parse::parse_fleet(text) {
         Ok(r) => r,
@@ -219,24 +239,27 @@ pub fn load_str(
                 }
                 None => ConfigError::file(name, "", msg),
             };
-            return Err(ConfigErrors {
+            let errs = ConfigErrors {
                 file: name.to_string(),
                 errors: vec![err],
-            });
+            };
+            return (Err(errs), files);
         }
     };
     let mut v = Validator {
         src: &src,
         errs: Errors::default(),
         base: base.to_path_buf(),
+        files,
     };
     let fleet = v.fleet(raw, opts);
-    v.errs.into_result(name, ()).and_then(|_| {
+    let result = v.errs.into_result(name, ()).and_then(|_| {
         fleet.ok_or_else(|| ConfigErrors {
             file: name.to_string(),
             errors: vec![ConfigError::file(name, "", "invalid fleet")],
         })
-    })
+    });
+    (result, v.files)
 }
 
 /// Best-effort field path (`cluster[2].load`) for a byte offset in TOML text,
@@ -284,6 +307,7 @@ struct Validator<'a> {
     src: &'a SourceFile,
     errs: Errors,
     base: PathBuf,
+    files: ImportSource,
 }
 
 /// A host before interning, with where it came from for error messages.
@@ -1423,14 +1447,10 @@ impl<'a> Validator<'a> {
             }
         };
         let full = self.base.join(path.get_ref());
-        let text = match std::fs::read_to_string(&full) {
+        let text = match self.files.read(&self.base, path.get_ref()) {
             Ok(t) => t,
             Err(e) => {
-                self.err(
-                    path.span(),
-                    format!("{field}.{format}"),
-                    format!("cannot read `{}`: {e}", full.display()),
-                );
+                self.err(path.span(), format!("{field}.{format}"), e);
                 return;
             }
         };

@@ -408,6 +408,12 @@ struct HostRun {
     /// Restored from a journal: the first step re-checks before any timeout applies
     /// (time passed while no orchestrator was watching).
     fresh: bool,
+    /// Restored with a journalled reboot intent that was never acknowledged (the
+    /// orchestrator died between journalling the reboot and hearing back): the first
+    /// probe decides. Reachable on the old boot id means the reboot never took (a host
+    /// that got it is down or on a new boot id), so it is sent again at once instead of
+    /// after `reboot_grace`.
+    unacked: bool,
     return_timeout: i64,
     gate_timeout: i64,
     note: Option<String>,
@@ -517,6 +523,7 @@ impl Engine {
                     reboot_at: 0,
                     replaced: false,
                     fresh: false,
+                    unacked: false,
                     return_timeout: rt,
                     gate_timeout: gt,
                     note: None,
@@ -658,6 +665,7 @@ impl Engine {
                 let hr = &mut e.hosts[h];
                 hr.reboot_at = at;
                 hr.attempt = attempt;
+                hr.unacked = true;
             }
             let hr = &mut e.hosts[h];
             hr.fresh = hr.phase.is_active() || hr.phase == Phase::Missing;
@@ -956,6 +964,7 @@ impl Engine {
                 let hr = &mut self.hosts[h as usize];
                 hr.inflight = false;
                 hr.fresh = false;
+                let unacked = std::mem::take(&mut hr.unacked);
                 let interval = if phase == Phase::Missing {
                     self.cfg.missing_probe_interval
                 } else {
@@ -978,7 +987,12 @@ impl Engine {
                             Some(format!("new boot id {b}")),
                         );
                     }
-                    Some(_) => hr.same_boot_seen = true,
+                    Some(_) => {
+                        hr.same_boot_seen = true;
+                        if unacked && phase == Phase::Returning {
+                            self.resend_unacked(h, now);
+                        }
+                    }
                     None => hr.same_boot_seen = false,
                 }
             }
@@ -1157,6 +1171,22 @@ impl Engine {
         }
         self.finish_regions(now);
         self.finish_run(now);
+    }
+
+    /// A restored host whose journalled reboot was never acknowledged answers on its old
+    /// boot id: the reboot never reached it (one that did would have taken it down), so
+    /// it is sent again now, within the attempt limit.
+    fn resend_unacked(&mut self, h: HostIx, now: i64) {
+        let hr = &self.hosts[h as usize];
+        if hr.attempt >= self.cfg.max_reboot_attempts {
+            return;
+        }
+        let note = format!(
+            "restored: the journalled reboot never took (still on boot id {}); sending it again",
+            hr.boot_id.clone().unwrap_or_default()
+        );
+        self.transition(h, Phase::Rebooting, now, false, Some(note));
+        self.hosts[h as usize].same_boot_seen = false;
     }
 
     fn step_host(&mut self, h: HostIx, now: i64) {
@@ -1678,6 +1708,13 @@ impl Engine {
             total,
             done,
         }
+    }
+
+    /// Whether the host counts against its clusters' budgets now (at work, missing, or
+    /// failed after it was disrupted).
+    pub fn is_out(&self, h: HostIx) -> bool {
+        let hr = &self.hosts[h as usize];
+        counts_out(hr.phase, hr.failed_out)
     }
 
     /// Note shown for a host (last failure reason, etc.).

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod report;
 pub mod select;
 pub mod simworld;
+pub mod sources;
 
 pub use config::{LoadOptions, load_file, load_str};
 pub use error::{ConfigError, ConfigErrors};

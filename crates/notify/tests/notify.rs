@@ -400,6 +400,7 @@ impl SimRun {
                             maintenance: fleet.maintenance.name.clone(),
                             params: serde_json::json!({ "clock": clock }),
                             fleet_text: self.text.clone(),
+                            fleet_imports: None,
                         })
                         .await
                         .unwrap();

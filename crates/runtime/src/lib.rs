@@ -8,6 +8,12 @@
 //! process loses nothing that matters: whatever it did not journal it did not do,
 //! except a reboot whose intent was journalled, which the engine verifies by boot id.
 
+mod stored;
+
+pub use stored::{
+    done_before, imports_value, stored_base, stored_fleet, stored_imports, stored_name,
+};
+
 use rollcall_core::engine::{Control, Engine, Event, Output, RunState};
 use rollcall_drivers::Driver;
 use rollcall_store::{Record, Store};

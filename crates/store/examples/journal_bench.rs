@@ -70,6 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 maintenance: "bench".to_string(),
                 params: json!({}),
                 fleet_text: String::new(),
+                fleet_imports: None,
             })
             .await?;
         let mut latencies = Vec::with_capacity(total / batch + 1);

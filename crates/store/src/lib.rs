@@ -6,7 +6,7 @@
 //! It does not depend on `rollcall-core`. [`Journal`] is the method set a second backend
 //! (PostgreSQL, for HA) will implement.
 //!
-//! # Schema (version 1, [`SCHEMA_VERSION`])
+//! # Schema (version 2, [`SCHEMA_VERSION`])
 //!
 //! ```sql
 //! CREATE TABLE runs (
@@ -22,7 +22,8 @@
 //!     owner       TEXT,               -- lease holder (the process driving the run)
 //!     lease_until INTEGER,            -- Unix ms; the lease is free at or after this instant
 //!     control     TEXT,               -- pending request from another process: pause | resume | abort
-//!     summary     TEXT NOT NULL       -- JSON
+//!     summary     TEXT NOT NULL,      -- JSON
+//!     fleet_imports TEXT              -- JSON: the files it imported, with a digest (v2; NULL before)
 //! ) STRICT;
 //! CREATE INDEX runs_by_created ON runs (created_at);
 //!
@@ -35,6 +36,9 @@
 //!     PRIMARY KEY (run, seq)
 //! ) STRICT, WITHOUT ROWID;
 //! ```
+//!
+//! Version 1 had no `fleet_imports`; opening a version 1 journal adds the column (runs
+//! already in it keep NULL there) in the same transaction that bumps `user_version`.
 //!
 //! The file is marked as rollcall's with `PRAGMA application_id` = [`APPLICATION_ID`]
 //! (`0x52434C4C`, "RCLL") and `PRAGMA user_version` = the schema version, both written in the
@@ -97,7 +101,7 @@ pub use error::StoreError;
 /// `PRAGMA application_id` of a rollcall journal: "RCLL".
 pub const APPLICATION_ID: u32 = 0x5243_4C4C;
 /// `PRAGMA user_version` of the schema this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pooled read connections, beside the one writer connection.
@@ -126,7 +130,8 @@ CREATE TABLE IF NOT EXISTS runs (
     owner       TEXT,
     lease_until INTEGER,
     control     TEXT,
-    summary     TEXT NOT NULL
+    summary     TEXT NOT NULL,
+    fleet_imports TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
 CREATE TABLE IF NOT EXISTS journal (
@@ -139,8 +144,12 @@ CREATE TABLE IF NOT EXISTS journal (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Schema version 1 to 2: runs store the files their fleet file imported.
+const MIGRATE_1_TO_2: &str = "ALTER TABLE runs ADD COLUMN fleet_imports TEXT;";
+
 const RUN_COLUMNS: &str = "id, created_at, updated_at, fleet_path, fleet_name, maintenance, \
-                           status, params, fleet_text, owner, lease_until, control, summary";
+                           status, params, fleet_text, owner, lease_until, control, summary, \
+                           fleet_imports";
 
 /// One run, as stored.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -157,6 +166,10 @@ pub struct RunRow {
     pub status: String,
     pub params: Value,
     pub fleet_text: String,
+    /// The files the fleet file imported, as they were when the run started (opaque JSON;
+    /// `None` for runs stored before schema version 2). Left out of serialized rows.
+    #[serde(skip)]
+    pub fleet_imports: Option<Value>,
     pub owner: Option<String>,
     /// Unix ms.
     pub lease_until: Option<i64>,
@@ -173,6 +186,8 @@ pub struct NewRun {
     pub maintenance: String,
     pub params: Value,
     pub fleet_text: String,
+    /// The files the fleet file imported (opaque JSON), stored with the run.
+    pub fleet_imports: Option<Value>,
 }
 
 /// One journal record. `data` is opaque to the store.
@@ -276,6 +291,12 @@ async fn init(path: &Path, conn: &mut SqliteConnection) -> Result<(), StoreError
         .map_err(|e| open_error(path, "cannot read the journal's header", e))?;
     if !identity.needs_init(path)? {
         return Ok(());
+    }
+    if identity.application_id == APPLICATION_ID && identity.user_version == 1 {
+        sqlx::raw_sql(MIGRATE_1_TO_2)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("cannot bring the journal to schema version 2", e))?;
     }
     sqlx::raw_sql(SCHEMA)
         .execute(&mut *tx)
@@ -549,6 +570,7 @@ impl Store {
             status: "running".to_string(),
             params: new.params.clone(),
             fleet_text: new.fleet_text.clone(),
+            fleet_imports: new.fleet_imports.clone(),
             owner: None,
             lease_until: None,
             control: None,
@@ -556,10 +578,15 @@ impl Store {
         };
         let params = json_text(&self.path, "the run's params", &row.params)?;
         let summary = json_text(&self.path, "the run's summary", &row.summary)?;
+        let imports = match &row.fleet_imports {
+            Some(v) => Some(json_text(&self.path, "the run's imported files", v)?),
+            None => None,
+        };
         let mut writer = self.writer.lock().await;
         let result = sqlx::query(
             "INSERT INTO runs (id, created_at, updated_at, fleet_path, fleet_name, maintenance, \
-             status, params, fleet_text, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             status, params, fleet_text, summary, fleet_imports) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&row.id)
         .bind(row.created_at)
@@ -571,6 +598,7 @@ impl Store {
         .bind(params)
         .bind(&row.fleet_text)
         .bind(summary)
+        .bind(imports)
         .execute(&mut *writer)
         .await;
         match result {
@@ -756,6 +784,10 @@ impl Store {
             status: get!("status"),
             params: json("params", get!("params"))?,
             fleet_text: get!("fleet_text"),
+            fleet_imports: match get!("fleet_imports") {
+                Some(text) => Some(json("fleet_imports", text)?),
+                None => None,
+            },
             owner: get!("owner"),
             lease_until: get!("lease_until"),
             control: get!("control"),

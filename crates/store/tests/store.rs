@@ -52,6 +52,7 @@ fn new_run(id: &str) -> NewRun {
         maintenance: "xsa-108".to_string(),
         params: json!({"dry_run": false, "seed": 7}),
         fleet_text: "[fleet]\nname = \"prod\"\n".to_string(),
+        fleet_imports: None,
     }
 }
 
@@ -79,6 +80,74 @@ async fn raw_exec(path: &Path, sql: &'static str) {
     let mut conn = raw_connection(path, false).await;
     sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_run_keeps_the_files_its_fleet_imported() {
+    let dir = TempDir::new("imports");
+    let path = dir.join("journal.db");
+    let store = Store::open(&path).await.unwrap();
+    let files = json!({"digest": "sha256:00", "imports": {"inventory.ini": "[web]\nw1\n"}});
+    let mut new = new_run("r1");
+    new.fleet_imports = Some(files.clone());
+    store.create_run(&new).await.unwrap();
+    store.create_run(&new_run("r2")).await.unwrap();
+    drop(store);
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(
+        store.run("r1").await.unwrap().unwrap().fleet_imports,
+        Some(files)
+    );
+    assert_eq!(store.run("r2").await.unwrap().unwrap().fleet_imports, None);
+}
+
+/// A journal written by schema version 1 (no `fleet_imports`) is brought up to date when
+/// opened; its runs read back with no imports, and new runs store theirs.
+#[tokio::test]
+async fn a_version_1_journal_gains_the_imports_column() {
+    let dir = TempDir::new("v1");
+    let path = dir.join("journal.db");
+    let mut conn = raw_connection(&path, true).await;
+    sqlx::raw_sql(
+        "CREATE TABLE runs (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, \
+         updated_at INTEGER NOT NULL, fleet_path TEXT NOT NULL, fleet_name TEXT NOT NULL, \
+         maintenance TEXT NOT NULL, status TEXT NOT NULL, params TEXT NOT NULL, \
+         fleet_text TEXT NOT NULL, owner TEXT, lease_until INTEGER, control TEXT, \
+         summary TEXT NOT NULL) STRICT; \
+         CREATE INDEX runs_by_created ON runs (created_at); \
+         CREATE TABLE journal (run TEXT NOT NULL REFERENCES runs (id), seq INTEGER NOT NULL, \
+         at INTEGER NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run, seq)) \
+         STRICT, WITHOUT ROWID; \
+         INSERT INTO runs VALUES ('old', 1, 1, '/f.toml', 'f', 'm', 'running', '{}', \
+         '[fleet]', NULL, NULL, NULL, 'null'); \
+         INSERT INTO journal VALUES ('old', 1, 0, 'state', '{}'); \
+         PRAGMA application_id = 1380142156; PRAGMA user_version = 1;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = Store::open(&path).await.unwrap();
+    let old = store.run("old").await.unwrap().unwrap();
+    assert_eq!(old.fleet_text, "[fleet]");
+    assert_eq!(old.fleet_imports, None);
+    assert_eq!(store.journal("old").await.unwrap().len(), 1);
+    let mut new = new_run("new");
+    new.fleet_imports = Some(json!({"imports": {}}));
+    store.create_run(&new).await.unwrap();
+    assert_eq!(
+        store.run("new").await.unwrap().unwrap().fleet_imports,
+        Some(json!({"imports": {}}))
+    );
+    drop(store);
+    let mut conn = raw_connection(&path, false).await;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
 }
 
 #[tokio::test]
@@ -688,15 +757,15 @@ async fn newer_schema_is_refused_and_left_untouched() {
     }
     raw_exec(
         &path,
-        "PRAGMA user_version = 2; PRAGMA wal_checkpoint(TRUNCATE);",
+        "PRAGMA user_version = 3; PRAGMA wal_checkpoint(TRUNCATE);",
     )
     .await;
     let msg = assert_refused(&path, |e| {
-        matches!(e, StoreError::NewerSchema { found: 2, supported, .. } if *supported == SCHEMA_VERSION)
+        matches!(e, StoreError::NewerSchema { found: 3, supported, .. } if *supported == SCHEMA_VERSION)
     })
     .await;
     assert!(
-        msg.contains("newer rollcall (journal schema version 2"),
+        msg.contains("newer rollcall (journal schema version 3"),
         "{msg}"
     );
 }

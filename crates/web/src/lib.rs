@@ -32,7 +32,7 @@ use axum::routing::{MethodRouter, get, patch, post};
 use db::{TokenKind, TokenRow, WebDb};
 use model::{AdminMaintenance, AdminNotice, Audience, Tracker, View};
 use render::{ApiError, Ctx, Rendered};
-use rollcall_core::{Fleet, LoadOptions};
+use rollcall_core::Fleet;
 use rollcall_runtime::Clock;
 use rollcall_store::{RunRow, Store};
 use serde::{Deserialize, Serialize};
@@ -319,21 +319,9 @@ async fn load_run(db: &WebDb, row: &RunRow) -> Result<Current, String> {
         .params
         .get("clock")
         .and_then(|c| serde_json::from_value(c.clone()).ok());
-    let opts = match start {
-        Some(now) => LoadOptions { now },
-        None => LoadOptions::default(),
-    };
-    let base = Path::new(&row.fleet_path)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let fleet = rollcall_core::load_str(
-        &format!("{} (as stored with run {})", row.fleet_path, row.id),
-        &row.fleet_text,
-        &base,
-        &opts,
-    )
-    .map_err(|e| format!("run {}: its fleet does not load: {}", row.id, e.listing()))?;
+    // the fleet as stored with the run (text and imports), never the files on disk
+    let fleet = rollcall_runtime::stored_fleet(row, start)
+        .map_err(|e| format!("run {}: its fleet does not load: {}", row.id, e.listing()))?;
     let fleet = Arc::new(fleet);
     let plan = rollcall_core::plan::plan(&fleet);
     let tracker = Tracker::new(
@@ -1514,15 +1502,8 @@ pub async fn create_token(
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "this journal has no runs yet: cannot check the tenant".to_string())?;
-        let fleet = rollcall_core::load_str(
-            &row.fleet_path,
-            &row.fleet_text,
-            Path::new(&row.fleet_path)
-                .parent()
-                .unwrap_or(Path::new(".")),
-            &LoadOptions::default(),
-        )
-        .map_err(|e| format!("run {}: {}", row.id, e.listing()))?;
+        let fleet = rollcall_runtime::stored_fleet(&row, None)
+            .map_err(|e| format!("run {}: {}", row.id, e.listing()))?;
         if !fleet.tenants.iter().any(|x| x.id == t) {
             return Err(format!(
                 "no tenant `{t}` in the fleet of run {} (tenants: {})",

@@ -37,9 +37,9 @@ pub async fn run_text(
     opts: &SimRun,
 ) -> Result<Ending, String> {
     let base = fleet_path.parent().unwrap_or(Path::new("."));
-    let mut fleet = rollcall_core::load_str(
+    let (mut fleet, files) = rollcall_core::sources::read_fleet_text(
         &fleet_path.display().to_string(),
-        text,
+        text.to_string(),
         base,
         &LoadOptions::default(),
     )
@@ -79,6 +79,7 @@ pub async fn run_text(
             maintenance: fleet.maintenance.name.clone(),
             params,
             fleet_text: text.to_string(),
+            fleet_imports: rollcall_runtime::imports_value(&files),
         })
         .await
         .map_err(|e| e.to_string())?;
