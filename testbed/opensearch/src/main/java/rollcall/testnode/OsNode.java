@@ -27,6 +27,9 @@ import org.opensearch.transport.Netty4Plugin;
  * <p>SEEDS: comma-separated transport addresses (ip or ip:port); INITIAL_MANAGERS: the node
  * names that form the cluster the first time. HOME keeps config, data and logs: starting
  * again with the same HOME is a reboot (same node id, same data). SIGTERM closes the node.
+ *
+ * <p>With -Drollcall.parent=PID the node also exits when that process is gone (tests share
+ * one cluster per test binary and cannot stop it when the last test ends).
  */
 public final class OsNode {
   static final class EmbeddedNode extends Node {
@@ -46,6 +49,29 @@ public final class OsNode {
           "rootLogger.level = info",
           "rootLogger.appenderRef.console.ref = console",
           "");
+
+  private static void watchParent() {
+    String p = System.getProperty("rollcall.parent");
+    if (p == null) {
+      return;
+    }
+    long pid = Long.parseLong(p);
+    Thread t =
+        new Thread(
+            () -> {
+              while (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                try {
+                  Thread.sleep(500);
+                } catch (InterruptedException e) {
+                  return;
+                }
+              }
+              System.exit(0);
+            },
+            "rollcall-parent-watch");
+    t.setDaemon(true);
+    t.start();
+  }
 
   public static void main(String[] a) throws Exception {
     if (a.length < 5 || a.length > 7) {
@@ -99,6 +125,7 @@ public final class OsNode {
                   }
                   stopped.countDown();
                 }));
+    watchParent();
     node.start();
     System.out.println("OsNode " + name + " started on " + ip + ":" + httpPort);
     stopped.await(); // the node's threads are daemons: keep the JVM alive
