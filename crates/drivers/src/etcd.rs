@@ -89,7 +89,10 @@ impl EtcdHttp {
     /// Raised alarms, each as `KIND on member ID`.
     pub async fn alarms(&self) -> Result<Vec<String>, String> {
         let v = self
-            .call("maintenance/alarm", json!({ "action": "GET", "alarm": "NONE" }))
+            .call(
+                "maintenance/alarm",
+                json!({ "action": "GET", "alarm": "NONE" }),
+            )
             .await?;
         parse_alarms(&v).map_err(|e| format!("{}: alarm list: {e}", self.endpoint))
     }
@@ -112,8 +115,12 @@ impl EtcdHttp {
 
 /// The gateway's answer: JSON with no `error`, under a 2xx status.
 pub fn parse_answer(status: u16, text: &str) -> Result<Value, String> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|_| format!("HTTP {status}, not JSON: {}", crate::transport::truncate(text.trim(), 120)))?;
+    let v: Value = serde_json::from_str(text).map_err(|_| {
+        format!(
+            "HTTP {status}, not JSON: {}",
+            crate::transport::truncate(text.trim(), 120)
+        )
+    })?;
     if let Some(e) = v.get("error").or_else(|| v.get("message")) {
         let e = e.as_str().map_or_else(|| e.to_string(), str::to_string);
         return Err(format!("HTTP {status}: {e}"));
@@ -134,7 +141,9 @@ fn uint(v: &Value, key: &str) -> Result<u64, String> {
         Some(Value::String(s)) => s
             .parse()
             .map_err(|_| format!("{key} is not a number: {s:?}")),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| format!("{key} is not a uint64: {n}")),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .ok_or_else(|| format!("{key} is not a uint64: {n}")),
         Some(other) => Err(format!("{key} is not a number: {other}")),
     }
 }
@@ -216,7 +225,11 @@ pub mod b64 {
     pub fn encode(data: &[u8]) -> String {
         let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
         for chunk in data.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
                 if i <= chunk.len() {
@@ -286,12 +299,28 @@ mod tests {
 
     #[test]
     fn errors_and_garbage_are_never_healthy() {
-        assert!(parse_answer(500, ERROR).unwrap_err().contains("bad leader transferee"));
-        assert!(parse_answer(200, ERROR).unwrap_err().contains("bad leader transferee"));
-        assert!(parse_answer(200, "<html>").unwrap_err().contains("not JSON"));
+        assert!(
+            parse_answer(500, ERROR)
+                .unwrap_err()
+                .contains("bad leader transferee")
+        );
+        assert!(
+            parse_answer(200, ERROR)
+                .unwrap_err()
+                .contains("bad leader transferee")
+        );
+        assert!(
+            parse_answer(200, "<html>")
+                .unwrap_err()
+                .contains("not JSON")
+        );
         assert!(parse_answer(503, "{}").unwrap_err().contains("503"));
         assert!(parse_answer(200, "[1]").is_err());
-        assert!(parse_status("e", &ok("{}")).unwrap_err().contains("no header"));
+        assert!(
+            parse_status("e", &ok("{}"))
+                .unwrap_err()
+                .contains("no header")
+        );
         let v = ok(&STATUS.replace(r#""raftIndex":"4""#, r#""raftIndex":"four""#));
         assert!(parse_status("e", &v).unwrap_err().contains("raftIndex"));
         let v = ok(r#"{"header":{"cluster_id":"1"}}"#);
@@ -305,8 +334,12 @@ mod tests {
         assert_eq!(parse_range(&ok(empty)).unwrap(), None);
         assert_eq!(parse_members(&ok(MEMBERS)).unwrap(), 1);
         assert_eq!(parse_alarms(&ok(empty)).unwrap(), Vec::<String>::new());
-        let raised = r#"{"header":{"member_id":"1"},"alarms":[{"memberID":"255","alarm":"NOSPACE"}]}"#;
-        assert_eq!(parse_alarms(&ok(raised)).unwrap(), vec!["NOSPACE on member ff"]);
+        let raised =
+            r#"{"header":{"member_id":"1"},"alarms":[{"memberID":"255","alarm":"NOSPACE"}]}"#;
+        assert_eq!(
+            parse_alarms(&ok(raised)).unwrap(),
+            vec!["NOSPACE on member ff"]
+        );
     }
 
     #[test]
