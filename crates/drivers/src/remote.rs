@@ -13,6 +13,8 @@ pub struct RemoteDriver {
     fleet: Arc<Fleet>,
     cfg: Arc<RemoteConfig>,
     transport: Box<dyn Transport>,
+    /// What drains changed (Elasticsearch/OpenSearch allocation), for the restores.
+    ledger: gates::Ledger,
 }
 
 /// A boot id as printed by `/proc/sys/kernel/random/boot_id`: one line, a UUID (or at
@@ -36,6 +38,7 @@ impl RemoteDriver {
             fleet,
             cfg,
             transport,
+            ledger: gates::Ledger::default(),
         }
     }
 
@@ -92,11 +95,20 @@ impl RemoteDriver {
             .position(|&m| m == h)
     }
 
-    async fn gate(&self, c: ClusterIx, h: Option<HostIx>) -> gates::Verdict {
+    /// The gate of cluster `c` about host `h`: before it goes (`after` false) or after it
+    /// came back.
+    async fn gate(&self, c: ClusterIx, h: HostIx, after: bool) -> gates::Verdict {
         let cl = &self.fleet.clusters[c as usize];
         let g = &self.cfg.gates[c as usize];
-        let pos = h.and_then(|h| self.member_pos(c, h));
-        gates::check(&g.spec, &cl.id, &self.members(c), pos, g.timeout).await
+        let pos = self
+            .member_pos(c, h)
+            .ok_or_else(|| format!("{}: host is not a member", cl.id))?;
+        let phase = if after {
+            gates::Phase::After(pos)
+        } else {
+            gates::Phase::Before(pos)
+        };
+        gates::check(&g.spec, &cl.id, &self.members(c), phase, g.timeout).await
     }
 
     async fn preflight(&self, hx: HostIx) -> Result<String, String> {
@@ -152,7 +164,7 @@ impl RemoteDriver {
         }
         // pre-gate: every cluster of the host is healthy before it is touched
         for &c in &self.fleet.hosts[hx as usize].clusters {
-            if let Err(e) = self.gate(c, None).await {
+            if let Err(e) = self.gate(c, hx, false).await {
                 problems.push(format!("not healthy before the reboot: {e}"));
             }
         }
@@ -175,6 +187,7 @@ impl RemoteDriver {
                 pos,
                 g.timeout,
                 self.cfg.remote.drain_timeout,
+                &self.ledger,
             )
             .await?;
         }
@@ -186,7 +199,15 @@ impl RemoteDriver {
             let g = &self.cfg.gates[c as usize];
             let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
             let cl = &self.fleet.clusters[c as usize];
-            gates::restore(&g.spec, &cl.id, &self.members(c), pos, g.timeout).await?;
+            gates::restore(
+                &g.spec,
+                &cl.id,
+                &self.members(c),
+                pos,
+                g.timeout,
+                &self.ledger,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -264,7 +285,7 @@ impl RemoteDriver {
                 host,
                 result: self.restore(host).await,
             },
-            Command::Gate { host, cluster } => match self.gate(cluster, Some(host)).await {
+            Command::Gate { host, cluster } => match self.gate(cluster, host, true).await {
                 Ok(detail) => Event::Gate {
                     host,
                     cluster,
