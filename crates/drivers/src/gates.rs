@@ -113,15 +113,10 @@ pub async fn drain(
     ledger: &Ledger,
 ) -> Result<String, String> {
     let r = match spec {
+        // not cut short from outside: each request has its own timeout, and a failed
+        // drain undoes its change
         GateSpec::Search(g) => {
-            let work = search::drain(g, cluster, members, host, timeout, ledger);
-            match tokio::time::timeout(drain_timeout, work).await {
-                Ok(r) => r,
-                Err(_) => Err(format!(
-                    "the drain did not finish within {}s",
-                    drain_timeout.as_secs()
-                )),
-            }
+            search::drain(g, cluster, members, host, timeout, drain_timeout, ledger).await
         }
         GateSpec::None | GateSpec::Http { .. } => Ok("nothing to prepare".into()),
         GateSpec::Command { drain: None, .. } => Ok("nothing to prepare".into()),

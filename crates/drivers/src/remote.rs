@@ -175,12 +175,15 @@ impl RemoteDriver {
         }
     }
 
+    /// Drain every cluster of the host; if one fails, undo the drains already done (the
+    /// host is not rebooted, so nothing may stay changed).
     async fn drain(&self, hx: HostIx) -> Result<(), String> {
-        for &c in &self.fleet.hosts[hx as usize].clusters {
+        let clusters = &self.fleet.hosts[hx as usize].clusters;
+        for (i, &c) in clusters.iter().enumerate() {
             let g = &self.cfg.gates[c as usize];
             let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
             let cl = &self.fleet.clusters[c as usize];
-            gates::drain(
+            let r = gates::drain(
                 &g.spec,
                 &cl.id,
                 &self.members(c),
@@ -189,27 +192,48 @@ impl RemoteDriver {
                 self.cfg.remote.drain_timeout,
                 &self.ledger,
             )
-            .await?;
+            .await;
+            if let Err(e) = r {
+                let mut why = e;
+                for &d in &clusters[..i] {
+                    if let Err(u) = self.restore_cluster(d, hx).await {
+                        why.push_str(&format!("; undoing the drain failed: {u}"));
+                    }
+                }
+                return Err(why);
+            }
         }
         Ok(())
     }
 
+    async fn restore_cluster(&self, c: ClusterIx, hx: HostIx) -> Result<String, String> {
+        let g = &self.cfg.gates[c as usize];
+        let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
+        let cl = &self.fleet.clusters[c as usize];
+        gates::restore(
+            &g.spec,
+            &cl.id,
+            &self.members(c),
+            pos,
+            g.timeout,
+            &self.ledger,
+        )
+        .await
+    }
+
+    /// Restore every cluster of the host (all are tried; every failure is reported).
     async fn restore(&self, hx: HostIx) -> Result<(), String> {
+        let mut bad = Vec::new();
         for &c in &self.fleet.hosts[hx as usize].clusters {
-            let g = &self.cfg.gates[c as usize];
-            let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
-            let cl = &self.fleet.clusters[c as usize];
-            gates::restore(
-                &g.spec,
-                &cl.id,
-                &self.members(c),
-                pos,
-                g.timeout,
-                &self.ledger,
-            )
-            .await?;
+            if let Err(e) = self.restore_cluster(c, hx).await {
+                bad.push(e);
+            }
         }
-        Ok(())
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("; "))
+        }
     }
 
     async fn reboot(&self, hx: HostIx, before: &str) -> Result<(), String> {

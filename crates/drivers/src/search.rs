@@ -534,20 +534,25 @@ impl Ledger {
     }
 }
 
-/// Drain: allocation to primaries (remembering the previous value), then flush.
+/// Drain: allocation to primaries (remembering the previous value), then flush. Every
+/// request has its own timeout (`timeout`; the flush `flush_timeout`), so a drain either
+/// returns with the change held in `ledger`, or undoes it (or says loudly that it could
+/// not).
 pub async fn drain(
     g: &SearchGate,
     cluster: &str,
     members: &[Member],
     host: usize,
     timeout: Duration,
+    flush_timeout: Duration,
     ledger: &Ledger,
 ) -> Result<String, String> {
     let (api, prev) = reachable(g, members, host, timeout).await?;
     let first = !ledger.is_held(cluster);
     let body = drain_body(&prev);
     judge_ack(&api.put(SETTINGS, &body).await?).map_err(api.at(SETTINGS))?;
-    let flushed = match api.post("/_flush").await.and_then(|b| judge_flush(&b)) {
+    let flusher = g.api(api.base.clone(), flush_timeout)?;
+    let flushed = match flusher.post("/_flush").await.and_then(|b| judge_flush(&b)) {
         Ok(f) => f,
         Err(e) => {
             // fail closed, and leave allocation as it was
@@ -555,9 +560,10 @@ pub async fn drain(
                 let undo = api.put(SETTINGS, &restore_body(&prev)).await;
                 if let Err(u) = undo.and_then(|b| judge_ack(&b)) {
                     return Err(format!(
-                        "{e}; and putting allocation back ({prev}) failed too: {u}"
+                        "{e}; and putting allocation back ({prev}) failed too, it is still primaries: {u}"
                     ));
                 }
+                return Err(format!("{e} (allocation put back: {prev})"));
             }
             return Err(e);
         }

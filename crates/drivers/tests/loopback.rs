@@ -823,3 +823,48 @@ async fn templated_gates_ask_every_member_before_and_the_returning_member_after(
     assert!(r.is_ok(), "{r:?}");
     assert!(!d.join("drained-n1-127.0.0.37").exists());
 }
+
+/// A host in two clusters whose second drain fails: the first drain is undone (the host
+/// is not rebooted, so nothing may stay changed).
+#[tokio::test]
+async fn a_failed_drain_undoes_the_drains_already_done_for_the_host() {
+    let d = tmpdir("drain-undo");
+    let fleet_text = format!(
+        r#"
+[[host]]
+id = "h1"
+address = "127.0.0.1"
+region = "lab"
+zone = "a"
+[exec]
+command = "sh -c {{command}}"
+[[cluster]]
+id = "first"
+kind = "command"
+members = ["h1"]
+gate = {{ command = "true", drain_command = "touch {d}/drained-{{host}}", restore_command = "rm {d}/drained-{{host}} && touch {d}/restored-{{host}}" }}
+[[cluster]]
+id = "second"
+kind = "command"
+members = ["h1"]
+gate = {{ command = "true", drain_command = "echo no >&2; exit 3" }}
+"#,
+        d = d.display()
+    );
+    let fleet = Arc::new(load_str("x.toml", &fleet_text, &d, &LoadOptions { now: 0 }).unwrap());
+    let cfg = RemoteConfig::load("x.toml", &fleet_text, &d, &fleet).unwrap();
+    let drv = rollcall_drivers::remote_driver("exec", fleet, cfg).unwrap();
+    let Event::Drained { result, .. } = drv.execute(Command::Drain { host: 0 }, 0).await else {
+        panic!("not a Drained event")
+    };
+    let e = result.unwrap_err();
+    assert!(e.contains("second: ") && e.contains("exit"), "{e}");
+    assert!(
+        !d.join("drained-h1").exists(),
+        "the first cluster's drain was not undone"
+    );
+    assert!(
+        d.join("restored-h1").exists(),
+        "the first cluster's restore command did not run"
+    );
+}
