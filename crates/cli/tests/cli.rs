@@ -192,7 +192,7 @@ fn validate_describes_the_native_search_gate_and_points_at_bad_gate_settings() {
     let err = text(&out.stderr);
     assert!(
         err.contains(&format!(
-            "{}:21:70: cluster[0].gate.auth.api_key_env: the environment variable RC_CLI_TEST_NO_SUCH_KEY is not set",
+            "{}:21:65: cluster[0].gate.auth.api_key_env: the environment variable RC_CLI_TEST_NO_SUCH_KEY is not set",
             bad.display()
         )),
         "{err}"
