@@ -216,6 +216,7 @@ impl RemoteDriver {
             &self.members(c),
             pos,
             g.timeout,
+            self.cfg.remote.drain_timeout,
             &self.ledger,
         )
         .await

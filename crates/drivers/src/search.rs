@@ -577,17 +577,22 @@ pub async fn drain(
     Ok(format!("allocation primaries (was {was}); {flushed}"))
 }
 
-/// Restore: allocation back to its value before the drain.
+/// Restore: allocation back to its value before the drain, once the host's node is back
+/// in the cluster (as Elasticsearch's rolling-restart guide does: its replicas then
+/// recover from its own copies instead of being copied elsewhere). A node that has not
+/// rejoined within `rejoin_wait` does not keep allocation at primaries: it is put back
+/// anyway, and the answer says so.
 pub async fn restore(
     g: &SearchGate,
     cluster: &str,
     members: &[Member],
     host: usize,
     timeout: Duration,
+    rejoin_wait: Duration,
     ledger: &Ledger,
 ) -> Result<String, String> {
     let release = ledger.release(cluster);
-    let result = restore_inner(g, members, host, timeout, &release).await;
+    let result = restore_inner(g, members, host, timeout, rejoin_wait, &release).await;
     if result.is_err()
         && let Release::Restore(prev) = release
     {
@@ -597,13 +602,31 @@ pub async fn restore(
     result
 }
 
+/// Wait until `m` is in `_cat/nodes` (at most `wait`): how long it took, or `None`.
+async fn await_rejoin(api: &Api<'_>, m: &Member, wait: Duration) -> Option<Duration> {
+    let t = std::time::Instant::now();
+    loop {
+        if let Ok(b) = api.get(NODES).await
+            && judge_node_present(&b, m).is_ok()
+        {
+            return Some(t.elapsed());
+        }
+        if t.elapsed() >= wait {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn restore_inner(
     g: &SearchGate,
     members: &[Member],
     host: usize,
     timeout: Duration,
+    rejoin_wait: Duration,
     release: &Release,
 ) -> Result<String, String> {
+    let m = members.get(host).ok_or("host is not a member")?;
     let (api, now) = reachable(g, members, host, timeout).await?;
     let (prev, body) = match release {
         Release::StillHeld(n) => {
@@ -624,6 +647,14 @@ async fn restore_inner(
             (Allocation::default(), b)
         }
     };
+    let rejoined = match await_rejoin(&api, m, rejoin_wait).await {
+        Some(t) => format!("{} rejoined after {:.1}s", m.id, t.as_secs_f64()),
+        None => format!(
+            "{} has not rejoined within {}s: put back anyway, never left at primaries",
+            m.id,
+            rejoin_wait.as_secs()
+        ),
+    };
     judge_ack(&api.put(SETTINGS, &body).await?).map_err(api.at(SETTINGS))?;
     let after = parse_allocation(&api.get(SETTINGS).await?).map_err(api.at(SETTINGS))?;
     if after.persistent != prev.persistent {
@@ -631,9 +662,9 @@ async fn restore_inner(
     }
     Ok(match release {
         Release::Unknown => format!(
-            "allocation reset from primaries to unset (the value before the drain is not known: rollcall restarted since); now {after}"
+            "{rejoined}; allocation reset from primaries to unset (the value before the drain is not known: rollcall restarted since); now {after}"
         ),
-        _ => format!("allocation back to {prev}"),
+        _ => format!("{rejoined}; allocation back to {prev}"),
     })
 }
 

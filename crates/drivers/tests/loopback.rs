@@ -819,7 +819,7 @@ async fn templated_gates_ask_every_member_before_and_the_returning_member_after(
     let r = gates::drain(&spec, "job", &m, 1, T, T, &l).await;
     assert!(r.is_ok(), "{r:?}");
     assert!(d.join("drained-n1-127.0.0.37").exists());
-    let r = gates::restore(&spec, "job", &m, 1, T, &l).await;
+    let r = gates::restore(&spec, "job", &m, 1, T, T * 3, &l).await;
     assert!(r.is_ok(), "{r:?}");
     assert!(!d.join("drained-n1-127.0.0.37").exists());
 }

@@ -280,7 +280,7 @@ async fn drain_sets_primaries_and_flushes_and_restore_puts_back_the_previous_val
     );
     assert_eq!(allocation(c).persistent.as_deref(), Some("primaries"));
     assert_eq!(allocation(c).transient, None);
-    let r = gates::restore(&spec, "search", &ms, 1, T, &l).await;
+    let r = gates::restore(&spec, "search", &ms, 1, T, T * 3, &l).await;
     assert!(r.is_ok(), "{r:?}");
     assert_eq!(allocation(c), unset());
 
@@ -296,7 +296,7 @@ async fn drain_sets_primaries_and_flushes_and_restore_puts_back_the_previous_val
             transient: Some("primaries".into())
         }
     );
-    gates::restore(&spec, "search", &ms, 0, T, &l)
+    gates::restore(&spec, "search", &ms, 0, T, T * 3, &l)
         .await
         .unwrap();
     assert_eq!(
@@ -315,26 +315,26 @@ async fn drain_sets_primaries_and_flushes_and_restore_puts_back_the_previous_val
     gates::drain(&spec, "search", &ms, 2, T, T * 3, &l)
         .await
         .unwrap();
-    let r = gates::restore(&spec, "search", &ms, 0, T, &l)
+    let r = gates::restore(&spec, "search", &ms, 0, T, T * 3, &l)
         .await
         .unwrap();
     assert!(r.contains("stays primaries"), "{r}");
     assert_eq!(allocation(c).persistent.as_deref(), Some("primaries"));
-    gates::restore(&spec, "search", &ms, 2, T, &l)
+    gates::restore(&spec, "search", &ms, 2, T, T * 3, &l)
         .await
         .unwrap();
     assert_eq!(allocation(c), unset());
 
     // a restore that knows no drain (rollcall restarted) resets a primaries it finds
     set_allocation(c, Some("primaries"), None);
-    let r = gates::restore(&spec, "search", &ms, 0, T, &Ledger::default())
+    let r = gates::restore(&spec, "search", &ms, 0, T, T * 3, &Ledger::default())
         .await
         .unwrap();
     assert!(r.contains("reset from primaries to unset"), "{r}");
     assert_eq!(allocation(c), unset());
     // ... and leaves anything else alone
     set_allocation(c, Some("none"), None);
-    let r = gates::restore(&spec, "search", &ms, 0, T, &Ledger::default())
+    let r = gates::restore(&spec, "search", &ms, 0, T, T * 3, &Ledger::default())
         .await
         .unwrap();
     assert!(r.contains("nothing to undo"), "{r}");
@@ -413,24 +413,56 @@ async fn a_node_that_is_down_fails_the_gates_until_it_rejoins() {
         "{unassigned}"
     );
 
+    // a restore while os3 is away waits for it to rejoin, and does not wait forever: a
+    // restore that knows no drain (as after a restart of rollcall) finds primaries and,
+    // os3 not back within 2 s, puts allocation back anyway
+    let t = Instant::now();
+    let r = gates::restore(
+        &spec,
+        "search",
+        &ms,
+        2,
+        T,
+        Duration::from_secs(2),
+        &Ledger::default(),
+    )
+    .await
+    .unwrap();
+    assert!(t.elapsed() >= Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(
+        r.contains("os3 has not rejoined within 2s: put back anyway")
+            && r.contains("reset from primaries"),
+        "{r}"
+    );
+    assert_eq!(allocation(c), unset());
+    set_allocation(c, Some("primaries"), None);
+
+    // the restart: the restore waits until os3 is back in the cluster, then allocation is
+    // put back and its replicas recover from its own copies
     let t = Instant::now();
     c.nodes.lock().unwrap()[2] = start_node(c.port, &c.dir, 2);
+    let r = gates::restore(&spec, "search", &ms, 2, T, Duration::from_secs(120), &l)
+        .await
+        .unwrap();
+    assert!(
+        r.contains("os3 rejoined after") && r.contains("allocation back to persistent unset"),
+        "{r}"
+    );
+    assert!(
+        curl(c, "GET", "/_cat/nodes?h=name", None).is_ok_and(|n| n.contains("os3")),
+        "restored before os3 rejoined: {r}"
+    );
     let mut last = Err(String::new());
     while t.elapsed() < Duration::from_secs(120) {
         last = check(c, &ms, Phase::After(2)).await;
         if last.is_ok() {
             break;
         }
-        // restore as rollcall does once the host is back: the replicas recover from os3's
-        // own copies
-        if curl(c, "GET", "/_cat/nodes?h=name", None).is_ok_and(|n| n.contains("os3")) {
-            gates::restore(&spec, "search", &ms, 2, T, &l).await.ok();
-        }
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(last.is_ok(), "os3 did not rejoin within 120 s: {last:?}");
     eprintln!(
-        "os3 restarted and green again in {:.1}s",
+        "os3 restarted and green again in {:.1}s ({r})",
         t.elapsed().as_secs_f64()
     );
     assert_eq!(allocation(c), unset());
