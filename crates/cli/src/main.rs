@@ -9,7 +9,7 @@ mod undone;
 
 use clap::{Parser, Subcommand};
 use rollcall_core::{LoadOptions, audit::audit, generate, load_file, plan::plan, report};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -405,6 +405,22 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             );
             if subscribers > 0 {
                 println!("  {subscribers} notification subscribers");
+            }
+            // the ssh/exec drivers' settings: each kind of gate once, with its clusters
+            let base = fleet.parent().map(Path::to_path_buf).unwrap_or_default();
+            let rc = run::remote_config(&fleet.display().to_string(), &text, &base, &f)?;
+            let mut kinds: Vec<(String, Vec<&str>)> = Vec::new();
+            for (g, c) in rc.gates.iter().zip(&f.clusters) {
+                let d = g.spec.describe();
+                match kinds.iter_mut().find(|(k, _)| *k == d) {
+                    Some((_, ids)) => ids.push(&c.id),
+                    None => kinds.push((d, vec![&c.id])),
+                }
+            }
+            for (d, ids) in kinds {
+                let more = if ids.len() > 3 { ", ..." } else { "" };
+                let list = ids.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+                println!("  {} clusters ({list}{more}): {d}", ids.len());
             }
             Ok(ExitCode::SUCCESS)
         }

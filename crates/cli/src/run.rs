@@ -314,6 +314,22 @@ async fn with_notify(
     }
 }
 
+/// The real-host drivers' settings of a fleet file (gates, ssh, exec), checked.
+pub fn remote_config(
+    name: &str,
+    text: &str,
+    base: &Path,
+    fleet: &Fleet,
+) -> miette::Result<RemoteConfig> {
+    RemoteConfig::load(name, text, base, fleet).map_err(|e| {
+        if std::io::stderr().is_terminal() {
+            miette::Report::new(e)
+        } else {
+            miette::miette!("{}", e.listing())
+        }
+    })
+}
+
 /// The `ssh` or `exec` driver for a fleet file, and the engine timing it asks for.
 fn real_driver(
     kind: &str,
@@ -322,13 +338,7 @@ fn real_driver(
     text: &str,
     base: &Path,
 ) -> miette::Result<(Arc<dyn Driver>, EngineConfig)> {
-    let cfg = RemoteConfig::load(name, text, base, fleet).map_err(|e| {
-        if std::io::stderr().is_terminal() {
-            miette::Report::new(e)
-        } else {
-            miette::miette!("{}", e.listing())
-        }
-    })?;
+    let cfg = remote_config(name, text, base, fleet)?;
     let ec = EngineConfig {
         probe_interval: cfg.remote.probe_interval,
         gate_interval: cfg.remote.gate_interval,

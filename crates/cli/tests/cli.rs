@@ -156,3 +156,46 @@ fn bench_runs_and_reports_figures() {
     assert!(v["plan_s"]["median"].as_f64().unwrap() > 0.0);
     assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn validate_describes_the_native_search_gate_and_points_at_bad_gate_settings() {
+    let dir = std::env::temp_dir().join(format!("rollcall-cli-gates-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts = "[[host]]\nid = \"o1\"\naddress = \"10.0.0.1\"\nregion = \"r\"\nzone = \"a\"\n\
+                 [[host]]\nid = \"o2\"\naddress = \"10.0.0.2\"\nregion = \"r\"\nzone = \"b\"\n\
+                 [[host]]\nid = \"o3\"\naddress = \"10.0.0.3\"\nregion = \"r\"\nzone = \"c\"\n";
+    let ok = dir.join("ok.toml");
+    std::fs::write(
+        &ok,
+        format!("{hosts}\n[[cluster]]\nid = \"search\"\nkind = \"opensearch\"\nmembers = [\"o1\", \"o2\", \"o3\"]\n"),
+    )
+    .unwrap();
+    let out = rollcall(&["validate", ok.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains(
+            "1 clusters (search): elasticsearch/opensearch gate on http://{address}:9200 (no auth)"
+        ),
+        "{s}"
+    );
+    assert!(s.contains("drain: allocation primaries + flush"), "{s}");
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("{hosts}\n[[cluster]]\nid = \"search\"\nkind = \"elasticsearch\"\nmembers = [\"o1\", \"o2\", \"o3\"]\ngate = {{ url = \"https://{{address}}:9200\", auth = {{ api_key_env = \"RC_CLI_TEST_NO_SUCH_KEY\" }} }}\n"),
+    )
+    .unwrap();
+    let out = rollcall(&["validate", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:21:65: cluster[0].gate.auth.api_key_env: the environment variable RC_CLI_TEST_NO_SUCH_KEY is not set",
+            bad.display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -35,8 +35,14 @@
 //! id = "cache"
 //! kind = "redis-cluster"
 //! gate = { port = 6379 }
+//!
+//! [[cluster]]
+//! id = "search"
+//! kind = "opensearch"           # or elasticsearch: the native gate and drain
+//! gate = { url = "https://{address}:9200", auth = { user = "rollcall", password_env = "ES_PASSWORD" }, tls_ca = "ca.pem" }
 //! ```
 
+use crate::search::{SearchAuth, SearchGate, Secret};
 use rollcall_core::config::{field_path_at, parse_duration};
 use rollcall_core::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use rollcall_core::{Fleet, Kind};
@@ -130,6 +136,16 @@ struct RawGate {
     drain_command: Option<S>,
     restore_command: Option<S>,
     timeout: Option<S>,
+    auth: Option<Spanned<RawAuth>>,
+    tls_ca: Option<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    user: Option<S>,
+    password_env: Option<S>,
+    api_key_env: Option<S>,
 }
 
 /// `[ssh.host.<id>]`: user, port, identity.
@@ -256,12 +272,49 @@ pub enum GateSpec {
         status: u16,
         expect: Vec<(String, serde_json::Value)>,
     },
+    /// Elasticsearch / OpenSearch: cluster health, allocation drain and restore, rejoin.
+    Search(SearchGate),
     /// A local command (`sh -c`); exit 0 = healthy. Optional drain/restore commands.
     Command {
         command: String,
         drain: Option<String>,
         restore: Option<String>,
     },
+}
+
+impl GateSpec {
+    /// One line saying what this gate checks and what its drain does (`rollcall validate`).
+    pub fn describe(&self) -> String {
+        match self {
+            GateSpec::None => "no gate".into(),
+            GateSpec::Redis { port, .. } => format!(
+                "redis-cluster gate on every member's port {port} (drain: fail a master over)"
+            ),
+            GateSpec::Etcd { port, max_raft_lag } => format!(
+                "etcd gate on http://{{address}}:{port}, max raft lag {max_raft_lag} (drain: move the leadership)"
+            ),
+            GateSpec::Search(g) => {
+                let auth = match &g.auth {
+                    None => "no auth".to_string(),
+                    Some(SearchAuth::Basic { user, env, .. }) => {
+                        format!("basic auth {user} (password from ${env})")
+                    }
+                    Some(SearchAuth::ApiKey { env, .. }) => format!("API key from ${env}"),
+                };
+                let ca = g
+                    .tls_ca
+                    .as_ref()
+                    .map(|(p, _)| format!(", CA {}", p.display()))
+                    .unwrap_or_default();
+                format!(
+                    "elasticsearch/opensearch gate on {} ({auth}{ca}): green, all nodes, nothing moving, no unreplicated index on the host; drain: allocation primaries + flush; restore: allocation as before",
+                    g.url
+                )
+            }
+            GateSpec::Http { url, status, .. } => format!("http gate: GET {url} wants {status}"),
+            GateSpec::Command { command, .. } => format!("command gate: {command}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -584,6 +637,8 @@ fn gate_spec(
         drain_command: None,
         restore_command: None,
         timeout: None,
+        auth: None,
+        tls_ca: None,
     };
     let r = g.map(|g| g.get_ref()).unwrap_or(&empty);
     let timeout = secs(v.dur(&r.timeout, &format!("{f}.timeout")).unwrap_or(10));
@@ -599,6 +654,11 @@ fn gate_spec(
                 .as_ref()
                 .map(|c| v.text(c, &format!("{f}.restore_command"))),
         }
+    } else if matches!(kind, Kind::Elasticsearch | Kind::Opensearch)
+        && r.expect.is_none()
+        && r.status.is_none()
+    {
+        GateSpec::Search(search_gate(v, r, f))
     } else if let Some(u) = &r.url {
         let url = v.text(u, &format!("{f}.url"));
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -668,33 +728,37 @@ fn gate_spec(
                 );
                 GateSpec::None
             }
-            Kind::Elasticsearch | Kind::Opensearch => {
-                v.errs.push(
-                    ConfigError::at(
-                        v.src,
-                        span.clone(),
-                        f,
-                        format!(
-                            "cluster `{id}` ({}): the ssh and exec drivers have no built-in gate for this kind",
-                            kind.name()
-                        ),
-                    )
-                    .with_help(
-                        "give gate.url and gate.expect, e.g. url = \"http://{address}:9200/_cluster/health\", expect = { status = \"green\", relocating_shards = 0 }",
-                    ),
-                );
-                GateSpec::None
-            }
+            // with expect or status: the generic http gate above; else the native gate
+            Kind::Elasticsearch | Kind::Opensearch => GateSpec::Search(search_gate(v, r, f)),
         }
     };
     // settings that the chosen gate does not use are mistakes
-    let used_by_kind = matches!(spec, GateSpec::Redis { .. } | GateSpec::Etcd { .. });
+    let used_by_kind = matches!(
+        spec,
+        GateSpec::Redis { .. } | GateSpec::Etcd { .. } | GateSpec::Search(_)
+    );
     if !used_by_kind && let Some(p) = &r.port {
         v.err(
             p.span(),
             format!("{f}.port"),
-            "only redis-cluster and etcd gates use a port",
+            "only redis-cluster, etcd, elasticsearch and opensearch gates use a port",
         );
+    }
+    if !matches!(spec, GateSpec::Search(_)) {
+        if let Some(a) = &r.auth {
+            v.err(
+                a.span(),
+                format!("{f}.auth"),
+                "only elasticsearch and opensearch gates use auth",
+            );
+        }
+        if let Some(c) = &r.tls_ca {
+            v.err(
+                c.span(),
+                format!("{f}.tls_ca"),
+                "only elasticsearch and opensearch gates use tls_ca",
+            );
+        }
     }
     if !matches!(spec, GateSpec::Redis { .. })
         && let Some(p) = &r.password
@@ -745,6 +809,139 @@ fn gate_spec(
         }
     }
     Gate { spec, timeout }
+}
+
+/// The native `elasticsearch` / `opensearch` gate: `port` (default 9200, plain http on
+/// each member's address) or `url` (a base URL, `{host}`/`{address}` allowed), `auth`,
+/// `tls_ca`.
+fn search_gate(v: &mut V, r: &RawGate, f: &str) -> SearchGate {
+    let url = match (&r.url, &r.port) {
+        (Some(u), Some(p)) => {
+            v.err(
+                p.span(),
+                format!("{f}.port"),
+                "give either port or url, not both (the url has the port)",
+            );
+            v.text(u, &format!("{f}.url"))
+        }
+        (Some(u), None) => {
+            let url = v.text(u, &format!("{f}.url"));
+            check_base_url(v, u, &url, f);
+            url
+        }
+        (None, _) => format!(
+            "http://{{address}}:{}",
+            v.port(&r.port, &format!("{f}.port")).unwrap_or(9200)
+        ),
+    };
+    let auth = r.auth.as_ref().and_then(|a| search_auth(v, a, f));
+    let tls_ca = r.tls_ca.as_ref().and_then(|c| {
+        let field = format!("{f}.tls_ca");
+        let path = v.path(c, &field, true);
+        if !url.starts_with("https://") {
+            v.err(c.span(), &field, "tls_ca needs an https:// url");
+        }
+        let pem = std::fs::read(&path).ok()?;
+        match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(certs) if !certs.is_empty() => Some((path, pem)),
+            Ok(_) => {
+                v.err(
+                    c.span(),
+                    &field,
+                    format!("{} holds no PEM certificate", path.display()),
+                );
+                None
+            }
+            Err(e) => {
+                v.err(
+                    c.span(),
+                    &field,
+                    format!("{}: not PEM certificates: {e}", path.display()),
+                );
+                None
+            }
+        }
+    });
+    SearchGate { url, auth, tls_ca }
+}
+
+/// The native gate's url is a base (scheme, host, port): the gate adds the API paths.
+fn check_base_url(v: &mut V, u: &S, url: &str, f: &str) {
+    let field = format!("{f}.url");
+    let rest = match url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    {
+        Some(r) => r,
+        None => {
+            v.err(u.span(), field, "must start with http:// or https://");
+            return;
+        }
+    };
+    if rest.trim_end_matches('/').contains('/') || rest.contains('?') {
+        v.errs.push(
+            ConfigError::at(
+                v.src,
+                u.span(),
+                field,
+                "the elasticsearch/opensearch gate takes a base url (scheme://host:port), not an API path",
+            )
+            .with_help(
+                "write url = \"http://{address}:9200\"; for the generic http gate instead, add expect = { status = \"green\" }",
+            ),
+        );
+    }
+}
+
+fn env_secret(v: &mut V, s: &S, field: &str) -> Option<Secret> {
+    let name = v.text(s, field);
+    match std::env::var(&name) {
+        Ok(x) if !x.is_empty() => Some(Secret(x)),
+        _ => {
+            v.err(
+                s.span(),
+                field,
+                format!("the environment variable {name} is not set (it holds the secret)"),
+            );
+            None
+        }
+    }
+}
+
+fn search_auth(v: &mut V, a: &Spanned<RawAuth>, f: &str) -> Option<SearchAuth> {
+    let r = a.get_ref();
+    let field = format!("{f}.auth");
+    match (&r.user, &r.password_env, &r.api_key_env) {
+        (Some(u), Some(p), None) => {
+            let user = v.text(u, &format!("{field}.user"));
+            let env = p.get_ref().clone();
+            let password = env_secret(v, p, &format!("{field}.password_env"))?;
+            Some(SearchAuth::Basic {
+                user,
+                password,
+                env,
+            })
+        }
+        (None, None, Some(k)) => {
+            let env = k.get_ref().clone();
+            let key = env_secret(v, k, &format!("{field}.api_key_env"))?;
+            Some(SearchAuth::ApiKey { key, env })
+        }
+        _ => {
+            v.errs.push(
+                ConfigError::at(
+                    v.src,
+                    a.span(),
+                    field,
+                    "give either user and password_env (basic) or api_key_env",
+                )
+                .with_help(
+                    "auth = { user = \"rollcall\", password_env = \"ES_PASSWORD\" } or auth = { api_key_env = \"ES_API_KEY\" }",
+                ),
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -847,6 +1044,7 @@ max_backup_age = "forever"
 id = "es"
 kind = "elasticsearch"
 members = ["a", "b", "c"]
+gate = {{ url = "http://{{address}}:9200/_cluster/health" }}
 [[cluster]]
 id = "kv"
 kind = "etcd"
@@ -867,7 +1065,7 @@ gate = {{ port = 2379, url = "ftp://x" }}
         assert!(l.contains("ssh.host.zz: no host `zz`"), "{l}");
         assert!(l.contains("remote.max_backup_age:"), "{l}");
         assert!(
-            l.contains("cluster[0].gate: cluster `es` (elasticsearch)"),
+            l.contains("f.toml:29:16: cluster[0].gate.url: the elasticsearch/opensearch gate takes a base url"),
             "{l}"
         );
         assert!(
@@ -875,7 +1073,9 @@ gate = {{ port = 2379, url = "ftp://x" }}
             "{l}"
         );
         assert!(
-            l.contains("cluster[1].gate.port: only redis-cluster and etcd"),
+            l.contains(
+                "cluster[1].gate.port: only redis-cluster, etcd, elasticsearch and opensearch"
+            ),
             "{l}"
         );
 
@@ -883,6 +1083,108 @@ gate = {{ port = 2379, url = "ftp://x" }}
         let l = load(&text).unwrap_err().listing();
         assert!(
             l.contains("f.toml:19:1: ssh.usr: unknown field `usr`"),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn search_gates_default_to_native_and_check_their_settings() {
+        // SAFETY: tests of this module set only variables no other test reads
+        unsafe {
+            std::env::set_var("RC_TEST_ES_PASSWORD", "s3cret");
+            std::env::remove_var("RC_TEST_UNSET_KEY");
+        }
+        let ok = format!(
+            r#"{HOSTS}
+[[cluster]]
+id = "es"
+kind = "elasticsearch"
+members = ["a", "b", "c"]
+[[cluster]]
+id = "os"
+kind = "opensearch"
+members = ["a", "b", "c"]
+gate = {{ url = "http://{{host}}.search:9201/", auth = {{ user = "rc", password_env = "RC_TEST_ES_PASSWORD" }} }}
+[[cluster]]
+id = "legacy"
+kind = "elasticsearch"
+members = ["a", "b", "c"]
+gate = {{ url = "http://{{address}}:9200/_cluster/health", expect = {{ status = "green" }} }}
+"#
+        );
+        let c = load(&ok).unwrap();
+        assert_eq!(
+            c.gates[0].spec,
+            GateSpec::Search(SearchGate {
+                url: "http://{address}:9200".into(),
+                auth: None,
+                tls_ca: None
+            })
+        );
+        let GateSpec::Search(g) = &c.gates[1].spec else {
+            panic!("{:?}", c.gates[1])
+        };
+        assert_eq!(g.url, "http://{host}.search:9201/");
+        assert_eq!(
+            g.auth,
+            Some(SearchAuth::Basic {
+                user: "rc".into(),
+                password: Secret("s3cret".into()),
+                env: "RC_TEST_ES_PASSWORD".into()
+            })
+        );
+        assert!(!format!("{:?}", c.gates[1]).contains("s3cret"));
+        assert!(matches!(c.gates[2].spec, GateSpec::Http { .. }));
+
+        let bad = format!(
+            r#"{HOSTS}
+[[cluster]]
+id = "es"
+kind = "elasticsearch"
+members = ["a", "b", "c"]
+gate = {{ port = 9200, url = "http://{{address}}:9200", tls_ca = "no/such/ca.pem" }}
+[[cluster]]
+id = "os"
+kind = "opensearch"
+members = ["a", "b", "c"]
+gate = {{ auth = {{ api_key_env = "RC_TEST_UNSET_KEY" }} }}
+[[cluster]]
+id = "os2"
+kind = "opensearch"
+members = ["a", "b", "c"]
+gate = {{ auth = {{ user = "x" }} }}
+[[cluster]]
+id = "kv"
+kind = "etcd"
+members = ["a", "b", "c"]
+gate = {{ tls_ca = "ca.pem" }}
+"#
+        );
+        let l = load(&bad).unwrap_err().listing();
+        assert!(
+            l.contains("f.toml:22:17: cluster[0].gate.port: give either port or url"),
+            "{l}"
+        );
+        assert!(
+            l.contains("cluster[0].gate.tls_ca:") && l.contains("no/such/ca.pem does not exist"),
+            "{l}"
+        );
+        assert!(
+            l.contains("cluster[0].gate.tls_ca: tls_ca needs an https:// url"),
+            "{l}"
+        );
+        assert!(
+            l.contains("cluster[1].gate.auth.api_key_env: the environment variable RC_TEST_UNSET_KEY is not set"),
+            "{l}"
+        );
+        assert!(
+            l.contains("cluster[2].gate.auth: give either user and password_env"),
+            "{l}"
+        );
+        assert!(
+            l.contains(
+                "cluster[3].gate.tls_ca: only elasticsearch and opensearch gates use tls_ca"
+            ),
             "{l}"
         );
     }

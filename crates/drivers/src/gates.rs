@@ -8,6 +8,8 @@
 use crate::config::GateSpec;
 use crate::etcd::EtcdHttp;
 pub use crate::etcd::EtcdStatus;
+use crate::search;
+pub use crate::search::Ledger;
 use crate::transport::{run_local, shell_quote, truncate};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,35 +24,71 @@ pub struct Member {
 /// Healthy: `Ok(summary)`. Unhealthy: `Err(why)`.
 pub type Verdict = Result<String, String>;
 
-/// Check a cluster. `host`: the member that just came back (index into `members`), for
-/// the rejoin checks; `None` for the pre-gate.
+/// When a gate is asked, about which member (an index into `members`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The pre-gate: is the cluster healthy enough for this member to go?
+    Before(usize),
+    /// This member just came back: has it rejoined, is the cluster healthy again?
+    After(usize),
+}
+
+impl Phase {
+    pub fn host(self) -> usize {
+        match self {
+            Phase::Before(h) | Phase::After(h) => h,
+        }
+    }
+    fn after(self) -> Option<usize> {
+        match self {
+            Phase::Before(_) => None,
+            Phase::After(h) => Some(h),
+        }
+    }
+}
+
+/// Check a cluster.
+///
+/// An `http` or `command` gate whose template names a member (`{host}`, `{address}`) asks,
+/// in the pre-gate, every member (each must be healthy), and after a reboot the member
+/// that came back. A template without them is asked once.
 pub async fn check(
     spec: &GateSpec,
     cluster: &str,
     members: &[Member],
-    host: Option<usize>,
+    phase: Phase,
     timeout: Duration,
 ) -> Verdict {
     let work = async {
         match spec {
             GateSpec::None => Ok("no gate for this kind".to_string()),
             GateSpec::Redis { port, password } => {
-                redis_check(members, *port, password.as_deref(), host).await
+                redis_check(members, *port, password.as_deref(), phase.after()).await
             }
             GateSpec::Etcd { port, max_raft_lag } => {
-                etcd_check(members, *port, *max_raft_lag, host).await
+                etcd_check(members, *port, *max_raft_lag, phase.after()).await
             }
+            GateSpec::Search(g) => match phase {
+                Phase::Before(h) => search::check_before(g, members, h, timeout).await,
+                Phase::After(h) => search::check_after(g, members, h, timeout).await,
+            },
             GateSpec::Http {
                 url,
                 status,
                 expect,
             } => {
-                let m = host.and_then(|h| members.get(h));
-                http_check(&fill(url, m, cluster, false), *status, expect, timeout).await
+                let mut last = Err("the cluster has no members".to_string());
+                for t in targets(url, members, phase, cluster, false) {
+                    last = Ok(http_check(&t, *status, expect, timeout).await?);
+                }
+                last
             }
             GateSpec::Command { command, .. } => {
-                let m = host.and_then(|h| members.get(h));
-                command_check(&fill(command, m, cluster, true), timeout).await
+                let mut last = Err("the cluster has no members".to_string());
+                for t in targets(command, members, phase, cluster, true) {
+                    last = Ok(command_check(&t, timeout).await?);
+                }
+                last
             }
         }
     };
@@ -63,7 +101,8 @@ pub async fn check(
     }
 }
 
-/// Prepare the cluster for `members[host]`'s reboot.
+/// Prepare the cluster for `members[host]`'s reboot. `ledger` remembers what a drain
+/// changed, for the restore.
 pub async fn drain(
     spec: &GateSpec,
     cluster: &str,
@@ -71,8 +110,14 @@ pub async fn drain(
     host: usize,
     timeout: Duration,
     drain_timeout: Duration,
+    ledger: &Ledger,
 ) -> Result<String, String> {
     let r = match spec {
+        // not cut short from outside: each request has its own timeout, and a failed
+        // drain undoes its change
+        GateSpec::Search(g) => {
+            search::drain(g, cluster, members, host, timeout, drain_timeout, ledger).await
+        }
         GateSpec::None | GateSpec::Http { .. } => Ok("nothing to prepare".into()),
         GateSpec::Command { drain: None, .. } => Ok("nothing to prepare".into()),
         GateSpec::Command { drain: Some(c), .. } => {
@@ -97,15 +142,24 @@ pub async fn drain(
 }
 
 /// Undo a drain. Redis and etcd need nothing: the failed-over master stays a replica
-/// and the leadership stays where it went.
+/// and the leadership stays where it went. Elasticsearch/OpenSearch waits (at most
+/// `rejoin_wait`) for the host's node to rejoin first.
 pub async fn restore(
     spec: &GateSpec,
     cluster: &str,
     members: &[Member],
     host: usize,
     timeout: Duration,
+    rejoin_wait: Duration,
+    ledger: &Ledger,
 ) -> Result<String, String> {
     match spec {
+        // not cut short from outside: each request has its own timeout
+        GateSpec::Search(g) => {
+            search::restore(g, cluster, members, host, timeout, rejoin_wait, ledger)
+                .await
+                .map_err(|e| format!("{cluster}: {e}"))
+        }
         GateSpec::Command {
             restore: Some(c), ..
         } => command_check(&fill(c, members.get(host), cluster, true), timeout)
@@ -113,6 +167,29 @@ pub async fn restore(
             .map_err(|e| format!("{cluster}: {e}")),
         _ => Ok("nothing to undo".into()),
     }
+}
+
+/// What an http or command gate asks in `phase`: the template filled for every member
+/// (pre-gate) or for the member that came back; a template naming no member, once.
+pub fn targets(
+    t: &str,
+    members: &[Member],
+    phase: Phase,
+    cluster: &str,
+    quote: bool,
+) -> Vec<String> {
+    let per_member = t.contains("{host}") || t.contains("{address}");
+    let who: Vec<&Member> = match phase {
+        _ if !per_member => vec![],
+        Phase::Before(_) => members.iter().collect(),
+        Phase::After(h) => members.get(h).into_iter().collect(),
+    };
+    if who.is_empty() {
+        return vec![fill(t, None, cluster, quote)];
+    }
+    who.into_iter()
+        .map(|m| fill(t, Some(m), cluster, quote))
+        .collect()
 }
 
 fn fill(t: &str, m: Option<&Member>, cluster: &str, quote: bool) -> String {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod etcd;
 pub mod gates;
 pub mod remote;
+pub mod search;
 pub mod sim;
 pub mod transport;
 

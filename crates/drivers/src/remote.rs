@@ -13,6 +13,8 @@ pub struct RemoteDriver {
     fleet: Arc<Fleet>,
     cfg: Arc<RemoteConfig>,
     transport: Box<dyn Transport>,
+    /// What drains changed (Elasticsearch/OpenSearch allocation), for the restores.
+    ledger: gates::Ledger,
 }
 
 /// A boot id as printed by `/proc/sys/kernel/random/boot_id`: one line, a UUID (or at
@@ -36,6 +38,7 @@ impl RemoteDriver {
             fleet,
             cfg,
             transport,
+            ledger: gates::Ledger::default(),
         }
     }
 
@@ -92,11 +95,20 @@ impl RemoteDriver {
             .position(|&m| m == h)
     }
 
-    async fn gate(&self, c: ClusterIx, h: Option<HostIx>) -> gates::Verdict {
+    /// The gate of cluster `c` about host `h`: before it goes (`after` false) or after it
+    /// came back.
+    async fn gate(&self, c: ClusterIx, h: HostIx, after: bool) -> gates::Verdict {
         let cl = &self.fleet.clusters[c as usize];
         let g = &self.cfg.gates[c as usize];
-        let pos = h.and_then(|h| self.member_pos(c, h));
-        gates::check(&g.spec, &cl.id, &self.members(c), pos, g.timeout).await
+        let pos = self
+            .member_pos(c, h)
+            .ok_or_else(|| format!("{}: host is not a member", cl.id))?;
+        let phase = if after {
+            gates::Phase::After(pos)
+        } else {
+            gates::Phase::Before(pos)
+        };
+        gates::check(&g.spec, &cl.id, &self.members(c), phase, g.timeout).await
     }
 
     async fn preflight(&self, hx: HostIx) -> Result<String, String> {
@@ -152,7 +164,7 @@ impl RemoteDriver {
         }
         // pre-gate: every cluster of the host is healthy before it is touched
         for &c in &self.fleet.hosts[hx as usize].clusters {
-            if let Err(e) = self.gate(c, None).await {
+            if let Err(e) = self.gate(c, hx, false).await {
                 problems.push(format!("not healthy before the reboot: {e}"));
             }
         }
@@ -163,32 +175,66 @@ impl RemoteDriver {
         }
     }
 
+    /// Drain every cluster of the host; if one fails, undo the drains already done (the
+    /// host is not rebooted, so nothing may stay changed).
     async fn drain(&self, hx: HostIx) -> Result<(), String> {
-        for &c in &self.fleet.hosts[hx as usize].clusters {
+        let clusters = &self.fleet.hosts[hx as usize].clusters;
+        for (i, &c) in clusters.iter().enumerate() {
             let g = &self.cfg.gates[c as usize];
             let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
             let cl = &self.fleet.clusters[c as usize];
-            gates::drain(
+            let r = gates::drain(
                 &g.spec,
                 &cl.id,
                 &self.members(c),
                 pos,
                 g.timeout,
                 self.cfg.remote.drain_timeout,
+                &self.ledger,
             )
-            .await?;
+            .await;
+            if let Err(e) = r {
+                let mut why = e;
+                for &d in &clusters[..i] {
+                    if let Err(u) = self.restore_cluster(d, hx).await {
+                        why.push_str(&format!("; undoing the drain failed: {u}"));
+                    }
+                }
+                return Err(why);
+            }
         }
         Ok(())
     }
 
+    async fn restore_cluster(&self, c: ClusterIx, hx: HostIx) -> Result<String, String> {
+        let g = &self.cfg.gates[c as usize];
+        let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
+        let cl = &self.fleet.clusters[c as usize];
+        gates::restore(
+            &g.spec,
+            &cl.id,
+            &self.members(c),
+            pos,
+            g.timeout,
+            self.cfg.remote.drain_timeout,
+            &self.ledger,
+        )
+        .await
+    }
+
+    /// Restore every cluster of the host (all are tried; every failure is reported).
     async fn restore(&self, hx: HostIx) -> Result<(), String> {
+        let mut bad = Vec::new();
         for &c in &self.fleet.hosts[hx as usize].clusters {
-            let g = &self.cfg.gates[c as usize];
-            let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
-            let cl = &self.fleet.clusters[c as usize];
-            gates::restore(&g.spec, &cl.id, &self.members(c), pos, g.timeout).await?;
+            if let Err(e) = self.restore_cluster(c, hx).await {
+                bad.push(e);
+            }
         }
-        Ok(())
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("; "))
+        }
     }
 
     async fn reboot(&self, hx: HostIx, before: &str) -> Result<(), String> {
@@ -264,7 +310,7 @@ impl RemoteDriver {
                 host,
                 result: self.restore(host).await,
             },
-            Command::Gate { host, cluster } => match self.gate(cluster, Some(host)).await {
+            Command::Gate { host, cluster } => match self.gate(cluster, host, true).await {
                 Ok(detail) => Event::Gate {
                     host,
                     cluster,

@@ -9,7 +9,7 @@ use rollcall_core::engine::{Command, Event};
 use rollcall_core::{LoadOptions, load_str};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::{GateSpec, RemoteConfig, SshSettings};
-use rollcall_drivers::gates::{self, Member};
+use rollcall_drivers::gates::{self, Ledger, Member, Phase};
 use rollcall_drivers::transport::{HostRef, RunError, SshTransport, Transport};
 use std::process::{Command as Proc, Stdio};
 use std::sync::Arc;
@@ -411,10 +411,10 @@ reboot_command = "echo 11111111-2222 > boot_id_$HOST"
 }
 
 /// Check a gate until it passes (at most 30 s); the last verdict.
-async fn until_ok(spec: &GateSpec, c: &str, m: &[Member], host: Option<usize>) -> gates::Verdict {
+async fn until_ok(spec: &GateSpec, c: &str, m: &[Member], phase: Phase) -> gates::Verdict {
     let t = std::time::Instant::now();
     loop {
-        let v = gates::check(spec, c, m, host, T).await;
+        let v = gates::check(spec, c, m, phase, T).await;
         if v.is_ok() || t.elapsed() > Duration::from_secs(30) {
             return v;
         }
@@ -450,19 +450,37 @@ async fn redis_cluster_gate_and_failover_drain() {
     };
     let m = members(&r.addrs);
     // every node's view converges (gossip) shortly after the cluster is created
-    let v = until_ok(&spec, "cache", &m, None).await;
+    let v = until_ok(&spec, "cache", &m, Phase::Before(0)).await;
     assert!(v.as_ref().is_ok_and(|s| s.contains("3 masters")), "{v:?}");
 
     // fail a master over: roles swap, and the old master rejoins as an in-sync replica
     let master = (0..6).find(|&i| r.role(i) == "master").unwrap();
-    let d = gates::drain(&spec, "cache", &m, master, T, Duration::from_secs(60)).await;
+    let d = gates::drain(
+        &spec,
+        "cache",
+        &m,
+        master,
+        T,
+        Duration::from_secs(60),
+        &Ledger::default(),
+    )
+    .await;
     assert!(d.as_ref().is_ok_and(|s| s.contains("failed")), "{d:?}");
     assert_eq!(r.role(master), "slave");
     r.wait_healthy(Duration::from_secs(30));
-    let v = until_ok(&spec, "cache", &m, Some(master)).await;
+    let v = until_ok(&spec, "cache", &m, Phase::After(master)).await;
     assert!(v.is_ok(), "{v:?}");
     // a replica needs no preparation
-    let d = gates::drain(&spec, "cache", &m, master, T, Duration::from_secs(10)).await;
+    let d = gates::drain(
+        &spec,
+        "cache",
+        &m,
+        master,
+        T,
+        Duration::from_secs(10),
+        &Ledger::default(),
+    )
+    .await;
     assert!(
         d.as_ref().is_ok_and(|s| s.contains("nothing to fail over")),
         "{d:?}"
@@ -474,7 +492,7 @@ async fn redis_cluster_gate_and_failover_drain() {
         .unwrap();
     r.procs.children[victim].kill().unwrap();
     r.procs.children[victim].wait().unwrap();
-    let v = gates::check(&spec, "cache", &m, None, T).await;
+    let v = gates::check(&spec, "cache", &m, Phase::Before(0), T).await;
     let e = v.unwrap_err();
     assert!(e.contains(&r.addrs[victim]), "{e}");
     // the others notice it failing: their own views are unhealthy too
@@ -493,7 +511,7 @@ async fn redis_cluster_gate_and_failover_drain() {
                 &spec,
                 "cache",
                 &others,
-                None,
+                Phase::Before(0),
                 Duration::from_secs(5),
             ))
         })
@@ -535,7 +553,14 @@ async fn redis_cluster_gate_and_failover_drain() {
         port: http,
         password: None,
     };
-    let v = gates::check(&g, "cache", &members(&["127.0.0.27".into()]), None, T).await;
+    let v = gates::check(
+        &g,
+        "cache",
+        &members(&["127.0.0.27".into()]),
+        Phase::Before(0),
+        T,
+    )
+    .await;
     assert!(v.is_err(), "{v:?}");
     py.children[0].kill().ok();
 }
@@ -549,7 +574,7 @@ async fn etcd_gate_and_leader_move() {
         max_raft_lag: 100,
     };
     let m = members(&e.addrs);
-    let v = gates::check(&spec, "kv", &m, None, T).await;
+    let v = gates::check(&spec, "kv", &m, Phase::Before(0), T).await;
     assert!(
         v.as_ref().is_ok_and(|s| s.contains("3 members healthy")),
         "{v:?}"
@@ -561,7 +586,16 @@ async fn etcd_gate_and_leader_move() {
         leader.is_some()
     });
     let leader = leader.unwrap();
-    let d = gates::drain(&spec, "kv", &m, leader, T, Duration::from_secs(30)).await;
+    let d = gates::drain(
+        &spec,
+        "kv",
+        &m,
+        leader,
+        T,
+        Duration::from_secs(30),
+        &Ledger::default(),
+    )
+    .await;
     assert!(
         d.as_ref().is_ok_and(|s| s.contains("moved the leadership")),
         "{d:?}"
@@ -569,18 +603,27 @@ async fn etcd_gate_and_leader_move() {
     let now = e.leader();
     assert!(now.is_some() && now != Some(leader), "leader still {now:?}");
     // a follower needs nothing
-    let d = gates::drain(&spec, "kv", &m, leader, T, Duration::from_secs(10)).await;
+    let d = gates::drain(
+        &spec,
+        "kv",
+        &m,
+        leader,
+        T,
+        Duration::from_secs(10),
+        &Ledger::default(),
+    )
+    .await;
     assert!(
         d.as_ref().is_ok_and(|s| s.contains("not the leader")),
         "{d:?}"
     );
-    let v = gates::check(&spec, "kv", &m, Some(leader), T).await;
+    let v = gates::check(&spec, "kv", &m, Phase::After(leader), T).await;
     assert!(v.is_ok(), "{v:?}");
 
     // one member down: unhealthy, naming it
     e.procs.children[leader].kill().unwrap();
     e.procs.children[leader].wait().unwrap();
-    let v = gates::check(&spec, "kv", &m, None, T).await;
+    let v = gates::check(&spec, "kv", &m, Phase::Before(0), T).await;
     let err = v.unwrap_err();
     assert!(err.contains(&e.addrs[leader]), "{err}");
 }
@@ -627,24 +670,24 @@ async fn http_and_command_gates() {
         r#"{"status":"green","nodes":{"up":3}}"#,
     )
     .unwrap();
-    let v = gates::check(&spec, "web", &m, Some(0), T).await;
+    let v = gates::check(&spec, "web", &m, Phase::After(0), T).await;
     assert!(v.is_ok(), "{v:?}");
     std::fs::write(
         d.join("health-h1.json"),
         r#"{"status":"yellow","nodes":{"up":3}}"#,
     )
     .unwrap();
-    let v = gates::check(&spec, "web", &m, Some(0), T)
+    let v = gates::check(&spec, "web", &m, Phase::After(0), T)
         .await
         .unwrap_err();
     assert!(v.contains("status = \"yellow\" (want \"green\")"), "{v}");
     std::fs::write(d.join("health-h1.json"), "<html>busy</html>").unwrap();
-    let v = gates::check(&spec, "web", &m, Some(0), T)
+    let v = gates::check(&spec, "web", &m, Phase::After(0), T)
         .await
         .unwrap_err();
     assert!(v.contains("not JSON"), "{v}");
     std::fs::remove_file(d.join("health-h1.json")).unwrap();
-    let v = gates::check(&spec, "web", &m, Some(0), T)
+    let v = gates::check(&spec, "web", &m, Phase::After(0), T)
         .await
         .unwrap_err();
     assert!(v.contains("status 404 (want 200)"), "{v}");
@@ -654,7 +697,11 @@ async fn http_and_command_gates() {
         status: 200,
         expect: vec![],
     };
-    assert!(gates::check(&dead, "web", &m, Some(0), T).await.is_err());
+    assert!(
+        gates::check(&dead, "web", &m, Phase::After(0), T)
+            .await
+            .is_err()
+    );
 
     // command gate: exit status decides; a hung command times out as unhealthy
     let spec = GateSpec::Command {
@@ -662,16 +709,162 @@ async fn http_and_command_gates() {
         drain: None,
         restore: None,
     };
-    assert!(gates::check(&spec, "job", &m, Some(0), T).await.is_err());
+    assert!(
+        gates::check(&spec, "job", &m, Phase::After(0), T)
+            .await
+            .is_err()
+    );
     std::fs::write(d.join("ok-h1"), "").unwrap();
-    assert!(gates::check(&spec, "job", &m, Some(0), T).await.is_ok());
+    assert!(
+        gates::check(&spec, "job", &m, Phase::After(0), T)
+            .await
+            .is_ok()
+    );
     let slow = GateSpec::Command {
         command: "sleep 30".into(),
         drain: None,
         restore: None,
     };
-    let v = gates::check(&slow, "job", &m, Some(0), Duration::from_secs(1))
+    let v = gates::check(&slow, "job", &m, Phase::After(0), Duration::from_secs(1))
         .await
         .unwrap_err();
     assert!(v.contains("no answer within 1s"), "{v}");
+}
+
+/// `{host}` and `{address}` in every phase: the pre-gate asks every member (an empty
+/// address there once sent `GET http://:port/...`), the rejoin gate the member that came
+/// back, drain and restore commands the member going.
+#[tokio::test]
+async fn templated_gates_ask_every_member_before_and_the_returning_member_after() {
+    let d = tmpdir("templated-gates");
+    let addrs = ["127.0.0.36", "127.0.0.37"];
+    let port = free_port(&addrs, &[]);
+    let _py = Procs {
+        children: addrs
+            .iter()
+            .map(|a| {
+                Proc::new("/usr/bin/python3")
+                    .args(["-m", "http.server", &port.to_string(), "--bind", a])
+                    .current_dir(&d)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+        dir: d.clone(),
+    };
+    for a in addrs {
+        wait_for("http.server", Duration::from_secs(10), || {
+            listening(&format!("{a}:{port}"))
+        });
+    }
+    let m = members(&addrs.map(String::from));
+    let spec = GateSpec::Http {
+        url: format!("http://{{address}}:{port}/health-{{host}}.json"),
+        status: 200,
+        expect: vec![("status".into(), serde_json::json!("green"))],
+    };
+    let green = r#"{"status":"green"}"#;
+    std::fs::write(d.join("health-n1.json"), green).unwrap();
+    // before: n0's endpoint has nothing, so the cluster is not healthy, whoever goes
+    for h in [0, 1] {
+        let v = gates::check(&spec, "web", &m, Phase::Before(h), T)
+            .await
+            .unwrap_err();
+        assert!(
+            v.contains(&format!(
+                "GET http://127.0.0.36:{port}/health-n0.json: status 404"
+            )),
+            "{v}"
+        );
+    }
+    // after: only the member that came back is asked
+    let v = gates::check(&spec, "web", &m, Phase::After(1), T).await;
+    assert!(v.is_ok(), "{v:?}");
+    assert!(
+        gates::check(&spec, "web", &m, Phase::After(0), T)
+            .await
+            .is_err()
+    );
+    std::fs::write(d.join("health-n0.json"), green).unwrap();
+    let v = gates::check(&spec, "web", &m, Phase::Before(1), T).await;
+    assert!(v.is_ok(), "{v:?}");
+
+    // command gates: the same, and drain/restore commands name the member going
+    let dir = d.display();
+    let spec = GateSpec::Command {
+        command: format!("test -e {dir}/ok-{{host}}-{{address}}"),
+        drain: Some(format!("touch {dir}/drained-{{host}}-{{address}}")),
+        restore: Some(format!("rm {dir}/drained-{{host}}-{{address}}")),
+    };
+    std::fs::write(d.join("ok-n1-127.0.0.37"), "").unwrap();
+    assert!(
+        gates::check(&spec, "job", &m, Phase::Before(1), T)
+            .await
+            .is_err()
+    );
+    assert!(
+        gates::check(&spec, "job", &m, Phase::After(1), T)
+            .await
+            .is_ok()
+    );
+    std::fs::write(d.join("ok-n0-127.0.0.36"), "").unwrap();
+    assert!(
+        gates::check(&spec, "job", &m, Phase::Before(1), T)
+            .await
+            .is_ok()
+    );
+    let l = Ledger::default();
+    let r = gates::drain(&spec, "job", &m, 1, T, T, &l).await;
+    assert!(r.is_ok(), "{r:?}");
+    assert!(d.join("drained-n1-127.0.0.37").exists());
+    let r = gates::restore(&spec, "job", &m, 1, T, T * 3, &l).await;
+    assert!(r.is_ok(), "{r:?}");
+    assert!(!d.join("drained-n1-127.0.0.37").exists());
+}
+
+/// A host in two clusters whose second drain fails: the first drain is undone (the host
+/// is not rebooted, so nothing may stay changed).
+#[tokio::test]
+async fn a_failed_drain_undoes_the_drains_already_done_for_the_host() {
+    let d = tmpdir("drain-undo");
+    let fleet_text = format!(
+        r#"
+[[host]]
+id = "h1"
+address = "127.0.0.1"
+region = "lab"
+zone = "a"
+[exec]
+command = "sh -c {{command}}"
+[[cluster]]
+id = "first"
+kind = "command"
+members = ["h1"]
+gate = {{ command = "true", drain_command = "touch {d}/drained-{{host}}", restore_command = "rm {d}/drained-{{host}} && touch {d}/restored-{{host}}" }}
+[[cluster]]
+id = "second"
+kind = "command"
+members = ["h1"]
+gate = {{ command = "true", drain_command = "echo no >&2; exit 3" }}
+"#,
+        d = d.display()
+    );
+    let fleet = Arc::new(load_str("x.toml", &fleet_text, &d, &LoadOptions { now: 0 }).unwrap());
+    let cfg = RemoteConfig::load("x.toml", &fleet_text, &d, &fleet).unwrap();
+    let drv = rollcall_drivers::remote_driver("exec", fleet, cfg).unwrap();
+    let Event::Drained { result, .. } = drv.execute(Command::Drain { host: 0 }, 0).await else {
+        panic!("not a Drained event")
+    };
+    let e = result.unwrap_err();
+    assert!(e.contains("second: ") && e.contains("exit"), "{e}");
+    assert!(
+        !d.join("drained-h1").exists(),
+        "the first cluster's drain was not undone"
+    );
+    assert!(
+        d.join("restored-h1").exists(),
+        "the first cluster's restore command did not run"
+    );
 }

@@ -1,0 +1,827 @@
+//! The `elasticsearch` and `opensearch` gate and drain: one implementation, since both
+//! speak the same REST API for everything used here.
+//!
+//! - pre-gate: every member's endpoint says green with the fleet's member count and no
+//!   relocating, initializing or unassigned shards; and the host about to go holds no shard
+//!   of an index with `number_of_replicas = 0` (that data would go offline with it);
+//! - drain: remember `cluster.routing.allocation.enable` (persistent and transient), set it
+//!   to `primaries` (no replica copying while the node is away), then `POST /_flush`;
+//! - rejoined: every member is green again with all nodes, and a node with the host's
+//!   address (or named like the host) is in `_cat/nodes`;
+//! - restore: allocation back to what it was (unset again if it was unset).
+//!
+//! The judging of answers (`judge_*`, `parse_*`) is pure; the I/O is in [`Api`]. Every
+//! error, timeout, authentication failure or unparseable answer is unhealthy, with the
+//! reason.
+
+use crate::gates::Member;
+use crate::transport::truncate;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The setting a drain changes.
+pub const ALLOCATION: &str = "cluster.routing.allocation.enable";
+
+/// A password or API key read from the environment; never printed.
+#[derive(Clone, PartialEq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchAuth {
+    /// HTTP basic authentication; the password came from the environment variable `env`.
+    Basic {
+        user: String,
+        password: Secret,
+        env: String,
+    },
+    /// `Authorization: ApiKey <key>`; the key came from the environment variable `env`.
+    ApiKey { key: Secret, env: String },
+}
+
+/// An `elasticsearch` / `opensearch` gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchGate {
+    /// Base URL of a member's REST endpoint; `{host}` and `{address}` are that member's.
+    /// A URL without them (a load balancer) is asked once.
+    pub url: String,
+    pub auth: Option<SearchAuth>,
+    /// A PEM file of CA certificates to trust (in addition to the built-in roots).
+    pub tls_ca: Option<(PathBuf, Vec<u8>)>,
+}
+
+/// `cluster.routing.allocation.enable` as set in the cluster (`None`: not set).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Allocation {
+    pub persistent: Option<String>,
+    pub transient: Option<String>,
+}
+
+impl std::fmt::Display for Allocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "unset".into());
+        write!(
+            f,
+            "persistent {}, transient {}",
+            s(&self.persistent),
+            s(&self.transient)
+        )
+    }
+}
+
+// ------------------------------------------------------------ pure judges
+
+fn parse(body: &str) -> Result<Value, String> {
+    serde_json::from_str(body).map_err(|e| {
+        format!(
+            "the answer is not JSON ({e}): {}",
+            truncate(body.trim(), 120)
+        )
+    })
+}
+
+fn count(v: &Value, k: &str) -> Result<u64, String> {
+    v.get(k)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("_cluster/health has no number {k}"))
+}
+
+/// `GET _cluster/health`: green, `nodes` nodes, no relocating, initializing or
+/// unassigned shards.
+pub fn judge_health(body: &str, nodes: usize) -> Result<String, String> {
+    let v = parse(body)?;
+    let status = v
+        .get("status")
+        .and_then(Value::as_str)
+        .ok_or("_cluster/health has no status")?;
+    let n = count(&v, "number_of_nodes")?;
+    let mut bad = Vec::new();
+    if status != "green" {
+        bad.push(format!("status {status}"));
+    }
+    if n != nodes as u64 {
+        bad.push(format!("{n} nodes (the fleet says {nodes})"));
+    }
+    for k in [
+        "relocating_shards",
+        "initializing_shards",
+        "unassigned_shards",
+    ] {
+        let c = count(&v, k)?;
+        if c > 0 {
+            bad.push(format!("{c} {}", k.replace('_', " ")));
+        }
+    }
+    if bad.is_empty() {
+        Ok(format!(
+            "green, {n} nodes, {} shards active",
+            v.get("active_shards").and_then(Value::as_u64).unwrap_or(0)
+        ))
+    } else {
+        Err(bad.join(", "))
+    }
+}
+
+/// `GET _cat/nodes?format=json&h=ip,name`: is the member (by address, or by node name =
+/// host id) in the cluster?
+pub fn judge_node_present(body: &str, m: &Member) -> Result<String, String> {
+    let v = parse(body)?;
+    let rows = v.as_array().ok_or("_cat/nodes is not a JSON list")?;
+    let field = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+    let mut seen = Vec::new();
+    for r in rows {
+        let (ip, name) = (field(r, "ip"), field(r, "name"));
+        if ip.as_deref() == Some(m.address.as_str()) || name.as_deref() == Some(m.id.as_str()) {
+            return Ok(format!(
+                "node {} ({}) is in the cluster",
+                name.unwrap_or_default(),
+                ip.unwrap_or_default()
+            ));
+        }
+        seen.push(format!(
+            "{} ({})",
+            name.unwrap_or_else(|| "?".into()),
+            ip.unwrap_or_else(|| "?".into())
+        ));
+    }
+    Err(format!(
+        "no node with address {} or name {} in the cluster (nodes: {})",
+        m.address,
+        m.id,
+        if seen.is_empty() {
+            "none".into()
+        } else {
+            seen.join(", ")
+        }
+    ))
+}
+
+/// `GET _cluster/settings?flat_settings=true`: the allocation setting, where set.
+pub fn parse_allocation(body: &str) -> Result<Allocation, String> {
+    let v = parse(body)?;
+    let get = |scope: &str| -> Result<Option<String>, String> {
+        let s = v
+            .get(scope)
+            .and_then(Value::as_object)
+            .ok_or_else(|| format!("_cluster/settings has no {scope} object"))?;
+        match s.get(ALLOCATION) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(x)) => Ok(Some(x.clone())),
+            Some(x) => Err(format!("{scope} {ALLOCATION} is {x}, not a string")),
+        }
+    };
+    Ok(Allocation {
+        persistent: get("persistent")?,
+        transient: get("transient")?,
+    })
+}
+
+/// The `PUT _cluster/settings` body that sets allocation to `primaries`: always persistent,
+/// and transient too when `prev` has a transient value (a transient value wins).
+pub fn drain_body(prev: &Allocation) -> Value {
+    let mut b = json!({ "persistent": { ALLOCATION: "primaries" } });
+    if prev.transient.is_some() {
+        b["transient"] = json!({ ALLOCATION: "primaries" });
+    }
+    b
+}
+
+/// The `PUT _cluster/settings` body that puts `prev` back (null: unset).
+pub fn restore_body(prev: &Allocation) -> Value {
+    let mut b = json!({ "persistent": { ALLOCATION: prev.persistent } });
+    if prev.transient.is_some() {
+        b["transient"] = json!({ ALLOCATION: prev.transient });
+    }
+    b
+}
+
+/// `{"acknowledged": true}`.
+pub fn judge_ack(body: &str) -> Result<(), String> {
+    match parse(body)?.get("acknowledged") {
+        Some(Value::Bool(true)) => Ok(()),
+        _ => Err(format!("not acknowledged: {}", truncate(body.trim(), 120))),
+    }
+}
+
+/// `POST /_flush`: every shard copy flushed.
+pub fn judge_flush(body: &str) -> Result<String, String> {
+    let v = parse(body)?;
+    let s = v.get("_shards").ok_or("the flush answer has no _shards")?;
+    let n = |k: &str| s.get(k).and_then(Value::as_u64);
+    match (n("total"), n("successful"), n("failed")) {
+        (Some(t), Some(ok), Some(0)) => Ok(format!("flushed {ok} of {t} shard copies")),
+        (Some(t), _, Some(f)) => Err(format!("the flush failed on {f} of {t} shard copies")),
+        _ => Err(format!(
+            "the flush answer has no counts: {}",
+            truncate(body.trim(), 120)
+        )),
+    }
+}
+
+/// Indices with `number_of_replicas = 0` that have a shard on `m` (by address or node
+/// name): their data goes offline with it. `settings`: `GET
+/// _all/_settings/index.number_of_replicas?flat_settings=true`; `shards`: `GET
+/// _cat/shards?format=json&h=index,ip,node`.
+pub fn judge_unreplicated(settings: &str, shards: &str, m: &Member) -> Result<(), String> {
+    let s = parse(settings)?;
+    let s = s.as_object().ok_or("_settings is not a JSON object")?;
+    let mut single = BTreeSet::new();
+    for (index, v) in s {
+        let r = v
+            .pointer("/settings/index.number_of_replicas")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("_settings has no index.number_of_replicas for {index}"))?;
+        if r == "0" {
+            single.insert(index.as_str());
+        }
+    }
+    let sh = parse(shards)?;
+    let sh = sh.as_array().ok_or("_cat/shards is not a JSON list")?;
+    let mut here = BTreeSet::new();
+    for r in sh {
+        let f = |k: &str| r.get(k).and_then(Value::as_str);
+        let on_m = f("ip") == Some(m.address.as_str()) || f("node") == Some(m.id.as_str());
+        if let Some(i) = f("index")
+            && on_m
+            && single.contains(i)
+        {
+            here.insert(i.to_string());
+        }
+    }
+    if here.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} holds shards of indices with number_of_replicas = 0, which go offline with it: {}",
+            m.id,
+            here.into_iter().collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
+// ------------------------------------------------------------ I/O
+
+/// One REST endpoint with the gate's client settings.
+struct Api<'a> {
+    client: reqwest::Client,
+    base: String,
+    auth: Option<&'a SearchAuth>,
+}
+
+impl SearchGate {
+    /// The base URL for member `m`.
+    pub fn base(&self, m: Option<&Member>) -> String {
+        let (id, addr) = m.map_or(("", ""), |m| (m.id.as_str(), m.address.as_str()));
+        self.url
+            .replace("{host}", id)
+            .replace("{address}", addr)
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Every member's base URL, each once (a URL without a template is one endpoint).
+    fn bases(&self, members: &[Member]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for m in members {
+            let b = self.base(Some(m));
+            if !out.contains(&b) {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    fn client(&self, timeout: Duration) -> Result<reqwest::Client, String> {
+        let mut b = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout);
+        if let Some((path, pem)) = &self.tls_ca {
+            for c in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("tls_ca {}: {e}", path.display()))?
+            {
+                b = b.add_root_certificate(c);
+            }
+        }
+        b.build().map_err(|e| format!("http client: {e}"))
+    }
+
+    fn api(&self, base: String, timeout: Duration) -> Result<Api<'_>, String> {
+        Ok(Api {
+            client: self.client(timeout)?,
+            base,
+            auth: self.auth.as_ref(),
+        })
+    }
+}
+
+impl Api<'_> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<String, String> {
+        let url = format!("{}{path}", self.base);
+        let what = format!("{method} {url}");
+        let mut rq = self.client.request(method, &url);
+        rq = match self.auth {
+            Some(SearchAuth::Basic { user, password, .. }) => {
+                rq.basic_auth(user, Some(&password.0))
+            }
+            Some(SearchAuth::ApiKey { key, .. }) => {
+                rq.header("Authorization", format!("ApiKey {}", key.0))
+            }
+            None => rq,
+        };
+        if let Some(b) = body {
+            rq = rq
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = rq
+            .send()
+            .await
+            .map_err(|e| format!("{what}: {}", describe(&e)))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| format!("{what}: reading the answer: {}", describe(&e)))?;
+        match status {
+            200..=299 => Ok(text),
+            401 | 403 => Err(format!(
+                "{what}: authentication failed (HTTP {status}): {}",
+                truncate(text.trim(), 120)
+            )),
+            _ => Err(format!(
+                "{what}: HTTP {status}: {}",
+                truncate(text.trim(), 120)
+            )),
+        }
+    }
+    async fn get(&self, path: &str) -> Result<String, String> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+    async fn put(&self, path: &str, body: &Value) -> Result<String, String> {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+    async fn post(&self, path: &str) -> Result<String, String> {
+        self.call(reqwest::Method::POST, path, None).await
+    }
+    fn at(&self, path: &str) -> impl Fn(String) -> String {
+        let w = format!("{}{path}", self.base);
+        move |e| format!("{w}: {e}")
+    }
+}
+
+/// reqwest's message plus its sources ("error sending request" alone says nothing).
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut s = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(&format!(": {x}"));
+        src = x.source();
+    }
+    s
+}
+
+const HEALTH: &str = "/_cluster/health";
+const NODES: &str = "/_cat/nodes?format=json&h=ip,name";
+const SETTINGS: &str = "/_cluster/settings?flat_settings=true";
+const REPLICAS: &str =
+    "/_all/_settings/index.number_of_replicas?flat_settings=true&expand_wildcards=all";
+const SHARDS: &str = "/_cat/shards?format=json&h=index,ip,node";
+
+/// Every endpoint answers healthy; returns the first endpoint's API for more questions.
+async fn all_healthy<'a>(
+    g: &'a SearchGate,
+    members: &[Member],
+    timeout: Duration,
+) -> Result<(Api<'a>, String), String> {
+    let mut first = None;
+    let mut summary = String::new();
+    for base in g.bases(members) {
+        let api = g.api(base, timeout)?;
+        let h = api.get(HEALTH).await?;
+        summary = judge_health(&h, members.len()).map_err(api.at(HEALTH))?;
+        first.get_or_insert(api);
+    }
+    let api = first.ok_or("the cluster has no members")?;
+    Ok((api, summary))
+}
+
+/// The pre-gate for member `host` (about to go).
+pub async fn check_before(
+    g: &SearchGate,
+    members: &[Member],
+    host: usize,
+    timeout: Duration,
+) -> Result<String, String> {
+    let m = members.get(host).ok_or("host is not a member")?;
+    let (api, summary) = all_healthy(g, members, timeout).await?;
+    let settings = api.get(REPLICAS).await?;
+    let shards = api.get(SHARDS).await?;
+    judge_unreplicated(&settings, &shards, m)?;
+    Ok(summary)
+}
+
+/// The gate after member `host` came back.
+pub async fn check_after(
+    g: &SearchGate,
+    members: &[Member],
+    host: usize,
+    timeout: Duration,
+) -> Result<String, String> {
+    let m = members.get(host).ok_or("host is not a member")?;
+    let (api, summary) = all_healthy(g, members, timeout).await?;
+    let nodes = api.get(NODES).await?;
+    let present = judge_node_present(&nodes, m).map_err(api.at(NODES))?;
+    Ok(format!("{summary}; {present}"))
+}
+
+/// Endpoints to use for cluster-wide requests about `host`: the other members first (the
+/// host itself may be about to go), then the host.
+fn order(g: &SearchGate, members: &[Member], host: usize) -> Vec<String> {
+    let mut idx: Vec<usize> = (0..members.len()).filter(|&i| i != host).collect();
+    idx.push(host);
+    let mut out: Vec<String> = Vec::new();
+    for i in idx {
+        let b = g.base(members.get(i));
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// The first endpoint that answers `GET _cluster/settings`, with the answer.
+async fn reachable<'a>(
+    g: &'a SearchGate,
+    members: &[Member],
+    host: usize,
+    timeout: Duration,
+) -> Result<(Api<'a>, Allocation), String> {
+    let mut why = Vec::new();
+    for base in order(g, members, host) {
+        let api = g.api(base, timeout)?;
+        match api.get(SETTINGS).await {
+            Ok(b) => {
+                let a = parse_allocation(&b).map_err(api.at(SETTINGS))?;
+                return Ok((api, a));
+            }
+            Err(e) => why.push(e),
+        }
+    }
+    Err(format!("no member answers: {}", why.join("; ")))
+}
+
+/// Who holds the allocation setting changed by drains, per cluster: the first drain
+/// remembers the value it found; overlapping drains of the same cluster only count; the
+/// last restore puts the remembered value back. One per driver.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    held: Mutex<HashMap<String, (usize, Allocation)>>,
+}
+
+/// What a restore should do.
+#[derive(Debug, PartialEq)]
+pub enum Release {
+    /// The last drain of this cluster ended: put this back.
+    Restore(Allocation),
+    /// Other members are still drained: leave allocation at primaries.
+    StillHeld(usize),
+    /// No drain is known (rollcall restarted since): reset a `primaries` it finds.
+    Unknown,
+}
+
+impl Ledger {
+    /// Is a drain of this cluster outstanding?
+    fn is_held(&self, cluster: &str) -> bool {
+        self.lock().get(cluster).is_some_and(|(n, _)| *n > 0)
+    }
+    fn hold(&self, cluster: &str, prev: Allocation) {
+        let mut h = self.lock();
+        let e = h.entry(cluster.to_string()).or_insert((0, prev));
+        e.0 += 1;
+    }
+    pub fn release(&self, cluster: &str) -> Release {
+        let mut h = self.lock();
+        match h.get_mut(cluster) {
+            None => Release::Unknown,
+            Some((n, _)) if *n > 1 => {
+                *n -= 1;
+                Release::StillHeld(*n)
+            }
+            Some(_) => Release::Restore(h.remove(cluster).map(|e| e.1).unwrap_or_default()),
+        }
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (usize, Allocation)>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Drain: allocation to primaries (remembering the previous value), then flush. Every
+/// request has its own timeout (`timeout`; the flush `flush_timeout`), so a drain either
+/// returns with the change held in `ledger`, or undoes it (or says loudly that it could
+/// not).
+pub async fn drain(
+    g: &SearchGate,
+    cluster: &str,
+    members: &[Member],
+    host: usize,
+    timeout: Duration,
+    flush_timeout: Duration,
+    ledger: &Ledger,
+) -> Result<String, String> {
+    let (api, prev) = reachable(g, members, host, timeout).await?;
+    let first = !ledger.is_held(cluster);
+    let body = drain_body(&prev);
+    judge_ack(&api.put(SETTINGS, &body).await?).map_err(api.at(SETTINGS))?;
+    let flusher = g.api(api.base.clone(), flush_timeout)?;
+    let flushed = match flusher.post("/_flush").await.and_then(|b| judge_flush(&b)) {
+        Ok(f) => f,
+        Err(e) => {
+            // fail closed, and leave allocation as it was
+            if first {
+                let undo = api.put(SETTINGS, &restore_body(&prev)).await;
+                if let Err(u) = undo.and_then(|b| judge_ack(&b)) {
+                    return Err(format!(
+                        "{e}; and putting allocation back ({prev}) failed too, it is still primaries: {u}"
+                    ));
+                }
+                return Err(format!("{e} (allocation put back: {prev})"));
+            }
+            return Err(e);
+        }
+    };
+    let was = if first {
+        prev.to_string()
+    } else {
+        "held by another drain of this cluster".into()
+    };
+    ledger.hold(cluster, prev);
+    Ok(format!("allocation primaries (was {was}); {flushed}"))
+}
+
+/// Restore: allocation back to its value before the drain, once the host's node is back
+/// in the cluster (as Elasticsearch's rolling-restart guide does: its replicas then
+/// recover from its own copies instead of being copied elsewhere). A node that has not
+/// rejoined within `rejoin_wait` does not keep allocation at primaries: it is put back
+/// anyway, and the answer says so.
+pub async fn restore(
+    g: &SearchGate,
+    cluster: &str,
+    members: &[Member],
+    host: usize,
+    timeout: Duration,
+    rejoin_wait: Duration,
+    ledger: &Ledger,
+) -> Result<String, String> {
+    let release = ledger.release(cluster);
+    let result = restore_inner(g, members, host, timeout, rejoin_wait, &release).await;
+    if result.is_err()
+        && let Release::Restore(prev) = release
+    {
+        // not restored: keep it held so that a retry restores it
+        ledger.hold(cluster, prev);
+    }
+    result
+}
+
+/// Wait until `m` is in `_cat/nodes` (at most `wait`): how long it took, or `None`.
+async fn await_rejoin(api: &Api<'_>, m: &Member, wait: Duration) -> Option<Duration> {
+    let t = std::time::Instant::now();
+    loop {
+        if let Ok(b) = api.get(NODES).await
+            && judge_node_present(&b, m).is_ok()
+        {
+            return Some(t.elapsed());
+        }
+        if t.elapsed() >= wait {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn restore_inner(
+    g: &SearchGate,
+    members: &[Member],
+    host: usize,
+    timeout: Duration,
+    rejoin_wait: Duration,
+    release: &Release,
+) -> Result<String, String> {
+    let m = members.get(host).ok_or("host is not a member")?;
+    let (api, now) = reachable(g, members, host, timeout).await?;
+    let (prev, body) = match release {
+        Release::StillHeld(n) => {
+            return Ok(format!(
+                "allocation stays primaries: {n} other member(s) of the cluster still drained"
+            ));
+        }
+        Release::Restore(p) => (p.clone(), restore_body(p)),
+        Release::Unknown if now.persistent.as_deref() != Some("primaries") => {
+            return Ok(format!("nothing to undo (allocation: {now})"));
+        }
+        Release::Unknown => {
+            // the value before the drain is not known here: unset what drains set
+            let mut b = json!({ "persistent": { ALLOCATION: null } });
+            if now.transient.as_deref() == Some("primaries") {
+                b["transient"] = json!({ ALLOCATION: null });
+            }
+            (Allocation::default(), b)
+        }
+    };
+    let rejoined = match await_rejoin(&api, m, rejoin_wait).await {
+        Some(t) => format!("{} rejoined after {:.1}s", m.id, t.as_secs_f64()),
+        None => format!(
+            "{} has not rejoined within {}s: put back anyway, never left at primaries",
+            m.id,
+            rejoin_wait.as_secs()
+        ),
+    };
+    judge_ack(&api.put(SETTINGS, &body).await?).map_err(api.at(SETTINGS))?;
+    let after = parse_allocation(&api.get(SETTINGS).await?).map_err(api.at(SETTINGS))?;
+    if after.persistent != prev.persistent {
+        return Err(format!("allocation is {after} after putting back {prev}"));
+    }
+    Ok(match release {
+        Release::Unknown => format!(
+            "{rejoined}; allocation reset from primaries to unset (the value before the drain is not known: rollcall restarted since); now {after}"
+        ),
+        _ => format!("{rejoined}; allocation back to {prev}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(id: &str, a: &str) -> Member {
+        Member {
+            id: id.into(),
+            address: a.into(),
+        }
+    }
+
+    const GREEN: &str = r#"{"cluster_name":"c","status":"green","timed_out":false,"number_of_nodes":3,"number_of_data_nodes":3,"active_primary_shards":4,"active_shards":8,"relocating_shards":0,"initializing_shards":0,"unassigned_shards":0,"delayed_unassigned_shards":0}"#;
+
+    #[test]
+    fn health_wants_green_all_nodes_and_nothing_moving() {
+        assert_eq!(
+            judge_health(GREEN, 3),
+            Ok("green, 3 nodes, 8 shards active".into())
+        );
+        let e = judge_health(GREEN, 4).unwrap_err();
+        assert!(e.contains("3 nodes (the fleet says 4)"), "{e}");
+        let y = GREEN
+            .replace("\"green\"", "\"yellow\"")
+            .replace("\"unassigned_shards\":0", "\"unassigned_shards\":4")
+            .replace("\"initializing_shards\":0", "\"initializing_shards\":1");
+        let e = judge_health(&y, 3).unwrap_err();
+        assert_eq!(
+            e,
+            "status yellow, 1 initializing shards, 4 unassigned shards"
+        );
+        let r = GREEN.replace("\"relocating_shards\":0", "\"relocating_shards\":2");
+        assert_eq!(judge_health(&r, 3).unwrap_err(), "2 relocating shards");
+        assert!(judge_health("<html>", 3).unwrap_err().contains("not JSON"));
+        assert!(
+            judge_health(r#"{"status":"green"}"#, 3)
+                .unwrap_err()
+                .contains("no number number_of_nodes")
+        );
+        assert!(judge_health("{}", 3).unwrap_err().contains("no status"));
+    }
+
+    #[test]
+    fn node_presence_by_address_or_name() {
+        let body = r#"[{"ip":"10.0.0.1","name":"a"},{"ip":"10.0.0.2","name":"b"}]"#;
+        assert!(judge_node_present(body, &m("b", "10.0.0.2")).is_ok());
+        assert!(judge_node_present(body, &m("a", "a.example")).is_ok());
+        let e = judge_node_present(body, &m("c", "10.0.0.3")).unwrap_err();
+        assert!(e.contains("no node with address 10.0.0.3 or name c"), "{e}");
+        assert!(e.contains("a (10.0.0.1), b (10.0.0.2)"), "{e}");
+        assert!(judge_node_present("{}", &m("c", "x")).is_err());
+    }
+
+    #[test]
+    fn allocation_parsing_and_bodies() {
+        let unset = parse_allocation(r#"{"persistent":{},"transient":{}}"#).unwrap();
+        assert_eq!(unset, Allocation::default());
+        assert_eq!(
+            restore_body(&unset),
+            json!({"persistent": {ALLOCATION: null}})
+        );
+        assert_eq!(
+            drain_body(&unset),
+            json!({"persistent": {ALLOCATION: "primaries"}})
+        );
+        let both = parse_allocation(
+            r#"{"persistent":{"cluster.routing.allocation.enable":"new_primaries"},"transient":{"cluster.routing.allocation.enable":"all"}}"#,
+        )
+        .unwrap();
+        assert_eq!(both.persistent.as_deref(), Some("new_primaries"));
+        assert_eq!(
+            drain_body(&both),
+            json!({"persistent": {ALLOCATION: "primaries"}, "transient": {ALLOCATION: "primaries"}})
+        );
+        assert_eq!(
+            restore_body(&both),
+            json!({"persistent": {ALLOCATION: "new_primaries"}, "transient": {ALLOCATION: "all"}})
+        );
+        assert!(parse_allocation(r#"{"transient":{}}"#).is_err());
+        assert!(
+            parse_allocation(
+                r#"{"persistent":{"cluster.routing.allocation.enable":1},"transient":{}}"#
+            )
+            .unwrap_err()
+            .contains("not a string")
+        );
+    }
+
+    #[test]
+    fn acks_and_flushes() {
+        assert!(judge_ack(r#"{"acknowledged":true,"persistent":{}}"#).is_ok());
+        assert!(judge_ack(r#"{"acknowledged":false}"#).is_err());
+        assert!(judge_ack("nope").is_err());
+        assert_eq!(
+            judge_flush(r#"{"_shards":{"total":7,"successful":7,"failed":0}}"#),
+            Ok("flushed 7 of 7 shard copies".into())
+        );
+        assert!(
+            judge_flush(r#"{"_shards":{"total":7,"successful":5,"failed":2}}"#)
+                .unwrap_err()
+                .contains("failed on 2 of 7")
+        );
+        assert!(judge_flush(r#"{"ok":1}"#).is_err());
+    }
+
+    #[test]
+    fn unreplicated_indices_on_the_host_are_named() {
+        let settings = r#"{"docs":{"settings":{"index.number_of_replicas":"1"}},"solo":{"settings":{"index.number_of_replicas":"0"}},"solo2":{"settings":{"index.number_of_replicas":"0"}}}"#;
+        let shards = r#"[{"index":"docs","ip":"10.0.0.1","node":"a"},{"index":"docs","ip":"10.0.0.2","node":"b"},{"index":"solo","ip":"10.0.0.3","node":"c"},{"index":"solo2","ip":null,"node":null}]"#;
+        assert!(judge_unreplicated(settings, shards, &m("a", "10.0.0.1")).is_ok());
+        let e = judge_unreplicated(settings, shards, &m("c", "10.0.0.3")).unwrap_err();
+        assert!(
+            e.contains("number_of_replicas = 0") && e.ends_with(": solo"),
+            "{e}"
+        );
+        assert!(judge_unreplicated("[]", shards, &m("a", "x")).is_err());
+        assert!(judge_unreplicated(r#"{"x":{}}"#, shards, &m("a", "x")).is_err());
+    }
+
+    #[test]
+    fn ledger_restores_once_after_the_last_of_overlapping_drains() {
+        let l = Ledger::default();
+        assert_eq!(l.release("es"), Release::Unknown);
+        let prev = Allocation {
+            persistent: Some("all".into()),
+            transient: None,
+        };
+        l.hold("es", prev.clone());
+        assert!(l.is_held("es"));
+        // a second drain while the first is held does not overwrite what was remembered
+        l.hold("es", Allocation::default());
+        assert_eq!(l.release("es"), Release::StillHeld(1));
+        assert_eq!(l.release("es"), Release::Restore(prev));
+        assert_eq!(l.release("es"), Release::Unknown);
+    }
+
+    #[test]
+    fn templated_base_urls() {
+        let g = SearchGate {
+            url: "https://{host}.example:9200/".into(),
+            auth: None,
+            tls_ca: None,
+        };
+        let ms = [m("a", "10.0.0.1"), m("b", "10.0.0.2")];
+        assert_eq!(g.base(Some(&ms[1])), "https://b.example:9200");
+        assert_eq!(g.bases(&ms).len(), 2);
+        assert_eq!(
+            order(&g, &ms, 0),
+            ["https://b.example:9200", "https://a.example:9200"]
+        );
+        let lb = SearchGate {
+            url: "http://lb:9200".into(),
+            ..g
+        };
+        assert_eq!(lb.bases(&ms), ["http://lb:9200"]);
+        assert!(!format!("{:?}", Secret("hunter2".into())).contains("hunter2"));
+    }
+}
