@@ -6,6 +6,7 @@
 
 use crate::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use crate::import::{self, ImportedHost};
+use crate::limits::{self, TextLimit};
 use crate::model::*;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -188,9 +189,9 @@ impl Default for LoadOptions {
 /// Read and validate a fleet file. Imported inventories are read relative to it.
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Fleet, ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+    let text = limits::read_input(path).map_err(|e| ConfigErrors {
         file: name.clone(),
-        errors: vec![ConfigError::file(&name, "", format!("cannot read: {e}"))],
+        errors: vec![ConfigError::file(&name, "", e.to_string())],
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     load_str(&name, &text, &base, opts)
@@ -204,6 +205,12 @@ pub fn load_str(
     opts: &LoadOptions,
 ) -> Result<Fleet, ConfigErrors> {
     let src = SourceFile::new(name, text);
+    if let Err(e) = limits::check_toml(text) {
+        return Err(ConfigErrors {
+            file: name.to_string(),
+            errors: vec![limit_error(&src, e)],
+        });
+    }
     let raw: RawFleet = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
@@ -233,6 +240,30 @@ pub fn load_str(
             errors: vec![ConfigError::file(name, "", "invalid fleet")],
         })
     })
+}
+
+/// The error for fleet text over a limit of [`limits`], pointing at where it is.
+fn limit_error(src: &SourceFile, e: TextLimit) -> ConfigError {
+    match e {
+        TextLimit::TooLarge { bytes } => ConfigError::file(
+            &src.name,
+            "",
+            format!(
+                "the file is {bytes} bytes, over the {} MiB limit for a fleet file",
+                limits::MAX_FILE_BYTES >> 20
+            ),
+        ),
+        TextLimit::TooDeep { offset } => ConfigError::at(
+            src,
+            offset..offset + 1,
+            field_path_at(&src.text, offset),
+            format!(
+                "tables and arrays nest deeper than {} levels here, the limit for a fleet file",
+                limits::MAX_TOML_DEPTH
+            ),
+        )
+        .with_help("a fleet file nests a few levels deep; this looks generated or corrupt"),
+    }
 }
 
 /// Best-effort field path (`cluster[2].load`) for a byte offset in TOML text,
@@ -1415,13 +1446,13 @@ impl<'a> Validator<'a> {
             }
         };
         let full = self.base.join(path.get_ref());
-        let text = match std::fs::read_to_string(&full) {
+        let text = match limits::read_input(&full) {
             Ok(t) => t,
             Err(e) => {
                 self.err(
                     path.span(),
                     format!("{field}.{format}"),
-                    format!("cannot read `{}`: {e}", full.display()),
+                    format!("`{}`: {e}", full.display()),
                 );
                 return;
             }
