@@ -256,13 +256,33 @@ fn limit_error(src: &SourceFile, e: TextLimit) -> ConfigError {
         TextLimit::TooDeep { offset } => ConfigError::at(
             src,
             offset..offset + 1,
-            field_path_at(&src.text, offset),
+            short(&field_path_at(&src.text, offset)),
             format!(
                 "tables and arrays nest deeper than {} levels here, the limit for a fleet file",
                 limits::MAX_TOML_DEPTH
             ),
         )
         .with_help("a fleet file nests a few levels deep; this looks generated or corrupt"),
+        TextLimit::TooManyTables { offset } => ConfigError::at(
+            src,
+            offset..offset + 1,
+            short(&field_path_at(&src.text, offset)),
+            format!(
+                "more than {} tables and arrays by here, the limit for a fleet file",
+                limits::MAX_TOML_TABLES
+            ),
+        )
+        .with_help(
+            "a million-host fleet has about 4 million; import hosts from CSV or split the fleet",
+        ),
+    }
+}
+
+/// A field path cut to a length that fits in a message.
+fn short(field: &str) -> String {
+    match field.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &field[..i]),
+        None => field.to_string(),
     }
 }
 

@@ -16,6 +16,11 @@
 //! * [`MAX_TOML_DEPTH`] (32): the deepest structure a fleet file has is a gate or
 //!   notify setting under an array of tables (`[[cluster]]` → `gate` → an
 //!   expectation table → a value), about 6 levels.
+//! * [`MAX_TOML_TABLES`] (8 million): the parser keeps every table at several
+//!   hundred bytes to a kilobyte, and text can open one every two or three bytes
+//!   (`[t1.t.t.t.t]`), so within the size cap alone a file could still cost over
+//!   100 GiB. A generated fleet opens about 4 tables and arrays per host (4 million
+//!   for a million hosts); 8 million bound a file's cost to about twice that.
 
 use std::io::Read;
 use std::path::Path;
@@ -24,6 +29,10 @@ use std::path::Path;
 pub const MAX_FILE_BYTES: usize = 256 << 20;
 /// Deepest nesting of tables and arrays accepted in a fleet file.
 pub const MAX_TOML_DEPTH: usize = 32;
+/// Most tables and arrays a fleet file may open (every level of every table header
+/// counts, `[[host]]` as two): the TOML parser keeps each one in memory at several
+/// hundred bytes, so many small tables cost far more than their text.
+pub const MAX_TOML_TABLES: usize = 8_000_000;
 
 /// Why an input file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -67,17 +76,19 @@ pub enum TextLimit {
     TooDeep {
         offset: usize,
     },
+    /// More than [`MAX_TOML_TABLES`] tables and arrays are open by this byte offset.
+    TooManyTables {
+        offset: usize,
+    },
 }
 
-/// Check fleet text against [`MAX_FILE_BYTES`] and [`MAX_TOML_DEPTH`].
+/// Check fleet text against [`MAX_FILE_BYTES`], [`MAX_TOML_DEPTH`] and
+/// [`MAX_TOML_TABLES`].
 pub fn check_toml(text: &str) -> Result<(), TextLimit> {
     if text.len() > MAX_FILE_BYTES {
         return Err(TextLimit::TooLarge { bytes: text.len() });
     }
-    match toml_too_deep(text.as_bytes(), MAX_TOML_DEPTH) {
-        Some(offset) => Err(TextLimit::TooDeep { offset }),
-        None => Ok(()),
-    }
+    scan_toml(text.as_bytes(), MAX_TOML_DEPTH, MAX_TOML_TABLES)
 }
 
 /// One open `[` or `{` of a value, with the dotted-key levels of the key that owns it.
@@ -99,6 +110,8 @@ struct Nesting {
     key_dots: usize,
     in_value: bool,
     in_header: bool,
+    /// Tables and arrays opened so far.
+    opened: usize,
 }
 
 impl Nesting {
@@ -107,6 +120,7 @@ impl Nesting {
     }
 
     fn push(&mut self, inline_table: bool) {
+        self.opened += 1 + self.key_dots;
         self.open_levels += 1 + self.key_dots;
         self.open.push(Open {
             inline_table,
@@ -147,12 +161,16 @@ impl Nesting {
             b']' if self.open.is_empty() && self.in_header => {
                 self.in_header = false;
                 self.table += 1 + self.key_dots;
+                self.opened += self.table;
                 self.key_dots = 0;
                 self.in_value = true; // nothing but a comment may follow
                 return if b.get(i + 1) == Some(&b']') { 2 } else { 1 };
             }
             b'.' if !self.in_value => self.key_dots += 1,
-            b'=' if !self.in_value => self.in_value = true,
+            b'=' if !self.in_value => {
+                self.opened += self.key_dots;
+                self.in_value = true;
+            }
             b'[' => self.push(false),
             b'{' => self.push(true),
             b']' | b'}' => self.pop(),
@@ -167,9 +185,19 @@ impl Nesting {
 }
 
 /// Byte offset where TOML nesting (tables, arrays and dotted keys) first goes deeper
-/// than `max`, found by one pass that skips strings and comments. Text that is not
-/// valid TOML is scanned all the same; the parser reports what is wrong with it.
+/// than `max`; see [`scan_toml`].
 pub fn toml_too_deep(b: &[u8], max: usize) -> Option<usize> {
+    match scan_toml(b, max, usize::MAX) {
+        Err(TextLimit::TooDeep { offset }) => Some(offset),
+        _ => None,
+    }
+}
+
+/// Where TOML text first nests deeper than `max_depth` or has opened more than
+/// `max_tables` tables and arrays, found by one pass that skips strings and
+/// comments. Text that is not valid TOML is scanned all the same; the parser
+/// reports what is wrong with it.
+pub fn scan_toml(b: &[u8], max_depth: usize, max_tables: usize) -> Result<(), TextLimit> {
     let mut n = Nesting::default();
     let mut i = 0;
     while i < b.len() {
@@ -178,14 +206,17 @@ pub fn toml_too_deep(b: &[u8], max: usize) -> Option<usize> {
             b'#' => skip_comment(b, i),
             _ => {
                 let step = n.byte(b, i);
-                if n.depth() > max {
-                    return Some(i);
+                if n.depth() > max_depth {
+                    return Err(TextLimit::TooDeep { offset: i });
+                }
+                if n.opened > max_tables {
+                    return Err(TextLimit::TooManyTables { offset: i });
                 }
                 i + step
             }
         };
     }
-    None
+    Ok(())
 }
 
 fn skip_comment(b: &[u8], i: usize) -> usize {
@@ -273,6 +304,21 @@ mod tests {
         assert_eq!(toml_too_deep(text.as_bytes(), 32), Some(1 + 2 * 32 + 1));
         let text = format!("a = {}", "{b = ".repeat(40));
         assert!(toml_too_deep(text.as_bytes(), 32).is_some());
+    }
+
+    #[test]
+    fn every_table_and_array_opened_counts() {
+        let count = |t: &str| {
+            (0..100)
+                .find(|&m| scan_toml(t.as_bytes(), 99, m).is_ok())
+                .unwrap()
+        };
+        assert_eq!(count("a = 1\nb.c = 2"), 1);
+        assert_eq!(
+            count("[[host]]\nid = 1\n[[host]]\nid = 2\ntags = [\"a\"]"),
+            5
+        );
+        assert_eq!(count("[a.b]\nc = {d = [1, 2]}"), 4);
     }
 
     #[test]

@@ -146,3 +146,23 @@ fn the_example_fleets_pass_the_limits() {
         load_file(&root.join(f), &opts()).unwrap_or_else(|e| panic!("{f}: {e}"));
     }
 }
+
+#[test]
+fn a_file_of_millions_of_small_tables_is_refused_before_parsing() {
+    // within the size and depth limits, yet the parser would need gigabytes for it
+    let line = |i: usize| format!("[t{i}{}]\n", ".t".repeat(20));
+    let text: String = (0..400_000).map(line).collect();
+    let t0 = std::time::Instant::now();
+    let errs = load_str("tables.toml", &text, Path::new("."), &opts()).unwrap_err();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert_eq!(errs.errors.len(), 1, "{errs}");
+    let e = &errs.errors[0];
+    assert!(
+        e.message.contains("more than 8000000 tables and arrays"),
+        "{}",
+        e.message
+    );
+    // 21 levels per header: the limit is passed in header 380,953 (line 380,953)
+    assert_eq!(e.line, Some(8_000_000 / 21 + 1));
+    assert!(e.field.chars().count() <= 81, "{}", e.field);
+}
