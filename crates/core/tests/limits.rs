@@ -154,7 +154,11 @@ fn a_file_of_millions_of_small_tables_is_refused_before_parsing() {
     let text: String = (0..400_000).map(line).collect();
     let t0 = std::time::Instant::now();
     let errs = load_str("tables.toml", &text, Path::new("."), &opts()).unwrap_err();
-    assert!(t0.elapsed() < std::time::Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!(errs.errors.len(), 1, "{errs}");
     let e = &errs.errors[0];
     assert!(

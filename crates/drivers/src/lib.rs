@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod gates;
+pub mod judge;
 pub mod remote;
 pub mod sim;
 pub mod transport;
