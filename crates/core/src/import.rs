@@ -94,6 +94,10 @@ const MAX_RANGE_HOSTS: usize = 100_000;
 const MAX_YAML_DEPTH: usize = 100;
 /// Most YAML nodes accepted, counting the copies made by aliases.
 const MAX_YAML_NODES: usize = 2_000_000;
+/// A copied scalar counts one node more per this many bytes of its text, so that
+/// aliases cannot copy long strings millions of times (a 4 KB inventory once took
+/// 4.8 GB that way).
+const YAML_BYTES_PER_NODE: usize = 16;
 
 /// Collects located errors, dropping exact repeats (a bad group variable is
 /// seen once per host of the group).
@@ -1337,10 +1341,12 @@ impl YNode {
         }
     }
 
-    /// Number of nodes, for the alias expansion budget.
+    /// Number of nodes, for the alias expansion budget (a scalar's text counts too:
+    /// see [`YAML_BYTES_PER_NODE`]).
     fn size(&self) -> usize {
         match self {
-            YNode::Null { .. } | YNode::Str { .. } => 1,
+            YNode::Null { .. } => 1,
+            YNode::Str { value, .. } => 1 + value.len() / YAML_BYTES_PER_NODE,
             YNode::Seq { items, .. } => items.iter().fold(1, |n, i| n.saturating_add(i.size())),
             YNode::Map { entries, .. } => entries.iter().fold(1, |n, (k, v)| {
                 n.saturating_add(k.size()).saturating_add(v.size())
@@ -1430,7 +1436,11 @@ fn build_yaml(text: &str) -> Result<Option<YNode>, YamlError> {
                     return Err((
                         line,
                         frame_path(&stack),
-                        "aliases expand to too large a document".into(),
+                        format!(
+                            "aliases expand to too large a document: more than {MAX_YAML_NODES} \
+                             nodes, the limit for an inventory (copied text counts a node per \
+                             {YAML_BYTES_PER_NODE} bytes)"
+                        ),
                     ));
                 }
                 budget -= size;

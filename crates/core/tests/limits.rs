@@ -170,3 +170,31 @@ fn a_file_of_millions_of_small_tables_is_refused_before_parsing() {
     assert_eq!(e.line, Some(8_000_000 / 21 + 1));
     assert!(e.field.chars().count() <= 81, "{}", e.field);
 }
+
+/// Found while fuzzing `import_yaml` (a 500-byte input peaked at 459 MB): aliases
+/// copying a long string a million times. This 4 KB inventory took 23 s and 4.8 GB
+/// before copied text counted against the alias budget.
+#[test]
+fn yaml_aliases_cannot_copy_long_strings_a_million_times() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/import_yaml");
+    let name = "alias-copies-long-strings.yml";
+    let text = std::fs::read_to_string(dir.join(name)).unwrap();
+    let t0 = std::time::Instant::now();
+    let errs = import::parse_ansible(&error::SourceFile::new(name, text)).unwrap_err();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let e = &errs[0];
+    assert_eq!(e.file, name);
+    assert!(
+        e.message.contains("aliases expand to too large a document"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("2000000 nodes"), "{}", e.message);
+    // refused at `f`, whose 10 copies of `e` hold 100,000 copies of the 4,000-byte string
+    assert_eq!(e.line, Some(7));
+}
