@@ -198,3 +198,42 @@ fn yaml_aliases_cannot_copy_long_strings_a_million_times() {
     // refused at `f`, whose 10 copies of `e` hold 100,000 copies of the 4,000-byte string
     assert_eq!(e.line, Some(7));
 }
+
+fn inventory_error(name: &str) -> ConfigError {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz/import_ini")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let errs = import::parse_ansible(&error::SourceFile::new(name, text)).unwrap_err();
+    assert_eq!(errs.len(), 1, "reported once: {errs:?}");
+    errs[0].clone()
+}
+
+/// Found by looking for other small inputs of large cost after the YAML case above
+/// (the fuzzer's inputs expanded ranges, but each line alone stays under the range
+/// limit): 31 range lines, 984 bytes, defined 3.1 million hosts in 30 s and 5.6 GB.
+/// Now refused at the line that goes over the limit.
+#[test]
+fn an_inventory_of_ranges_is_refused_past_three_million_host_definitions() {
+    let e = inventory_error("ranges-3m-hosts.ini");
+    // each host has one variable, so counts twice: line 17 (the 16th range) goes over
+    assert_eq!(e.line, Some(17));
+    assert_eq!(e.field, "hosts.h15-[1:100000]");
+    assert!(
+        e.message.contains("more than 3000000 hosts"),
+        "{}",
+        e.message
+    );
+}
+
+/// A range of 100,000 hosts in a chain of 300 nested groups: 30 million tags.
+#[test]
+fn an_inventory_whose_hosts_resolve_to_millions_of_tags_is_refused() {
+    let e = inventory_error("chain-300-groups.ini");
+    assert_eq!(e.line, Some(2));
+    assert!(
+        e.message.contains("more than 20000000 groups"),
+        "{}",
+        e.message
+    );
+}
