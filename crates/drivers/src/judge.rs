@@ -96,7 +96,17 @@ impl NodeLine {
     }
 }
 
-/// Parse CLUSTER NODES. Any malformed line is an error.
+/// Redis Cluster has this many hash slots, numbered from 0.
+pub const CLUSTER_SLOTS: usize = 16384;
+
+/// A hash slot number (0 to 16383).
+fn slot(s: &str) -> Option<usize> {
+    s.parse::<usize>().ok().filter(|&n| n < CLUSTER_SLOTS)
+}
+
+/// Parse CLUSTER NODES. Any malformed line is an error, and so is a slot outside
+/// 0..16383 (a range up to `usize::MAX` once overflowed the count, or wrapped it to 0
+/// and made a master look slotless, so its missing replica went unnoticed).
 pub fn parse_nodes(s: &str) -> Result<Vec<NodeLine>, String> {
     let mut out = Vec::new();
     for line in s.lines().filter(|l| !l.trim().is_empty()) {
@@ -114,13 +124,13 @@ pub fn parse_nodes(s: &str) -> Result<Vec<NodeLine>, String> {
                 continue; // a slot being migrated/imported
             }
             let n = match s.split_once('-') {
-                Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
-                    (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                Some((a, b)) => match (slot(a), slot(b)) {
+                    (Some(a), Some(b)) if b >= a => b - a + 1,
                     _ => return Err(format!("malformed slot range `{s}` in CLUSTER NODES")),
                 },
-                None => match s.parse::<usize>() {
-                    Ok(_) => 1,
-                    Err(_) => return Err(format!("malformed slot `{s}` in CLUSTER NODES")),
+                None => match slot(s) {
+                    Some(_) => 1,
+                    None => return Err(format!("malformed slot `{s}` in CLUSTER NODES")),
                 },
             };
             slots += n;
