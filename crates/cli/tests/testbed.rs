@@ -7,6 +7,7 @@
 
 use rollcall_core::engine::Command;
 use rollcall_drivers::Driver;
+use rollcall_drivers::etcd::EtcdHttp;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command as Proc;
@@ -291,35 +292,39 @@ impl Writer {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let opts = etcd_client::ConnectOptions::new()
-                    .with_connect_timeout(Duration::from_secs(1))
-                    .with_timeout(Duration::from_secs(1));
-                let mut c = etcd_client::Client::connect(&eps, Some(opts))
-                    .await
-                    .unwrap();
+                // one client per endpoint; a failed request moves to the next endpoint,
+                // as a balancing client does
+                let cs: Vec<EtcdHttp> = eps
+                    .iter()
+                    .map(|e| EtcdHttp::new(e, Duration::from_secs(1)).unwrap())
+                    .collect();
+                let mut at = 0usize;
                 let mut t = Tally::default();
                 let mut first_fail = None;
                 let mut n = 0u64;
                 st2.fetch_add(1, Ordering::SeqCst);
                 while !s2.load(Ordering::SeqCst) {
-                    match c.put(format!("w/{n}"), n.to_string(), None).await {
-                        Ok(_) => {
+                    match cs[at]
+                        .put(&format!("w/{n}"), n.to_string().as_bytes())
+                        .await
+                    {
+                        Ok(()) => {
                             ok(&mut t, &mut first_fail);
                             n += 1;
                         }
                         Err(e) => {
-                            note(&mut t, e.to_string(), &mut first_fail);
+                            note(&mut t, e, &mut first_fail);
+                            at = (at + 1) % cs.len();
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                     }
                 }
                 for k in 0..n {
                     let mut good = false;
-                    for _ in 0..50 {
-                        match c.get(format!("w/{k}"), None).await {
-                            Ok(r) => {
-                                good = r.kvs().first().map(|kv| kv.value())
-                                    == Some(k.to_string().as_bytes());
+                    for i in 0..50 {
+                        match cs[(at + i) % cs.len()].read(&format!("w/{k}")).await {
+                            Ok(v) => {
+                                good = v.as_deref() == Some(k.to_string().as_bytes());
                                 break;
                             }
                             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,

@@ -6,6 +6,8 @@
 //! in-sync replica; etcd: move the leadership away); it fails closed too.
 
 use crate::config::GateSpec;
+use crate::etcd::EtcdHttp;
+pub use crate::etcd::EtcdStatus;
 use crate::transport::{run_local, shell_quote, truncate};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -355,44 +357,12 @@ async fn redis_failover(
 
 // ---------------------------------------------------------------- etcd
 
-async fn etcd_client(ep: &str) -> Result<etcd_client::Client, String> {
-    let opts = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(3))
-        .with_timeout(Duration::from_secs(3));
-    etcd_client::Client::connect([ep], Some(opts))
-        .await
-        .map_err(|e| format!("{ep}: {e}"))
-}
+const ETCD_TIMEOUT: Duration = Duration::from_secs(3);
 
-#[derive(Debug, Clone)]
-pub struct EtcdStatus {
-    pub endpoint: String,
-    pub member_id: u64,
-    pub leader: u64,
-    pub raft_index: u64,
-    pub raft_term: u64,
-}
-
-async fn etcd_status(ep: &str) -> Result<(etcd_client::Client, EtcdStatus), String> {
-    let mut c = etcd_client(ep).await?;
-    let s = c.status().await.map_err(|e| format!("{ep}: status: {e}"))?;
-    if !s.errors().is_empty() {
-        return Err(format!("{ep}: {}", s.errors().join("; ")));
-    }
-    let member_id = s
-        .header()
-        .map(|h| h.member_id())
-        .ok_or_else(|| format!("{ep}: status without a header"))?;
-    Ok((
-        c,
-        EtcdStatus {
-            endpoint: ep.to_string(),
-            member_id,
-            leader: s.leader(),
-            raft_index: s.raft_index(),
-            raft_term: s.raft_term(),
-        },
-    ))
+async fn etcd_status(ep: &str) -> Result<(EtcdHttp, EtcdStatus), String> {
+    let c = EtcdHttp::new(ep, ETCD_TIMEOUT)?;
+    let s = c.status().await?;
+    Ok((c, s))
 }
 
 /// Judge the statuses of all endpoints (the pure part of the etcd gate).
@@ -451,36 +421,18 @@ async fn etcd_check(members: &[Member], port: u16, max_lag: u64, host: Option<us
     let eps = etcd_endpoints(members, port);
     let mut st = Vec::new();
     for ep in &eps {
-        let (mut c, s) = etcd_status(ep).await?;
+        let (c, s) = etcd_status(ep).await?;
         // the health check etcdctl does: a linearizable read through this member
-        c.get("health", None)
-            .await
-            .map_err(|e| format!("{ep}: read: {e}"))?;
+        c.read("health").await?;
         if st.is_empty() {
-            let a = c
-                .alarm(
-                    etcd_client::AlarmAction::Get,
-                    etcd_client::AlarmType::None,
-                    None,
-                )
-                .await
-                .map_err(|e| format!("{ep}: alarm list: {e}"))?;
-            if !a.alarms().is_empty() {
-                let list: Vec<String> = a
-                    .alarms()
-                    .iter()
-                    .map(|m| format!("{:?} on member {:x}", m.alarm(), m.member_id()))
-                    .collect();
-                return Err(format!("alarms raised: {}", list.join(", ")));
+            let alarms = c.alarms().await?;
+            if !alarms.is_empty() {
+                return Err(format!("alarms raised: {}", alarms.join(", ")));
             }
-            let ml = c
-                .member_list()
-                .await
-                .map_err(|e| format!("{ep}: member list: {e}"))?;
-            if ml.members().len() != members.len() {
+            let n = c.member_count().await?;
+            if n != members.len() {
                 return Err(format!(
-                    "member list has {} members, the fleet {}",
-                    ml.members().len(),
+                    "member list has {n} members, the fleet {}",
                     members.len()
                 ));
             }
@@ -499,7 +451,7 @@ async fn etcd_move_leader(
 ) -> Result<String, String> {
     let eps = etcd_endpoints(members, port);
     let ep = eps.get(host).ok_or("host is not a member")?;
-    let (mut c, me) = etcd_status(ep).await?;
+    let (c, me) = etcd_status(ep).await?;
     if me.leader != me.member_id {
         return Ok(format!("{ep} is not the leader: nothing to move"));
     }
@@ -532,13 +484,12 @@ async fn etcd_move_leader(
     let deadline = Instant::now() + drain_timeout;
     let mut last = String::new();
     loop {
-        match c.move_leader(to.member_id).await {
-            Ok(_) => {}
-            Err(e) => last = format!("move-leader: {e}"),
+        if let Err(e) = c.move_leader(to.member_id).await {
+            last = e;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        match etcd_status(ep).await {
-            Ok((_, s)) if s.leader != me.member_id && s.leader != 0 => {
+        match c.status().await {
+            Ok(s) if s.leader != me.member_id && s.leader != 0 => {
                 return Ok(format!("moved the leadership from {ep} to {}", to.endpoint));
             }
             Ok(_) => {}
@@ -549,9 +500,6 @@ async fn etcd_move_leader(
                 "the leadership did not leave {ep} within {}s: {last}",
                 drain_timeout.as_secs()
             ));
-        }
-        if let Ok(nc) = etcd_client(ep).await {
-            c = nc;
         }
     }
 }

@@ -5,6 +5,7 @@
 //! unhealthy, never healthy.
 
 pub mod config;
+pub mod etcd;
 pub mod gates;
 pub mod judge;
 pub mod remote;
