@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod etcd;
+pub mod etcd_json;
 pub mod gates;
 pub mod judge;
 pub mod remote;
