@@ -128,7 +128,7 @@ fn nesting_up_to_the_limit_reaches_the_parser() {
 #[test]
 fn a_large_deeply_nested_file_is_refused_quickly() {
     // 9 MB of nested tables: the TOML parser took seconds and 455+ MB to refuse it
-    let text = format!("a = {}", "{b = ".repeat(9 << 20 / 5));
+    let text = format!("a = {}", "{b = ".repeat((9 << 20) / 5));
     let t0 = std::time::Instant::now();
     depth_error(&text);
     // generous: the scan stops at the first byte too deep
