@@ -162,8 +162,8 @@ pub(crate) fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
 }
 
 pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
-    let text = std::fs::read_to_string(&o.fleet)
-        .map_err(|e| miette::miette!("{}: cannot read: {e}", o.fleet.display()))?;
+    let text = rollcall_core::limits::read_input(&o.fleet)
+        .map_err(|e| miette::miette!("{}: {e}", o.fleet.display()))?;
     let base = o.fleet.parent().map(Path::to_path_buf).unwrap_or_default();
     let (mut fleet, files) = load_fleet(&o.fleet.display().to_string(), &text, &base)?;
     if let Some(p) = &o.on_missing {
@@ -1102,7 +1102,7 @@ pub async fn bench_engine(
     scale: f64,
     json: bool,
 ) -> miette::Result<std::process::ExitCode> {
-    let text = std::fs::read_to_string(fleet_path)
+    let text = rollcall_core::limits::read_input(fleet_path)
         .map_err(|e| miette::miette!("{}: {e}", fleet_path.display()))?;
     let base = fleet_path
         .parent()

@@ -6,6 +6,7 @@
 
 use crate::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use crate::import::{self, ImportedHost};
+use crate::limits::{self, TextLimit};
 use crate::model::*;
 use crate::select::{HostIndex, Query};
 use crate::sources::ImportSource;
@@ -193,9 +194,9 @@ impl Default for LoadOptions {
 /// Read and validate a fleet file. Imported inventories are read relative to it.
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Fleet, ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+    let text = limits::read_input(path).map_err(|e| ConfigErrors {
         file: name.clone(),
-        errors: vec![ConfigError::file(&name, "", format!("cannot read: {e}"))],
+        errors: vec![ConfigError::file(&name, "", e.to_string())],
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     load_str(&name, &text, &base, opts)
@@ -228,6 +229,13 @@ pub(crate) fn load_with(
     files: ImportSource,
 ) -> (Result<Fleet, ConfigErrors>, ImportSource) {
     let src = SourceFile::new(name, text);
+    if let Err(e) = limits::check_toml(text) {
+        let errs = ConfigErrors {
+            file: name.to_string(),
+            errors: vec![limit_error(&src, e)],
+        };
+        return (Err(errs), files);
+    }
     let raw: RawFleet = match parse::parse_fleet(text) {
         Ok(r) => r,
         Err(e) => {
@@ -260,6 +268,50 @@ pub(crate) fn load_with(
         })
     });
     (result, v.files)
+}
+
+/// The error for fleet text over a limit of [`limits`], pointing at where it is.
+fn limit_error(src: &SourceFile, e: TextLimit) -> ConfigError {
+    match e {
+        TextLimit::TooLarge { bytes } => ConfigError::file(
+            &src.name,
+            "",
+            format!(
+                "the file is {bytes} bytes, over the {} MiB limit for a fleet file",
+                limits::MAX_FILE_BYTES >> 20
+            ),
+        ),
+        TextLimit::TooDeep { offset } => ConfigError::at(
+            src,
+            offset..offset + 1,
+            short(&field_path_at(&src.text, offset)),
+            format!(
+                "tables and arrays nest deeper than {} levels here, the limit for a fleet file",
+                limits::MAX_TOML_DEPTH
+            ),
+        )
+        .with_help("a fleet file nests a few levels deep; this looks generated or corrupt"),
+        TextLimit::TooManyTables { offset } => ConfigError::at(
+            src,
+            offset..offset + 1,
+            short(&field_path_at(&src.text, offset)),
+            format!(
+                "more than {} tables and arrays by here, the limit for a fleet file",
+                limits::MAX_TOML_TABLES
+            ),
+        )
+        .with_help(
+            "a million-host fleet has about 4 million; import hosts from CSV or split the fleet",
+        ),
+    }
+}
+
+/// A field path cut to a length that fits in a message.
+fn short(field: &str) -> String {
+    match field.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &field[..i]),
+        None => field.to_string(),
+    }
 }
 
 /// Best-effort field path (`cluster[2].load`) for a byte offset in TOML text,

@@ -86,14 +86,28 @@ pub struct ImportedHost {
     pub line: usize,
 }
 
+const SPLIT_HELP: &str =
+    "split the hosts over several inventories, each imported by its own [[import]]";
 const DURATION_HELP: &str = "write a duration like \"90s\", \"20m\", \"1h30m\" or \"PT1H\"";
 
 /// A host pattern may expand to at most this many hosts.
 const MAX_RANGE_HOSTS: usize = 100_000;
+/// Most host definitions an inventory may make, counting every host a range expands
+/// to, once per group it is listed in, plus one per host variable given with it. A
+/// 1 KB inventory of ranges once defined 3 million hosts (30 s, 5.6 GB); a million
+/// hosts with an address each is 2 million.
+const MAX_HOST_DEFINITIONS: usize = 3_000_000;
+/// Most group memberships, variables and tags resolved for all hosts together (a host
+/// in a chain of a thousand groups has a thousand tags).
+const MAX_RESOLVED: usize = 20_000_000;
 /// Deepest YAML nesting accepted (keeps recursion and drops shallow).
 const MAX_YAML_DEPTH: usize = 100;
 /// Most YAML nodes accepted, counting the copies made by aliases.
 const MAX_YAML_NODES: usize = 2_000_000;
+/// A copied scalar counts one node more per this many bytes of its text, so that
+/// aliases cannot copy long strings millions of times (a 4 KB inventory once took
+/// 4.8 GB that way).
+const YAML_BYTES_PER_NODE: usize = 16;
 
 /// Collects located errors, dropping exact repeats (a bad group variable is
 /// seen once per host of the group).
@@ -404,6 +418,20 @@ enum Value {
     Other(&'static str),
 }
 
+impl Value {
+    /// What a copy of this value costs, in host definitions: one, plus one per list
+    /// item, plus one per 64 bytes of text (see [`MAX_HOST_DEFINITIONS`]).
+    fn weight(&self) -> usize {
+        match self {
+            Value::Str(s) => 1 + s.len() / 64,
+            Value::List(items) => {
+                1 + items.len() + items.iter().map(String::len).sum::<usize>() / 64
+            }
+            Value::Null | Value::Other(_) => 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Var {
     value: Value,
@@ -438,6 +466,8 @@ struct Inventory {
     groups: BTreeMap<String, Group>,
     hosts: Vec<HostDef>,
     host_ix: HashMap<String, usize>,
+    /// Host definitions so far (see [`MAX_HOST_DEFINITIONS`]).
+    definitions: usize,
 }
 
 impl Inventory {
@@ -446,6 +476,7 @@ impl Inventory {
             groups: BTreeMap::new(),
             hosts: Vec::new(),
             host_ix: HashMap::new(),
+            definitions: 0,
         };
         inv.group("all");
         inv.group("ungrouped");
@@ -466,6 +497,26 @@ impl Inventory {
                 field,
             });
         }
+    }
+
+    /// Count `hosts` definitions, each with variables of `vars_weight` (the sum of
+    /// their [`Value::weight`]s), against [`MAX_HOST_DEFINITIONS`]. `Err(Some(why))`
+    /// when they go over it, `Err(None)` for every definition after that (the error
+    /// is reported once).
+    fn define(&mut self, hosts: usize, vars_weight: usize) -> Result<(), Option<String>> {
+        if self.definitions > MAX_HOST_DEFINITIONS {
+            return Err(None);
+        }
+        let n = hosts.saturating_mul(vars_weight.saturating_add(1));
+        self.definitions = self.definitions.saturating_add(n);
+        if self.definitions > MAX_HOST_DEFINITIONS {
+            return Err(Some(format!(
+                "the inventory defines more than {MAX_HOST_DEFINITIONS} hosts by here \
+                 (counting every host of a range, once per group, plus its variables), \
+                 the limit for one inventory"
+            )));
+        }
+        Ok(())
     }
 
     fn add_host(&mut self, name: &str, line: usize, group: &str, vars: Vec<(String, Var)>) {
@@ -817,6 +868,7 @@ fn resolve(inv: &Inventory, sink: &mut Sink) -> Vec<ImportedHost> {
         .collect();
 
     let mut out = Vec::with_capacity(inv.hosts.len());
+    let mut resolved = 0usize;
     for host in &inv.hosts {
         // Every group the host is in, directly or through children.
         let mut member: BTreeSet<usize> = BTreeSet::new();
@@ -842,6 +894,26 @@ fn resolve(inv: &Inventory, sink: &mut Sink) -> Vec<ImportedHost> {
                 names.get(g).copied().unwrap_or(""),
             )
         });
+        resolved = resolved.saturating_add(order.len()).saturating_add(
+            order
+                .iter()
+                .filter_map(|&g| groups.get(g))
+                .flat_map(|g| g.vars.values())
+                .map(|v| v.value.weight())
+                .sum(),
+        );
+        if resolved > MAX_RESOLVED {
+            sink.err_help(
+                host.line,
+                format!("hosts.{}", host.name),
+                format!(
+                    "the inventory's hosts are in more than {MAX_RESOLVED} groups and group \
+                     variables (and list items) in all by this host, the limit for one inventory"
+                ),
+                SPLIT_HELP,
+            );
+            break;
+        }
         let mut vars: HashMap<&str, &Var> = HashMap::new();
         for &g in &order {
             if let Some(group) = groups.get(g) {
@@ -1279,6 +1351,13 @@ fn ini_host_line(inv: &mut Inventory, sink: &mut Sink, group: &str, line: &str, 
     if !ok {
         return;
     }
+    let weight = vars.iter().map(|(_, v)| 1 + v.len() / 64).sum();
+    if let Err(e) = inv.define(hosts.len(), weight) {
+        if let Some(m) = e {
+            sink.err_help(ln, format!("hosts.{pattern}"), m, SPLIT_HELP);
+        }
+        return;
+    }
     for h in hosts {
         let vars = vars
             .iter()
@@ -1337,10 +1416,12 @@ impl YNode {
         }
     }
 
-    /// Number of nodes, for the alias expansion budget.
+    /// Number of nodes, for the alias expansion budget (a scalar's text counts too:
+    /// see [`YAML_BYTES_PER_NODE`]).
     fn size(&self) -> usize {
         match self {
-            YNode::Null { .. } | YNode::Str { .. } => 1,
+            YNode::Null { .. } => 1,
+            YNode::Str { value, .. } => 1 + value.len() / YAML_BYTES_PER_NODE,
             YNode::Seq { items, .. } => items.iter().fold(1, |n, i| n.saturating_add(i.size())),
             YNode::Map { entries, .. } => entries.iter().fold(1, |n, (k, v)| {
                 n.saturating_add(k.size()).saturating_add(v.size())
@@ -1430,7 +1511,11 @@ fn build_yaml(text: &str) -> Result<Option<YNode>, YamlError> {
                     return Err((
                         line,
                         frame_path(&stack),
-                        "aliases expand to too large a document".into(),
+                        format!(
+                            "aliases expand to too large a document: more than {MAX_YAML_NODES} \
+                             nodes, the limit for an inventory (copied text counts a node per \
+                             {YAML_BYTES_PER_NODE} bytes)"
+                        ),
                     ));
                 }
                 budget -= size;
@@ -1693,6 +1778,14 @@ impl YamlReader<'_, '_> {
                 );
                 return;
             }
+        }
+        let weight = host_vars.iter().map(|(_, v, _)| v.weight()).sum();
+        if let Err(e) = self.inv.define(names.len(), weight) {
+            if let Some(m) = e {
+                self.sink
+                    .err_help(line, format!("{path}.{pattern}"), m, SPLIT_HELP);
+            }
+            return;
         }
         for h in names {
             let vars = host_vars

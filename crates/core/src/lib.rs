@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod import;
+pub mod limits;
 pub mod model;
 pub mod plan;
 pub mod report;

@@ -86,8 +86,8 @@ impl ImportSource {
         match self {
             ImportSource::Disk(read) => {
                 let full = base.join(path);
-                let text = std::fs::read_to_string(&full)
-                    .map_err(|e| format!("cannot read `{}`: {e}", full.display()))?;
+                let text = crate::limits::read_input(&full)
+                    .map_err(|e| format!("`{}`: {e}", full.display()))?;
                 read.insert(path.to_string(), text.clone());
                 Ok(text)
             }
@@ -106,9 +106,9 @@ impl ImportSource {
 /// Read a fleet file and every file it imports, and validate them.
 pub fn read_fleet(path: &Path, opts: &LoadOptions) -> Result<(Fleet, FleetFiles), ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+    let text = crate::limits::read_input(path).map_err(|e| ConfigErrors {
         file: name.clone(),
-        errors: vec![ConfigError::file(&name, "", format!("cannot read: {e}"))],
+        errors: vec![ConfigError::file(&name, "", e.to_string())],
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     read_fleet_text(&name, text, &base, opts)

@@ -6,7 +6,9 @@
 
 pub mod config;
 pub mod etcd;
+pub mod etcd_json;
 pub mod gates;
+pub mod judge;
 pub mod remote;
 pub mod search;
 pub mod sim;

@@ -3,6 +3,7 @@
 
 use crate::BoxFuture;
 use crate::config::{SshSettings, SshTarget};
+pub use crate::judge::truncate;
 use russh::client;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use std::path::{Path, PathBuf};
@@ -38,15 +39,6 @@ impl CmdOutput {
             Some(l) => format!("{what}: {}", truncate(&l, 200)),
             None => what,
         }
-    }
-}
-
-pub fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let t: String = s.chars().take(n).collect();
-        format!("{t}…")
     }
 }
 

@@ -197,7 +197,7 @@ async fn bench_in(dir: &Path, o: &BenchServe) -> Result<BenchReport, String> {
     let (fleet_path, text) = match &o.fleet {
         Some(p) => (
             p.clone(),
-            std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            rollcall_core::limits::read_input(p).map_err(|e| format!("{}: {e}", p.display()))?,
         ),
         None => {
             let f = rollcall_core::generate::generate(&rollcall_core::generate::GenParams::new(

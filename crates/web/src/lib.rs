@@ -15,6 +15,7 @@
 // so handlers can `return` it; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod admin_body;
 pub mod bench;
 pub mod db;
 pub mod metrics;
@@ -22,6 +23,7 @@ pub mod model;
 pub mod render;
 pub mod simfill;
 
+use admin_body::{BadRequest, MaintenancePatch, NewMaintenance, NewNotice};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -35,7 +37,7 @@ use render::{ApiError, Ctx, Rendered};
 use rollcall_core::Fleet;
 use rollcall_runtime::Clock;
 use rollcall_store::{RunRow, Store};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -789,20 +791,6 @@ fn admin(s: &Shared, h: &HeaderMap) -> Result<TokenRow, Response> {
 
 // ------------------------------------------------------------------ admin API
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewNotice {
-    pub title: String,
-    #[serde(default)]
-    pub body: String,
-    /// A region of the run's fleet.
-    pub region: Option<String>,
-    /// Only this tenant sees the notice.
-    pub tenant: Option<String>,
-    /// RFC 3339; default: now on the run clock.
-    pub at: Option<String>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminNoticeDoc {
     pub id: String,
@@ -815,31 +803,6 @@ pub struct AdminNoticeDoc {
     pub published: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub publish_error: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewMaintenance {
-    pub title: String,
-    #[serde(default)]
-    pub body: String,
-    pub region: Option<String>,
-    pub tenant: Option<String>,
-    /// RFC 3339.
-    pub starts_at: String,
-    /// RFC 3339, after `starts_at`.
-    pub ends_at: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MaintenancePatch {
-    pub title: Option<String>,
-    pub body: Option<String>,
-    pub starts_at: Option<String>,
-    pub ends_at: Option<String>,
-    /// `cancelled`, `completed` or `scheduled` (status follows the clock).
-    pub status: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -858,83 +821,12 @@ pub struct AdminMaintenanceDoc {
     pub publish_error: Option<String>,
 }
 
+fn bad_request(e: BadRequest) -> Response {
+    error(StatusCode::BAD_REQUEST, e.message, e.field.as_deref())
+}
+
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
-    if body.is_empty() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "empty request body: expected a JSON object",
-            None,
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        let msg = e.to_string();
-        // serde names the field in its message: "missing field `title`", "unknown field `x`"
-        let field = msg
-            .split('`')
-            .nth(1)
-            .filter(|_| msg.contains("field"))
-            .map(str::to_string);
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid JSON body: {msg}"),
-            field.as_deref(),
-        )
-    })
-}
-
-fn parse_time(field: &str, s: &str) -> Result<i64, Response> {
-    s.parse::<jiff::Timestamp>()
-        .map(|t| t.as_second())
-        .map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("{field}: expected an RFC 3339 time such as 2014-09-25T20:00:00Z, got `{s}`: {e}"),
-                Some(field),
-            )
-        })
-}
-
-fn check_text(field: &str, s: &str, max: usize, required: bool) -> Result<(), Response> {
-    if required && s.trim().is_empty() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("{field} must not be empty"),
-            Some(field),
-        ));
-    }
-    if s.chars().count() > max {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("{field} is longer than {max} characters"),
-            Some(field),
-        ));
-    }
-    Ok(())
-}
-
-fn check_scope(fleet: &Fleet, region: Option<&str>, tenant: Option<&str>) -> Result<(), Response> {
-    if let Some(r) = region
-        && !fleet.regions.iter().any(|x| x == r)
-    {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "region: `{r}` is not a region of this run's fleet (regions: {})",
-                fleet.regions.join(", ")
-            ),
-            Some("region"),
-        ));
-    }
-    if let Some(t) = tenant
-        && !fleet.tenants.iter().any(|x| x.id == t)
-    {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("tenant: `{t}` is not a tenant of this run's fleet"),
-            Some("tenant"),
-        ));
-    }
-    Ok(())
+    admin_body::parse_body(body).map_err(bad_request)
 }
 
 fn current_run(s: &Shared) -> Result<(String, Arc<Fleet>, i64), Response> {
@@ -970,15 +862,9 @@ async fn create_notice(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> 
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Err(r) = check_text("title", &n.title, 200, true)
-        .and_then(|_| check_text("body", &n.body, 5000, false))
-        .and_then(|_| check_scope(&fleet, n.region.as_deref(), n.tenant.as_deref()))
-    {
-        return r;
-    }
-    let at = match n.at.as_deref().map(|a| parse_time("at", a)).transpose() {
-        Ok(a) => a.unwrap_or(now),
-        Err(r) => return r,
+    let at = match admin_body::check_notice(&n, &fleet, now) {
+        Ok(at) => at,
+        Err(e) => return bad_request(e),
     };
     let id = match db::random_id("n-") {
         Ok(id) => id,
@@ -1072,29 +958,10 @@ async fn create_maintenance(State(s): State<AppState>, h: HeaderMap, body: Bytes
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Err(r) = check_text("title", &n.title, 200, true)
-        .and_then(|_| check_text("body", &n.body, 5000, false))
-        .and_then(|_| check_scope(&fleet, n.region.as_deref(), n.tenant.as_deref()))
-    {
-        return r;
-    }
-    let (starts_at, ends_at) = match (
-        parse_time("starts_at", &n.starts_at),
-        parse_time("ends_at", &n.ends_at),
-    ) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (starts_at, ends_at) = match admin_body::check_maintenance(&n, &fleet) {
+        Ok(t) => t,
+        Err(e) => return bad_request(e),
     };
-    if ends_at <= starts_at {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "ends_at ({}) must be after starts_at ({})",
-                n.ends_at, n.starts_at
-            ),
-            Some("ends_at"),
-        );
-    }
     let id = match db::random_id("m-") {
         Ok(id) => id,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
@@ -1151,63 +1018,24 @@ async fn patch_maintenance(
             Some("id"),
         );
     };
-    if let Some(t) = &p.title {
-        if let Err(r) = check_text("title", t, 200, true) {
-            return r;
-        }
-        m.title = t.trim().to_string();
-    }
-    if let Some(b) = &p.body {
-        if let Err(r) = check_text("body", b, 5000, false) {
-            return r;
-        }
-        m.body = b.clone();
-    }
-    let mut kind = "maintenance_updated";
-    let (old_s, old_e) = (m.starts_at, m.ends_at);
-    if let Some(a) = &p.starts_at {
-        match parse_time("starts_at", a) {
-            Ok(t) => m.starts_at = t,
-            Err(r) => return r,
-        }
-    }
-    if let Some(a) = &p.ends_at {
-        match parse_time("ends_at", a) {
-            Ok(t) => m.ends_at = t,
-            Err(r) => return r,
-        }
-    }
-    if m.ends_at <= m.starts_at {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "ends_at must be after starts_at",
-            Some("ends_at"),
-        );
-    }
-    if (m.starts_at, m.ends_at) != (old_s, old_e) {
-        m.sequence += 1;
-        kind = "maintenance_rescheduled";
-    }
-    if let Some(st) = &p.status {
-        match st.as_str() {
-            "cancelled" => {
-                if m.state != "cancelled" {
-                    m.sequence += 1;
-                }
-                kind = "maintenance_cancelled";
-            }
-            "completed" => kind = "maintenance_completed",
-            "scheduled" => {}
-            other => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("status: expected cancelled, completed or scheduled, got `{other}`"),
-                    Some("status"),
-                );
-            }
-        }
-        m.state = st.clone();
-    }
+    let old = admin_body::Schedule {
+        title: m.title.clone(),
+        body: m.body.clone(),
+        starts_at: m.starts_at,
+        ends_at: m.ends_at,
+        state: m.state.clone(),
+        sequence: m.sequence,
+    };
+    let (new, kind) = match admin_body::apply_patch(&old, &p) {
+        Ok(x) => x,
+        Err(e) => return bad_request(e),
+    };
+    m.title = new.title;
+    m.body = new.body;
+    m.starts_at = new.starts_at;
+    m.ends_at = new.ends_at;
+    m.state = new.state;
+    m.sequence = new.sequence;
     m.updated_at = now.max(m.updated_at);
     if let Err(e) = s.db.upsert_maintenance(&run, &m).await {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e, None);

@@ -25,7 +25,7 @@ pub struct SimRun {
 
 /// Create the run in the store and drive it to its end.
 pub async fn run(db: &Path, fleet_path: &Path, opts: &SimRun) -> Result<Ending, String> {
-    let text = std::fs::read_to_string(fleet_path)
+    let text = rollcall_core::limits::read_input(fleet_path)
         .map_err(|e| format!("{}: {e}", fleet_path.display()))?;
     run_text(db, fleet_path, &text, opts).await
 }
