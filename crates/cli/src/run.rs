@@ -490,11 +490,12 @@ async fn go(
                 eprintln!("run {id} paused (interrupted); continue with: rollcall resume {id}")
             }
         }
-        if !undone.is_empty() {
-            eprintln!("run {id}: {} host(s) not done:", undone.len());
-            for l in crate::undone::lines(&undone) {
-                eprintln!("{l}");
-            }
+    }
+    // on stderr with --json too: the journal on stdout stays JSON, the operator still reads why
+    if !quiet && !undone.is_empty() {
+        eprintln!("run {id}: {} host(s) not done:", undone.len());
+        for l in crate::undone::lines(&undone) {
+            eprintln!("{l}");
         }
     }
     // a clean pause (Ctrl-C) is resumable: not a failure

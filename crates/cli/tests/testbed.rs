@@ -742,11 +742,10 @@ fn d_host_key_mismatch_and_dead_ssh_port_are_clear_errors() {
         .arg(tb.dir.join("journal.db"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // p1 and p2 fail preflight: the run ends with them undone (exit 4), each named
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("p1") && err.contains("p2"), "{err}");
     let j = journal(&out.stdout);
     let note = |h: &str| {
         j.iter()
