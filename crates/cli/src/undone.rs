@@ -36,6 +36,18 @@ pub fn undone(engine: &Engine, plan: &Plan, all: bool) -> Vec<Undone> {
             });
         }
     }
+    // a run stopped (Ctrl-C, lost lease) with a drain's change still in place
+    for (h, hold) in engine.holds() {
+        out.push(Undone {
+            host: fleet.hosts[h as usize].id.clone(),
+            phase: "held",
+            reason: format!(
+                "its drain still holds a change to {} (before it: {}): `rollcall resume` puts it back",
+                fleet.clusters[hold.cluster as usize].id,
+                hold.undo
+            ),
+        });
+    }
     for &h in &plan.unscheduled {
         if fleet.hosts[h as usize].in_scope {
             out.push(Undone {
