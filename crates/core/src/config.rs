@@ -122,6 +122,7 @@ struct RawCluster {
     selector: Option<Spanned<RawSelector>>,
     max_unavailable: Option<Spanned<i64>>,
     max_unavailable_zones: Option<Spanned<i64>>,
+    replicas: Option<Spanned<i64>>,
     load: Option<Spanned<f64>>,
     max_load: Option<Spanned<f64>>,
     duration: Option<S>,
@@ -814,6 +815,9 @@ impl<'a> Validator<'a> {
                 }
                 (None, None) => Budget::Nodes(1),
             };
+            let replicas = self.replicas(cr, kind, budget, &id, &f);
+            ok &= replicas.is_ok();
+            let replicas = replicas.unwrap_or(None);
             let load = match &cr.load {
                 Some(l) => {
                     ok &= self.fraction(l, &f("load"), false);
@@ -860,6 +864,7 @@ impl<'a> Validator<'a> {
                 load,
                 max_load,
                 allow_outage: cr.allow_outage,
+                replicas,
                 return_timeout,
                 gate_timeout,
             });
@@ -980,6 +985,68 @@ impl<'a> Validator<'a> {
             return None;
         }
         Some(d)
+    }
+
+    /// An Elasticsearch/OpenSearch cluster's `replicas` (default 1), and its budget
+    /// checked against it: with k members out together and fewer than k replicas, every
+    /// copy of a shard can be among them (2014's outage). Other kinds take no `replicas`.
+    fn replicas(
+        &mut self,
+        cr: &RawCluster,
+        kind: Kind,
+        budget: Budget,
+        id: &str,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<Option<u32>, ()> {
+        let search = matches!(kind, Kind::Elasticsearch | Kind::Opensearch);
+        let replicas = match &cr.replicas {
+            Some(r) if !search => {
+                self.err_help(
+                    r.span(),
+                    f("replicas"),
+                    format!("cluster `{id}` is {}: `replicas` is for elasticsearch and opensearch clusters", kind.name()),
+                    "remove it",
+                );
+                return Err(());
+            }
+            None if !search => return Ok(None),
+            Some(r) if !(0..=i64::from(u16::MAX)).contains(r.get_ref()) => {
+                self.err(
+                    r.span(),
+                    f("replicas"),
+                    format!("replicas must be between 0 and 65535, got {}", r.get_ref()),
+                );
+                return Err(());
+            }
+            Some(r) => *r.get_ref() as u32,
+            None => 1,
+        };
+        let (k, field, span) = match (budget, &cr.max_unavailable, &cr.max_unavailable_zones) {
+            (Budget::Nodes(k), Some(n), _) => (k, "max_unavailable", n.span()),
+            (Budget::Zones(k), _, Some(z)) => (k, "max_unavailable_zones", z.span()),
+            (b, _, _) => (b.count(), "kind", cr.kind.span()),
+        };
+        if k > replicas && !cr.allow_outage {
+            let unit = if field == "max_unavailable_zones" {
+                "zones"
+            } else {
+                "members"
+            };
+            self.err_help(
+                span,
+                f(field),
+                format!(
+                    "cluster `{id}` may have {k} {unit} out at once but its indices have {replicas} replica(s): \
+                     every copy of a shard can be among them, and its data goes offline (red)"
+                ),
+                format!(
+                    "lower the budget to {}, or declare `replicas = {k}` if every index has that many",
+                    replicas.max(1)
+                ),
+            );
+            return Err(());
+        }
+        Ok(Some(replicas))
     }
 
     fn fraction(&mut self, l: &Spanned<f64>, field: &str, max: bool) -> bool {

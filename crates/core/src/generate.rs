@@ -167,6 +167,7 @@ pub fn generate(p: &GenParams) -> Fleet {
             load,
             max_load: 0.85,
             allow_outage: false,
+            replicas: matches!(kind, Kind::Elasticsearch).then_some(budget.count()),
             return_timeout: kind.default_return_timeout(),
             gate_timeout: kind.default_gate_timeout(),
         });
@@ -379,6 +380,9 @@ fn write_cluster(s: &mut String, f: &Fleet, c: &Cluster, members: Members) {
         Budget::Zones(z) => {
             let _ = writeln!(s, "max_unavailable_zones = {z}");
         }
+    }
+    if let Some(r) = c.replicas.filter(|&r| r != 1) {
+        let _ = writeln!(s, "replicas = {r}");
     }
     let _ = writeln!(s, "load = {}\nmax_load = {}", c.load, c.max_load);
     if c.allow_outage {

@@ -86,6 +86,15 @@ pub enum Budget {
     Zones(u32),
 }
 
+impl Budget {
+    /// How many members (or zones) may be out at once.
+    pub fn count(self) -> u32 {
+        match self {
+            Budget::Nodes(k) | Budget::Zones(k) => k,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegionMode {
@@ -143,6 +152,9 @@ pub struct Cluster {
     pub max_load: f64,
     /// The operator accepts an outage of this cluster (e.g. single-node dev clusters).
     pub allow_outage: bool,
+    /// Elasticsearch/OpenSearch: the fewest replicas any index of the cluster has (`None`
+    /// for other kinds). A budget above it could take every copy of a shard down at once.
+    pub replicas: Option<u32>,
     /// How long a rebooted member may take to come back before it counts as missing.
     pub return_timeout: i64,
     /// How long the cluster may take to be healthy again after a member returns.

@@ -414,3 +414,40 @@ fn errors_in_imported_files_name_that_file_and_line() {
     assert_eq!(missing.field, "import[2].csv");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn search_budget_above_replicas_is_refused_as_2014s_outage() {
+    // two of three Elasticsearch nodes out together with one replica: both copies of a
+    // shard can be among them (what region-at-once did in 2014)
+    let text = GOOD.replace("max_unavailable = 1", "max_unavailable = 2");
+    let e = one_error(&text);
+    assert_eq!(e.field, "cluster[0].max_unavailable");
+    assert_eq!(e.line, Some(line_of(&text, "max_unavailable = 2")));
+    assert!(
+        e.message.contains("acme-search") && e.message.contains("1 replica(s)"),
+        "{e}"
+    );
+    assert!(
+        e.help.as_deref().unwrap_or("").contains("replicas = 2"),
+        "{e}"
+    );
+    // declared replicas allow it; so does an accepted outage
+    let ok = text.replace("load = 0.5", "load = 0.5\nreplicas = 2");
+    let f = load(&ok).unwrap();
+    assert_eq!(f.clusters[0].replicas, Some(2));
+    assert!(load(&text.replace("load = 0.5", "load = 0.5\nallow_outage = true")).is_ok());
+    // zero replicas: even one member out takes data offline
+    let zero = GOOD.replace("load = 0.5", "load = 0.5\nreplicas = 0");
+    let e = one_error(&zero);
+    assert!(e.message.contains("0 replica(s)"), "{e}");
+    assert_eq!(load(GOOD).unwrap().clusters[0].replicas, Some(1));
+    // `replicas` on a kind without replicas is an error where it is written
+    let redis = GOOD
+        .replace("\"elasticsearch\"", "\"redis-cluster\"")
+        .replace("load = 0.5", "load = 0.5\nreplicas = 2");
+    let e = one_error(&redis);
+    assert_eq!(e.field, "cluster[0].replicas");
+    assert_eq!(e.line, Some(line_of(&redis, "replicas = 2")));
+    let neg = GOOD.replace("load = 0.5", "load = 0.5\nreplicas = -1");
+    assert!(one_error(&neg).message.contains("between 0 and 65535"));
+}

@@ -135,6 +135,7 @@ fn random_fleet(s: &Shape) -> Fleet {
             load: (rng.unit() * 0.9 * 100.0).round() / 100.0,
             max_load: 0.5 + (rng.unit() * 0.5 * 100.0).round() / 100.0,
             allow_outage: rng.chance(0.1),
+            replicas: None,
             return_timeout: 900,
             gate_timeout: 3600,
         });

@@ -243,6 +243,7 @@ shift_fields!(RawCluster {
     selector,
     max_unavailable,
     max_unavailable_zones,
+    replicas,
     load,
     max_load,
     duration,
