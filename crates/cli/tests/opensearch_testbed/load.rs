@@ -316,8 +316,9 @@ fn health(nodes: &Nodes) -> (String, Option<u64>) {
 }
 
 /// A peer recovery seen in `_cat/recovery`: bytes, files and translog operations copied.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Copied {
+    source: String,
     bytes: u64,
     files: u64,
     ops: u64,
@@ -330,14 +331,14 @@ pub struct RecoveryFigures {
     pub bytes_copied: u64,
     pub files_copied: u64,
     pub translog_ops: u64,
-    /// Peer recoveries per target node.
-    pub by_target: BTreeMap<String, usize>,
+    /// Each one: `index/shard source->target: bytes B, files F, ops O`.
+    pub each: Vec<String>,
 }
 
 type RecoveryKey = (String, String, String, u64);
 
 const RECOVERY: &str = "/_cat/recovery?format=json&active_only=false&detailed=true&bytes=b&time=ms\
-     &h=index,shard,type,stage,target_node,start_time_millis,bytes_recovered,files_recovered,translog_ops_recovered";
+     &h=index,shard,type,stage,source_node,target_node,start_time_millis,bytes_recovered,files_recovered,translog_ops_recovered";
 
 fn num(v: &Value) -> u64 {
     v.as_u64()
@@ -363,6 +364,7 @@ fn read_recoveries(nodes: &Nodes, since_ms: u64, seen: &mut BTreeMap<RecoveryKey
         let e = seen
             .entry((s("index"), s("shard"), s("target_node"), start))
             .or_default();
+        e.source = s("source_node");
         e.bytes = e.bytes.max(num(&x["bytes_recovered"]));
         e.files = e.files.max(num(&x["files_recovered"]));
         e.ops = e.ops.max(num(&x["translog_ops_recovered"]));
@@ -374,11 +376,14 @@ fn recovery_figures(seen: &BTreeMap<RecoveryKey, Copied>) -> RecoveryFigures {
         peer_recoveries: seen.len(),
         ..Default::default()
     };
-    for ((_, _, target, _), c) in seen {
+    for ((index, shard, target, _), c) in seen {
         f.bytes_copied += c.bytes;
         f.files_copied += c.files;
         f.translog_ops += c.ops;
-        *f.by_target.entry(target.clone()).or_default() += 1;
+        f.each.push(format!(
+            "{index}/{shard} {}->{target}: bytes {}, files {}, ops {}",
+            c.source, c.bytes, c.files, c.ops
+        ));
     }
     f
 }
