@@ -2,7 +2,7 @@
 //! one connection per request (`Connection: close`), one deadline for connect, send and
 //! receive, so a node that is "powered off" (no ARP answer) costs at most the timeout.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,9 @@ fn receive(s: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, String> {
             Ok(0) => return Ok(buf),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err("no answer within the timeout".into());
+            }
             Err(e) => return Err(format!("receive: {e}")),
         }
     }
