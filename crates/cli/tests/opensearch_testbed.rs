@@ -467,6 +467,9 @@ fn d_a_host_holding_a_zero_replica_index_is_refused() {
     figures("os_d_zero_replicas", json!({ "host": host, "note": note }));
 }
 
+/// A fake gate endpoint: its name, what it answers (None: nothing), what the note must say.
+type BadGate = (&'static str, Option<&'static str>, fn(u16) -> String);
+
 /// A local port that answers `answer` to anything, or (None) accepts and never answers.
 fn fake_server(answer: Option<&'static str>) -> u16 {
     use std::io::{Read, Write};
@@ -495,7 +498,7 @@ fn d_a_gate_port_that_answers_garbage_or_hangs_is_unhealthy_within_its_timeout()
     let Some((_g, b)) = begin() else { return };
     let mut seen = serde_json::Map::new();
     // what each note must say: the endpoint that answered garbage; the timeout
-    let cases: [(&str, Option<&'static str>, fn(u16) -> String); 2] = [
+    let cases: [BadGate; 2] = [
         ("garbage", Some("SSH-2.0-nope\r\n\r\n"), |p| {
             format!("127.0.0.1:{p}")
         }),
