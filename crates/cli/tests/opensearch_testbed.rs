@@ -319,6 +319,8 @@ fn a_rollcall_rolls_the_opensearch_hosts_never_red_and_loses_no_document() {
     }
     report("os_a_rollcall", b, &figs, json!({}));
     assert_eq!(figs.health.red_s, 0.0, "red during the roll: {figs:?}");
+    // seen from the cluster: one node out at a time, never two
+    assert_eq!(figs.health.min_nodes, Some(2), "{figs:?}");
     assert_eq!(figs.lost, 0, "acknowledged documents lost: {figs:?}");
     assert!(figs.writes.ok > 100, "the writers made progress: {figs:?}");
     assert!(

@@ -266,7 +266,8 @@ pub struct HealthFigures {
     /// No node answered `_cluster/health` (e.g. no cluster-manager elected: 503).
     pub unavailable_s: f64,
     pub samples: u64,
-    pub min_nodes: u64,
+    /// The fewest nodes any answer reported (None: no answer at all).
+    pub min_nodes: Option<u64>,
 }
 
 impl HealthFigures {
@@ -279,13 +280,10 @@ impl HealthFigures {
         };
         *slot += dt;
         self.samples += 1;
-        if let Some(n) = nodes {
-            self.min_nodes = if self.samples == 1 {
-                n
-            } else {
-                self.min_nodes.min(n)
-            };
-        }
+        self.min_nodes = match (self.min_nodes, nodes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
     fn rounded(mut self) -> Self {
         for v in [
