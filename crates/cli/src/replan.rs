@@ -48,6 +48,20 @@ pub async fn replan(store: &Store, row: &RunRow, quiet: bool) -> miette::Result<
             id = row.id
         ));
     }
+    let held: Vec<&str> = engine
+        .holds()
+        .iter()
+        .map(|(h, _)| fleet.hosts[*h as usize].id.as_str())
+        .collect();
+    if !held.is_empty() {
+        return Err(miette::miette!(
+            "run {id}: cannot replan while drains of {} still hold a change to their clusters \
+             (shard allocation not put back); resume it without --replan until they are \
+             released, then --replan",
+            held.join(", "),
+            id = row.id
+        ));
+    }
     let mut done = rollcall_runtime::done_before(row);
     for h in 0..fleet.hosts.len() as HostIx {
         let ph = engine.phase(h);

@@ -465,6 +465,18 @@ async fn go(
     } else {
         Box::new(Bars::new(&engine))
     };
+    let mut engine = engine;
+    let last = driver.go_last().await;
+    for (h, why) in &last {
+        if !json && !quiet {
+            match h.and_then(|h| engine.fleet().hosts.get(h as usize)) {
+                Some(x) => eprintln!("{}: {why}", x.id),
+                None => eprintln!("{why}"),
+            }
+        }
+    }
+    let last: Vec<rollcall_core::HostIx> = last.into_iter().filter_map(|(h, _)| h).collect();
+    engine.prefer_last(&last);
     let cfg = RuntimeConfig::default();
     let mut tail = crate::undone::Tail {
         inner: obs.as_mut(),
@@ -657,6 +669,7 @@ pub async fn resume(
             ));
         }
     };
+    adopt_holds(&engine, driver.as_ref(), id, json);
     if !json && !quiet {
         let pr = engine.progress();
         eprintln!("resuming run {id}: {}/{} hosts done", pr.done, pr.total);
@@ -677,6 +690,35 @@ pub async fn resume(
         engine, &p, &store, id, &me, driver, clock, json, quiet, notify,
     )
     .await
+}
+
+/// Hand the driver what drains of the run still hold (journalled), and say so: every
+/// one is put back by a restore or a release before the run can end.
+fn adopt_holds(engine: &Engine, driver: &dyn Driver, id: &str, json: bool) {
+    let holds = engine.holds();
+    if holds.is_empty() {
+        return;
+    }
+    let fleet = engine.fleet();
+    let who: Vec<String> = holds
+        .iter()
+        .map(|(h, x)| {
+            format!(
+                "{} in {} (before: {})",
+                fleet.hosts[*h as usize].id, fleet.clusters[x.cluster as usize].id, x.undo
+            )
+        })
+        .collect();
+    if !json {
+        eprintln!(
+            "run {id}: drains still hold a change to their clusters, to be put back: {}",
+            who.join("; ")
+        );
+    }
+    if let Err(e) = driver.adopt(&holds) {
+        // loud, and not fatal: the restore then resets what it finds (and says so)
+        eprintln!("run {id}: WARNING: {e}; the values from before the drains are lost for these");
+    }
 }
 
 pub async fn control(db: &Path, id: &str, what: &str) -> miette::Result<std::process::ExitCode> {
@@ -901,6 +943,7 @@ impl Observer for JsonObserver {
                     Output::Command { command, .. } => command.host(),
                     Output::Notice(n) => n.host,
                     Output::State { .. } => None,
+                    Output::Held { host, .. } | Output::Released { host, .. } => Some(*host),
                 };
                 if let Some(h) = host {
                     m.insert(

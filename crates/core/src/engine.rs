@@ -107,8 +107,14 @@ pub fn counts_out(phase: Phase, failed_out: bool) -> bool {
 pub enum Command {
     /// Send the region's maintenance announcement.
     Announce { region: RegionIx },
-    /// Checks before touching the host; answers with the current boot id.
-    Preflight { host: HostIx },
+    /// Checks before touching the host; answers with the current boot id. `with`: the
+    /// other members of its clusters that are out or start together with it (a shard
+    /// whose every copy sits on them and this host would go offline).
+    Preflight {
+        host: HostIx,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        with: Vec<HostIx>,
+    },
     /// Prepare the host's clusters (fail over masters, move leaders, stop allocation).
     Drain { host: HostIx },
     /// Reboot. `boot_id` is the id before the reboot.
@@ -121,8 +127,11 @@ pub enum Command {
     Probe { host: HostIx },
     /// Services on the host are up (read-only).
     Verify { host: HostIx },
-    /// Undo the drain.
+    /// Undo the drain (after the host came back).
     Restore { host: HostIx },
+    /// Undo what a drain still holds on a host that will not come back through
+    /// `restoring` (missing, failed): put it back now, without waiting for the host.
+    Release { host: HostIx },
     /// Is the cluster healthy with this host back? (read-only)
     Gate { host: HostIx, cluster: ClusterIx },
     /// Replace a missing host (on_missing = replace).
@@ -133,12 +142,13 @@ impl Command {
     pub fn host(&self) -> Option<HostIx> {
         match self {
             Command::Announce { .. } => None,
-            Command::Preflight { host }
+            Command::Preflight { host, .. }
             | Command::Drain { host }
             | Command::Reboot { host, .. }
             | Command::Probe { host }
             | Command::Verify { host }
             | Command::Restore { host }
+            | Command::Release { host }
             | Command::Gate { host, .. }
             | Command::Replace { host } => Some(*host),
         }
@@ -151,12 +161,23 @@ impl Command {
                 | Command::Drain { .. }
                 | Command::Reboot { .. }
                 | Command::Restore { .. }
+                | Command::Release { .. }
                 | Command::Replace { .. }
         )
     }
 }
 
 pub type Outcome = Result<(), String>;
+
+/// Something a drain changed in a cluster that must be put back (Elasticsearch's shard
+/// allocation): journalled before the reboot is sent, so a restore after a crash, an
+/// abort or a host that never returns knows it is there and what it was before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub cluster: ClusterIx,
+    /// The driver's record of the value before the drain (opaque to the engine).
+    pub undo: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -172,6 +193,9 @@ pub enum Event {
     Drained {
         host: HostIx,
         result: Outcome,
+        /// What the drain changed and holds, also when it failed part-way.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        holds: Vec<Hold>,
     },
     RebootSent {
         host: HostIx,
@@ -214,13 +238,14 @@ impl Event {
                 region,
                 result: Err(why),
             },
-            Command::Preflight { host } => Event::Preflight {
+            Command::Preflight { host, .. } => Event::Preflight {
                 host,
                 result: Err(why),
             },
             Command::Drain { host } => Event::Drained {
                 host,
                 result: Err(why),
+                holds: Vec::new(),
             },
             Command::Reboot { host, .. } => Event::RebootSent {
                 host,
@@ -234,7 +259,7 @@ impl Event {
                 host,
                 result: Err(why),
             },
-            Command::Restore { host } => Event::Restored {
+            Command::Restore { host } | Command::Release { host } => Event::Restored {
                 host,
                 result: Err(why),
             },
@@ -349,9 +374,26 @@ pub struct Transition {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Output {
     Transition(Transition),
-    Command { at: i64, command: Command },
+    Command {
+        at: i64,
+        command: Command,
+    },
     Notice(Notice),
-    State { at: i64, state: RunState },
+    State {
+        at: i64,
+        state: RunState,
+    },
+    /// A drain of `host` holds these changes (journalled before the reboot is sent).
+    Held {
+        at: i64,
+        host: HostIx,
+        holds: Vec<Hold>,
+    },
+    /// What `host`'s drain held is put back.
+    Released {
+        at: i64,
+        host: HostIx,
+    },
 }
 
 /// What a journal holds, replayed by [`Engine::restore`]: the engine's own outputs.
@@ -417,6 +459,10 @@ struct HostRun {
     return_timeout: i64,
     gate_timeout: i64,
     note: Option<String>,
+    /// What this host's drain changed and has not been put back yet.
+    holds: Vec<Hold>,
+    /// A failed release was announced already (say it loudly once, then retry quietly).
+    release_warned: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -479,6 +525,11 @@ pub struct Engine {
     region_unfinished: Vec<u32>,
     unfinished: u32,
     missing_total: u32,
+    /// Hosts whose drain holds something not yet put back.
+    held: u32,
+    /// Hosts that go last among their clusters' members when the order allows (an
+    /// Elasticsearch cluster's elected manager: one election instead of several).
+    last: BTreeSet<HostIx>,
     /// Every host of the region has been moved to `announced`.
     region_all_announced: Vec<bool>,
     watched: BTreeSet<HostIx>,
@@ -527,6 +578,8 @@ impl Engine {
                     return_timeout: rt,
                     gate_timeout: gt,
                     note: None,
+                    holds: Vec::new(),
+                    release_warned: false,
                 }
             })
             .collect();
@@ -559,6 +612,8 @@ impl Engine {
             region_unfinished,
             unfinished: plan.steps.len() as u32,
             missing_total: 0,
+            held: 0,
+            last: BTreeSet::new(),
             region_all_announced: vec![false; nregions],
             watched: BTreeSet::new(),
             state: RunState::Running,
@@ -639,7 +694,22 @@ impl Engine {
                     }
                 }
                 Output::State { state, .. } => e.state = *state,
+                Output::Held { host, holds, .. } => match e.hosts.get_mut(*host as usize) {
+                    Some(h) => h.holds = holds.clone(),
+                    None => {
+                        return Err(format!("journal names host index {host} not in this fleet"));
+                    }
+                },
+                Output::Released { host, .. } => {
+                    if let Some(h) = e.hosts.get_mut(*host as usize) {
+                        h.holds.clear();
+                    }
+                }
             }
+        }
+        e.held = e.hosts.iter().filter(|h| !h.holds.is_empty()).count() as u32;
+        for h in 0..e.hosts.len() {
+            e.rewatch(h as HostIx);
         }
         // hosts caught between steps
         for h in 0..e.hosts.len() {
@@ -797,11 +867,6 @@ impl Engine {
             let d: i64 = if to == Phase::Missing { 1 } else { -1 };
             self.missing_total = (self.missing_total as i64 + d) as u32;
         }
-        if to.is_active() || to == Phase::Missing {
-            self.watched.insert(h);
-        } else {
-            self.watched.remove(&h);
-        }
         let hr = &mut self.hosts[hi];
         hr.phase = to;
         hr.since = now;
@@ -813,6 +878,75 @@ impl Engine {
         if to == Phase::Restoring {
             hr.undrained = false;
         }
+        self.rewatch(h);
+    }
+
+    /// Hosts with work left are watched: active, missing, or holding a drain's change.
+    fn rewatch(&mut self, h: HostIx) {
+        let hr = &self.hosts[h as usize];
+        if hr.phase.is_active() || hr.phase == Phase::Missing || !hr.holds.is_empty() {
+            self.watched.insert(h);
+        } else {
+            self.watched.remove(&h);
+        }
+    }
+
+    /// Record what a drain of `h` holds (journalled) or, with `None`, that it was put back.
+    fn set_holds(&mut self, h: HostIx, now: i64, holds: Option<Vec<Hold>>) {
+        let hr = &mut self.hosts[h as usize];
+        let was = !hr.holds.is_empty();
+        match holds {
+            Some(holds) => {
+                hr.holds = holds.clone();
+                self.out.push_back(Output::Held {
+                    at: now,
+                    host: h,
+                    holds,
+                });
+            }
+            None if was => {
+                hr.holds.clear();
+                hr.release_warned = false;
+                self.out.push_back(Output::Released { at: now, host: h });
+            }
+            None => {}
+        }
+        let is = !self.hosts[h as usize].holds.is_empty();
+        self.held = (self.held as i64 + is as i64 - was as i64) as u32;
+        self.rewatch(h);
+    }
+
+    /// Let `hosts` go last among the members of their clusters: each starts only when no
+    /// other member is still waiting to start. Replaces what was said before.
+    pub fn prefer_last(&mut self, hosts: &[HostIx]) {
+        self.last = hosts
+            .iter()
+            .copied()
+            .filter(|&h| (h as usize) < self.hosts.len())
+            .collect();
+    }
+
+    /// `h` goes last and another member of its clusters has not started yet.
+    fn waits_for_others(&self, h: HostIx) -> bool {
+        self.last.contains(&h)
+            && self.fleet.hosts[h as usize].clusters.iter().any(|&c| {
+                self.fleet.clusters[c as usize].members.iter().any(|&m| {
+                    m != h
+                        && matches!(
+                            self.hosts[m as usize].phase,
+                            Phase::Pending | Phase::Announced
+                        )
+                })
+            })
+    }
+
+    /// Every drain change not yet put back, by host (for a driver taking over a run).
+    pub fn holds(&self) -> Vec<(HostIx, Hold)> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .flat_map(|(h, hr)| hr.holds.iter().map(move |x| (h as HostIx, x.clone())))
+            .collect()
     }
 
     fn transition(
@@ -926,6 +1060,12 @@ impl Engine {
         if h as usize >= self.hosts.len() {
             return;
         }
+        // whatever phase the host is in by now: a change a drain made is recorded
+        if let Event::Drained { holds, .. } = &ev
+            && !holds.is_empty()
+        {
+            self.set_holds(h, now, Some(holds.clone()));
+        }
         let phase = self.hosts[h as usize].phase;
         match (phase, ev) {
             (Phase::Preflight, Event::Preflight { result, .. }) => match result {
@@ -1014,6 +1154,7 @@ impl Engine {
                     Ok(()) => {
                         hr.undrained = true;
                         hr.next_check = now;
+                        self.set_holds(h, now, None);
                     }
                     Err(why) => {
                         hr.next_check = now + self.cfg.gate_interval;
@@ -1081,6 +1222,9 @@ impl Engine {
                         self.pause_for_escalation(now);
                     }
                 }
+            }
+            (Phase::Missing | Phase::Failed, Event::Restored { result, .. }) => {
+                self.released(h, now, result)
             }
             // stale or unexpected: a late answer for a phase the host has left
             (_, Event::Gate { .. }) | (_, Event::Probed { .. }) => {}
@@ -1208,6 +1352,14 @@ impl Engine {
         }
         let hr = &self.hosts[h as usize];
         let (phase, since, inflight) = (hr.phase, hr.since, hr.inflight);
+        if !hr.holds.is_empty() && matches!(phase, Phase::Missing | Phase::Failed) {
+            // it will not come back through `restoring` (not soon, or not at all): put
+            // back what its drain holds now, before anything else
+            if !inflight && now >= hr.next_check {
+                self.command(now, Command::Release { host: h });
+            }
+            return;
+        }
         let ct = self.cfg.command_timeout;
         match phase {
             Phase::Preflight => {
@@ -1220,7 +1372,8 @@ impl Engine {
                         Some("preflight timed out".into()),
                     );
                 } else if !inflight {
-                    self.command(now, Command::Preflight { host: h });
+                    let with = self.out_with(h);
+                    self.command(now, Command::Preflight { host: h, with });
                 }
             }
             Phase::Draining => {
@@ -1347,6 +1500,38 @@ impl Engine {
         }
     }
 
+    /// The answer to a [`Command::Release`]: put back, or said loudly (once) and retried.
+    fn released(&mut self, h: HostIx, now: i64, result: Outcome) {
+        let hr = &mut self.hosts[h as usize];
+        hr.inflight = false;
+        match result {
+            Ok(()) => {
+                hr.next_check = now;
+                self.set_holds(h, now, None);
+            }
+            Err(why) => {
+                hr.next_check = now + self.cfg.gate_interval;
+                let first = !std::mem::replace(&mut hr.release_warned, true);
+                let host = &self.fleet.hosts[h as usize];
+                let clusters: Vec<&str> = hr
+                    .holds
+                    .iter()
+                    .map(|x| self.fleet.clusters[x.cluster as usize].id.as_str())
+                    .collect();
+                let text = format!(
+                    "{}: what its drain changed in {} could not be put back: {why}; retrying every {}",
+                    host.id,
+                    clusters.join(", "),
+                    fmt_duration(self.cfg.gate_interval)
+                );
+                hr.note = Some(text.clone());
+                if first {
+                    self.notice(now, NoticeKind::Escalation, host.region, Some(h), text);
+                }
+            }
+        }
+    }
+
     fn go_missing(&mut self, h: HostIx, now: i64) {
         let host = &self.fleet.hosts[h as usize];
         let region = host.region;
@@ -1450,7 +1635,35 @@ impl Engine {
                 && held())
     }
 
+    /// Start what may start now; their preflights go out once every host starting at
+    /// this instant is known (each names the others of its clusters).
     fn start_hosts(&mut self, now: i64) {
+        let mut started = Vec::new();
+        self.pick_hosts(now, &mut started);
+        for h in started {
+            self.step_host(h, now);
+        }
+    }
+
+    /// The other members of `h`'s clusters that count as out now (active, missing,
+    /// failed and out).
+    fn out_with(&self, h: HostIx) -> Vec<HostIx> {
+        let mut with: Vec<HostIx> = self.fleet.hosts[h as usize]
+            .clusters
+            .iter()
+            .flat_map(|&c| self.fleet.clusters[c as usize].members.iter().copied())
+            .filter(|&m| m != h)
+            .filter(|&m| {
+                let r = &self.hosts[m as usize];
+                counts_out(r.phase, r.failed_out)
+            })
+            .collect();
+        with.sort_unstable();
+        with.dedup();
+        with
+    }
+
+    fn pick_hosts(&mut self, now: i64, started: &mut Vec<HostIx>) {
         let m = &self.fleet.maintenance;
         let (gmax, rmax) = (
             m.max_concurrent.unwrap_or(u32::MAX),
@@ -1485,7 +1698,10 @@ impl Engine {
                 }
                 let h = self.region_hosts[ri][i];
                 i += 1;
-                if self.hosts[h as usize].phase != Phase::Announced || !self.fits(h) {
+                if self.hosts[h as usize].phase != Phase::Announced
+                    || !self.fits(h)
+                    || self.waits_for_others(h)
+                {
                     continue;
                 }
                 let d = self.fleet.hosts[h as usize].duration;
@@ -1503,7 +1719,7 @@ impl Engine {
                 }
                 self.hosts[h as usize].attempt = 0;
                 self.transition(h, Phase::Preflight, now, false, None);
-                self.step_host(h, now);
+                started.push(h);
             }
         }
     }
@@ -1601,6 +1817,8 @@ impl Engine {
 
     fn finish_run(&mut self, now: i64) {
         match self.state {
+            // never over while a drain's change is still held
+            _ if self.held > 0 => {}
             RunState::Aborting if self.working == 0 => self.emit_state(now, RunState::Aborted),
             RunState::Running if self.unfinished == 0 => self.emit_state(now, RunState::Completed),
             _ => {}

@@ -260,7 +260,7 @@ impl World {
                 region,
                 result: Ok(()),
             },
-            Command::Preflight { host } => {
+            Command::Preflight { host, .. } => {
                 let p = self.params.preflight_fail_rate;
                 if p > 0.0
                     && unit(
@@ -289,6 +289,7 @@ impl World {
             Command::Drain { host } => Event::Drained {
                 host,
                 result: Ok(()),
+                holds: Vec::new(),
             },
             Command::Reboot { host, .. } => {
                 if self.boot_id(host, now).is_none() {
@@ -317,7 +318,7 @@ impl World {
                     result: Err("unreachable".into()),
                 },
             },
-            Command::Restore { host } => Event::Restored {
+            Command::Restore { host } | Command::Release { host } => Event::Restored {
                 host,
                 result: Ok(()),
             },

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 pub struct Member {
     pub id: String,
     pub address: String,
+    /// Out of the cluster, or leaving together with the member a pre-gate is about.
+    pub going: bool,
 }
 
 pub use crate::judge::{

@@ -14,7 +14,7 @@ pub mod search;
 pub mod sim;
 pub mod transport;
 
-use rollcall_core::engine::{Command, Event};
+use rollcall_core::engine::{Command, Event, Hold};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -25,6 +25,17 @@ pub trait Driver: Send + Sync + 'static {
     fn execute(&self, cmd: Command, now: i64) -> BoxFuture<'_, Event>;
     /// A short name for logs and the run record.
     fn name(&self) -> &'static str;
+    /// Take over what drains of a restored run still hold (from its journal), so that
+    /// restores and releases put back the values from before the drains.
+    fn adopt(&self, _holds: &[(rollcall_core::HostIx, Hold)]) -> Result<(), String> {
+        Ok(())
+    }
+    /// Hosts that should go last among their clusters' members, each with why (an
+    /// Elasticsearch cluster's elected manager). Asked when a run starts or resumes;
+    /// a cluster that cannot say is left in plan order (`None`, with the reason).
+    fn go_last(&self) -> BoxFuture<'_, Vec<(Option<rollcall_core::HostIx>, String)>> {
+        Box::pin(async { Vec::new() })
+    }
 }
 
 /// Build the `ssh` or `exec` driver for a fleet from its driver settings.

@@ -1,11 +1,13 @@
 //! The `ssh` and `exec` drivers: real hosts, reached through a [`Transport`], with
 //! cluster gates and drains from [`crate::gates`].
 
+use crate::config::GateSpec;
 use crate::config::RemoteConfig;
 use crate::gates::{self, Member};
+use crate::search::Allocation;
 use crate::transport::{CmdOutput, HostRef, RunError, Transport, shell_quote};
 use crate::{BoxFuture, Driver};
-use rollcall_core::engine::{Command, Event};
+use rollcall_core::engine::{Command, Event, Hold};
 use rollcall_core::{ClusterIx, Fleet, HostIx, fmt_duration};
 use std::sync::Arc;
 
@@ -83,6 +85,7 @@ impl RemoteDriver {
                 Member {
                     id: r.id,
                     address: r.address,
+                    going: false,
                 }
             })
             .collect()
@@ -95,9 +98,9 @@ impl RemoteDriver {
             .position(|&m| m == h)
     }
 
-    /// The gate of cluster `c` about host `h`: before it goes (`after` false) or after it
-    /// came back.
-    async fn gate(&self, c: ClusterIx, h: HostIx, after: bool) -> gates::Verdict {
+    /// The gate of cluster `c` about host `h`: before it goes (`after` false; `with`: the
+    /// hosts out or going together with it) or after it came back.
+    async fn gate(&self, c: ClusterIx, h: HostIx, after: bool, with: &[HostIx]) -> gates::Verdict {
         let cl = &self.fleet.clusters[c as usize];
         let g = &self.cfg.gates[c as usize];
         let pos = self
@@ -108,10 +111,14 @@ impl RemoteDriver {
         } else {
             gates::Phase::Before(pos)
         };
-        gates::check(&g.spec, &cl.id, &self.members(c), phase, g.timeout).await
+        let mut members = self.members(c);
+        for (m, &hx) in members.iter_mut().zip(&cl.members) {
+            m.going = with.contains(&hx);
+        }
+        gates::check(&g.spec, &cl.id, &members, phase, g.timeout).await
     }
 
-    async fn preflight(&self, hx: HostIx) -> Result<String, String> {
+    async fn preflight(&self, hx: HostIx, with: &[HostIx]) -> Result<String, String> {
         let h = self.host(hx);
         let r = &self.cfg.remote;
         let boot = self
@@ -164,7 +171,7 @@ impl RemoteDriver {
         }
         // pre-gate: every cluster of the host is healthy before it is touched
         for &c in &self.fleet.hosts[hx as usize].clusters {
-            if let Err(e) = self.gate(c, hx, false).await {
+            if let Err(e) = self.gate(c, hx, false, with).await {
                 problems.push(format!("not healthy before the reboot: {e}"));
             }
         }
@@ -175,9 +182,31 @@ impl RemoteDriver {
         }
     }
 
-    /// Drain every cluster of the host; if one fails, undo the drains already done (the
-    /// host is not rebooted, so nothing may stay changed).
-    async fn drain(&self, hx: HostIx) -> Result<(), String> {
+    /// Drain every cluster of the host; on a failure the ones drained before are undone.
+    /// Also answers what the drain holds (Elasticsearch allocation), for the journal.
+    async fn drain(&self, hx: HostIx) -> (Result<(), String>, Vec<Hold>) {
+        let r = self.drain_all(hx).await;
+        (r, self.holds(hx))
+    }
+
+    /// What this host's clusters' drains hold now: the allocation the first drain found.
+    fn holds(&self, hx: HostIx) -> Vec<Hold> {
+        let mut out = Vec::new();
+        for &c in &self.fleet.hosts[hx as usize].clusters {
+            if !matches!(self.cfg.gates[c as usize].spec, GateSpec::Search(_)) {
+                continue;
+            }
+            if let Some(prev) = self.ledger.remembered(&self.fleet.clusters[c as usize].id) {
+                out.push(Hold {
+                    cluster: c,
+                    undo: serde_json::to_string(&prev).unwrap_or_default(),
+                });
+            }
+        }
+        out
+    }
+
+    async fn drain_all(&self, hx: HostIx) -> Result<(), String> {
         let clusters = &self.fleet.hosts[hx as usize].clusters;
         for (i, &c) in clusters.iter().enumerate() {
             let g = &self.cfg.gates[c as usize];
@@ -207,6 +236,16 @@ impl RemoteDriver {
     }
 
     async fn restore_cluster(&self, c: ClusterIx, hx: HostIx) -> Result<String, String> {
+        self.put_back(c, hx, self.cfg.remote.drain_timeout).await
+    }
+
+    /// Undo cluster `c`'s drain for host `hx`, waiting at most `rejoin_wait` for it.
+    async fn put_back(
+        &self,
+        c: ClusterIx,
+        hx: HostIx,
+        rejoin_wait: std::time::Duration,
+    ) -> Result<String, String> {
         let g = &self.cfg.gates[c as usize];
         let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
         let cl = &self.fleet.clusters[c as usize];
@@ -216,10 +255,57 @@ impl RemoteDriver {
             &self.members(c),
             pos,
             g.timeout,
-            self.cfg.remote.drain_timeout,
+            rejoin_wait,
             &self.ledger,
         )
         .await
+    }
+
+    /// The elected manager of every Elasticsearch/OpenSearch cluster (to go last).
+    async fn managers(&self) -> Vec<(Option<HostIx>, String)> {
+        let mut out = Vec::new();
+        for (c, cl) in self.fleet.clusters.iter().enumerate() {
+            let g = &self.cfg.gates[c];
+            let GateSpec::Search(s) = &g.spec else {
+                continue;
+            };
+            match crate::search::elected_manager(s, &self.members(c as ClusterIx), g.timeout).await
+            {
+                Ok(pos) => out.push((
+                    Some(cl.members[pos]),
+                    format!(
+                        "elected cluster manager of {}: goes last among its members",
+                        cl.id
+                    ),
+                )),
+                Err(e) => out.push((
+                    None,
+                    format!(
+                        "{}: the elected manager is not known ({e}): plan order",
+                        cl.id
+                    ),
+                )),
+            }
+        }
+        out
+    }
+
+    /// A host that will not come back through a restore (missing, failed): what its
+    /// drains hold is put back now, without waiting for it.
+    async fn release(&self, hx: HostIx) -> Result<(), String> {
+        let mut bad = Vec::new();
+        for &c in &self.fleet.hosts[hx as usize].clusters {
+            if matches!(self.cfg.gates[c as usize].spec, GateSpec::Search(_))
+                && let Err(e) = self.put_back(c, hx, std::time::Duration::ZERO).await
+            {
+                bad.push(e);
+            }
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("; "))
+        }
     }
 
     /// Restore every cluster of the host (all are tried; every failure is reported).
@@ -284,14 +370,18 @@ impl RemoteDriver {
                 region,
                 result: Ok(()),
             },
-            Command::Preflight { host } => Event::Preflight {
+            Command::Preflight { host, ref with } => Event::Preflight {
                 host,
-                result: self.preflight(host).await,
+                result: self.preflight(host, with).await,
             },
-            Command::Drain { host } => Event::Drained {
-                host,
-                result: self.drain(host).await,
-            },
+            Command::Drain { host } => {
+                let (result, holds) = self.drain(host).await;
+                Event::Drained {
+                    host,
+                    result,
+                    holds,
+                }
+            }
             Command::Reboot {
                 host, ref boot_id, ..
             } => Event::RebootSent {
@@ -310,7 +400,11 @@ impl RemoteDriver {
                 host,
                 result: self.restore(host).await,
             },
-            Command::Gate { host, cluster } => match self.gate(cluster, host, true).await {
+            Command::Release { host } => Event::Restored {
+                host,
+                result: self.release(host).await,
+            },
+            Command::Gate { host, cluster } => match self.gate(cluster, host, true, &[]).await {
                 Ok(detail) => Event::Gate {
                     host,
                     cluster,
@@ -342,6 +436,30 @@ impl Driver for RemoteDriver {
     }
     fn name(&self) -> &'static str {
         self.transport.name()
+    }
+    fn go_last(&self) -> BoxFuture<'_, Vec<(Option<HostIx>, String)>> {
+        Box::pin(self.managers())
+    }
+    fn adopt(&self, holds: &[(HostIx, Hold)]) -> Result<(), String> {
+        let mut bad = Vec::new();
+        for (h, hold) in holds {
+            let Some(cl) = self.fleet.clusters.get(hold.cluster as usize) else {
+                bad.push(format!("cluster index {} not in this fleet", hold.cluster));
+                continue;
+            };
+            match serde_json::from_str::<Allocation>(&hold.undo) {
+                Ok(prev) => self.ledger.hold(&cl.id, prev),
+                Err(e) => bad.push(format!(
+                    "{}: the journalled allocation `{}` of {} is not understood ({e})",
+                    cl.id, hold.undo, self.fleet.hosts[*h as usize].id
+                )),
+            }
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("; "))
+        }
     }
 }
 

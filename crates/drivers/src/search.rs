@@ -268,6 +268,58 @@ pub fn judge_unreplicated(settings: &str, shards: &str, m: &Member) -> Result<()
     }
 }
 
+/// Shards with a copy on `m` whose every started copy sits on `m` or on members that are
+/// out or leave together with it (`going`): they would go offline. `shards`: `GET
+/// _cat/shards?format=json&h=index,shard,prirep,state,ip,node`.
+pub fn judge_copies(shards: &str, m: &Member, going: &[&Member]) -> Result<(), String> {
+    let sh = parse(shards)?;
+    let sh = sh.as_array().ok_or("_cat/shards is not a JSON list")?;
+    let on = |r: &Value, x: &Member| {
+        let f = |k: &str| r.get(k).and_then(Value::as_str);
+        f("ip") == Some(x.address.as_str()) || f("node") == Some(x.id.as_str())
+    };
+    // (index, shard) -> (has a copy on m, has a started copy elsewhere that stays)
+    let mut copies: HashMap<(String, String), (bool, bool)> = HashMap::new();
+    for r in sh {
+        let f = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
+        let e = copies
+            .entry((f("index").to_string(), f("shard").to_string()))
+            .or_default();
+        if on(r, m) {
+            e.0 = true;
+        } else if f("state") == "STARTED"
+            && !going.iter().any(|g| on(r, g))
+            && !f("node").is_empty()
+        {
+            e.1 = true;
+        }
+    }
+    let mut lost: Vec<String> = copies
+        .into_iter()
+        .filter(|(_, (here, elsewhere))| *here && !*elsewhere)
+        .map(|((i, s), _)| format!("{i}[{s}]"))
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    lost.sort();
+    let with: Vec<&str> = going.iter().map(|g| g.id.as_str()).collect();
+    Err(if with.is_empty() {
+        format!(
+            "the only started copy of {} is on {}: it would go offline",
+            lost.join(", "),
+            m.id
+        )
+    } else {
+        format!(
+            "every started copy of {} is on {} or on {} (out, or leaving with it): they would go offline together",
+            lost.join(", "),
+            m.id,
+            with.join(", ")
+        )
+    })
+}
+
 // ------------------------------------------------------------ I/O
 
 /// One REST endpoint with the gate's client settings.
@@ -404,7 +456,9 @@ const NODES: &str = "/_cat/nodes?format=json&h=ip,name";
 const SETTINGS: &str = "/_cluster/settings?flat_settings=true";
 const REPLICAS: &str =
     "/_all/_settings/index.number_of_replicas?flat_settings=true&expand_wildcards=all";
-const SHARDS: &str = "/_cat/shards?format=json&h=index,ip,node";
+const MANAGER: &str = "/_cat/cluster_manager?format=json&h=ip,node";
+const MASTER: &str = "/_cat/master?format=json&h=ip,node";
+const SHARDS: &str = "/_cat/shards?format=json&h=index,shard,prirep,state,ip,node";
 
 /// Every endpoint answers healthy; returns the first endpoint's API for more questions.
 async fn all_healthy<'a>(
@@ -424,6 +478,49 @@ async fn all_healthy<'a>(
     Ok((api, summary))
 }
 
+/// `GET _cat/cluster_manager` (OpenSearch 2+; Elasticsearch: `_cat/master`): which member
+/// is the elected manager, by address or node name.
+pub fn judge_manager(body: &str, members: &[Member]) -> Result<usize, String> {
+    let v = parse(body)?;
+    let row = v
+        .as_array()
+        .and_then(|a| a.first())
+        .ok_or("the cluster names no elected manager")?;
+    let f = |k: &str| row.get(k).and_then(Value::as_str);
+    members
+        .iter()
+        .position(|m| f("ip") == Some(m.address.as_str()) || f("node") == Some(m.id.as_str()))
+        .ok_or_else(|| {
+            format!(
+                "the elected manager {} ({}) is not a member of the fleet's cluster",
+                f("node").unwrap_or("?"),
+                f("ip").unwrap_or("?")
+            )
+        })
+}
+
+/// The member that is the elected cluster manager, asked of the first member that answers.
+pub async fn elected_manager(
+    g: &SearchGate,
+    members: &[Member],
+    timeout: Duration,
+) -> Result<usize, String> {
+    let mut why = Vec::new();
+    for base in g.bases(members) {
+        let api = g.api(base, timeout)?;
+        for path in [MANAGER, MASTER] {
+            match api.get(path).await {
+                Ok(b) => return judge_manager(&b, members).map_err(api.at(path)),
+                Err(e) => why.push(e),
+            }
+        }
+    }
+    Err(format!(
+        "no member says who the manager is: {}",
+        why.join("; ")
+    ))
+}
+
 /// The pre-gate for member `host` (about to go).
 pub async fn check_before(
     g: &SearchGate,
@@ -436,6 +533,8 @@ pub async fn check_before(
     let settings = api.get(REPLICAS).await?;
     let shards = api.get(SHARDS).await?;
     judge_unreplicated(&settings, &shards, m)?;
+    let going: Vec<&Member> = members.iter().filter(|x| x.going).collect();
+    judge_copies(&shards, m, &going)?;
     Ok(summary)
 }
 
@@ -513,7 +612,15 @@ impl Ledger {
     fn is_held(&self, cluster: &str) -> bool {
         self.lock().get(cluster).is_some_and(|(n, _)| *n > 0)
     }
-    fn hold(&self, cluster: &str, prev: Allocation) {
+    /// The value the first outstanding drain of `cluster` found, if one is outstanding.
+    pub fn remembered(&self, cluster: &str) -> Option<Allocation> {
+        self.lock()
+            .get(cluster)
+            .filter(|(n, _)| *n > 0)
+            .map(|(_, a)| a.clone())
+    }
+    /// Count one more outstanding drain of `cluster`; `prev` is kept only by the first.
+    pub fn hold(&self, cluster: &str, prev: Allocation) {
         let mut h = self.lock();
         let e = h.entry(cluster.to_string()).or_insert((0, prev));
         e.0 += 1;
@@ -676,6 +783,7 @@ mod tests {
         Member {
             id: id.into(),
             address: a.into(),
+            going: false,
         }
     }
 
@@ -784,6 +892,53 @@ mod tests {
         );
         assert!(judge_unreplicated("[]", shards, &m("a", "x")).is_err());
         assert!(judge_unreplicated(r#"{"x":{}}"#, shards, &m("a", "x")).is_err());
+    }
+
+    #[test]
+    fn the_elected_manager_by_address_or_name() {
+        let ms = [m("a", "10.0.0.1"), m("b", "10.0.0.2")];
+        assert_eq!(
+            judge_manager(r#"[{"ip":"10.0.0.2","node":"x"}]"#, &ms),
+            Ok(1)
+        );
+        assert_eq!(
+            judge_manager(r#"[{"ip":"9.9.9.9","node":"a"}]"#, &ms),
+            Ok(0)
+        );
+        let e = judge_manager(r#"[{"ip":"9.9.9.9","node":"z"}]"#, &ms).unwrap_err();
+        assert!(e.contains("z (9.9.9.9) is not a member"), "{e}");
+        assert!(judge_manager("[]", &ms).is_err());
+        assert!(judge_manager("nope", &ms).is_err());
+    }
+
+    #[test]
+    fn shards_whose_copies_all_leave_together_are_named() {
+        // docs[0] on a and b; docs[1] on b and c; logs[0] on a and c (replica initializing)
+        let shards = r#"[
+            {"index":"docs","shard":"0","prirep":"p","state":"STARTED","ip":"10.0.0.1","node":"a"},
+            {"index":"docs","shard":"0","prirep":"r","state":"STARTED","ip":"10.0.0.2","node":"b"},
+            {"index":"docs","shard":"1","prirep":"p","state":"STARTED","ip":"10.0.0.2","node":"b"},
+            {"index":"docs","shard":"1","prirep":"r","state":"STARTED","ip":"10.0.0.3","node":"c"},
+            {"index":"logs","shard":"0","prirep":"p","state":"STARTED","ip":"10.0.0.1","node":"a"},
+            {"index":"logs","shard":"0","prirep":"r","state":"INITIALIZING","ip":"10.0.0.3","node":"c"}]"#;
+        let (a, b, c) = (m("a", "10.0.0.1"), m("b", "10.0.0.2"), m("c", "10.0.0.3"));
+        // alone, b is fine: every shard it holds has a started copy elsewhere
+        assert!(judge_copies(shards, &b, &[]).is_ok());
+        // a alone: logs[0]'s only started copy is on a
+        let e = judge_copies(shards, &a, &[]).unwrap_err();
+        assert_eq!(
+            e,
+            "the only started copy of logs[0] is on a: it would go offline"
+        );
+        // b leaving with a: docs[0] has both copies on them
+        let e = judge_copies(shards, &b, &[&a]).unwrap_err();
+        assert!(
+            e.starts_with("every started copy of docs[0] is on b or on a"),
+            "{e}"
+        );
+        let e = judge_copies(shards, &b, &[&a, &c]).unwrap_err();
+        assert!(e.contains("docs[0], docs[1]"), "{e}");
+        assert!(judge_copies("{}", &a, &[]).is_err());
     }
 
     #[test]

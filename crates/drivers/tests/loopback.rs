@@ -229,7 +229,15 @@ command_timeout = "10s"
         .trim()
         .to_string();
 
-    let ev = drv.execute(Command::Preflight { host: 0 }, 0).await;
+    let ev = drv
+        .execute(
+            Command::Preflight {
+                host: 0,
+                with: vec![],
+            },
+            0,
+        )
+        .await;
     assert_eq!(
         ev,
         Event::Preflight {
@@ -251,7 +259,15 @@ command_timeout = "10s"
     std::fs::write(d.join("unsaved"), "router.conf modified\n").unwrap();
     let Event::Preflight {
         result: Err(why), ..
-    } = drv.execute(Command::Preflight { host: 0 }, 0).await
+    } = drv
+        .execute(
+            Command::Preflight {
+                host: 0,
+                with: vec![],
+            },
+            0,
+        )
+        .await
     else {
         panic!()
     };
@@ -268,7 +284,15 @@ command_timeout = "10s"
     std::fs::write(d.join("backup_age"), "yesterday\n").unwrap();
     let Event::Preflight {
         result: Err(why), ..
-    } = drv.execute(Command::Preflight { host: 0 }, 0).await
+    } = drv
+        .execute(
+            Command::Preflight {
+                host: 0,
+                with: vec![],
+            },
+            0,
+        )
+        .await
     else {
         panic!()
     };
@@ -429,6 +453,7 @@ fn members(addrs: &[String]) -> Vec<Member> {
         .map(|(i, a)| Member {
             id: format!("n{i}"),
             address: a.clone(),
+            going: false,
         })
         .collect()
 }
@@ -656,6 +681,7 @@ async fn http_and_command_gates() {
     let m = vec![Member {
         id: "h1".into(),
         address: "127.0.0.35".into(),
+        going: false,
     }];
     let spec = GateSpec::Http {
         url: format!("http://{{address}}:{port}/health-{{host}}.json"),

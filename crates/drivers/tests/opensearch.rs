@@ -184,6 +184,7 @@ fn members() -> Vec<Member> {
         .map(|(n, a)| Member {
             id: n.to_string(),
             address: a.to_string(),
+            going: false,
         })
         .collect()
 }
@@ -243,6 +244,7 @@ async fn a_fleet_that_disagrees_with_the_cluster_is_unhealthy() {
     stranger[2] = Member {
         id: "os9".into(),
         address: "127.0.0.79".into(),
+        going: false,
     };
     let v = check(c, &stranger, Phase::After(2)).await.unwrap_err();
     assert!(v.starts_with("search: GET http://127.0.0.79:"), "{v}");
@@ -339,6 +341,37 @@ async fn drain_sets_primaries_and_flushes_and_restore_puts_back_the_previous_val
         .unwrap();
     assert!(r.contains("nothing to undo"), "{r}");
     assert_eq!(allocation(c).persistent.as_deref(), Some("none"));
+    set_allocation(c, None, None);
+}
+
+/// The orchestrator dies between drain and restore: the value the drain found survives
+/// in the journal (as the engine's hold) and a new orchestrator's ledger adopts it, so the
+/// restore puts back that value, not a guess.
+#[tokio::test]
+async fn a_journalled_hold_puts_back_the_value_from_before_the_drain_after_a_crash() {
+    let c = cluster();
+    let _s = serial().await;
+    let ms = members();
+    let spec = gate(c);
+    set_allocation(c, Some("all"), None);
+    let before = Ledger::default();
+    gates::drain(&spec, "search", &ms, 1, T, T * 3, &before)
+        .await
+        .unwrap();
+    let journalled = serde_json::to_string(&before.remembered("search").unwrap()).unwrap();
+    drop(before); // the crash
+    assert_eq!(allocation(c).persistent.as_deref(), Some("primaries"));
+    let after = Ledger::default();
+    after.hold("search", serde_json::from_str(&journalled).unwrap());
+    // a release (the host will not come back through a restore) does not wait for it
+    let t = Instant::now();
+    let r = gates::restore(&spec, "search", &ms, 1, T, Duration::ZERO, &after)
+        .await
+        .unwrap();
+    assert!(t.elapsed() < T, "{:?}", t.elapsed());
+    assert!(r.contains("allocation back to persistent all"), "{r}");
+    assert_eq!(allocation(c).persistent.as_deref(), Some("all"));
+    assert!(after.remembered("search").is_none());
     set_allocation(c, None, None);
 }
 
@@ -500,6 +533,7 @@ fn at(addr: &str, port: u16) -> (GateSpec, Vec<Member>) {
         vec![Member {
             id: "x".into(),
             address: addr.into(),
+            going: false,
         }],
     )
 }

@@ -124,6 +124,8 @@ pub fn to_record(o: &Output) -> Record {
         Output::Command { at, .. } => (*at, "command"),
         Output::Notice(n) => (n.at, "notice"),
         Output::State { at, .. } => (*at, "state"),
+        Output::Held { at, .. } => (*at, "held"),
+        Output::Released { at, .. } => (*at, "released"),
     };
     Record {
         at,

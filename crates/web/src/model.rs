@@ -209,6 +209,9 @@ impl Tracker {
                 self.last_at = self.last_at.max(*at);
                 self.state = *state;
             }
+            Output::Held { at, .. } | Output::Released { at, .. } => {
+                self.last_at = self.last_at.max(*at);
+            }
         }
     }
 
