@@ -15,99 +15,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct Testbed {
-    dir: PathBuf,
-    env: std::collections::HashMap<String, String>,
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = Proc::new(repo().join("testbed/testbed"))
-            .args(["down", "--dir"])
-            .arg(&self.dir)
-            .output();
-        // the hosts' data (etcd, Redis AOF) is a few hundred MB: keep it only on request
-        if std::env::var_os("ROLLCALL_KEEP_TESTBED").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 impl Testbed {
-    fn up(name: &str) -> Testbed {
-        let pid = std::process::id();
-        let mut last = String::new();
-        for attempt in 0..5u32 {
-            let dir = std::env::temp_dir().join(format!("rollcall-e2e-{pid}-{name}-{attempt}"));
-            let _ = std::fs::remove_dir_all(&dir);
-            let n = 100 + (pid + attempt * 37 + name.len() as u32 * 11) % 150;
-            let prefix = format!("t{}{}", pid % 10000, &name[..1]);
-            let tb = Testbed {
-                dir: dir.clone(),
-                env: Default::default(),
-            };
-            let out = Proc::new(repo().join("testbed/testbed"))
-                .args(["up", "--dir"])
-                .arg(&dir)
-                .args([
-                    "--prefix",
-                    &prefix,
-                    "--subnet",
-                    &format!("10.{n}"),
-                    "--reboot-delay",
-                    "3",
-                ])
-                .output()
-                .unwrap();
-            if out.status.success() {
-                let mut tb = tb;
-                let env = std::fs::read_to_string(dir.join("env")).unwrap();
-                for l in env.lines() {
-                    if let Some((k, v)) = l.split_once('=') {
-                        tb.env
-                            .insert(k.to_string(), v.trim_matches('\'').to_string());
-                    }
-                }
-                return tb;
-            }
-            last = String::from_utf8_lossy(&out.stderr).into_owned();
-        }
-        panic!("testbed up failed: {last}");
-    }
-    fn env(&self, k: &str) -> String {
-        self.env[k].clone()
-    }
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Proc::new(repo().join("testbed/testbed"))
-            .args(args)
-            .arg("--dir")
-            .arg(&self.dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "testbed {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    /// Boot id per host (`-` when not up).
-    fn boot_ids(&self) -> std::collections::HashMap<String, String> {
-        self.cmd(&["status"])
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                Some((f.first()?.to_string(), f.get(3)?.to_string()))
-            })
-            .collect()
-    }
-    /// A fleet file for this testbed. `extra` is appended.
     fn fleet(&self, extra: &str, on_missing: &str) -> PathBuf {
         let mut services = String::new();
         for i in 1..=6 {
@@ -364,59 +278,6 @@ impl Writer {
 
 // ------------------------------------------------------------------ helpers
 
-fn rollcall() -> Proc {
-    Proc::new(env!("CARGO_BIN_EXE_rollcall"))
-}
-
-fn journal(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn active(phase: &str) -> bool {
-    matches!(
-        phase,
-        "preflight"
-            | "draining"
-            | "rebooting"
-            | "returning"
-            | "verifying"
-            | "restoring"
-            | "missing"
-    )
-}
-
-/// The most members of each cluster that were out at once, replaying the journal.
-fn max_out(j: &[Value], members: &[&str]) -> usize {
-    let mut out = std::collections::HashSet::new();
-    let mut max = 0;
-    for r in j.iter().filter(|r| r["type"] == "transition") {
-        let h = r["host_id"].as_str().unwrap_or_default();
-        if !members.contains(&h) {
-            continue;
-        }
-        if active(r["to"].as_str().unwrap_or_default()) {
-            out.insert(h.to_string());
-        } else {
-            out.remove(h);
-        }
-        max = max.max(out.len());
-    }
-    max
-}
-
-fn figures(name: &str, v: Value) {
-    let dir = repo().join("target/testbed-figures");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(
-        dir.join(format!("{name}.json")),
-        serde_json::to_string_pretty(&v).unwrap(),
-    );
-    eprintln!("FIGURES {name}: {v}");
-}
-
 fn plan_makespan(fleet: &Path) -> i64 {
     let out = rollcall()
         .arg("plan")
@@ -431,23 +292,6 @@ fn plan_makespan(fleet: &Path) -> i64 {
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["makespan_s"].as_i64().unwrap()
-}
-
-fn skip_unless_root() -> bool {
-    // SAFETY-free check: namespaces need root
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Uid:")
-                .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
-        })
-        .unwrap_or_default();
-    if uid != "0" {
-        eprintln!("the testbed needs root; run the e2e tests as root (CI does)");
-        return true;
-    }
-    false
 }
 
 // ------------------------------------------------------------------ tests
