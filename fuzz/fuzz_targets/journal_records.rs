@@ -51,9 +51,5 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn record_at(o: &Output) -> i64 {
-    match o {
-        Output::Transition(t) => t.at,
-        Output::Command { at, .. } | Output::State { at, .. } => *at,
-        Output::Notice(n) => n.at,
-    }
+    o.at()
 }

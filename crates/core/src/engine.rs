@@ -396,6 +396,20 @@ pub enum Output {
     },
 }
 
+impl Output {
+    /// When it happened (run clock).
+    pub fn at(&self) -> i64 {
+        match self {
+            Output::Transition(t) => t.at,
+            Output::Notice(n) => n.at,
+            Output::Command { at, .. }
+            | Output::State { at, .. }
+            | Output::Held { at, .. }
+            | Output::Released { at, .. } => *at,
+        }
+    }
+}
+
 /// What a journal holds, replayed by [`Engine::restore`]: the engine's own outputs.
 pub type Record = Output;
 

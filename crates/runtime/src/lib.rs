@@ -119,16 +119,16 @@ fn store_err(e: impl std::fmt::Display) -> RuntimeError {
 
 /// The journal form of an engine output.
 pub fn to_record(o: &Output) -> Record {
-    let (at, kind) = match o {
-        Output::Transition(t) => (t.at, "transition"),
-        Output::Command { at, .. } => (*at, "command"),
-        Output::Notice(n) => (n.at, "notice"),
-        Output::State { at, .. } => (*at, "state"),
-        Output::Held { at, .. } => (*at, "held"),
-        Output::Released { at, .. } => (*at, "released"),
+    let kind = match o {
+        Output::Transition(_) => "transition",
+        Output::Command { .. } => "command",
+        Output::Notice(_) => "notice",
+        Output::State { .. } => "state",
+        Output::Held { .. } => "held",
+        Output::Released { .. } => "released",
     };
     Record {
-        at,
+        at: o.at(),
         kind: kind.to_string(),
         data: serde_json::to_value(o).unwrap_or(serde_json::Value::Null),
     }
