@@ -108,18 +108,18 @@ impl Run {
             .collect()
     }
 
-    /// Run until the run is over, or until `crash_at` says a command (already journalled
-    /// and, if `execute` says so, carried out) is where the orchestrator dies.
-    async fn go(&mut self, drv: &RemoteDriver, crash_at: Option<(fn(&Command) -> bool, bool)>) {
+    /// Run until the run is over, or until the orchestrator dies at the first send (the
+    /// action: journalled, and carried out or not, its answer lost).
+    async fn go(&mut self, drv: &RemoteDriver, crash: Option<Crash>) {
         for _ in 0..500 {
             if self.engine.state().is_over() {
                 return;
             }
             for cmd in self.step() {
-                if let Some((at, execute)) = crash_at
-                    && at(&cmd)
+                if let Some(crash) = crash
+                    && matches!(cmd, Command::Reboot { .. })
                 {
-                    if execute {
+                    if crash == Crash::AfterTheSendRan {
                         drv.execute(cmd, self.now).await;
                     }
                     return;
@@ -152,8 +152,12 @@ impl Run {
     }
 }
 
-fn is_send(c: &Command) -> bool {
-    matches!(c, Command::Reboot { .. })
+/// Where the orchestrator dies: after journalling the action's intent, before or after
+/// the driver carried it out (its answer is lost either way).
+#[derive(Clone, Copy, PartialEq)]
+enum Crash {
+    BeforeTheSendRan,
+    AfterTheSendRan,
 }
 
 #[tokio::test]
@@ -317,7 +321,7 @@ async fn a_failing_patch_is_reported_and_the_host_never_counts_done() {
 async fn a_crash_after_the_journalled_command_ran_does_not_run_it_again() {
     let (d, fleet, drv) = lab("crash-ran", COMMAND);
     let mut run = Run::new(&fleet);
-    run.go(&drv, Some((is_send, true))).await;
+    run.go(&drv, Some(Crash::AfterTheSendRan)).await;
     assert_eq!(
         lines(&d, "patch_runs"),
         ["patched"],
@@ -351,7 +355,7 @@ async fn a_crash_after_the_journalled_command_ran_does_not_run_it_again() {
 async fn a_crash_before_the_journalled_command_ran_runs_it_exactly_once() {
     let (d, fleet, drv) = lab("crash-not-ran", COMMAND);
     let mut run = Run::new(&fleet);
-    run.go(&drv, Some((is_send, false))).await;
+    run.go(&drv, Some(Crash::BeforeTheSendRan)).await;
     assert!(lines(&d, "patch_runs").is_empty());
     run.restore(&fleet);
     run.go(&drv, None).await;
@@ -369,7 +373,7 @@ async fn a_crash_before_the_journalled_command_ran_runs_it_exactly_once() {
 async fn a_crash_in_a_patch_and_reboot_neither_patches_nor_reboots_twice() {
     let (d, fleet, drv) = lab("crash-reboot", &format!("{COMMAND}\nthen_reboot = true"));
     let mut run = Run::new(&fleet);
-    run.go(&drv, Some((is_send, true))).await;
+    run.go(&drv, Some(Crash::AfterTheSendRan)).await;
     run.restore(&fleet);
     run.go(&drv, None).await;
     assert_eq!(run.engine.phase(0), Phase::Healthy);
