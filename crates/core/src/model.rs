@@ -246,6 +246,28 @@ impl Action {
             Action::Command { .. } => "patched and rebooted",
         }
     }
+    /// One line for `rollcall validate`: what is done and how it is never done twice.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Reboot => "reboot each host (done when its boot id changes)".into(),
+            Action::Restart { services } => format!(
+                "restart {} on each host, no reboot (done when each service's run id changes)",
+                services.join(", ")
+            ),
+            Action::Command {
+                command,
+                check,
+                then_reboot,
+            } => format!(
+                "run `{command}` on each host unless `{check}` exits 0 (done when it does){}",
+                if *then_reboot {
+                    ", then reboot (and the boot id changes)"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
     /// The plural for people: "reboots", "restarts", "patches".
     pub fn plural(&self) -> &'static str {
         match self {
