@@ -403,6 +403,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
                 f.tenants.len(),
                 f.notices.len()
             );
+            println!("  action: {}", f.maintenance.action.describe());
             if subscribers > 0 {
                 println!("  {subscribers} notification subscribers");
             }

@@ -158,6 +158,48 @@ fn bench_runs_and_reports_figures() {
 }
 
 #[test]
+fn validate_names_the_maintenance_action_and_points_at_a_bad_one() {
+    let dir = std::env::temp_dir().join(format!("rollcall-cli-action-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let host = "[[host]]\nid = \"o1\"\nregion = \"r\"\n";
+    let ok = dir.join("ok.toml");
+    std::fs::write(
+        &ok,
+        format!("[maintenance]\naction = \"restart\"\nservices = [\"opensearch\"]\n\n{host}"),
+    )
+    .unwrap();
+    let out = rollcall(&["validate", ok.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("action: restart opensearch on each host, no reboot (done when each service's run id changes)"),
+        "{s}"
+    );
+    let plan = rollcall(&["plan", ok.to_str().unwrap()]);
+    assert!(text(&plan.stdout).contains("first restart of opensearch no earlier than"));
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "[maintenance]\naction = \"command\"\ncommand = \"apt-get install -y bash\"\n\n{host}"
+        ),
+    )
+    .unwrap();
+    let out = rollcall(&["validate", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:2:10: maintenance.action: action = \"command\" needs `check`",
+            bad.display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn validate_describes_the_native_search_gate_and_points_at_bad_gate_settings() {
     let dir = std::env::temp_dir().join(format!("rollcall-cli-gates-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+mod action;
 mod parse;
 
 type S = Spanned<String>;
@@ -152,6 +153,10 @@ struct RawWindow {
 struct RawMaintenance {
     name: Option<S>,
     action: Option<S>,
+    services: Option<Spanned<Vec<S>>>,
+    command: Option<S>,
+    check: Option<S>,
+    then_reboot: Option<Spanned<bool>>,
     start: Option<Spanned<toml::Value>>,
     notice_lead: Option<S>,
     regions: Option<Vec<S>>,
@@ -1139,6 +1144,10 @@ impl<'a> Validator<'a> {
         let empty = RawMaintenance {
             name: None,
             action: None,
+            services: None,
+            command: None,
+            check: None,
+            then_reboot: None,
             start: None,
             notice_lead: None,
             regions: None,
@@ -1178,21 +1187,10 @@ impl<'a> Validator<'a> {
             Some(d) => self.positive_duration(d, &f("horizon")),
             None => Some(30 * 86400),
         };
-        let action = m
-            .action
-            .as_ref()
-            .map(|a| a.get_ref().clone())
-            .unwrap_or_else(|| "reboot".into());
-        if action != "reboot" {
-            if let Some(a) = &m.action {
-                self.err_help(
-                    a.span(),
-                    f("action"),
-                    format!("unknown action `{action}`"),
-                    "the only action is `reboot`",
-                );
-            }
-        }
+        // errors are reported; the load fails, so the fallback is never used
+        let action = self
+            .action(&action::RawAction::of(m))
+            .unwrap_or(Action::Reboot);
         let region_mode = match m.region_mode.as_ref() {
             None => RegionMode::Serial,
             Some(s) => match s.get_ref().as_str() {

@@ -1052,8 +1052,9 @@ impl Engine {
                     region,
                     None,
                     format!(
-                        "maintenance {} in {name}: reboots begin no earlier than {}",
+                        "maintenance {} in {name}: {} begin no earlier than {}",
                         self.fleet.maintenance.name,
+                        self.fleet.maintenance.action.plural(),
                         fmt_time(now + lead)
                     ),
                 );

@@ -195,7 +195,7 @@ pub fn generate(p: &GenParams) -> Fleet {
         tenants,
         maintenance: Maintenance {
             name: "generated".into(),
-            action: "reboot".into(),
+            action: Action::Reboot,
             start: p.start,
             notice_lead: 3600,
             region_order: (0..nreg as RegionIx).collect(),

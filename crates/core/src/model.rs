@@ -196,6 +196,108 @@ pub struct Tenant {
     pub contact: Option<String>,
 }
 
+/// What is done to each host (`[maintenance] action`). The engine carries every action
+/// through the same phases; the host driver does the action and probes its marker (the
+/// boot id, the services' invocation ids, or the patch check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Reboot the host.
+    Reboot,
+    /// Restart these services (in this order) instead of the host.
+    Restart { services: Vec<String> },
+    /// Run `command` where `check` (exit 0 = applied) says the patch is missing;
+    /// then reboot if `then_reboot`.
+    Command {
+        command: String,
+        check: String,
+        then_reboot: bool,
+    },
+}
+
+impl Action {
+    /// The keyword in the fleet file.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Action::Reboot => "reboot",
+            Action::Restart { .. } => "restart",
+            Action::Command { .. } => "command",
+        }
+    }
+    /// Whether the host itself goes down (its boot id changes).
+    pub fn reboots(&self) -> bool {
+        matches!(
+            self,
+            Action::Reboot
+                | Action::Command {
+                    then_reboot: true,
+                    ..
+                }
+        )
+    }
+    /// What one host undergoes, as a noun for people: "reboot", "restart of opensearch",
+    /// "patch", "patch and reboot".
+    pub fn noun(&self) -> String {
+        match self {
+            Action::Reboot => "reboot".into(),
+            Action::Restart { services } => format!("restart of {}", services.join(", ")),
+            Action::Command {
+                then_reboot: false, ..
+            } => "patch".into(),
+            Action::Command { .. } => "patch and reboot".into(),
+        }
+    }
+    /// The past participle for people: "rebooted", "restarted", "patched".
+    pub fn past(&self) -> &'static str {
+        match self {
+            Action::Reboot => "rebooted",
+            Action::Restart { .. } => "restarted",
+            Action::Command {
+                then_reboot: false, ..
+            } => "patched",
+            Action::Command { .. } => "patched and rebooted",
+        }
+    }
+    /// One line for `rollcall validate`: what is done and how it is never done twice.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Reboot => "reboot each host (done when its boot id changes)".into(),
+            Action::Restart { services } => format!(
+                "restart {} on each host, no reboot (done when each service's run id changes)",
+                services.join(", ")
+            ),
+            Action::Command {
+                command,
+                check,
+                then_reboot,
+            } => format!(
+                "run `{command}` on each host unless `{check}` exits 0 (done when it does){}",
+                if *then_reboot {
+                    ", then reboot (and the boot id changes)"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+    /// The plural for people: "reboots", "restarts", "patches".
+    pub fn plural(&self) -> &'static str {
+        match self {
+            Action::Reboot => "reboots",
+            Action::Restart { .. } => "restarts",
+            Action::Command { .. } => "patches",
+        }
+    }
+    /// What is done to hosts, as a verb phrase: "reboot hosts", "restart opensearch on
+    /// hosts", "patch hosts", "patch and reboot hosts".
+    pub fn verb_phrase(&self) -> String {
+        match self {
+            Action::Restart { services } => format!("restart {} on hosts", services.join(", ")),
+            _ => format!("{} hosts", self.noun()),
+        }
+    }
+}
+
 /// An opening in which maintenance may run: `[start, end)` Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Interval {
@@ -206,7 +308,7 @@ pub struct Interval {
 #[derive(Debug, Clone, Serialize)]
 pub struct Maintenance {
     pub name: String,
-    pub action: String,
+    pub action: Action,
     /// When announcements go out (the plan's epoch), Unix seconds.
     pub start: i64,
     /// Notice lead time: no region starts before `start + notice_lead`.

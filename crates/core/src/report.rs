@@ -201,9 +201,10 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
     );
     let _ = writeln!(
         s,
-        "Announce at {}; notice lead {}; first reboot no earlier than {}",
+        "Announce at {}; notice lead {}; first {} no earlier than {}",
         fmt_time(p.announce_at),
         fmt_duration(m.notice_lead),
+        m.action.noun(),
         fmt_time(p.earliest_start)
     );
     let _ = writeln!(

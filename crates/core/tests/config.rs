@@ -451,3 +451,121 @@ fn search_budget_above_replicas_is_refused_as_2014s_outage() {
     let neg = GOOD.replace("load = 0.5", "load = 0.5\nreplicas = -1");
     assert!(one_error(&neg).message.contains("between 0 and 65535"));
 }
+
+/// GOOD with these lines added to `[maintenance]`.
+fn with_action(lines: &str) -> String {
+    GOOD.replace(
+        "notice_lead = \"1h\"\n",
+        &format!("notice_lead = \"1h\"\n{lines}\n"),
+    )
+}
+
+#[test]
+fn the_action_is_reboot_unless_the_file_says_otherwise() {
+    assert_eq!(load(GOOD).unwrap().maintenance.action, Action::Reboot);
+    let f = load(&with_action(
+        "action = \"restart\"\nservices = [\"opensearch\", \"agent\"]",
+    ))
+    .unwrap();
+    assert_eq!(
+        f.maintenance.action,
+        Action::Restart {
+            services: vec!["opensearch".into(), "agent".into()]
+        }
+    );
+    let f = load(&with_action(
+        "action = \"command\"\ncommand = \"apt-get install -y bash\"\ncheck = \"bash-fixed\"\nthen_reboot = true",
+    ))
+    .unwrap();
+    assert_eq!(
+        f.maintenance.action,
+        Action::Command {
+            command: "apt-get install -y bash".into(),
+            check: "bash-fixed".into(),
+            then_reboot: true
+        }
+    );
+    assert_eq!(f.maintenance.action.noun(), "patch and reboot");
+}
+
+#[test]
+fn an_unknown_action_is_located_and_lists_the_actions() {
+    let text = with_action("action = \"reimage\"");
+    let e = one_error(&text);
+    assert_eq!(e.field, "maintenance.action");
+    assert_eq!(e.line, Some(line_of(&text, "action = \"reimage\"")));
+    assert!(
+        e.message.contains("unknown action `reimage`"),
+        "{}",
+        e.message
+    );
+    let help = e.help.unwrap();
+    assert!(
+        help.contains("restart") && help.contains("command"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_restart_needs_services_with_plain_names() {
+    let text = with_action("action = \"restart\"");
+    let e = one_error(&text);
+    assert_eq!(e.line, Some(line_of(&text, "action = \"restart\"")));
+    assert!(e.message.contains("needs the services"), "{}", e.message);
+
+    let text = with_action("action = \"restart\"\nservices = []");
+    assert_eq!(one_error(&text).field, "maintenance.services");
+
+    let text = with_action("action = \"restart\"\nservices = [\"ok\", \"two words\", \"ok\"]");
+    let errs = load(&text).unwrap_err().errors;
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0]
+            .message
+            .contains("`two words` is not a service name")
+    );
+    assert!(errs[1].message.contains("`ok` is listed twice"));
+    assert!(
+        errs.iter()
+            .all(|e| e.field == "maintenance.services"
+                && e.line == Some(line_of(&text, "services =")))
+    );
+}
+
+#[test]
+fn a_command_needs_its_command_and_check() {
+    let text = with_action("action = \"command\"\ncheck = \"true\"");
+    let e = one_error(&text);
+    assert_eq!(e.field, "maintenance.action");
+    assert!(e.message.contains("needs `command`"), "{}", e.message);
+
+    let text = with_action("action = \"command\"\ncommand = \"apt-get install bash\"");
+    let e = one_error(&text);
+    assert!(e.message.contains("needs `check`"), "{}", e.message);
+    assert!(e.message.contains("never run twice"), "{}", e.message);
+
+    let text = with_action("action = \"command\"\ncommand = \" \"\ncheck = \"true\"");
+    let e = one_error(&text);
+    assert_eq!(e.field, "maintenance.command");
+    assert_eq!(e.line, Some(line_of(&text, "command = \" \"")));
+}
+
+#[test]
+fn settings_of_another_action_are_errors_not_ignored() {
+    let text = with_action("services = [\"opensearch\"]\nthen_reboot = true");
+    let errs = load(&text).unwrap_err().errors;
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs[0].field, "maintenance.services");
+    assert!(
+        errs[0]
+            .message
+            .contains("belongs to action = \"restart\", not \"reboot\""),
+        "{}",
+        errs[0].message
+    );
+    assert_eq!(errs[1].field, "maintenance.then_reboot");
+    assert_eq!(errs[1].line, Some(line_of(&text, "then_reboot")));
+
+    let text = with_action("action = \"restart\"\nservices = [\"x\"]\ncheck = \"true\"");
+    assert_eq!(one_error(&text).field, "maintenance.check");
+}

@@ -182,7 +182,7 @@ fn random_fleet(s: &Shape) -> Fleet {
         tenants: vec![],
         maintenance: Maintenance {
             name: "m".into(),
-            action: "reboot".into(),
+            action: Action::Reboot,
             start: T0,
             notice_lead: lead,
             region_order: order,

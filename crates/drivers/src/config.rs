@@ -24,6 +24,8 @@
 //! boot_id_command = "cat /proc/sys/kernel/random/boot_id"
 //! reboot_command = "systemctl reboot"
 //! services = ["ssh"]            # must be enabled at boot (preflight) and active (verify)
+//! restart_command = "systemctl restart {service}"          # action = "restart"
+//! service_id_command = "systemctl show -p InvocationID --value {service}"  # its marker
 //! backup_age_command = "..."    # prints the age of the last backup in seconds
 //! max_backup_age = "26h"
 //! unsaved_config_command = "..." # exit 0 and no output: nothing unsaved
@@ -105,6 +107,8 @@ struct RawRemote {
     services: Option<Vec<S>>,
     enabled_command: Option<S>,
     active_command: Option<S>,
+    restart_command: Option<S>,
+    service_id_command: Option<S>,
     backup_age_command: Option<S>,
     max_backup_age: Option<S>,
     unsaved_config_command: Option<S>,
@@ -213,6 +217,11 @@ pub struct RemoteSettings {
     /// `{service}` is replaced (shell-quoted). Exit 0 = enabled.
     pub enabled_command: String,
     pub active_command: String,
+    /// `action = "restart"`: restarts one service (`{service}`, shell-quoted).
+    pub restart_command: String,
+    /// `action = "restart"`: prints the id of the service's current run (its marker);
+    /// empty output = not running.
+    pub service_id_command: String,
     pub backup_age_command: Option<String>,
     pub max_backup_age: Option<i64>,
     pub unsaved_config_command: Option<String>,
@@ -243,6 +252,8 @@ impl Default for RemoteSettings {
             services: Vec::new(),
             enabled_command: "systemctl is-enabled {service}".into(),
             active_command: "systemctl is-active {service}".into(),
+            restart_command: "systemctl restart {service}".into(),
+            service_id_command: "systemctl show -p InvocationID --value {service}".into(),
             backup_age_command: None,
             max_backup_age: None,
             unsaved_config_command: None,
@@ -516,6 +527,16 @@ impl RemoteConfig {
                     &r.active_command,
                     "remote.active_command",
                     &mut remote.active_command,
+                ),
+                (
+                    &r.restart_command,
+                    "remote.restart_command",
+                    &mut remote.restart_command,
+                ),
+                (
+                    &r.service_id_command,
+                    "remote.service_id_command",
+                    &mut remote.service_id_command,
                 ),
             ] {
                 if let Some(c) = c {

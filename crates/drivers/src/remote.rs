@@ -11,6 +11,9 @@ use rollcall_core::engine::{Command, Event, Hold};
 use rollcall_core::{ClusterIx, Fleet, HostIx, fmt_duration};
 use std::sync::Arc;
 
+mod action;
+pub use action::parse_service_id;
+
 pub struct RemoteDriver {
     fleet: Arc<Fleet>,
     cfg: Arc<RemoteConfig>,
@@ -121,10 +124,10 @@ impl RemoteDriver {
     async fn preflight(&self, hx: HostIx, with: &[HostIx]) -> Result<String, String> {
         let h = self.host(hx);
         let r = &self.cfg.remote;
-        let boot = self
-            .boot_id(&h)
+        let marker = self
+            .preflight_marker(&h)
             .await
-            .map_err(|e| format!("cannot read the boot id: {e}"))?;
+            .map_err(|e| format!("cannot read the action's marker: {e}"))?;
         let mut problems = Vec::new();
         for s in r.services_for(&h.id) {
             let cmd = r.enabled_command.replace("{service}", &shell_quote(s));
@@ -172,11 +175,14 @@ impl RemoteDriver {
         // pre-gate: every cluster of the host is healthy before it is touched
         for &c in &self.fleet.hosts[hx as usize].clusters {
             if let Err(e) = self.gate(c, hx, false, with).await {
-                problems.push(format!("not healthy before the reboot: {e}"));
+                problems.push(format!(
+                    "not healthy before the {}: {e}",
+                    self.fleet.maintenance.action.noun()
+                ));
             }
         }
         if problems.is_empty() {
-            Ok(boot)
+            Ok(marker)
         } else {
             Err(problems.join("; "))
         }
@@ -323,15 +329,14 @@ impl RemoteDriver {
         }
     }
 
-    async fn reboot(&self, hx: HostIx, before: &str) -> Result<(), String> {
-        let h = self.host(hx);
-        // never reboot twice: a host already on a new boot id has rebooted
-        let now = self.boot_id(&h).await?;
+    /// Reboot unless the boot id already differs from `before` (never reboot twice).
+    async fn reboot(&self, h: &HostRef, before: &str) -> Result<(), String> {
+        let now = self.boot_id(h).await?;
         if !before.is_empty() && now != before {
             return Ok(());
         }
         let cmd = &self.cfg.remote.reboot_command;
-        match self.run(&h, cmd).await {
+        match self.run(h, cmd).await {
             Ok(o) if o.ok() => Ok(()),
             // the session dropped as the host went down, as a real reboot does
             Ok(o) if o.status.is_none() => Ok(()),
@@ -342,20 +347,13 @@ impl RemoteDriver {
 
     async fn verify(&self, hx: HostIx) -> Result<(), String> {
         let h = self.host(hx);
-        let r = &self.cfg.remote;
-        let services = r.services_for(&h.id);
-        if services.is_empty() {
-            return self.boot_id(&h).await.map(|_| ());
-        }
-        let mut down = Vec::new();
-        for s in services {
-            let cmd = r.active_command.replace("{service}", &shell_quote(s));
-            match self.run(&h, &cmd).await {
-                Ok(o) if o.ok() => {}
-                Ok(o) => down.push(format!("{s} is not active ({})", o.describe())),
-                Err(e) => down.push(format!("{s}: {e}")),
-            }
-        }
+        let services = self.cfg.remote.services_for(&h.id);
+        let mut down = if services.is_empty() {
+            self.boot_id(&h).await.err().into_iter().collect()
+        } else {
+            self.inactive(&h, services).await
+        };
+        down.extend(self.verify_action(&h).await);
         if down.is_empty() {
             Ok(())
         } else {
@@ -386,11 +384,11 @@ impl RemoteDriver {
                 host, ref boot_id, ..
             } => Event::RebootSent {
                 host,
-                result: self.reboot(host, boot_id).await,
+                result: self.send(host, boot_id).await,
             },
             Command::Probe { host } => Event::Probed {
                 host,
-                boot_id: self.boot_id(&self.host(host)).await.ok(),
+                boot_id: self.marker(&self.host(host)).await.ok(),
             },
             Command::Verify { host } => Event::Verified {
                 host,

@@ -140,11 +140,15 @@ pub fn render(fleet: &Fleet, run: &str, tenant: Option<&str>, note: &Note) -> Me
     let start = note.start.map(fmt_time).unwrap_or_default();
     let (subject, text, status) = match note.kind {
         NoteKind::Announcement => (
-            format!("Scheduled maintenance in {region}: reboots from {start}"),
             format!(
-                "{} ({}) will reboot hosts in region {region}, one at a time within each cluster's safety budget. Reboots begin no earlier than {start}{}.{yours} You will be told when it starts, when it is completed, and if a host does not come back.",
+                "Scheduled maintenance in {region}: {} from {start}",
+                m.action.plural()
+            ),
+            format!(
+                "{} ({}) will {} in region {region}, one at a time within each cluster's safety budget. The work begins no earlier than {start}{}.{yours} You will be told when it starts, when it is completed, and if a host does not come back.",
                 m.name,
-                m.action,
+                m.action.keyword(),
+                m.action.verb_phrase(),
                 note.expected
                     .map(|t| format!(" (expected around {})", fmt_time(t)))
                     .unwrap_or_default()
@@ -180,8 +184,9 @@ pub fn render(fleet: &Fleet, run: &str, tenant: Option<&str>, note: &Note) -> Me
         NoteKind::HostMissing => (
             format!("Maintenance in {region}: a host did not return"),
             format!(
-                "During {} in region {region}, {a_host} did not come back after its reboot (noticed {}). We are on it; its clusters are held until it returns or is replaced.{yours}",
+                "During {} in region {region}, {a_host} did not come back after its {} (noticed {}). We are on it; its clusters are held until it returns or is replaced.{yours}",
                 m.name,
+                m.action.noun(),
                 fmt_time(note.at)
             ),
             "in_progress",
@@ -207,14 +212,15 @@ pub fn render(fleet: &Fleet, run: &str, tenant: Option<&str>, note: &Note) -> Me
         NoteKind::Escalation => (
             format!("Maintenance in {region} is held for an operator"),
             format!(
-                "{} in region {region} is held at {}: something needs an operator's attention{}. No further reboots start until it is resolved.{yours}",
+                "{} in region {region} is held at {}: something needs an operator's attention{}. No further {} start until it is resolved.{yours}",
                 m.name,
                 fmt_time(note.at),
                 if host_name.is_some() {
                     format!(" ({a_host})")
                 } else {
                     String::new()
-                }
+                },
+                m.action.plural(),
             ),
             "in_progress",
         ),

@@ -26,9 +26,9 @@
 //! `under_maintenance` while a host of the region is out or its maintenance is in
 //! progress; else `operational`.
 
-use rollcall_core::Fleet;
 use rollcall_core::engine::{Command, NoticeKind, Output, Phase, RunState, counts_out};
 use rollcall_core::plan::Plan;
+use rollcall_core::{Action, Fleet};
 use rollcall_core::{RegionIx, fmt_time};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -590,8 +590,13 @@ impl View {
             maintenances.push(MaintView {
                 name: format!("{} in {}", f.maintenance.name, f.regions[ri]),
                 body: format!(
-                    "Rolling reboot of {} servers in {} ({}). Clusters stay available: members are rebooted a few at a time, within each cluster's budget.",
-                    rp.hosts, f.regions[ri], f.maintenance.action
+                    "Rolling {} {} {} servers in {} ({}). Clusters stay available: members are {} a few at a time, within each cluster's budget.",
+                    f.maintenance.action.noun(),
+                    if matches!(f.maintenance.action, Action::Restart { .. }) { "on" } else { "of" },
+                    rp.hosts,
+                    f.regions[ri],
+                    f.maintenance.action.keyword(),
+                    f.maintenance.action.past(),
                 ),
                 region: Some(f.regions[ri].clone()),
                 tenant: None,
@@ -668,6 +673,7 @@ impl View {
                 None => (Vec::new(), Vec::new()),
             };
             let m = &f.maintenance.name;
+            let (noun, plural) = (f.maintenance.action.noun(), f.maintenance.action.plural());
             let (title, body) = match (n.kind, host.is_some()) {
                 (NoticeKind::Scheduled, _) => (
                     format!("Maintenance {m} scheduled in {region}"),
@@ -684,13 +690,13 @@ impl View {
                 (NoticeKind::HostMissing, _) => (
                     format!("A server in {region} did not come back"),
                     format!(
-                        "A server in {region} did not come back in time after its reboot. Its clusters keep running on their other members; we are watching it."
+                        "A server in {region} did not come back in time after its {noun}. Its clusters keep running on their other members; we are watching it."
                     ),
                 ),
                 (NoticeKind::HostReturned, _) => (
                     format!("A server in {region} is back"),
                     format!(
-                        "A server in {region} that had not come back after its reboot is back."
+                        "A server in {region} that had not come back after its {noun} is back."
                     ),
                 ),
                 (NoticeKind::HostReplaced, _) => (
@@ -700,7 +706,7 @@ impl View {
                 (NoticeKind::Escalation, true) => (
                     format!("Maintenance in {region} is waiting for an operator"),
                     format!(
-                        "A server in {region} needs an operator; new reboots wait until it is looked at."
+                        "A server in {region} needs an operator; new {plural} wait until it is looked at."
                     ),
                 ),
                 (NoticeKind::Escalation, false) => (

@@ -263,6 +263,10 @@ shift_fields!(RawWindow {
 shift_fields!(RawMaintenance {
     name,
     action,
+    services,
+    command,
+    check,
+    then_reboot,
     start,
     notice_lead,
     regions,
