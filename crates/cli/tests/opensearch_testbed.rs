@@ -329,6 +329,75 @@ fn a_rollcall_rolls_the_opensearch_hosts_never_red_and_loses_no_document() {
     );
 }
 
+/// The run id of the OpenSearch service on `host` (systemd's InvocationID, as the
+/// testbed's systemctl answers it), read over SSH as rollcall reads it.
+fn invocation_id(b: &Bed, host: &str) -> String {
+    let o = std::process::Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-i"])
+        .arg(b.tb.dir.join("id_ed25519"))
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            b.tb.dir.join("known_hosts").display()
+        ))
+        .arg(format!("root@{}", b.tb.addr(host)))
+        .args([
+            "systemctl",
+            "show",
+            "-p",
+            "InvocationID",
+            "--value",
+            "opensearch",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ssh {host}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// (a) as a rolling restart: `action = "restart"` of the OpenSearch service (a config or
+/// JVM change), with the same drain, gates and measurements; no host is rebooted.
+#[test]
+fn f_a_rolling_restart_of_the_opensearch_service_under_load() {
+    let Some((_g, b)) = begin() else { return };
+    let f = fleet(b, "f-restart", 1, "", &HOSTS);
+    let restart = std::fs::read_to_string(&f).unwrap().replace(
+        "on_missing = \"pause\"\n",
+        "on_missing = \"pause\"\naction = \"restart\"\nservices = [\"opensearch\"]\n",
+    );
+    std::fs::write(&f, restart).unwrap();
+    let boots = b.tb.boot_ids();
+    let ids: Vec<String> = HOSTS.iter().map(|h| invocation_id(b, h)).collect();
+    let load = Load::start(&b.nodes, "f");
+    let out = run(b, &f, "f.db");
+    assert!(
+        settled(&b.nodes, Duration::from_secs(120)),
+        "not settled after the restarts"
+    );
+    let figs = load.finish();
+    assert!(out.status.success(), "{}", text(&out));
+    let j = journal(&out.stdout);
+    assert_eq!(transitions(&j, "healthy").len(), 3, "{}", text(&out));
+    assert_eq!(max_out(&j, &HOSTS), 1, "budget 1");
+    assert_eq!(boots, b.tb.boot_ids(), "a restart rebooted a host");
+    for (h, before) in HOSTS.iter().zip(&ids) {
+        assert!(!before.is_empty());
+        assert_ne!(
+            &invocation_id(b, h),
+            before,
+            "{h}: opensearch was not restarted"
+        );
+    }
+    report("os_f_restart", b, &figs, json!({}));
+    assert_eq!(figs.health.red_s, 0.0, "red during the restarts: {figs:?}");
+    assert_eq!(figs.health.min_nodes, Some(2), "{figs:?}");
+    assert_eq!(figs.lost, 0, "acknowledged documents lost: {figs:?}");
+}
+
 /// (b) The same nodes rebooted naively: reboot, a fixed wait, the next; no allocation
 /// handling, so each outage outlasts the delayed timeout and replicas are copied.
 #[test]
