@@ -142,6 +142,7 @@ struct RawGate {
     timeout: Option<S>,
     auth: Option<Spanned<RawAuth>>,
     tls_ca: Option<S>,
+    delayed_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,8 +318,12 @@ impl GateSpec {
                     .as_ref()
                     .map(|(p, _)| format!(", CA {}", p.display()))
                     .unwrap_or_default();
+                let delayed = g
+                    .delayed_timeout
+                    .map(|d| format!(" + delayed_timeout {}s", d.as_secs()))
+                    .unwrap_or_default();
                 format!(
-                    "elasticsearch/opensearch gate on {} ({auth}{ca}): green, all nodes, nothing moving, no unreplicated index on the host; drain: allocation primaries + flush; restore: allocation as before",
+                    "elasticsearch/opensearch gate on {} ({auth}{ca}): green, all nodes, nothing moving, no unreplicated index on the host; drain: allocation primaries{delayed} + flush; restore: as before",
                     g.url
                 )
             }
@@ -660,6 +665,7 @@ fn gate_spec(
         timeout: None,
         auth: None,
         tls_ca: None,
+        delayed_timeout: None,
     };
     let r = g.map(|g| g.get_ref()).unwrap_or(&empty);
     let timeout = secs(v.dur(&r.timeout, &format!("{f}.timeout")).unwrap_or(10));
@@ -780,6 +786,13 @@ fn gate_spec(
                 "only elasticsearch and opensearch gates use tls_ca",
             );
         }
+        if let Some(c) = &r.delayed_timeout {
+            v.err(
+                c.span(),
+                format!("{f}.delayed_timeout"),
+                "only elasticsearch and opensearch gates use delayed_timeout",
+            );
+        }
     }
     if !matches!(spec, GateSpec::Redis { .. })
         && let Some(p) = &r.password
@@ -883,7 +896,15 @@ fn search_gate(v: &mut V, r: &RawGate, f: &str) -> SearchGate {
             }
         }
     });
-    SearchGate { url, auth, tls_ca }
+    let delayed_timeout = v
+        .dur(&r.delayed_timeout, &format!("{f}.delayed_timeout"))
+        .map(secs);
+    SearchGate {
+        url,
+        auth,
+        tls_ca,
+        delayed_timeout,
+    }
 }
 
 /// The native gate's url is a base (scheme, host, port): the gate adds the API paths.
@@ -1125,7 +1146,7 @@ members = ["a", "b", "c"]
 id = "os"
 kind = "opensearch"
 members = ["a", "b", "c"]
-gate = {{ url = "http://{{host}}.search:9201/", auth = {{ user = "rc", password_env = "RC_TEST_ES_PASSWORD" }} }}
+gate = {{ url = "http://{{host}}.search:9201/", auth = {{ user = "rc", password_env = "RC_TEST_ES_PASSWORD" }}, delayed_timeout = "10m" }}
 [[cluster]]
 id = "legacy"
 kind = "elasticsearch"
@@ -1139,13 +1160,15 @@ gate = {{ url = "http://{{address}}:9200/_cluster/health", expect = {{ status = 
             GateSpec::Search(SearchGate {
                 url: "http://{address}:9200".into(),
                 auth: None,
-                tls_ca: None
+                tls_ca: None,
+                delayed_timeout: None,
             })
         );
         let GateSpec::Search(g) = &c.gates[1].spec else {
             panic!("{:?}", c.gates[1])
         };
         assert_eq!(g.url, "http://{host}.search:9201/");
+        assert_eq!(g.delayed_timeout, Some(Duration::from_secs(600)));
         assert_eq!(
             g.auth,
             Some(SearchAuth::Basic {
@@ -1178,7 +1201,12 @@ gate = {{ auth = {{ user = "x" }} }}
 id = "kv"
 kind = "etcd"
 members = ["a", "b", "c"]
-gate = {{ tls_ca = "ca.pem" }}
+gate = {{ tls_ca = "ca.pem", delayed_timeout = "5m" }}
+[[cluster]]
+id = "es3"
+kind = "elasticsearch"
+members = ["a", "b", "c"]
+gate = {{ delayed_timeout = "soon" }}
 "#
         );
         let l = load(&bad).unwrap_err().listing();
@@ -1208,5 +1236,10 @@ gate = {{ tls_ca = "ca.pem" }}
             ),
             "{l}"
         );
+        assert!(
+            l.contains("cluster[3].gate.delayed_timeout: only elasticsearch and opensearch gates use delayed_timeout"),
+            "{l}"
+        );
+        assert!(l.contains("cluster[4].gate.delayed_timeout:"), "{l}");
     }
 }

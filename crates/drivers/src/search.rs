@@ -18,7 +18,7 @@ use crate::gates::Member;
 use crate::transport::truncate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -57,6 +57,9 @@ pub struct SearchGate {
     pub auth: Option<SearchAuth>,
     /// A PEM file of CA certificates to trust (in addition to the built-in roots).
     pub tls_ca: Option<(PathBuf, Vec<u8>)>,
+    /// Raise `index.unassigned.node_left.delayed_timeout` on every index to this while
+    /// drained (above the expected reboot time), and put each index's value back after.
+    pub delayed_timeout: Option<Duration>,
 }
 
 /// `cluster.routing.allocation.enable` as set in the cluster (`None`: not set).
@@ -64,6 +67,10 @@ pub struct SearchGate {
 pub struct Allocation {
     pub persistent: Option<String>,
     pub transient: Option<String>,
+    /// Each index's `index.unassigned.node_left.delayed_timeout` before the drain raised
+    /// it (`None`: not set on the index); absent when the drain did not raise it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayed: Option<BTreeMap<String, Option<String>>>,
 }
 
 impl std::fmt::Display for Allocation {
@@ -74,7 +81,11 @@ impl std::fmt::Display for Allocation {
             "persistent {}, transient {}",
             s(&self.persistent),
             s(&self.transient)
-        )
+        )?;
+        match &self.delayed {
+            Some(d) => write!(f, "; delayed_timeout of {} index(es)", d.len()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -182,6 +193,7 @@ pub fn parse_allocation(body: &str) -> Result<Allocation, String> {
     Ok(Allocation {
         persistent: get("persistent")?,
         transient: get("transient")?,
+        delayed: None,
     })
 }
 
@@ -202,6 +214,53 @@ pub fn restore_body(prev: &Allocation) -> Value {
         b["transient"] = json!({ ALLOCATION: prev.transient });
     }
     b
+}
+
+/// The setting a drain may raise on every index.
+pub const DELAYED: &str = "index.unassigned.node_left.delayed_timeout";
+
+/// Each index's delayed timeout where set. `indices`: `GET _cat/indices?format=json&h=index`
+/// (every index, so that one without the setting is known too); `settings`: `GET
+/// _all/_settings/index.unassigned.node_left.delayed_timeout?flat_settings=true`.
+pub fn parse_delayed(
+    indices: &str,
+    settings: &str,
+) -> Result<BTreeMap<String, Option<String>>, String> {
+    let all = parse(indices)?;
+    let all = all.as_array().ok_or("_cat/indices is not a JSON list")?;
+    let set = parse(settings)?;
+    let set = set.as_object().ok_or("_settings is not a JSON object")?;
+    let mut out = BTreeMap::new();
+    for r in all {
+        let i = r
+            .get("index")
+            .and_then(Value::as_str)
+            .ok_or("_cat/indices has a row without an index name")?;
+        let v = set
+            .get(i)
+            .and_then(|x| x.pointer("/settings"))
+            .and_then(|x| x.get(DELAYED))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        out.insert(i.to_string(), v);
+    }
+    Ok(out)
+}
+
+/// `PUT <indices>/_settings` requests that put `before` back: indices grouped by value
+/// (`null` unsets), at most 50 names a request.
+pub fn delayed_bodies(before: &BTreeMap<String, Option<String>>) -> Vec<(String, Value)> {
+    let mut by: BTreeMap<Option<&str>, Vec<&str>> = BTreeMap::new();
+    for (i, v) in before {
+        by.entry(v.as_deref()).or_default().push(i);
+    }
+    let mut out = Vec::new();
+    for (v, names) in by {
+        for chunk in names.chunks(50) {
+            out.push((chunk.join(","), json!({ DELAYED: v })));
+        }
+    }
+    out
 }
 
 /// `{"acknowledged": true}`.
@@ -456,6 +515,8 @@ const NODES: &str = "/_cat/nodes?format=json&h=ip,name";
 const SETTINGS: &str = "/_cluster/settings?flat_settings=true";
 const REPLICAS: &str =
     "/_all/_settings/index.number_of_replicas?flat_settings=true&expand_wildcards=all";
+const INDICES: &str = "/_cat/indices?format=json&h=index&expand_wildcards=open";
+const DELAYED_NOW: &str = "/_all/_settings/index.unassigned.node_left.delayed_timeout?flat_settings=true&expand_wildcards=open";
 const MANAGER: &str = "/_cat/cluster_manager?format=json&h=ip,node";
 const MASTER: &str = "/_cat/master?format=json&h=ip,node";
 const SHARDS: &str = "/_cat/shards?format=json&h=index,shard,prirep,state,ip,node";
@@ -654,26 +715,26 @@ pub async fn drain(
     flush_timeout: Duration,
     ledger: &Ledger,
 ) -> Result<String, String> {
-    let (api, prev) = reachable(g, members, host, timeout).await?;
+    let (api, mut prev) = reachable(g, members, host, timeout).await?;
     let first = !ledger.is_held(cluster);
-    let body = drain_body(&prev);
-    judge_ack(&api.put(SETTINGS, &body).await?).map_err(api.at(SETTINGS))?;
-    let flusher = g.api(api.base.clone(), flush_timeout)?;
-    let flushed = match flusher.post("/_flush").await.and_then(|b| judge_flush(&b)) {
+    if first && let Some(d) = g.delayed_timeout {
+        prev.delayed = Some(raise_delayed(&api, d).await?);
+    }
+    let changed = async {
+        judge_ack(&api.put(SETTINGS, &drain_body(&prev)).await?).map_err(api.at(SETTINGS))?;
+        let flusher = g.api(api.base.clone(), flush_timeout)?;
+        flusher.post("/_flush").await.and_then(|b| judge_flush(&b))
+    };
+    let flushed = match changed.await {
         Ok(f) => f,
-        Err(e) => {
-            // fail closed, and leave allocation as it was
-            if first {
-                let undo = api.put(SETTINGS, &restore_body(&prev)).await;
-                if let Err(u) = undo.and_then(|b| judge_ack(&b)) {
-                    return Err(format!(
-                        "{e}; and putting allocation back ({prev}) failed too, it is still primaries: {u}"
-                    ));
-                }
-                return Err(format!("{e} (allocation put back: {prev})"));
-            }
-            return Err(e);
+        // fail closed, and leave the cluster as it was
+        Err(e) if first => {
+            return Err(match put_back(&api, &prev, &restore_body(&prev)).await {
+                Ok(()) => format!("{e} (put back: {prev})"),
+                Err(u) => format!("{e}; and putting back {prev} failed too: {u}"),
+            });
         }
+        Err(e) => return Err(e),
     };
     let was = if first {
         prev.to_string()
@@ -682,6 +743,47 @@ pub async fn drain(
     };
     ledger.hold(cluster, prev);
     Ok(format!("allocation primaries (was {was}); {flushed}"))
+}
+
+/// Raise every index's delayed timeout to `d`; what each had before.
+async fn raise_delayed(
+    api: &Api<'_>,
+    d: Duration,
+) -> Result<BTreeMap<String, Option<String>>, String> {
+    let indices = api.get(INDICES).await?;
+    let settings = api.get(DELAYED_NOW).await?;
+    let before = parse_delayed(&indices, &settings).map_err(api.at(DELAYED_NOW))?;
+    let raised: BTreeMap<String, Option<String>> = before
+        .keys()
+        .map(|i| (i.clone(), Some(format!("{}s", d.as_secs()))))
+        .collect();
+    if let Err(e) = put_delayed(api, &raised).await {
+        return Err(match put_delayed(api, &before).await {
+            Ok(()) => format!("raising {DELAYED}: {e} (put back)"),
+            Err(u) => format!("raising {DELAYED}: {e}; and putting it back failed too: {u}"),
+        });
+    }
+    Ok(before)
+}
+
+async fn put_delayed(
+    api: &Api<'_>,
+    values: &BTreeMap<String, Option<String>>,
+) -> Result<(), String> {
+    for (indices, body) in delayed_bodies(values) {
+        let path = format!("/{indices}/_settings");
+        judge_ack(&api.put(&path, &body).await?).map_err(api.at(&path))?;
+    }
+    Ok(())
+}
+
+/// Put allocation (with `body`) and the delayed timeouts of `prev` back.
+async fn put_back(api: &Api<'_>, prev: &Allocation, body: &Value) -> Result<(), String> {
+    judge_ack(&api.put(SETTINGS, body).await?).map_err(api.at(SETTINGS))?;
+    match &prev.delayed {
+        Some(d) => put_delayed(api, d).await,
+        None => Ok(()),
+    }
 }
 
 /// Restore: allocation back to its value before the drain, once the host's node is back
@@ -762,7 +864,7 @@ async fn restore_inner(
             rejoin_wait.as_secs()
         ),
     };
-    judge_ack(&api.put(SETTINGS, &body).await?).map_err(api.at(SETTINGS))?;
+    put_back(&api, &prev, &body).await?;
     let after = parse_allocation(&api.get(SETTINGS).await?).map_err(api.at(SETTINGS))?;
     if after.persistent != prev.persistent {
         return Err(format!("allocation is {after} after putting back {prev}"));
@@ -895,6 +997,38 @@ mod tests {
     }
 
     #[test]
+    fn delayed_timeouts_before_and_the_bodies_that_put_them_back() {
+        let indices = r#"[{"index":"docs"},{"index":"events"},{"index":"logs"}]"#;
+        let settings = r#"{"docs":{"settings":{"index.unassigned.node_left.delayed_timeout":"3s"}},"events":{"settings":{}}}"#;
+        let d = parse_delayed(indices, settings).unwrap();
+        assert_eq!(d["docs"].as_deref(), Some("3s"));
+        assert_eq!(d["events"], None);
+        assert_eq!(d["logs"], None, "an index missing from _settings is unset");
+        let b = delayed_bodies(&d);
+        assert_eq!(
+            b,
+            [
+                ("events,logs".to_string(), json!({ DELAYED: null })),
+                ("docs".to_string(), json!({ DELAYED: "3s" })),
+            ]
+        );
+        let many: BTreeMap<String, Option<String>> =
+            (0..120).map(|i| (format!("i{i:03}"), None)).collect();
+        assert_eq!(delayed_bodies(&many).len(), 3);
+        assert!(parse_delayed("{}", settings).is_err());
+        assert!(parse_delayed(r#"[{"x":1}]"#, settings).is_err());
+        let a = Allocation {
+            delayed: Some(d),
+            ..Allocation::default()
+        };
+        let back: Allocation = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back, a, "the hold journals the delayed timeouts too");
+        let old: Allocation =
+            serde_json::from_str(r#"{"persistent":"all","transient":null}"#).unwrap();
+        assert_eq!(old.delayed, None, "holds journalled before this still read");
+    }
+
+    #[test]
     fn the_elected_manager_by_address_or_name() {
         let ms = [m("a", "10.0.0.1"), m("b", "10.0.0.2")];
         assert_eq!(
@@ -948,6 +1082,7 @@ mod tests {
         let prev = Allocation {
             persistent: Some("all".into()),
             transient: None,
+            delayed: None,
         };
         l.hold("es", prev.clone());
         assert!(l.is_held("es"));
@@ -964,6 +1099,7 @@ mod tests {
             url: "https://{host}.example:9200/".into(),
             auth: None,
             tls_ca: None,
+            delayed_timeout: None,
         };
         let ms = [m("a", "10.0.0.1"), m("b", "10.0.0.2")];
         assert_eq!(g.base(Some(&ms[1])), "https://b.example:9200");

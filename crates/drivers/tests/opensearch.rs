@@ -194,6 +194,7 @@ fn gate(c: &Cluster) -> GateSpec {
         url: format!("http://{{address}}:{}", c.port),
         auth: None,
         tls_ca: None,
+        delayed_timeout: None,
     })
 }
 
@@ -226,6 +227,7 @@ async fn a_green_cluster_passes_the_pre_gate_and_the_rejoin_gate() {
         url: format!("http://{}:{}/", ADDRS[1], c.port),
         auth: None,
         tls_ca: None,
+        delayed_timeout: None,
     });
     let v = gates::check(&lb, "search", &ms, Phase::Before(1), T).await;
     assert!(v.is_ok(), "{v:?}");
@@ -253,6 +255,7 @@ async fn a_fleet_that_disagrees_with_the_cluster_is_unhealthy() {
         url: format!("http://{}:{}", ADDRS[0], c.port),
         auth: None,
         tls_ca: None,
+        delayed_timeout: None,
     });
     let v = gates::check(&lb, "search", &stranger, Phase::After(2), T)
         .await
@@ -295,7 +298,8 @@ async fn drain_sets_primaries_and_flushes_and_restore_puts_back_the_previous_val
         allocation(c),
         Allocation {
             persistent: Some("primaries".into()),
-            transient: Some("primaries".into())
+            transient: Some("primaries".into()),
+            delayed: None,
         }
     );
     gates::restore(&spec, "search", &ms, 0, T, T * 3, &l)
@@ -305,7 +309,8 @@ async fn drain_sets_primaries_and_flushes_and_restore_puts_back_the_previous_val
         allocation(c),
         Allocation {
             persistent: Some("new_primaries".into()),
-            transient: Some("all".into())
+            transient: Some("all".into()),
+            delayed: None,
         }
     );
     set_allocation(c, None, None);
@@ -375,6 +380,65 @@ async fn a_journalled_hold_puts_back_the_value_from_before_the_drain_after_a_cra
     set_allocation(c, None, None);
 }
 
+/// `delayed_timeout` in the gate: the drain raises every index's delayed timeout and the
+/// restore puts each one back (an explicit value, or unset), also through a hold.
+#[tokio::test]
+async fn a_raised_delayed_timeout_is_put_back_index_by_index() {
+    let c = cluster();
+    let _s = serial().await;
+    let ms = members();
+    create_index(c, "slow", 1, 1);
+    create_index(c, "plain", 1, 1);
+    let put = curl(
+        c,
+        "PUT",
+        "/slow/_settings",
+        Some(r#"{"index.unassigned.node_left.delayed_timeout":"7s"}"#),
+    )
+    .unwrap();
+    assert!(put.contains("\"acknowledged\":true"), "{put}");
+    let delayed = |i: &str| {
+        let b = curl(
+            c,
+            "GET",
+            &format!(
+                "/{i}/_settings/index.unassigned.node_left.delayed_timeout?flat_settings=true"
+            ),
+            None,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        v[i]["settings"]["index.unassigned.node_left.delayed_timeout"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let GateSpec::Search(mut g) = gate(c) else {
+        unreachable!()
+    };
+    g.delayed_timeout = Some(Duration::from_secs(600));
+    let spec = GateSpec::Search(g);
+    let before = Ledger::default();
+    let d = gates::drain(&spec, "search", &ms, 0, T, T * 3, &before)
+        .await
+        .unwrap();
+    assert!(d.contains("delayed_timeout of"), "{d}");
+    assert_eq!(delayed("slow").as_deref(), Some("600s"));
+    assert_eq!(delayed("plain").as_deref(), Some("600s"));
+    // through the journal, as after a crash
+    let held = serde_json::to_string(&before.remembered("search").unwrap()).unwrap();
+    let after = Ledger::default();
+    after.hold("search", serde_json::from_str(&held).unwrap());
+    gates::restore(&spec, "search", &ms, 0, T, T * 3, &after)
+        .await
+        .unwrap();
+    assert_eq!(delayed("slow").as_deref(), Some("7s"));
+    assert_eq!(delayed("plain"), None);
+    assert_eq!(allocation(c), unset());
+    for i in ["slow", "plain"] {
+        curl(c, "DELETE", &format!("/{i}"), None).unwrap();
+    }
+}
+
 #[tokio::test]
 async fn an_index_without_replicas_is_refused_by_the_pre_gate_of_its_node() {
     let c = cluster();
@@ -423,6 +487,7 @@ async fn a_node_that_is_down_fails_the_gates_until_it_rejoins() {
         url: format!("http://{}:{}", ADDRS[0], c.port),
         auth: None,
         tls_ca: None,
+        delayed_timeout: None,
     });
     wait_for(
         "the cluster to see os3 gone",
@@ -529,6 +594,7 @@ fn at(addr: &str, port: u16) -> (GateSpec, Vec<Member>) {
             url: format!("http://{{address}}:{port}"),
             auth: None,
             tls_ca: None,
+            delayed_timeout: None,
         }),
         vec![Member {
             id: "x".into(),
