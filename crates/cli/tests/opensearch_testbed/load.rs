@@ -492,8 +492,24 @@ impl Load {
 /// Acknowledged ids that `_mget` does not find after a refresh (batches retried for up
 /// to a minute; a batch that cannot be read at all fails the test rather than count).
 pub fn lost(nodes: &Nodes, ids: &[String]) -> u64 {
-    nodes.must("POST", &format!("/{INDEX}/_refresh"), None);
+    refresh(nodes);
     ids.chunks(1000).map(|b| missing_in(nodes, b)).sum()
+}
+
+/// `_refresh` until every shard copy answers (a copy changing hands after an outage
+/// refuses for a moment: "shard is not in primary mode"); at most a minute.
+fn refresh(nodes: &Nodes) {
+    let path = format!("/{INDEX}/_refresh");
+    let mut last = String::new();
+    for _ in 0..60 {
+        match nodes.call("POST", &path, None, Duration::from_secs(30)) {
+            Ok(r) if (200..300).contains(&r.status) => return,
+            Ok(r) => last = format!("HTTP {}: {}", r.status, cut(&r.body)),
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("POST {path} failed for a minute: {last}");
 }
 
 fn missing_in(nodes: &Nodes, ids: &[String]) -> u64 {
