@@ -299,26 +299,30 @@ impl RemoteDriver {
     /// A host that will not come back through a restore (missing, failed): what its
     /// drains hold is put back now, without waiting for it.
     async fn release(&self, hx: HostIx) -> Result<(), String> {
-        let mut bad = Vec::new();
-        for &c in &self.fleet.hosts[hx as usize].clusters {
-            if matches!(self.cfg.gates[c as usize].spec, GateSpec::Search(_))
-                && let Err(e) = self.put_back(c, hx, std::time::Duration::ZERO).await
-            {
-                bad.push(e);
-            }
-        }
-        if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(bad.join("; "))
-        }
+        self.put_back_all(hx, true, std::time::Duration::ZERO).await
     }
 
     /// Restore every cluster of the host (all are tried; every failure is reported).
     async fn restore(&self, hx: HostIx) -> Result<(), String> {
+        self.put_back_all(hx, false, self.cfg.remote.drain_timeout)
+            .await
+    }
+
+    /// Undo the drains of the host's clusters (only Elasticsearch/OpenSearch ones with
+    /// `search_only`), each waiting at most `rejoin_wait`; all are tried, every failure is
+    /// reported.
+    async fn put_back_all(
+        &self,
+        hx: HostIx,
+        search_only: bool,
+        rejoin_wait: std::time::Duration,
+    ) -> Result<(), String> {
         let mut bad = Vec::new();
         for &c in &self.fleet.hosts[hx as usize].clusters {
-            if let Err(e) = self.restore_cluster(c, hx).await {
+            let search = matches!(self.cfg.gates[c as usize].spec, GateSpec::Search(_));
+            if (search || !search_only)
+                && let Err(e) = self.put_back(c, hx, rejoin_wait).await
+            {
                 bad.push(e);
             }
         }
