@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let (fleet, p) = fleet();
     let _ = check_journal(fleet, p, &records);
-    let now = records.iter().map(record_at).max().unwrap_or(0);
+    let now = records.iter().map(Output::at).max().unwrap_or(0);
     if let Ok(mut engine) = Engine::restore(fleet.clone(), p, EngineConfig::default(), &records) {
         engine.step(now);
         let _ = engine.drain_outputs();
@@ -49,7 +49,3 @@ fuzz_target!(|data: &[u8]| {
         let _ = engine.progress();
     }
 });
-
-fn record_at(o: &Output) -> i64 {
-    o.at()
-}
