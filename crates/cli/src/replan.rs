@@ -9,25 +9,15 @@
 //! clusters (at work, missing, or failed after a disruption) can be replanned: such a
 //! host holds budget that a new plan could not see.
 
-use crate::run::{RunParams, checked_plan, config_report, restore};
+use crate::run::{Restored, checked_plan, config_report, restore};
+use rollcall_core::HostIx;
 use rollcall_core::engine::Phase;
-use rollcall_core::sources::{HostDiff, diff_hosts, read_fleet_text};
-use rollcall_core::{HostIx, LoadOptions};
+use rollcall_core::sources::{diff_hosts, read_fleet_text};
 use rollcall_drivers::sim::read_log;
-use rollcall_store::{NewRun, RunRow, Store};
-use serde::{Deserialize, Serialize};
+use rollcall_runtime::{NewRunSpec, Replan, RunParams, start_run};
+use rollcall_store::{RunRow, Store};
 use std::path::Path;
-
-/// What a replanned run records about the run it replaced (`RunParams::replan`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Replan {
-    /// The run it replaced.
-    pub from: String,
-    /// Host ids done before it started: out of its scope.
-    pub done: Vec<String>,
-    /// Hosts added, removed and changed from the replaced run's fleet.
-    pub diff: HostDiff,
-}
+use std::sync::Arc;
 
 fn err(e: impl std::fmt::Display) -> miette::Report {
     miette::miette!("{e}")
@@ -35,7 +25,8 @@ fn err(e: impl std::fmt::Display) -> miette::Report {
 
 /// Close run `row` and create the run that replaces it; its id.
 pub async fn replan(store: &Store, row: &RunRow, quiet: bool) -> miette::Result<String> {
-    let (fleet, _p, engine, _outs, params) = restore(store, row).await?;
+    let Restored { run, engine, .. } = restore(store, row).await?;
+    let (fleet, params) = (&run.fleet, &run.params);
     let out: Vec<&str> = (0..fleet.hosts.len() as HostIx)
         .filter(|&h| engine.is_out(h))
         .map(|h| fleet.hosts[h as usize].id.as_str())
@@ -62,7 +53,7 @@ pub async fn replan(store: &Store, row: &RunRow, quiet: bool) -> miette::Result<
             id = row.id
         ));
     }
-    let mut done = rollcall_runtime::done_before(row);
+    let mut done = params.done_before().to_vec();
     for h in 0..fleet.hosts.len() as HostIx {
         let ph = engine.phase(h);
         if ph.is_final() && ph != Phase::Skipped {
@@ -72,18 +63,11 @@ pub async fn replan(store: &Store, row: &RunRow, quiet: bool) -> miette::Result<
     let path = Path::new(&row.fleet_path);
     let text = std::fs::read_to_string(path)
         .map_err(|e| miette::miette!("{}: cannot read: {e}", path.display()))?;
-    let opts = match params.start {
-        Some(now) => LoadOptions { now },
-        None => LoadOptions::default(),
-    };
+    let opts = params.load_options();
     let base = path.parent().unwrap_or(Path::new("."));
     let (mut new, files) =
         read_fleet_text(&row.fleet_path, text, base, &opts).map_err(config_report)?;
-    let diff = diff_hosts(&fleet, &new);
-    for h in new.hosts.iter_mut().filter(|h| done.contains(&h.id)) {
-        h.in_scope = false;
-    }
-    let p = checked_plan(&new)?;
+    let diff = diff_hosts(fleet, &new);
     let id = next_id(store, &row.id).await?;
     let mut np: RunParams = params.clone();
     if let (Some(old), Some(dir)) = (
@@ -99,18 +83,18 @@ pub async fn replan(store: &Store, row: &RunRow, quiet: bool) -> miette::Result<
         done: done.clone(),
         diff: diff.clone(),
     });
-    store
-        .create_run(&NewRun {
-            id: id.clone(),
-            fleet_path: row.fleet_path.clone(),
-            fleet_name: new.name.clone(),
-            maintenance: new.maintenance.name.clone(),
-            params: serde_json::to_value(&np).map_err(err)?,
-            fleet_text: files.text.clone(),
-            fleet_imports: rollcall_runtime::imports_value(&files),
-        })
-        .await
-        .map_err(err)?;
+    np.apply(&mut new);
+    let p = checked_plan(&new)?;
+    let spec = NewRunSpec {
+        id: id.clone(),
+        fleet_path: path,
+        fleet: Arc::new(new),
+        files: &files,
+        params: np,
+    };
+    // the new run is resumed by whoever resumes it: its lease is given up at once
+    let (_, lease) = start_run(store, spec).await.map_err(err)?;
+    lease.release(store).await.map_err(err)?;
     let summary = serde_json::json!({ "replanned_into": id, "diff": diff });
     store
         .set_status(&row.id, "replanned", &summary)

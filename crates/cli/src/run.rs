@@ -11,33 +11,17 @@ use rollcall_core::{Fleet, LoadOptions, fmt_duration, fmt_time};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::sim::{SimDriver, read_log};
-use rollcall_runtime::{Clock, Ending, Observer, RuntimeConfig, drive, from_records, wall_ms};
-use rollcall_store::{NewRun, RunRow, Store};
-use serde::{Deserialize, Serialize};
+use rollcall_runtime::{
+    Clock, DriverKind, Ending, Lease, NewRunSpec, Observer, RunParams, RuntimeConfig, StoredRun,
+    Taken, drive, from_records, new_run_id, start_run, wall_ms,
+};
+use rollcall_store::{RunRow, Store};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// What a run needs to be resumed, stored with it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunParams {
-    pub driver: String,
-    pub clock: Clock,
-    pub sim: Option<SimParams>,
-    /// The simulated world (sim driver): its reboot log.
-    pub world: Option<PathBuf>,
-    /// The maintenance start the run used (the fleet file may leave it to "now").
-    #[serde(default)]
-    pub start: Option<i64>,
-    /// `--on-missing` given to `run`, applied again on resume.
-    #[serde(default)]
-    pub on_missing: Option<String>,
-    /// The run this one replaced (`resume --replan`) and the hosts it had done.
-    #[serde(default)]
-    pub replan: Option<crate::replan::Replan>,
-}
 
 pub fn default_db() -> PathBuf {
     if let Ok(p) = std::env::var("ROLLCALL_DB") {
@@ -52,47 +36,6 @@ pub fn default_db() -> PathBuf {
 
 fn err(e: impl std::fmt::Display) -> miette::Report {
     miette::miette!("{e}")
-}
-
-fn new_run_id() -> String {
-    let ts = jiff::Timestamp::now();
-    let nanos = ts.as_nanosecond() as u64;
-    let mut z = nanos ^ ((std::process::id() as u64) << 32);
-    z = (z ^ (z >> 33)).wrapping_mul(0xff51afd7ed558ccd);
-    format!(
-        "r{}-{:04x}",
-        ts.strftime("%Y%m%d-%H%M%S"),
-        (z >> 48) & 0xffff
-    )
-}
-
-/// An owner on this machine whose process is gone (killed, crashed) holds its lease
-/// until it expires; it can be taken over at once. Owners elsewhere cannot be judged.
-fn owner_is_dead(owner: &str) -> bool {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let mut parts = owner.split(':');
-    let (Some(h), Some(pid)) = (
-        parts.next(),
-        parts.next().and_then(|p| p.parse::<u32>().ok()),
-    ) else {
-        return false;
-    };
-    if h != host.trim() || pid == std::process::id() {
-        return false;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // a zombie is dead too
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
-
-fn owner() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    format!("{}:{}:{}", host.trim(), std::process::id(), wall_ms())
 }
 
 pub struct RunOpts {
@@ -114,11 +57,53 @@ pub struct RunOpts {
     pub public_url: Option<String>,
 }
 
+impl RunOpts {
+    /// How the run talks to the operator.
+    fn talk(&self) -> Talk {
+        Talk::new(self.json, self.quiet)
+    }
+}
+
+/// How a run talks on the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Talk {
+    /// Progress bars and lines on stderr.
+    Bars,
+    /// One JSON line per journalled output on stdout (why hosts are undone still on stderr).
+    Json,
+    /// Nothing but errors.
+    Quiet,
+}
+
+impl Talk {
+    pub fn new(json: bool, quiet: bool) -> Talk {
+        match (json, quiet) {
+            (true, _) => Talk::Json,
+            (false, true) => Talk::Quiet,
+            (false, false) => Talk::Bars,
+        }
+    }
+
+    fn observer(self, engine: &Engine) -> Box<dyn Observer> {
+        match self {
+            Talk::Json => Box::new(JsonObserver),
+            Talk::Quiet => Box::new(rollcall_runtime::NoObserver),
+            Talk::Bars => Box::new(Bars::new(engine)),
+        }
+    }
+}
+
 /// `--on-missing`: pause, replace or continue.
 pub fn parse_on_missing(p: &str) -> miette::Result<rollcall_core::OnMissing> {
     rollcall_core::OnMissing::parse(p).ok_or_else(|| {
         miette::miette!("--on-missing: unknown policy `{p}` (pause, replace, continue)")
     })
+}
+
+/// `--driver`: sim, ssh or exec.
+fn parse_driver(d: &str) -> miette::Result<DriverKind> {
+    DriverKind::parse(d)
+        .ok_or_else(|| miette::miette!("--driver {d}: no such driver (sim, ssh, exec)"))
 }
 
 /// A fleet file and the files it imports, read from disk and validated: what a new run
@@ -161,114 +146,133 @@ pub(crate) fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
     Ok(p)
 }
 
+/// `rollcall run FLEET`: load and check everything, store the run and take its lease, then
+/// go. Nothing is stored before the fleet, its notifications and its drivers' settings
+/// are valid.
 pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
-    let text = rollcall_core::limits::read_input(&o.fleet)
-        .map_err(|e| miette::miette!("{}: {e}", o.fleet.display()))?;
+    let name = o.fleet.display().to_string();
+    let text =
+        rollcall_core::limits::read_input(&o.fleet).map_err(|e| miette::miette!("{name}: {e}"))?;
     let base = o.fleet.parent().map(Path::to_path_buf).unwrap_or_default();
-    let (mut fleet, files) = load_fleet(&o.fleet.display().to_string(), &text, &base)?;
-    if let Some(p) = &o.on_missing {
-        fleet.maintenance.on_missing = parse_on_missing(p)?;
+    let (mut fleet, files) = load_fleet(&name, &text, &base)?;
+    let on_missing = o.on_missing.as_deref().map(parse_on_missing).transpose()?;
+    if let Some(p) = on_missing {
+        fleet.maintenance.on_missing = p;
     }
-    check_notify(&o.fleet.display().to_string(), &text, &fleet)?;
+    check_notify(&name, &text, &fleet)?;
     let p = checked_plan(&fleet)?;
-    if o.driver != "sim" {
-        return run_real(o, fleet, p, files, base).await;
+    let kind = parse_driver(&o.driver)?;
+    let fleet = Arc::new(fleet);
+    // real hosts: the driver is built (its settings checked) before anything is stored
+    let early = match kind.is_real() {
+        true => Some(remote_host_driver(kind, &fleet, &name, &text, &base)?),
+        false => None,
+    };
+    let store = Store::open(&o.db).await.map_err(err)?;
+    let id = o.run_id.clone().unwrap_or_else(new_run_id);
+    let params = RunParams {
+        driver: kind,
+        clock: new_clock(&o, kind, &fleet, &p)?,
+        sim: (kind == DriverKind::Sim).then(|| sim_params(&o)),
+        world: (kind == DriverKind::Sim).then(|| world_log(&o.db, &id)),
+        start: Some(fleet.maintenance.start),
+        on_missing,
+        replan: None,
+    };
+    let spec = NewRunSpec {
+        id,
+        fleet_path: &o.fleet,
+        fleet,
+        files: &files,
+        params,
+    };
+    let (run, lease) = start_run(&store, spec).await.map_err(err)?;
+    if o.talk() == Talk::Bars {
+        say_started(&run, &p, &o.db);
     }
-    let sim_epoch = fleet.maintenance.start;
+    let (driver, ec) = match early {
+        Some(d) => d,
+        None => host_driver(&run)?,
+    };
+    let engine = Engine::new(run.fleet.clone(), &p, ec);
+    let web = serve_beside(&o, run.id()).await?;
+    let at = Session {
+        store: &store,
+        run: &run,
+        lease: &lease,
+        plan: &p,
+        talk: o.talk(),
+    };
+    let code = at.go(engine, driver).await?;
+    if let Some(web) = web {
+        crate::serve::linger(web).await;
+    }
+    Ok(code)
+}
+
+/// A new run's clock: the wall clock for real hosts, a scaled one for simulated hosts.
+fn new_clock(o: &RunOpts, kind: DriverKind, fleet: &Fleet, p: &Plan) -> miette::Result<Clock> {
+    if kind.is_real() {
+        return Ok(Clock::Wall);
+    }
     let scale = match o.time_scale.as_str() {
         "auto" => ((p.makespan + fleet.maintenance.notice_lead) as f64 / 60.0).max(1.0),
         s => s.parse::<f64>().ok().filter(|x| *x > 0.0 && x.is_finite()).ok_or_else(|| {
             miette::miette!("--time-scale: expected `auto` or a positive number (simulated seconds per real second), got `{s}`")
         })?,
     };
-    let clock = Clock::Scaled {
+    Ok(Clock::Scaled {
         wall_epoch_ms: wall_ms(),
-        sim_epoch,
+        sim_epoch: fleet.maintenance.start,
         scale,
-    };
-    let sim = SimParams {
+    })
+}
+
+/// The simulated world's faults (`--seed`, `--missing-rate`, ...).
+fn sim_params(o: &RunOpts) -> SimParams {
+    SimParams {
         seed: o.seed,
         missing_rate: o.missing_rate,
         missing_for: o.missing_for,
         flap_rate: o.flap_rate,
         preflight_fail_rate: o.preflight_fail_rate,
         ..SimParams::default()
+    }
+}
+
+/// The simulated world's reboot log of run `id`, beside the journal.
+fn world_log(db: &Path, id: &str) -> PathBuf {
+    db.parent()
+        .unwrap_or(Path::new("."))
+        .join("sim")
+        .join(format!("{id}.log"))
+}
+
+/// The first lines of a run: what it drives, and how to pause and resume it.
+fn say_started(run: &StoredRun, p: &Plan, db: &Path) {
+    let id = run.id();
+    let how = match run.params.clock {
+        Clock::Scaled { scale, .. } => format!(
+            "on the sim driver, 1 s = {} simulated",
+            fmt_duration(scale.round() as i64)
+        ),
+        Clock::Wall => format!(
+            "on the {} driver (real hosts, wall clock; plan: {})",
+            run.params.driver,
+            fmt_duration(p.makespan)
+        ),
     };
-    let store = Store::open(&o.db).await.map_err(err)?;
-    let id = o.run_id.clone().unwrap_or_else(new_run_id);
-    let world =
-        o.db.parent()
-            .unwrap_or(Path::new("."))
-            .join("sim")
-            .join(format!("{id}.log"));
-    let params = RunParams {
-        driver: o.driver.clone(),
-        clock,
-        sim: Some(sim.clone()),
-        world: Some(world.clone()),
-        start: Some(fleet.maintenance.start),
-        on_missing: o.on_missing.clone(),
-        replan: None,
-    };
-    let fleet_path = std::fs::canonicalize(&o.fleet).unwrap_or(o.fleet.clone());
-    store
-        .create_run(&NewRun {
-            id: id.clone(),
-            fleet_path: fleet_path.display().to_string(),
-            fleet_name: fleet.name.clone(),
-            maintenance: fleet.maintenance.name.clone(),
-            params: serde_json::to_value(&params).map_err(err)?,
-            fleet_text: text.clone(),
-            fleet_imports: rollcall_runtime::imports_value(&files),
-        })
-        .await
-        .map_err(err)?;
-    let me = owner();
-    if !store
-        .acquire_lease(&id, &me, wall_ms(), 3000)
-        .await
-        .map_err(err)?
-    {
-        return Err(miette::miette!("run {id} is owned by another orchestrator"));
-    }
-    if !o.json && !o.quiet {
-        eprintln!(
-            "run {id}: {} hosts in {} regions on the sim driver, 1 s = {} simulated; journal {}",
-            p.steps.len(),
-            p.regions.len(),
-            fmt_duration(scale.round() as i64),
-            o.db.display()
-        );
-        eprintln!(
-            "  pause:  rollcall pause {id} --db {}\n  resume: rollcall resume {id} --db {}",
-            o.db.display(),
-            o.db.display()
-        );
-    }
-    let fleet = Arc::new(fleet);
-    let engine = Engine::new(fleet.clone(), &p, EngineConfig::default());
-    let driver: Arc<dyn Driver> =
-        Arc::new(SimDriver::open(fleet.clone(), sim, &world).map_err(err)?);
-    let (driver, notify) = with_notify(
-        &store,
-        &id,
-        &o.fleet.display().to_string(),
-        &text,
-        &fleet,
-        &p,
-        clock,
-        driver,
-    )
-    .await?;
-    let web = serve_beside(&o, &id).await?;
-    let code = go(
-        engine, &p, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
-    )
-    .await?;
-    if let Some(web) = web {
-        crate::serve::linger(web).await;
-    }
-    Ok(code)
+    eprintln!(
+        "run {id}: {} hosts in {} regions {how}; journal {}",
+        p.steps.len(),
+        p.regions.len(),
+        db.display()
+    );
+    eprintln!(
+        "  pause:  rollcall pause {id} --db {}\n  resume: rollcall resume {id} --db {}",
+        db.display(),
+        db.display()
+    );
 }
 
 /// `run --serve ADDR`: the status page beside the run, reading the same store.
@@ -278,39 +282,6 @@ async fn serve_beside(o: &RunOpts, id: &str) -> miette::Result<Option<rollcall_w
             crate::serve::start_beside_run(&o.db, addr, id, o.public_url.clone()).await?,
         )),
         None => Ok(None),
-    }
-}
-
-/// Customer notifications (`[[subscriber]]` in the fleet file): `Announce` goes to the
-/// notifier, everything else to the host driver; journalled notices are delivered.
-#[allow(clippy::too_many_arguments)]
-async fn with_notify(
-    store: &Store,
-    id: &str,
-    name: &str,
-    text: &str,
-    fleet: &Arc<Fleet>,
-    p: &Plan,
-    clock: Clock,
-    driver: Arc<dyn Driver>,
-) -> miette::Result<(Arc<dyn Driver>, Option<rollcall_notify::Follower>)> {
-    let env = |k: &str| std::env::var(k).ok();
-    match rollcall_notify::wire(
-        store.pool(),
-        id,
-        name,
-        text,
-        fleet.clone(),
-        p,
-        clock,
-        driver.clone(),
-        &env,
-    )
-    .await
-    .map_err(|e| miette::miette!("{e}"))?
-    {
-        Some(w) => Ok((w.driver, Some(w.follower))),
-        None => Ok((driver, None)),
     }
 }
 
@@ -330,223 +301,189 @@ pub fn remote_config(
     })
 }
 
+/// Engine timing for real hosts: from the fleet file's `[remote]`.
+fn remote_timing(cfg: &RemoteConfig) -> EngineConfig {
+    let r = &cfg.remote;
+    EngineConfig {
+        probe_interval: r.probe_interval,
+        gate_interval: r.gate_interval,
+        reboot_grace: r.reboot_grace,
+        missing_probe_interval: (r.probe_interval * 6).clamp(r.probe_interval, 60),
+        ..EngineConfig::default()
+    }
+}
+
 /// The `ssh` or `exec` driver for a fleet file, and the engine timing it asks for.
-fn real_driver(
-    kind: &str,
+fn remote_host_driver(
+    kind: DriverKind,
     fleet: &Arc<Fleet>,
     name: &str,
     text: &str,
     base: &Path,
 ) -> miette::Result<(Arc<dyn Driver>, EngineConfig)> {
     let cfg = remote_config(name, text, base, fleet)?;
-    let ec = EngineConfig {
-        probe_interval: cfg.remote.probe_interval,
-        gate_interval: cfg.remote.gate_interval,
-        reboot_grace: cfg.remote.reboot_grace,
-        missing_probe_interval: (cfg.remote.probe_interval * 6)
-            .clamp(cfg.remote.probe_interval, 60),
-        ..EngineConfig::default()
-    };
-    let d = rollcall_drivers::remote_driver(kind, fleet.clone(), cfg).map_err(err)?;
+    let ec = remote_timing(&cfg);
+    let d = rollcall_drivers::remote_driver(kind.name(), fleet.clone(), cfg).map_err(err)?;
     Ok((Arc::new(d), ec))
 }
 
-/// Engine timing for a run: real drivers take it from the fleet file's `[remote]`.
-fn engine_config(
-    driver: &str,
-    fleet: &Arc<Fleet>,
-    name: &str,
-    text: &str,
-    base: &Path,
-) -> miette::Result<EngineConfig> {
-    if driver == "sim" {
+/// Engine timing for a stored run.
+fn engine_config(run: &StoredRun) -> miette::Result<EngineConfig> {
+    if !run.params.driver.is_real() {
         return Ok(EngineConfig::default());
     }
-    Ok(real_driver(driver, fleet, name, text, base)?.1)
+    let cfg = remote_config(&run.name(), &run.row.fleet_text, &run.base(), &run.fleet)?;
+    Ok(remote_timing(&cfg))
 }
 
-/// `run --driver ssh|exec`: real hosts on the wall clock.
-async fn run_real(
-    o: RunOpts,
-    fleet: Fleet,
-    p: Plan,
-    files: FleetFiles,
-    base: PathBuf,
-) -> miette::Result<std::process::ExitCode> {
-    let text = files.text.clone();
-    if !matches!(o.driver.as_str(), "ssh" | "exec") {
-        return Err(miette::miette!(
-            "--driver {}: no such driver (sim, ssh, exec)",
-            o.driver
-        ));
+/// The host driver of a stored run, and the engine timing it asks for.
+fn host_driver(run: &StoredRun) -> miette::Result<(Arc<dyn Driver>, EngineConfig)> {
+    let p = &run.params;
+    match (p.driver, &p.sim, &p.world) {
+        (DriverKind::Sim, Some(sim), Some(world)) => {
+            let d = SimDriver::open(run.fleet.clone(), sim.clone(), world).map_err(err)?;
+            Ok((Arc::new(d), EngineConfig::default()))
+        }
+        (DriverKind::Sim, _, _) => Err(miette::miette!(
+            "run {}: a sim run stored without its simulated world",
+            run.id()
+        )),
+        (kind, _, _) => {
+            let (name, base) = (run.name(), run.base());
+            remote_host_driver(kind, &run.fleet, &name, &run.row.fleet_text, &base)
+        }
     }
-    let fleet = Arc::new(fleet);
-    let name = o.fleet.display().to_string();
-    let (driver, ec) = real_driver(&o.driver, &fleet, &name, &text, &base)?;
-    let clock = Clock::Wall;
-    let store = Store::open(&o.db).await.map_err(err)?;
-    let id = o.run_id.clone().unwrap_or_else(new_run_id);
-    let params = RunParams {
-        driver: o.driver.clone(),
-        clock,
-        sim: None,
-        world: None,
-        start: Some(fleet.maintenance.start),
-        on_missing: o.on_missing.clone(),
-        replan: None,
-    };
-    let fleet_path = std::fs::canonicalize(&o.fleet).unwrap_or(o.fleet.clone());
-    store
-        .create_run(&NewRun {
-            id: id.clone(),
-            fleet_path: fleet_path.display().to_string(),
-            fleet_name: fleet.name.clone(),
-            maintenance: fleet.maintenance.name.clone(),
-            params: serde_json::to_value(&params).map_err(err)?,
-            fleet_text: text.clone(),
-            fleet_imports: rollcall_runtime::imports_value(&files),
-        })
-        .await
-        .map_err(err)?;
-    let me = owner();
-    if !store
-        .acquire_lease(&id, &me, wall_ms(), 3000)
-        .await
-        .map_err(err)?
-    {
-        return Err(miette::miette!("run {id} is owned by another orchestrator"));
-    }
-    if !o.json && !o.quiet {
-        eprintln!(
-            "run {id}: {} hosts in {} regions on the {} driver (real hosts, wall clock; plan: {}); journal {}",
-            p.steps.len(),
-            p.regions.len(),
-            o.driver,
-            fmt_duration(p.makespan),
-            o.db.display()
-        );
-        eprintln!(
-            "  pause:  rollcall pause {id} --db {}\n  resume: rollcall resume {id} --db {}",
-            o.db.display(),
-            o.db.display()
-        );
-    }
-    let engine = Engine::new(fleet.clone(), &p, ec);
-    let (driver, notify) =
-        with_notify(&store, &id, &name, &text, &fleet, &p, clock, driver).await?;
-    let web = serve_beside(&o, &id).await?;
-    let code = go(
-        engine, &p, &store, &id, &me, driver, clock, o.json, o.quiet, notify,
-    )
-    .await?;
-    if let Some(web) = web {
-        crate::serve::linger(web).await;
-    }
-    Ok(code)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn go(
-    engine: Engine,
-    plan: &Plan,
-    store: &Store,
-    id: &str,
-    me: &str,
-    driver: Arc<dyn Driver>,
-    clock: Clock,
-    json: bool,
-    quiet: bool,
-    notify: Option<rollcall_notify::Follower>,
-) -> miette::Result<std::process::ExitCode> {
-    let mut obs: Box<dyn Observer> = if json {
-        Box::new(JsonObserver)
-    } else if quiet {
-        Box::new(rollcall_runtime::NoObserver)
-    } else {
-        Box::new(Bars::new(&engine))
-    };
-    let mut engine = engine;
-    let last = driver.go_last().await;
-    for (h, why) in &last {
-        if !json && !quiet {
+/// A run being driven by this process: what `go` needs besides the engine and driver.
+struct Session<'a> {
+    store: &'a Store,
+    run: &'a StoredRun,
+    lease: &'a Lease,
+    plan: &'a Plan,
+    talk: Talk,
+}
+
+impl Session<'_> {
+    /// Customer notifications (`[[subscriber]]` in the fleet file): `Announce` goes to the
+    /// notifier, everything else to the host driver; journalled notices are delivered.
+    async fn with_notify(
+        &self,
+        driver: Arc<dyn Driver>,
+    ) -> miette::Result<(Arc<dyn Driver>, Option<rollcall_notify::Follower>)> {
+        let env = |k: &str| std::env::var(k).ok();
+        match rollcall_notify::wire(self.store.pool(), self.run, self.plan, driver.clone(), &env)
+            .await
+            .map_err(|e| miette::miette!("{e}"))?
+        {
+            Some(w) => Ok((w.driver, Some(w.follower))),
+            None => Ok((driver, None)),
+        }
+    }
+
+    /// The cluster-manager hosts the driver wants last, said and handed to the engine.
+    async fn managers_last(&self, engine: &mut Engine, driver: &dyn Driver) {
+        let last = driver.go_last().await;
+        for (h, why) in &last {
+            if self.talk != Talk::Bars {
+                continue;
+            }
             match h.and_then(|h| engine.fleet().hosts.get(h as usize)) {
                 Some(x) => eprintln!("{}: {why}", x.id),
                 None => eprintln!("{why}"),
             }
         }
+        let last: Vec<rollcall_core::HostIx> = last.into_iter().filter_map(|(h, _)| h).collect();
+        engine.prefer_last(&last);
     }
-    let last: Vec<rollcall_core::HostIx> = last.into_iter().filter_map(|(h, _)| h).collect();
-    engine.prefer_last(&last);
-    let cfg = RuntimeConfig::default();
-    let mut tail = crate::undone::Tail {
-        inner: obs.as_mut(),
-        plan,
-        undone: Vec::new(),
-        scheduled_undone: 0,
-    };
-    let ending = drive(engine, store, id, me, driver, clock, &cfg, &mut tail)
+
+    /// Drive the run to its end or a pause; the exit code.
+    async fn go(
+        &self,
+        mut engine: Engine,
+        driver: Arc<dyn Driver>,
+    ) -> miette::Result<std::process::ExitCode> {
+        let (driver, notify) = self.with_notify(driver).await?;
+        let mut obs = self.talk.observer(&engine);
+        self.managers_last(&mut engine, driver.as_ref()).await;
+        let mut tail = crate::undone::Tail {
+            inner: obs.as_mut(),
+            plan: self.plan,
+            undone: Vec::new(),
+            scheduled_undone: 0,
+        };
+        let (clock, cfg) = (self.run.params.clock, RuntimeConfig::default());
+        let ending = drive(
+            engine, self.store, self.lease, driver, clock, &cfg, &mut tail,
+        )
         .await
         .map_err(err)?;
-    let (undone, scheduled_undone) = (tail.undone, tail.scheduled_undone);
-    drop(obs);
-    if let Some(f) = notify
-        && let Err(e) = f.finish(std::time::Duration::from_secs(120)).await
-    {
-        eprintln!("run {id}: notices: {e}");
+        let (undone, scheduled_undone) = (tail.undone, tail.scheduled_undone);
+        drop(obs);
+        let id = self.run.id();
+        if let Some(f) = notify
+            && let Err(e) = f.finish(std::time::Duration::from_secs(120)).await
+        {
+            eprintln!("run {id}: notices: {e}");
+        }
+        self.say_ending(ending, &undone);
+        // a clean pause (Ctrl-C) is resumable: not a failure
+        Ok(match ending {
+            Ending::Over(_) if scheduled_undone > 0 => {
+                std::process::ExitCode::from(crate::undone::EXIT_UNDONE)
+            }
+            _ => std::process::ExitCode::SUCCESS,
+        })
     }
-    if !json && !quiet {
-        match ending {
-            Ending::Over(RunState::Completed) => eprintln!("run {id} completed"),
-            Ending::Over(s) => eprintln!("run {id} ended: {}", s.name()),
-            Ending::Interrupted => {
-                eprintln!("run {id} paused (interrupted); continue with: rollcall resume {id}")
+
+    fn say_ending(&self, ending: Ending, undone: &[crate::undone::Undone]) {
+        let id = self.run.id();
+        if self.talk == Talk::Bars {
+            match ending {
+                Ending::Over(RunState::Completed) => eprintln!("run {id} completed"),
+                Ending::Over(s) => eprintln!("run {id} ended: {}", s.name()),
+                Ending::Interrupted => {
+                    eprintln!("run {id} paused (interrupted); continue with: rollcall resume {id}")
+                }
+            }
+        }
+        // on stderr with --json too: the journal on stdout stays JSON, the operator still reads why
+        if self.talk != Talk::Quiet && !undone.is_empty() {
+            eprintln!("run {id}: {} host(s) not done:", undone.len());
+            for l in crate::undone::lines(undone) {
+                eprintln!("{l}");
             }
         }
     }
-    // on stderr with --json too: the journal on stdout stays JSON, the operator still reads why
-    if !quiet && !undone.is_empty() {
-        eprintln!("run {id}: {} host(s) not done:", undone.len());
-        for l in crate::undone::lines(&undone) {
-            eprintln!("{l}");
-        }
-    }
-    // a clean pause (Ctrl-C) is resumable: not a failure
-    Ok(match ending {
-        Ending::Over(_) if scheduled_undone > 0 => {
-            std::process::ExitCode::from(crate::undone::EXIT_UNDONE)
-        }
-        _ => std::process::ExitCode::SUCCESS,
-    })
+}
+
+/// A stored run rebuilt: its fleet and parameters, plan, journal and engine.
+pub struct Restored {
+    pub run: StoredRun,
+    pub plan: Plan,
+    pub engine: Engine,
+    pub outs: Vec<Output>,
 }
 
 /// Load a run's fleet, plan and journal, and rebuild its engine.
-pub async fn restore(
-    store: &Store,
-    row: &RunRow,
-) -> miette::Result<(Arc<Fleet>, Plan, Engine, Vec<Output>, RunParams)> {
-    let params: RunParams = serde_json::from_value(row.params.clone())
-        .map_err(|e| miette::miette!("run {}: its parameters are not understood: {e}", row.id))?;
-    let base = rollcall_runtime::stored_base(row);
+pub async fn restore(store: &Store, row: &RunRow) -> miette::Result<Restored> {
     // the same fleet as the run began with (its stored text and imports, never the files
     // on disk): its start, and any --on-missing override
-    let mut fleet = rollcall_runtime::stored_fleet(row, params.start).map_err(config_report)?;
-    if let Some(p) = &params.on_missing {
-        fleet.maintenance.on_missing = parse_on_missing(p)?;
-    }
-    let fleet = Arc::new(fleet);
-    let p = checked_plan(&fleet)?;
+    let run = StoredRun::load(row.clone()).map_err(|e| match e {
+        rollcall_runtime::LoadError::Fleet(e) => config_report(e),
+        e => err(e),
+    })?;
+    let p = checked_plan(&run.fleet)?;
     let recs = store.journal(&row.id).await.map_err(err)?;
     let outs = from_records(&row.id, &recs).map_err(err)?;
-    let ec = engine_config(
-        &params.driver,
-        &fleet,
-        &row.fleet_path,
-        &row.fleet_text,
-        &base,
-    )?;
-    let engine = Engine::restore(fleet.clone(), &p, ec, &outs)
+    let engine = Engine::restore(run.fleet.clone(), &p, engine_config(&run)?, &outs)
         .map_err(|e| miette::miette!("run {}: {e}", row.id))?;
-    Ok((fleet, p, engine, outs, params))
+    Ok(Restored {
+        run,
+        plan: p,
+        engine,
+        outs,
+    })
 }
 
 async fn find_run(store: &Store, id: Option<&str>) -> miette::Result<RunRow> {
@@ -562,6 +499,25 @@ async fn find_run(store: &Store, id: Option<&str>) -> miette::Result<RunRow> {
             .map_err(err)?
             .ok_or_else(|| miette::miette!("this journal has no runs yet")),
     }
+}
+
+/// `resume` of a run that already ended: deliver the notices it could not before.
+async fn flush_ended(store: &Store, row: &RunRow) -> miette::Result<std::process::ExitCode> {
+    let id = &row.id;
+    eprintln!("run {id} is already {}", row.status);
+    let r = restore(store, row).await?;
+    let env = |k: &str| std::env::var(k).ok();
+    if let Some(s) = rollcall_notify::flush(store.pool(), &r.run, &r.plan, &env)
+        .await
+        .map_err(|e| miette::miette!("run {id}: notices: {e}"))?
+    {
+        eprintln!(
+            "run {id}: notices: {} sent, {} pending",
+            s.count(None, "sent"),
+            s.count(None, "pending")
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 pub async fn resume(
@@ -580,116 +536,59 @@ pub async fn resume(
         ));
     }
     if matches!(row.status.as_str(), "completed" | "aborted") {
-        eprintln!("run {id} is already {}", row.status);
-        // notices the run could not deliver before it ended are delivered now
-        let (fleet, p, _engine, _outs, params) = restore(&store, &row).await?;
-        let name = format!("{} (as stored with run {})", row.fleet_path, row.id);
-        let env = |k: &str| std::env::var(k).ok();
-        if let Some(s) = rollcall_notify::flush(
-            store.pool(),
-            id,
-            &name,
-            &row.fleet_text,
-            fleet,
-            &p,
-            params.clock,
-            &env,
-        )
-        .await
-        .map_err(|e| miette::miette!("run {id}: notices: {e}"))?
-        {
-            eprintln!(
-                "run {id}: notices: {} sent, {} pending",
-                s.count(None, "sent"),
-                s.count(None, "pending")
-            );
-        }
-        return Ok(std::process::ExitCode::SUCCESS);
+        return flush_ended(&store, &row).await;
     }
-    let me = owner();
-    if !store
-        .acquire_lease(id, &me, wall_ms(), 3000)
-        .await
-        .map_err(err)?
-    {
-        let holder = row.owner.clone().unwrap_or_default();
-        let taken = owner_is_dead(&holder)
-            && store
-                .take_over_lease(id, &holder, &me, wall_ms(), 3000)
-                .await
-                .map_err(err)?;
-        if !taken {
-            // a live orchestrator runs it: ask it to resume
-            if replan {
-                return Err(miette::miette!(
-                    "run {id} is running in {holder}: pause it and stop that orchestrator before --replan"
-                ));
-            }
+    let lease = match Lease::take(&store, &row).await.map_err(err)? {
+        Taken::Ours(lease) => lease,
+        // a live orchestrator runs it: ask it to resume
+        Taken::HeldBy(holder) if replan => {
+            return Err(miette::miette!(
+                "run {id} is running in {holder}: pause it and stop that orchestrator before --replan"
+            ));
+        }
+        Taken::HeldBy(holder) => {
             store.set_control(id, Some("resume")).await.map_err(err)?;
             eprintln!("run {id} is running in {holder}; asked it to resume");
             return Ok(std::process::ExitCode::SUCCESS);
         }
-    }
+    };
     if replan {
         let new = crate::replan::replan(&store, &row, quiet).await;
-        store.release_lease(id, &me).await.map_err(err)?;
+        lease.release(&store).await.map_err(err)?;
         let new = new?;
         return Box::pin(resume(db, &new, json, quiet, false)).await;
     }
-    let (fleet, p, mut engine, _outs, params) = restore(&store, &row).await?;
+    let talk = Talk::new(json, quiet);
+    let Restored {
+        run,
+        plan: p,
+        mut engine,
+        ..
+    } = restore(&store, &row).await?;
     if !quiet
         && let Some(msg) =
-            crate::drift::describe(id, &crate::drift::drift(&row, &fleet, params.start))
+            crate::drift::describe(id, &crate::drift::drift(&row, &run.fleet, run.params.start))
     {
         eprintln!("{msg}");
     }
-    let clock = params.clock;
     if let RunState::Paused { .. } = engine.state() {
-        engine.handle(
-            clock.now(),
-            Event::Control {
-                control: Control::Resume,
-            },
-        );
+        let control = Control::Resume;
+        engine.handle(run.params.clock.now(), Event::Control { control });
     }
-    let driver: Arc<dyn Driver> = match (params.driver.as_str(), &params.sim, &params.world) {
-        ("sim", Some(sim), Some(world)) => {
-            Arc::new(SimDriver::open(fleet.clone(), sim.clone(), world).map_err(err)?)
-        }
-        (d @ ("ssh" | "exec"), _, _) => {
-            let base = Path::new(&row.fleet_path)
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
-            real_driver(d, &fleet, &row.fleet_path, &row.fleet_text, &base)?.0
-        }
-        (d, _, _) => {
-            return Err(miette::miette!(
-                "run {id} uses driver `{d}`, which this build cannot drive"
-            ));
-        }
-    };
+    let (driver, _) = host_driver(&run)?;
     adopt_holds(&engine, driver.as_ref(), id, json);
-    if !json && !quiet {
+    if talk == Talk::Bars {
         let pr = engine.progress();
         eprintln!("resuming run {id}: {}/{} hosts done", pr.done, pr.total);
     }
-    let name = format!("{} (as stored with run {})", row.fleet_path, row.id);
-    let (driver, notify) = with_notify(
-        &store,
-        id,
-        &name,
-        &row.fleet_text,
-        &fleet,
-        &p,
-        clock,
-        driver,
-    )
-    .await?;
-    go(
-        engine, &p, &store, id, &me, driver, clock, json, quiet, notify,
-    )
-    .await
+    let at = Session {
+        store: &store,
+        run: &run,
+        lease: &lease,
+        plan: &p,
+        talk,
+    };
+    at.go(engine, driver).await
 }
 
 /// Hand the driver what drains of the run still hold (journalled), and say so: every
@@ -766,7 +665,13 @@ pub async fn status(
 ) -> miette::Result<std::process::ExitCode> {
     let store = Store::open(db).await.map_err(err)?;
     let row = find_run(&store, id).await?;
-    let (fleet, p, engine, outs, params) = restore(&store, &row).await?;
+    let Restored {
+        run,
+        plan: p,
+        engine,
+        outs,
+    } = restore(&store, &row).await?;
+    let (fleet, params) = (&run.fleet, &run.params);
     let pr = engine.progress();
     let attention: Vec<HostNote> = (0..fleet.hosts.len())
         .filter(|&h| matches!(engine.phase(h as u32), Phase::Missing | Phase::Failed))
@@ -777,7 +682,7 @@ pub async fn status(
         })
         .collect();
     let violations = if check {
-        let mut v = check_journal(&fleet, &p, &outs);
+        let mut v = check_journal(fleet, &p, &outs);
         if let Some(world) = &params.world {
             let mut count: HashMap<String, usize> = HashMap::new();
             for e in read_log(world).map_err(err)? {
@@ -1158,14 +1063,13 @@ pub async fn bench_engine(
     let dir = std::env::temp_dir().join(format!("rollcall-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Store::open(&dir.join("bench.db")).await.map_err(err)?;
-    let id = "bench";
     let clock = Clock::Scaled {
         wall_epoch_ms: wall_ms(),
         sim_epoch: fleet.maintenance.start,
         scale,
     };
     let params = RunParams {
-        driver: "sim".into(),
+        driver: DriverKind::Sim,
         clock,
         sim: Some(SimParams::default()),
         world: Some(dir.join("world.log")),
@@ -1173,27 +1077,15 @@ pub async fn bench_engine(
         on_missing: None,
         replan: None,
     };
-    store
-        .create_run(&NewRun {
-            id: id.into(),
-            fleet_path: fleet_path.display().to_string(),
-            fleet_name: fleet.name.clone(),
-            maintenance: fleet.maintenance.name.clone(),
-            params: serde_json::to_value(&params).map_err(err)?,
-            fleet_text: text,
-            fleet_imports: rollcall_runtime::imports_value(&files),
-        })
-        .await
-        .map_err(err)?;
-    let me = owner();
-    store
-        .acquire_lease(id, &me, wall_ms(), 3000)
-        .await
-        .map_err(err)?;
-    let driver: Arc<dyn Driver> = Arc::new(
-        SimDriver::open(fleet.clone(), SimParams::default(), &dir.join("world.log"))
-            .map_err(err)?,
-    );
+    let spec = NewRunSpec {
+        id: "bench".into(),
+        fleet_path,
+        fleet: fleet.clone(),
+        files: &files,
+        params,
+    };
+    let (run, lease) = start_run(&store, spec).await.map_err(err)?;
+    let (driver, _) = host_driver(&run)?;
     let engine = Engine::new(fleet.clone(), &p, EngineConfig::default());
     let mut obs = Timing {
         healthy: Vec::new(),
@@ -1206,7 +1098,7 @@ pub async fn bench_engine(
         ..RuntimeConfig::default()
     };
     let t0 = Instant::now();
-    let ending = drive(engine, &store, id, &me, driver, clock, &cfg, &mut obs)
+    let ending = drive(engine, &store, &lease, driver, clock, &cfg, &mut obs)
         .await
         .map_err(err)?;
     let wall = t0.elapsed().as_secs_f64();

@@ -34,7 +34,7 @@ use rollcall_core::engine::{Command, Event, NoticeKind, Output};
 use rollcall_core::model::{Fleet, HostIx, RegionIx};
 use rollcall_core::plan::Plan;
 use rollcall_drivers::{BoxFuture, Driver};
-use rollcall_runtime::Clock;
+use rollcall_runtime::{Clock, StoredRun};
 use sqlx::{Row, SqlitePool};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -892,25 +892,18 @@ pub struct Wired {
     pub follower: Follower,
 }
 
-/// Set up notifications for a run from its fleet text: `None` when the fleet has no
+/// Set up notifications for run `run` from its fleet text: `None` when the fleet has no
 /// `[[subscriber]]`. Errors are the fleet file's `file:line:col: field: message` listing.
-#[allow(clippy::too_many_arguments)]
 pub async fn wire(
     pool: &SqlitePool,
-    run: &str,
-    fleet_name: &str,
-    fleet_text: &str,
-    fleet: Arc<Fleet>,
+    run: &StoredRun,
     plan: &Plan,
-    clock: Clock,
     inner: Arc<dyn Driver>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Wired>, String> {
-    let cfg = config::load(fleet_name, fleet_text, &fleet, env).map_err(|e| e.listing())?;
-    if cfg.subscribers.is_empty() {
+    let Some((notifier, clock)) = open_for(pool, run, env).await? else {
         return Ok(None);
-    }
-    let notifier = Notifier::open(pool.clone(), run, fleet, cfg).await?;
+    };
     let follower = Follower::start(notifier.clone(), clock, plan);
     Ok(Some(Wired {
         driver: Arc::new(NotifyDriver {
@@ -924,24 +917,32 @@ pub async fn wire(
 
 /// Deliver what an ended run left undelivered (one round), e.g. from `rollcall resume`
 /// on a completed run. `None` when the fleet has no subscribers.
-#[allow(clippy::too_many_arguments)]
 pub async fn flush(
     pool: &SqlitePool,
-    run: &str,
-    fleet_name: &str,
-    fleet_text: &str,
-    fleet: Arc<Fleet>,
+    run: &StoredRun,
     plan: &Plan,
-    clock: Clock,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Summary>, String> {
-    let cfg = config::load(fleet_name, fleet_text, &fleet, env).map_err(|e| e.listing())?;
-    if cfg.subscribers.is_empty() {
+    let Some((notifier, clock)) = open_for(pool, run, env).await? else {
         return Ok(None);
-    }
-    let notifier = Notifier::open(pool.clone(), run, fleet, cfg).await?;
+    };
     Follower::start(notifier, clock, plan)
         .finish(Duration::from_secs(120))
         .await?;
-    summary(pool, run).await.map(Some)
+    summary(pool, run.id()).await.map(Some)
+}
+
+/// The notifier of a stored run and its clock; `None` when its fleet has no subscribers.
+async fn open_for(
+    pool: &SqlitePool,
+    run: &StoredRun,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(Arc<Notifier>, Clock)>, String> {
+    let cfg =
+        config::load(&run.name(), &run.row.fleet_text, &run.fleet, env).map_err(|e| e.listing())?;
+    if cfg.subscribers.is_empty() {
+        return Ok(None);
+    }
+    let notifier = Notifier::open(pool.clone(), run.id(), run.fleet.clone(), cfg).await?;
+    Ok(Some((notifier, run.params.clock)))
 }

@@ -11,12 +11,16 @@ use rollcall_core::engine::{Command, Engine, EngineConfig, NoticeKind, Output, P
 use rollcall_core::model::{Fleet, RegionIx};
 use rollcall_core::plan::plan;
 use rollcall_core::simworld::SimParams;
+use rollcall_core::sources::FleetFiles;
 use rollcall_core::{LoadOptions, load_str};
 use rollcall_drivers::sim::SimDriver;
 use rollcall_notify::render::{Note, NoteKind};
 use rollcall_notify::{Notifier, config, message_id};
-use rollcall_runtime::{Clock, NoObserver, RuntimeConfig, drive, from_records, wall_ms};
-use rollcall_store::{NewRun, Store};
+use rollcall_runtime::{
+    Clock, DriverKind, Lease, NewRunSpec, NoObserver, RunParams, RuntimeConfig, StoredRun, drive,
+    from_records, start_run, wall_ms,
+};
+use rollcall_store::Store;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Proc, Stdio};
@@ -350,6 +354,30 @@ impl SimRun {
     fn db(&self) -> PathBuf {
         self.dir.path().join("rollcall.db")
     }
+    /// The run as `rollcall run --driver sim` stores it, on a scaled clock.
+    fn spec<'a>(&self, fleet: Arc<Fleet>, files: &'a FleetFiles) -> NewRunSpec<'a> {
+        let params = RunParams {
+            driver: DriverKind::Sim,
+            clock: Clock::Scaled {
+                wall_epoch_ms: wall_ms(),
+                sim_epoch: fleet.maintenance.start,
+                scale: self.scale,
+            },
+            sim: Some(self.sim.clone()),
+            world: Some(self.dir.path().join("world.log")),
+            start: Some(fleet.maintenance.start),
+            on_missing: None,
+            replan: None,
+        };
+        NewRunSpec {
+            id: self.id.clone(),
+            fleet_path: Path::new("fleet.toml"),
+            fleet,
+            files,
+            params,
+        }
+    }
+
     fn fleet(&self) -> Arc<Fleet> {
         Arc::new(
             load_str(
@@ -377,45 +405,38 @@ impl SimRun {
             let store = Store::open(&self.db()).await.unwrap();
             let fleet = self.fleet();
             let p = plan(&fleet);
-            let (engine, clock) = match store.run(&self.id).await.unwrap() {
+            let (engine, run) = match store.run(&self.id).await.unwrap() {
                 Some(row) => {
-                    let clock: Clock = serde_json::from_value(row.params["clock"].clone()).unwrap();
+                    let run = StoredRun::load(row).unwrap();
                     let recs = store.journal(&self.id).await.unwrap();
                     let outs = from_records(&self.id, &recs).unwrap();
                     let e =
                         Engine::restore(fleet.clone(), &p, EngineConfig::default(), &outs).unwrap();
-                    (e, clock)
+                    (e, run)
                 }
                 None => {
-                    let clock = Clock::Scaled {
-                        wall_epoch_ms: wall_ms(),
-                        sim_epoch: fleet.maintenance.start,
-                        scale: self.scale,
+                    let files = FleetFiles {
+                        text: self.text.clone(),
+                        imports: Default::default(),
                     };
-                    store
-                        .create_run(&NewRun {
-                            id: self.id.clone(),
-                            fleet_path: "fleet.toml".into(),
-                            fleet_name: fleet.name.clone(),
-                            maintenance: fleet.maintenance.name.clone(),
-                            params: serde_json::json!({ "clock": clock }),
-                            fleet_text: self.text.clone(),
-                            fleet_imports: None,
-                        })
-                        .await
-                        .unwrap();
-                    (
-                        Engine::new(fleet.clone(), &p, EngineConfig::default()),
-                        clock,
-                    )
+                    let spec = self.spec(fleet.clone(), &files);
+                    let (run, lease) = start_run(&store, spec).await.unwrap();
+                    lease.release(&store).await.unwrap();
+                    (Engine::new(fleet.clone(), &p, EngineConfig::default()), run)
                 }
             };
+            // one owner across the crash: the same process takes the run up again at once
             assert!(
                 store
                     .acquire_lease(&self.id, "test", wall_ms(), 3000)
                     .await
                     .unwrap()
             );
+            let lease = Lease {
+                run: self.id.clone(),
+                owner: "test".into(),
+            };
+            let clock = run.params.clock;
             let driver = Arc::new(
                 SimDriver::open(
                     fleet.clone(),
@@ -424,29 +445,17 @@ impl SimRun {
                 )
                 .unwrap(),
             );
-            let w = rollcall_notify::wire(
-                store.pool(),
-                &self.id,
-                "fleet.toml",
-                &self.text,
-                fleet.clone(),
-                &p,
-                clock,
-                driver,
-                &env,
-            )
-            .await
-            .unwrap()
-            .expect("subscribers configured");
+            let w = rollcall_notify::wire(store.pool(), &run, &p, driver, &env)
+                .await
+                .unwrap()
+                .expect("subscribers configured");
             let cfg = RuntimeConfig {
                 poll: Duration::from_millis(50),
                 handle_ctrl_c: false,
                 ..RuntimeConfig::default()
             };
             let mut obs = NoObserver;
-            let run = drive(
-                engine, &store, &self.id, "test", w.driver, clock, &cfg, &mut obs,
-            );
+            let run = drive(engine, &store, &lease, w.driver, clock, &cfg, &mut obs);
             match crash {
                 Some((after, sink)) => {
                     let t0 = std::time::Instant::now();
@@ -483,7 +492,7 @@ impl SimRun {
         rt.block_on(async {
             let store = Store::open(&self.db()).await.unwrap();
             let row = store.run(&self.id).await.unwrap().unwrap();
-            serde_json::from_value(row.params["clock"].clone()).unwrap()
+            StoredRun::load(row).unwrap().params.clock
         })
     }
 
@@ -1272,20 +1281,32 @@ fn undelivered_notices_of_an_ended_run_are_flushed_once() {
         assert_eq!((r.sent, r.failed, r.attempts), (0, 1, 2));
         sink.state.lock().unwrap().down_until_ms = 0;
         let p = plan(&fleet);
+        let files = FleetFiles {
+            text: text.clone(),
+            imports: Default::default(),
+        };
+        let params = RunParams {
+            driver: DriverKind::Ssh,
+            clock: Clock::Wall,
+            sim: None,
+            world: None,
+            start: Some(fleet.maintenance.start),
+            on_missing: None,
+            replan: None,
+        };
+        let spec = NewRunSpec {
+            id: "r1".into(),
+            fleet_path: Path::new("fleet.toml"),
+            fleet: fleet.clone(),
+            files: &files,
+            params,
+        };
+        let (run, _lease) = start_run(&store, spec).await.unwrap();
         for _ in 0..2 {
-            let s = rollcall_notify::flush(
-                store.pool(),
-                "r1",
-                "fleet.toml",
-                &text,
-                fleet.clone(),
-                &p,
-                Clock::Wall,
-                &env,
-            )
-            .await
-            .unwrap()
-            .unwrap();
+            let s = rollcall_notify::flush(store.pool(), &run, &p, &env)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!((s.count(None, "sent"), s.count(None, "pending")), (1, 0));
         }
     });

@@ -8,15 +8,19 @@
 //! process loses nothing that matters: whatever it did not journal it did not do,
 //! except a reboot whose intent was journalled, which the engine verifies by boot id.
 
+mod lease;
 mod stored;
 
+pub use lease::{
+    LEASE_TTL_MS, Lease, NewRunSpec, Taken, new_run_id, owner, owner_is_dead, start_run,
+};
 pub use stored::{
-    done_before, imports_value, stored_base, stored_fleet, stored_imports, stored_name,
+    DriverKind, LoadError, Replan, RunParams, StoredRun, imports_value, stored_imports,
 };
 
 use rollcall_core::engine::{Control, Engine, Event, Output, RunState};
 use rollcall_drivers::Driver;
-use rollcall_store::{Record, Store};
+use rollcall_store::{Record, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -92,9 +96,14 @@ impl Default for RuntimeConfig {
 
 #[derive(Debug)]
 pub enum RuntimeError {
-    Store(String),
+    Store(StoreError),
     /// Another orchestrator took the run over (our lease expired): we stopped acting.
     LostLease,
+    /// A new run's lease is held by another orchestrator.
+    Taken {
+        run: String,
+        holder: String,
+    },
     Journal(String),
 }
 
@@ -106,6 +115,9 @@ impl std::fmt::Display for RuntimeError {
                 f,
                 "another orchestrator took this run over; stopped without acting further"
             ),
+            RuntimeError::Taken { run, holder } => {
+                write!(f, "run {run} is owned by another orchestrator ({holder})")
+            }
             RuntimeError::Journal(e) => write!(f, "journal: {e}"),
         }
     }
@@ -113,8 +125,8 @@ impl std::fmt::Display for RuntimeError {
 
 impl std::error::Error for RuntimeError {}
 
-fn store_err(e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Store(e.to_string())
+fn store_err(e: StoreError) -> RuntimeError {
+    RuntimeError::Store(e)
 }
 
 /// The journal form of an engine output.
@@ -176,17 +188,16 @@ pub fn status_name(e: Ending) -> &'static str {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 pub async fn drive(
     mut engine: Engine,
     store: &Store,
-    run_id: &str,
-    owner: &str,
+    lease: &Lease,
     driver: Arc<dyn Driver>,
     clock: Clock,
     cfg: &RuntimeConfig,
     obs: &mut dyn Observer,
 ) -> Result<Ending, RuntimeError> {
+    let (run_id, owner) = (lease.run.as_str(), lease.owner.as_str());
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let sem = Arc::new(Semaphore::new(cfg.max_inflight.max(1)));
     let mut inflight = 0usize;

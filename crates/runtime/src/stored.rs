@@ -1,20 +1,196 @@
-//! A run's fleet as stored with it: the fleet file's text and the files it imported
-//! (`runs.fleet_imports`, a [`StoredImports`] with a digest). Everything that rebuilds the
-//! fleet of a stored run (resume, status, notify, the status page) goes through
-//! [`stored_fleet`], which never reads the disk.
+//! A run as stored: its parameters ([`RunParams`]), its fleet exactly as it started (the
+//! fleet file's text and the files it imported, `runs.fleet_imports`, a [`StoredImports`]
+//! with a digest) and its row. Everything that rebuilds a stored run (resume, status,
+//! replan, notify, the status page) goes through [`StoredRun::load`], which never reads
+//! the disk, so they all see the same fleet: the same start, the same `--on-missing`, the
+//! same hosts left out by a replan.
 
-use rollcall_core::sources::{FleetFiles, StoredImports, load_stored};
-use rollcall_core::{ConfigError, ConfigErrors, Fleet, LoadOptions};
+use rollcall_core::simworld::SimParams;
+use rollcall_core::sources::{FleetFiles, HostDiff, StoredImports, load_stored};
+use rollcall_core::{ConfigError, ConfigErrors, Fleet, LoadOptions, OnMissing};
 use rollcall_store::RunRow;
-use std::path::Path;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::Clock;
+
+/// The host driver a run uses; stored with it as `"sim"`, `"ssh"` or `"exec"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// Simulated hosts (the default): the simulator's world, on a scaled clock.
+    Sim,
+    /// Real hosts over SSH.
+    Ssh,
+    /// Real hosts through local commands.
+    Exec,
+}
+
+impl DriverKind {
+    pub const ALL: [DriverKind; 3] = [DriverKind::Sim, DriverKind::Ssh, DriverKind::Exec];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::Sim => "sim",
+            DriverKind::Ssh => "ssh",
+            DriverKind::Exec => "exec",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DriverKind> {
+        DriverKind::ALL.into_iter().find(|d| d.name() == s)
+    }
+
+    /// Real hosts on the wall clock.
+    pub fn is_real(self) -> bool {
+        self != DriverKind::Sim
+    }
+}
+
+impl std::fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a run needs to be resumed, stored with it (`runs.params`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunParams {
+    pub driver: DriverKind,
+    pub clock: Clock,
+    pub sim: Option<SimParams>,
+    /// The simulated world (sim driver): its reboot log.
+    pub world: Option<PathBuf>,
+    /// The maintenance start the run used (the fleet file may leave it to "now").
+    #[serde(default)]
+    pub start: Option<i64>,
+    /// `--on-missing` given to `run`, applied again whenever the run is loaded.
+    #[serde(default)]
+    pub on_missing: Option<OnMissing>,
+    /// The run this one replaced (`resume --replan`) and the hosts it had done.
+    #[serde(default)]
+    pub replan: Option<Replan>,
+}
+
+/// What a replanned run records about the run it replaced (`RunParams::replan`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Replan {
+    /// The run it replaced.
+    pub from: String,
+    /// Host ids done before it started: out of its scope, never touched again.
+    pub done: Vec<String>,
+    /// Hosts added, removed and changed from the replaced run's fleet.
+    pub diff: HostDiff,
+}
+
+impl RunParams {
+    /// The options a stored fleet is loaded with: the run's own start.
+    pub fn load_options(&self) -> LoadOptions {
+        match self.start {
+            Some(now) => LoadOptions { now },
+            None => LoadOptions::default(),
+        }
+    }
+
+    /// Hosts a replanned run inherits as done from the run it replaced.
+    pub fn done_before(&self) -> &[String] {
+        self.replan.as_ref().map(|r| &r.done[..]).unwrap_or(&[])
+    }
+
+    /// The run's overrides applied to a freshly loaded fleet (`--on-missing`, hosts done
+    /// before a replan).
+    pub fn apply(&self, fleet: &mut Fleet) {
+        if let Some(p) = self.on_missing {
+            fleet.maintenance.on_missing = p;
+        }
+        for id in self.done_before() {
+            if let Some(h) = fleet.hosts.iter_mut().find(|h| &h.id == id) {
+                h.in_scope = false;
+            }
+        }
+    }
+}
+
+/// Why a stored run cannot be rebuilt.
+#[derive(Debug)]
+pub enum LoadError {
+    /// `runs.params` is not a [`RunParams`].
+    Params { run: String, error: String },
+    /// The stored fleet no longer loads (or its imports do not match their digest).
+    Fleet(ConfigErrors),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Params { run, error } => {
+                write!(f, "run {run}: its parameters are not understood: {error}")
+            }
+            LoadError::Fleet(e) => write!(f, "{}", e.listing()),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A run as stored, with its parameters and its fleet rebuilt from the store alone.
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    pub row: RunRow,
+    pub params: RunParams,
+    pub fleet: Arc<Fleet>,
+}
+
+impl StoredRun {
+    /// Rebuild run `row`: its parameters, and its fleet from the stored text and imports
+    /// with the run's start and overrides. Never touches the disk.
+    pub fn load(row: RunRow) -> Result<StoredRun, LoadError> {
+        let params: RunParams =
+            serde_json::from_value(row.params.clone()).map_err(|e| LoadError::Params {
+                run: row.id.clone(),
+                error: e.to_string(),
+            })?;
+        let imports = stored_imports(&row).map_err(LoadError::Fleet)?;
+        let mut fleet = load_stored(
+            &stored_name(&row),
+            &row.fleet_text,
+            &stored_base(&row),
+            imports.as_ref(),
+            &row.id,
+            &params.load_options(),
+        )
+        .map_err(LoadError::Fleet)?;
+        params.apply(&mut fleet);
+        Ok(StoredRun {
+            row,
+            params,
+            fleet: Arc::new(fleet),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.row.id
+    }
+
+    /// How the stored fleet file is named in messages.
+    pub fn name(&self) -> String {
+        stored_name(&self.row)
+    }
+
+    /// The directory the fleet file was in (resolves relative paths in its settings).
+    pub fn base(&self) -> PathBuf {
+        stored_base(&self.row)
+    }
+}
 
 /// How a stored run's fleet file is named in messages.
-pub fn stored_name(row: &RunRow) -> String {
+fn stored_name(row: &RunRow) -> String {
     format!("{} (as stored with run {})", row.fleet_path, row.id)
 }
 
 /// The directory the run's fleet file was in (names imported files in messages).
-pub fn stored_base(row: &RunRow) -> std::path::PathBuf {
+fn stored_base(row: &RunRow) -> PathBuf {
     Path::new(&row.fleet_path)
         .parent()
         .map(Path::to_path_buf)
@@ -45,43 +221,4 @@ pub fn stored_imports(row: &RunRow) -> Result<Option<StoredImports>, ConfigError
             )],
         }
     })
-}
-
-/// The run's fleet exactly as it started: its stored text and imports, the maintenance
-/// start it used. Never touches the disk.
-pub fn stored_fleet(row: &RunRow, start: Option<i64>) -> Result<Fleet, ConfigErrors> {
-    let opts = match start {
-        Some(now) => LoadOptions { now },
-        None => LoadOptions::default(),
-    };
-    let imports = stored_imports(row)?;
-    let mut fleet = load_stored(
-        &stored_name(row),
-        &row.fleet_text,
-        &stored_base(row),
-        imports.as_ref(),
-        &row.id,
-        &opts,
-    )?;
-    for id in done_before(row) {
-        if let Some(h) = fleet.hosts.iter_mut().find(|h| h.id == id) {
-            h.in_scope = false;
-        }
-    }
-    Ok(fleet)
-}
-
-/// Hosts a replanned run inherits as done from the run it replaced (`params.replan.done`):
-/// out of its scope, never touched again.
-pub fn done_before(row: &RunRow) -> Vec<String> {
-    row.params
-        .get("replan")
-        .and_then(|r| r.get("done"))
-        .and_then(|d| d.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }

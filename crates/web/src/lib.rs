@@ -35,7 +35,7 @@ use db::{TokenKind, TokenRow, WebDb};
 use model::{AdminMaintenance, AdminNotice, Audience, Tracker, View};
 use render::{ApiError, Ctx, Rendered};
 use rollcall_core::Fleet;
-use rollcall_runtime::Clock;
+use rollcall_runtime::{Clock, StoredRun};
 use rollcall_store::{RunRow, Store};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -316,15 +316,11 @@ fn run_now(c: &Current) -> i64 {
 }
 
 async fn load_run(db: &WebDb, row: &RunRow) -> Result<Current, String> {
-    let start = row.params.get("start").and_then(|v| v.as_i64());
-    let clock: Option<Clock> = row
-        .params
-        .get("clock")
-        .and_then(|c| serde_json::from_value(c.clone()).ok());
-    // the fleet as stored with the run (text and imports), never the files on disk
-    let fleet = rollcall_runtime::stored_fleet(row, start)
-        .map_err(|e| format!("run {}: its fleet does not load: {}", row.id, e.listing()))?;
-    let fleet = Arc::new(fleet);
+    // the fleet as stored with the run (text, imports, start, overrides), never the files
+    // on disk
+    let run = StoredRun::load(row.clone())
+        .map_err(|e| format!("run {}: its fleet does not load: {e}", row.id))?;
+    let (fleet, clock) = (run.fleet, Some(run.params.clock));
     let plan = rollcall_core::plan::plan(&fleet);
     let tracker = Tracker::new(
         model::RunInfo {
@@ -1330,12 +1326,14 @@ pub async fn create_token(
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "this journal has no runs yet: cannot check the tenant".to_string())?;
-        let fleet = rollcall_runtime::stored_fleet(&row, None)
-            .map_err(|e| format!("run {}: {}", row.id, e.listing()))?;
+        let id = row.id.clone();
+        let fleet = StoredRun::load(row)
+            .map_err(|e| format!("run {id}: {e}"))?
+            .fleet;
         if !fleet.tenants.iter().any(|x| x.id == t) {
             return Err(format!(
                 "no tenant `{t}` in the fleet of run {} (tenants: {})",
-                row.id,
+                id,
                 fleet
                     .tenants
                     .iter()

@@ -7,8 +7,11 @@ use rollcall_core::simworld::SimParams;
 use rollcall_core::{LoadOptions, OnMissing};
 use rollcall_drivers::Driver;
 use rollcall_drivers::sim::SimDriver;
-use rollcall_runtime::{Clock, Ending, NoObserver, RuntimeConfig, drive, wall_ms};
-use rollcall_store::{NewRun, Store};
+use rollcall_runtime::{
+    Clock, DriverKind, Ending, NewRunSpec, NoObserver, RunParams, RuntimeConfig, drive, start_run,
+    wall_ms,
+};
+use rollcall_store::Store;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -49,64 +52,45 @@ pub async fn run_text(
     }
     let plan = rollcall_core::plan::plan(&fleet);
     let store = Store::open(db).await.map_err(|e| e.to_string())?;
-    let clock = Clock::Scaled {
-        wall_epoch_ms: wall_ms(),
-        sim_epoch: fleet.maintenance.start,
-        scale: opts.scale,
+    let params = RunParams {
+        driver: DriverKind::Sim,
+        clock: Clock::Scaled {
+            wall_epoch_ms: wall_ms(),
+            sim_epoch: fleet.maintenance.start,
+            scale: opts.scale,
+        },
+        sim: Some(opts.sim.clone()),
+        world: Some(
+            db.parent()
+                .unwrap_or(Path::new("."))
+                .join("sim")
+                .join(format!("{}.log", opts.run_id)),
+        ),
+        start: Some(fleet.maintenance.start),
+        on_missing: opts.on_missing,
+        replan: None,
     };
-    let world = db
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("sim")
-        .join(format!("{}.log", opts.run_id));
-    let on_missing = opts.on_missing.map(|p| match p {
-        OnMissing::Pause => "pause",
-        OnMissing::Replace => "replace",
-        OnMissing::Continue => "continue",
-    });
-    let params = serde_json::json!({
-        "driver": "sim", "clock": clock, "sim": opts.sim, "world": world,
-        "start": fleet.maintenance.start, "on_missing": on_missing,
-    });
-    store
-        .create_run(&NewRun {
-            id: opts.run_id.clone(),
-            fleet_path: std::fs::canonicalize(fleet_path)
-                .unwrap_or(fleet_path.to_path_buf())
-                .display()
-                .to_string(),
-            fleet_name: fleet.name.clone(),
-            maintenance: fleet.maintenance.name.clone(),
-            params,
-            fleet_text: text.to_string(),
-            fleet_imports: rollcall_runtime::imports_value(&files),
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let owner = format!("simfill:{}:{}", std::process::id(), wall_ms());
-    store
-        .acquire_lease(&opts.run_id, &owner, wall_ms(), 3000)
-        .await
-        .map_err(|e| e.to_string())?;
-    let fleet = Arc::new(fleet);
-    let driver: Arc<dyn Driver> =
-        Arc::new(SimDriver::open(fleet.clone(), opts.sim.clone(), &world)?);
-    let engine = Engine::new(fleet, &plan, EngineConfig::default());
+    let spec = NewRunSpec {
+        id: opts.run_id.clone(),
+        fleet_path,
+        fleet: Arc::new(fleet),
+        files: &files,
+        params,
+    };
+    let (run, lease) = start_run(&store, spec).await.map_err(|e| e.to_string())?;
+    let (sim, world) = (
+        opts.sim.clone(),
+        run.params.world.clone().unwrap_or_default(),
+    );
+    let driver: Arc<dyn Driver> = Arc::new(SimDriver::open(run.fleet.clone(), sim, &world)?);
+    let engine = Engine::new(run.fleet.clone(), &plan, EngineConfig::default());
     let cfg = RuntimeConfig {
         handle_ctrl_c: false,
         ..RuntimeConfig::default()
     };
     let mut obs = NoObserver;
-    let d = drive(
-        engine,
-        &store,
-        &opts.run_id,
-        &owner,
-        driver,
-        clock,
-        &cfg,
-        &mut obs,
-    );
+    let clock = run.params.clock;
+    let d = drive(engine, &store, &lease, driver, clock, &cfg, &mut obs);
     match opts.limit {
         None => d.await.map_err(|e| e.to_string()),
         Some(limit) => match tokio::time::timeout(limit, d).await {

@@ -1,0 +1,165 @@
+//! Who runs a run: the lease in the store, its owners, and the one way a run starts
+//! ([`start_run`]: stored, then leased, before anything acts).
+
+use rollcall_core::Fleet;
+use rollcall_core::sources::FleetFiles;
+use rollcall_store::{NewRun, RunRow, Store};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::{RunParams, RuntimeError, StoredRun, imports_value, wall_ms};
+
+/// How long a lease lasts without renewal (the runtime renews it every poll).
+pub const LEASE_TTL_MS: i64 = 3000;
+
+/// This process's hold on a run: only the owner of the live lease acts for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub run: String,
+    pub owner: String,
+}
+
+/// What [`Lease::take`] found.
+#[derive(Debug)]
+pub enum Taken {
+    /// Ours now (free, expired, or its owner's process is gone).
+    Ours(Lease),
+    /// A live orchestrator holds it.
+    HeldBy(String),
+}
+
+impl Lease {
+    /// Take run `row`'s lease: when it is free or expired, or when its holder is a
+    /// process on this machine that is gone (killed, crashed), at once.
+    pub async fn take(store: &Store, row: &RunRow) -> Result<Taken, RuntimeError> {
+        let me = owner();
+        let err = RuntimeError::Store;
+        if store
+            .acquire_lease(&row.id, &me, wall_ms(), LEASE_TTL_MS)
+            .await
+            .map_err(err)?
+        {
+            return Ok(Taken::Ours(Lease::new(&row.id, me)));
+        }
+        let holder = row.owner.clone().unwrap_or_default();
+        let taken = owner_is_dead(&holder)
+            && store
+                .take_over_lease(&row.id, &holder, &me, wall_ms(), LEASE_TTL_MS)
+                .await
+                .map_err(err)?;
+        Ok(match taken {
+            true => Taken::Ours(Lease::new(&row.id, me)),
+            false => Taken::HeldBy(holder),
+        })
+    }
+
+    fn new(run: &str, owner: String) -> Lease {
+        Lease {
+            run: run.to_string(),
+            owner,
+        }
+    }
+
+    /// Give the lease up (the run can be resumed at once, by anyone).
+    pub async fn release(&self, store: &Store) -> Result<(), RuntimeError> {
+        store
+            .release_lease(&self.run, &self.owner)
+            .await
+            .map_err(RuntimeError::Store)
+    }
+}
+
+/// A run about to start: what [`start_run`] stores.
+pub struct NewRunSpec<'a> {
+    pub id: String,
+    /// The fleet file as the operator named it (stored canonical).
+    pub fleet_path: &'a Path,
+    /// The fleet, loaded from `files`, with `params`' overrides applied
+    /// ([`RunParams::apply`]).
+    pub fleet: Arc<Fleet>,
+    pub files: &'a FleetFiles,
+    pub params: RunParams,
+}
+
+/// Store a new run (its fleet text, imports and parameters) and take its lease: the one
+/// way a run starts. The run comes back as [`StoredRun::load`] would rebuild it.
+pub async fn start_run(
+    store: &Store,
+    spec: NewRunSpec<'_>,
+) -> Result<(StoredRun, Lease), RuntimeError> {
+    let NewRunSpec {
+        id,
+        fleet_path,
+        fleet,
+        files,
+        params,
+    } = spec;
+    let path = std::fs::canonicalize(fleet_path).unwrap_or_else(|_| fleet_path.to_path_buf());
+    let row = store
+        .create_run(&NewRun {
+            id: id.clone(),
+            fleet_path: path.display().to_string(),
+            fleet_name: fleet.name.clone(),
+            maintenance: fleet.maintenance.name.clone(),
+            params: serde_json::to_value(&params)
+                .map_err(|e| RuntimeError::Journal(e.to_string()))?,
+            fleet_text: files.text.clone(),
+            fleet_imports: imports_value(files),
+        })
+        .await
+        .map_err(RuntimeError::Store)?;
+    let lease = match Lease::take(store, &row).await? {
+        Taken::Ours(l) => l,
+        Taken::HeldBy(holder) => return Err(RuntimeError::Taken { run: id, holder }),
+    };
+    let run = StoredRun { row, params, fleet };
+    Ok((run, lease))
+}
+
+/// A new run id: `rYYYYMMDD-HHMMSS-xxxx`.
+pub fn new_run_id() -> String {
+    let ts = jiff::Timestamp::now();
+    let nanos = ts.as_nanosecond() as u64;
+    let mut z = nanos ^ ((std::process::id() as u64) << 32);
+    z = (z ^ (z >> 33)).wrapping_mul(0xff51afd7ed558ccd);
+    format!(
+        "r{}-{:04x}",
+        ts.strftime("%Y%m%d-%H%M%S"),
+        (z >> 48) & 0xffff
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// This process as a lease owner: `host:pid:started-ms`.
+pub fn owner() -> String {
+    format!("{}:{}:{}", hostname(), std::process::id(), wall_ms())
+}
+
+/// An owner on this machine whose process is gone (killed, crashed) holds its lease
+/// until it expires; it can be taken over at once. Owners elsewhere cannot be judged.
+pub fn owner_is_dead(owner: &str) -> bool {
+    let mut parts = owner.split(':');
+    let (Some(h), Some(pid)) = (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+    ) else {
+        return false;
+    };
+    if h != hostname() || pid == std::process::id() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // a zombie is dead too
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
