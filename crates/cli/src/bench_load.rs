@@ -3,7 +3,7 @@
 //! plan, the audit and the text report, each with its wall time and the peak RSS of
 //! the process during that phase.
 
-use crate::rss_kib;
+use crate::cmd::rss_kib;
 use rollcall_core::{Fleet, audit::audit, plan::plan, report};
 use std::path::Path;
 use std::process::ExitCode;
@@ -63,7 +63,7 @@ fn measure<T>(name: &'static str, reset: &mut bool, f: impl FnOnce() -> T) -> (T
 pub fn bench_load(path: &Path, json: bool) -> miette::Result<ExitCode> {
     let total = Instant::now();
     let mut reset = true;
-    let (fleet, load) = measure("load", &mut reset, || crate::load(path));
+    let (fleet, load) = measure("load", &mut reset, || crate::cmd::load(path));
     let fleet: Fleet = fleet?;
     let (p, plan_phase) = measure("plan", &mut reset, || plan(&fleet));
     let (violations, audit_phase) = measure("audit", &mut reset, || audit(&fleet, &p));

@@ -2,66 +2,44 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rollcall_core::engine::{
-    Control, Engine, EngineConfig, Event, NoticeKind, Output, Phase, RunState, check_journal,
+    Control, Engine, EngineConfig, Event, NoticeKind, Output, Phase, RunState,
 };
 use rollcall_core::plan::{Plan, plan};
 use rollcall_core::simworld::SimParams;
 use rollcall_core::sources::{FleetFiles, read_fleet_text};
-use rollcall_core::{Fleet, LoadOptions, fmt_duration, fmt_time};
+use rollcall_core::{Fleet, LoadOptions, OnMissing, fmt_duration, fmt_time};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
-use rollcall_drivers::sim::{SimDriver, read_log};
+use rollcall_drivers::sim::SimDriver;
 use rollcall_runtime::{
     Clock, DriverKind, Ending, Lease, NewRunSpec, Observer, RunParams, RuntimeConfig, StoredRun,
     Taken, drive, from_records, new_run_id, start_run, wall_ms,
 };
 use rollcall_store::{RunRow, Store};
-use serde::Serialize;
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub fn default_db() -> PathBuf {
-    if let Ok(p) = std::env::var("ROLLCALL_DB") {
-        return PathBuf::from(p);
-    }
-    let base = std::env::var("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|_| PathBuf::from("."));
-    base.join("rollcall").join("rollcall.db")
-}
-
 fn err(e: impl std::fmt::Display) -> miette::Report {
     miette::miette!("{e}")
 }
 
+/// A new run, as the command line asks for it (parsed and checked).
 pub struct RunOpts {
     pub fleet: PathBuf,
     pub db: PathBuf,
-    pub driver: String,
+    pub driver: DriverKind,
+    /// `auto` or simulated seconds per real second.
     pub time_scale: String,
-    pub json: bool,
+    pub talk: Talk,
     pub run_id: Option<String>,
-    pub seed: u64,
-    pub missing_rate: f64,
-    pub missing_for: Option<i64>,
-    pub flap_rate: f64,
-    pub preflight_fail_rate: f64,
-    pub on_missing: Option<String>,
-    pub quiet: bool,
+    /// The simulated world's faults (sim driver).
+    pub sim: SimParams,
+    pub on_missing: Option<OnMissing>,
     /// Serve the status page beside the run.
     pub serve: Option<std::net::SocketAddr>,
     pub public_url: Option<String>,
-}
-
-impl RunOpts {
-    /// How the run talks to the operator.
-    fn talk(&self) -> Talk {
-        Talk::new(self.json, self.quiet)
-    }
 }
 
 /// How a run talks on the terminal.
@@ -91,19 +69,6 @@ impl Talk {
             Talk::Bars => Box::new(Bars::new(engine)),
         }
     }
-}
-
-/// `--on-missing`: pause, replace or continue.
-pub fn parse_on_missing(p: &str) -> miette::Result<rollcall_core::OnMissing> {
-    rollcall_core::OnMissing::parse(p).ok_or_else(|| {
-        miette::miette!("--on-missing: unknown policy `{p}` (pause, replace, continue)")
-    })
-}
-
-/// `--driver`: sim, ssh or exec.
-fn parse_driver(d: &str) -> miette::Result<DriverKind> {
-    DriverKind::parse(d)
-        .ok_or_else(|| miette::miette!("--driver {d}: no such driver (sim, ssh, exec)"))
 }
 
 /// A fleet file and the files it imports, read from disk and validated: what a new run
@@ -155,13 +120,13 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         rollcall_core::limits::read_input(&o.fleet).map_err(|e| miette::miette!("{name}: {e}"))?;
     let base = o.fleet.parent().map(Path::to_path_buf).unwrap_or_default();
     let (mut fleet, files) = load_fleet(&name, &text, &base)?;
-    let on_missing = o.on_missing.as_deref().map(parse_on_missing).transpose()?;
+    let on_missing = o.on_missing;
     if let Some(p) = on_missing {
         fleet.maintenance.on_missing = p;
     }
     check_notify(&name, &text, &fleet)?;
     let p = checked_plan(&fleet)?;
-    let kind = parse_driver(&o.driver)?;
+    let kind = o.driver;
     let fleet = Arc::new(fleet);
     // real hosts: the driver is built (its settings checked) before anything is stored
     let early = match kind.is_real() {
@@ -173,7 +138,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     let params = RunParams {
         driver: kind,
         clock: new_clock(&o, kind, &fleet, &p)?,
-        sim: (kind == DriverKind::Sim).then(|| sim_params(&o)),
+        sim: (kind == DriverKind::Sim).then(|| o.sim.clone()),
         world: (kind == DriverKind::Sim).then(|| world_log(&o.db, &id)),
         start: Some(fleet.maintenance.start),
         on_missing,
@@ -187,7 +152,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         params,
     };
     let (run, lease) = start_run(&store, spec).await.map_err(err)?;
-    if o.talk() == Talk::Bars {
+    if o.talk == Talk::Bars {
         say_started(&run, &p, &o.db);
     }
     let (driver, ec) = match early {
@@ -201,7 +166,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         run: &run,
         lease: &lease,
         plan: &p,
-        talk: o.talk(),
+        talk: o.talk,
     };
     let code = at.go(engine, driver).await?;
     if let Some(web) = web {
@@ -226,18 +191,6 @@ fn new_clock(o: &RunOpts, kind: DriverKind, fleet: &Fleet, p: &Plan) -> miette::
         sim_epoch: fleet.maintenance.start,
         scale,
     })
-}
-
-/// The simulated world's faults (`--seed`, `--missing-rate`, ...).
-fn sim_params(o: &RunOpts) -> SimParams {
-    SimParams {
-        seed: o.seed,
-        missing_rate: o.missing_rate,
-        missing_for: o.missing_for,
-        flap_rate: o.flap_rate,
-        preflight_fail_rate: o.preflight_fail_rate,
-        ..SimParams::default()
-    }
 }
 
 /// The simulated world's reboot log of run `id`, beside the journal.
@@ -486,7 +439,7 @@ pub async fn restore(store: &Store, row: &RunRow) -> miette::Result<Restored> {
     })
 }
 
-async fn find_run(store: &Store, id: Option<&str>) -> miette::Result<RunRow> {
+pub(crate) async fn find_run(store: &Store, id: Option<&str>) -> miette::Result<RunRow> {
     match id {
         Some(id) => store
             .run(id)
@@ -520,11 +473,11 @@ async fn flush_ended(store: &Store, row: &RunRow) -> miette::Result<std::process
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// `rollcall resume RUN`.
 pub async fn resume(
     db: &Path,
     id: &str,
-    json: bool,
-    quiet: bool,
+    talk: Talk,
     replan: bool,
 ) -> miette::Result<std::process::ExitCode> {
     let store = Store::open(db).await.map_err(err)?;
@@ -553,19 +506,18 @@ pub async fn resume(
         }
     };
     if replan {
-        let new = crate::replan::replan(&store, &row, quiet).await;
+        let new = crate::replan::replan(&store, &row, talk == Talk::Quiet).await;
         lease.release(&store).await.map_err(err)?;
         let new = new?;
-        return Box::pin(resume(db, &new, json, quiet, false)).await;
+        return Box::pin(resume(db, &new, talk, false)).await;
     }
-    let talk = Talk::new(json, quiet);
     let Restored {
         run,
         plan: p,
         mut engine,
         ..
     } = restore(&store, &row).await?;
-    if !quiet
+    if talk != Talk::Quiet
         && let Some(msg) =
             crate::drift::describe(id, &crate::drift::drift(&row, &run.fleet, run.params.start))
     {
@@ -576,7 +528,7 @@ pub async fn resume(
         engine.handle(run.params.clock.now(), Event::Control { control });
     }
     let (driver, _) = host_driver(&run)?;
-    adopt_holds(&engine, driver.as_ref(), id, json);
+    adopt_holds(&engine, driver.as_ref(), id, talk == Talk::Json);
     if talk == Talk::Bars {
         let pr = engine.progress();
         eprintln!("resuming run {id}: {}/{} hosts done", pr.done, pr.total);
@@ -618,219 +570,6 @@ fn adopt_holds(engine: &Engine, driver: &dyn Driver, id: &str, json: bool) {
         // loud, and not fatal: the restore then resets what it finds (and says so)
         eprintln!("run {id}: WARNING: {e}; the values from before the drains are lost for these");
     }
-}
-
-pub async fn control(db: &Path, id: &str, what: &str) -> miette::Result<std::process::ExitCode> {
-    let store = Store::open(db).await.map_err(err)?;
-    let row = find_run(&store, Some(id)).await?;
-    if matches!(row.status.as_str(), "completed" | "aborted") {
-        return Err(miette::miette!("run {id} is already {}", row.status));
-    }
-    store.set_control(id, Some(what)).await.map_err(err)?;
-    let live = row.lease_until.is_some_and(|t| t > wall_ms());
-    if live {
-        eprintln!("asked run {id} to {what}");
-    } else {
-        eprintln!(
-            "no orchestrator is running {id} now; `{what}` applies when it is resumed (rollcall resume {id})"
-        );
-    }
-    Ok(std::process::ExitCode::SUCCESS)
-}
-
-#[derive(Serialize)]
-struct StatusDoc<'a> {
-    run: &'a RunRow,
-    state: RunState,
-    progress: rollcall_core::engine::Progress,
-    regions: Vec<String>,
-    attention: Vec<HostNote>,
-    violations: Option<Vec<String>>,
-    /// Customer notices delivered (notify outbox).
-    notices: rollcall_notify::Summary,
-}
-
-#[derive(Serialize)]
-struct HostNote {
-    host: String,
-    phase: Phase,
-    note: Option<String>,
-}
-
-pub async fn status(
-    db: &Path,
-    id: Option<&str>,
-    json: bool,
-    check: bool,
-) -> miette::Result<std::process::ExitCode> {
-    let store = Store::open(db).await.map_err(err)?;
-    let row = find_run(&store, id).await?;
-    let Restored {
-        run,
-        plan: p,
-        engine,
-        outs,
-    } = restore(&store, &row).await?;
-    let (fleet, params) = (&run.fleet, &run.params);
-    let pr = engine.progress();
-    let attention: Vec<HostNote> = (0..fleet.hosts.len())
-        .filter(|&h| matches!(engine.phase(h as u32), Phase::Missing | Phase::Failed))
-        .map(|h| HostNote {
-            host: fleet.hosts[h].id.clone(),
-            phase: engine.phase(h as u32),
-            note: engine.note(h as u32).map(str::to_string),
-        })
-        .collect();
-    let violations = if check {
-        let mut v = check_journal(fleet, &p, &outs);
-        if let Some(world) = &params.world {
-            let mut count: HashMap<String, usize> = HashMap::new();
-            for e in read_log(world).map_err(err)? {
-                if e.action == "reboot" {
-                    *count.entry(e.host).or_default() += 1;
-                }
-            }
-            for (h, n) in count {
-                if n > 1 {
-                    v.push(format!("{h} was rebooted {n} times"));
-                }
-            }
-        }
-        Some(v)
-    } else {
-        None
-    };
-    let bad = violations.as_ref().is_some_and(|v| !v.is_empty());
-    let notices = rollcall_notify::summary(store.pool(), &row.id)
-        .await
-        .map_err(err)?;
-    if json {
-        let doc = StatusDoc {
-            run: &row,
-            state: engine.state(),
-            regions: pr
-                .regions
-                .iter()
-                .map(|r| fleet.region_name(r.region).to_string())
-                .collect(),
-            progress: pr,
-            attention,
-            violations,
-            notices,
-        };
-        println!("{}", serde_json::to_string_pretty(&doc).map_err(err)?);
-    } else {
-        let live = row.lease_until.is_some_and(|t| t > wall_ms());
-        println!(
-            "run {}  {} / {}  state {}{}  ({}/{} hosts done)",
-            row.id,
-            row.fleet_name,
-            row.maintenance,
-            engine.state().name(),
-            if let RunState::Paused { reason } = engine.state() {
-                format!(" ({reason:?})").to_lowercase()
-            } else {
-                String::new()
-            },
-            pr.done,
-            pr.total
-        );
-        println!(
-            "  orchestrator: {}",
-            if live {
-                row.owner.clone().unwrap_or_default()
-            } else {
-                "none running".into()
-            }
-        );
-        println!(
-            "  {:<8} {:>6} {:>6} {:>7} {:>8} {:>7}  ANNOUNCED",
-            "REGION", "HOSTS", "DONE", "ACTIVE", "MISSING", "FAILED"
-        );
-        for r in &pr.regions {
-            println!(
-                "  {:<8} {:>6} {:>6} {:>7} {:>8} {:>7}  {}{}",
-                fleet.region_name(r.region),
-                r.hosts,
-                r.done,
-                r.active,
-                r.missing,
-                r.failed,
-                r.announced_at.map(fmt_time).unwrap_or_else(|| "-".into()),
-                if r.completed { "  completed" } else { "" }
-            );
-        }
-        let phases: Vec<String> = pr
-            .phases
-            .iter()
-            .map(|(ph, n)| format!("{} {n}", ph.name()))
-            .collect();
-        println!("  hosts: {}", phases.join(", "));
-        for a in &attention {
-            println!(
-                "  {} {}: {}",
-                a.phase.name().to_uppercase(),
-                a.host,
-                a.note.clone().unwrap_or_default()
-            );
-        }
-        if !notices.counts.is_empty() {
-            println!(
-                "  notices: {} sent, {} pending, {} unsubscribed (410)",
-                notices.count(None, "sent"),
-                notices.count(None, "pending"),
-                notices.count(None, "gone")
-            );
-            for (n, s, a, e) in &notices.undelivered {
-                println!(
-                    "  UNDELIVERED {n} to {s} after {a} attempts: {}",
-                    e.clone().unwrap_or_default()
-                );
-            }
-        }
-        if let Some(v) = &violations {
-            if v.is_empty() {
-                println!("  check: journal keeps every rule; no host rebooted twice");
-            } else {
-                for x in v {
-                    println!("  VIOLATION: {x}");
-                }
-            }
-        }
-    }
-    Ok(if bad {
-        std::process::ExitCode::from(1)
-    } else {
-        std::process::ExitCode::SUCCESS
-    })
-}
-
-pub async fn history(db: &Path, json: bool) -> miette::Result<std::process::ExitCode> {
-    let store = Store::open(db).await.map_err(err)?;
-    let runs = store.runs().await.map_err(err)?;
-    if json {
-        let list: Vec<serde_json::Value> = runs
-            .iter()
-            .map(|r| serde_json::json!({"id": r.id, "created_at": r.created_at, "fleet": r.fleet_name, "maintenance": r.maintenance, "status": r.status, "fleet_path": r.fleet_path}))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&list).map_err(err)?);
-    } else {
-        println!(
-            "{:<24} {:<20} {:<16} {:<12} STATUS",
-            "RUN", "CREATED", "FLEET", "MAINTENANCE"
-        );
-        for r in runs {
-            println!(
-                "{:<24} {:<20} {:<16} {:<12} {}",
-                r.id,
-                fmt_time(r.created_at / 1000),
-                r.fleet_name,
-                r.maintenance,
-                r.status
-            );
-        }
-    }
-    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// One JSON line per journalled output, with names instead of indices.

@@ -1,0 +1,148 @@
+//! One module per command: each an `Args` struct (its flags, as clap reads them) with its
+//! own `exec`. What several commands share is defined here once: the journal (`--db`),
+//! the simulated world's faults, loading a fleet file, starting the async runtime.
+
+pub mod bench;
+pub mod completions;
+pub mod control;
+pub mod fleetgen;
+pub mod history;
+pub mod man;
+pub mod plan;
+pub mod resume;
+pub mod run;
+pub mod serve;
+pub mod simulate;
+pub mod status;
+pub mod token;
+pub mod validate;
+
+use rollcall_core::simworld::SimParams;
+use rollcall_core::{Fleet, LoadOptions, OnMissing, load_file};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `--db`: the journal, shared by every command that reads or writes runs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Db {
+    /// The journal (SQLite). Default: $ROLLCALL_DB, else $XDG_DATA_HOME/rollcall/rollcall.db.
+    #[arg(long, env = "ROLLCALL_DB", value_name = "PATH")]
+    db: Option<PathBuf>,
+}
+
+impl Db {
+    pub fn path(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(default_db)
+    }
+}
+
+/// Where the journal is without `--db` or `$ROLLCALL_DB`.
+fn default_db() -> PathBuf {
+    let base = std::env::var("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|_| PathBuf::from("."));
+    base.join("rollcall").join("rollcall.db")
+}
+
+/// The simulated world's faults (`run --driver sim` and `simulate`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimFaults {
+    /// Sim: seed of the simulated world.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Sim: share of reboots that do not come back on time (2014: about 0.2).
+    #[arg(long, default_value_t = 0.0)]
+    pub missing_rate: f64,
+    /// Sim: how long such hosts stay away (e.g. 3h), or `never`.
+    #[arg(long, default_value = "3h")]
+    pub missing_for: String,
+    /// Sim: share of gate checks that flap to unhealthy.
+    #[arg(long, default_value_t = 0.0)]
+    pub flap_rate: f64,
+}
+
+impl SimFaults {
+    /// The faults as simulation parameters (the rest default), checked.
+    pub fn params(&self) -> miette::Result<SimParams> {
+        let missing_for = match self.missing_for.as_str() {
+            "never" => None,
+            s => Some(
+                rollcall_core::config::parse_duration(s)
+                    .map_err(|e| miette::miette!("--missing-for: {e}"))?,
+            ),
+        };
+        share("--missing-rate", self.missing_rate)?;
+        share("--flap-rate", self.flap_rate)?;
+        Ok(SimParams {
+            seed: self.seed,
+            missing_rate: self.missing_rate,
+            missing_for,
+            flap_rate: self.flap_rate,
+            ..SimParams::default()
+        })
+    }
+}
+
+/// A share (0..=1) given on the command line, checked.
+pub fn share(flag: &str, v: f64) -> miette::Result<f64> {
+    if !(0.0..=1.0).contains(&v) {
+        return Err(miette::miette!("{flag} must be between 0 and 1, got {v}"));
+    }
+    Ok(v)
+}
+
+/// `--on-missing`: what to do about a host that does not come back.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum OnMissingArg {
+    /// Pause the run for the operator.
+    Pause,
+    /// Replace the host (the driver provisions a new one).
+    Replace,
+    /// Go on without it, within the cluster's budget.
+    Continue,
+}
+
+impl From<OnMissingArg> for OnMissing {
+    fn from(a: OnMissingArg) -> OnMissing {
+        match a {
+            OnMissingArg::Pause => OnMissing::Pause,
+            OnMissingArg::Replace => OnMissing::Replace,
+            OnMissingArg::Continue => OnMissing::Continue,
+        }
+    }
+}
+
+/// A fleet file loaded and validated; errors listed with file, line and field (one line
+/// each when stderr is not a terminal).
+pub fn load(path: &Path) -> miette::Result<Fleet> {
+    load_file(path, &LoadOptions::default()).map_err(crate::run::config_report)
+}
+
+/// Run an async command on a runtime of its own.
+pub fn block_on<F: std::future::Future<Output = miette::Result<ExitCode>>>(
+    f: F,
+) -> miette::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| miette::miette!("cannot start the runtime: {e}"))?
+        .block_on(f)
+}
+
+/// This process's RSS figure `field` (`VmRSS:`, `VmHWM:`) in KiB.
+pub fn rss_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Pretty JSON on stdout.
+pub fn print_json(v: &impl serde::Serialize) -> miette::Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| miette::miette!("{e}"))?;
+    println!("{s}");
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! `rollcall plan FLEET`: waves, makespan, lower bound and the risk report.
+
+use super::{load, print_json};
+use rollcall_core::plan::{Severity, plan};
+use rollcall_core::{audit::audit, report};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status of `plan --strict` when a host cannot be scheduled or misses its deadline.
+const EXIT_STRICT: u8 = 3;
+/// Exit status when the planner's output breaks a rule (a bug: the plan is not printed).
+const EXIT_INTERNAL: u8 = 70;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The fleet file (TOML).
+    fleet: PathBuf,
+    /// Print the plan as JSON (schema rollcall.plan/v1, see docs/plan-schema.md).
+    #[arg(long)]
+    json: bool,
+    /// List every wave instead of the first few per region.
+    #[arg(long)]
+    all_waves: bool,
+    /// Exit with status 3 if any host cannot be scheduled or misses its deadline.
+    #[arg(long)]
+    strict: bool,
+}
+
+impl Args {
+    pub fn exec(self) -> miette::Result<ExitCode> {
+        let f = load(&self.fleet)?;
+        let p = plan(&f);
+        let violations = audit(&f, &p);
+        if !violations.is_empty() {
+            // never print a plan that breaks a rule
+            for v in &violations {
+                eprintln!("internal error: plan violates: {v}");
+            }
+            return Ok(ExitCode::from(EXIT_INTERNAL));
+        }
+        if self.json {
+            print_json(&report::plan_doc(&f, &p))?;
+        } else {
+            let opts = report::TextOptions {
+                all_waves: self.all_waves,
+            };
+            print!("{}", report::render_text(&f, &p, opts));
+        }
+        let bad = p.risks.iter().any(|r| r.severity != Severity::Warning);
+        Ok(match self.strict && bad {
+            true => ExitCode::from(EXIT_STRICT),
+            false => ExitCode::SUCCESS,
+        })
+    }
+}

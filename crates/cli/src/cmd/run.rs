@@ -1,0 +1,92 @@
+//! `rollcall run FLEET`: the maintenance, host by host, journalled.
+
+use super::{Db, OnMissingArg, SimFaults, block_on, share};
+use crate::run::{RunOpts, Talk};
+use crate::serve::parse_addr;
+use rollcall_runtime::DriverKind;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `--driver`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum DriverArg {
+    /// Simulated hosts that survive the orchestrator, on a scaled clock.
+    Sim,
+    /// Real hosts over SSH ([ssh] and [remote] in the fleet file).
+    Ssh,
+    /// Real hosts through a local command template ([exec] command).
+    Exec,
+}
+
+impl From<DriverArg> for DriverKind {
+    fn from(d: DriverArg) -> DriverKind {
+        match d {
+            DriverArg::Sim => DriverKind::Sim,
+            DriverArg::Ssh => DriverKind::Ssh,
+            DriverArg::Exec => DriverKind::Exec,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The fleet file (TOML).
+    fleet: PathBuf,
+    #[command(flatten)]
+    db: Db,
+    /// Host driver. Real drivers run on the wall clock.
+    #[arg(long, value_enum, default_value = "sim")]
+    driver: DriverArg,
+    /// Simulated seconds per real second, or `auto` (the whole maintenance in about a minute).
+    #[arg(long, default_value = "auto")]
+    time_scale: String,
+    /// Print the journal as JSON lines instead of progress bars.
+    #[arg(long)]
+    json: bool,
+    /// Choose the run id (default: generated).
+    #[arg(long)]
+    run_id: Option<String>,
+    #[command(flatten)]
+    faults: SimFaults,
+    /// Sim: share of preflight checks that fail.
+    #[arg(long, default_value_t = 0.0)]
+    preflight_fail_rate: f64,
+    /// Override the fleet's on_missing policy.
+    #[arg(long, value_enum)]
+    on_missing: Option<OnMissingArg>,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+    /// Serve the status page for this run at this address while it runs (e.g.
+    /// 127.0.0.1:8080); it keeps serving after the run until Ctrl-C.
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<String>,
+    /// Base URL of the status page in feeds (default http://ADDR).
+    #[arg(long, requires = "serve")]
+    public_url: Option<String>,
+}
+
+impl Args {
+    pub fn exec(self) -> miette::Result<ExitCode> {
+        let serve = self
+            .serve
+            .as_deref()
+            .map(|a| parse_addr("--serve", a))
+            .transpose()?;
+        let mut sim = self.faults.params()?;
+        sim.preflight_fail_rate = share("--preflight-fail-rate", self.preflight_fail_rate)?;
+        let opts = RunOpts {
+            fleet: self.fleet,
+            db: self.db.path(),
+            driver: self.driver.into(),
+            time_scale: self.time_scale,
+            talk: Talk::new(self.json, self.quiet),
+            run_id: self.run_id,
+            sim,
+            on_missing: self.on_missing.map(Into::into),
+            serve,
+            public_url: self.public_url,
+        };
+        block_on(crate::run::run(opts))
+    }
+}

@@ -1,0 +1,216 @@
+//! `rollcall status [RUN]`: a run's state per region, the hosts that need attention, its
+//! notices; with `--check`, the journal against the engine's rules and the sim world.
+
+use super::{Db, block_on, print_json};
+use crate::run::{Restored, find_run, restore};
+use rollcall_core::engine::{Engine, Phase, Progress, RunState, check_journal};
+use rollcall_core::{Fleet, fmt_time};
+use rollcall_drivers::sim::read_log;
+use rollcall_runtime::{StoredRun, wall_ms};
+use rollcall_store::{RunRow, Store};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The run (default: the latest).
+    run: Option<String>,
+    #[command(flatten)]
+    db: Db,
+    #[arg(long)]
+    json: bool,
+    /// Check the journal against the engine's rules and the sim world (exit 1 on a violation).
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(Serialize)]
+struct StatusDoc<'a> {
+    run: &'a RunRow,
+    state: RunState,
+    progress: Progress,
+    regions: Vec<String>,
+    attention: Vec<HostNote>,
+    violations: Option<Vec<String>>,
+    /// Customer notices delivered (notify outbox).
+    notices: rollcall_notify::Summary,
+}
+
+#[derive(Serialize)]
+struct HostNote {
+    host: String,
+    phase: Phase,
+    note: Option<String>,
+}
+
+fn err(e: impl std::fmt::Display) -> miette::Report {
+    miette::miette!("{e}")
+}
+
+impl Args {
+    pub fn exec(self) -> miette::Result<ExitCode> {
+        block_on(self.status())
+    }
+
+    async fn status(self) -> miette::Result<ExitCode> {
+        let store = Store::open(&self.db.path()).await.map_err(err)?;
+        let row = find_run(&store, self.run.as_deref()).await?;
+        let r = restore(&store, &row).await?;
+        let violations = match self.check {
+            true => Some(violations(&r)?),
+            false => None,
+        };
+        let bad = violations.as_ref().is_some_and(|v| !v.is_empty());
+        let notices = rollcall_notify::summary(store.pool(), &row.id)
+            .await
+            .map_err(err)?;
+        let (fleet, engine) = (&r.run.fleet, &r.engine);
+        let pr = engine.progress();
+        let doc = StatusDoc {
+            run: &row,
+            state: engine.state(),
+            regions: pr
+                .regions
+                .iter()
+                .map(|x| fleet.region_name(x.region).to_string())
+                .collect(),
+            progress: pr,
+            attention: attention(fleet, engine),
+            violations,
+            notices,
+        };
+        match self.json {
+            true => print_json(&doc)?,
+            false => print_text(&doc, fleet),
+        }
+        Ok(match bad {
+            true => ExitCode::from(1),
+            false => ExitCode::SUCCESS,
+        })
+    }
+}
+
+/// Missing and failed hosts, with the engine's note on each.
+fn attention(fleet: &Fleet, engine: &Engine) -> Vec<HostNote> {
+    (0..fleet.hosts.len())
+        .filter(|&h| matches!(engine.phase(h as u32), Phase::Missing | Phase::Failed))
+        .map(|h| HostNote {
+            host: fleet.hosts[h].id.clone(),
+            phase: engine.phase(h as u32),
+            note: engine.note(h as u32).map(str::to_string),
+        })
+        .collect()
+}
+
+/// The journal against the engine's rules, and (sim runs) no host rebooted twice in the
+/// simulated world.
+fn violations(r: &Restored) -> miette::Result<Vec<String>> {
+    let mut v = check_journal(&r.run.fleet, &r.plan, &r.outs);
+    v.extend(rebooted_twice(&r.run)?);
+    Ok(v)
+}
+
+fn rebooted_twice(run: &StoredRun) -> miette::Result<Vec<String>> {
+    let Some(world) = &run.params.world else {
+        return Ok(Vec::new());
+    };
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for e in read_log(world).map_err(err)? {
+        if e.action == "reboot" {
+            *count.entry(e.host).or_default() += 1;
+        }
+    }
+    Ok(count
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(h, n)| format!("{h} was rebooted {n} times"))
+        .collect())
+}
+
+fn print_text(doc: &StatusDoc, fleet: &Fleet) {
+    let (row, pr) = (doc.run, &doc.progress);
+    let live = row.lease_until.is_some_and(|t| t > wall_ms());
+    let paused = match doc.state {
+        RunState::Paused { reason } => format!(" ({reason:?})").to_lowercase(),
+        _ => String::new(),
+    };
+    println!(
+        "run {}  {} / {}  state {}{paused}  ({}/{} hosts done)",
+        row.id,
+        row.fleet_name,
+        row.maintenance,
+        doc.state.name(),
+        pr.done,
+        pr.total
+    );
+    println!(
+        "  orchestrator: {}",
+        match live {
+            true => row.owner.clone().unwrap_or_default(),
+            false => "none running".into(),
+        }
+    );
+    print_regions(pr, fleet);
+    for a in &doc.attention {
+        println!(
+            "  {} {}: {}",
+            a.phase.name().to_uppercase(),
+            a.host,
+            a.note.clone().unwrap_or_default()
+        );
+    }
+    print_notices(&doc.notices);
+    if let Some(v) = &doc.violations {
+        if v.is_empty() {
+            println!("  check: journal keeps every rule; no host rebooted twice");
+        }
+        for x in v {
+            println!("  VIOLATION: {x}");
+        }
+    }
+}
+
+fn print_regions(pr: &Progress, fleet: &Fleet) {
+    println!(
+        "  {:<8} {:>6} {:>6} {:>7} {:>8} {:>7}  ANNOUNCED",
+        "REGION", "HOSTS", "DONE", "ACTIVE", "MISSING", "FAILED"
+    );
+    for r in &pr.regions {
+        println!(
+            "  {:<8} {:>6} {:>6} {:>7} {:>8} {:>7}  {}{}",
+            fleet.region_name(r.region),
+            r.hosts,
+            r.done,
+            r.active,
+            r.missing,
+            r.failed,
+            r.announced_at.map(fmt_time).unwrap_or_else(|| "-".into()),
+            if r.completed { "  completed" } else { "" }
+        );
+    }
+    let phases: Vec<String> = pr
+        .phases
+        .iter()
+        .map(|(ph, n)| format!("{} {n}", ph.name()))
+        .collect();
+    println!("  hosts: {}", phases.join(", "));
+}
+
+fn print_notices(notices: &rollcall_notify::Summary) {
+    if notices.counts.is_empty() {
+        return;
+    }
+    println!(
+        "  notices: {} sent, {} pending, {} unsubscribed (410)",
+        notices.count(None, "sent"),
+        notices.count(None, "pending"),
+        notices.count(None, "gone")
+    );
+    for (n, s, a, e) in &notices.undelivered {
+        println!(
+            "  UNDELIVERED {n} to {s} after {a} attempts: {}",
+            e.clone().unwrap_or_default()
+        );
+    }
+}
