@@ -6,7 +6,7 @@ use rollcall_core::engine::{Engine, Phase};
 use rollcall_core::plan::{Plan, Severity};
 use rollcall_runtime::Observer;
 
-/// Exit code of `run` and `resume` when hosts in scope were left undone (README).
+/// Exit code of `run` and `resume` when hosts in scope were left undone (docs/running.md).
 pub const EXIT_UNDONE: u8 = 4;
 
 /// One host of the maintenance that is not done, and why.

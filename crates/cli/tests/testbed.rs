@@ -3,7 +3,7 @@
 //! SSH while a client writes to both clusters. Needs root; tests run one at a time.
 //!
 //! Figures (wall time, plan prediction, writer errors) are printed and written to
-//! `target/testbed-figures/<test>.json`; the README quotes them.
+//! `target/testbed-figures/<test>.json`; docs/drivers.md quotes them.
 
 use rollcall_core::engine::Command;
 use rollcall_drivers::Driver;

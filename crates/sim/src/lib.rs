@@ -15,7 +15,7 @@
 //!   starts as deadlines and reboots hosts itself ahead of the provider; the provider still
 //!   reboots whatever rollcall has not touched by then.
 //!
-//! The model (see the README for the assumptions): a host is *down* from its reboot until it
+//! The model (see docs/simulator.md for the assumptions): a host is *down* from its reboot until it
 //! is reachable again and *recovering* until its clusters have re-replicated its data. A
 //! cluster is *red* (data unavailable) when at least one member is down and more members are
 //! down or recovering than its budget tolerates; it is *overloaded* (unresponsive) when
