@@ -325,7 +325,7 @@ impl Session<'_> {
         driver: Arc<dyn Driver>,
     ) -> miette::Result<(Arc<dyn Driver>, Option<rollcall_notify::Follower>)> {
         let env = |k: &str| std::env::var(k).ok();
-        match rollcall_notify::wire(self.store.pool(), self.run, self.plan, driver.clone(), &env)
+        match rollcall_notify::wire(self.store, self.run, self.plan, driver.clone(), &env)
             .await
             .map_err(|e| miette::miette!("{e}"))?
         {
@@ -460,7 +460,7 @@ async fn flush_ended(store: &Store, row: &RunRow) -> miette::Result<std::process
     eprintln!("run {id} is already {}", row.status);
     let r = restore(store, row).await?;
     let env = |k: &str| std::env::var(k).ok();
-    if let Some(s) = rollcall_notify::flush(store.pool(), &r.run, &r.plan, &env)
+    if let Some(s) = rollcall_notify::flush(store, &r.run, &r.plan, &env)
         .await
         .map_err(|e| miette::miette!("run {id}: notices: {e}"))?
     {

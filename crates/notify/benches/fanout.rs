@@ -108,7 +108,7 @@ fn main() {
         let store = rollcall_store::Store::open(&dir.path().join("bench.db"))
             .await
             .unwrap();
-        let notifier = Notifier::open(store.pool().clone(), "bench", fleet.clone(), cfg)
+        let notifier = Notifier::open(&store, "bench", fleet.clone(), cfg)
             .await
             .unwrap();
         let subs = notifier.recipients(0, None);
@@ -137,7 +137,7 @@ fn main() {
         let round = notifier.deliver("n-1", Duration::ZERO).await.unwrap();
         let deliver = t.elapsed().as_secs_f64();
         assert_eq!(round.sent, n, "{round:?}");
-        let s = summary(store.pool(), "bench").await.unwrap();
+        let s = summary(&store, "bench").await.unwrap();
         assert_eq!(s.count(None, "sent") as usize, 2 * n);
         let got = hits.load(Ordering::Relaxed);
         assert_eq!(got as usize, 2 * n, "the sink saw every POST");

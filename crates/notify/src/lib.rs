@@ -35,6 +35,7 @@ use rollcall_core::model::{Fleet, HostIx, RegionIx};
 use rollcall_core::plan::Plan;
 use rollcall_drivers::{BoxFuture, Driver};
 use rollcall_runtime::{Clock, StoredRun};
+use rollcall_store::Store;
 use sqlx::{Row, SqlitePool};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -118,17 +119,20 @@ impl Summary {
     }
 }
 
-/// Create the `notify_` tables (idempotent).
-pub async fn init(pool: &SqlitePool) -> Result<(), String> {
-    sqlx::raw_sql(SCHEMA)
-        .execute(pool)
+/// The `notify_` tables' migrations, applied by the store: version i + 1 is `[i]`.
+const MIGRATIONS: &[&str] = &[SCHEMA];
+
+/// Create or bring up to date the `notify_` tables.
+pub async fn init(store: &Store) -> Result<(), String> {
+    store
+        .migrate("notify", MIGRATIONS)
         .await
-        .map_err(|e| format!("cannot create the notify_ tables: {e}"))?;
-    Ok(())
+        .map_err(|e| e.to_string())
 }
 
 /// What was delivered for a run (for `rollcall status` and the status page's metrics).
-pub async fn summary(pool: &SqlitePool, run: &str) -> Result<Summary, String> {
+pub async fn summary(store: &Store, run: &str) -> Result<Summary, String> {
+    let pool = store.pool();
     // read-only: a journal that never had subscribers has no notify_ tables
     let exists: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'notify_outbox'",
@@ -181,6 +185,8 @@ pub struct Notifier {
     cfg: NotifyConfig,
     by_id: HashMap<String, usize>,
     pool: SqlitePool,
+    /// The journal the notices come from (and the store of the `notify_` tables).
+    store: Store,
     http: reqwest::Client,
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     sem: Arc<Semaphore>,
@@ -191,12 +197,13 @@ pub struct Notifier {
 
 impl Notifier {
     pub async fn open(
-        pool: SqlitePool,
+        store: &Store,
         run: &str,
         fleet: Arc<Fleet>,
         cfg: NotifyConfig,
     ) -> Result<Arc<Notifier>, String> {
-        init(&pool).await?;
+        init(store).await?;
+        let pool = store.pool().clone();
         let http = reqwest::Client::builder()
             .timeout(cfg.settings.timeout)
             .connect_timeout(cfg.settings.timeout)
@@ -252,6 +259,7 @@ impl Notifier {
             cfg,
             by_id,
             pool,
+            store: store.clone(),
             http,
             smtp,
             gone: Mutex::new(gone),
@@ -750,6 +758,8 @@ async fn follow(
     let mut running: tokio::task::JoinSet<(String, Result<Round, String>)> =
         tokio::task::JoinSet::new();
     let mut busy: HashSet<String> = HashSet::new();
+    let mut appended = n.store.appended();
+    let mut wake = true;
     // a new process: whatever is still pending is due now
     sqlx::query("UPDATE notify_outbox SET next_ms = 0 WHERE run = ? AND status = 'pending'")
         .bind(&n.run)
@@ -758,20 +768,20 @@ async fn follow(
         .map_err(|e| e.to_string())?;
     loop {
         let stopping = *stop.borrow();
-        // 1. new notices in the journal
-        let rows = sqlx::query(
-            "SELECT seq, data FROM journal WHERE run = ? AND seq > ? AND kind = 'notice' ORDER BY seq",
-        )
-        .bind(&n.run)
-        .bind(last_seq)
-        .fetch_all(&n.pool)
-        .await
-        .map_err(|e| format!("reading the journal: {e}"))?;
-        for r in &rows {
-            let seq: i64 = r.get("seq");
+        // 1. new notices in the journal: read when an append woke us (or at the start and
+        // the end), never polled
+        let woken = std::mem::take(&mut wake) || stopping;
+        let rows = match woken {
+            true => n
+                .store
+                .journal_kind_since(&n.run, "notice", last_seq)
+                .await
+                .map_err(|e| format!("reading the journal: {e}"))?,
+            false => Vec::new(),
+        };
+        for (seq, rec) in rows {
             last_seq = seq;
-            let data: String = r.get("data");
-            let Ok(Output::Notice(notice)) = serde_json::from_str::<Output>(&data) else {
+            let Ok(Output::Notice(notice)) = serde_json::from_value::<Output>(rec.data) else {
                 continue;
             };
             let ri = notice.region as usize;
@@ -854,8 +864,10 @@ async fn follow(
             }
             return Ok(());
         }
+        // the timer serves retries and reminders (the outbox's own due times)
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = appended.changed() => wake = true,
             _ = stop.changed() => {}
         }
     }
@@ -895,13 +907,13 @@ pub struct Wired {
 /// Set up notifications for run `run` from its fleet text: `None` when the fleet has no
 /// `[[subscriber]]`. Errors are the fleet file's `file:line:col: field: message` listing.
 pub async fn wire(
-    pool: &SqlitePool,
+    store: &Store,
     run: &StoredRun,
     plan: &Plan,
     inner: Arc<dyn Driver>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Wired>, String> {
-    let Some((notifier, clock)) = open_for(pool, run, env).await? else {
+    let Some((notifier, clock)) = open_for(store, run, env).await? else {
         return Ok(None);
     };
     let follower = Follower::start(notifier.clone(), clock, plan);
@@ -918,23 +930,23 @@ pub async fn wire(
 /// Deliver what an ended run left undelivered (one round), e.g. from `rollcall resume`
 /// on a completed run. `None` when the fleet has no subscribers.
 pub async fn flush(
-    pool: &SqlitePool,
+    store: &Store,
     run: &StoredRun,
     plan: &Plan,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Summary>, String> {
-    let Some((notifier, clock)) = open_for(pool, run, env).await? else {
+    let Some((notifier, clock)) = open_for(store, run, env).await? else {
         return Ok(None);
     };
     Follower::start(notifier, clock, plan)
         .finish(Duration::from_secs(120))
         .await?;
-    summary(pool, run.id()).await.map(Some)
+    summary(store, run.id()).await.map(Some)
 }
 
 /// The notifier of a stored run and its clock; `None` when its fleet has no subscribers.
 async fn open_for(
-    pool: &SqlitePool,
+    store: &Store,
     run: &StoredRun,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<(Arc<Notifier>, Clock)>, String> {
@@ -943,6 +955,6 @@ async fn open_for(
     if cfg.subscribers.is_empty() {
         return Ok(None);
     }
-    let notifier = Notifier::open(pool.clone(), run.id(), run.fleet.clone(), cfg).await?;
+    let notifier = Notifier::open(store, run.id(), run.fleet.clone(), cfg).await?;
     Ok(Some((notifier, run.params.clock)))
 }

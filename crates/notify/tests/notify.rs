@@ -445,7 +445,7 @@ impl SimRun {
                 )
                 .unwrap(),
             );
-            let w = rollcall_notify::wire(store.pool(), &run, &p, driver, &env)
+            let w = rollcall_notify::wire(&store, &run, &p, driver, &env)
                 .await
                 .unwrap()
                 .expect("subscribers configured");
@@ -511,9 +511,7 @@ impl SimRun {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let store = Store::open(&self.db()).await.unwrap();
-            rollcall_notify::summary(store.pool(), &self.id)
-                .await
-                .unwrap()
+            rollcall_notify::summary(&store, &self.id).await.unwrap()
         })
     }
 }
@@ -802,7 +800,7 @@ fn webhooks_are_signed_retried_and_a_410_stops_them() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&dir.path().join("db")).await.unwrap();
-        let n = Notifier::open(store.pool().clone(), "r1", fleet.clone(), cfg)
+        let n = Notifier::open(&store, "r1", fleet.clone(), cfg)
             .await
             .unwrap();
         let subs = n.recipients(0, None);
@@ -857,7 +855,7 @@ fn webhooks_are_signed_retried_and_a_410_stops_them() {
         let r = n.deliver("n-2", Duration::ZERO).await.unwrap();
         assert_eq!((r.sent, r.gone), (3, 1));
         assert_eq!(sink.hits().iter().filter(|h| h.path == "/gone").count(), 1);
-        let s = rollcall_notify::summary(store.pool(), "r1").await.unwrap();
+        let s = rollcall_notify::summary(&store, "r1").await.unwrap();
         assert_eq!(s.count(None, "sent"), 6);
         assert_eq!(s.count(None, "gone"), 2);
         assert_eq!(s.count(None, "pending"), 2);
@@ -1263,7 +1261,7 @@ fn undelivered_notices_of_an_ended_run_are_flushed_once() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&dir.path().join("db")).await.unwrap();
-        let n = Notifier::open(store.pool().clone(), "r1", fleet.clone(), cfg)
+        let n = Notifier::open(&store, "r1", fleet.clone(), cfg)
             .await
             .unwrap();
         sink.state.lock().unwrap().down_until_ms = i64::MAX;
@@ -1303,7 +1301,7 @@ fn undelivered_notices_of_an_ended_run_are_flushed_once() {
         };
         let (run, _lease) = start_run(&store, spec).await.unwrap();
         for _ in 0..2 {
-            let s = rollcall_notify::flush(store.pool(), &run, &p, &env)
+            let s = rollcall_notify::flush(&store, &run, &p, &env)
                 .await
                 .unwrap()
                 .unwrap();
@@ -1405,7 +1403,7 @@ fn starttls_with_a_private_ca_delivers_and_unverified_servers_are_refused() {
             let store = Store::open(&tmp.path().join(format!("{to}.db")))
                 .await
                 .unwrap();
-            let n = Notifier::open(store.pool().clone(), "r1", fleet.clone(), cfg)
+            let n = Notifier::open(&store, "r1", fleet.clone(), cfg)
                 .await
                 .unwrap();
             let note = Note {

@@ -3,7 +3,7 @@
 
 use rollcall_core::Fleet;
 use rollcall_core::sources::FleetFiles;
-use rollcall_store::{NewRun, RunRow, Store};
+use rollcall_store::{Journal, NewRun, RunRow};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ pub enum Taken {
 impl Lease {
     /// Take run `row`'s lease: when it is free or expired, or when its holder is a
     /// process on this machine that is gone (killed, crashed), at once.
-    pub async fn take(store: &Store, row: &RunRow) -> Result<Taken, RuntimeError> {
+    pub async fn take(store: &impl Journal, row: &RunRow) -> Result<Taken, RuntimeError> {
         let me = owner();
         let err = RuntimeError::Store;
         if store
@@ -61,7 +61,7 @@ impl Lease {
     }
 
     /// Give the lease up (the run can be resumed at once, by anyone).
-    pub async fn release(&self, store: &Store) -> Result<(), RuntimeError> {
+    pub async fn release(&self, store: &impl Journal) -> Result<(), RuntimeError> {
         store
             .release_lease(&self.run, &self.owner)
             .await
@@ -84,7 +84,7 @@ pub struct NewRunSpec<'a> {
 /// Store a new run (its fleet text, imports and parameters) and take its lease: the one
 /// way a run starts. The run comes back as [`StoredRun::load`] would rebuild it.
 pub async fn start_run(
-    store: &Store,
+    store: &impl Journal,
     spec: NewRunSpec<'_>,
 ) -> Result<(StoredRun, Lease), RuntimeError> {
     let NewRunSpec {

@@ -20,7 +20,7 @@ pub use stored::{
 
 use rollcall_core::engine::{Control, Engine, Event, Output, RunState};
 use rollcall_drivers::Driver;
-use rollcall_store::{Record, Store, StoreError};
+use rollcall_store::{Journal, Record, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -188,9 +188,9 @@ pub fn status_name(e: Ending) -> &'static str {
     }
 }
 
-pub async fn drive(
+pub async fn drive<J: Journal>(
     mut engine: Engine,
-    store: &Store,
+    store: &J,
     lease: &Lease,
     driver: Arc<dyn Driver>,
     clock: Clock,

@@ -48,6 +48,19 @@ pub enum StoreError {
         supported: i64,
     },
 
+    /// A component's tables (`web_`, `notify_`) were migrated by a newer rollcall.
+    #[error(
+        "{}: the {component} tables were written by a newer rollcall (version {found}; this \
+         build knows up to version {known}): upgrade rollcall to use this journal",
+        path.display()
+    )]
+    NewerComponent {
+        path: PathBuf,
+        component: String,
+        found: i64,
+        known: i64,
+    },
+
     /// The run does not exist in this journal.
     #[error("{}: run {run:?} does not exist in this journal", path.display())]
     UnknownRun { path: PathBuf, run: String },

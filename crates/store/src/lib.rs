@@ -82,6 +82,12 @@
 //! `rollcall` setting a control request, makes writers wait rather than fail), foreign
 //! keys on, one writer connection and up to 4 pooled readers (WAL lets readers run beside
 //! the writer and see only committed transactions).
+//!
+//! The store owns the file: the other components' tables (`web_`, `notify_`) live in it
+//! and are created through [`Store::migrate`] (versions per component in table
+//! `migrations`), and use the store's pool, so there is one set of connection settings. A
+//! journal follower in the same process (the notifier) waits on [`Store::appended`] instead
+//! of polling the journal.
 
 mod error;
 
@@ -199,8 +205,8 @@ pub struct Record {
     pub data: Value,
 }
 
-/// The journal and run-state operations, so that another backend (PostgreSQL) can stand in
-/// for [`Store`]. See [`Store`]'s methods of the same names for what each one does.
+/// The journal and run-state operations the runtime acts through (`drive`, `start_run`,
+/// `Lease`), so that another backend (PostgreSQL) can stand in for [`Store`]. See [`Store`]'s methods of the same names for what each one does.
 pub trait Journal: Send + Sync {
     fn create_run(&self, new: &NewRun) -> impl Future<Output = Result<RunRow, StoreError>> + Send;
     fn append(
@@ -249,6 +255,14 @@ pub trait Journal: Send + Sync {
         now_ms: i64,
         ttl_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn take_over_lease(
+        &self,
+        id: &str,
+        dead_owner: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn release_lease(
         &self,
         id: &str,
@@ -256,7 +270,11 @@ pub trait Journal: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The SQLite journal. Cheap to share behind an `Arc`; all methods take `&self`.
+/// The SQLite journal and the one owner of its file: the connection settings, every
+/// component's tables (through [`Store::migrate`]) and the wake-up of journal followers
+/// ([`Store::appended`]). Cheap to clone (clones share the connections); all methods take
+/// `&self`.
+#[derive(Clone)]
 pub struct Store {
     /// Readers (WAL lets them run beside the writer).
     pool: SqlitePool,
@@ -264,7 +282,9 @@ pub struct Store {
     /// The one connection this handle writes through. The mutex serialises the handle's
     /// writes, so they queue here in order instead of in SQLite's busy handler, and an
     /// append skips the pool's checkout.
-    writer: tokio::sync::Mutex<SqliteConnection>,
+    writer: std::sync::Arc<tokio::sync::Mutex<SqliteConnection>>,
+    /// The last seq this handle appended (any run): followers in this process wake on it.
+    appended: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -528,13 +548,79 @@ impl Store {
         Ok(Store {
             pool,
             path,
-            writer: tokio::sync::Mutex::new(writer),
+            writer: std::sync::Arc::new(tokio::sync::Mutex::new(writer)),
+            appended: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
         })
     }
 
-    /// The connection pool, for other crates' own tables in the same file (`notify_`, `web_`).
+    /// The connection pool, for other components' own tables in the same file (`notify_`,
+    /// `web_`), created through [`Store::migrate`]: one set of connection settings.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Changes whenever this handle (or a clone) appends to a journal: a follower in the
+    /// same process (the notifier) reads the journal when woken instead of polling it.
+    pub fn appended(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.appended.subscribe()
+    }
+
+    /// Bring `component`'s tables up to date: `steps[i]` is the SQL of its version i + 1.
+    /// Each step runs once per file, in its own transaction with the version it reaches
+    /// (table `migrations`), so concurrent processes apply it once. A file whose component is
+    /// at a version this build does not know is refused.
+    pub async fn migrate(&self, component: &str, steps: &[&str]) -> Result<(), StoreError> {
+        let action = || format!("cannot migrate the {component} tables");
+        let mut writer = self.writer.lock().await;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS migrations (
+                component TEXT PRIMARY KEY,
+                version   INTEGER NOT NULL
+            )",
+        )
+        .execute(&mut *writer)
+        .await
+        .map_err(|e| self.db(action(), e))?;
+        for (i, step) in steps.iter().enumerate() {
+            let version = i as i64 + 1;
+            let mut tx = writer
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(|e| self.db(action(), e))?;
+            let at: i64 = sqlx::query_scalar(
+                "SELECT coalesce((SELECT version FROM migrations WHERE component = ?), 0)",
+            )
+            .bind(component)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.db(action(), e))?;
+            if at > steps.len() as i64 {
+                return Err(StoreError::NewerComponent {
+                    path: self.path.clone(),
+                    component: component.to_string(),
+                    found: at,
+                    known: steps.len() as i64,
+                });
+            }
+            if at >= version {
+                continue;
+            }
+            sqlx::raw_sql(AssertSqlSafe(step.to_string()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(action(), e))?;
+            sqlx::query(
+                "INSERT INTO migrations (component, version) VALUES (?, ?)
+                 ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+            )
+            .bind(component)
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db(action(), e))?;
+            tx.commit().await.map_err(|e| self.db(action(), e))?;
+        }
+        Ok(())
     }
 
     /// The journal file's path.
@@ -620,6 +706,14 @@ impl Store {
     /// last one (the run's current last seq if `records` is empty; 0 for an empty journal).
     /// Seqs are per run, 1-based and contiguous; a batch's records get consecutive seqs.
     pub async fn append(&self, run: &str, records: &[Record]) -> Result<i64, StoreError> {
+        let last = self.append_records(run, records).await?;
+        if !records.is_empty() {
+            self.appended.send_replace(last);
+        }
+        Ok(last)
+    }
+
+    async fn append_records(&self, run: &str, records: &[Record]) -> Result<i64, StoreError> {
         // Encode before taking the lock.
         let mut data = Vec::with_capacity(records.len());
         for record in records {
@@ -722,6 +816,28 @@ impl Store {
             "SELECT seq, at, kind, data FROM journal WHERE run = ? AND seq > ? ORDER BY seq",
         )
         .bind(run)
+        .bind(after_seq)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.db(format!("cannot read the journal of run {run:?}"), e))?;
+        rows.iter()
+            .map(|row| self.decode_record(run, row))
+            .collect()
+    }
+
+    /// The run's records of one `kind` with seq > `after_seq`, in seq order (a follower
+    /// reading only notices does not decode every transition).
+    pub async fn journal_kind_since(
+        &self,
+        run: &str,
+        kind: &str,
+        after_seq: i64,
+    ) -> Result<Vec<(i64, Record)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, data FROM journal WHERE run = ? AND kind = ? AND seq > ? ORDER BY seq",
+        )
+        .bind(run)
+        .bind(kind)
         .bind(after_seq)
         .fetch_all(&self.pool)
         .await
@@ -1090,6 +1206,16 @@ impl Journal for Store {
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
         Store::renew_lease(self, id, owner, now_ms, ttl_ms).await
+    }
+    async fn take_over_lease(
+        &self,
+        id: &str,
+        dead_owner: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Store::take_over_lease(self, id, dead_owner, owner, now_ms, ttl_ms).await
     }
     async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
         Store::release_lease(self, id, owner).await

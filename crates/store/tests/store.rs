@@ -1041,3 +1041,70 @@ async fn crash_by_sigkill_keeps_every_committed_batch_whole() {
     );
     eprintln!("crash test: {batch} whole batches ({n} records) survived the SIGKILL");
 }
+
+#[tokio::test]
+async fn components_migrate_once_in_order_and_a_newer_component_is_refused() {
+    let dir = TempDir::new("migrate");
+    let path = dir.join("journal.db");
+    let store = Store::open(&path).await.unwrap();
+    let v1 = "CREATE TABLE web_a (x INTEGER)";
+    let v2 = "ALTER TABLE web_a ADD COLUMN y TEXT";
+    store.migrate("web", &[v1]).await.unwrap();
+    // again, and from another handle: each step runs once (a second CREATE would fail)
+    store.migrate("web", &[v1]).await.unwrap();
+    let other = Store::open(&path).await.unwrap();
+    other.migrate("web", &[v1, v2]).await.unwrap();
+    store.migrate("web", &[v1, v2]).await.unwrap();
+    sqlx::query("INSERT INTO web_a (x, y) VALUES (1, 'z')")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    // components are independent
+    store
+        .migrate("notify", &["CREATE TABLE notify_a (x INTEGER)"])
+        .await
+        .unwrap();
+    // a build that knows only v1 refuses a file at v2, naming the component
+    let err = store.migrate("web", &[v1]).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NewerComponent { ref component, found: 2, known: 1, .. } if component == "web"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("web tables"), "{err}");
+}
+
+#[tokio::test]
+async fn an_append_wakes_followers_of_the_store_and_its_clones() {
+    let dir = TempDir::new("wake");
+    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+    store.create_run(&new_run("r")).await.unwrap();
+    let mut woken = store.clone().appended();
+    assert!(!woken.has_changed().unwrap());
+    store.append("r", &[]).await.unwrap();
+    assert!(
+        !woken.has_changed().unwrap(),
+        "an empty append wakes no one"
+    );
+    let last = store
+        .append(
+            "r",
+            &[record(0, "notice", json!(1)), record(1, "t", json!(2))],
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(1), woken.changed())
+        .await
+        .expect("woken")
+        .unwrap();
+    assert_eq!(*woken.borrow_and_update(), last);
+    let notices = store.journal_kind_since("r", "notice", 0).await.unwrap();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].1.kind, "notice");
+    assert!(
+        store
+            .journal_kind_since("r", "notice", last)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -13,12 +13,14 @@
 //! for a secret of that entropy: there is nothing to brute-force).
 
 use crate::model::{AdminMaintenance, AdminNotice, IcalSeq};
+use rollcall_store::Store;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 use std::collections::HashMap;
-use std::path::Path;
-use std::time::Duration;
+
+/// The web tables' migrations, applied by the store: version i + 1 is `[i]`.
+const MIGRATIONS: &[&str] = &[SCHEMA];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS web_tokens (
@@ -82,8 +84,7 @@ pub struct TokenRow {
     pub created_at: i64,
 }
 
-/// The web tables. Opens its own small pool on the store's file (WAL: readers and the
-/// store's writer do not block each other; writers wait in the busy timeout).
+/// The web tables, in the store's file, through the store's connections.
 #[derive(Clone)]
 pub struct WebDb {
     pool: SqlitePool,
@@ -130,22 +131,15 @@ fn b64url(b: &[u8]) -> String {
 }
 
 impl WebDb {
-    pub async fn open(path: &Path) -> Result<WebDb, String> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(false)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(opts)
+    /// The web tables of `store`, created or brought up to date through the store.
+    pub async fn new(store: &Store) -> Result<WebDb, String> {
+        store
+            .migrate("web", MIGRATIONS)
             .await
-            .map_err(|err| format!("{}: cannot open for the web tables: {err}", path.display()))?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
-            .await
-            .map_err(e("cannot create"))?;
-        Ok(WebDb { pool })
+            .map_err(|e| e.to_string())?;
+        Ok(WebDb {
+            pool: store.pool().clone(),
+        })
     }
 
     async fn bump(&self, tx: &mut sqlx::SqliteConnection) -> Result<(), String> {

@@ -659,7 +659,7 @@ fn build() -> Builder {
         get(|State(s): State<AppState>| async move {
             let snap = s.snapshot();
             // deliveries change without the journal growing: read them per request
-            match rollcall_notify::summary(s.store.pool(), &snap.view.run_id).await {
+            match rollcall_notify::summary(&s.store, &snap.view.run_id).await {
                 Ok(d) => bytes_response(
                     METRICS,
                     Bytes::from(metrics::with_deliveries(&snap.metrics, &d)),
@@ -1233,7 +1233,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, String> {
         ));
     }
     let store = Store::open(&opts.db).await.map_err(|e| e.to_string())?;
-    let db = WebDb::open(&opts.db).await?;
+    let db = WebDb::new(&store).await?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
@@ -1312,13 +1312,7 @@ pub async fn create_token(
     tenant: Option<&str>,
     label: &str,
 ) -> Result<(TokenRow, String), String> {
-    if !db_path.exists() {
-        return Err(format!(
-            "{}: no journal here (start a run first, or pass --db)",
-            db_path.display()
-        ));
-    }
-    let store = Store::open(db_path).await.map_err(|e| e.to_string())?;
+    let store = open_existing(db_path).await?;
     if let Some(t) = tenant {
         // the tenant must exist in the latest run's fleet
         let row = store
@@ -1343,15 +1337,32 @@ pub async fn create_token(
             ));
         }
     }
-    let db = WebDb::open(db_path).await?;
+    let db = WebDb::new(&store).await?;
     db.create_token(kind, tenant, label, rollcall_runtime::wall_ms())
         .await
 }
 
 pub async fn list_tokens(db_path: &Path) -> Result<Vec<TokenRow>, String> {
-    WebDb::open(db_path).await?.tokens().await
+    WebDb::new(&open_existing(db_path).await?)
+        .await?
+        .tokens()
+        .await
 }
 
 pub async fn revoke_token(db_path: &Path, id: &str) -> Result<bool, String> {
-    WebDb::open(db_path).await?.revoke(id).await
+    WebDb::new(&open_existing(db_path).await?)
+        .await?
+        .revoke(id)
+        .await
+}
+
+/// The store at `db_path`, which must exist already (tokens belong to a journal with runs).
+async fn open_existing(db_path: &Path) -> Result<Store, String> {
+    if !db_path.exists() {
+        return Err(format!(
+            "{}: no journal here (start a run first, or pass --db)",
+            db_path.display()
+        ));
+    }
+    Store::open(db_path).await.map_err(|e| e.to_string())
 }

@@ -62,7 +62,7 @@ impl Args {
             false => None,
         };
         let bad = violations.as_ref().is_some_and(|v| !v.is_empty());
-        let notices = rollcall_notify::summary(store.pool(), &row.id)
+        let notices = rollcall_notify::summary(&store, &row.id)
             .await
             .map_err(err)?;
         let (fleet, engine) = (&r.run.fleet, &r.engine);
