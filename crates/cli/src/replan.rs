@@ -15,7 +15,7 @@ use rollcall_core::engine::Phase;
 use rollcall_core::sources::{diff_hosts, read_fleet_text};
 use rollcall_drivers::sim::read_log;
 use rollcall_runtime::{NewRunSpec, Replan, RunParams, start_run};
-use rollcall_store::{RunRow, Store};
+use rollcall_store::{RunRow, RunStatus, Store};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -97,7 +97,7 @@ pub async fn replan(store: &Store, row: &RunRow, quiet: bool) -> miette::Result<
     lease.release(store).await.map_err(err)?;
     let summary = serde_json::json!({ "replanned_into": id, "diff": diff });
     store
-        .set_status(&row.id, "replanned", &summary)
+        .set_status(&row.id, RunStatus::Replanned, &summary)
         .await
         .map_err(err)?;
     if !quiet {

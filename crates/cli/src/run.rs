@@ -15,7 +15,7 @@ use rollcall_runtime::{
     Clock, DriverKind, Ending, Lease, NewRunSpec, Observer, RunParams, RuntimeConfig, StoredRun,
     Taken, drive, from_records, new_run_id, start_run, wall_ms,
 };
-use rollcall_store::{RunRow, Store};
+use rollcall_store::{RunControl, RunRow, RunStatus, Store};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -482,13 +482,13 @@ pub async fn resume(
 ) -> miette::Result<std::process::ExitCode> {
     let store = Store::open(db).await.map_err(err)?;
     let row = find_run(&store, Some(id)).await?;
-    if row.status == "replanned" {
+    if row.status == RunStatus::Replanned {
         let into = row.summary["replanned_into"].as_str().unwrap_or("?");
         return Err(miette::miette!(
             "run {id} was replanned into run {into}: resume {into}"
         ));
     }
-    if matches!(row.status.as_str(), "completed" | "aborted") {
+    if row.status.is_ended() {
         return flush_ended(&store, &row).await;
     }
     let lease = match Lease::take(&store, &row).await.map_err(err)? {
@@ -500,7 +500,10 @@ pub async fn resume(
             ));
         }
         Taken::HeldBy(holder) => {
-            store.set_control(id, Some("resume")).await.map_err(err)?;
+            store
+                .set_control(id, Some(RunControl::Resume))
+                .await
+                .map_err(err)?;
             eprintln!("run {id} is running in {holder}; asked it to resume");
             return Ok(std::process::ExitCode::SUCCESS);
         }

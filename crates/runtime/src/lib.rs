@@ -20,7 +20,7 @@ pub use stored::{
 
 use rollcall_core::engine::{Control, Engine, Event, Output, RunState};
 use rollcall_drivers::Driver;
-use rollcall_store::{Journal, Record, StoreError};
+use rollcall_store::{Journal, Record, RunControl, RunStatus, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -181,10 +181,27 @@ pub enum Ending {
     Interrupted,
 }
 
-pub fn status_name(e: Ending) -> &'static str {
+/// The run's status in the store once `drive` returns.
+pub fn status_of(e: Ending) -> RunStatus {
     match e {
-        Ending::Over(s) => s.name(),
-        Ending::Interrupted => "paused",
+        Ending::Over(RunState::Running) => RunStatus::Running,
+        Ending::Over(RunState::Paused { .. }) | Ending::Interrupted => RunStatus::Paused,
+        Ending::Over(RunState::Aborting) => RunStatus::Aborting,
+        Ending::Over(RunState::Completed) => RunStatus::Completed,
+        Ending::Over(RunState::Aborted) => RunStatus::Aborted,
+    }
+}
+
+pub fn status_name(e: Ending) -> &'static str {
+    status_of(e).name()
+}
+
+/// The engine's control for an operator's request.
+fn control_of(c: RunControl) -> Control {
+    match c {
+        RunControl::Pause => Control::Pause,
+        RunControl::Resume => Control::Resume,
+        RunControl::Abort => Control::Abort,
     }
 }
 
@@ -271,16 +288,19 @@ pub async fn drive<J: Journal>(
             {
                 return Err(RuntimeError::LostLease);
             }
-            if let Some(c) = store.take_control(run_id).await.map_err(store_err)? {
-                let control = match c.as_str() {
-                    "pause" => Some(Control::Pause),
-                    "resume" => Some(Control::Resume),
-                    "abort" => Some(Control::Abort),
-                    _ => None,
-                };
-                if let Some(control) = control {
+            match store.take_control(run_id).await {
+                Ok(Some(c)) => {
+                    let control = control_of(c);
                     engine.handle(clock.now(), Event::Control { control });
                 }
+                Ok(None) => {}
+                // a request this build does not know was cleared: said, and the run goes on
+                Err(
+                    e @ StoreError::CorruptRun {
+                        column: "control", ..
+                    },
+                ) => eprintln!("rollcall: {e}; ignored"),
+                Err(e) => return Err(store_err(e)),
             }
         }
     }
@@ -302,7 +322,7 @@ pub async fn drive<J: Journal>(
     };
     let summary = serde_json::to_value(engine.progress()).unwrap_or_default();
     store
-        .set_status(run_id, status_name(ending), &summary)
+        .set_status(run_id, status_of(ending), &summary)
         .await
         .map_err(store_err)?;
     store

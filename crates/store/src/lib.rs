@@ -169,7 +169,7 @@ pub struct RunRow {
     pub fleet_path: String,
     pub fleet_name: String,
     pub maintenance: String,
-    pub status: String,
+    pub status: RunStatus,
     pub params: Value,
     pub fleet_text: String,
     /// The files the fleet file imported, as they were when the run started (opaque JSON;
@@ -179,7 +179,7 @@ pub struct RunRow {
     pub owner: Option<String>,
     /// Unix ms.
     pub lease_until: Option<i64>,
-    pub control: Option<String>,
+    pub control: Option<RunControl>,
     pub summary: Value,
 }
 
@@ -194,6 +194,90 @@ pub struct NewRun {
     pub fleet_text: String,
     /// The files the fleet file imported (opaque JSON), stored with the run.
     pub fleet_imports: Option<Value>,
+}
+
+/// Where a run stands, as its row says (`runs.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Created, or being driven.
+    Running,
+    /// Stopped by Ctrl-C or a pause; `rollcall resume` continues it.
+    Paused,
+    /// Stopping: no new host starts, hosts in flight finish.
+    Aborting,
+    Completed,
+    Aborted,
+    /// Closed by `resume --replan`: another run took over.
+    Replanned,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Running,
+        RunStatus::Paused,
+        RunStatus::Aborting,
+        RunStatus::Completed,
+        RunStatus::Aborted,
+        RunStatus::Replanned,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused",
+            RunStatus::Aborting => "aborting",
+            RunStatus::Completed => "completed",
+            RunStatus::Aborted => "aborted",
+            RunStatus::Replanned => "replanned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    /// Completed or aborted: nothing more happens to the run's hosts.
+    pub fn is_ended(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Aborted)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An operator's request to the process driving a run (`runs.control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunControl {
+    Pause,
+    Resume,
+    Abort,
+}
+
+impl RunControl {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunControl::Pause => "pause",
+            RunControl::Resume => "resume",
+            RunControl::Abort => "abort",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunControl> {
+        [RunControl::Pause, RunControl::Resume, RunControl::Abort]
+            .into_iter()
+            .find(|x| x.name() == s)
+    }
+}
+
+impl std::fmt::Display for RunControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One journal record. `data` is opaque to the store.
@@ -229,18 +313,18 @@ pub trait Journal: Send + Sync {
     fn set_status(
         &self,
         id: &str,
-        status: &str,
+        status: RunStatus,
         summary: &Value,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn set_control(
         &self,
         id: &str,
-        control: Option<&str>,
+        control: Option<RunControl>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn take_control(
         &self,
         id: &str,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<RunControl>, StoreError>> + Send;
     fn acquire_lease(
         &self,
         id: &str,
@@ -653,7 +737,7 @@ impl Store {
             fleet_path: new.fleet_path.clone(),
             fleet_name: new.fleet_name.clone(),
             maintenance: new.maintenance.clone(),
-            status: "running".to_string(),
+            status: RunStatus::Running,
             params: new.params.clone(),
             fleet_text: new.fleet_text.clone(),
             fleet_imports: new.fleet_imports.clone(),
@@ -680,7 +764,7 @@ impl Store {
         .bind(&row.fleet_path)
         .bind(&row.fleet_name)
         .bind(&row.maintenance)
-        .bind(&row.status)
+        .bind(row.status.name())
         .bind(params)
         .bind(&row.fleet_text)
         .bind(summary)
@@ -897,7 +981,11 @@ impl Store {
             fleet_path: get!("fleet_path"),
             fleet_name: get!("fleet_name"),
             maintenance: get!("maintenance"),
-            status: get!("status"),
+            status: {
+                let text: String = get!("status");
+                RunStatus::parse(&text)
+                    .ok_or_else(|| corrupt("status", format!("unknown status {text:?}")))?
+            },
             params: json("params", get!("params"))?,
             fleet_text: get!("fleet_text"),
             fleet_imports: match get!("fleet_imports") {
@@ -906,7 +994,17 @@ impl Store {
             },
             owner: get!("owner"),
             lease_until: get!("lease_until"),
-            control: get!("control"),
+            control: match get!("control") {
+                Some(text) => {
+                    let text: String = text;
+                    Some(
+                        RunControl::parse(&text).ok_or_else(|| {
+                            corrupt("control", format!("unknown request {text:?}"))
+                        })?,
+                    )
+                }
+                None => None,
+            },
             summary: json("summary", get!("summary"))?,
             id: id.clone(),
         })
@@ -948,14 +1046,14 @@ impl Store {
     pub async fn set_status(
         &self,
         id: &str,
-        status: &str,
+        status: RunStatus,
         summary: &Value,
     ) -> Result<(), StoreError> {
         let summary = json_text(&self.path, "the run's summary", summary)?;
         let mut writer = self.writer.lock().await;
         let done =
             sqlx::query("UPDATE runs SET status = ?, summary = ?, updated_at = ? WHERE id = ?")
-                .bind(status)
+                .bind(status.name())
                 .bind(summary)
                 .bind(now_ms())
                 .bind(id)
@@ -970,10 +1068,14 @@ impl Store {
 
     /// Leaves a control request (`pause`, `resume`, `abort`) for the process driving the
     /// run, or clears it with `None`. A later request replaces an unread one.
-    pub async fn set_control(&self, id: &str, control: Option<&str>) -> Result<(), StoreError> {
+    pub async fn set_control(
+        &self,
+        id: &str,
+        control: Option<RunControl>,
+    ) -> Result<(), StoreError> {
         let mut writer = self.writer.lock().await;
         let done = sqlx::query("UPDATE runs SET control = ?, updated_at = ? WHERE id = ?")
-            .bind(control)
+            .bind(control.map(RunControl::name))
             .bind(now_ms())
             .bind(id)
             .execute(&mut *writer)
@@ -986,7 +1088,7 @@ impl Store {
     }
 
     /// Reads and clears the run's pending control request, atomically.
-    pub async fn take_control(&self, id: &str) -> Result<Option<String>, StoreError> {
+    pub async fn take_control(&self, id: &str) -> Result<Option<RunControl>, StoreError> {
         let action = || format!("cannot take the control request of run {id:?}");
         let mut writer = self.writer.lock().await;
         let mut tx = writer
@@ -1002,16 +1104,25 @@ impl Store {
         let Some(control) = control else {
             return Err(self.unknown_run(id));
         };
-        if control.is_some() {
-            sqlx::query("UPDATE runs SET control = NULL, updated_at = ? WHERE id = ?")
-                .bind(now_ms())
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db(action(), e))?;
-            tx.commit().await.map_err(|e| self.db(action(), e))?;
-        }
-        Ok(control)
+        let Some(control) = control else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE runs SET control = NULL, updated_at = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db(action(), e))?;
+        tx.commit().await.map_err(|e| self.db(action(), e))?;
+        // an unknown request (written by hand, or by a newer rollcall) is cleared and said
+        RunControl::parse(&control)
+            .map(Some)
+            .ok_or_else(|| StoreError::CorruptRun {
+                path: self.path.clone(),
+                run: id.to_string(),
+                column: "control",
+                reason: format!("unknown request {control:?}"),
+            })
     }
 
     /// Takes the run's lease for `owner` until `now_ms + ttl_ms` if nobody holds it, the
@@ -1180,13 +1291,18 @@ impl Journal for Store {
     async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
         Store::runs(self).await
     }
-    async fn set_status(&self, id: &str, status: &str, summary: &Value) -> Result<(), StoreError> {
+    async fn set_status(
+        &self,
+        id: &str,
+        status: RunStatus,
+        summary: &Value,
+    ) -> Result<(), StoreError> {
         Store::set_status(self, id, status, summary).await
     }
-    async fn set_control(&self, id: &str, control: Option<&str>) -> Result<(), StoreError> {
+    async fn set_control(&self, id: &str, control: Option<RunControl>) -> Result<(), StoreError> {
         Store::set_control(self, id, control).await
     }
-    async fn take_control(&self, id: &str) -> Result<Option<String>, StoreError> {
+    async fn take_control(&self, id: &str) -> Result<Option<RunControl>, StoreError> {
         Store::take_control(self, id).await
     }
     async fn acquire_lease(

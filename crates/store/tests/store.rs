@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rollcall_store::{APPLICATION_ID, Journal, NewRun, Record, SCHEMA_VERSION, Store, StoreError};
+use rollcall_store::{
+    APPLICATION_ID, Journal, NewRun, Record, RunControl, RunStatus, SCHEMA_VERSION, Store,
+    StoreError,
+};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -163,7 +166,7 @@ async fn round_trip() {
     assert!(store.run("r1").await.unwrap().is_none());
 
     let created = store.create_run(&new_run("r1")).await.unwrap();
-    assert_eq!(created.status, "running");
+    assert_eq!(created.status, RunStatus::Running);
     assert_eq!(created.owner, None);
     assert_eq!(created.control, None);
     assert_eq!(created.summary, Value::Null);
@@ -176,7 +179,7 @@ async fn round_trip() {
     assert_eq!(read.maintenance, "xsa-108");
     assert_eq!(read.params, json!({"dry_run": false, "seed": 7}));
     assert_eq!(read.fleet_text, "[fleet]\nname = \"prod\"\n");
-    assert_eq!(read.status, "running");
+    assert_eq!(read.status, RunStatus::Running);
 
     let records = vec![
         record(0, "run_started", json!({"hosts": 3})),
@@ -206,11 +209,15 @@ async fn round_trip() {
     assert!(store.journal_since("r1", 5).await.unwrap().is_empty());
 
     store
-        .set_status("r1", "done", &json!({"healthy": 3, "failed": 0}))
+        .set_status(
+            "r1",
+            RunStatus::Completed,
+            &json!({"healthy": 3, "failed": 0}),
+        )
         .await
         .unwrap();
     let done = store.latest_run().await.unwrap().unwrap();
-    assert_eq!(done.status, "done");
+    assert_eq!(done.status, RunStatus::Completed);
     assert_eq!(done.summary, json!({"healthy": 3, "failed": 0}));
     assert!(done.updated_at >= done.created_at);
 
@@ -403,10 +410,13 @@ async fn reopen_after_drop_sees_everything() {
             .collect();
         assert_eq!(store.append("r1", &batch).await.unwrap(), 300);
         store
-            .set_status("r1", "paused", &json!({"why": "operator"}))
+            .set_status("r1", RunStatus::Paused, &json!({"why": "operator"}))
             .await
             .unwrap();
-        store.set_control("r1", Some("resume")).await.unwrap();
+        store
+            .set_control("r1", Some(RunControl::Resume))
+            .await
+            .unwrap();
         assert!(
             store
                 .acquire_lease("r1", "host-a:42", 1_000, 30_000)
@@ -416,9 +426,9 @@ async fn reopen_after_drop_sees_everything() {
     }
     let store = Store::open(&path).await.unwrap();
     let run = store.run("r1").await.unwrap().unwrap();
-    assert_eq!(run.status, "paused");
+    assert_eq!(run.status, RunStatus::Paused);
     assert_eq!(run.summary, json!({"why": "operator"}));
-    assert_eq!(run.control.as_deref(), Some("resume"));
+    assert_eq!(run.control, Some(RunControl::Resume));
     assert_eq!(run.owner.as_deref(), Some("host-a:42"));
     assert_eq!(run.lease_until, Some(31_000));
     let journal = store.journal("r1").await.unwrap();
@@ -543,30 +553,32 @@ async fn control_set_and_take() {
     engine.create_run(&new_run("r")).await.unwrap();
 
     assert_eq!(engine.take_control("r").await.unwrap(), None);
-    cli.set_control("r", Some("pause")).await.unwrap();
+    cli.set_control("r", Some(RunControl::Pause)).await.unwrap();
     assert_eq!(
-        cli.run("r").await.unwrap().unwrap().control.as_deref(),
-        Some("pause")
+        cli.run("r").await.unwrap().unwrap().control,
+        Some(RunControl::Pause)
     );
     assert_eq!(
-        engine.take_control("r").await.unwrap().as_deref(),
-        Some("pause")
+        engine.take_control("r").await.unwrap(),
+        Some(RunControl::Pause)
     );
     assert_eq!(engine.take_control("r").await.unwrap(), None, "taken once");
     assert_eq!(cli.run("r").await.unwrap().unwrap().control, None);
 
     // A later request replaces an unread one; None clears.
-    cli.set_control("r", Some("resume")).await.unwrap();
-    cli.set_control("r", Some("abort")).await.unwrap();
+    cli.set_control("r", Some(RunControl::Resume))
+        .await
+        .unwrap();
+    cli.set_control("r", Some(RunControl::Abort)).await.unwrap();
     assert_eq!(
-        engine.take_control("r").await.unwrap().as_deref(),
-        Some("abort")
+        engine.take_control("r").await.unwrap(),
+        Some(RunControl::Abort)
     );
-    cli.set_control("r", Some("pause")).await.unwrap();
+    cli.set_control("r", Some(RunControl::Pause)).await.unwrap();
     cli.set_control("r", None).await.unwrap();
     assert_eq!(engine.take_control("r").await.unwrap(), None);
 
-    let set = cli.set_control("nope", Some("abort")).await;
+    let set = cli.set_control("nope", Some(RunControl::Abort)).await;
     assert!(matches!(set, Err(StoreError::UnknownRun { .. })), "{set:?}");
     let take = engine.take_control("nope").await;
     assert!(
@@ -604,7 +616,9 @@ async fn unknown_run_is_an_error() {
     ));
     assert!(store.journal("ghost").await.unwrap().is_empty());
     assert!(store.journal("real").await.unwrap().is_empty());
-    let status = store.set_status("ghost", "done", &json!(null)).await;
+    let status = store
+        .set_status("ghost", RunStatus::Completed, &json!(null))
+        .await;
     assert!(
         matches!(status, Err(StoreError::UnknownRun { .. })),
         "{status:?}"
@@ -901,13 +915,18 @@ async fn drive<J: Journal>(journal: &J) -> Result<i64, StoreError> {
     let last = journal
         .append("t", &[record(0, "a", json!(1)), record(1, "b", json!(2))])
         .await?;
-    journal.set_status("t", "done", &json!({})).await?;
+    journal
+        .set_status("t", RunStatus::Completed, &json!({}))
+        .await?;
     assert_eq!(journal.journal("t").await?.len(), 2);
     assert_eq!(journal.journal_since("t", 1).await?.len(), 1);
     assert_eq!(journal.runs().await?.len(), 1);
-    assert_eq!(journal.latest_run().await?.unwrap().status, "done");
-    journal.set_control("t", Some("abort")).await?;
-    assert_eq!(journal.take_control("t").await?.as_deref(), Some("abort"));
+    assert_eq!(
+        journal.latest_run().await?.unwrap().status,
+        RunStatus::Completed
+    );
+    journal.set_control("t", Some(RunControl::Abort)).await?;
+    assert_eq!(journal.take_control("t").await?, Some(RunControl::Abort));
     assert!(journal.renew_lease("t", "me", 500, 1_000).await?);
     journal.release_lease("t", "me").await?;
     assert!(journal.run("t").await?.unwrap().owner.is_none());
@@ -1107,4 +1126,45 @@ async fn an_append_wakes_followers_of_the_store_and_its_clones() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_column() {
+    let dir = TempDir::new("enums");
+    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+    store.create_run(&new_run("r")).await.unwrap();
+    let set = |sql: &'static str| {
+        let pool = store.pool().clone();
+        async move { sqlx::query(sql).execute(&pool).await.unwrap() }
+    };
+    set("UPDATE runs SET control = 'jump' WHERE id = 'r'").await;
+    let err = store.take_control("r").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::CorruptRun {
+                column: "control",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("\"jump\""), "{err}");
+    // cleared: the next poll finds nothing
+    assert_eq!(store.take_control("r").await.unwrap(), None);
+    set("UPDATE runs SET status = 'dancing' WHERE id = 'r'").await;
+    let err = store.run("r").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::CorruptRun {
+                column: "status",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    for s in RunStatus::ALL {
+        assert_eq!(RunStatus::parse(s.name()), Some(s));
+    }
 }

@@ -36,7 +36,7 @@ use model::{AdminMaintenance, AdminNotice, Audience, Tracker, View};
 use render::{ApiError, Ctx, Rendered};
 use rollcall_core::Fleet;
 use rollcall_runtime::{Clock, StoredRun};
-use rollcall_store::{RunRow, Store};
+use rollcall_store::{RunRow, RunStatus, Store};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::future::Future;
@@ -227,7 +227,7 @@ impl Shared {
         let c = cur.as_mut().expect("set above");
         // (not `updated_at`: lease renewals touch it several times a second)
         if c.run.status != row.status {
-            c.tracker.run.status = row.status.clone();
+            c.tracker.run.status = row.status;
             c.run = row.clone();
             changed = true;
         }
@@ -309,8 +309,8 @@ impl Shared {
 /// instant (a finished run's page does not drift).
 fn run_now(c: &Current) -> i64 {
     let last = c.tracker.last_at.max(c.tracker.plan.announce_at);
-    match (&c.clock, c.run.status.as_str()) {
-        (Some(clock), "running") => clock.now().max(last),
+    match (&c.clock, c.run.status) {
+        (Some(clock), RunStatus::Running) => clock.now().max(last),
         _ => last,
     }
 }
@@ -327,7 +327,7 @@ async fn load_run(db: &WebDb, row: &RunRow) -> Result<Current, String> {
             id: row.id.clone(),
             fleet_name: row.fleet_name.clone(),
             maintenance: row.maintenance.clone(),
-            status: row.status.clone(),
+            status: row.status,
         },
         fleet,
         plan,

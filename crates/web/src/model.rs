@@ -30,6 +30,7 @@ use rollcall_core::engine::{Command, NoticeKind, Output, Phase, RunState, counts
 use rollcall_core::plan::Plan;
 use rollcall_core::{Action, Fleet};
 use rollcall_core::{RegionIx, fmt_time};
+use rollcall_store::RunStatus;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -78,8 +79,8 @@ pub struct RunInfo {
     pub id: String,
     pub fleet_name: String,
     pub maintenance: String,
-    /// The run row's status (running, completed, paused...).
-    pub status: String,
+    /// The run row's status.
+    pub status: RunStatus,
 }
 
 /// Folds a run's journal into the state the status page shows.
@@ -786,7 +787,7 @@ impl View {
             run_id: t.run.id.clone(),
             page_name: f.name.clone(),
             maintenance: f.maintenance.name.clone(),
-            run_status: t.run.status.clone(),
+            run_status: t.run.status.name().to_string(),
             state: t.state.name().to_string(),
             now,
             updated_at: t.last_at.max(
@@ -1077,7 +1078,7 @@ load = 0.2
                 id: "r".into(),
                 fleet_name: "t".into(),
                 maintenance: "m".into(),
-                status: "running".into(),
+                status: RunStatus::Running,
             },
             f,
             p,

@@ -3,7 +3,7 @@
 use super::{Db, block_on};
 use crate::run::find_run;
 use rollcall_runtime::wall_ms;
-use rollcall_store::Store;
+use rollcall_store::{RunControl, Store};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -17,12 +17,12 @@ pub struct Args {
 impl Args {
     /// `pause`: stop starting hosts (in-flight hosts finish).
     pub fn pause(self) -> miette::Result<ExitCode> {
-        block_on(control(&self.db.path(), &self.run, "pause"))
+        block_on(control(&self.db.path(), &self.run, RunControl::Pause))
     }
 
     /// `abort`: stop the run for good once in-flight hosts finish.
     pub fn abort(self) -> miette::Result<ExitCode> {
-        block_on(control(&self.db.path(), &self.run, "abort"))
+        block_on(control(&self.db.path(), &self.run, RunControl::Abort))
     }
 }
 
@@ -30,10 +30,10 @@ fn err(e: impl std::fmt::Display) -> miette::Report {
     miette::miette!("{e}")
 }
 
-async fn control(db: &Path, id: &str, what: &str) -> miette::Result<ExitCode> {
+async fn control(db: &Path, id: &str, what: RunControl) -> miette::Result<ExitCode> {
     let store = Store::open(db).await.map_err(err)?;
     let row = find_run(&store, Some(id)).await?;
-    if matches!(row.status.as_str(), "completed" | "aborted") {
+    if row.status.is_ended() {
         return Err(miette::miette!("run {id} is already {}", row.status));
     }
     store.set_control(id, Some(what)).await.map_err(err)?;
