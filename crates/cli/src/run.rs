@@ -11,6 +11,7 @@ use rollcall_core::{Fleet, LoadOptions, OnMissing, fmt_duration, fmt_time};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::sim::SimDriver;
+use rollcall_notify::DeliveryStatus;
 use rollcall_runtime::{
     Clock, DriverKind, Ending, Lease, NewRunSpec, Observer, RunParams, RuntimeConfig, StoredRun,
     Taken, drive, from_records, new_run_id, start_run, wall_ms,
@@ -466,8 +467,8 @@ async fn flush_ended(store: &Store, row: &RunRow) -> miette::Result<std::process
     {
         eprintln!(
             "run {id}: notices: {} sent, {} pending",
-            s.count(None, "sent"),
-            s.count(None, "pending")
+            s.count(None, DeliveryStatus::Sent),
+            s.count(None, DeliveryStatus::Pending)
         );
     }
     Ok(std::process::ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use rollcall_core::{LoadOptions, load_str};
 use rollcall_notify::config::{Channel, Format, NotifyConfig, Settings, Subscriber, decode_secret};
 use rollcall_notify::render::{Note, NoteKind};
-use rollcall_notify::{Notifier, summary};
+use rollcall_notify::{DeliveryStatus, Notifier, summary};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,7 +138,7 @@ fn main() {
         let deliver = t.elapsed().as_secs_f64();
         assert_eq!(round.sent, n, "{round:?}");
         let s = summary(&store, "bench").await.unwrap();
-        assert_eq!(s.count(None, "sent") as usize, 2 * n);
+        assert_eq!(s.count(None, DeliveryStatus::Sent) as usize, 2 * n);
         let got = hits.load(Ordering::Relaxed);
         assert_eq!(got as usize, 2 * n, "the sink saw every POST");
         let doc = serde_json::json!({

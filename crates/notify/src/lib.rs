@@ -35,12 +35,71 @@ use rollcall_core::model::{Fleet, HostIx, RegionIx};
 use rollcall_core::plan::Plan;
 use rollcall_drivers::{BoxFuture, Driver};
 use rollcall_runtime::{Clock, StoredRun};
-use rollcall_store::Store;
+use rollcall_store::{Store, StoreError};
 use sqlx::{Row, SqlitePool};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
+
+/// What stops a notifier. A delivery failing for one subscriber is not an error: it is
+/// recorded in the outbox, retried and counted.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The fleet file's `[[subscriber]]` / `[notify]`: its `file:line:col: field: message`
+    /// listing.
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The `notify_` tables.
+    #[error("notify outbox: {0}")]
+    Outbox(#[from] sqlx::Error),
+    #[error("HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+    /// The SMTP connection's TLS settings.
+    #[error("{0}")]
+    Tls(String),
+    #[error("delivery task: {0}")]
+    Delivery(#[source] tokio::task::JoinError),
+    #[error("notifier task: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// An announcement that did not reach every subscriber: the region waits for it.
+    #[error(
+        "announcement for {region} not delivered to {left} of {of} subscriber(s) (first: {first}); the region stays unannounced and will not start until it is"
+    )]
+    Unannounced {
+        region: String,
+        left: i64,
+        of: usize,
+        first: String,
+    },
+    /// The notifier did not finish delivering in time at the end of a run.
+    #[error(
+        "notices still being delivered after {0}s; `rollcall resume` or the next start delivers the rest"
+    )]
+    Unfinished(u64),
+}
+
+/// Where one delivery (a notice to a subscriber) stands (`notify_outbox.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Not yet delivered (or failed, to be tried again).
+    Pending,
+    Sent,
+    /// The subscriber's endpoint answered 410: unsubscribed.
+    Gone,
+}
+
+impl DeliveryStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Gone => "gone",
+        }
+    }
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS notify_outbox (
@@ -105,15 +164,24 @@ pub struct Round {
 pub struct Summary {
     /// (kind, status, count)
     pub counts: Vec<(String, String, i64)>,
-    /// Undelivered: (notice, subscriber, attempts, last error)
-    pub undelivered: Vec<(String, String, i64, Option<String>)>,
+    /// Deliveries tried and not yet made (at most 50, oldest first).
+    pub undelivered: Vec<Undelivered>,
+}
+
+/// A delivery tried and not yet made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Undelivered {
+    pub notice: String,
+    pub subscriber: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
 }
 
 impl Summary {
-    pub fn count(&self, kind: Option<&str>, status: &str) -> i64 {
+    pub fn count(&self, kind: Option<&str>, status: DeliveryStatus) -> i64 {
         self.counts
             .iter()
-            .filter(|(k, s, _)| s == status && kind.is_none_or(|x| x == k))
+            .filter(|(k, s, _)| s == status.name() && kind.is_none_or(|x| x == k))
             .map(|x| x.2)
             .sum()
     }
@@ -123,15 +191,15 @@ impl Summary {
 const MIGRATIONS: &[&str] = &[SCHEMA];
 
 /// Create or bring up to date the `notify_` tables.
-pub async fn init(store: &Store) -> Result<(), String> {
+pub async fn init(store: &Store) -> Result<(), NotifyError> {
     store
         .migrate("notify", MIGRATIONS)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(NotifyError::from)
 }
 
 /// What was delivered for a run (for `rollcall status` and the status page's metrics).
-pub async fn summary(store: &Store, run: &str) -> Result<Summary, String> {
+pub async fn summary(store: &Store, run: &str) -> Result<Summary, NotifyError> {
     let pool = store.pool();
     // read-only: a journal that never had subscribers has no notify_ tables
     let exists: i64 = sqlx::query_scalar(
@@ -139,7 +207,7 @@ pub async fn summary(store: &Store, run: &str) -> Result<Summary, String> {
     )
     .fetch_one(pool)
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(NotifyError::from)?;
     if exists == 0 {
         return Ok(Summary::default());
     }
@@ -149,7 +217,7 @@ pub async fn summary(store: &Store, run: &str) -> Result<Summary, String> {
     .bind(run)
     .fetch_all(pool)
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(NotifyError::from)?;
     let counts = rows
         .iter()
         .map(|r| (r.get("kind"), r.get("status"), r.get("n")))
@@ -160,16 +228,14 @@ pub async fn summary(store: &Store, run: &str) -> Result<Summary, String> {
     .bind(run)
     .fetch_all(pool)
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(NotifyError::from)?;
     let undelivered = rows
         .iter()
-        .map(|r| {
-            (
-                r.get("notice"),
-                r.get("subscriber"),
-                r.get("attempts"),
-                r.get("last_error"),
-            )
+        .map(|r| Undelivered {
+            notice: r.get("notice"),
+            subscriber: r.get("subscriber"),
+            attempts: r.get("attempts"),
+            last_error: r.get("last_error"),
         })
         .collect();
     Ok(Summary {
@@ -201,7 +267,7 @@ impl Notifier {
         run: &str,
         fleet: Arc<Fleet>,
         cfg: NotifyConfig,
-    ) -> Result<Arc<Notifier>, String> {
+    ) -> Result<Arc<Notifier>, NotifyError> {
         init(store).await?;
         let pool = store.pool().clone();
         let http = reqwest::Client::builder()
@@ -212,18 +278,19 @@ impl Notifier {
             .pool_max_idle_per_host(cfg.settings.concurrency)
             .user_agent(concat!("rollcall/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(NotifyError::Http)?;
         let smtp = match &cfg.settings.smtp {
             None => None,
             Some(s) => {
-                let params = || -> Result<TlsParameters, String> {
+                let params = || -> Result<TlsParameters, NotifyError> {
                     let mut p = TlsParameters::builder(s.host.clone());
                     if let Some(pem) = &s.ca_pem {
-                        p = p.add_root_certificate(
-                            Certificate::from_pem(pem).map_err(|e| format!("tls_ca: {e}"))?,
-                        );
+                        let ca = Certificate::from_pem(pem)
+                            .map_err(|e| NotifyError::Tls(format!("tls_ca: {e}")))?;
+                        p = p.add_root_certificate(ca);
                     }
-                    p.build().map_err(|e| format!("SMTP TLS {}: {e}", s.host))
+                    p.build()
+                        .map_err(|e| NotifyError::Tls(format!("SMTP TLS {}: {e}", s.host)))
                 };
                 let b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host);
                 let b = match s.tls {
@@ -242,7 +309,7 @@ impl Notifier {
             .bind(run)
             .fetch_all(&pool)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(NotifyError::from)?
             .iter()
             .map(|r| r.get::<String, _>("subscriber"))
             .collect();
@@ -285,9 +352,9 @@ impl Notifier {
     }
 
     /// Record a notice for its recipients in the outbox (nothing is added twice).
-    pub async fn enqueue(&self, note: &Note, subs: &[usize]) -> Result<(), String> {
+    pub async fn enqueue(&self, note: &Note, subs: &[usize]) -> Result<(), NotifyError> {
         let now = wall_ms();
-        let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+        let mut tx = self.pool.begin().await.map_err(NotifyError::from)?;
         // 11 values a row, 500 rows a statement (well under SQLite's 32766 variables)
         for chunk in subs.chunks(500) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -314,18 +381,16 @@ impl Notifier {
             q.build()
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| format!("notify outbox: {e}"))?;
+                .map_err(NotifyError::from)?;
         }
-        tx.commit()
-            .await
-            .map_err(|e| format!("notify outbox: {e}"))?;
+        tx.commit().await.map_err(NotifyError::from)?;
         Ok(())
     }
 
     /// Deliver every undelivered row of one notice (one round: each row gets up to
     /// `attempts` tries with exponential backoff and jitter). Rows that still failed stay
     /// `pending` with their error, to be tried again `retry_after` later.
-    pub async fn deliver(&self, key: &str, retry_after: Duration) -> Result<Round, String> {
+    pub async fn deliver(&self, key: &str, retry_after: Duration) -> Result<Round, NotifyError> {
         let rows = sqlx::query(
             "SELECT subscriber, kind, region, host, at, start, expected FROM notify_outbox WHERE run = ? AND notice = ? AND status = 'pending'",
         )
@@ -333,7 +398,7 @@ impl Notifier {
         .bind(key)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(NotifyError::from)?;
         let mut round = Round::default();
         let mut tasks = tokio::task::JoinSet::new();
         // one rendering (and one body) per audience and format
@@ -399,7 +464,7 @@ impl Notifier {
             while tasks.len() >= self.cfg.settings.concurrency {
                 match tasks.join_next().await {
                     Some(Ok(x)) => done.push(x),
-                    Some(Err(e)) => return Err(format!("delivery task: {e}")),
+                    Some(Err(e)) => return Err(NotifyError::Delivery(e)),
                     None => break,
                 }
                 if done.len() >= 512 || last_flush.elapsed() > Duration::from_millis(50) {
@@ -445,7 +510,7 @@ impl Notifier {
             if let Some(r) = next {
                 match r {
                     Ok(x) => done.push(x),
-                    Err(e) => return Err(format!("delivery task: {e}")),
+                    Err(e) => return Err(NotifyError::Delivery(e)),
                 }
             }
             let finished = tasks.is_empty();
@@ -466,40 +531,41 @@ impl Notifier {
         done: &mut Vec<(String, Outcome, u32)>,
         round: &mut Round,
         retry_after: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotifyError> {
         if done.is_empty() {
             return Ok(());
         }
         let now = wall_ms();
         let next = now + retry_after.as_millis() as i64;
         // rows with the same result are updated together
-        let mut groups: HashMap<(&'static str, u32, Option<String>), Vec<String>> = HashMap::new();
+        let mut groups: HashMap<(DeliveryStatus, u32, Option<String>), Vec<String>> =
+            HashMap::new();
         let mut gone = Vec::new();
         for (sub, outcome, n) in done.drain(..) {
             round.attempts += n as usize;
             let (status, err) = match outcome {
                 Outcome::Sent => {
                     round.sent += 1;
-                    ("sent", None)
+                    (DeliveryStatus::Sent, None)
                 }
                 Outcome::Gone => {
                     round.gone += 1;
                     if self.gone.lock().unwrap().insert(sub.clone()) {
                         gone.push(sub.clone());
                     }
-                    ("gone", None)
+                    (DeliveryStatus::Gone, None)
                 }
                 Outcome::Failed(e) => {
                     round.failed += 1;
                     if round.errors.len() < 20 {
                         round.errors.push((sub.clone(), e.clone()));
                     }
-                    ("pending", Some(e))
+                    (DeliveryStatus::Pending, Some(e))
                 }
             };
             groups.entry((status, n, err)).or_default().push(sub);
         }
-        let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+        let mut tx = self.pool.begin().await.map_err(NotifyError::from)?;
         for sub in &gone {
             sqlx::query(
                 "INSERT OR IGNORE INTO notify_gone (run, subscriber, at_ms) VALUES (?, ?, ?)",
@@ -509,20 +575,20 @@ impl Notifier {
             .bind(now)
             .execute(&mut *tx)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(NotifyError::from)?;
         }
         for ((status, n, err), subs) in &groups {
             for chunk in subs.chunks(500) {
                 let mut q =
                     sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE notify_outbox SET status = ");
-                q.push_bind(*status)
+                q.push_bind(status.name())
                     .push(", attempts = attempts + ")
                     .push_bind(*n as i64)
                     .push(", last_error = ")
                     .push_bind(err.clone())
                     .push(", next_ms = ")
                     .push_bind(next);
-                if *status == "sent" {
+                if *status == DeliveryStatus::Sent {
                     q.push(", sent_ms = ").push_bind(now);
                 }
                 q.push(" WHERE run = ")
@@ -538,15 +604,15 @@ impl Notifier {
                 q.build()
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(NotifyError::from)?;
             }
         }
-        tx.commit().await.map_err(|e| e.to_string())
+        tx.commit().await.map_err(NotifyError::from)
     }
 
     /// Deliver the region's announcement; `Ok` only when every subscriber of the region
     /// has it (or unsubscribed). See the crate docs for the policy.
-    pub async fn announce(&self, region: RegionIx, now: i64) -> Result<(), String> {
+    pub async fn announce(&self, region: RegionIx, now: i64) -> Result<(), NotifyError> {
         let key = format!("announce-{region}");
         let subs = self.recipients(region, None);
         if subs.is_empty() {
@@ -576,7 +642,7 @@ impl Notifier {
         .bind(&key)
         .fetch_one(&self.pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(NotifyError::from)?;
         if left == 0 {
             Ok(())
         } else {
@@ -585,13 +651,14 @@ impl Notifier {
                 .first()
                 .map(|(s, e)| format!("{s}: {e}"))
                 .unwrap_or_default();
-            let msg = format!(
-                "announcement for {} not delivered to {left} of {} subscriber(s) (first: {first}); the region stays unannounced and will not start until it is",
-                self.fleet.region_name(region),
-                subs.len()
-            );
-            eprintln!("rollcall notify: {msg}");
-            Err(msg)
+            let e = NotifyError::Unannounced {
+                region: self.fleet.region_name(region).to_string(),
+                left,
+                of: subs.len(),
+                first,
+            };
+            eprintln!("rollcall notify: {e}");
+            Err(e)
         }
     }
 }
@@ -678,7 +745,11 @@ impl Driver for NotifyDriver {
     fn execute(&self, cmd: Command, now: i64) -> BoxFuture<'_, Event> {
         match cmd {
             Command::Announce { region } => Box::pin(async move {
-                let result = self.notifier.announce(region, now).await;
+                let result = self
+                    .notifier
+                    .announce(region, now)
+                    .await
+                    .map_err(|e| e.to_string());
                 if result.is_err() {
                     // the engine asks again at once: pace the rounds
                     let s = &self.notifier.cfg.settings;
@@ -701,7 +772,7 @@ impl Driver for NotifyDriver {
 /// Follows the run's journal and delivers notices as they are committed, and reminders.
 pub struct Follower {
     stop: watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<Result<(), String>>,
+    handle: tokio::task::JoinHandle<Result<(), NotifyError>>,
 }
 
 impl Follower {
@@ -719,15 +790,12 @@ impl Follower {
     }
 
     /// Deliver what is left (one last round), then stop. Waits at most `limit`.
-    pub async fn finish(self, limit: Duration) -> Result<(), String> {
+    pub async fn finish(self, limit: Duration) -> Result<(), NotifyError> {
         let _ = self.stop.send(true);
         match tokio::time::timeout(limit, self.handle).await {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => Err(format!("notifier task: {e}")),
-            Err(_) => Err(format!(
-                "notices still being delivered after {}s; `rollcall resume` or the next start delivers the rest",
-                limit.as_secs()
-            )),
+            Ok(Err(e)) => Err(NotifyError::Task(e)),
+            Err(_) => Err(NotifyError::Unfinished(limit.as_secs())),
         }
     }
 }
@@ -749,13 +817,13 @@ async fn follow(
     clock: Clock,
     planned: Vec<Option<i64>>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), NotifyError> {
     let nregions = n.fleet.regions.len();
     let mut announced: Vec<Option<i64>> = vec![None; nregions];
     let mut started = vec![false; nregions];
     let mut last_seq = 0i64;
     let retry_after = Duration::from_secs(30);
-    let mut running: tokio::task::JoinSet<(String, Result<Round, String>)> =
+    let mut running: tokio::task::JoinSet<(String, Result<Round, NotifyError>)> =
         tokio::task::JoinSet::new();
     let mut busy: HashSet<String> = HashSet::new();
     let mut appended = n.store.appended();
@@ -765,7 +833,7 @@ async fn follow(
         .bind(&n.run)
         .execute(&n.pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(NotifyError::from)?;
     loop {
         let stopping = *stop.borrow();
         // 1. new notices in the journal: read when an append woke us (or at the start and
@@ -776,7 +844,7 @@ async fn follow(
                 .store
                 .journal_kind_since(&n.run, "notice", last_seq)
                 .await
-                .map_err(|e| format!("reading the journal: {e}"))?,
+                .map_err(NotifyError::from)?,
             false => Vec::new(),
         };
         for (seq, rec) in rows {
@@ -848,7 +916,7 @@ async fn follow(
         .bind(stopping)
         .fetch_all(&n.pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(NotifyError::from)?;
         for k in keys {
             if busy.insert(k.clone()) {
                 let n = n.clone();
@@ -874,11 +942,11 @@ async fn follow(
 }
 
 fn report(
-    r: Result<(String, Result<Round, String>), tokio::task::JoinError>,
+    r: Result<(String, Result<Round, NotifyError>), tokio::task::JoinError>,
     busy: &mut HashSet<String>,
     retry_after: Duration,
-) -> Result<(), String> {
-    let (k, round) = r.map_err(|e| format!("notifier task: {e}"))?;
+) -> Result<(), NotifyError> {
+    let (k, round) = r.map_err(NotifyError::Task)?;
     busy.remove(&k);
     let round = round?;
     if round.failed > 0 {
@@ -912,7 +980,7 @@ pub async fn wire(
     plan: &Plan,
     inner: Arc<dyn Driver>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Wired>, String> {
+) -> Result<Option<Wired>, NotifyError> {
     let Some((notifier, clock)) = open_for(store, run, env).await? else {
         return Ok(None);
     };
@@ -934,7 +1002,7 @@ pub async fn flush(
     run: &StoredRun,
     plan: &Plan,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Summary>, String> {
+) -> Result<Option<Summary>, NotifyError> {
     let Some((notifier, clock)) = open_for(store, run, env).await? else {
         return Ok(None);
     };
@@ -949,9 +1017,9 @@ async fn open_for(
     store: &Store,
     run: &StoredRun,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<(Arc<Notifier>, Clock)>, String> {
-    let cfg =
-        config::load(&run.name(), &run.row.fleet_text, &run.fleet, env).map_err(|e| e.listing())?;
+) -> Result<Option<(Arc<Notifier>, Clock)>, NotifyError> {
+    let cfg = config::load(&run.name(), &run.row.fleet_text, &run.fleet, env)
+        .map_err(|e| NotifyError::Config(e.listing()))?;
     if cfg.subscribers.is_empty() {
         return Ok(None);
     }

@@ -15,7 +15,7 @@ use rollcall_core::sources::FleetFiles;
 use rollcall_core::{LoadOptions, load_str};
 use rollcall_drivers::sim::SimDriver;
 use rollcall_notify::render::{Note, NoteKind};
-use rollcall_notify::{Notifier, config, message_id};
+use rollcall_notify::{DeliveryStatus, Notifier, config, message_id};
 use rollcall_runtime::{
     Clock, DriverKind, Lease, NewRunSpec, NoObserver, RunParams, RuntimeConfig, StoredRun, drive,
     from_records, start_run, wall_ms,
@@ -856,13 +856,13 @@ fn webhooks_are_signed_retried_and_a_410_stops_them() {
         assert_eq!((r.sent, r.gone), (3, 1));
         assert_eq!(sink.hits().iter().filter(|h| h.path == "/gone").count(), 1);
         let s = rollcall_notify::summary(&store, "r1").await.unwrap();
-        assert_eq!(s.count(None, "sent"), 6);
-        assert_eq!(s.count(None, "gone"), 2);
-        assert_eq!(s.count(None, "pending"), 2);
+        assert_eq!(s.count(None, DeliveryStatus::Sent), 6);
+        assert_eq!(s.count(None, DeliveryStatus::Gone), 2);
+        assert_eq!(s.count(None, DeliveryStatus::Pending), 2);
         assert!(
-            s.undelivered
-                .iter()
-                .any(|u| u.1 == "moved" && u.3.as_deref().unwrap().contains("302"))
+            s.undelivered.iter().any(
+                |u| u.subscriber == "moved" && u.last_error.as_deref().unwrap().contains("302")
+            )
         );
     });
     // every request carried a valid signature (checked by Python)
@@ -980,8 +980,8 @@ fn a_sim_run_announces_at_least_the_lead_ahead_and_reports_progress() {
             .contains("[testfleet]")
     );
     let s = run.summary();
-    assert_eq!(s.count(None, "sent") as usize, expected.len());
-    assert_eq!(s.count(None, "pending"), 0);
+    assert_eq!(s.count(None, DeliveryStatus::Sent) as usize, expected.len());
+    assert_eq!(s.count(None, DeliveryStatus::Pending), 0);
 }
 
 #[test]
@@ -1242,7 +1242,7 @@ email = "status@public.example"
         );
     }
     let s = run.summary();
-    assert_eq!(s.count(None, "sent"), 6);
+    assert_eq!(s.count(None, DeliveryStatus::Sent), 6);
 }
 
 /// What an ended run could not deliver is delivered by `flush` (used by `rollcall resume`
@@ -1305,7 +1305,13 @@ fn undelivered_notices_of_an_ended_run_are_flushed_once() {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!((s.count(None, "sent"), s.count(None, "pending")), (1, 0));
+            assert_eq!(
+                (
+                    s.count(None, DeliveryStatus::Sent),
+                    s.count(None, DeliveryStatus::Pending)
+                ),
+                (1, 0)
+            );
         }
     });
     assert_eq!(sink.ok_hits().len(), 1, "delivered once");

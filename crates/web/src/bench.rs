@@ -229,7 +229,8 @@ async fn bench_in(dir: &Path, o: &BenchServe) -> Result<BenchReport, String> {
         &db,
         "127.0.0.1:0".parse().expect("addr"),
     ))
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     let view = server.shared.snapshot().view.clone();
     let addr = server.addr;
     let (conns, warm, dur, threads) =

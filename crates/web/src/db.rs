@@ -12,6 +12,7 @@
 //! Tokens are 256-bit random secrets; only their SHA-256 is stored (a fast hash is enough
 //! for a secret of that entropy: there is nothing to brute-force).
 
+use crate::error::WebError;
 use crate::model::{AdminMaintenance, AdminNotice, IcalSeq};
 use rollcall_store::Store;
 use sha2::{Digest, Sha256};
@@ -90,8 +91,8 @@ pub struct WebDb {
     pool: SqlitePool,
 }
 
-fn e(action: &str) -> impl Fn(sqlx::Error) -> String + '_ {
-    move |err| format!("web tables: {action}: {err}")
+fn e(action: &'static str) -> impl Fn(sqlx::Error) -> WebError {
+    WebError::tables(action)
 }
 
 pub fn sha256_hex(s: &str) -> String {
@@ -100,15 +101,15 @@ pub fn sha256_hex(s: &str) -> String {
 }
 
 /// 32 random bytes, base64url without padding.
-pub fn random_secret() -> Result<String, String> {
+pub fn random_secret() -> Result<String, WebError> {
     let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::fill(&mut b).map_err(|e| WebError::Randomness(e.to_string()))?;
     Ok(b64url(&b))
 }
 
-pub fn random_id(prefix: &str) -> Result<String, String> {
+pub fn random_id(prefix: &str) -> Result<String, WebError> {
     let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::fill(&mut b).map_err(|e| WebError::Randomness(e.to_string()))?;
     Ok(format!(
         "{prefix}{}",
         b.iter().map(|x| format!("{x:02x}")).collect::<String>()
@@ -132,17 +133,14 @@ fn b64url(b: &[u8]) -> String {
 
 impl WebDb {
     /// The web tables of `store`, created or brought up to date through the store.
-    pub async fn new(store: &Store) -> Result<WebDb, String> {
-        store
-            .migrate("web", MIGRATIONS)
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn new(store: &Store) -> Result<WebDb, WebError> {
+        store.migrate("web", MIGRATIONS).await?;
         Ok(WebDb {
             pool: store.pool().clone(),
         })
     }
 
-    async fn bump(&self, tx: &mut sqlx::SqliteConnection) -> Result<(), String> {
+    async fn bump(&self, tx: &mut sqlx::SqliteConnection) -> Result<(), WebError> {
         sqlx::query(
             "INSERT INTO web_meta (key, value) VALUES ('rev', 1)
              ON CONFLICT (key) DO UPDATE SET value = value + 1",
@@ -154,7 +152,7 @@ impl WebDb {
     }
 
     /// Bumped by every write to the web tables.
-    pub async fn rev(&self) -> Result<i64, String> {
+    pub async fn rev(&self) -> Result<i64, WebError> {
         let v: Option<i64> = sqlx::query_scalar("SELECT value FROM web_meta WHERE key = 'rev'")
             .fetch_optional(&self.pool)
             .await
@@ -169,7 +167,7 @@ impl WebDb {
         tenant: Option<&str>,
         label: &str,
         now_ms: i64,
-    ) -> Result<(TokenRow, String), String> {
+    ) -> Result<(TokenRow, String), WebError> {
         let secret = format!(
             "{}{}",
             match kind {
@@ -208,7 +206,7 @@ impl WebDb {
         Ok((row, secret))
     }
 
-    pub async fn tokens(&self) -> Result<Vec<TokenRow>, String> {
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>, WebError> {
         let rows = sqlx::query(
             "SELECT id, hash, kind, tenant, label, created_at FROM web_tokens ORDER BY created_at",
         )
@@ -233,7 +231,7 @@ impl WebDb {
     }
 
     /// Revoke by id (the first 12 hex digits of the hash, as `token list` shows).
-    pub async fn revoke(&self, id: &str) -> Result<bool, String> {
+    pub async fn revoke(&self, id: &str) -> Result<bool, WebError> {
         let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
         let n = sqlx::query("DELETE FROM web_tokens WHERE id = ?")
             .bind(id)
@@ -251,7 +249,7 @@ impl WebDb {
         run: &str,
         n: &AdminNotice,
         now_ms: i64,
-    ) -> Result<(), String> {
+    ) -> Result<(), WebError> {
         let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
         sqlx::query(
             "INSERT INTO web_notices (id, run, at, title, body, region, tenant, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -271,7 +269,7 @@ impl WebDb {
         tx.commit().await.map_err(e("cannot commit"))
     }
 
-    pub async fn notices(&self, run: &str) -> Result<Vec<AdminNotice>, String> {
+    pub async fn notices(&self, run: &str) -> Result<Vec<AdminNotice>, WebError> {
         let rows = sqlx::query(
             "SELECT id, at, title, body, region, tenant FROM web_notices WHERE run = ? ORDER BY at, id",
         )
@@ -292,7 +290,11 @@ impl WebDb {
             .collect())
     }
 
-    pub async fn upsert_maintenance(&self, run: &str, m: &AdminMaintenance) -> Result<(), String> {
+    pub async fn upsert_maintenance(
+        &self,
+        run: &str,
+        m: &AdminMaintenance,
+    ) -> Result<(), WebError> {
         let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
         sqlx::query(
             "INSERT INTO web_maintenances (id, run, title, body, region, tenant, starts_at, ends_at, state, sequence, created_at, updated_at)
@@ -320,7 +322,7 @@ impl WebDb {
         tx.commit().await.map_err(e("cannot commit"))
     }
 
-    pub async fn maintenances(&self, run: &str) -> Result<Vec<AdminMaintenance>, String> {
+    pub async fn maintenances(&self, run: &str) -> Result<Vec<AdminMaintenance>, WebError> {
         let rows = sqlx::query(
             "SELECT id, title, body, region, tenant, starts_at, ends_at, state, sequence, created_at, updated_at
              FROM web_maintenances WHERE run = ? ORDER BY starts_at, id",
@@ -347,7 +349,7 @@ impl WebDb {
             .collect())
     }
 
-    pub async fn ical(&self) -> Result<IcalSeq, String> {
+    pub async fn ical(&self) -> Result<IcalSeq, WebError> {
         let rows = sqlx::query("SELECT uid, dtstart, dtend, status, sequence FROM web_ical")
             .fetch_all(&self.pool)
             .await
@@ -371,7 +373,7 @@ impl WebDb {
     pub async fn set_ical(
         &self,
         changes: &[(String, i64, i64, String, u32)],
-    ) -> Result<(), String> {
+    ) -> Result<(), WebError> {
         if changes.is_empty() {
             return Ok(());
         }

@@ -18,12 +18,13 @@
 pub mod admin_body;
 pub mod bench;
 pub mod db;
+mod error;
 pub mod metrics;
 pub mod model;
 pub mod render;
 pub mod simfill;
 
-use admin_body::{BadRequest, MaintenancePatch, NewMaintenance, NewNotice};
+use admin_body::{MaintenancePatch, NewMaintenance, NewNotice};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -32,6 +33,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, patch, post};
 use db::{TokenKind, TokenRow, WebDb};
+pub use error::WebError;
 use model::{AdminMaintenance, AdminNotice, Audience, Tracker, View};
 use render::{ApiError, Ctx, Rendered};
 use rollcall_core::Fleet;
@@ -181,7 +183,7 @@ impl Shared {
         *self.snap.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
     }
 
-    async fn reload_tokens(&self) -> Result<(), String> {
+    async fn reload_tokens(&self) -> Result<(), WebError> {
         let rows = self.db.tokens().await?;
         let map: HashMap<String, TokenRow> =
             rows.into_iter().map(|r| (r.hash.clone(), r)).collect();
@@ -199,7 +201,7 @@ impl Shared {
     }
 
     /// Look at the store; rebuild and publish the view if anything changed.
-    pub async fn refresh(&self) -> Result<bool, String> {
+    pub async fn refresh(&self) -> Result<bool, WebError> {
         let mut guard = self.current.lock().await;
         let (cur, last_rev_tokens) = &mut *guard;
         let rev = self.db.rev().await?;
@@ -208,8 +210,8 @@ impl Shared {
             *last_rev_tokens = rev;
         }
         let row = match &self.run_sel {
-            Some(id) => self.store.run(id).await.map_err(|e| e.to_string())?,
-            None => self.store.latest_run().await.map_err(|e| e.to_string())?,
+            Some(id) => self.store.run(id).await?,
+            None => self.store.latest_run().await?,
         };
         let Some(row) = row else {
             if cur.is_some() || self.snapshot().version == 0 {
@@ -234,10 +236,9 @@ impl Shared {
         let recs = self
             .store
             .journal_since(&row.id, c.tracker.last_seq)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if !recs.is_empty() {
-            let outs = rollcall_runtime::from_records(&row.id, &recs).map_err(|e| e.to_string())?;
+            let outs = rollcall_runtime::from_records(&row.id, &recs)?;
             for ((seq, _), o) in recs.iter().zip(&outs) {
                 c.tracker.apply(*seq, o);
             }
@@ -315,11 +316,13 @@ fn run_now(c: &Current) -> i64 {
     }
 }
 
-async fn load_run(db: &WebDb, row: &RunRow) -> Result<Current, String> {
+async fn load_run(db: &WebDb, row: &RunRow) -> Result<Current, WebError> {
     // the fleet as stored with the run (text, imports, start, overrides), never the files
     // on disk
-    let run = StoredRun::load(row.clone())
-        .map_err(|e| format!("run {}: its fleet does not load: {e}", row.id))?;
+    let run = StoredRun::load(row.clone()).map_err(|error| WebError::Fleet {
+        run: row.id.clone(),
+        error,
+    })?;
     let (fleet, clock) = (run.fleet, Some(run.params.clock));
     let plan = rollcall_core::plan::plan(&fleet);
     let tracker = Tracker::new(
@@ -694,8 +697,8 @@ fn build() -> Builder {
             "Everything, all tenants' clusters included",
         ),
         get(|State(s): State<AppState>, h: HeaderMap| async move {
-            if let Err(r) = admin(&s, &h) {
-                return r;
+            if let Err(e) = admin(&s, &h) {
+                return e.into_response();
             }
             let r = s.rendered(&Audience::Admin, "\0admin", format!("{}/", s.base_url));
             bytes_response(JSON, r.summary.clone())
@@ -711,8 +714,8 @@ fn build() -> Builder {
             "Every update with full text",
         ),
         get(|State(s): State<AppState>, h: HeaderMap| async move {
-            if let Err(r) = admin(&s, &h) {
-                return r;
+            if let Err(e) = admin(&s, &h) {
+                return e.into_response();
             }
             let r = s.rendered(&Audience::Admin, "\0admin", format!("{}/", s.base_url));
             bytes_response(JSON, r.updates.clone())
@@ -756,17 +759,9 @@ pub fn route_table() -> Vec<RouteSpec> {
     build().specs
 }
 
-fn admin(s: &Shared, h: &HeaderMap) -> Result<TokenRow, Response> {
-    let unauthorized = |msg: &str| {
-        let mut r = error(StatusCode::UNAUTHORIZED, msg, None);
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"rollcall admin\""),
-        );
-        r
-    };
+fn admin(s: &Shared, h: &HeaderMap) -> Result<TokenRow, WebError> {
     let Some(v) = h.get(header::AUTHORIZATION) else {
-        return Err(unauthorized(
+        return Err(WebError::Unauthorized(
             "missing admin token: send `Authorization: Bearer <token>` (create one with `rollcall token admin`)",
         ));
     };
@@ -775,13 +770,13 @@ fn admin(s: &Shared, h: &HeaderMap) -> Result<TokenRow, Response> {
         .strip_prefix("Bearer ")
         .or_else(|| v.strip_prefix("bearer "))
     else {
-        return Err(unauthorized(
+        return Err(WebError::Unauthorized(
             "Authorization header must be `Bearer <token>`",
         ));
     };
     match s.token(tok.trim()) {
         Some(row) if row.kind == TokenKind::Admin => Ok(row),
-        _ => Err(unauthorized("invalid or revoked admin token")),
+        _ => Err(WebError::Unauthorized("invalid or revoked admin token")),
     }
 }
 
@@ -817,25 +812,17 @@ pub struct AdminMaintenanceDoc {
     pub publish_error: Option<String>,
 }
 
-fn bad_request(e: BadRequest) -> Response {
-    error(StatusCode::BAD_REQUEST, e.message, e.field.as_deref())
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, WebError> {
+    Ok(admin_body::parse_body(body)?)
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
-    admin_body::parse_body(body).map_err(bad_request)
-}
-
-fn current_run(s: &Shared) -> Result<(String, Arc<Fleet>, i64), Response> {
+fn current_run(s: &Shared) -> Result<(String, Arc<Fleet>, i64), WebError> {
     let snap = s.snapshot();
     match &snap.fleet {
         Some(f) if !snap.view.run_id.is_empty() => {
             Ok((snap.view.run_id.clone(), f.clone(), snap.view.now))
         }
-        _ => Err(error(
-            StatusCode::CONFLICT,
-            "no run in the store yet: notices and maintenances belong to a run",
-            None,
-        )),
+        _ => Err(WebError::NoRun),
     }
 }
 
@@ -847,25 +834,17 @@ fn created(status: StatusCode, v: &impl Serialize) -> Response {
 }
 
 async fn create_notice(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = admin(&s, &h) {
-        return r;
-    }
-    let n: NewNotice = match parse_body(&body) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let (run, fleet, now) = match current_run(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let at = match admin_body::check_notice(&n, &fleet, now) {
-        Ok(at) => at,
-        Err(e) => return bad_request(e),
-    };
-    let id = match db::random_id("n-") {
-        Ok(id) => id,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
-    };
+    new_notice(&s, &h, &body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn new_notice(s: &Shared, h: &HeaderMap, body: &Bytes) -> Result<Response, WebError> {
+    admin(s, h)?;
+    let n: NewNotice = parse_body(body)?;
+    let (run, fleet, now) = current_run(s)?;
+    let at = admin_body::check_notice(&n, &fleet, now)?;
+    let id = db::random_id("n-")?;
     let notice = AdminNotice {
         id,
         at,
@@ -874,12 +853,8 @@ async fn create_notice(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> 
         region: n.region,
         tenant: n.tenant,
     };
-    if let Err(e) =
-        s.db.insert_notice(&run, &notice, rollcall_runtime::wall_ms())
-            .await
-    {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e, None);
-    }
+    s.db.insert_notice(&run, &notice, rollcall_runtime::wall_ms())
+        .await?;
     let _ = s.refresh().await;
     let update = Update {
         run,
@@ -895,7 +870,7 @@ async fn create_notice(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> 
         sequence: None,
     };
     let published = s.sink.publish(&update).await;
-    created(
+    Ok(created(
         StatusCode::CREATED,
         &AdminNoticeDoc {
             id: notice.id,
@@ -907,7 +882,7 @@ async fn create_notice(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> 
             published: published.is_ok(),
             publish_error: published.err(),
         },
-    )
+    ))
 }
 
 fn maint_doc(m: &AdminMaintenance, published: Result<(), String>) -> AdminMaintenanceDoc {
@@ -943,25 +918,17 @@ fn maint_update(run: String, kind: &str, m: &AdminMaintenance, at: i64) -> Updat
 }
 
 async fn create_maintenance(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = admin(&s, &h) {
-        return r;
-    }
-    let n: NewMaintenance = match parse_body(&body) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let (run, fleet, now) = match current_run(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let (starts_at, ends_at) = match admin_body::check_maintenance(&n, &fleet) {
-        Ok(t) => t,
-        Err(e) => return bad_request(e),
-    };
-    let id = match db::random_id("m-") {
-        Ok(id) => id,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
-    };
+    new_maintenance(&s, &h, &body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn new_maintenance(s: &Shared, h: &HeaderMap, body: &Bytes) -> Result<Response, WebError> {
+    admin(s, h)?;
+    let n: NewMaintenance = parse_body(body)?;
+    let (run, fleet, now) = current_run(s)?;
+    let (starts_at, ends_at) = admin_body::check_maintenance(&n, &fleet)?;
+    let id = db::random_id("m-")?;
     let m = AdminMaintenance {
         id,
         title: n.title.trim().to_string(),
@@ -975,15 +942,13 @@ async fn create_maintenance(State(s): State<AppState>, h: HeaderMap, body: Bytes
         created_at: now,
         updated_at: now,
     };
-    if let Err(e) = s.db.upsert_maintenance(&run, &m).await {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e, None);
-    }
+    s.db.upsert_maintenance(&run, &m).await?;
     let _ = s.refresh().await;
     let published = s
         .sink
         .publish(&maint_update(run, "maintenance_scheduled", &m, now))
         .await;
-    created(StatusCode::CREATED, &maint_doc(&m, published))
+    Ok(created(StatusCode::CREATED, &maint_doc(&m, published)))
 }
 
 async fn patch_maintenance(
@@ -992,27 +957,26 @@ async fn patch_maintenance(
     h: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = admin(&s, &h) {
-        return r;
-    }
-    let p: MaintenancePatch = match parse_body(&body) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let (run, _fleet, now) = match current_run(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let list = match s.db.maintenances(&run).await {
-        Ok(l) => l,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
-    };
+    change_maintenance(&s, &id, &h, &body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn change_maintenance(
+    s: &Shared,
+    id: &str,
+    h: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, WebError> {
+    admin(s, h)?;
+    let p: MaintenancePatch = parse_body(body)?;
+    let (run, _fleet, now) = current_run(s)?;
+    let list = s.db.maintenances(&run).await?;
     let Some(mut m) = list.into_iter().find(|m| m.id == id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no maintenance `{id}` in run {run}"),
-            Some("id"),
-        );
+        return Err(WebError::NoMaintenance {
+            id: id.to_string(),
+            run,
+        });
     };
     let old = admin_body::Schedule {
         title: m.title.clone(),
@@ -1022,10 +986,7 @@ async fn patch_maintenance(
         state: m.state.clone(),
         sequence: m.sequence,
     };
-    let (new, kind) = match admin_body::apply_patch(&old, &p) {
-        Ok(x) => x,
-        Err(e) => return bad_request(e),
-    };
+    let (new, kind) = admin_body::apply_patch(&old, &p)?;
     m.title = new.title;
     m.body = new.body;
     m.starts_at = new.starts_at;
@@ -1033,12 +994,10 @@ async fn patch_maintenance(
     m.state = new.state;
     m.sequence = new.sequence;
     m.updated_at = now.max(m.updated_at);
-    if let Err(e) = s.db.upsert_maintenance(&run, &m).await {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e, None);
-    }
+    s.db.upsert_maintenance(&run, &m).await?;
     let _ = s.refresh().await;
     let published = s.sink.publish(&maint_update(run, kind, &m, now)).await;
-    created(StatusCode::OK, &maint_doc(&m, published))
+    Ok(created(StatusCode::OK, &maint_doc(&m, published)))
 }
 
 // ------------------------------------------------------------------ OpenAPI
@@ -1225,19 +1184,19 @@ impl Server {
 }
 
 /// Open the store, build the first view, bind and serve in the background.
-pub async fn start(opts: ServeOptions) -> Result<Server, String> {
-    if !opts.db.exists() {
-        return Err(format!(
-            "{}: no journal here (start a run first, or pass --db)",
-            opts.db.display()
-        ));
-    }
-    let store = Store::open(&opts.db).await.map_err(|e| e.to_string())?;
+pub async fn start(opts: ServeOptions) -> Result<Server, WebError> {
+    let store = open_existing(&opts.db).await?;
     let db = WebDb::new(&store).await?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| WebError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| WebError::Listen {
+        addr: opts.listen,
+        source,
+    })?;
     let base_url = opts
         .public_url
         .clone()
@@ -1278,6 +1237,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, String> {
             match sh.refresh().await {
                 Ok(_) => last_err.clear(),
                 Err(e) => {
+                    let e = e.to_string();
                     if e != last_err {
                         eprintln!("status page: {e}");
                         last_err = e;
@@ -1311,30 +1271,25 @@ pub async fn create_token(
     kind: TokenKind,
     tenant: Option<&str>,
     label: &str,
-) -> Result<(TokenRow, String), String> {
+) -> Result<(TokenRow, String), WebError> {
     let store = open_existing(db_path).await?;
     if let Some(t) = tenant {
         // the tenant must exist in the latest run's fleet
-        let row = store
-            .latest_run()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "this journal has no runs yet: cannot check the tenant".to_string())?;
-        let id = row.id.clone();
+        let row = store.latest_run().await?.ok_or(WebError::NoRunForTenant)?;
+        let run = row.id.clone();
         let fleet = StoredRun::load(row)
-            .map_err(|e| format!("run {id}: {e}"))?
+            .map_err(|error| WebError::Fleet {
+                run: run.clone(),
+                error,
+            })?
             .fleet;
         if !fleet.tenants.iter().any(|x| x.id == t) {
-            return Err(format!(
-                "no tenant `{t}` in the fleet of run {} (tenants: {})",
-                id,
-                fleet
-                    .tenants
-                    .iter()
-                    .map(|x| x.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            let known: Vec<&str> = fleet.tenants.iter().map(|x| x.id.as_str()).collect();
+            return Err(WebError::UnknownTenant {
+                tenant: t.to_string(),
+                run,
+                known: known.join(", "),
+            });
         }
     }
     let db = WebDb::new(&store).await?;
@@ -1342,14 +1297,14 @@ pub async fn create_token(
         .await
 }
 
-pub async fn list_tokens(db_path: &Path) -> Result<Vec<TokenRow>, String> {
+pub async fn list_tokens(db_path: &Path) -> Result<Vec<TokenRow>, WebError> {
     WebDb::new(&open_existing(db_path).await?)
         .await?
         .tokens()
         .await
 }
 
-pub async fn revoke_token(db_path: &Path, id: &str) -> Result<bool, String> {
+pub async fn revoke_token(db_path: &Path, id: &str) -> Result<bool, WebError> {
     WebDb::new(&open_existing(db_path).await?)
         .await?
         .revoke(id)
@@ -1357,12 +1312,11 @@ pub async fn revoke_token(db_path: &Path, id: &str) -> Result<bool, String> {
 }
 
 /// The store at `db_path`, which must exist already (tokens belong to a journal with runs).
-async fn open_existing(db_path: &Path) -> Result<Store, String> {
+async fn open_existing(db_path: &Path) -> Result<Store, WebError> {
     if !db_path.exists() {
-        return Err(format!(
-            "{}: no journal here (start a run first, or pass --db)",
-            db_path.display()
-        ));
+        return Err(WebError::NoJournal {
+            path: db_path.to_path_buf(),
+        });
     }
-    Store::open(db_path).await.map_err(|e| e.to_string())
+    Ok(Store::open(db_path).await?)
 }

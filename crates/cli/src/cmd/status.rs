@@ -6,6 +6,7 @@ use crate::run::{Restored, find_run, restore};
 use rollcall_core::engine::{Engine, Phase, Progress, RunState, check_journal};
 use rollcall_core::{Fleet, fmt_time};
 use rollcall_drivers::sim::read_log;
+use rollcall_notify::DeliveryStatus;
 use rollcall_runtime::{StoredRun, wall_ms};
 use rollcall_store::{RunRow, Store};
 use serde::Serialize;
@@ -203,14 +204,17 @@ fn print_notices(notices: &rollcall_notify::Summary) {
     }
     println!(
         "  notices: {} sent, {} pending, {} unsubscribed (410)",
-        notices.count(None, "sent"),
-        notices.count(None, "pending"),
-        notices.count(None, "gone")
+        notices.count(None, DeliveryStatus::Sent),
+        notices.count(None, DeliveryStatus::Pending),
+        notices.count(None, DeliveryStatus::Gone)
     );
-    for (n, s, a, e) in &notices.undelivered {
+    for u in &notices.undelivered {
         println!(
-            "  UNDELIVERED {n} to {s} after {a} attempts: {}",
-            e.clone().unwrap_or_default()
+            "  UNDELIVERED {} to {} after {} attempts: {}",
+            u.notice,
+            u.subscriber,
+            u.attempts,
+            u.last_error.clone().unwrap_or_default()
         );
     }
 }
