@@ -203,6 +203,200 @@ pub fn guard_fleet(fleet: &Fleet, o: &SimOptions) -> Fleet {
     f
 }
 
+/// What playing a strategy through left: the world, and what is measured beside it.
+struct Played {
+    world: World,
+    finished: bool,
+    /// When the last host was back (run clock).
+    end: i64,
+    notices_on_time: usize,
+    violations: Vec<String>,
+    provider_reboots: usize,
+}
+
+impl Played {
+    fn new(world: World, es: i64) -> Played {
+        Played {
+            world,
+            finished: true,
+            end: es,
+            notices_on_time: 0,
+            violations: Vec::new(),
+            provider_reboots: 0,
+        }
+    }
+
+    /// Host `h` rebooted: the end moves to its return, or the run never finishes.
+    fn back(&mut self, h: HostIx) {
+        match self.world.up_at(h) {
+            Some(u) => self.end = self.end.max(u),
+            None => self.finished = false,
+        }
+    }
+}
+
+/// The hosts in scope, region by region in the fleet's order.
+fn in_order(fleet: &Fleet) -> Vec<HostIx> {
+    let m = &fleet.maintenance;
+    m.region_order
+        .iter()
+        .flat_map(|&r| region_hosts(fleet, r))
+        .collect()
+}
+
+fn region_hosts(fleet: &Fleet, r: RegionIx) -> impl Iterator<Item = HostIx> + '_ {
+    (0..fleet.hosts.len() as HostIx).filter(move |&h| {
+        let x = &fleet.hosts[h as usize];
+        x.in_scope && x.region == r
+    })
+}
+
+/// The provider's way in 2014: a whole region at once, announced an hour ahead, the next
+/// region when the last host that comes back is back.
+fn region_at_once(fleet: &Fleet, world: World, es: i64) -> Played {
+    let mut p = Played::new(world, es);
+    let mut t = es;
+    for &r in &fleet.maintenance.region_order {
+        let hosts: Vec<HostIx> = region_hosts(fleet, r).collect();
+        if hosts.is_empty() {
+            continue;
+        }
+        p.notices_on_time += 1; // the provider announced each region an hour ahead
+        for &h in &hosts {
+            p.world.reboot(h, t);
+        }
+        let w = &p.world;
+        let back = hosts
+            .iter()
+            .filter_map(|&h| (!w.goes_missing(h, 1)).then(|| w.up_at(h)).flatten())
+            .max()
+            .unwrap_or(t);
+        for &h in &hosts {
+            p.back(h);
+        }
+        t = back;
+    }
+    p
+}
+
+/// A global reboot lock (locksmith-style): one host at a time, the next check a period later.
+fn global_serial(fleet: &Fleet, world: World, es: i64, period: i64) -> Played {
+    let mut p = Played::new(world, es);
+    let mut t = es;
+    for h in in_order(fleet) {
+        p.world.reboot(h, t);
+        match p.world.up_at(h) {
+            // the lock is released when the node is back; the next check is a period later
+            Some(u) => {
+                p.end = p.end.max(u);
+                t = (t + period).max(u);
+            }
+            None => {
+                p.finished = false; // lock held forever
+                break;
+            }
+        }
+    }
+    p
+}
+
+/// Ansible-style batches (`serial: N` or `N%`), each waiting up to 600 s for its hosts.
+fn batches(fleet: &Fleet, world: World, es: i64, n: usize) -> Played {
+    let mut p = Played::new(world, es);
+    let mut t = es;
+    for batch in in_order(fleet).chunks(n.max(1)) {
+        let mut batch_end = t;
+        for &h in batch {
+            p.world.reboot(h, t);
+            // the reboot module waits up to 600 s, then marks the host failed
+            let waited = p.world.up_at(h).map_or(600, |u| (u - t).min(600));
+            batch_end = batch_end.max(t + waited);
+            p.back(h);
+        }
+        t = batch_end;
+    }
+    p
+}
+
+/// rollcall's engine on the virtual clock; with the provider's own reboots (`Provider`,
+/// `RollcallGuard`), on the guard's fleet.
+fn engine_run(
+    fleet: &Arc<Fleet>,
+    plan0: &Plan,
+    strategy: &Strategy,
+    seed: u64,
+    o: &SimOptions,
+    params: SimParams,
+) -> Played {
+    let m = &fleet.maintenance;
+    let es = m.start + m.notice_lead;
+    let rollcall = matches!(strategy, Strategy::Rollcall);
+    let provider = matches!(strategy, Strategy::Provider);
+    let run_fleet = match rollcall {
+        true => fleet.clone(),
+        false => Arc::new(guard_fleet(fleet, o)),
+    };
+    let run_plan = match rollcall {
+        true => plan0.clone(),
+        false => plan(&run_fleet),
+    };
+    let cfg = EngineConfig {
+        probe_interval: o.probe_interval,
+        gate_interval: o.gate_interval,
+        missing_probe_interval: o.missing_probe_interval,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(run_fleet.clone(), &run_plan, cfg);
+    if provider {
+        // rollcall stands aside: the provider does everything
+        let control = rollcall_core::engine::Control::Abort;
+        engine.handle(m.start, rollcall_core::engine::Event::Control { control });
+    }
+    let mut vr = VirtualRun::new(engine, World::new(run_fleet.clone(), params), m.start);
+    if !rollcall {
+        vr = vr.with_provider_reboots(provider_schedule(fleet, seed, o));
+    }
+    vr.run_until(m.horizon.min(es + o.max_duration));
+    vr.apply_remaining_forced();
+    let finished = vr.engine.state() == RunState::Completed || provider;
+    let mut p = Played::new(vr.world, es);
+    p.provider_reboots = vr.provider_reboots.len();
+    p.finished = finished;
+    if !provider {
+        p.violations = check_journal(&run_fleet, &run_plan, &vr.journal);
+        p.notices_on_time = notices_on_time(&vr.journal, m.notice_lead);
+    }
+    p.end = match finished && !provider {
+        true => vr.now,
+        false => es,
+    };
+    for h in 0..fleet.hosts.len() {
+        if !p.world.hosts[h].reboots.is_empty() {
+            p.back(h as HostIx);
+        }
+    }
+    p
+}
+
+/// Regions whose start came at least `lead` after their announcement.
+fn notices_on_time(journal: &[Output], lead: i64) -> usize {
+    let mut sched: HashMap<RegionIx, i64> = HashMap::new();
+    let mut on_time = 0;
+    for out in journal {
+        let Output::Notice(n) = out else { continue };
+        match n.kind {
+            NoticeKind::Scheduled => {
+                sched.insert(n.region, n.at);
+            }
+            NoticeKind::Started if sched.get(&n.region).is_some_and(|&a| n.at >= a + lead) => {
+                on_time += 1
+            }
+            _ => {}
+        }
+    }
+    on_time
+}
+
 /// Simulate one run of a strategy.
 pub fn simulate(
     fleet: &Arc<Fleet>,
@@ -217,170 +411,31 @@ pub fn simulate(
     };
     let m = &fleet.maintenance;
     let es = m.start + m.notice_lead;
-    let mut world = World::new(fleet.clone(), params);
-    let mut finished = true;
-    let mut end: i64 = es;
-    let mut notices_on_time = 0;
-    let mut violations = Vec::new();
-    let mut provider_reboots = 0;
-    let scope: Vec<HostIx> = (0..fleet.hosts.len() as HostIx)
-        .filter(|&h| fleet.hosts[h as usize].in_scope)
-        .collect();
-    let by_region = |r: RegionIx| {
-        scope
-            .iter()
-            .copied()
-            .filter(move |&h| fleet.hosts[h as usize].region == r)
-    };
-    match strategy {
-        Strategy::RegionAtOnce => {
-            let mut t = es;
-            for &r in &m.region_order {
-                let hosts: Vec<HostIx> = by_region(r).collect();
-                if hosts.is_empty() {
-                    continue;
-                }
-                notices_on_time += 1; // the provider announced each region an hour ahead
-                for &h in &hosts {
-                    world.reboot(h, t);
-                }
-                let back = hosts
-                    .iter()
-                    .filter_map(|&h| {
-                        (!world.goes_missing(h, 1))
-                            .then(|| world.up_at(h))
-                            .flatten()
-                    })
-                    .max()
-                    .unwrap_or(t);
-                for &h in &hosts {
-                    if let Some(u) = world.up_at(h) {
-                        end = end.max(u);
-                    } else {
-                        finished = false;
-                    }
-                }
-                t = back;
-            }
-        }
-        Strategy::GlobalSerial { period } => {
-            let mut t = es;
-            let order: Vec<HostIx> = m.region_order.iter().flat_map(|&r| by_region(r)).collect();
-            for h in order {
-                world.reboot(h, t);
-                match world.up_at(h) {
-                    // the lock is released when the node is back; the next check is a period later
-                    Some(u) => {
-                        end = end.max(u);
-                        t = (t + period).max(u);
-                    }
-                    None => {
-                        finished = false; // lock held forever
-                        break;
-                    }
-                }
-            }
-        }
+    let world = World::new(fleet.clone(), params.clone());
+    let played = match strategy {
+        Strategy::RegionAtOnce => region_at_once(fleet, world, es),
+        Strategy::GlobalSerial { period } => global_serial(fleet, world, es, *period),
         Strategy::Batch { count, percent } => {
-            let order: Vec<HostIx> = m.region_order.iter().flat_map(|&r| by_region(r)).collect();
+            let all = in_order(fleet).len();
             let n = match (count, percent) {
                 (Some(n), _) => *n,
-                (None, Some(pc)) => ((order.len() as f64 * pc / 100.0).ceil() as usize).max(1),
+                (None, Some(pc)) => ((all as f64 * pc / 100.0).ceil() as usize).max(1),
                 _ => 1,
             };
-            let mut t = es;
-            for batch in order.chunks(n.max(1)) {
-                let mut batch_end = t;
-                for &h in batch {
-                    world.reboot(h, t);
-                    // the reboot module waits up to 600 s, then marks the host failed
-                    let waited = world.up_at(h).map_or(600, |u| (u - t).min(600));
-                    batch_end = batch_end.max(t + waited);
-                    match world.up_at(h) {
-                        Some(u) => end = end.max(u),
-                        None => finished = false,
-                    }
-                }
-                t = batch_end;
-            }
+            batches(fleet, world, es, n)
         }
         Strategy::Rollcall | Strategy::Provider | Strategy::RollcallGuard => {
-            let run_fleet = if matches!(strategy, Strategy::Rollcall) {
-                fleet.clone()
-            } else {
-                Arc::new(guard_fleet(fleet, o))
-            };
-            let run_plan = if matches!(strategy, Strategy::Rollcall) {
-                p.clone()
-            } else {
-                plan(&run_fleet)
-            };
-            let cfg = EngineConfig {
-                probe_interval: o.probe_interval,
-                gate_interval: o.gate_interval,
-                missing_probe_interval: o.missing_probe_interval,
-                ..EngineConfig::default()
-            };
-            let mut engine = Engine::new(run_fleet.clone(), &run_plan, cfg);
-            if matches!(strategy, Strategy::Provider) {
-                // rollcall stands aside: the provider does everything
-                engine.handle(
-                    m.start,
-                    rollcall_core::engine::Event::Control {
-                        control: rollcall_core::engine::Control::Abort,
-                    },
-                );
-            }
-            let mut vr = VirtualRun::new(
-                engine,
-                World::new(run_fleet.clone(), world.params.clone()),
-                m.start,
-            );
-            if !matches!(strategy, Strategy::Rollcall) {
-                vr = vr.with_provider_reboots(provider_schedule(fleet, seed, o));
-            }
-            vr.run_until(m.horizon.min(es + o.max_duration));
-            vr.apply_remaining_forced();
-            provider_reboots = vr.provider_reboots.len();
-            let state = vr.engine.state();
-            finished = state == RunState::Completed || matches!(strategy, Strategy::Provider);
-            if !matches!(strategy, Strategy::Provider) {
-                violations = check_journal(&run_fleet, &run_plan, &vr.journal);
-                let mut sched: HashMap<RegionIx, i64> = HashMap::new();
-                for out in &vr.journal {
-                    if let Output::Notice(n) = out {
-                        match n.kind {
-                            NoticeKind::Scheduled => {
-                                sched.insert(n.region, n.at);
-                            }
-                            NoticeKind::Started
-                                if sched
-                                    .get(&n.region)
-                                    .is_some_and(|&a| n.at >= a + m.notice_lead) =>
-                            {
-                                notices_on_time += 1
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            end = if finished && !matches!(strategy, Strategy::Provider) {
-                vr.now
-            } else {
-                es
-            };
-            world = vr.world;
-            for h in 0..fleet.hosts.len() {
-                if !world.hosts[h].reboots.is_empty() {
-                    match world.up_at(h as HostIx) {
-                        Some(u) => end = end.max(u),
-                        None => finished = false,
-                    }
-                }
-            }
+            engine_run(fleet, p, strategy, seed, o, params)
         }
-    }
+    };
+    let Played {
+        world,
+        finished,
+        end,
+        notices_on_time,
+        violations,
+        provider_reboots,
+    } = played;
     let mut out = measure(fleet, &world, es, o.timeline);
     out.strategy = strategy.name();
     out.seed = seed;
