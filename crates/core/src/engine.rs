@@ -18,6 +18,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
+/// Version of the journal's wire format: the serialized form of [`Output`] (and of the
+/// [`Command`], [`Transition`], [`Notice`], [`RunState`] and [`Hold`] it carries) and of
+/// [`Event`]. Records carry no version field; version 1 is every journal written so far.
+/// A change that old journals could not load, or would load with another meaning, needs
+/// a new version and a reader for the old one. Adding an optional field
+/// (`#[serde(default)]`, skipped when empty) is not such a change.
+pub const WIRE_VERSION: u32 = 1;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
