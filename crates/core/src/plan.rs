@@ -6,6 +6,8 @@
 //! limit, window or region order. Priority: earliest deadline, then the longest
 //! remaining critical path (remaining work of a cluster divided by its budget).
 
+pub use crate::budget::{Limit, cluster_limit, earliest_fit};
+use crate::budget::{intern_zones, zone_allows, zone_count_add};
 use crate::model::*;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -43,17 +45,6 @@ pub struct Risk {
     pub hosts: Vec<HostIx>,
     pub reason: String,
     pub remedy: String,
-}
-
-/// The effective limits the planner uses for one cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Limit {
-    /// Most members out at once (budget tightened by survivor load). 0 = cannot be done safely.
-    pub nodes: u32,
-    /// Most zones with members out at once, for zone budgets.
-    pub zones: Option<u32>,
-    /// What survivor load alone allows.
-    pub load_limit: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,27 +92,6 @@ impl Plan {
     }
     pub fn waves(&self) -> u32 {
         self.steps.iter().map(|s| s.wave + 1).max().unwrap_or(0)
-    }
-}
-
-/// Effective limits for a cluster, from its budget, size, load and max_load.
-pub fn cluster_limit(c: &Cluster) -> Limit {
-    let n = c.members.len() as u32;
-    let load_limit = c.load_limit();
-    let (mut nodes, zones) = match c.budget {
-        Budget::Nodes(b) => (b.min(load_limit), None),
-        Budget::Zones(z) => (load_limit, Some(z)),
-    };
-    if nodes == 0 && c.allow_outage {
-        nodes = match c.budget {
-            Budget::Nodes(b) => b.min(n),
-            Budget::Zones(_) => n,
-        };
-    }
-    Limit {
-        nodes,
-        zones,
-        load_limit,
     }
 }
 
@@ -225,19 +195,6 @@ fn cluster_risks(fleet: &Fleet, ci: usize, lim: &Limit, hosts: Vec<HostIx>, risk
     }
 }
 
-/// First start ≥ t at which [s, s+d) fits inside one window; None if never before the horizon.
-pub fn earliest_fit(windows: Option<&[Interval]>, t: i64, d: i64) -> Option<i64> {
-    let Some(w) = windows else { return Some(t) };
-    let first = w.partition_point(|iv| iv.end <= t);
-    for iv in &w[first..] {
-        let s = t.max(iv.start);
-        if s + d <= iv.end {
-            return Some(s);
-        }
-    }
-    None
-}
-
 struct Group {
     region: RegionIx,
     hosts: Vec<HostIx>,
@@ -290,35 +247,6 @@ impl Live {
     fn add(&mut self, c: usize, zone: u32, delta: i32) {
         self.out[c] = (self.out[c] as i64 + delta as i64) as u32;
         zone_count_add(&mut self.zone_out[c], zone, delta);
-    }
-}
-
-/// Each host's zone as a small integer (zones numbered in order of first appearance).
-pub(crate) fn intern_zones(fleet: &Fleet) -> Vec<u32> {
-    let mut zone_ix: HashMap<&str, u32> = HashMap::new();
-    fleet
-        .hosts
-        .iter()
-        .map(|h| {
-            let n = zone_ix.len() as u32;
-            *zone_ix.entry(h.zone.as_str()).or_insert(n)
-        })
-        .collect()
-}
-
-/// With members out per zone in `zs`, may one more member in `zone` go out under a budget
-/// of `z` zones? (Yes if its zone is already out, or fewer than `z` zones are.)
-pub(crate) fn zone_allows(zs: &[(u32, u32)], zone: u32, z: u32) -> bool {
-    let already = zs.iter().any(|&(zz, n)| zz == zone && n > 0);
-    let busy = zs.iter().filter(|&&(_, n)| n > 0).count() as u32;
-    already || busy < z
-}
-
-/// Add `delta` members out in `zone` to the per-zone counts `zs`.
-pub(crate) fn zone_count_add(zs: &mut Vec<(u32, u32)>, zone: u32, delta: i32) {
-    match zs.iter_mut().find(|(z, _)| *z == zone) {
-        Some((_, n)) => *n = (*n as i64 + delta as i64) as u32,
-        None => zs.push((zone, delta.max(0) as u32)),
     }
 }
 
