@@ -66,16 +66,59 @@ pub fn intern_zones(fleet: &Fleet) -> Vec<u32> {
 
 /// With members out per zone in `zs`, may one more member in `zone` go out under a budget
 /// of `z` zones? (Yes if its zone is already out, or fewer than `z` zones are.)
-pub fn zone_allows(zs: &[(u32, u32)], zone: u32, z: u32) -> bool {
+fn zone_allows(zs: &[(u32, u32)], zone: u32, z: u32) -> bool {
     let already = zs.iter().any(|&(zz, n)| zz == zone && n > 0);
     let busy = zs.iter().filter(|&&(_, n)| n > 0).count() as u32;
     already || busy < z
 }
 
 /// Add `delta` members out in `zone` to the per-zone counts `zs`.
-pub fn zone_count_add(zs: &mut Vec<(u32, u32)>, zone: u32, delta: i32) {
+fn zone_count_add(zs: &mut Vec<(u32, u32)>, zone: u32, delta: i32) {
     match zs.iter_mut().find(|(z, _)| *z == zone) {
         Some((_, n)) => *n = (*n as i64 + delta as i64) as u32,
         None => zs.push((zone, delta.max(0) as u32)),
+    }
+}
+
+/// Members out per cluster, in all and per zone: what each cluster's [`Limit`] is
+/// checked against. The planner counts its schedule with it, the engine its run.
+#[derive(Debug, Clone)]
+pub struct OutCount {
+    out: Vec<u32>,
+    /// Per cluster: (zone, members out in it), zones in order of first use.
+    zone_out: Vec<Vec<(u32, u32)>>,
+}
+
+impl OutCount {
+    /// Nothing out, for `clusters` clusters.
+    pub fn new(clusters: usize) -> OutCount {
+        OutCount {
+            out: vec![0; clusters],
+            zone_out: vec![Vec::new(); clusters],
+        }
+    }
+
+    /// Members of cluster `c` out now.
+    pub fn out(&self, c: usize) -> u32 {
+        self.out[c]
+    }
+
+    /// May one more member of cluster `c`, in `zone`, go out within `lim`?
+    pub fn fits(&self, c: usize, lim: &Limit, zone: u32) -> bool {
+        if self.out[c] >= lim.nodes {
+            return false;
+        }
+        if let Some(z) = lim.zones
+            && !zone_allows(&self.zone_out[c], zone, z)
+        {
+            return false;
+        }
+        true
+    }
+
+    /// `delta` more members of cluster `c` out, in `zone`.
+    pub fn add(&mut self, c: usize, zone: u32, delta: i32) {
+        self.out[c] = (self.out[c] as i64 + delta as i64) as u32;
+        zone_count_add(&mut self.zone_out[c], zone, delta);
     }
 }

@@ -7,7 +7,7 @@
 //! remaining critical path (remaining work of a cluster divided by its budget).
 
 pub use crate::budget::{Limit, cluster_limit, earliest_fit};
-use crate::budget::{intern_zones, zone_allows, zone_count_add};
+use crate::budget::{OutCount, intern_zones};
 use crate::model::*;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -227,29 +227,6 @@ enum Pick {
     },
 }
 
-struct Live {
-    out: Vec<u32>,
-    zone_out: Vec<Vec<(u32, u32)>>,
-}
-
-impl Live {
-    fn fits(&self, c: usize, lim: &Limit, zone: u32) -> bool {
-        if self.out[c] >= lim.nodes {
-            return false;
-        }
-        if let Some(z) = lim.zones
-            && !zone_allows(&self.zone_out[c], zone, z)
-        {
-            return false;
-        }
-        true
-    }
-    fn add(&mut self, c: usize, zone: u32, delta: i32) {
-        self.out[c] = (self.out[c] as i64 + delta as i64) as u32;
-        zone_count_add(&mut self.zone_out[c], zone, delta);
-    }
-}
-
 /// Plan the fleet's maintenance.
 pub fn plan(fleet: &Fleet) -> Plan {
     let m = &fleet.maintenance;
@@ -362,10 +339,7 @@ pub fn plan(fleet: &Fleet) -> Plan {
     // ---- the event loop
     let gmax = m.max_concurrent.unwrap_or(u32::MAX);
     let rmax = m.max_concurrent_per_region.unwrap_or(u32::MAX);
-    let mut live = Live {
-        out: vec![0; fleet.clusters.len()],
-        zone_out: vec![Vec::new(); fleet.clusters.len()],
-    };
+    let mut live = OutCount::new(fleet.clusters.len());
     let mut region_out = vec![0u32; nregions];
     let mut global_out = 0u32;
     let mut heaps: Vec<BinaryHeap<(Key, usize, u32)>> =
@@ -656,7 +630,7 @@ fn capacity(fleet: &Fleet, limits: &[Limit], c: ClusterIx) -> i64 {
 fn pick(
     fleet: &Fleet,
     limits: &[Limit],
-    live: &Live,
+    live: &OutCount,
     host_zone: &[u32],
     g: &Group,
     t: i64,

@@ -215,6 +215,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// The host the event is about (`None`: an announcement or a control).
+    pub fn host(&self) -> Option<HostIx> {
+        match self {
+            Event::Preflight { host, .. }
+            | Event::Drained { host, .. }
+            | Event::RebootSent { host, .. }
+            | Event::Probed { host, .. }
+            | Event::Verified { host, .. }
+            | Event::Restored { host, .. }
+            | Event::Gate { host, .. }
+            | Event::Replaced { host, .. } => Some(*host),
+            Event::Announced { .. } | Event::Control { .. } => None,
+        }
+    }
+
     /// The event for a command that could not be carried out at all.
     pub fn failed(cmd: &Command, why: String) -> Event {
         match *cmd {
