@@ -409,5 +409,5 @@ impl Output {
     }
 }
 
-/// What a journal holds, replayed by [`Engine::restore`]: the engine's own outputs.
+/// What a journal holds, replayed by [`Engine::restore`](super::Engine::restore): the engine's own outputs.
 pub type Record = Output;
