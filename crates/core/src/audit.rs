@@ -17,8 +17,19 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
             plan.earliest_start, earliest
         ));
     }
+    let seen = check_steps(fleet, plan, earliest, &mut v);
+    check_accounted(fleet, plan, &seen, &mut v);
+    Sweep::new(fleet).run(plan, &mut v);
+    if m.region_mode == RegionMode::Serial {
+        check_region_order(fleet, plan, &mut v);
+    }
+    check_figures(fleet, plan, earliest, &mut v);
+    v
+}
 
-    // 1. steps are well formed, each host at most once
+/// 1. Steps are well formed, each host at most once. Returns the hosts scheduled.
+fn check_steps(fleet: &Fleet, plan: &Plan, earliest: i64, v: &mut Vec<String>) -> HashSet<HostIx> {
+    let m = &fleet.maintenance;
     let mut seen: HashSet<HostIx> = HashSet::new();
     for s in &plan.steps {
         let Some(host) = fleet.hosts.get(s.host as usize) else {
@@ -61,8 +72,11 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
             ));
         }
     }
+    seen
+}
 
-    // 2. every in-scope host is scheduled or reported
+/// 2. Every in-scope host is scheduled or reported.
+fn check_accounted(fleet: &Fleet, plan: &Plan, seen: &HashSet<HostIx>, v: &mut Vec<String>) {
     let unsched: HashSet<HostIx> = plan.unscheduled.iter().copied().collect();
     let blocked_in_risks: HashSet<HostIx> = plan
         .risks
@@ -85,138 +99,176 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
             _ => {}
         }
     }
+}
 
-    // 3. sweep: budgets, survivor load, zones, concurrency
-    let mut events: Vec<(i64, i32, HostIx)> = Vec::with_capacity(plan.steps.len() * 2);
-    for s in &plan.steps {
-        if (s.host as usize) < fleet.hosts.len() {
-            events.push((s.start, 1, s.host));
-            events.push((s.end, -1, s.host));
+/// 3. A sweep over step starts and ends: budgets, survivor load, zones, concurrency.
+struct Sweep<'a> {
+    fleet: &'a Fleet,
+    out: HashMap<ClusterIx, u32>,
+    zones: HashMap<ClusterIx, HashMap<&'a str, u32>>,
+    region_out: Vec<u32>,
+    global: u32,
+    /// A cluster's rule is reported once.
+    reported: HashSet<(ClusterIx, &'static str)>,
+}
+
+impl<'a> Sweep<'a> {
+    fn new(fleet: &'a Fleet) -> Self {
+        Sweep {
+            fleet,
+            out: HashMap::new(),
+            zones: HashMap::new(),
+            region_out: vec![0; fleet.regions.len()],
+            global: 0,
+            reported: HashSet::new(),
         }
     }
-    // ends before starts at the same instant
-    events.sort_by_key(|&(t, d, h)| (t, d, h));
-    let mut out: HashMap<ClusterIx, u32> = HashMap::new();
-    let mut zones: HashMap<ClusterIx, HashMap<&str, u32>> = HashMap::new();
-    let mut region_out = vec![0u32; fleet.regions.len()];
-    let mut global = 0u32;
-    let mut reported: HashSet<(ClusterIx, &'static str)> = HashSet::new();
-    for (t, d, h) in events {
-        let host = &fleet.hosts[h as usize];
-        let r = host.region as usize;
-        if d < 0 {
-            global -= 1;
-            region_out[r] -= 1;
-            for &c in &host.clusters {
-                *out.entry(c).or_default() -= 1;
-                *zones
-                    .entry(c)
-                    .or_default()
-                    .entry(host.zone.as_str())
-                    .or_default() -= 1;
+
+    fn run(mut self, plan: &Plan, v: &mut Vec<String>) {
+        let mut events: Vec<(i64, i32, HostIx)> = Vec::with_capacity(plan.steps.len() * 2);
+        for s in &plan.steps {
+            if (s.host as usize) < self.fleet.hosts.len() {
+                events.push((s.start, 1, s.host));
+                events.push((s.end, -1, s.host));
             }
-            continue;
         }
-        global += 1;
-        region_out[r] += 1;
+        // ends before starts at the same instant
+        events.sort_by_key(|&(t, d, h)| (t, d, h));
+        for (t, d, h) in events {
+            if d < 0 {
+                self.end(h);
+            } else {
+                self.start(t, h, v);
+            }
+        }
+    }
+
+    fn end(&mut self, h: HostIx) {
+        let host = &self.fleet.hosts[h as usize];
+        self.global -= 1;
+        self.region_out[host.region as usize] -= 1;
+        for &c in &host.clusters {
+            *self.out.entry(c).or_default() -= 1;
+            *self
+                .zones
+                .entry(c)
+                .or_default()
+                .entry(host.zone.as_str())
+                .or_default() -= 1;
+        }
+    }
+
+    fn start(&mut self, t: i64, h: HostIx, v: &mut Vec<String>) {
+        let m = &self.fleet.maintenance;
+        let host = &self.fleet.hosts[h as usize];
+        let r = host.region as usize;
+        self.global += 1;
+        self.region_out[r] += 1;
         if let Some(g) = m.max_concurrent
-            && global > g
+            && self.global > g
         {
             v.push(format!(
                 "{} hosts out at {} over max_concurrent {g}",
-                global,
+                self.global,
                 fmt_time(t)
             ));
         }
         if let Some(rm) = m.max_concurrent_per_region
-            && region_out[r] > rm
+            && self.region_out[r] > rm
         {
             v.push(format!(
                 "{} hosts out in {} at {} over max_concurrent_per_region {rm}",
-                region_out[r],
-                fleet.regions[r],
+                self.region_out[r],
+                self.fleet.regions[r],
                 fmt_time(t)
             ));
         }
         for &c in &host.clusters {
-            let cl = &fleet.clusters[c as usize];
-            let n = cl.members.len() as u32;
-            let o = out.entry(c).or_default();
-            *o += 1;
-            let o = *o;
-            let zc = zones.entry(c).or_default();
-            *zc.entry(host.zone.as_str()).or_default() += 1;
-            let zones_out = zc.values().filter(|&&x| x > 0).count() as u32;
-            let mut bad = |what: &'static str, msg: String| {
-                if reported.insert((c, what)) {
-                    v.push(msg);
-                }
-            };
-            match cl.budget {
-                Budget::Nodes(b) if o > b => bad(
-                    "budget",
-                    format!(
-                        "{}: {o} members out at {} over budget {b}",
-                        cl.id,
-                        fmt_time(t)
-                    ),
-                ),
-                Budget::Zones(z) if zones_out > z => bad(
-                    "zones",
-                    format!(
-                        "{}: {zones_out} zones out at {} over zone budget {z}",
-                        cl.id,
-                        fmt_time(t)
-                    ),
-                ),
-                _ => {}
+            self.cluster_out(t, c, host, v);
+        }
+    }
+
+    /// One more member of cluster `c` out at `t`: its budget and survivor load.
+    fn cluster_out(&mut self, t: i64, c: ClusterIx, host: &'a Host, v: &mut Vec<String>) {
+        let cl = &self.fleet.clusters[c as usize];
+        let n = cl.members.len() as u32;
+        let o = self.out.entry(c).or_default();
+        *o += 1;
+        let o = *o;
+        let zc = self.zones.entry(c).or_default();
+        *zc.entry(host.zone.as_str()).or_default() += 1;
+        let zones_out = zc.values().filter(|&&x| x > 0).count() as u32;
+        let reported = &mut self.reported;
+        let mut bad = |what: &'static str, msg: String| {
+            if reported.insert((c, what)) {
+                v.push(msg);
             }
-            if !cl.allow_outage
-                && (o >= n || cl.load * n as f64 / (n - o) as f64 > cl.max_load + 1e-9)
+        };
+        match cl.budget {
+            Budget::Nodes(b) if o > b => bad(
+                "budget",
+                format!(
+                    "{}: {o} members out at {} over budget {b}",
+                    cl.id,
+                    fmt_time(t)
+                ),
+            ),
+            Budget::Zones(z) if zones_out > z => bad(
+                "zones",
+                format!(
+                    "{}: {zones_out} zones out at {} over zone budget {z}",
+                    cl.id,
+                    fmt_time(t)
+                ),
+            ),
+            _ => {}
+        }
+        if !cl.allow_outage && (o >= n || cl.load * n as f64 / (n - o) as f64 > cl.max_load + 1e-9)
+        {
+            bad(
+                "load",
+                format!(
+                    "{}: {o} of {n} out at {} puts survivors over max_load {:.2} (load {:.2})",
+                    cl.id,
+                    fmt_time(t),
+                    cl.max_load,
+                    cl.load
+                ),
+            );
+        }
+    }
+}
+
+/// 4. Serialized regions do not overlap and go in order.
+fn check_region_order(fleet: &Fleet, plan: &Plan, v: &mut Vec<String>) {
+    let mut spans: HashMap<RegionIx, (i64, i64)> = HashMap::new();
+    for s in &plan.steps {
+        let r = fleet.hosts[s.host as usize].region;
+        let e = spans.entry(r).or_insert((s.start, s.end));
+        e.0 = e.0.min(s.start);
+        e.1 = e.1.max(s.end);
+    }
+    let mut prev: Option<(RegionIx, i64)> = None;
+    for &r in &fleet.maintenance.region_order {
+        if let Some(&(a, b)) = spans.get(&r) {
+            if let Some((pr, pend)) = prev
+                && a < pend
             {
-                bad(
-                    "load",
-                    format!(
-                        "{}: {o} of {n} out at {} puts survivors over max_load {:.2} (load {:.2})",
-                        cl.id,
-                        fmt_time(t),
-                        cl.max_load,
-                        cl.load
-                    ),
-                );
+                v.push(format!(
+                    "region {} starts at {} before region {} ends at {}",
+                    fleet.regions[r as usize],
+                    fmt_time(a),
+                    fleet.regions[pr as usize],
+                    fmt_time(pend)
+                ));
             }
+            prev = Some((r, b));
         }
     }
+}
 
-    // 4. region order when serialized
-    if m.region_mode == RegionMode::Serial {
-        let mut spans: HashMap<RegionIx, (i64, i64)> = HashMap::new();
-        for s in &plan.steps {
-            let r = fleet.hosts[s.host as usize].region;
-            let e = spans.entry(r).or_insert((s.start, s.end));
-            e.0 = e.0.min(s.start);
-            e.1 = e.1.max(s.end);
-        }
-        let mut prev: Option<(RegionIx, i64)> = None;
-        for &r in &m.region_order {
-            if let Some(&(a, b)) = spans.get(&r) {
-                if let Some((pr, pend)) = prev
-                    && a < pend
-                {
-                    v.push(format!(
-                        "region {} starts at {} before region {} ends at {}",
-                        fleet.regions[r as usize],
-                        fmt_time(a),
-                        fleet.regions[pr as usize],
-                        fmt_time(pend)
-                    ));
-                }
-                prev = Some((r, b));
-            }
-        }
-    }
-
-    // 5. figures
+/// 5. The plan's figures: makespan, lower bound, announcements.
+fn check_figures(fleet: &Fleet, plan: &Plan, earliest: i64, v: &mut Vec<String>) {
     let last = plan.steps.iter().map(|s| s.end).max();
     let mk = last.map_or(0, |e| e - earliest);
     if plan.makespan != mk {
@@ -233,7 +285,7 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
     }
     for rp in &plan.regions {
         if let Some(a) = rp.announce_by
-            && a < m.start
+            && a < fleet.maintenance.start
         {
             v.push(format!(
                 "region {} must be announced at {} before the maintenance start",
@@ -242,5 +294,4 @@ pub fn audit(fleet: &Fleet, plan: &Plan) -> Vec<String> {
             ));
         }
     }
-    v
 }

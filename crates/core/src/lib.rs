@@ -3,6 +3,7 @@
 //! reading the fleet file and the inventories it imports.
 
 pub mod audit;
+pub mod budget;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -6,6 +6,8 @@
 //! limit, window or region order. Priority: earliest deadline, then the longest
 //! remaining critical path (remaining work of a cluster divided by its budget).
 
+pub use crate::budget::{Limit, cluster_limit, earliest_fit};
+use crate::budget::{OutCount, intern_zones};
 use crate::model::*;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -43,17 +45,6 @@ pub struct Risk {
     pub hosts: Vec<HostIx>,
     pub reason: String,
     pub remedy: String,
-}
-
-/// The effective limits the planner uses for one cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Limit {
-    /// Most members out at once (budget tightened by survivor load). 0 = cannot be done safely.
-    pub nodes: u32,
-    /// Most zones with members out at once, for zone budgets.
-    pub zones: Option<u32>,
-    /// What survivor load alone allows.
-    pub load_limit: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,27 +92,6 @@ impl Plan {
     }
     pub fn waves(&self) -> u32 {
         self.steps.iter().map(|s| s.wave + 1).max().unwrap_or(0)
-    }
-}
-
-/// Effective limits for a cluster, from its budget, size, load and max_load.
-pub fn cluster_limit(c: &Cluster) -> Limit {
-    let n = c.members.len() as u32;
-    let load_limit = c.load_limit();
-    let (mut nodes, zones) = match c.budget {
-        Budget::Nodes(b) => (b.min(load_limit), None),
-        Budget::Zones(z) => (load_limit, Some(z)),
-    };
-    if nodes == 0 && c.allow_outage {
-        nodes = match c.budget {
-            Budget::Nodes(b) => b.min(n),
-            Budget::Zones(_) => n,
-        };
-    }
-    Limit {
-        nodes,
-        zones,
-        load_limit,
     }
 }
 
@@ -225,19 +195,6 @@ fn cluster_risks(fleet: &Fleet, ci: usize, lim: &Limit, hosts: Vec<HostIx>, risk
     }
 }
 
-/// First start ≥ t at which [s, s+d) fits inside one window; None if never before the horizon.
-pub fn earliest_fit(windows: Option<&[Interval]>, t: i64, d: i64) -> Option<i64> {
-    let Some(w) = windows else { return Some(t) };
-    let first = w.partition_point(|iv| iv.end <= t);
-    for iv in &w[first..] {
-        let s = t.max(iv.start);
-        if s + d <= iv.end {
-            return Some(s);
-        }
-    }
-    None
-}
-
 struct Group {
     region: RegionIx,
     hosts: Vec<HostIx>,
@@ -253,6 +210,27 @@ struct Group {
 type Key = (Reverse<i64>, i64, Reverse<u32>);
 
 impl Group {
+    /// With its hosts in: sort them (deadline, then longest first) and set the counts.
+    fn fill(&mut self, fleet: &Fleet) {
+        self.hosts.sort_by_key(|&h| {
+            let host = &fleet.hosts[h as usize];
+            (host.deadline.unwrap_or(i64::MAX), Reverse(host.duration), h)
+        });
+        self.taken = vec![false; self.hosts.len()];
+        self.remaining = self.hosts.len();
+        self.rem_work = self
+            .hosts
+            .iter()
+            .map(|&h| fleet.hosts[h as usize].duration)
+            .sum();
+        self.deadline = self
+            .hosts
+            .iter()
+            .map(|&h| fleet.hosts[h as usize].deadline.unwrap_or(i64::MAX))
+            .min()
+            .unwrap_or(i64::MAX);
+    }
+
     fn key(&self) -> Key {
         (
             Reverse(self.deadline),
@@ -270,70 +248,55 @@ enum Pick {
     },
 }
 
-struct Live {
-    out: Vec<u32>,
-    zone_out: Vec<Vec<(u32, u32)>>,
-}
-
-impl Live {
-    fn fits(&self, c: usize, lim: &Limit, zone: u32) -> bool {
-        if self.out[c] >= lim.nodes {
-            return false;
-        }
-        if let Some(z) = lim.zones
-            && !zone_allows(&self.zone_out[c], zone, z)
-        {
-            return false;
-        }
-        true
-    }
-    fn add(&mut self, c: usize, zone: u32, delta: i32) {
-        self.out[c] = (self.out[c] as i64 + delta as i64) as u32;
-        zone_count_add(&mut self.zone_out[c], zone, delta);
-    }
-}
-
-/// Each host's zone as a small integer (zones numbered in order of first appearance).
-pub(crate) fn intern_zones(fleet: &Fleet) -> Vec<u32> {
-    let mut zone_ix: HashMap<&str, u32> = HashMap::new();
-    fleet
-        .hosts
-        .iter()
-        .map(|h| {
-            let n = zone_ix.len() as u32;
-            *zone_ix.entry(h.zone.as_str()).or_insert(n)
-        })
-        .collect()
-}
-
-/// With members out per zone in `zs`, may one more member in `zone` go out under a budget
-/// of `z` zones? (Yes if its zone is already out, or fewer than `z` zones are.)
-pub(crate) fn zone_allows(zs: &[(u32, u32)], zone: u32, z: u32) -> bool {
-    let already = zs.iter().any(|&(zz, n)| zz == zone && n > 0);
-    let busy = zs.iter().filter(|&&(_, n)| n > 0).count() as u32;
-    already || busy < z
-}
-
-/// Add `delta` members out in `zone` to the per-zone counts `zs`.
-pub(crate) fn zone_count_add(zs: &mut Vec<(u32, u32)>, zone: u32, delta: i32) {
-    match zs.iter_mut().find(|(z, _)| *z == zone) {
-        Some((_, n)) => *n = (*n as i64 + delta as i64) as u32,
-        None => zs.push((zone, delta.max(0) as u32)),
-    }
-}
-
 /// Plan the fleet's maintenance.
 pub fn plan(fleet: &Fleet) -> Plan {
     let m = &fleet.maintenance;
-    let nregions = fleet.regions.len();
     let earliest_start = m.start.saturating_add(m.notice_lead);
     let limits: Vec<Limit> = fleet.clusters.iter().map(cluster_limit).collect();
     let mut risks: Vec<Risk> = Vec::new();
+    // which hosts can be scheduled at all
+    let mut blocked = cluster_blocks(fleet, &limits, &mut risks);
+    window_blocks(fleet, earliest_start, &mut blocked, &mut risks);
+    let groups = make_groups(fleet, &limits, &blocked);
+    let mut sched = Scheduler::new(fleet, &limits, groups, earliest_start);
+    sched.run();
+    let Scheduler {
+        groups,
+        mut steps,
+        leftover,
+        ..
+    } = sched;
+    unplaceable_risks(fleet, &groups, leftover, &mut blocked, &mut risks);
+    // waves, regions, deadlines
+    assign_waves(&mut steps);
+    let regions = region_plans(fleet, &steps);
+    deadline_risks(fleet, &steps, earliest_start, &mut risks);
+    let unscheduled: Vec<HostIx> = (0..fleet.hosts.len())
+        .filter(|&h| fleet.hosts[h].in_scope && blocked[h])
+        .map(|h| h as HostIx)
+        .collect();
+    let makespan = steps
+        .iter()
+        .map(|s| s.end)
+        .max()
+        .map_or(0, |e| e - earliest_start);
+    let lower_bound = lower_bound(fleet, &limits, &blocked, earliest_start);
+    Plan {
+        announce_at: m.start,
+        earliest_start,
+        steps,
+        regions,
+        risks,
+        limits,
+        unscheduled,
+        makespan,
+        lower_bound,
+    }
+}
 
-    // zones interned
-    let host_zone = intern_zones(fleet);
-
-    // ---- which hosts can be scheduled at all
+/// Hosts of clusters that cannot safely lose a member are blocked; every cluster's
+/// risks are reported.
+fn cluster_blocks(fleet: &Fleet, limits: &[Limit], risks: &mut Vec<Risk>) -> Vec<bool> {
     let mut blocked = vec![false; fleet.hosts.len()];
     for (ci, c) in fleet.clusters.iter().enumerate() {
         let in_scope: Vec<HostIx> = c
@@ -348,9 +311,16 @@ pub fn plan(fleet: &Fleet) -> Plan {
             }
         }
         if !in_scope.is_empty() {
-            cluster_risks(fleet, ci, &limits[ci], in_scope, &mut risks);
+            cluster_risks(fleet, ci, &limits[ci], in_scope, risks);
         }
     }
+    blocked
+}
+
+/// Hosts whose maintenance fits in no window before the horizon are blocked, one risk
+/// per region.
+fn window_blocks(fleet: &Fleet, earliest_start: i64, blocked: &mut [bool], risks: &mut Vec<Risk>) {
+    let m = &fleet.maintenance;
     let mut no_window: HashMap<RegionIx, Vec<HostIx>> = HashMap::new();
     for (h, host) in fleet.hosts.iter().enumerate() {
         if host.in_scope && !blocked[h] {
@@ -386,8 +356,11 @@ pub fn plan(fleet: &Fleet) -> Plan {
             remedy: "lengthen the window, add windows, or extend maintenance.horizon".into(),
         });
     }
+}
 
-    // ---- groups: (primary cluster, region); hosts with no cluster are singletons
+/// Groups: (primary cluster, region); hosts with no cluster are singletons. Each
+/// group's hosts in order of deadline, then longest first.
+fn make_groups(fleet: &Fleet, limits: &[Limit], blocked: &[bool]) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     let mut group_of: HashMap<(ClusterIx, RegionIx), usize> = HashMap::new();
     for (h, host) in fleet.hosts.iter().enumerate() {
@@ -401,7 +374,7 @@ pub fn plan(fleet: &Fleet) -> Plan {
             .min_by_key(|&c| (limits[c as usize].nodes, c));
         let gi = match primary {
             Some(c) => *group_of.entry((c, host.region)).or_insert_with(|| {
-                groups.push(new_group(host.region, capacity(fleet, &limits, c)));
+                groups.push(new_group(host.region, capacity(fleet, limits, c)));
                 groups.len() - 1
             }),
             None => {
@@ -412,181 +385,259 @@ pub fn plan(fleet: &Fleet) -> Plan {
         groups[gi].hosts.push(h as HostIx);
     }
     for g in groups.iter_mut() {
-        g.hosts.sort_by_key(|&h| {
-            let host = &fleet.hosts[h as usize];
-            (host.deadline.unwrap_or(i64::MAX), Reverse(host.duration), h)
-        });
-        g.taken = vec![false; g.hosts.len()];
-        g.remaining = g.hosts.len();
-        g.rem_work = g
-            .hosts
-            .iter()
-            .map(|&h| fleet.hosts[h as usize].duration)
-            .sum();
-        g.deadline = g
-            .hosts
-            .iter()
-            .map(|&h| fleet.hosts[h as usize].deadline.unwrap_or(i64::MAX))
-            .min()
-            .unwrap_or(i64::MAX);
+        g.fill(fleet);
+    }
+    groups
+}
+
+/// The list scheduler: simulated time `t`, what is out, and per region a priority
+/// queue of groups (entries carry the group's version; older ones are stale).
+struct Scheduler<'a> {
+    fleet: &'a Fleet,
+    limits: &'a [Limit],
+    host_zone: Vec<u32>,
+    groups: Vec<Group>,
+    gmax: u32,
+    rmax: u32,
+    /// Concurrency a region can have at most (for its own critical path).
+    rcap: i64,
+    live: OutCount,
+    region_out: Vec<u32>,
+    global_out: u32,
+    heaps: Vec<BinaryHeap<(Key, usize, u32)>>,
+    /// Per cluster: groups waiting for a member of it to come back.
+    waiting: Vec<Vec<(usize, u32)>>,
+    /// Groups waiting for a window to open.
+    wakeups: BinaryHeap<Reverse<(i64, usize, u32)>>,
+    /// Hosts out, by end time.
+    running: BinaryHeap<Reverse<(i64, HostIx)>>,
+    steps: Vec<Step>,
+    region_work: Vec<i64>,
+    by_region: Vec<Vec<usize>>,
+    /// Groups with hosts that could not be placed.
+    leftover: Vec<usize>,
+    t: i64,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(fleet: &'a Fleet, limits: &'a [Limit], groups: Vec<Group>, t: i64) -> Self {
+        let m = &fleet.maintenance;
+        let nregions = fleet.regions.len();
+        let gmax = m.max_concurrent.unwrap_or(u32::MAX);
+        let rmax = m.max_concurrent_per_region.unwrap_or(u32::MAX);
+        let mut region_work = vec![0i64; nregions];
+        let mut by_region: Vec<Vec<usize>> = vec![Vec::new(); nregions];
+        for (gi, g) in groups.iter().enumerate() {
+            region_work[g.region as usize] += g.rem_work;
+            by_region[g.region as usize].push(gi);
+        }
+        Scheduler {
+            fleet,
+            limits,
+            host_zone: intern_zones(fleet),
+            groups,
+            gmax,
+            rmax,
+            rcap: (gmax.min(rmax) as i64).clamp(1, 1 << 40),
+            live: OutCount::new(fleet.clusters.len()),
+            region_out: vec![0; nregions],
+            global_out: 0,
+            heaps: (0..nregions).map(|_| BinaryHeap::new()).collect(),
+            waiting: vec![Vec::new(); fleet.clusters.len()],
+            wakeups: BinaryHeap::new(),
+            running: BinaryHeap::new(),
+            steps: Vec::with_capacity(fleet.hosts.len()),
+            region_work,
+            by_region,
+            leftover: Vec::new(),
+            t,
+        }
     }
 
-    // ---- the event loop
-    let gmax = m.max_concurrent.unwrap_or(u32::MAX);
-    let rmax = m.max_concurrent_per_region.unwrap_or(u32::MAX);
-    let mut live = Live {
-        out: vec![0; fleet.clusters.len()],
-        zone_out: vec![Vec::new(); fleet.clusters.len()],
-    };
-    let mut region_out = vec![0u32; nregions];
-    let mut global_out = 0u32;
-    let mut heaps: Vec<BinaryHeap<(Key, usize, u32)>> =
-        (0..nregions).map(|_| BinaryHeap::new()).collect();
-    let mut waiting: Vec<Vec<(usize, u32)>> = vec![Vec::new(); fleet.clusters.len()];
-    let mut wakeups: BinaryHeap<Reverse<(i64, usize, u32)>> = BinaryHeap::new();
-    let mut running: BinaryHeap<Reverse<(i64, HostIx)>> = BinaryHeap::new();
-    let mut steps: Vec<Step> = Vec::with_capacity(fleet.hosts.len());
-
-    let rcap = (gmax.min(rmax) as i64).clamp(1, 1 << 40);
-    let mut region_work = vec![0i64; nregions];
-    for g in &groups {
-        region_work[g.region as usize] += g.rem_work;
+    /// Serial regions one phase each, in order; parallel regions all in one phase.
+    fn run(&mut self) {
+        let m = &self.fleet.maintenance;
+        let phases: Vec<Vec<RegionIx>> = match m.region_mode {
+            RegionMode::Serial => m.region_order.iter().map(|&r| vec![r]).collect(),
+            RegionMode::Parallel => vec![m.region_order.clone()],
+        };
+        for phase in &phases {
+            self.run_phase(phase);
+        }
     }
-    let mut by_region: Vec<Vec<usize>> = vec![Vec::new(); nregions];
-    for (gi, g) in groups.iter().enumerate() {
-        by_region[g.region as usize].push(gi);
-    }
-    let phases: Vec<Vec<RegionIx>> = match m.region_mode {
-        RegionMode::Serial => m.region_order.iter().map(|&r| vec![r]).collect(),
-        RegionMode::Parallel => vec![m.region_order.clone()],
-    };
 
-    let mut t = earliest_start;
-    let mut leftover: Vec<usize> = Vec::new();
-    for phase in &phases {
+    fn run_phase(&mut self, phase: &[RegionIx]) {
         for &r in phase {
-            for &gi in &by_region[r as usize] {
-                let g = &groups[gi];
-                heaps[r as usize].push((g.key(), gi, g.version));
+            for &gi in &self.by_region[r as usize] {
+                let g = &self.groups[gi];
+                self.heaps[r as usize].push((g.key(), gi, g.version));
             }
         }
         loop {
-            // start everything that may start at t
-            while global_out < gmax {
-                let mut best: Option<(Key, usize)> = None;
-                for &r in phase {
-                    let ri = r as usize;
-                    if region_out[ri] >= rmax {
-                        continue;
-                    }
-                    while let Some(&(_, gi, v)) = heaps[ri].peek() {
-                        if groups[gi].version != v || groups[gi].remaining == 0 {
-                            heaps[ri].pop();
-                        } else {
-                            break;
-                        }
-                    }
-                    // a region's urgency: the longer of its top group's critical path
-                    // and its own remaining work over its concurrency
-                    if let Some(&(k, _, _)) = heaps[ri].peek() {
-                        let region_path = region_work[ri] * 1000 / rcap;
-                        let k = (k.0, k.1.max(region_path), k.2);
-                        if best.is_none_or(|(bk, _)| k > bk) {
-                            best = Some((k, ri));
-                        }
-                    }
-                }
-                let Some((_, ri)) = best else { break };
-                let Some((_, gi, _)) = heaps[ri].pop() else {
-                    break;
-                };
-                match pick(fleet, &limits, &live, &host_zone, &groups[gi], t) {
-                    Pick::Start(idx) => {
-                        let g = &mut groups[gi];
-                        let h = g.hosts[idx];
-                        let host = &fleet.hosts[h as usize];
-                        g.taken[idx] = true;
-                        g.remaining -= 1;
-                        g.rem_work -= host.duration;
-                        while g.next < g.hosts.len() && g.taken[g.next] {
-                            g.next += 1;
-                        }
-                        g.version += 1;
-                        if g.remaining > 0 {
-                            heaps[ri].push((g.key(), gi, g.version));
-                        }
-                        for &c in &host.clusters {
-                            live.add(c as usize, host_zone[h as usize], 1);
-                        }
-                        region_out[ri] += 1;
-                        region_work[ri] -= host.duration;
-                        global_out += 1;
-                        let end = t + host.duration;
-                        running.push(Reverse((end, h)));
-                        steps.push(Step {
-                            host: h,
-                            start: t,
-                            end,
-                            wave: 0,
-                        });
-                    }
-                    Pick::Wait { cluster, until } => {
-                        let g = &mut groups[gi];
-                        g.version += 1;
-                        if let Some(c) = cluster {
-                            waiting[c as usize].push((gi, g.version));
-                        }
-                        if let Some(w) = until {
-                            wakeups.push(Reverse((w, gi, g.version)));
-                        }
-                        if cluster.is_none() && until.is_none() {
-                            leftover.push(gi);
-                        }
-                    }
-                }
-            }
-            // advance to the next event
-            let next_end = running.peek().map(|r| r.0.0);
-            let next_wake = wakeups.peek().map(|w| w.0.0);
-            let next = match (next_end, next_wake) {
-                (Some(a), Some(b)) => a.min(b),
-                (Some(a), None) => a,
-                (None, Some(b)) => b,
-                (None, None) => break,
-            };
-            t = t.max(next);
-            while let Some(&Reverse((end, h))) = running.peek() {
-                if end > t {
-                    break;
-                }
-                running.pop();
-                let host = &fleet.hosts[h as usize];
-                for &c in &host.clusters {
-                    live.add(c as usize, host_zone[h as usize], -1);
-                    for (gi, v) in std::mem::take(&mut waiting[c as usize]) {
-                        requeue(&mut groups, &mut heaps, gi, v);
-                    }
-                }
-                region_out[host.region as usize] -= 1;
-                global_out -= 1;
-            }
-            while let Some(&Reverse((w, gi, v))) = wakeups.peek() {
-                if w > t {
-                    break;
-                }
-                wakeups.pop();
-                requeue(&mut groups, &mut heaps, gi, v);
+            self.start_all(phase);
+            if !self.advance() {
+                break;
             }
         }
         // anything still waiting in this phase could not be placed
         for &r in phase {
-            for &gi in &by_region[r as usize] {
-                if groups[gi].remaining > 0 && !leftover.contains(&gi) {
-                    leftover.push(gi);
+            for &gi in &self.by_region[r as usize] {
+                if self.groups[gi].remaining > 0 && !self.leftover.contains(&gi) {
+                    self.leftover.push(gi);
                 }
             }
         }
     }
+
+    /// Start everything that may start at `t`, most urgent group first.
+    fn start_all(&mut self, phase: &[RegionIx]) {
+        while self.global_out < self.gmax {
+            let Some(ri) = self.most_urgent(phase) else {
+                break;
+            };
+            let Some((_, gi, _)) = self.heaps[ri].pop() else {
+                break;
+            };
+            let (f, lim) = (self.fleet, self.limits);
+            match pick(
+                f,
+                lim,
+                &self.live,
+                &self.host_zone,
+                &self.groups[gi],
+                self.t,
+            ) {
+                Pick::Start(idx) => self.start(ri, gi, idx),
+                Pick::Wait { cluster, until } => self.wait(gi, cluster, until),
+            }
+        }
+    }
+
+    /// The region whose top group is most urgent: the longer of that group's critical
+    /// path and the region's own remaining work over its concurrency.
+    fn most_urgent(&mut self, phase: &[RegionIx]) -> Option<usize> {
+        let mut best: Option<(Key, usize)> = None;
+        for &r in phase {
+            let ri = r as usize;
+            if self.region_out[ri] >= self.rmax {
+                continue;
+            }
+            while let Some(&(_, gi, v)) = self.heaps[ri].peek() {
+                if self.groups[gi].version != v || self.groups[gi].remaining == 0 {
+                    self.heaps[ri].pop();
+                } else {
+                    break;
+                }
+            }
+            if let Some(&(k, _, _)) = self.heaps[ri].peek() {
+                let region_path = self.region_work[ri] * 1000 / self.rcap;
+                let k = (k.0, k.1.max(region_path), k.2);
+                if best.is_none_or(|(bk, _)| k > bk) {
+                    best = Some((k, ri));
+                }
+            }
+        }
+        best.map(|(_, ri)| ri)
+    }
+
+    /// Host `idx` of group `gi` (region `ri`) starts at `t`.
+    fn start(&mut self, ri: usize, gi: usize, idx: usize) {
+        let g = &mut self.groups[gi];
+        let h = g.hosts[idx];
+        let host = &self.fleet.hosts[h as usize];
+        g.taken[idx] = true;
+        g.remaining -= 1;
+        g.rem_work -= host.duration;
+        while g.next < g.hosts.len() && g.taken[g.next] {
+            g.next += 1;
+        }
+        g.version += 1;
+        if g.remaining > 0 {
+            self.heaps[ri].push((g.key(), gi, g.version));
+        }
+        for &c in &host.clusters {
+            self.live.add(c as usize, self.host_zone[h as usize], 1);
+        }
+        self.region_out[ri] += 1;
+        self.region_work[ri] -= host.duration;
+        self.global_out += 1;
+        let end = self.t + host.duration;
+        self.running.push(Reverse((end, h)));
+        self.steps.push(Step {
+            host: h,
+            start: self.t,
+            end,
+            wave: 0,
+        });
+    }
+
+    /// Group `gi` waits for a member of `cluster` to come back, or until a window opens;
+    /// with neither, it cannot be placed.
+    fn wait(&mut self, gi: usize, cluster: Option<ClusterIx>, until: Option<i64>) {
+        let g = &mut self.groups[gi];
+        g.version += 1;
+        if let Some(c) = cluster {
+            self.waiting[c as usize].push((gi, g.version));
+        }
+        if let Some(w) = until {
+            self.wakeups.push(Reverse((w, gi, g.version)));
+        }
+        if cluster.is_none() && until.is_none() {
+            self.leftover.push(gi);
+        }
+    }
+
+    /// Advance to the next end or wake-up and let what it frees queue again. False:
+    /// nothing more will happen.
+    fn advance(&mut self) -> bool {
+        let next_end = self.running.peek().map(|r| r.0.0);
+        let next_wake = self.wakeups.peek().map(|w| w.0.0);
+        let next = match (next_end, next_wake) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (None, None) => return false,
+        };
+        self.t = self.t.max(next);
+        while let Some(&Reverse((end, h))) = self.running.peek() {
+            if end > self.t {
+                break;
+            }
+            self.running.pop();
+            self.end(h);
+        }
+        while let Some(&Reverse((w, gi, v))) = self.wakeups.peek() {
+            if w > self.t {
+                break;
+            }
+            self.wakeups.pop();
+            requeue(&mut self.groups, &mut self.heaps, gi, v);
+        }
+        true
+    }
+
+    /// Host `h`'s maintenance ends: groups waiting for its clusters queue again.
+    fn end(&mut self, h: HostIx) {
+        let host = &self.fleet.hosts[h as usize];
+        for &c in &host.clusters {
+            self.live.add(c as usize, self.host_zone[h as usize], -1);
+            for (gi, v) in std::mem::take(&mut self.waiting[c as usize]) {
+                requeue(&mut self.groups, &mut self.heaps, gi, v);
+            }
+        }
+        self.region_out[host.region as usize] -= 1;
+        self.global_out -= 1;
+    }
+}
+
+/// Hosts of the groups left over are blocked, one risk per group.
+fn unplaceable_risks(
+    fleet: &Fleet,
+    groups: &[Group],
+    leftover: Vec<usize>,
+    blocked: &mut [bool],
+    risks: &mut Vec<Risk>,
+) {
     for gi in leftover {
         let g = &groups[gi];
         let hosts: Vec<HostIx> = g
@@ -611,14 +662,16 @@ pub fn plan(fleet: &Fleet) -> Plan {
                 "{} host(s) in {} could not be placed before the horizon {} (windows too short or too few for their duration under the budgets)",
                 hosts.len(),
                 fleet.region_name(g.region),
-                fmt_time(m.horizon)
+                fmt_time(fleet.maintenance.horizon)
             ),
             hosts,
             remedy: "lengthen or add windows, or extend maintenance.horizon".into(),
         });
     }
+}
 
-    // ---- waves, regions, deadlines
+/// Steps in start order, numbered by distinct start instant.
+fn assign_waves(steps: &mut [Step]) {
     steps.sort_by_key(|s| (s.start, s.host));
     let mut wave = 0u32;
     for i in 0..steps.len() {
@@ -627,6 +680,11 @@ pub fn plan(fleet: &Fleet) -> Plan {
         }
         steps[i].wave = wave;
     }
+}
+
+/// Each region's hosts, start, end and latest announcement, in region order.
+fn region_plans(fleet: &Fleet, steps: &[Step]) -> Vec<RegionPlan> {
+    let m = &fleet.maintenance;
     let mut regions: Vec<RegionPlan> = m
         .region_order
         .iter()
@@ -644,7 +702,7 @@ pub fn plan(fleet: &Fleet) -> Plan {
         .enumerate()
         .map(|(i, &r)| (r, i))
         .collect();
-    for s in &steps {
+    for s in steps {
         let r = fleet.hosts[s.host as usize].region;
         if let Some(&i) = pos.get(&r) {
             let rp = &mut regions[i];
@@ -656,29 +714,7 @@ pub fn plan(fleet: &Fleet) -> Plan {
     for rp in &mut regions {
         rp.announce_by = rp.start.map(|s| s - m.notice_lead);
     }
-    deadline_risks(fleet, &steps, earliest_start, &mut risks);
-
-    let unscheduled: Vec<HostIx> = (0..fleet.hosts.len())
-        .filter(|&h| fleet.hosts[h].in_scope && blocked[h])
-        .map(|h| h as HostIx)
-        .collect();
-    let makespan = steps
-        .iter()
-        .map(|s| s.end)
-        .max()
-        .map_or(0, |e| e - earliest_start);
-    let lower_bound = lower_bound(fleet, &limits, &blocked, earliest_start);
-    Plan {
-        announce_at: m.start,
-        earliest_start,
-        steps,
-        regions,
-        risks,
-        limits,
-        unscheduled,
-        makespan,
-        lower_bound,
-    }
+    regions
 }
 
 fn new_group(region: RegionIx, cap: i64) -> Group {
@@ -728,7 +764,7 @@ fn capacity(fleet: &Fleet, limits: &[Limit], c: ClusterIx) -> i64 {
 fn pick(
     fleet: &Fleet,
     limits: &[Limit],
-    live: &Live,
+    live: &OutCount,
     host_zone: &[u32],
     g: &Group,
     t: i64,

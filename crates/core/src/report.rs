@@ -2,7 +2,7 @@
 //! (`rollcall.plan/v1`, documented in docs/plan-schema.md).
 
 use crate::model::*;
-use crate::plan::{Plan, Severity};
+use crate::plan::{Plan, Severity, Step};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -177,8 +177,20 @@ pub struct TextOptions {
 }
 
 pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
-    let m = &f.maintenance;
     let mut s = String::new();
+    text_header(&mut s, f, p);
+    s.push('\n');
+    text_regions(&mut s, f, p);
+    s.push('\n');
+    text_waves(&mut s, f, p, opts);
+    s.push('\n');
+    text_risks(&mut s, f, p);
+    s
+}
+
+/// What, where, when, and the figures.
+fn text_header(s: &mut String, f: &Fleet, p: &Plan) {
+    let m = &f.maintenance;
     let in_scope = f.hosts.iter().filter(|h| h.in_scope).count();
     let _ = writeln!(
         s,
@@ -216,7 +228,10 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
         p.waves(),
         p.end().map(fmt_time).unwrap_or_else(|| "-".into())
     );
-    s.push('\n');
+}
+
+/// One line per region.
+fn text_regions(s: &mut String, f: &Fleet, p: &Plan) {
     let _ = writeln!(
         s,
         "{:<10} {:>6}  {:<20}  {:<20}  {:>9}  {:<20}",
@@ -238,9 +253,10 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
             r.announce_by.map(fmt_time).unwrap_or_else(|| "-".into()),
         );
     }
+}
 
-    // waves
-    s.push('\n');
+/// The waves, the first few of each region unless `opts.all_waves`.
+fn text_waves(s: &mut String, f: &Fleet, p: &Plan, opts: TextOptions) {
     let per_region_shown = if opts.all_waves { usize::MAX } else { 3 };
     let mut shown_in_region: std::collections::HashMap<RegionIx, usize> = Default::default();
     let mut hidden = 0usize;
@@ -259,32 +275,7 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
         let n = shown_in_region.entry(r).or_default();
         if *n < per_region_shown {
             *n += 1;
-            let names: Vec<String> = p.steps[i..j]
-                .iter()
-                .take(8)
-                .map(|st| {
-                    let h = &f.hosts[st.host as usize];
-                    match h.clusters.first() {
-                        Some(&c) => format!("{}({})", h.id, f.clusters[c as usize].id),
-                        None => h.id.clone(),
-                    }
-                })
-                .collect();
-            let more = if j - i > 8 {
-                format!(" … +{}", j - i - 8)
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                s,
-                "  wave {:>4}  {}  +{:<8} {:>4} host(s): {}{}",
-                w + 1,
-                fmt_time(p.steps[i].start),
-                fmt_duration(p.steps[i].start - p.earliest_start),
-                j - i,
-                names.join(", "),
-                more
-            );
+            text_wave(s, f, p, &p.steps[i..j]);
         } else {
             hidden += 1;
         }
@@ -296,49 +287,71 @@ pub fn render_text(f: &Fleet, p: &Plan, opts: TextOptions) -> String {
             "  … {hidden} more waves (--all-waves to list them, --json for every step)"
         );
     }
+}
 
-    // risks
-    s.push('\n');
+/// One wave: its start, offset and first hosts.
+fn text_wave(s: &mut String, f: &Fleet, p: &Plan, wave: &[Step]) {
+    let names: Vec<String> = wave
+        .iter()
+        .take(8)
+        .map(|st| {
+            let h = &f.hosts[st.host as usize];
+            match h.clusters.first() {
+                Some(&c) => format!("{}({})", h.id, f.clusters[c as usize].id),
+                None => h.id.clone(),
+            }
+        })
+        .collect();
+    let more = if wave.len() > 8 {
+        format!(" … +{}", wave.len() - 8)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        s,
+        "  wave {:>4}  {}  +{:<8} {:>4} host(s): {}{}",
+        wave[0].wave + 1,
+        fmt_time(wave[0].start),
+        fmt_duration(wave[0].start - p.earliest_start),
+        wave.len(),
+        names.join(", "),
+        more
+    );
+}
+
+/// The risks, counted by severity, each with its hosts and remedy.
+fn text_risks(s: &mut String, f: &Fleet, p: &Plan) {
     if p.risks.is_empty() {
         let _ = writeln!(s, "RISKS: none");
-    } else {
-        let blocked = p
-            .risks
-            .iter()
-            .filter(|r| r.severity == Severity::Blocked)
-            .count();
-        let late = p
-            .risks
-            .iter()
-            .filter(|r| r.severity == Severity::Late)
-            .count();
-        let warn = p.risks.len() - blocked - late;
-        let _ = writeln!(s, "RISKS: {blocked} blocked, {late} late, {warn} warnings");
-        for r in &p.risks {
-            let tag = match r.severity {
-                Severity::Blocked => "BLOCKED",
-                Severity::Late => "LATE",
-                Severity::Warning => "warning",
-            };
-            let hosts = if r.hosts.is_empty() {
-                String::new()
-            } else {
-                let names: Vec<&str> = r
-                    .hosts
-                    .iter()
-                    .take(6)
-                    .map(|&h| f.hosts[h as usize].id.as_str())
-                    .collect();
-                let more = if r.hosts.len() > 6 {
-                    format!(", … +{}", r.hosts.len() - 6)
-                } else {
-                    String::new()
-                };
-                format!(" [{}{}]", names.join(", "), more)
-            };
-            let _ = writeln!(s, "  {tag:<7} {:<16} {}{}", r.code, r.reason, hosts);
-            let _ = writeln!(s, "          remedy: {}", r.remedy);
-        }
+        return;
     }
-    s
+    let count = |sev: Severity| p.risks.iter().filter(|r| r.severity == sev).count();
+    let (blocked, late) = (count(Severity::Blocked), count(Severity::Late));
+    let warn = p.risks.len() - blocked - late;
+    let _ = writeln!(s, "RISKS: {blocked} blocked, {late} late, {warn} warnings");
+    for r in &p.risks {
+        let tag = match r.severity {
+            Severity::Blocked => "BLOCKED",
+            Severity::Late => "LATE",
+            Severity::Warning => "warning",
+        };
+        let hosts = if r.hosts.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = r
+                .hosts
+                .iter()
+                .take(6)
+                .map(|&h| f.hosts[h as usize].id.as_str())
+                .collect();
+            let more = if r.hosts.len() > 6 {
+                format!(", … +{}", r.hosts.len() - 6)
+            } else {
+                String::new()
+            };
+            format!(" [{}{}]", names.join(", "), more)
+        };
+        let _ = writeln!(s, "  {tag:<7} {:<16} {}{}", r.code, r.reason, hosts);
+        let _ = writeln!(s, "          remedy: {}", r.remedy);
+    }
 }

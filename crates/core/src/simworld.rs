@@ -6,7 +6,7 @@
 //! Every random choice is a hash of (seed, host, reboot number), not a stateful RNG,
 //! so the world is the same whatever order it is asked in and after any restart.
 
-use crate::engine::{Command, Engine, Event, Output};
+use crate::engine::{Command, Engine, Event, Outcome, Output};
 use crate::model::*;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
@@ -260,82 +260,40 @@ impl World {
                 region,
                 result: Ok(()),
             },
-            Command::Preflight { host, .. } => {
-                let p = self.params.preflight_fail_rate;
-                if p > 0.0
-                    && unit(
-                        self.params.seed,
-                        host as u64,
-                        self.hosts[host as usize].reboots.len() as u64,
-                        0x9F,
-                    ) < p
-                {
-                    return Event::Preflight {
-                        host,
-                        result: Err("a required service is not enabled at boot".into()),
-                    };
-                }
-                match self.boot_id(host, now) {
-                    Some(b) => Event::Preflight {
-                        host,
-                        result: Ok(b),
-                    },
-                    None => Event::Preflight {
-                        host,
-                        result: Err("unreachable".into()),
-                    },
-                }
-            }
+            Command::Preflight { host, .. } => Event::Preflight {
+                host,
+                result: self.preflight(host, now),
+            },
             Command::Drain { host } => Event::Drained {
                 host,
                 result: Ok(()),
                 holds: Vec::new(),
             },
-            Command::Reboot { host, .. } => {
-                if self.boot_id(host, now).is_none() {
-                    return Event::RebootSent {
-                        host,
-                        result: Err("unreachable".into()),
-                    };
-                }
-                self.reboot(host, now);
-                Event::RebootSent {
-                    host,
-                    result: Ok(()),
-                }
-            }
+            Command::Reboot { host, .. } => Event::RebootSent {
+                host,
+                result: self.send_reboot(host, now),
+            },
             Command::Probe { host } => Event::Probed {
                 host,
                 boot_id: self.boot_id(host, now),
             },
-            Command::Verify { host } => match self.boot_id(host, now) {
-                Some(_) => Event::Verified {
-                    host,
-                    result: Ok(()),
-                },
-                None => Event::Verified {
-                    host,
-                    result: Err("unreachable".into()),
-                },
+            Command::Verify { host } => Event::Verified {
+                host,
+                result: self.up(host, now),
             },
             Command::Restore { host } | Command::Release { host } => Event::Restored {
                 host,
                 result: Ok(()),
             },
-            Command::Gate { host, cluster } => match self.cluster_healthy(cluster, now, check) {
-                Ok(()) => Event::Gate {
+            Command::Gate { host, cluster } => {
+                let health = self.cluster_healthy(cluster, now, check);
+                Event::Gate {
                     host,
                     cluster,
-                    healthy: true,
-                    detail: "green".into(),
-                },
-                Err(d) => Event::Gate {
-                    host,
-                    cluster,
-                    healthy: false,
-                    detail: d,
-                },
-            },
+                    healthy: health.is_ok(),
+                    detail: health.err().unwrap_or_else(|| "green".into()),
+                }
+            }
             Command::Replace { host } => {
                 self.replace(host, now);
                 Event::Replaced {
@@ -343,6 +301,32 @@ impl World {
                     result: Ok(()),
                 }
             }
+        }
+    }
+
+    /// The boot id, unless the host is down or (by `preflight_fail_rate`) a required
+    /// service is not enabled.
+    fn preflight(&self, host: HostIx, now: i64) -> Result<String, String> {
+        let p = self.params.preflight_fail_rate;
+        let k = self.hosts[host as usize].reboots.len() as u64;
+        if p > 0.0 && unit(self.params.seed, host as u64, k, 0x9F) < p {
+            return Err("a required service is not enabled at boot".into());
+        }
+        self.boot_id(host, now).ok_or_else(|| "unreachable".into())
+    }
+
+    /// A reboot reaches a host that is up.
+    fn send_reboot(&mut self, host: HostIx, now: i64) -> Outcome {
+        self.up(host, now)?;
+        self.reboot(host, now);
+        Ok(())
+    }
+
+    /// The host answers.
+    fn up(&self, host: HostIx, now: i64) -> Outcome {
+        match self.boot_id(host, now) {
+            Some(_) => Ok(()),
+            None => Err("unreachable".into()),
         }
     }
 }
