@@ -8,7 +8,8 @@ mod serve;
 mod undone;
 
 use clap::{Parser, Subcommand};
-use rollcall_core::{LoadOptions, audit::audit, generate, load_file, plan::plan, report};
+use rollcall_core::{audit::audit, generate, plan::plan, report};
+use rollcall_fleet::{LoadOptions, load_file};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -440,7 +441,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             }
             let f = generate::generate(&params);
             match csv_dir {
-                None => print!("{}", generate::to_toml(&f)),
+                None => print!("{}", rollcall_fleet::write::to_toml(&f)),
                 Some(dir) => write_imported(&dir, &f)?,
             }
             Ok(ExitCode::SUCCESS)
@@ -468,7 +469,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             let missing_for = match missing_for.as_str() {
                 "never" => None,
                 s => Some(
-                    rollcall_core::config::parse_duration(s)
+                    rollcall_core::parse_duration(s)
                         .map_err(|e| miette::miette!("--missing-for: {e}"))?,
                 ),
             };
@@ -555,7 +556,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             let missing_for = match missing_for.as_str() {
                 "never" => None,
                 s => Some(
-                    rollcall_core::config::parse_duration(s)
+                    rollcall_core::parse_duration(s)
                         .map_err(|e| miette::miette!("--missing-for: {e}"))?,
                 ),
             };
@@ -815,8 +816,11 @@ fn write_imported(dir: &std::path::Path, f: &rollcall_core::Fleet) -> miette::Re
     };
     std::fs::create_dir_all(dir)
         .map_err(|e| miette::miette!("cannot create {}: {e}", dir.display()))?;
-    write("hosts.csv", generate::to_csv(f))?;
-    write("fleet.toml", generate::to_toml_imported(f, "hosts.csv"))?;
+    write("hosts.csv", rollcall_fleet::write::to_csv(f))?;
+    write(
+        "fleet.toml",
+        rollcall_fleet::write::to_toml_imported(f, "hosts.csv"),
+    )?;
     eprintln!("wrote {}", dir.join("fleet.toml").display());
     Ok(())
 }

@@ -10,10 +10,11 @@
 //! host holds budget that a new plan could not see.
 
 use crate::run::{RunParams, checked_plan, config_report, restore};
+use rollcall_core::HostIx;
 use rollcall_core::engine::Phase;
-use rollcall_core::sources::{HostDiff, diff_hosts, read_fleet_text};
-use rollcall_core::{HostIx, LoadOptions};
 use rollcall_drivers::sim::read_log;
+use rollcall_fleet::LoadOptions;
+use rollcall_fleet::sources::{HostDiff, diff_hosts, read_fleet_text};
 use rollcall_store::{NewRun, RunRow, Store};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

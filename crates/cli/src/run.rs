@@ -6,11 +6,12 @@ use rollcall_core::engine::{
 };
 use rollcall_core::plan::{Plan, plan};
 use rollcall_core::simworld::SimParams;
-use rollcall_core::sources::{FleetFiles, read_fleet_text};
-use rollcall_core::{Fleet, LoadOptions, fmt_duration, fmt_time};
+use rollcall_core::{Fleet, fmt_duration, fmt_time};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::sim::{SimDriver, read_log};
+use rollcall_fleet::LoadOptions;
+use rollcall_fleet::sources::{FleetFiles, read_fleet_text};
 use rollcall_runtime::{Clock, Ending, Observer, RuntimeConfig, drive, from_records, wall_ms};
 use rollcall_store::{NewRun, RunRow, Store};
 use serde::{Deserialize, Serialize};
@@ -127,7 +128,7 @@ fn load_fleet(name: &str, text: &str, base: &Path) -> miette::Result<(Fleet, Fle
     read_fleet_text(name, text.to_string(), base, &LoadOptions::default()).map_err(config_report)
 }
 
-pub(crate) fn config_report(e: rollcall_core::ConfigErrors) -> miette::Report {
+pub(crate) fn config_report(e: rollcall_fleet::ConfigErrors) -> miette::Report {
     if std::io::stderr().is_terminal() {
         miette::Report::new(e)
     } else {
@@ -162,7 +163,7 @@ pub(crate) fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
 }
 
 pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
-    let text = rollcall_core::limits::read_input(&o.fleet)
+    let text = rollcall_fleet::limits::read_input(&o.fleet)
         .map_err(|e| miette::miette!("{}: {e}", o.fleet.display()))?;
     let base = o.fleet.parent().map(Path::to_path_buf).unwrap_or_default();
     let (mut fleet, files) = load_fleet(&o.fleet.display().to_string(), &text, &base)?;
@@ -1146,7 +1147,7 @@ pub async fn bench_engine(
     scale: f64,
     json: bool,
 ) -> miette::Result<std::process::ExitCode> {
-    let text = rollcall_core::limits::read_input(fleet_path)
+    let text = rollcall_fleet::limits::read_input(fleet_path)
         .map_err(|e| miette::miette!("{}: {e}", fleet_path.display()))?;
     let base = fleet_path
         .parent()

@@ -45,9 +45,10 @@
 //! ```
 
 use crate::search::{SearchAuth, SearchGate, Secret};
-use rollcall_core::config::{field_path_at, parse_duration};
-use rollcall_core::error::{ConfigError, ConfigErrors, Errors, SourceFile};
+use rollcall_core::parse_duration;
 use rollcall_core::{Fleet, Kind};
+use rollcall_fleet::error::{ConfigError, ConfigErrors, Errors, SourceFile};
+use rollcall_fleet::field_path_at;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -989,7 +990,7 @@ fn search_auth(v: &mut V, a: &Spanned<RawAuth>, f: &str) -> Option<SearchAuth> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rollcall_core::{LoadOptions, load_str};
+    use rollcall_fleet::{LoadOptions, load_str};
 
     fn load(text: &str) -> Result<RemoteConfig, ConfigErrors> {
         let dir = std::env::temp_dir();

@@ -27,8 +27,8 @@
 //! ```
 
 use base64::Engine as _;
-use rollcall_core::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use rollcall_core::model::{ClusterIx, Fleet, RegionIx};
+use rollcall_fleet::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -159,7 +159,7 @@ fn parse_real_duration(s: &str) -> Result<Duration, String> {
             .map(Duration::from_millis)
             .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 10s, 2m)"));
     }
-    rollcall_core::config::parse_duration(s)
+    rollcall_core::parse_duration(s)
         .ok()
         .filter(|d| *d >= 0)
         .map(|d| Duration::from_secs(d as u64))
@@ -199,7 +199,7 @@ pub fn load(
             let msg = e.message().trim().to_string();
             let err = match e.span() {
                 Some(span) => {
-                    let field = rollcall_core::config::field_path_at(text, span.start);
+                    let field = rollcall_fleet::field_path_at(text, span.start);
                     ConfigError::at(&src, span, field, msg)
                 }
                 None => ConfigError::file(name, "", msg),
@@ -343,7 +343,7 @@ pub fn load(
             }
         }
         if let Some(r) = &n.remind_before {
-            match rollcall_core::config::parse_duration(r.get_ref()) {
+            match rollcall_core::parse_duration(r.get_ref()) {
                 Ok(d) if d > 0 => settings.remind_before = Some(d),
                 Ok(_) => at(
                     r.span(),

@@ -3,8 +3,9 @@
 //! fleet of a stored run (resume, status, notify, the status page) goes through
 //! [`stored_fleet`], which never reads the disk.
 
-use rollcall_core::sources::{FleetFiles, StoredImports, load_stored};
-use rollcall_core::{ConfigError, ConfigErrors, Fleet, LoadOptions};
+use rollcall_core::Fleet;
+use rollcall_fleet::sources::{FleetFiles, StoredImports, load_stored};
+use rollcall_fleet::{ConfigError, ConfigErrors, LoadOptions};
 use rollcall_store::RunRow;
 use std::path::Path;
 

@@ -10,7 +10,7 @@
 //! ```
 
 use super::{RawMaintenance, S, Validator};
-use crate::model::Action;
+use rollcall_core::model::Action;
 use toml::Spanned;
 
 /// The action's own fields, as written.

@@ -7,9 +7,9 @@
 use crate::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use crate::import::{self, ImportedHost};
 use crate::limits::{self, TextLimit};
-use crate::model::*;
-use crate::select::{HostIndex, Query};
 use crate::sources::ImportSource;
+use rollcall_core::model::*;
+use rollcall_core::select::{HostIndex, Query};
 use serde::Deserialize;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -1626,31 +1626,6 @@ fn kinds_help() -> String {
             .collect::<Vec<_>>()
             .join(", ")
     )
-}
-
-/// Sort and merge overlapping or touching intervals.
-pub fn merge_intervals(mut v: Vec<Interval>) -> Vec<Interval> {
-    v.sort_by_key(|i| (i.start, i.end));
-    let mut out: Vec<Interval> = Vec::with_capacity(v.len());
-    for i in v {
-        match out.last_mut() {
-            Some(last) if i.start <= last.end => last.end = last.end.max(i.end),
-            _ => out.push(i),
-        }
-    }
-    out
-}
-
-/// Parse a duration: friendly (`90s`, `20m`, `1h30m`, `2 hours`) or ISO 8601 (`PT1H`).
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    match t.parse::<jiff::SignedDuration>() {
-        Ok(d) => Ok(d.as_secs()),
-        Err(e) => Err(format!("invalid duration `{s}`: {e}")),
-    }
 }
 
 /// Parse a timestamp given as a TOML datetime or a string (RFC 3339 with an offset).

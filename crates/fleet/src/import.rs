@@ -68,8 +68,8 @@ use std::net::Ipv6Addr;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::TScalarStyle;
 
-use crate::config::parse_duration;
 use crate::error::{ConfigError, SourceFile};
+use rollcall_core::model::parse_duration;
 
 /// One host read from an inventory or CSV file.
 #[derive(Debug, Clone, PartialEq)]
