@@ -45,17 +45,13 @@
 //! ```
 
 use crate::search::{SearchAuth, SearchGate, Secret};
-use rollcall_core::parse_duration;
 use rollcall_core::{Fleet, Kind};
-use rollcall_fleet::error::{ConfigError, ConfigErrors, Errors, SourceFile};
-use rollcall_fleet::field_path_at;
+use rollcall_fleet::error::{ConfigErrors, SourceFile};
+use rollcall_fleet::spanned::{self, Checker, S, Spanned};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use toml::Spanned;
-
-type S = Spanned<String>;
 
 #[derive(Debug, Deserialize)]
 struct RawFile {
@@ -352,9 +348,8 @@ pub struct RemoteConfig {
 }
 
 struct V<'a> {
-    src: &'a SourceFile,
+    c: Checker<'a>,
     base: PathBuf,
-    errs: Errors,
 }
 
 impl V<'_> {
@@ -364,38 +359,23 @@ impl V<'_> {
         field: impl Into<String>,
         msg: impl Into<String>,
     ) {
-        self.errs.push(ConfigError::at(self.src, span, field, msg));
+        self.c.err(span, field, msg);
     }
     fn dur(&mut self, s: &Option<S>, field: &str) -> Option<i64> {
         let s = s.as_ref()?;
-        match parse_duration(s.get_ref()) {
-            Ok(d) if d > 0 => Some(d),
-            Ok(_) => {
-                self.err(s.span(), field, "must be longer than zero");
-                None
-            }
-            Err(m) => {
-                self.errs.push(
-                    ConfigError::at(self.src, s.span(), field, m)
-                        .with_help("write a duration like \"5s\", \"2m\" or \"1h30m\""),
-                );
-                None
-            }
+        let d = self.c.duration(
+            s,
+            field,
+            "write a duration like \"5s\", \"2m\" or \"1h30m\"",
+        )?;
+        if d > 0 {
+            return Some(d);
         }
+        self.err(s.span(), field, "must be longer than zero");
+        None
     }
     fn port(&mut self, p: &Option<Spanned<i64>>, field: &str) -> Option<u16> {
-        let p = p.as_ref()?;
-        match u16::try_from(*p.get_ref()) {
-            Ok(v) if v > 0 => Some(v),
-            _ => {
-                self.err(
-                    p.span(),
-                    field,
-                    format!("{} is not a TCP port (1-65535)", p.get_ref()),
-                );
-                None
-            }
-        }
+        self.c.port(p.as_ref()?, field)
     }
     fn path(&mut self, s: &S, field: &str, must_exist: bool) -> PathBuf {
         let p = Path::new(s.get_ref());
@@ -432,26 +412,10 @@ impl RemoteConfig {
         fleet: &Fleet,
     ) -> Result<RemoteConfig, ConfigErrors> {
         let src = SourceFile::new(name, text);
-        let raw: RawFile = match toml::from_str(text) {
-            Ok(r) => r,
-            Err(e) => {
-                let msg = e.message().trim().to_string();
-                let err = match e.span() {
-                    Some(span) => {
-                        ConfigError::at(&src, span.clone(), field_path_at(text, span.start), msg)
-                    }
-                    None => ConfigError::file(name, "", msg),
-                };
-                return Err(ConfigErrors {
-                    file: name.to_string(),
-                    errors: vec![err],
-                });
-            }
-        };
+        let raw: RawFile = spanned::parse(&src)?;
         let mut v = V {
-            src: &src,
+            c: Checker::new(&src),
             base: base.to_path_buf(),
-            errs: Errors::default(),
         };
         let host_ids: std::collections::HashSet<&str> =
             fleet.hosts.iter().map(|h| h.id.as_str()).collect();
@@ -632,15 +596,12 @@ impl RemoteConfig {
                 &f,
             ));
         }
-        v.errs.into_result(
-            name,
-            RemoteConfig {
-                ssh,
-                exec,
-                remote,
-                gates,
-            },
-        )
+        v.c.finish(RemoteConfig {
+            ssh,
+            exec,
+            remote,
+            gates,
+        })
     }
 }
 
@@ -922,17 +883,9 @@ fn check_base_url(v: &mut V, u: &S, url: &str, f: &str) {
         }
     };
     if rest.trim_end_matches('/').contains('/') || rest.contains('?') {
-        v.errs.push(
-            ConfigError::at(
-                v.src,
-                u.span(),
+        v.c.err_help(u.span(),
                 field,
-                "the elasticsearch/opensearch gate takes a base url (scheme://host:port), not an API path",
-            )
-            .with_help(
-                "write url = \"http://{address}:9200\"; for the generic http gate instead, add expect = { status = \"green\" }",
-            ),
-        );
+                "the elasticsearch/opensearch gate takes a base url (scheme://host:port), not an API path", "write url = \"http://{address}:9200\"; for the generic http gate instead, add expect = { status = \"green\" }");
     }
 }
 
@@ -971,17 +924,9 @@ fn search_auth(v: &mut V, a: &Spanned<RawAuth>, f: &str) -> Option<SearchAuth> {
             Some(SearchAuth::ApiKey { key, env })
         }
         _ => {
-            v.errs.push(
-                ConfigError::at(
-                    v.src,
-                    a.span(),
+            v.c.err_help(a.span(),
                     field,
-                    "give either user and password_env (basic) or api_key_env",
-                )
-                .with_help(
-                    "auth = { user = \"rollcall\", password_env = \"ES_PASSWORD\" } or auth = { api_key_env = \"ES_API_KEY\" }",
-                ),
-            );
+                    "give either user and password_env (basic) or api_key_env", "auth = { user = \"rollcall\", password_env = \"ES_PASSWORD\" } or auth = { api_key_env = \"ES_API_KEY\" }");
             None
         }
     }

@@ -4,22 +4,20 @@
 //! Every error points at the file, line, column and field; all errors found are
 //! reported together. Nothing here panics on any input.
 
-use crate::error::{ConfigError, ConfigErrors, Errors, SourceFile};
+use crate::error::{ConfigError, ConfigErrors, SourceFile};
 use crate::import::{self, ImportedHost};
 use crate::limits::{self, TextLimit};
 use crate::sources::ImportSource;
+use crate::spanned::{self, Checker, S, Spanned, field_path_at};
 use rollcall_core::model::*;
 use rollcall_core::select::{HostIndex, Query};
 use serde::Deserialize;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use toml::Spanned;
 
 mod action;
 mod parse;
-
-type S = Spanned<String>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,30 +242,15 @@ pub(crate) fn load_with(
     }
     let raw: RawFleet = match parse::parse_fleet(text) {
         Ok(r) => r,
-        Err(e) => {
-            let msg = e.message().trim().to_string();
-            let err = match e.span() {
-                Some(span) => {
-                    let field = field_path_at(text, span.start);
-                    ConfigError::at(&src, span, field, msg)
-                }
-                None => ConfigError::file(name, "", msg),
-            };
-            let errs = ConfigErrors {
-                file: name.to_string(),
-                errors: vec![err],
-            };
-            return (Err(errs), files);
-        }
+        Err(e) => return (Err(spanned::parse_error(&src, &e)), files),
     };
     let mut v = Validator {
-        src: &src,
-        errs: Errors::default(),
+        c: Checker::new(&src),
         base: base.to_path_buf(),
         files,
     };
     let fleet = v.fleet(raw, opts);
-    let result = v.errs.into_result(name, ()).and_then(|_| {
+    let result = v.c.finish(()).and_then(|_| {
         fleet.ok_or_else(|| ConfigErrors {
             file: name.to_string(),
             errors: vec![ConfigError::file(name, "", "invalid fleet")],
@@ -320,50 +303,8 @@ fn short(field: &str) -> String {
     }
 }
 
-/// Best-effort field path (`cluster[2].load`) for a byte offset in TOML text,
-/// used to name the field in parse errors.
-pub fn field_path_at(text: &str, offset: usize) -> String {
-    let offset = offset.min(text.len());
-    let mut table = String::new();
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    let mut pos = 0;
-    let mut key = String::new();
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim();
-        let end = pos + line.len();
-        if let Some(name) = trimmed
-            .strip_prefix("[[")
-            .and_then(|r| r.split("]]").next())
-        {
-            let name = name.trim().to_string();
-            let c = counts.entry(name.clone()).or_insert(0);
-            table = format!("{name}[{c}]");
-            *c += 1;
-            key.clear();
-        } else if let Some(name) = trimmed.strip_prefix('[').and_then(|r| r.split(']').next()) {
-            table = name.trim().to_string();
-            key.clear();
-        } else if let Some((k, _)) = trimmed.split_once('=')
-            && !trimmed.starts_with('#')
-        {
-            key = k.trim().trim_matches('"').to_string();
-        }
-        if offset < end || end == text.len() {
-            break;
-        }
-        pos = end;
-    }
-    match (table.is_empty(), key.is_empty()) {
-        (true, true) => "(top level)".into(),
-        (true, false) => key,
-        (false, true) => table,
-        (false, false) => format!("{table}.{key}"),
-    }
-}
-
 struct Validator<'a> {
-    src: &'a SourceFile,
-    errs: Errors,
+    c: Checker<'a>,
     base: PathBuf,
     files: ImportSource,
 }
@@ -399,56 +340,25 @@ impl Origin {
 }
 
 impl<'a> Validator<'a> {
-    fn err(
-        &mut self,
-        span: std::ops::Range<usize>,
-        field: impl Into<String>,
-        msg: impl Into<String>,
-    ) {
-        let e = ConfigError::at(self.src, span, field, msg);
-        self.errs.push(e);
-    }
-
-    fn err_help(
-        &mut self,
-        span: std::ops::Range<usize>,
-        field: impl Into<String>,
-        msg: impl Into<String>,
-        help: impl Into<String>,
-    ) {
-        let e = ConfigError::at(self.src, span, field, msg).with_help(help);
-        self.errs.push(e);
-    }
-
     fn err_origin(&mut self, origin: &Origin, field: String, msg: String, help: Option<String>) {
         let mut e = match origin {
-            Origin::Fleet(span) => ConfigError::at(self.src, span.clone(), field, msg),
+            Origin::Fleet(span) => ConfigError::at(self.c.src, span.clone(), field, msg),
             Origin::Import { src, line } => ConfigError::at_line(src, *line, field, msg),
         };
         e.help = help;
-        self.errs.push(e);
+        self.c.errs.push(e);
     }
 
     fn duration(&mut self, s: &S, field: &str) -> Option<i64> {
-        match parse_duration(s.get_ref()) {
-            Ok(d) => Some(d),
-            Err(m) => {
-                self.err_help(
-                    s.span(),
-                    field,
-                    m,
-                    "write a duration like \"90s\", \"20m\", \"1h30m\" or \"PT1H\"",
-                );
-                None
-            }
-        }
+        const HELP: &str = "write a duration like \"90s\", \"20m\", \"1h30m\" or \"PT1H\"";
+        self.c.duration(s, field, HELP)
     }
 
     fn time(&mut self, v: &Spanned<toml::Value>, field: &str) -> Option<i64> {
         match parse_time(v.get_ref()) {
             Ok(t) => Some(t),
             Err(m) => {
-                self.err_help(
+                self.c.err_help(
                     v.span(),
                     field,
                     m,
@@ -466,7 +376,7 @@ impl<'a> Validator<'a> {
             .and_then(|m| m.name.as_ref())
             .map(|n| n.get_ref().clone())
             .unwrap_or_else(|| {
-                Path::new(&self.src.name)
+                Path::new(&self.c.src.name)
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "fleet".into())
@@ -490,7 +400,7 @@ impl<'a> Validator<'a> {
                                 kind_durations.insert(kind, secs);
                             }
                         }
-                        None => self.err_help(
+                        None => self.c.err_help(
                             k.span(),
                             field,
                             format!("unknown cluster kind `{}`", k.get_ref()),
@@ -564,7 +474,7 @@ impl<'a> Validator<'a> {
                 continue;
             }
             if let Some(&prev) = host_ix.get(&p.id) {
-                let first = host_origin[prev as usize].describe(self.src);
+                let first = host_origin[prev as usize].describe(self.c.src);
                 self.err_origin(
                     &p.origin,
                     format!("{}.id", field()),
@@ -609,9 +519,9 @@ impl<'a> Validator<'a> {
                 deadline: None,
             });
         }
-        if hosts.is_empty() && self.errs.is_empty() {
-            self.errs.push(
-                ConfigError::file(&self.src.name, "host", "the fleet has no hosts").with_help(
+        if hosts.is_empty() && self.c.errs.is_empty() {
+            self.c.errs.push(
+                ConfigError::file(&self.c.src.name, "host", "the fleet has no hosts").with_help(
                     "add [[host]] tables or an [[import]] of an Ansible inventory or CSV file",
                 ),
             );
@@ -624,7 +534,7 @@ impl<'a> Validator<'a> {
             let tr = t.get_ref();
             let id = tr.id.get_ref().clone();
             if id.trim().is_empty() {
-                self.err(
+                self.c.err(
                     tr.id.span(),
                     format!("tenant[{i}].id"),
                     "tenant id is empty",
@@ -632,8 +542,8 @@ impl<'a> Validator<'a> {
                 continue;
             }
             if let Some(prev) = tenant_ids.get(&id) {
-                let (l, _) = self.src.line_col(prev.start);
-                self.err_help(
+                let (l, _) = self.c.src.line_col(prev.start);
+                self.c.err_help(
                     tr.id.span(),
                     format!("tenant[{i}].id"),
                     format!("duplicate tenant id `{id}`"),
@@ -663,12 +573,12 @@ impl<'a> Validator<'a> {
             let id = cr.id.get_ref().clone();
             let f = |s: &str| format!("cluster[{i}].{s}");
             if id.trim().is_empty() {
-                self.err(cr.id.span(), f("id"), "cluster id is empty");
+                self.c.err(cr.id.span(), f("id"), "cluster id is empty");
                 continue;
             }
             if let Some(prev) = cluster_ids.get(&id) {
-                let (l, _) = self.src.line_col(prev.start);
-                self.err_help(
+                let (l, _) = self.c.src.line_col(prev.start);
+                self.c.err_help(
                     cr.id.span(),
                     f("id"),
                     format!("duplicate cluster id `{id}`"),
@@ -681,7 +591,7 @@ impl<'a> Validator<'a> {
             let kind = match Kind::parse(cr.kind.get_ref()) {
                 Some(k) => k,
                 None => {
-                    self.err_help(
+                    self.c.err_help(
                         cr.kind.span(),
                         f("kind"),
                         format!("unknown cluster kind `{}`", cr.kind.get_ref()),
@@ -694,7 +604,7 @@ impl<'a> Validator<'a> {
             if let Some(t) = &cr.tenant
                 && !tenant_ids.contains_key(t.get_ref())
             {
-                self.err_help(
+                self.c.err_help(
                     t.span(),
                     f("tenant"),
                     format!("cluster `{id}` names unknown tenant `{}`", t.get_ref()),
@@ -706,7 +616,7 @@ impl<'a> Validator<'a> {
             let mut members: Vec<HostIx> = Vec::new();
             match (&cr.members, &cr.selector) {
                 (Some(_), Some(sel)) => {
-                    self.err_help(
+                    self.c.err_help(
                         sel.span(),
                         f("selector"),
                         format!("cluster `{id}` has both `members` and `selector`"),
@@ -715,7 +625,7 @@ impl<'a> Validator<'a> {
                     ok = false;
                 }
                 (None, None) => {
-                    self.err_help(
+                    self.c.err_help(
                         c.span().start..c.span().start + 11,
                         f("members"),
                         format!("cluster `{id}` has no `members` and no `selector`"),
@@ -729,7 +639,7 @@ impl<'a> Validator<'a> {
                         match host_ix.get(m.get_ref()) {
                             Some(&h) => {
                                 if !seen.insert(h) {
-                                    self.err(
+                                    self.c.err(
                                         m.span(),
                                         f(&format!("members[{j}]")),
                                         format!(
@@ -748,7 +658,7 @@ impl<'a> Validator<'a> {
                                     .unwrap_or_else(|| {
                                         "every member must be a host of the fleet".into()
                                     });
-                                self.err_help(
+                                self.c.err_help(
                                     m.span(),
                                     f(&format!("members[{j}]")),
                                     format!("cluster `{id}` names unknown host `{}`", m.get_ref()),
@@ -759,7 +669,7 @@ impl<'a> Validator<'a> {
                         }
                     }
                     if list.get_ref().is_empty() {
-                        self.err(
+                        self.c.err(
                             list.span(),
                             f("members"),
                             format!("cluster `{id}` has no members"),
@@ -770,8 +680,8 @@ impl<'a> Validator<'a> {
                 (None, Some(sel)) => {
                     members =
                         self.select(sel, &f("selector"), &hosts, &index, &host_ix, &region_ix);
-                    if members.is_empty() && self.errs.is_empty() {
-                        self.err_help(
+                    if members.is_empty() && self.c.errs.is_empty() {
+                        self.c.err_help(
                             sel.span(),
                             f("selector"),
                             format!("the selector of cluster `{id}` matches no host"),
@@ -784,7 +694,7 @@ impl<'a> Validator<'a> {
             // budget
             let budget = match (&cr.max_unavailable, &cr.max_unavailable_zones) {
                 (Some(_), Some(z)) => {
-                    self.err_help(
+                    self.c.err_help(
                         z.span(),
                         f("max_unavailable_zones"),
                         format!(
@@ -797,7 +707,7 @@ impl<'a> Validator<'a> {
                 }
                 (Some(n), None) => {
                     if *n.get_ref() < 1 || *n.get_ref() > u32::MAX as i64 {
-                        self.err_help(
+                        self.c.err_help(
                             n.span(),
                             f("max_unavailable"),
                             format!("budget must be at least 1, got {}", n.get_ref()),
@@ -809,7 +719,7 @@ impl<'a> Validator<'a> {
                 }
                 (None, Some(z)) => {
                     if *z.get_ref() < 1 || *z.get_ref() > u32::MAX as i64 {
-                        self.err(
+                        self.c.err(
                             z.span(),
                             f("max_unavailable_zones"),
                             format!("zone budget must be at least 1, got {}", z.get_ref()),
@@ -910,7 +820,7 @@ impl<'a> Validator<'a> {
             let nr = n.get_ref();
             let f = |s: &str| format!("notice[{i}].{s}");
             if !notice_ids.insert(nr.id.get_ref().clone()) {
-                self.err(
+                self.c.err(
                     nr.id.span(),
                     f("id"),
                     format!("duplicate notice id `{}`", nr.id.get_ref()),
@@ -921,7 +831,7 @@ impl<'a> Validator<'a> {
             for (j, h) in nr.hosts.get_ref().iter().enumerate() {
                 match host_ix.get(h.get_ref()) {
                     Some(&x) => nh.push(x),
-                    None => self.err(
+                    None => self.c.err(
                         h.span(),
                         f(&format!("hosts[{j}]")),
                         format!(
@@ -941,7 +851,7 @@ impl<'a> Validator<'a> {
                 (nb, na, nr.not_after.as_ref().map(|t| t.span()))
             {
                 if a <= b {
-                    self.err(
+                    self.c.err(
                         span,
                         f("not_after"),
                         "not_after must be later than not_before",
@@ -982,7 +892,7 @@ impl<'a> Validator<'a> {
     fn positive_duration(&mut self, s: &S, field: &str) -> Option<i64> {
         let d = self.duration(s, field)?;
         if d <= 0 {
-            self.err(
+            self.c.err(
                 s.span(),
                 field,
                 format!("duration must be positive, got `{}`", s.get_ref()),
@@ -1006,7 +916,7 @@ impl<'a> Validator<'a> {
         let search = matches!(kind, Kind::Elasticsearch | Kind::Opensearch);
         let replicas = match &cr.replicas {
             Some(r) if !search => {
-                self.err_help(
+                self.c.err_help(
                     r.span(),
                     f("replicas"),
                     format!("cluster `{id}` is {}: `replicas` is for elasticsearch and opensearch clusters", kind.name()),
@@ -1016,7 +926,7 @@ impl<'a> Validator<'a> {
             }
             None if !search => return Ok(None),
             Some(r) if !(0..=i64::from(u16::MAX)).contains(r.get_ref()) => {
-                self.err(
+                self.c.err(
                     r.span(),
                     f("replicas"),
                     format!("replicas must be between 0 and 65535, got {}", r.get_ref()),
@@ -1037,7 +947,7 @@ impl<'a> Validator<'a> {
             } else {
                 "members"
             };
-            self.err_help(
+            self.c.err_help(
                 span,
                 f(field),
                 format!(
@@ -1067,7 +977,7 @@ impl<'a> Validator<'a> {
             } else {
                 "between 0 and 1"
             };
-            self.err_help(
+            self.c.err_help(
                 l.span(),
                 field,
                 format!("must be {range}, got {v}"),
@@ -1093,7 +1003,7 @@ impl<'a> Validator<'a> {
             match region_ix.get(r.get_ref()) {
                 Some(&x) => regions.push(x),
                 None => {
-                    self.err(
+                    self.c.err(
                         r.span(),
                         format!("{field}.region"),
                         format!("unknown region `{}`", r.get_ref()),
@@ -1107,7 +1017,7 @@ impl<'a> Validator<'a> {
             match host_ix.get(id.get_ref()) {
                 Some(&x) => ids.push(x),
                 None => {
-                    self.err(
+                    self.c.err(
                         id.span(),
                         format!("{field}.ids[{j}]"),
                         format!("unknown host `{}`", id.get_ref()),
@@ -1173,7 +1083,7 @@ impl<'a> Validator<'a> {
                 if let Some(x) = v
                     && x < 0
                 {
-                    self.err(
+                    self.c.err(
                         d.span(),
                         f("notice_lead"),
                         "notice lead time cannot be negative",
@@ -1197,7 +1107,7 @@ impl<'a> Validator<'a> {
                 "serial" => RegionMode::Serial,
                 "parallel" => RegionMode::Parallel,
                 other => {
-                    self.err_help(
+                    self.c.err_help(
                         s.span(),
                         f("region_mode"),
                         format!("unknown region mode `{other}`"),
@@ -1210,7 +1120,7 @@ impl<'a> Validator<'a> {
         let on_missing = match m.on_missing.as_ref() {
             None => OnMissing::Pause,
             Some(s) => OnMissing::parse(s.get_ref()).unwrap_or_else(|| {
-                self.err_help(
+                self.c.err_help(
                     s.span(),
                     f("on_missing"),
                     format!("unknown on_missing policy `{}`", s.get_ref()),
@@ -1222,7 +1132,7 @@ impl<'a> Validator<'a> {
         let conc = |v: &Option<Spanned<i64>>, name: &str, this: &mut Self| -> Option<u32> {
             let v = v.as_ref()?;
             if *v.get_ref() < 1 || *v.get_ref() > u32::MAX as i64 {
-                this.err(
+                this.c.err(
                     v.span(),
                     f(name),
                     format!("{name} must be at least 1, got {}", v.get_ref()),
@@ -1245,8 +1155,9 @@ impl<'a> Validator<'a> {
                 .select(sel, &f("hosts"), hosts, index, host_ix, region_ix)
                 .into_iter()
                 .collect();
-            if scoped.is_empty() && self.errs.is_empty() {
-                self.err(sel.span(), f("hosts"), "the maintenance selects no host");
+            if scoped.is_empty() && self.c.errs.is_empty() {
+                self.c
+                    .err(sel.span(), f("hosts"), "the maintenance selects no host");
             }
             for (i, h) in hosts.iter_mut().enumerate() {
                 h.in_scope = scoped.contains(&(i as HostIx));
@@ -1259,7 +1170,7 @@ impl<'a> Validator<'a> {
             for (j, r) in list.iter().enumerate() {
                 match region_ix.get(r.get_ref()) {
                     Some(&x) if region_order.contains(&x) => {
-                        self.err(
+                        self.c.err(
                             r.span(),
                             f(&format!("regions[{j}]")),
                             format!("region `{}` is listed twice", r.get_ref()),
@@ -1270,7 +1181,7 @@ impl<'a> Validator<'a> {
                         let help = suggest(r.get_ref(), region_ix.keys())
                             .map(|s| format!("did you mean `{s}`?"))
                             .unwrap_or_else(|| format!("known regions: {}", regions.join(", ")));
-                        self.err_help(
+                        self.c.err_help(
                             r.span(),
                             f(&format!("regions[{j}]")),
                             format!("region `{}` has no hosts", r.get_ref()),
@@ -1294,7 +1205,7 @@ impl<'a> Validator<'a> {
                     .as_ref()
                     .and_then(|l| l.first().map(|x| x.span()))
                     .unwrap_or(0..0);
-                self.err_help(
+                self.c.err_help(
                     span,
                     f("regions"),
                     format!(
@@ -1324,7 +1235,10 @@ impl<'a> Validator<'a> {
                             *d = Some(d.map_or(t, |x| x.min(t)));
                         }
                     }
-                    None => self.err(k.span(), field, format!("unknown region `{}`", k.get_ref())),
+                    None => {
+                        self.c
+                            .err(k.span(), field, format!("unknown region `{}`", k.get_ref()))
+                    }
                 }
             }
         }
@@ -1349,7 +1263,7 @@ impl<'a> Validator<'a> {
             for r in &wr.regions {
                 match region_ix.get(r.get_ref()) {
                     Some(&x) => targets.push(x),
-                    None => self.err(
+                    None => self.c.err(
                         r.span(),
                         format!("{field}.regions"),
                         format!("unknown region `{}`", r.get_ref()),
@@ -1400,7 +1314,7 @@ impl<'a> Validator<'a> {
         let first_line = w.span().start..w.span().start + 1;
         match (&wr.cron, &wr.start) {
             (Some(_), Some(s)) => {
-                self.err_help(
+                self.c.err_help(
                     s.span(),
                     format!("{field}.start"),
                     "a window has either `cron` + `duration` or `start` + `end`",
@@ -1409,7 +1323,7 @@ impl<'a> Validator<'a> {
                 None
             }
             (None, None) => {
-                self.err_help(
+                self.c.err_help(
                     first_line,
                     field,
                     "a window needs `cron` + `duration` or `start` + `end`",
@@ -1420,7 +1334,7 @@ impl<'a> Validator<'a> {
             (None, Some(s)) => {
                 let a = self.time(s, &format!("{field}.start"))?;
                 let Some(e) = &wr.end else {
-                    self.err(
+                    self.c.err(
                         s.span(),
                         format!("{field}.end"),
                         "a window with `start` needs `end`",
@@ -1429,7 +1343,7 @@ impl<'a> Validator<'a> {
                 };
                 let b = self.time(e, &format!("{field}.end"))?;
                 if b <= a {
-                    self.err(
+                    self.c.err(
                         e.span(),
                         format!("{field}.end"),
                         "the window ends before it starts",
@@ -1437,7 +1351,7 @@ impl<'a> Validator<'a> {
                     return None;
                 }
                 if b <= start || a >= horizon {
-                    self.err_help(
+                    self.c.err_help(
                         s.span(),
                         field,
                         format!(
@@ -1455,7 +1369,7 @@ impl<'a> Validator<'a> {
             }
             (Some(c), None) => {
                 let Some(dur) = &wr.duration else {
-                    self.err(
+                    self.c.err(
                         c.span(),
                         format!("{field}.duration"),
                         "a cron window needs a `duration`",
@@ -1472,7 +1386,7 @@ impl<'a> Validator<'a> {
                     Ok(tz) => tz,
                     Err(e) => {
                         let span = wr.timezone.as_ref().map(|t| t.span()).unwrap_or(c.span());
-                        self.err(
+                        self.c.err(
                             span,
                             format!("{field}.timezone"),
                             format!("unknown time zone `{tz_name}`: {e}"),
@@ -1483,7 +1397,7 @@ impl<'a> Validator<'a> {
                 let cron: croner::Cron = match c.get_ref().parse() {
                     Ok(x) => x,
                     Err(e) => {
-                        self.err_help(c.span(), format!("{field}.cron"), format!("invalid cron expression `{}`: {e}", c.get_ref()), "five fields: minute hour day-of-month month day-of-week, e.g. \"0 22 * * 1-5\"");
+                        self.c.err_help(c.span(), format!("{field}.cron"), format!("invalid cron expression `{}`: {e}", c.get_ref()), "five fields: minute hour day-of-month month day-of-week, e.g. \"0 22 * * 1-5\"");
                         return None;
                     }
                 };
@@ -1507,7 +1421,7 @@ impl<'a> Validator<'a> {
                         end: t.saturating_add(len),
                     });
                     if out.len() > 50_000 {
-                        self.err_help(
+                        self.c.err_help(
                             c.span(),
                             format!("{field}.cron"),
                             format!(
@@ -1523,7 +1437,7 @@ impl<'a> Validator<'a> {
                 }
                 out.retain(|i| i.end > start);
                 if out.is_empty() {
-                    self.err_help(
+                    self.c.err_help(
                         c.span(),
                         format!("{field}.cron"),
                         format!(
@@ -1554,7 +1468,7 @@ impl<'a> Validator<'a> {
             (Some(p), None) => (p, "ansible"),
             (None, Some(p)) => (p, "csv"),
             _ => {
-                self.err_help(
+                self.c.err_help(
                     imp.span().start..imp.span().start + 10,
                     field,
                     "an [[import]] needs exactly one of `ansible` or `csv`",
@@ -1567,7 +1481,7 @@ impl<'a> Validator<'a> {
         let text = match self.files.read(&self.base, path.get_ref()) {
             Ok(t) => t,
             Err(e) => {
-                self.err(path.span(), format!("{field}.{format}"), e);
+                self.c.err(path.span(), format!("{field}.{format}"), e);
                 return;
             }
         };
@@ -1581,7 +1495,7 @@ impl<'a> Validator<'a> {
             Ok(h) => h,
             Err(errs) => {
                 for e in errs {
-                    self.errs.push(e);
+                    self.c.errs.push(e);
                 }
                 return;
             }

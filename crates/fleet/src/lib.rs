@@ -9,7 +9,9 @@ pub mod error;
 pub mod import;
 pub mod limits;
 pub mod sources;
+pub mod spanned;
 pub mod write;
 
-pub use config::{LoadOptions, field_path_at, load_file, load_str};
+pub use config::{LoadOptions, load_file, load_str};
 pub use error::{ConfigError, ConfigErrors, Errors, SourceFile};
+pub use spanned::field_path_at;

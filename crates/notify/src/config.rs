@@ -28,13 +28,11 @@
 
 use base64::Engine as _;
 use rollcall_core::model::{ClusterIx, Fleet, RegionIx};
-use rollcall_fleet::error::{ConfigError, ConfigErrors, Errors, SourceFile};
+use rollcall_fleet::error::{ConfigErrors, SourceFile};
+use rollcall_fleet::spanned::{self, Checker, S, Spanned};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
-use toml::Spanned;
-
-type S = Spanned<String>;
 
 #[derive(Debug, Deserialize)]
 struct RawDoc {
@@ -193,27 +191,8 @@ pub fn load(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<NotifyConfig, ConfigErrors> {
     let src = SourceFile::new(name, text);
-    let raw: RawDoc = match toml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            let msg = e.message().trim().to_string();
-            let err = match e.span() {
-                Some(span) => {
-                    let field = rollcall_fleet::field_path_at(text, span.start);
-                    ConfigError::at(&src, span, field, msg)
-                }
-                None => ConfigError::file(name, "", msg),
-            };
-            return Err(ConfigErrors {
-                file: name.to_string(),
-                errors: vec![err],
-            });
-        }
-    };
-    let mut errs = Errors::default();
-    let mut at = |v: std::ops::Range<usize>, field: String, msg: String| {
-        errs.push(ConfigError::at(&src, v, field, msg));
-    };
+    let raw: RawDoc = spanned::parse(&src)?;
+    let mut ck = Checker::new(&src);
     let mut settings = Settings::default();
     let mut smtp_host = None;
     let mut smtp_port = None;
@@ -225,29 +204,22 @@ pub fn load(
         let n = n.get_ref();
         if let Some(h) = &n.smtp_host {
             if h.get_ref().trim().is_empty() {
-                at(h.span(), "notify.smtp_host".into(), "empty host".into());
+                ck.err(h.span(), "notify.smtp_host", "empty host");
             } else {
                 smtp_host = Some(h.get_ref().trim().to_string());
             }
         }
         if let Some(p) = &n.smtp_port {
-            match u16::try_from(*p.get_ref()) {
-                Ok(p) if p > 0 => smtp_port = Some(p),
-                _ => at(
-                    p.span(),
-                    "notify.smtp_port".into(),
-                    format!("{} is not a TCP port (1-65535)", p.get_ref()),
-                ),
-            }
+            smtp_port = ck.port(p, "notify.smtp_port");
         }
         if let Some(t) = &n.tls {
             match t.get_ref().as_str() {
                 "none" => tls = Tls::None,
                 "starttls" => tls = Tls::Starttls,
                 "tls" => tls = Tls::Tls,
-                o => at(
+                o => ck.err(
                     t.span(),
-                    "notify.tls".into(),
+                    "notify.tls",
                     format!("unknown `{o}` (none, starttls, tls)"),
                 ),
             }
@@ -256,15 +228,15 @@ pub fn load(
             match std::fs::read(c.get_ref()) {
                 Ok(pem) => match lettre::transport::smtp::client::Certificate::from_pem(&pem) {
                     Ok(_) => ca_pem = Some(pem),
-                    Err(e) => at(
+                    Err(e) => ck.err(
                         c.span(),
-                        "notify.tls_ca".into(),
+                        "notify.tls_ca",
                         format!("{}: not a PEM certificate: {e}", c.get_ref()),
                     ),
                 },
-                Err(e) => at(
+                Err(e) => ck.err(
                     c.span(),
-                    "notify.tls_ca".into(),
+                    "notify.tls_ca",
                     format!("cannot read {}: {e}", c.get_ref()),
                 ),
             }
@@ -272,9 +244,9 @@ pub fn load(
         if let Some(f) = &n.from {
             match f.get_ref().parse::<lettre::message::Mailbox>() {
                 Ok(_) => from = Some(f.get_ref().clone()),
-                Err(e) => at(
+                Err(e) => ck.err(
                     f.span(),
-                    "notify.from".into(),
+                    "notify.from",
                     format!("`{}` is not a mail address: {e}", f.get_ref()),
                 ),
             }
@@ -295,19 +267,19 @@ pub fn load(
                             creds.1 = Some(x)
                         }
                     }
-                    None => at(
+                    None => ck.err(
                         v.span(),
-                        field.into(),
+                        field,
                         format!("environment variable {} is not set", v.get_ref()),
                     ),
                 }
             }
         }
         if n.smtp_user_env.is_some() != n.smtp_password_env.is_some() {
-            at(
+            ck.err(
                 raw.notify.as_ref().map(|n| n.span()).unwrap_or(0..0),
-                "notify".into(),
-                "give both smtp_user_env and smtp_password_env, or neither".into(),
+                "notify",
+                "give both smtp_user_env and smtp_password_env, or neither",
             );
         }
         for (v, field, slot) in [
@@ -317,17 +289,17 @@ pub fn load(
             if let Some(v) = v {
                 match parse_real_duration(v.get_ref()) {
                     Ok(d) if !d.is_zero() || field == "notify.backoff" => *slot = d,
-                    Ok(_) => at(v.span(), field.into(), "must be more than 0".into()),
-                    Err(e) => at(v.span(), field.into(), e),
+                    Ok(_) => ck.err(v.span(), field, "must be more than 0"),
+                    Err(e) => ck.err(v.span(), field, e),
                 }
             }
         }
         if let Some(a) = &n.attempts {
             match u32::try_from(*a.get_ref()) {
                 Ok(a) if (1..=100).contains(&a) => settings.attempts = a,
-                _ => at(
+                _ => ck.err(
                     a.span(),
-                    "notify.attempts".into(),
+                    "notify.attempts",
                     format!("{} is out of range (1-100)", a.get_ref()),
                 ),
             }
@@ -335,9 +307,9 @@ pub fn load(
         if let Some(c) = &n.concurrency {
             match usize::try_from(*c.get_ref()) {
                 Ok(c) if (1..=10_000).contains(&c) => settings.concurrency = c,
-                _ => at(
+                _ => ck.err(
                     c.span(),
-                    "notify.concurrency".into(),
+                    "notify.concurrency",
                     format!("{} is out of range (1-10000)", c.get_ref()),
                 ),
             }
@@ -345,12 +317,8 @@ pub fn load(
         if let Some(r) = &n.remind_before {
             match rollcall_core::parse_duration(r.get_ref()) {
                 Ok(d) if d > 0 => settings.remind_before = Some(d),
-                Ok(_) => at(
-                    r.span(),
-                    "notify.remind_before".into(),
-                    "must be more than 0".into(),
-                ),
-                Err(e) => at(r.span(), "notify.remind_before".into(), e),
+                Ok(_) => ck.err(r.span(), "notify.remind_before", "must be more than 0"),
+                Err(e) => ck.err(r.span(), "notify.remind_before", e),
             }
         }
     }
@@ -367,7 +335,7 @@ pub fn load(
                 Some(t.get_ref().clone())
             }
             Some(t) => {
-                at(
+                ck.err(
                     t.span(),
                     f("tenant"),
                     format!("no tenant `{}` in this fleet", t.get_ref()),
@@ -379,15 +347,15 @@ pub fn load(
         let mut regions = BTreeSet::new();
         let mut clusters = BTreeSet::new();
         match &s.components {
-            None => at(
+            None => ck.err(
                 span.clone(),
                 format!("subscriber[{i}]"),
-                "missing `components` (region names and/or cluster ids)".into(),
+                "missing `components` (region names and/or cluster ids)",
             ),
-            Some(c) if c.get_ref().is_empty() => at(
+            Some(c) if c.get_ref().is_empty() => ck.err(
                 c.span(),
                 f("components"),
-                "empty: name at least one region or cluster".into(),
+                "empty: name at least one region or cluster",
             ),
             Some(c) => {
                 for (j, comp) in c.get_ref().iter().enumerate() {
@@ -400,21 +368,21 @@ pub fn load(
                             (Some(t), Some(o)) if t == o => {
                                 clusters.insert(ci as ClusterIx);
                             }
-                            (None, _) => at(
+                            (None, _) => ck.err(
                                 comp.span(),
                                 format!("subscriber[{i}].components[{j}]"),
                                 format!(
                                     "`{name}` is a cluster; a subscriber without a tenant sees the public region view only"
                                 ),
                             ),
-                            (Some(t), _) => at(
+                            (Some(t), _) => ck.err(
                                 comp.span(),
                                 format!("subscriber[{i}].components[{j}]"),
                                 format!("cluster `{name}` does not belong to tenant `{t}`"),
                             ),
                         }
                     } else {
-                        at(
+                        ck.err(
                             comp.span(),
                             format!("subscriber[{i}].components[{j}]"),
                             format!("`{name}` is neither a region nor a cluster of this fleet"),
@@ -429,7 +397,7 @@ pub fn load(
                 "statuspage" => Format::Statuspage,
                 "slack" => Format::Slack,
                 o => {
-                    at(
+                    ck.err(
                         v.span(),
                         f("format"),
                         format!("unknown format `{o}` (statuspage, slack)"),
@@ -441,14 +409,14 @@ pub fn load(
         let channel = match (&s.email, &s.webhook) {
             (Some(e), None) => {
                 if s.secret_env.is_some() || s.format.is_some() {
-                    at(
+                    ck.err(
                         span.clone(),
                         format!("subscriber[{i}]"),
-                        "secret_env and format apply to webhooks only".into(),
+                        "secret_env and format apply to webhooks only",
                     );
                 }
                 if let Err(err) = e.get_ref().parse::<lettre::Address>() {
-                    at(
+                    ck.err(
                         e.span(),
                         f("email"),
                         format!("`{}` is not a mail address: {err}", e.get_ref()),
@@ -460,12 +428,12 @@ pub fn load(
             (None, Some(w)) => {
                 match reqwest::Url::parse(w.get_ref()) {
                     Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-                    Ok(_) => at(
+                    Ok(_) => ck.err(
                         w.span(),
                         f("webhook"),
-                        "only http:// and https:// URLs with a host".into(),
+                        "only http:// and https:// URLs with a host",
                     ),
-                    Err(e) => at(
+                    Err(e) => ck.err(
                         w.span(),
                         f("webhook"),
                         format!("`{}` is not a URL: {e}", w.get_ref()),
@@ -476,7 +444,7 @@ pub fn load(
                         Some(x) => match decode_secret(&x) {
                             Ok(k) => Some(k),
                             Err(e) => {
-                                at(
+                                ck.err(
                                     v.span(),
                                     f("secret_env"),
                                     format!("environment variable {}: {e}", v.get_ref()),
@@ -485,7 +453,7 @@ pub fn load(
                             }
                         },
                         None => {
-                            at(
+                            ck.err(
                                 v.span(),
                                 f("secret_env"),
                                 format!("environment variable {} is not set", v.get_ref()),
@@ -495,10 +463,10 @@ pub fn load(
                     },
                     None => {
                         if format != Format::Slack {
-                            at(
+                            ck.err(
                                 w.span(),
                                 f("secret_env"),
-                                "missing: webhooks are signed (Standard Webhooks); name the environment variable holding the whsec_ secret".into(),
+                                "missing: webhooks are signed (Standard Webhooks); name the environment variable holding the whsec_ secret",
                             );
                         }
                         None
@@ -511,18 +479,18 @@ pub fn load(
                 })
             }
             (Some(_), Some(w)) => {
-                at(
+                ck.err(
                     w.span(),
                     f("webhook"),
-                    "give either email or webhook, not both (use two subscribers)".into(),
+                    "give either email or webhook, not both (use two subscribers)",
                 );
                 None
             }
             (None, None) => {
-                at(
+                ck.err(
                     span.clone(),
                     format!("subscriber[{i}]"),
-                    "missing a channel: `email = ...` or `webhook = ...`".into(),
+                    "missing a channel: `email = ...` or `webhook = ...`",
                 );
                 None
             }
@@ -536,7 +504,7 @@ pub fn load(
         if let Some((id, sp)) = &id
             && !ids.insert(id.clone())
         {
-            at(
+            ck.err(
                 sp.clone(),
                 f("id"),
                 format!("subscriber id `{id}` is used twice; give each an `id`"),
@@ -567,18 +535,15 @@ pub fn load(
                     },
                 });
             }
-            _ => at(
+            _ => ck.err(
                 sp,
-                "notify".into(),
-                "email subscribers need [notify] smtp_host and from".into(),
+                "notify",
+                "email subscribers need [notify] smtp_host and from",
             ),
         }
     }
-    errs.into_result(
-        name,
-        NotifyConfig {
-            settings,
-            subscribers,
-        },
-    )
+    ck.finish(NotifyConfig {
+        settings,
+        subscribers,
+    })
 }
