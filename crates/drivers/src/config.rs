@@ -1,9 +1,10 @@
 //! Settings of the real-host drivers (`ssh`, `exec`), read from the fleet file.
 //!
-//! The core loader accepts the tables `[ssh]`, `[exec]`, `[remote]` and each
-//! cluster's `gate` table without looking inside; this module validates them. Errors
-//! point at `file:line:col` and the field, like the rest of the fleet file. Relative
-//! paths resolve against the fleet file's directory.
+//! The fleet loader (`rollcall-fleet`) accepts the tables `[ssh]`, `[exec]`, `[remote]`
+//! and each cluster's `gate` table without looking inside; this module validates them
+//! (through `rollcall_fleet::spanned`). Errors point at `file:line:col` and the field,
+//! like the rest of the fleet file. Relative paths resolve against the fleet file's
+//! directory.
 //!
 //! ```toml
 //! [ssh]                      # ssh driver: how to reach hosts
@@ -404,7 +405,7 @@ fn secs(s: i64) -> Duration {
 
 impl RemoteConfig {
     /// Read the driver settings from a fleet file's text. `fleet` is the same file,
-    /// already loaded by the core (for host and cluster ids).
+    /// already loaded by `rollcall_fleet` (for host and cluster ids).
     pub fn load(
         name: &str,
         text: &str,
