@@ -137,3 +137,72 @@ impl<'a> Checker<'a> {
         self.errs.into_result(&self.src.name, value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        cluster: Vec<Table>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Table {
+        port: Option<Spanned<i64>>,
+        every: Option<S>,
+    }
+
+    #[test]
+    fn a_type_error_is_one_error_at_its_line_naming_the_field() {
+        let src = SourceFile::new("f.toml", "[[cluster]]\n\n[[cluster]]\nport = \"x\"\n");
+        let errs = parse::<Doc>(&src).unwrap_err();
+        assert_eq!(errs.file, "f.toml");
+        assert_eq!(errs.errors.len(), 1);
+        let e = &errs.errors[0];
+        assert_eq!((e.line, e.field.as_str()), (Some(4), "cluster[1].port"));
+    }
+
+    #[test]
+    fn checker_reports_every_bad_port_and_duration_at_its_span() {
+        let text = "[[cluster]]\nport = 0\nevery = \"soon\"\n[[cluster]]\nport = 70000\nevery = \"5m\"\n[[cluster]]\nport = 6379\n";
+        let src = SourceFile::new("f.toml", text);
+        let doc: Doc = parse(&src).unwrap();
+        let mut c = Checker::new(&src);
+        let ports: Vec<Option<u16>> = doc
+            .cluster
+            .iter()
+            .map(|t| c.port(t.port.as_ref().unwrap(), "port"))
+            .collect();
+        let every: Vec<Option<i64>> = doc
+            .cluster
+            .iter()
+            .filter_map(|t| t.every.as_ref())
+            .map(|s| c.duration(s, "every", "write 5m"))
+            .collect();
+        assert_eq!(ports, [None, None, Some(6379)]);
+        assert_eq!(every, [None, Some(300)]);
+        let errs = c.finish(()).unwrap_err().errors;
+        let got: Vec<(Option<usize>, &str, Option<&str>)> = errs
+            .iter()
+            .map(|e| (e.line, e.message.as_str(), e.help.as_deref()))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0], (Some(2), "0 is not a TCP port (1-65535)", None));
+        assert_eq!(got[1], (Some(5), "70000 is not a TCP port (1-65535)", None));
+        assert_eq!((got[2].0, got[2].2), (Some(3), Some("write 5m")));
+        assert!(
+            got[2].1.starts_with("invalid duration `soon`"),
+            "{}",
+            got[2].1
+        );
+    }
+
+    #[test]
+    fn a_checker_with_no_error_gives_the_value() {
+        let src = SourceFile::new("f.toml", "");
+        assert_eq!(Checker::new(&src).finish(7).unwrap(), 7);
+    }
+}
