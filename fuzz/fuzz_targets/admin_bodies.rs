@@ -10,7 +10,7 @@ mod admin_body;
 
 use admin_body::{MaintenancePatch, NewMaintenance, NewNotice, Schedule};
 use libfuzzer_sys::fuzz_target;
-use rollcall_core::config::{LoadOptions, load_file};
+use rollcall_fleet::{LoadOptions, load_file};
 use rollcall_core::model::Fleet;
 use std::path::Path;
 use std::sync::OnceLock;

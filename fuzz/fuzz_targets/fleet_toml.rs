@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rollcall_core::config::{LoadOptions, load_str};
+use rollcall_fleet::{LoadOptions, load_str};
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

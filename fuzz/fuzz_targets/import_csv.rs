@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rollcall_core::error::SourceFile;
-use rollcall_core::import::parse_csv;
+use rollcall_fleet::error::SourceFile;
+use rollcall_fleet::import::parse_csv;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rollcall_core::error::SourceFile;
-use rollcall_core::import::parse_ansible;
+use rollcall_fleet::error::SourceFile;
+use rollcall_fleet::import::parse_ansible;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rollcall_core::config::{LoadOptions, load_file};
+use rollcall_fleet::{LoadOptions, load_file};
 use rollcall_core::engine::{Engine, EngineConfig, Output, check_journal};
 use rollcall_core::model::Fleet;
 use rollcall_core::plan::{Plan, plan};

@@ -1,8 +1,9 @@
 //! `resume`: the fleet files on disk against the ones stored with the run. A run always
 //! goes on with its stored fleet; this only tells the operator what changed since.
 
-use rollcall_core::sources::{HostDiff, diff_hosts, digest, read_fleet_text};
-use rollcall_core::{Fleet, LoadOptions};
+use rollcall_core::Fleet;
+use rollcall_fleet::LoadOptions;
+use rollcall_fleet::sources::{HostDiff, diff_hosts, digest, read_fleet_text};
 use rollcall_store::RunRow;
 use std::path::Path;
 

@@ -12,8 +12,8 @@
 use crate::run::{Restored, checked_plan, config_report, restore};
 use rollcall_core::HostIx;
 use rollcall_core::engine::Phase;
-use rollcall_core::sources::{diff_hosts, read_fleet_text};
 use rollcall_drivers::sim::read_log;
+use rollcall_fleet::sources::{diff_hosts, read_fleet_text};
 use rollcall_runtime::{NewRunSpec, Replan, RunParams, start_run};
 use rollcall_store::{RunRow, RunStatus, Store};
 use std::path::Path;

@@ -6,11 +6,12 @@ use rollcall_core::engine::{
 };
 use rollcall_core::plan::{Plan, plan};
 use rollcall_core::simworld::SimParams;
-use rollcall_core::sources::{FleetFiles, read_fleet_text};
-use rollcall_core::{Fleet, LoadOptions, OnMissing, fmt_duration, fmt_time};
+use rollcall_core::{Fleet, OnMissing, fmt_duration, fmt_time};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::sim::SimDriver;
+use rollcall_fleet::LoadOptions;
+use rollcall_fleet::sources::{FleetFiles, read_fleet_text};
 use rollcall_notify::DeliveryStatus;
 use rollcall_runtime::{
     Clock, DriverKind, Ending, Lease, NewRunSpec, Observer, RunParams, RuntimeConfig, StoredRun,
@@ -78,7 +79,7 @@ fn load_fleet(name: &str, text: &str, base: &Path) -> miette::Result<(Fleet, Fle
     read_fleet_text(name, text.to_string(), base, &LoadOptions::default()).map_err(config_report)
 }
 
-pub(crate) fn config_report(e: rollcall_core::ConfigErrors) -> miette::Report {
+pub(crate) fn config_report(e: rollcall_fleet::ConfigErrors) -> miette::Report {
     if std::io::stderr().is_terminal() {
         miette::Report::new(e)
     } else {
@@ -118,7 +119,7 @@ pub(crate) fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
 pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     let name = o.fleet.display().to_string();
     let text =
-        rollcall_core::limits::read_input(&o.fleet).map_err(|e| miette::miette!("{name}: {e}"))?;
+        rollcall_fleet::limits::read_input(&o.fleet).map_err(|e| miette::miette!("{name}: {e}"))?;
     let base = o.fleet.parent().map(Path::to_path_buf).unwrap_or_default();
     let (mut fleet, files) = load_fleet(&name, &text, &base)?;
     let on_missing = o.on_missing;
@@ -794,7 +795,7 @@ pub async fn bench_engine(
     scale: f64,
     json: bool,
 ) -> miette::Result<std::process::ExitCode> {
-    let text = rollcall_core::limits::read_input(fleet_path)
+    let text = rollcall_fleet::limits::read_input(fleet_path)
         .map_err(|e| miette::miette!("{}: {e}", fleet_path.display()))?;
     let base = fleet_path
         .parent()

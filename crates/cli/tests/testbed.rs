@@ -381,11 +381,11 @@ fn b_naive_sequential_reboots_for_comparison() {
     let fleet_path = tb.fleet("", "pause");
     let text = std::fs::read_to_string(&fleet_path).unwrap();
     let fleet = Arc::new(
-        rollcall_core::load_str(
+        rollcall_fleet::load_str(
             "fleet.toml",
             &text,
             &tb.dir,
-            &rollcall_core::LoadOptions::default(),
+            &rollcall_fleet::LoadOptions::default(),
         )
         .unwrap(),
     );

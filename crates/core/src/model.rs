@@ -383,6 +383,31 @@ pub fn fmt_time(t: i64) -> String {
     }
 }
 
+/// Sort and merge overlapping or touching intervals.
+pub fn merge_intervals(mut v: Vec<Interval>) -> Vec<Interval> {
+    v.sort_by_key(|i| (i.start, i.end));
+    let mut out: Vec<Interval> = Vec::with_capacity(v.len());
+    for i in v {
+        match out.last_mut() {
+            Some(last) if i.start <= last.end => last.end = last.end.max(i.end),
+            _ => out.push(i),
+        }
+    }
+    out
+}
+
+/// Parse a duration: friendly (`90s`, `20m`, `1h30m`, `2 hours`) or ISO 8601 (`PT1H`).
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    match t.parse::<jiff::SignedDuration>() {
+        Ok(d) => Ok(d.as_secs()),
+        Err(e) => Err(format!("invalid duration `{s}`: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

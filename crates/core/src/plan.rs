@@ -911,7 +911,7 @@ pub fn lower_bound(fleet: &Fleet, limits: &[Limit], blocked: &[bool], earliest_s
         return lb_work;
     }
     let mut union: Vec<Interval> = m.windows.iter().flatten().flatten().copied().collect();
-    union = crate::config::merge_intervals(union);
+    union = crate::model::merge_intervals(union);
     let mut need = lb_work;
     for iv in union {
         let a = iv.start.max(earliest_start);

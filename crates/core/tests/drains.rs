@@ -9,6 +9,7 @@ use rollcall_core::engine::Notice;
 use rollcall_core::engine::*;
 use rollcall_core::plan::plan;
 use rollcall_core::*;
+use rollcall_fleet::{LoadOptions, load_str};
 use std::path::Path;
 use std::sync::Arc;
 

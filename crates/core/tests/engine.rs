@@ -7,6 +7,7 @@ use rollcall_core::generate::{GenParams, Rng, generate};
 use rollcall_core::plan::plan;
 use rollcall_core::simworld::{SimParams, VirtualRun, World};
 use rollcall_core::*;
+use rollcall_fleet::{LoadOptions, load_file};
 use std::path::Path;
 use std::sync::Arc;
 

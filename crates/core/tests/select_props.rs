@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 use rollcall_core::select::{HostIndex, Query};
 use rollcall_core::*;
+use rollcall_fleet::{ConfigErrors, LoadOptions, load_file, load_str, write};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -299,9 +300,9 @@ fn generated_fleet_written_as_csv_and_tag_selectors_loads_to_the_same_fleet() {
     let f = generate::generate(&generate::GenParams::new(600, 110, 7));
     let dir = std::env::temp_dir().join(format!("rollcall-select-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("hosts.csv"), generate::to_csv(&f)).unwrap();
+    std::fs::write(dir.join("hosts.csv"), write::to_csv(&f)).unwrap();
     let fleet = dir.join("fleet.toml");
-    std::fs::write(&fleet, generate::to_toml_imported(&f, "hosts.csv")).unwrap();
+    std::fs::write(&fleet, write::to_toml_imported(&f, "hosts.csv")).unwrap();
     let g = load_file(&fleet, &LoadOptions { now: 1_400_000_000 });
     std::fs::remove_dir_all(&dir).unwrap();
     let g = g.unwrap();

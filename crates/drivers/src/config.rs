@@ -1,9 +1,10 @@
 //! Settings of the real-host drivers (`ssh`, `exec`), read from the fleet file.
 //!
-//! The core loader accepts the tables `[ssh]`, `[exec]`, `[remote]` and each
-//! cluster's `gate` table without looking inside; this module validates them. Errors
-//! point at `file:line:col` and the field, like the rest of the fleet file. Relative
-//! paths resolve against the fleet file's directory.
+//! The fleet loader (`rollcall-fleet`) accepts the tables `[ssh]`, `[exec]`, `[remote]`
+//! and each cluster's `gate` table without looking inside; this module validates them
+//! (through `rollcall_fleet::spanned`). Errors point at `file:line:col` and the field,
+//! like the rest of the fleet file. Relative paths resolve against the fleet file's
+//! directory.
 //!
 //! ```toml
 //! [ssh]                      # ssh driver: how to reach hosts
@@ -45,16 +46,13 @@
 //! ```
 
 use crate::search::{SearchAuth, SearchGate, Secret};
-use rollcall_core::config::{field_path_at, parse_duration};
-use rollcall_core::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use rollcall_core::{Fleet, Kind};
+use rollcall_fleet::error::{ConfigErrors, SourceFile};
+use rollcall_fleet::spanned::{self, Checker, S, Spanned};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use toml::Spanned;
-
-type S = Spanned<String>;
 
 #[derive(Debug, Deserialize)]
 struct RawFile {
@@ -127,7 +125,7 @@ struct RawClusterGate {
     gate: Option<Spanned<RawGate>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGate {
     port: Option<Spanned<i64>>,
@@ -351,9 +349,8 @@ pub struct RemoteConfig {
 }
 
 struct V<'a> {
-    src: &'a SourceFile,
+    c: Checker<'a>,
     base: PathBuf,
-    errs: Errors,
 }
 
 impl V<'_> {
@@ -363,38 +360,23 @@ impl V<'_> {
         field: impl Into<String>,
         msg: impl Into<String>,
     ) {
-        self.errs.push(ConfigError::at(self.src, span, field, msg));
+        self.c.err(span, field, msg);
     }
     fn dur(&mut self, s: &Option<S>, field: &str) -> Option<i64> {
         let s = s.as_ref()?;
-        match parse_duration(s.get_ref()) {
-            Ok(d) if d > 0 => Some(d),
-            Ok(_) => {
-                self.err(s.span(), field, "must be longer than zero");
-                None
-            }
-            Err(m) => {
-                self.errs.push(
-                    ConfigError::at(self.src, s.span(), field, m)
-                        .with_help("write a duration like \"5s\", \"2m\" or \"1h30m\""),
-                );
-                None
-            }
+        let d = self.c.duration(
+            s,
+            field,
+            "write a duration like \"5s\", \"2m\" or \"1h30m\"",
+        )?;
+        if d > 0 {
+            return Some(d);
         }
+        self.err(s.span(), field, "must be longer than zero");
+        None
     }
     fn port(&mut self, p: &Option<Spanned<i64>>, field: &str) -> Option<u16> {
-        let p = p.as_ref()?;
-        match u16::try_from(*p.get_ref()) {
-            Ok(v) if v > 0 => Some(v),
-            _ => {
-                self.err(
-                    p.span(),
-                    field,
-                    format!("{} is not a TCP port (1-65535)", p.get_ref()),
-                );
-                None
-            }
-        }
+        self.c.port(p.as_ref()?, field)
     }
     fn path(&mut self, s: &S, field: &str, must_exist: bool) -> PathBuf {
         let p = Path::new(s.get_ref());
@@ -423,7 +405,7 @@ fn secs(s: i64) -> Duration {
 
 impl RemoteConfig {
     /// Read the driver settings from a fleet file's text. `fleet` is the same file,
-    /// already loaded by the core (for host and cluster ids).
+    /// already loaded by `rollcall_fleet` (for host and cluster ids).
     pub fn load(
         name: &str,
         text: &str,
@@ -431,185 +413,203 @@ impl RemoteConfig {
         fleet: &Fleet,
     ) -> Result<RemoteConfig, ConfigErrors> {
         let src = SourceFile::new(name, text);
-        let raw: RawFile = match toml::from_str(text) {
-            Ok(r) => r,
-            Err(e) => {
-                let msg = e.message().trim().to_string();
-                let err = match e.span() {
-                    Some(span) => {
-                        ConfigError::at(&src, span.clone(), field_path_at(text, span.start), msg)
-                    }
-                    None => ConfigError::file(name, "", msg),
-                };
-                return Err(ConfigErrors {
-                    file: name.to_string(),
-                    errors: vec![err],
-                });
-            }
-        };
+        let raw: RawFile = spanned::parse(&src)?;
         let mut v = V {
-            src: &src,
+            c: Checker::new(&src),
             base: base.to_path_buf(),
-            errs: Errors::default(),
         };
-        let host_ids: std::collections::HashSet<&str> =
-            fleet.hosts.iter().map(|h| h.id.as_str()).collect();
+        let host_ids: HashSet<&str> = fleet.hosts.iter().map(|h| h.id.as_str()).collect();
+        let ssh = match &raw.ssh {
+            Some(r) => v.ssh(r.get_ref(), &host_ids),
+            None => SshSettings::default(),
+        };
+        let exec = raw.exec.as_ref().map(|e| v.exec(&e.get_ref().command));
+        let remote = match &raw.remote {
+            Some(r) => v.remote(r.get_ref(), &host_ids),
+            None => RemoteSettings::default(),
+        };
+        let gates = v.gates(&raw.cluster, fleet);
+        v.c.finish(RemoteConfig {
+            ssh,
+            exec,
+            remote,
+            gates,
+        })
+    }
+}
 
+impl V<'_> {
+    /// `[ssh]` and its per-host overrides.
+    fn ssh(&mut self, r: &RawSsh, host_ids: &HashSet<&str>) -> SshSettings {
         let mut ssh = SshSettings::default();
-        if let Some(r) = &raw.ssh {
-            let r = r.get_ref();
-            if let Some(u) = &r.user {
-                ssh.user = v.text(u, "ssh.user");
-            }
-            if let Some(p) = v.port(&r.port, "ssh.port") {
-                ssh.port = p;
-            }
-            if let Some(i) = &r.identity {
-                ssh.identity = Some(v.path(i, "ssh.identity", true));
-            }
-            if let Some(k) = &r.known_hosts {
-                ssh.known_hosts = Some(v.path(k, "ssh.known_hosts", true));
-            }
-            ssh.agent = r.agent.unwrap_or(false);
-            if let Some(a) = &r.agent_socket {
-                ssh.agent_socket = Some(v.path(a, "ssh.agent_socket", false));
-                ssh.agent = r.agent.unwrap_or(true);
-            }
-            if let Some(t) = v.dur(&r.connect_timeout, "ssh.connect_timeout") {
-                ssh.connect_timeout = secs(t);
-            }
-            for (id, o) in &r.host {
-                let f = format!("ssh.host.{}", id.get_ref());
-                if !host_ids.contains(id.get_ref().as_str()) {
-                    v.err(
-                        id.span(),
-                        &f,
-                        format!("no host `{}` in this fleet", id.get_ref()),
-                    );
-                }
-                let user = o.user.as_ref().map(|u| v.text(u, &format!("{f}.user")));
-                let port = v.port(&o.port, &format!("{f}.port"));
-                let ident = o
-                    .identity
-                    .as_ref()
-                    .map(|i| v.path(i, &format!("{f}.identity"), true));
-                ssh.hosts.insert(id.get_ref().clone(), (user, port, ident));
-            }
+        if let Some(u) = &r.user {
+            ssh.user = self.text(u, "ssh.user");
         }
+        if let Some(p) = self.port(&r.port, "ssh.port") {
+            ssh.port = p;
+        }
+        if let Some(i) = &r.identity {
+            ssh.identity = Some(self.path(i, "ssh.identity", true));
+        }
+        if let Some(k) = &r.known_hosts {
+            ssh.known_hosts = Some(self.path(k, "ssh.known_hosts", true));
+        }
+        ssh.agent = r.agent.unwrap_or(false);
+        if let Some(a) = &r.agent_socket {
+            ssh.agent_socket = Some(self.path(a, "ssh.agent_socket", false));
+            ssh.agent = r.agent.unwrap_or(true);
+        }
+        if let Some(t) = self.dur(&r.connect_timeout, "ssh.connect_timeout") {
+            ssh.connect_timeout = secs(t);
+        }
+        for (id, o) in &r.host {
+            let f = self.host_table(id, "ssh", host_ids);
+            let user = o.user.as_ref().map(|u| self.text(u, &format!("{f}.user")));
+            let port = self.port(&o.port, &format!("{f}.port"));
+            let ident = o
+                .identity
+                .as_ref()
+                .map(|i| self.path(i, &format!("{f}.identity"), true));
+            ssh.hosts.insert(id.get_ref().clone(), (user, port, ident));
+        }
+        ssh
+    }
 
-        let exec = raw.exec.as_ref().map(|e| {
-            let c = &e.get_ref().command;
-            let t = v.text(c, "exec.command");
-            if !t.contains("{command}") {
-                v.err(
-                    c.span(),
-                    "exec.command",
-                    "the template must contain {command} (where the host command goes, shell-quoted)",
-                );
-            }
-            t
-        });
+    /// `[<table>.host.<id>]`: its field path, the id checked to be a host of the fleet.
+    fn host_table(&mut self, id: &S, table: &str, host_ids: &HashSet<&str>) -> String {
+        let f = format!("{table}.host.{}", id.get_ref());
+        if !host_ids.contains(id.get_ref().as_str()) {
+            self.err(
+                id.span(),
+                &f,
+                format!("no host `{}` in this fleet", id.get_ref()),
+            );
+        }
+        f
+    }
 
+    /// `[exec] command`: a template with `{command}` in it.
+    fn exec(&mut self, c: &S) -> String {
+        let t = self.text(c, "exec.command");
+        if !t.contains("{command}") {
+            self.err(
+                c.span(),
+                "exec.command",
+                "the template must contain {command} (where the host command goes, shell-quoted)",
+            );
+        }
+        t
+    }
+
+    /// `[remote]`: commands, timing and per-host services.
+    fn remote(&mut self, r: &RawRemote, host_ids: &HashSet<&str>) -> RemoteSettings {
         let mut remote = RemoteSettings::default();
-        if let Some(r) = &raw.remote {
-            let r = r.get_ref();
-            if let Some(c) = &r.boot_id_command {
-                remote.boot_id_command = v.text(c, "remote.boot_id_command");
+        if let Some(c) = &r.boot_id_command {
+            remote.boot_id_command = self.text(c, "remote.boot_id_command");
+        }
+        if let Some(c) = &r.reboot_command {
+            remote.reboot_command = self.text(c, "remote.reboot_command");
+        }
+        if let Some(s) = &r.services {
+            remote.services = s.iter().map(|x| self.text(x, "remote.services")).collect();
+        }
+        self.service_templates(r, &mut remote);
+        self.backup_check(r, &mut remote);
+        remote.unsaved_config_command = r
+            .unsaved_config_command
+            .as_ref()
+            .map(|c| self.text(c, "remote.unsaved_config_command"));
+        self.remote_timing(r, &mut remote);
+        for (id, o) in &r.host {
+            let f = self.host_table(id, "remote", host_ids);
+            if let Some(s) = &o.services {
+                let list = s
+                    .iter()
+                    .map(|x| self.text(x, &format!("{f}.services")))
+                    .collect();
+                remote.host_services.insert(id.get_ref().clone(), list);
             }
-            if let Some(c) = &r.reboot_command {
-                remote.reboot_command = v.text(c, "remote.reboot_command");
-            }
-            if let Some(s) = &r.services {
-                remote.services = s.iter().map(|x| v.text(x, "remote.services")).collect();
-            }
-            for (c, f, dst) in [
-                (
-                    &r.enabled_command,
-                    "remote.enabled_command",
-                    &mut remote.enabled_command,
-                ),
-                (
-                    &r.active_command,
-                    "remote.active_command",
-                    &mut remote.active_command,
-                ),
-                (
-                    &r.restart_command,
-                    "remote.restart_command",
-                    &mut remote.restart_command,
-                ),
-                (
-                    &r.service_id_command,
-                    "remote.service_id_command",
-                    &mut remote.service_id_command,
-                ),
-            ] {
-                if let Some(c) = c {
-                    *dst = v.text(c, f);
-                    if !dst.contains("{service}") {
-                        v.err(c.span(), f, "the template must contain {service}");
-                    }
-                }
-            }
-            remote.backup_age_command = r
-                .backup_age_command
-                .as_ref()
-                .map(|c| v.text(c, "remote.backup_age_command"));
-            remote.max_backup_age = v.dur(&r.max_backup_age, "remote.max_backup_age");
-            match (&r.backup_age_command, &r.max_backup_age) {
-                (Some(c), None) => v.err(
-                    c.span(),
-                    "remote.backup_age_command",
-                    "needs max_backup_age (the oldest acceptable backup)",
-                ),
-                (None, Some(m)) => v.err(
-                    m.span(),
-                    "remote.max_backup_age",
-                    "needs backup_age_command (prints the last backup's age in seconds)",
-                ),
-                _ => {}
-            }
-            remote.unsaved_config_command = r
-                .unsaved_config_command
-                .as_ref()
-                .map(|c| v.text(c, "remote.unsaved_config_command"));
-            if let Some(t) = v.dur(&r.command_timeout, "remote.command_timeout") {
-                remote.command_timeout = secs(t);
-            }
-            if let Some(t) = v.dur(&r.probe_interval, "remote.probe_interval") {
-                remote.probe_interval = t;
-            }
-            if let Some(t) = v.dur(&r.gate_interval, "remote.gate_interval") {
-                remote.gate_interval = t;
-            }
-            if let Some(t) = v.dur(&r.reboot_grace, "remote.reboot_grace") {
-                remote.reboot_grace = t;
-            }
-            if let Some(t) = v.dur(&r.drain_timeout, "remote.drain_timeout") {
-                remote.drain_timeout = secs(t);
-            }
-            for (id, o) in &r.host {
-                let f = format!("remote.host.{}", id.get_ref());
-                if !host_ids.contains(id.get_ref().as_str()) {
-                    v.err(
-                        id.span(),
-                        &f,
-                        format!("no host `{}` in this fleet", id.get_ref()),
-                    );
-                }
-                if let Some(s) = &o.services {
-                    let list = s
-                        .iter()
-                        .map(|x| v.text(x, &format!("{f}.services")))
-                        .collect();
-                    remote.host_services.insert(id.get_ref().clone(), list);
+        }
+        remote
+    }
+
+    /// The per-service command templates, each with `{service}` in it.
+    fn service_templates(&mut self, r: &RawRemote, remote: &mut RemoteSettings) {
+        for (c, f, dst) in [
+            (
+                &r.enabled_command,
+                "remote.enabled_command",
+                &mut remote.enabled_command,
+            ),
+            (
+                &r.active_command,
+                "remote.active_command",
+                &mut remote.active_command,
+            ),
+            (
+                &r.restart_command,
+                "remote.restart_command",
+                &mut remote.restart_command,
+            ),
+            (
+                &r.service_id_command,
+                "remote.service_id_command",
+                &mut remote.service_id_command,
+            ),
+        ] {
+            if let Some(c) = c {
+                *dst = self.text(c, f);
+                if !dst.contains("{service}") {
+                    self.err(c.span(), f, "the template must contain {service}");
                 }
             }
         }
+    }
 
-        // gates: one per fleet cluster
+    /// `backup_age_command` and `max_backup_age`: both or neither.
+    fn backup_check(&mut self, r: &RawRemote, remote: &mut RemoteSettings) {
+        remote.backup_age_command = r
+            .backup_age_command
+            .as_ref()
+            .map(|c| self.text(c, "remote.backup_age_command"));
+        remote.max_backup_age = self.dur(&r.max_backup_age, "remote.max_backup_age");
+        match (&r.backup_age_command, &r.max_backup_age) {
+            (Some(c), None) => self.err(
+                c.span(),
+                "remote.backup_age_command",
+                "needs max_backup_age (the oldest acceptable backup)",
+            ),
+            (None, Some(m)) => self.err(
+                m.span(),
+                "remote.max_backup_age",
+                "needs backup_age_command (prints the last backup's age in seconds)",
+            ),
+            _ => {}
+        }
+    }
+
+    /// `[remote]` timeouts and intervals.
+    fn remote_timing(&mut self, r: &RawRemote, remote: &mut RemoteSettings) {
+        if let Some(t) = self.dur(&r.command_timeout, "remote.command_timeout") {
+            remote.command_timeout = secs(t);
+        }
+        if let Some(t) = self.dur(&r.probe_interval, "remote.probe_interval") {
+            remote.probe_interval = t;
+        }
+        if let Some(t) = self.dur(&r.gate_interval, "remote.gate_interval") {
+            remote.gate_interval = t;
+        }
+        if let Some(t) = self.dur(&r.reboot_grace, "remote.reboot_grace") {
+            remote.reboot_grace = t;
+        }
+        if let Some(t) = self.dur(&r.drain_timeout, "remote.drain_timeout") {
+            remote.drain_timeout = secs(t);
+        }
+    }
+
+    /// The gate of every fleet cluster, in the fleet's order.
+    fn gates(&mut self, raw: &[RawClusterGate], fleet: &Fleet) -> Vec<Gate> {
         let by_id: HashMap<&str, (usize, &RawClusterGate)> = raw
-            .cluster
             .iter()
             .enumerate()
             .map(|(i, c)| (c.id.get_ref().as_str(), (i, c)))
@@ -623,7 +623,7 @@ impl RemoteConfig {
             let g = rc.and_then(|rc| rc.gate.as_ref());
             let f = format!("cluster[{i}].gate");
             gates.push(gate_spec(
-                &mut v,
+                self,
                 c.kind,
                 &c.id,
                 g,
@@ -631,15 +631,7 @@ impl RemoteConfig {
                 &f,
             ));
         }
-        v.errs.into_result(
-            name,
-            RemoteConfig {
-                ssh,
-                exec,
-                remote,
-                gates,
-            },
-        )
+        gates
     }
 }
 
@@ -652,21 +644,7 @@ fn gate_spec(
     f: &str,
 ) -> Gate {
     let span = g.map(|g| g.span()).or(id_span).unwrap_or(0..0);
-    let empty = RawGate {
-        port: None,
-        password: None,
-        max_raft_lag: None,
-        url: None,
-        status: None,
-        expect: None,
-        command: None,
-        drain_command: None,
-        restore_command: None,
-        timeout: None,
-        auth: None,
-        tls_ca: None,
-        delayed_timeout: None,
-    };
+    let empty = RawGate::default();
     let r = g.map(|g| g.get_ref()).unwrap_or(&empty);
     let timeout = secs(v.dur(&r.timeout, &format!("{f}.timeout")).unwrap_or(10));
     let spec = if let Some(c) = &r.command {
@@ -687,162 +665,161 @@ fn gate_spec(
     {
         GateSpec::Search(search_gate(v, r, f))
     } else if let Some(u) = &r.url {
-        let url = v.text(u, &format!("{f}.url"));
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            v.err(
-                u.span(),
-                format!("{f}.url"),
-                "must start with http:// or https://",
-            );
-        }
-        let status = match &r.status {
-            Some(s) => match u16::try_from(*s.get_ref()) {
-                Ok(x) if (100..600).contains(&x) => x,
-                _ => {
-                    v.err(s.span(), format!("{f}.status"), "not an HTTP status code");
-                    200
-                }
-            },
-            None => 200,
-        };
-        let mut expect = Vec::new();
-        for (k, val) in r.expect.iter().flatten() {
-            match serde_json::to_value(val) {
-                Ok(j) => expect.push((k.get_ref().clone(), j)),
-                Err(e) => v.err(
-                    k.span(),
-                    format!("{f}.expect.{}", k.get_ref()),
-                    e.to_string(),
-                ),
-            }
-        }
-        GateSpec::Http {
-            url,
-            status,
-            expect,
-        }
+        http_gate(v, r, u, f)
     } else {
-        match kind {
-            Kind::RedisCluster => GateSpec::Redis {
-                port: v.port(&r.port, &format!("{f}.port")).unwrap_or(6379),
-                password: r.password.as_ref().map(|p| p.get_ref().clone()),
-            },
-            Kind::Etcd => GateSpec::Etcd {
-                port: v.port(&r.port, &format!("{f}.port")).unwrap_or(2379),
-                max_raft_lag: match &r.max_raft_lag {
-                    Some(l) if *l.get_ref() >= 0 => *l.get_ref() as u64,
-                    Some(l) => {
-                        v.err(l.span(), format!("{f}.max_raft_lag"), "must be 0 or more");
-                        0
-                    }
-                    None => 100,
-                },
-            },
-            Kind::None => GateSpec::None,
-            Kind::Http => {
-                v.err(
-                    span.clone(),
-                    f,
-                    format!("cluster `{id}` of kind http needs gate.url"),
-                );
-                GateSpec::None
+        kind_gate(v, kind, id, r, span, f)
+    };
+    unused_gate_settings(v, r, &spec, f);
+    Gate { spec, timeout }
+}
+
+/// The generic http gate: GET `url`, expecting `status` and the `expect` fields.
+fn http_gate(v: &mut V, r: &RawGate, u: &S, f: &str) -> GateSpec {
+    let url = v.text(u, &format!("{f}.url"));
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        v.err(
+            u.span(),
+            format!("{f}.url"),
+            "must start with http:// or https://",
+        );
+    }
+    let status = match &r.status {
+        Some(s) => match u16::try_from(*s.get_ref()) {
+            Ok(x) if (100..600).contains(&x) => x,
+            _ => {
+                v.err(s.span(), format!("{f}.status"), "not an HTTP status code");
+                200
             }
-            Kind::Command => {
-                v.err(
-                    span.clone(),
-                    f,
-                    format!("cluster `{id}` of kind command needs gate.command"),
-                );
-                GateSpec::None
-            }
-            // with expect or status: the generic http gate above; else the native gate
-            Kind::Elasticsearch | Kind::Opensearch => GateSpec::Search(search_gate(v, r, f)),
+        },
+        None => 200,
+    };
+    let mut expect = Vec::new();
+    for (k, val) in r.expect.iter().flatten() {
+        match serde_json::to_value(val) {
+            Ok(j) => expect.push((k.get_ref().clone(), j)),
+            Err(e) => v.err(
+                k.span(),
+                format!("{f}.expect.{}", k.get_ref()),
+                e.to_string(),
+            ),
+        }
+    }
+    GateSpec::Http {
+        url,
+        status,
+        expect,
+    }
+}
+
+/// The gate a cluster's kind brings when the table names no command or url.
+fn kind_gate(
+    v: &mut V,
+    kind: Kind,
+    id: &str,
+    r: &RawGate,
+    span: std::ops::Range<usize>,
+    f: &str,
+) -> GateSpec {
+    match kind {
+        Kind::RedisCluster => GateSpec::Redis {
+            port: v.port(&r.port, &format!("{f}.port")).unwrap_or(6379),
+            password: r.password.as_ref().map(|p| p.get_ref().clone()),
+        },
+        Kind::Etcd => GateSpec::Etcd {
+            port: v.port(&r.port, &format!("{f}.port")).unwrap_or(2379),
+            max_raft_lag: match &r.max_raft_lag {
+                Some(l) if *l.get_ref() >= 0 => *l.get_ref() as u64,
+                Some(l) => {
+                    v.err(l.span(), format!("{f}.max_raft_lag"), "must be 0 or more");
+                    0
+                }
+                None => 100,
+            },
+        },
+        Kind::None => GateSpec::None,
+        Kind::Http => {
+            v.err(
+                span,
+                f,
+                format!("cluster `{id}` of kind http needs gate.url"),
+            );
+            GateSpec::None
+        }
+        Kind::Command => {
+            v.err(
+                span,
+                f,
+                format!("cluster `{id}` of kind command needs gate.command"),
+            );
+            GateSpec::None
+        }
+        // with expect or status: the generic http gate above; else the native gate
+        Kind::Elasticsearch | Kind::Opensearch => GateSpec::Search(search_gate(v, r, f)),
+    }
+}
+
+/// Settings that the chosen gate does not use are mistakes.
+fn unused_gate_settings(v: &mut V, r: &RawGate, spec: &GateSpec, f: &str) {
+    let mut unused = |used: bool, span: Option<std::ops::Range<usize>>, name: &str, msg: &str| {
+        if let (false, Some(span)) = (used, span) {
+            v.err(span, format!("{f}.{name}"), msg);
         }
     };
-    // settings that the chosen gate does not use are mistakes
-    let used_by_kind = matches!(
-        spec,
-        GateSpec::Redis { .. } | GateSpec::Etcd { .. } | GateSpec::Search(_)
+    let search = matches!(spec, GateSpec::Search(_));
+    let redis = matches!(spec, GateSpec::Redis { .. });
+    let etcd = matches!(spec, GateSpec::Etcd { .. });
+    let http = matches!(spec, GateSpec::Http { .. });
+    let command = matches!(spec, GateSpec::Command { .. });
+    let port = r.port.as_ref().map(|p| p.span());
+    unused(
+        redis || etcd || search,
+        port,
+        "port",
+        "only redis-cluster, etcd, elasticsearch and opensearch gates use a port",
     );
-    if !used_by_kind && let Some(p) = &r.port {
-        v.err(
-            p.span(),
-            format!("{f}.port"),
-            "only redis-cluster, etcd, elasticsearch and opensearch gates use a port",
-        );
-    }
-    if !matches!(spec, GateSpec::Search(_)) {
-        if let Some(a) = &r.auth {
-            v.err(
-                a.span(),
-                format!("{f}.auth"),
-                "only elasticsearch and opensearch gates use auth",
-            );
-        }
-        if let Some(c) = &r.tls_ca {
-            v.err(
-                c.span(),
-                format!("{f}.tls_ca"),
-                "only elasticsearch and opensearch gates use tls_ca",
-            );
-        }
-        if let Some(c) = &r.delayed_timeout {
-            v.err(
-                c.span(),
-                format!("{f}.delayed_timeout"),
-                "only elasticsearch and opensearch gates use delayed_timeout",
-            );
-        }
-    }
-    if !matches!(spec, GateSpec::Redis { .. })
-        && let Some(p) = &r.password
-    {
-        v.err(
-            p.span(),
-            format!("{f}.password"),
-            "only redis-cluster gates use a password",
-        );
-    }
-    if !matches!(spec, GateSpec::Etcd { .. })
-        && let Some(p) = &r.max_raft_lag
-    {
-        v.err(
-            p.span(),
-            format!("{f}.max_raft_lag"),
-            "only etcd gates use max_raft_lag",
-        );
-    }
-    if !matches!(spec, GateSpec::Http { .. }) {
-        if let Some(p) = &r.status {
-            v.err(
-                p.span(),
-                format!("{f}.status"),
-                "only http gates (url) use status",
-            );
-        }
-        if let Some((k, _)) = r.expect.iter().flatten().next() {
-            v.err(
-                k.span(),
-                format!("{f}.expect"),
-                "only http gates (url) use expect",
-            );
-        }
-    }
-    if !matches!(spec, GateSpec::Command { .. }) {
-        for (c, n) in [
-            (&r.drain_command, "drain_command"),
-            (&r.restore_command, "restore_command"),
-        ] {
-            if let Some(c) = c {
-                v.err(
-                    c.span(),
-                    format!("{f}.{n}"),
-                    "only command gates use drain/restore commands",
-                );
-            }
-        }
-    }
-    Gate { spec, timeout }
+    let search_only = "only elasticsearch and opensearch gates use";
+    unused(
+        search,
+        r.auth.as_ref().map(|a| a.span()),
+        "auth",
+        &format!("{search_only} auth"),
+    );
+    unused(
+        search,
+        r.tls_ca.as_ref().map(|c| c.span()),
+        "tls_ca",
+        &format!("{search_only} tls_ca"),
+    );
+    let delayed = r.delayed_timeout.as_ref().map(|c| c.span());
+    unused(
+        search,
+        delayed,
+        "delayed_timeout",
+        &format!("{search_only} delayed_timeout"),
+    );
+    let password = r.password.as_ref().map(|p| p.span());
+    unused(
+        redis,
+        password,
+        "password",
+        "only redis-cluster gates use a password",
+    );
+    let lag = r.max_raft_lag.as_ref().map(|p| p.span());
+    unused(
+        etcd,
+        lag,
+        "max_raft_lag",
+        "only etcd gates use max_raft_lag",
+    );
+    let status = r.status.as_ref().map(|p| p.span());
+    unused(http, status, "status", "only http gates (url) use status");
+    let expect = r.expect.iter().flatten().next().map(|(k, _)| k.span());
+    unused(http, expect, "expect", "only http gates (url) use expect");
+    let drain_restore = "only command gates use drain/restore commands";
+    let drain = r.drain_command.as_ref().map(|c| c.span());
+    unused(command, drain, "drain_command", drain_restore);
+    let restore = r.restore_command.as_ref().map(|c| c.span());
+    unused(command, restore, "restore_command", drain_restore);
 }
 
 /// The native `elasticsearch` / `opensearch` gate: `port` (default 9200, plain http on
@@ -921,17 +898,9 @@ fn check_base_url(v: &mut V, u: &S, url: &str, f: &str) {
         }
     };
     if rest.trim_end_matches('/').contains('/') || rest.contains('?') {
-        v.errs.push(
-            ConfigError::at(
-                v.src,
-                u.span(),
+        v.c.err_help(u.span(),
                 field,
-                "the elasticsearch/opensearch gate takes a base url (scheme://host:port), not an API path",
-            )
-            .with_help(
-                "write url = \"http://{address}:9200\"; for the generic http gate instead, add expect = { status = \"green\" }",
-            ),
-        );
+                "the elasticsearch/opensearch gate takes a base url (scheme://host:port), not an API path", "write url = \"http://{address}:9200\"; for the generic http gate instead, add expect = { status = \"green\" }");
     }
 }
 
@@ -970,17 +939,9 @@ fn search_auth(v: &mut V, a: &Spanned<RawAuth>, f: &str) -> Option<SearchAuth> {
             Some(SearchAuth::ApiKey { key, env })
         }
         _ => {
-            v.errs.push(
-                ConfigError::at(
-                    v.src,
-                    a.span(),
+            v.c.err_help(a.span(),
                     field,
-                    "give either user and password_env (basic) or api_key_env",
-                )
-                .with_help(
-                    "auth = { user = \"rollcall\", password_env = \"ES_PASSWORD\" } or auth = { api_key_env = \"ES_API_KEY\" }",
-                ),
-            );
+                    "give either user and password_env (basic) or api_key_env", "auth = { user = \"rollcall\", password_env = \"ES_PASSWORD\" } or auth = { api_key_env = \"ES_API_KEY\" }");
             None
         }
     }
@@ -989,7 +950,7 @@ fn search_auth(v: &mut V, a: &Spanned<RawAuth>, f: &str) -> Option<SearchAuth> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rollcall_core::{LoadOptions, load_str};
+    use rollcall_fleet::{LoadOptions, load_str};
 
     fn load(text: &str) -> Result<RemoteConfig, ConfigErrors> {
         let dir = std::env::temp_dir();

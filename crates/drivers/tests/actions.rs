@@ -6,12 +6,13 @@
 mod common;
 
 use common::tmpdir;
+use rollcall_core::Fleet;
 use rollcall_core::engine::{Command, Engine, EngineConfig, Event, Output, Phase, RunState};
 use rollcall_core::plan::plan;
-use rollcall_core::{Fleet, LoadOptions, load_str};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::remote::RemoteDriver;
+use rollcall_fleet::{LoadOptions, load_str};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

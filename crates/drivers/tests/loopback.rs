@@ -6,11 +6,11 @@ mod common;
 
 use common::*;
 use rollcall_core::engine::{Command, Event};
-use rollcall_core::{LoadOptions, load_str};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::{GateSpec, RemoteConfig, SshSettings};
 use rollcall_drivers::gates::{self, Ledger, Member, Phase};
 use rollcall_drivers::transport::{HostRef, RunError, SshTransport, Transport};
+use rollcall_fleet::{LoadOptions, load_str};
 use std::process::{Command as Proc, Stdio};
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! the peak RSS reported covers both.
 
 use axum::http::StatusCode;
-use rollcall_core::{LoadOptions, load_str};
+use rollcall_fleet::{LoadOptions, load_str};
 use rollcall_notify::config::{Channel, Format, NotifyConfig, Settings, Subscriber, decode_secret};
 use rollcall_notify::render::{Note, NoteKind};
 use rollcall_notify::{DeliveryStatus, Notifier, summary};

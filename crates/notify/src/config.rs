@@ -27,14 +27,12 @@
 //! ```
 
 use base64::Engine as _;
-use rollcall_core::error::{ConfigError, ConfigErrors, Errors, SourceFile};
 use rollcall_core::model::{ClusterIx, Fleet, RegionIx};
+use rollcall_fleet::error::{ConfigErrors, SourceFile};
+use rollcall_fleet::spanned::{self, Checker, S, Spanned};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
-use toml::Spanned;
-
-type S = Spanned<String>;
 
 #[derive(Debug, Deserialize)]
 struct RawDoc {
@@ -72,9 +70,10 @@ struct RawNotify {
     remind_before: Option<S>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tls {
     None,
+    #[default]
     Starttls,
     Tls,
 }
@@ -159,7 +158,7 @@ fn parse_real_duration(s: &str) -> Result<Duration, String> {
             .map(Duration::from_millis)
             .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 10s, 2m)"));
     }
-    rollcall_core::config::parse_duration(s)
+    rollcall_core::parse_duration(s)
         .ok()
         .filter(|d| *d >= 0)
         .map(|d| Duration::from_secs(d as u64))
@@ -193,392 +192,436 @@ pub fn load(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<NotifyConfig, ConfigErrors> {
     let src = SourceFile::new(name, text);
-    let raw: RawDoc = match toml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            let msg = e.message().trim().to_string();
-            let err = match e.span() {
-                Some(span) => {
-                    let field = rollcall_core::config::field_path_at(text, span.start);
-                    ConfigError::at(&src, span, field, msg)
-                }
-                None => ConfigError::file(name, "", msg),
-            };
-            return Err(ConfigErrors {
-                file: name.to_string(),
-                errors: vec![err],
-            });
-        }
-    };
-    let mut errs = Errors::default();
-    let mut at = |v: std::ops::Range<usize>, field: String, msg: String| {
-        errs.push(ConfigError::at(&src, v, field, msg));
-    };
+    let raw: RawDoc = spanned::parse(&src)?;
+    let mut ck = Checker::new(&src);
     let mut settings = Settings::default();
-    let mut smtp_host = None;
-    let mut smtp_port = None;
-    let mut tls = Tls::Starttls;
-    let mut ca_pem = None;
-    let mut from = None;
-    let mut creds = (None, None);
+    let mut mail = Mail::default();
     if let Some(n) = &raw.notify {
-        let n = n.get_ref();
-        if let Some(h) = &n.smtp_host {
-            if h.get_ref().trim().is_empty() {
-                at(h.span(), "notify.smtp_host".into(), "empty host".into());
-            } else {
-                smtp_host = Some(h.get_ref().trim().to_string());
-            }
-        }
-        if let Some(p) = &n.smtp_port {
-            match u16::try_from(*p.get_ref()) {
-                Ok(p) if p > 0 => smtp_port = Some(p),
-                _ => at(
-                    p.span(),
-                    "notify.smtp_port".into(),
-                    format!("{} is not a TCP port (1-65535)", p.get_ref()),
-                ),
-            }
-        }
-        if let Some(t) = &n.tls {
-            match t.get_ref().as_str() {
-                "none" => tls = Tls::None,
-                "starttls" => tls = Tls::Starttls,
-                "tls" => tls = Tls::Tls,
-                o => at(
-                    t.span(),
-                    "notify.tls".into(),
-                    format!("unknown `{o}` (none, starttls, tls)"),
-                ),
-            }
-        }
-        if let Some(c) = &n.tls_ca {
-            match std::fs::read(c.get_ref()) {
-                Ok(pem) => match lettre::transport::smtp::client::Certificate::from_pem(&pem) {
-                    Ok(_) => ca_pem = Some(pem),
-                    Err(e) => at(
-                        c.span(),
-                        "notify.tls_ca".into(),
-                        format!("{}: not a PEM certificate: {e}", c.get_ref()),
-                    ),
-                },
-                Err(e) => at(
-                    c.span(),
-                    "notify.tls_ca".into(),
-                    format!("cannot read {}: {e}", c.get_ref()),
-                ),
-            }
-        }
-        if let Some(f) = &n.from {
-            match f.get_ref().parse::<lettre::message::Mailbox>() {
-                Ok(_) => from = Some(f.get_ref().clone()),
-                Err(e) => at(
-                    f.span(),
-                    "notify.from".into(),
-                    format!("`{}` is not a mail address: {e}", f.get_ref()),
-                ),
-            }
-        }
-        for (i, (v, field)) in [
-            (&n.smtp_user_env, "notify.smtp_user_env"),
-            (&n.smtp_password_env, "notify.smtp_password_env"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if let Some(v) = v {
-                match env(v.get_ref()) {
-                    Some(x) => {
-                        if i == 0 {
-                            creds.0 = Some(x)
-                        } else {
-                            creds.1 = Some(x)
-                        }
-                    }
-                    None => at(
-                        v.span(),
-                        field.into(),
-                        format!("environment variable {} is not set", v.get_ref()),
-                    ),
-                }
-            }
-        }
-        if n.smtp_user_env.is_some() != n.smtp_password_env.is_some() {
-            at(
-                raw.notify.as_ref().map(|n| n.span()).unwrap_or(0..0),
-                "notify".into(),
-                "give both smtp_user_env and smtp_password_env, or neither".into(),
-            );
-        }
-        for (v, field, slot) in [
-            (&n.timeout, "notify.timeout", &mut settings.timeout),
-            (&n.backoff, "notify.backoff", &mut settings.backoff),
-        ] {
-            if let Some(v) = v {
-                match parse_real_duration(v.get_ref()) {
-                    Ok(d) if !d.is_zero() || field == "notify.backoff" => *slot = d,
-                    Ok(_) => at(v.span(), field.into(), "must be more than 0".into()),
-                    Err(e) => at(v.span(), field.into(), e),
-                }
-            }
-        }
-        if let Some(a) = &n.attempts {
-            match u32::try_from(*a.get_ref()) {
-                Ok(a) if (1..=100).contains(&a) => settings.attempts = a,
-                _ => at(
-                    a.span(),
-                    "notify.attempts".into(),
-                    format!("{} is out of range (1-100)", a.get_ref()),
-                ),
-            }
-        }
-        if let Some(c) = &n.concurrency {
-            match usize::try_from(*c.get_ref()) {
-                Ok(c) if (1..=10_000).contains(&c) => settings.concurrency = c,
-                _ => at(
-                    c.span(),
-                    "notify.concurrency".into(),
-                    format!("{} is out of range (1-10000)", c.get_ref()),
-                ),
-            }
-        }
-        if let Some(r) = &n.remind_before {
-            match rollcall_core::config::parse_duration(r.get_ref()) {
-                Ok(d) if d > 0 => settings.remind_before = Some(d),
-                Ok(_) => at(
-                    r.span(),
-                    "notify.remind_before".into(),
-                    "must be more than 0".into(),
-                ),
-                Err(e) => at(r.span(), "notify.remind_before".into(), e),
-            }
-        }
+        mail = mail_settings(&mut ck, n, env);
+        delivery_settings(&mut ck, n.get_ref(), &mut settings);
     }
-
     let mut subscribers = Vec::new();
     let mut ids = HashSet::new();
     let mut any_email = None;
     for (i, s) in raw.subscriber.iter().enumerate() {
-        let span = s.span();
-        let s = s.get_ref();
-        let f = |k: &str| format!("subscriber[{i}].{k}");
-        let tenant = match &s.tenant {
-            Some(t) if fleet.tenants.iter().any(|x| &x.id == t.get_ref()) => {
-                Some(t.get_ref().clone())
-            }
-            Some(t) => {
-                at(
-                    t.span(),
-                    f("tenant"),
-                    format!("no tenant `{}` in this fleet", t.get_ref()),
-                );
-                None
-            }
-            None => None,
+        let sub = subscriber(&mut ck, i, s, fleet, env, &mut any_email);
+        let Some((sub, id_span)) = sub else {
+            continue;
         };
-        let mut regions = BTreeSet::new();
-        let mut clusters = BTreeSet::new();
-        match &s.components {
-            None => at(
-                span.clone(),
-                format!("subscriber[{i}]"),
-                "missing `components` (region names and/or cluster ids)".into(),
-            ),
-            Some(c) if c.get_ref().is_empty() => at(
-                c.span(),
-                f("components"),
-                "empty: name at least one region or cluster".into(),
-            ),
-            Some(c) => {
-                for (j, comp) in c.get_ref().iter().enumerate() {
-                    let name = comp.get_ref();
-                    if let Some(r) = fleet.regions.iter().position(|x| x == name) {
-                        regions.insert(r as RegionIx);
-                    } else if let Some(ci) = fleet.clusters.iter().position(|x| &x.id == name) {
-                        let owner = fleet.clusters[ci].tenant.as_deref();
-                        match (s.tenant.as_ref().map(|t| t.get_ref().as_str()), owner) {
-                            (Some(t), Some(o)) if t == o => {
-                                clusters.insert(ci as ClusterIx);
-                            }
-                            (None, _) => at(
-                                comp.span(),
-                                format!("subscriber[{i}].components[{j}]"),
-                                format!(
-                                    "`{name}` is a cluster; a subscriber without a tenant sees the public region view only"
-                                ),
-                            ),
-                            (Some(t), _) => at(
-                                comp.span(),
-                                format!("subscriber[{i}].components[{j}]"),
-                                format!("cluster `{name}` does not belong to tenant `{t}`"),
-                            ),
-                        }
-                    } else {
-                        at(
-                            comp.span(),
-                            format!("subscriber[{i}].components[{j}]"),
-                            format!("`{name}` is neither a region nor a cluster of this fleet"),
-                        );
-                    }
-                }
-            }
-        }
-        let format = match &s.format {
-            None => Format::Statuspage,
-            Some(v) => match v.get_ref().as_str() {
-                "statuspage" => Format::Statuspage,
-                "slack" => Format::Slack,
-                o => {
-                    at(
-                        v.span(),
-                        f("format"),
-                        format!("unknown format `{o}` (statuspage, slack)"),
-                    );
-                    Format::Statuspage
-                }
-            },
-        };
-        let channel = match (&s.email, &s.webhook) {
-            (Some(e), None) => {
-                if s.secret_env.is_some() || s.format.is_some() {
-                    at(
-                        span.clone(),
-                        format!("subscriber[{i}]"),
-                        "secret_env and format apply to webhooks only".into(),
-                    );
-                }
-                if let Err(err) = e.get_ref().parse::<lettre::Address>() {
-                    at(
-                        e.span(),
-                        f("email"),
-                        format!("`{}` is not a mail address: {err}", e.get_ref()),
-                    );
-                }
-                any_email.get_or_insert(e.span());
-                Some(Channel::Email(e.get_ref().clone()))
-            }
-            (None, Some(w)) => {
-                match reqwest::Url::parse(w.get_ref()) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-                    Ok(_) => at(
-                        w.span(),
-                        f("webhook"),
-                        "only http:// and https:// URLs with a host".into(),
-                    ),
-                    Err(e) => at(
-                        w.span(),
-                        f("webhook"),
-                        format!("`{}` is not a URL: {e}", w.get_ref()),
-                    ),
-                }
-                let secret = match &s.secret_env {
-                    Some(v) => match env(v.get_ref()) {
-                        Some(x) => match decode_secret(&x) {
-                            Ok(k) => Some(k),
-                            Err(e) => {
-                                at(
-                                    v.span(),
-                                    f("secret_env"),
-                                    format!("environment variable {}: {e}", v.get_ref()),
-                                );
-                                None
-                            }
-                        },
-                        None => {
-                            at(
-                                v.span(),
-                                f("secret_env"),
-                                format!("environment variable {} is not set", v.get_ref()),
-                            );
-                            None
-                        }
-                    },
-                    None => {
-                        if format != Format::Slack {
-                            at(
-                                w.span(),
-                                f("secret_env"),
-                                "missing: webhooks are signed (Standard Webhooks); name the environment variable holding the whsec_ secret".into(),
-                            );
-                        }
-                        None
-                    }
-                };
-                Some(Channel::Webhook {
-                    url: w.get_ref().clone(),
-                    secret,
-                    format,
-                })
-            }
-            (Some(_), Some(w)) => {
-                at(
-                    w.span(),
-                    f("webhook"),
-                    "give either email or webhook, not both (use two subscribers)".into(),
-                );
-                None
-            }
-            (None, None) => {
-                at(
-                    span.clone(),
-                    format!("subscriber[{i}]"),
-                    "missing a channel: `email = ...` or `webhook = ...`".into(),
-                );
-                None
-            }
-        };
-        let id = match (&s.id, &channel) {
-            (Some(id), _) => Some((id.get_ref().clone(), id.span())),
-            (None, Some(Channel::Email(e))) => Some((e.clone(), span.clone())),
-            (None, Some(Channel::Webhook { url, .. })) => Some((url.clone(), span.clone())),
-            _ => None,
-        };
-        if let Some((id, sp)) = &id
-            && !ids.insert(id.clone())
-        {
-            at(
-                sp.clone(),
-                f("id"),
-                format!("subscriber id `{id}` is used twice; give each an `id`"),
+        if !ids.insert(sub.id.clone()) {
+            ck.err(
+                id_span,
+                format!("subscriber[{i}].id"),
+                format!(
+                    "subscriber id `{}` is used twice; give each an `id`",
+                    sub.id
+                ),
             );
         }
-        if let (Some((id, _)), Some(channel)) = (id, channel) {
-            subscribers.push(Subscriber {
-                id,
-                tenant,
-                regions,
-                clusters,
-                channel,
-            });
+        if let Some(sub) = sub.complete() {
+            subscribers.push(sub);
         }
     }
     if let Some(sp) = any_email {
-        match (&smtp_host, &from) {
-            (Some(host), Some(from)) => {
-                settings.smtp = Some(Smtp {
-                    host: host.clone(),
-                    port: smtp_port.unwrap_or(if tls == Tls::Tls { 465 } else { 25 }),
-                    tls,
-                    ca_pem: ca_pem.clone(),
-                    from: from.clone(),
-                    credentials: match creds {
-                        (Some(u), Some(p)) => Some((u, p)),
-                        _ => None,
-                    },
-                });
-            }
-            _ => at(
+        match mail.smtp() {
+            Some(smtp) => settings.smtp = Some(smtp),
+            None => ck.err(
                 sp,
-                "notify".into(),
-                "email subscribers need [notify] smtp_host and from".into(),
+                "notify",
+                "email subscribers need [notify] smtp_host and from",
             ),
         }
     }
-    errs.into_result(
-        name,
-        NotifyConfig {
-            settings,
-            subscribers,
+    ck.finish(NotifyConfig {
+        settings,
+        subscribers,
+    })
+}
+
+/// What `[notify]` says about sending mail.
+#[derive(Default)]
+struct Mail {
+    host: Option<String>,
+    port: Option<u16>,
+    tls: Tls,
+    ca_pem: Option<Vec<u8>>,
+    from: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+impl Mail {
+    /// The SMTP settings, when a host and a sender are given.
+    fn smtp(self) -> Option<Smtp> {
+        let (Some(host), Some(from)) = (self.host, self.from) else {
+            return None;
+        };
+        Some(Smtp {
+            host,
+            port: self
+                .port
+                .unwrap_or(if self.tls == Tls::Tls { 465 } else { 25 }),
+            tls: self.tls,
+            ca_pem: self.ca_pem,
+            from,
+            credentials: self.user.zip(self.password),
+        })
+    }
+}
+
+/// `[notify]`: the SMTP server, its TLS, the sender and the credentials.
+fn mail_settings(
+    ck: &mut Checker,
+    notify: &Spanned<RawNotify>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Mail {
+    let n = notify.get_ref();
+    let mut mail = Mail::default();
+    if let Some(h) = &n.smtp_host {
+        if h.get_ref().trim().is_empty() {
+            ck.err(h.span(), "notify.smtp_host", "empty host");
+        } else {
+            mail.host = Some(h.get_ref().trim().to_string());
+        }
+    }
+    if let Some(p) = &n.smtp_port {
+        mail.port = ck.port(p, "notify.smtp_port");
+    }
+    if let Some(t) = &n.tls {
+        match t.get_ref().as_str() {
+            "none" => mail.tls = Tls::None,
+            "starttls" => mail.tls = Tls::Starttls,
+            "tls" => mail.tls = Tls::Tls,
+            o => ck.err(
+                t.span(),
+                "notify.tls",
+                format!("unknown `{o}` (none, starttls, tls)"),
+            ),
+        }
+    }
+    if let Some(c) = &n.tls_ca {
+        mail.ca_pem = tls_ca(ck, c);
+    }
+    if let Some(f) = &n.from {
+        match f.get_ref().parse::<lettre::message::Mailbox>() {
+            Ok(_) => mail.from = Some(f.get_ref().clone()),
+            Err(e) => ck.err(
+                f.span(),
+                "notify.from",
+                format!("`{}` is not a mail address: {e}", f.get_ref()),
+            ),
+        }
+    }
+    mail.user = env_var(ck, &n.smtp_user_env, "notify.smtp_user_env", env);
+    mail.password = env_var(ck, &n.smtp_password_env, "notify.smtp_password_env", env);
+    if n.smtp_user_env.is_some() != n.smtp_password_env.is_some() {
+        ck.err(
+            notify.span(),
+            "notify",
+            "give both smtp_user_env and smtp_password_env, or neither",
+        );
+    }
+    mail
+}
+
+/// `tls_ca`: a PEM certificate file, read now.
+fn tls_ca(ck: &mut Checker, c: &S) -> Option<Vec<u8>> {
+    match std::fs::read(c.get_ref()) {
+        Ok(pem) => match lettre::transport::smtp::client::Certificate::from_pem(&pem) {
+            Ok(_) => Some(pem),
+            Err(e) => {
+                let msg = format!("{}: not a PEM certificate: {e}", c.get_ref());
+                ck.err(c.span(), "notify.tls_ca", msg);
+                None
+            }
         },
-    )
+        Err(e) => {
+            let msg = format!("cannot read {}: {e}", c.get_ref());
+            ck.err(c.span(), "notify.tls_ca", msg);
+            None
+        }
+    }
+}
+
+/// The value of the environment variable a `*_env` setting names (unset: an error).
+fn env_var(
+    ck: &mut Checker,
+    v: &Option<S>,
+    field: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let v = v.as_ref()?;
+    let value = env(v.get_ref());
+    if value.is_none() {
+        let msg = format!("environment variable {} is not set", v.get_ref());
+        ck.err(v.span(), field, msg);
+    }
+    value
+}
+
+/// `[notify]`: timeouts, retries, concurrency and reminders.
+fn delivery_settings(ck: &mut Checker, n: &RawNotify, settings: &mut Settings) {
+    for (v, field, slot) in [
+        (&n.timeout, "notify.timeout", &mut settings.timeout),
+        (&n.backoff, "notify.backoff", &mut settings.backoff),
+    ] {
+        if let Some(v) = v {
+            match parse_real_duration(v.get_ref()) {
+                Ok(d) if !d.is_zero() || field == "notify.backoff" => *slot = d,
+                Ok(_) => ck.err(v.span(), field, "must be more than 0"),
+                Err(e) => ck.err(v.span(), field, e),
+            }
+        }
+    }
+    if let Some(a) = &n.attempts {
+        match u32::try_from(*a.get_ref()) {
+            Ok(a) if (1..=100).contains(&a) => settings.attempts = a,
+            _ => ck.err(
+                a.span(),
+                "notify.attempts",
+                format!("{} is out of range (1-100)", a.get_ref()),
+            ),
+        }
+    }
+    if let Some(c) = &n.concurrency {
+        match usize::try_from(*c.get_ref()) {
+            Ok(c) if (1..=10_000).contains(&c) => settings.concurrency = c,
+            _ => ck.err(
+                c.span(),
+                "notify.concurrency",
+                format!("{} is out of range (1-10000)", c.get_ref()),
+            ),
+        }
+    }
+    if let Some(r) = &n.remind_before {
+        match rollcall_core::parse_duration(r.get_ref()) {
+            Ok(d) if d > 0 => settings.remind_before = Some(d),
+            Ok(_) => ck.err(r.span(), "notify.remind_before", "must be more than 0"),
+            Err(e) => ck.err(r.span(), "notify.remind_before", e),
+        }
+    }
+}
+
+/// A subscriber as read, before its id is known to be unique.
+struct Draft {
+    id: String,
+    tenant: Option<String>,
+    regions: BTreeSet<RegionIx>,
+    clusters: BTreeSet<ClusterIx>,
+    channel: Option<Channel>,
+}
+
+impl Draft {
+    fn complete(self) -> Option<Subscriber> {
+        Some(Subscriber {
+            id: self.id,
+            tenant: self.tenant,
+            regions: self.regions,
+            clusters: self.clusters,
+            channel: self.channel?,
+        })
+    }
+}
+
+/// The `i`th `[[subscriber]]`, with the span its id is reported at; `None` when it has
+/// no id (none given and no valid channel to name it by). The first email
+/// subscriber's span goes to `any_email`.
+fn subscriber(
+    ck: &mut Checker,
+    i: usize,
+    sub: &Spanned<RawSubscriber>,
+    fleet: &Fleet,
+    env: &dyn Fn(&str) -> Option<String>,
+    any_email: &mut Option<std::ops::Range<usize>>,
+) -> Option<(Draft, std::ops::Range<usize>)> {
+    let span = sub.span();
+    let s = sub.get_ref();
+    let f = |k: &str| format!("subscriber[{i}].{k}");
+    let tenant = match &s.tenant {
+        Some(t) if fleet.tenants.iter().any(|x| &x.id == t.get_ref()) => Some(t.get_ref().clone()),
+        Some(t) => {
+            let msg = format!("no tenant `{}` in this fleet", t.get_ref());
+            ck.err(t.span(), f("tenant"), msg);
+            None
+        }
+        None => None,
+    };
+    let (regions, clusters) = components(ck, i, sub, fleet);
+    let format = webhook_format(ck, s, &f);
+    let channel = channel(ck, i, sub, format, env);
+    if let Some(Channel::Email(_)) = &channel
+        && let Some(e) = &s.email
+    {
+        any_email.get_or_insert(e.span());
+    }
+    let (id, id_span) = match (&s.id, &channel) {
+        (Some(id), _) => (id.get_ref().clone(), id.span()),
+        (None, Some(Channel::Email(e))) => (e.clone(), span),
+        (None, Some(Channel::Webhook { url, .. })) => (url.clone(), span),
+        (None, None) => return None,
+    };
+    let draft = Draft {
+        id,
+        tenant,
+        regions,
+        clusters,
+        channel,
+    };
+    Some((draft, id_span))
+}
+
+/// `components`: region names, and clusters of the subscriber's own tenant.
+fn components(
+    ck: &mut Checker,
+    i: usize,
+    sub: &Spanned<RawSubscriber>,
+    fleet: &Fleet,
+) -> (BTreeSet<RegionIx>, BTreeSet<ClusterIx>) {
+    let s = sub.get_ref();
+    let mut regions = BTreeSet::new();
+    let mut clusters = BTreeSet::new();
+    let list = match &s.components {
+        None => {
+            let msg = "missing `components` (region names and/or cluster ids)";
+            ck.err(sub.span(), format!("subscriber[{i}]"), msg);
+            return (regions, clusters);
+        }
+        Some(c) if c.get_ref().is_empty() => {
+            let msg = "empty: name at least one region or cluster";
+            ck.err(c.span(), format!("subscriber[{i}].components"), msg);
+            return (regions, clusters);
+        }
+        Some(c) => c.get_ref(),
+    };
+    let tenant = s.tenant.as_ref().map(|t| t.get_ref().as_str());
+    for (j, comp) in list.iter().enumerate() {
+        let name = comp.get_ref();
+        let field = format!("subscriber[{i}].components[{j}]");
+        if let Some(r) = fleet.regions.iter().position(|x| x == name) {
+            regions.insert(r as RegionIx);
+        } else if let Some(ci) = fleet.clusters.iter().position(|x| &x.id == name) {
+            match (tenant, fleet.clusters[ci].tenant.as_deref()) {
+                (Some(t), Some(o)) if t == o => {
+                    clusters.insert(ci as ClusterIx);
+                }
+                (None, _) => ck.err(
+                    comp.span(),
+                    field,
+                    format!(
+                        "`{name}` is a cluster; a subscriber without a tenant sees the public region view only"
+                    ),
+                ),
+                (Some(t), _) => ck.err(
+                    comp.span(),
+                    field,
+                    format!("cluster `{name}` does not belong to tenant `{t}`"),
+                ),
+            }
+        } else {
+            let msg = format!("`{name}` is neither a region nor a cluster of this fleet");
+            ck.err(comp.span(), field, msg);
+        }
+    }
+    (regions, clusters)
+}
+
+/// `format`: `statuspage` (default) or `slack`.
+fn webhook_format(ck: &mut Checker, s: &RawSubscriber, f: &dyn Fn(&str) -> String) -> Format {
+    let Some(v) = &s.format else {
+        return Format::Statuspage;
+    };
+    match v.get_ref().as_str() {
+        "statuspage" => Format::Statuspage,
+        "slack" => Format::Slack,
+        o => {
+            let msg = format!("unknown format `{o}` (statuspage, slack)");
+            ck.err(v.span(), f("format"), msg);
+            Format::Statuspage
+        }
+    }
+}
+
+/// `email` or `webhook` (exactly one).
+fn channel(
+    ck: &mut Checker,
+    i: usize,
+    sub: &Spanned<RawSubscriber>,
+    format: Format,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Channel> {
+    let s = sub.get_ref();
+    let f = |k: &str| format!("subscriber[{i}].{k}");
+    match (&s.email, &s.webhook) {
+        (Some(e), None) => {
+            if s.secret_env.is_some() || s.format.is_some() {
+                let msg = "secret_env and format apply to webhooks only";
+                ck.err(sub.span(), format!("subscriber[{i}]"), msg);
+            }
+            if let Err(err) = e.get_ref().parse::<lettre::Address>() {
+                let msg = format!("`{}` is not a mail address: {err}", e.get_ref());
+                ck.err(e.span(), f("email"), msg);
+            }
+            Some(Channel::Email(e.get_ref().clone()))
+        }
+        (None, Some(w)) => Some(webhook(ck, s, w, &f, format, env)),
+        (Some(_), Some(w)) => {
+            let msg = "give either email or webhook, not both (use two subscribers)";
+            ck.err(w.span(), f("webhook"), msg);
+            None
+        }
+        (None, None) => {
+            let msg = "missing a channel: `email = ...` or `webhook = ...`";
+            ck.err(sub.span(), format!("subscriber[{i}]"), msg);
+            None
+        }
+    }
+}
+
+/// A webhook: its URL and the secret it is signed with (Slack's are not signed).
+fn webhook(
+    ck: &mut Checker,
+    s: &RawSubscriber,
+    w: &S,
+    f: &dyn Fn(&str) -> String,
+    format: Format,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Channel {
+    match reqwest::Url::parse(w.get_ref()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        Ok(_) => ck.err(
+            w.span(),
+            f("webhook"),
+            "only http:// and https:// URLs with a host",
+        ),
+        Err(e) => ck.err(
+            w.span(),
+            f("webhook"),
+            format!("`{}` is not a URL: {e}", w.get_ref()),
+        ),
+    }
+    let secret = match &s.secret_env {
+        Some(v) => env_var(ck, &s.secret_env, &f("secret_env"), env).and_then(|x| {
+            decode_secret(&x)
+                .map_err(|e| {
+                    let msg = format!("environment variable {}: {e}", v.get_ref());
+                    ck.err(v.span(), f("secret_env"), msg);
+                })
+                .ok()
+        }),
+        None => {
+            if format != Format::Slack {
+                ck.err(
+                    w.span(),
+                    f("secret_env"),
+                    "missing: webhooks are signed (Standard Webhooks); name the environment variable holding the whsec_ secret",
+                );
+            }
+            None
+        }
+    };
+    Channel::Webhook {
+        url: w.get_ref().clone(),
+        secret,
+        format,
+    }
 }

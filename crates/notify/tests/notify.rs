@@ -11,9 +11,9 @@ use rollcall_core::engine::{Command, Engine, EngineConfig, NoticeKind, Output, P
 use rollcall_core::model::{Fleet, RegionIx};
 use rollcall_core::plan::plan;
 use rollcall_core::simworld::SimParams;
-use rollcall_core::sources::FleetFiles;
-use rollcall_core::{LoadOptions, load_str};
 use rollcall_drivers::sim::SimDriver;
+use rollcall_fleet::sources::FleetFiles;
+use rollcall_fleet::{LoadOptions, load_str};
 use rollcall_notify::render::{Note, NoteKind};
 use rollcall_notify::{DeliveryStatus, Notifier, config, message_id};
 use rollcall_runtime::{

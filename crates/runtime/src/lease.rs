@@ -2,7 +2,7 @@
 //! ([`start_run`]: stored, then leased, before anything acts).
 
 use rollcall_core::Fleet;
-use rollcall_core::sources::FleetFiles;
+use rollcall_fleet::sources::FleetFiles;
 use rollcall_store::{Journal, NewRun, RunRow};
 use std::path::Path;
 use std::sync::Arc;

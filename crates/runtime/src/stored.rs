@@ -6,8 +6,9 @@
 //! same hosts left out by a replan.
 
 use rollcall_core::simworld::SimParams;
-use rollcall_core::sources::{FleetFiles, HostDiff, StoredImports, load_stored};
-use rollcall_core::{ConfigError, ConfigErrors, Fleet, LoadOptions, OnMissing};
+use rollcall_core::{Fleet, OnMissing};
+use rollcall_fleet::sources::{FleetFiles, HostDiff, StoredImports, load_stored};
+use rollcall_fleet::{ConfigError, ConfigErrors, LoadOptions};
 use rollcall_store::RunRow;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

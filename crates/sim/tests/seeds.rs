@@ -5,6 +5,7 @@ use rollcall_core::generate::{GenParams, generate};
 use rollcall_core::plan::plan;
 use rollcall_core::simworld::SimParams;
 use rollcall_core::*;
+use rollcall_fleet::{LoadOptions, load_file};
 use rollcall_sim::{SimOptions, Strategy, simulate};
 use std::path::Path;
 use std::sync::Arc;

@@ -197,14 +197,14 @@ async fn bench_in(dir: &Path, o: &BenchServe) -> Result<BenchReport, String> {
     let (fleet_path, text) = match &o.fleet {
         Some(p) => (
             p.clone(),
-            rollcall_core::limits::read_input(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            rollcall_fleet::limits::read_input(p).map_err(|e| format!("{}: {e}", p.display()))?,
         ),
         None => {
             let f = rollcall_core::generate::generate(&rollcall_core::generate::GenParams::new(
                 o.hosts, o.clusters, 1,
             ));
             let p = dir.join("generated.toml");
-            let text = rollcall_core::generate::to_toml(&f);
+            let text = rollcall_fleet::write::to_toml(&f);
             std::fs::write(&p, &text).map_err(|e| format!("{}: {e}", p.display()))?;
             (p, text)
         }

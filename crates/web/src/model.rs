@@ -1064,11 +1064,11 @@ load = 0.2
 "#;
 
     fn tracker() -> Tracker {
-        let f = rollcall_core::load_str(
+        let f = rollcall_fleet::load_str(
             "t.toml",
             FLEET,
             std::path::Path::new("."),
-            &rollcall_core::LoadOptions::default(),
+            &rollcall_fleet::LoadOptions::default(),
         )
         .expect("fleet loads");
         let f = Arc::new(f);

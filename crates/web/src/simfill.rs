@@ -2,11 +2,12 @@
 //! sim driver, a scaled clock. Used by the tests and `rollcall bench serve`; the run is
 //! stored exactly as `rollcall run --driver sim` stores it.
 
+use rollcall_core::OnMissing;
 use rollcall_core::engine::{Engine, EngineConfig};
 use rollcall_core::simworld::SimParams;
-use rollcall_core::{LoadOptions, OnMissing};
 use rollcall_drivers::Driver;
 use rollcall_drivers::sim::SimDriver;
+use rollcall_fleet::LoadOptions;
 use rollcall_runtime::{
     Clock, DriverKind, Ending, NewRunSpec, NoObserver, RunParams, RuntimeConfig, drive, start_run,
     wall_ms,
@@ -28,7 +29,7 @@ pub struct SimRun {
 
 /// Create the run in the store and drive it to its end.
 pub async fn run(db: &Path, fleet_path: &Path, opts: &SimRun) -> Result<Ending, String> {
-    let text = rollcall_core::limits::read_input(fleet_path)
+    let text = rollcall_fleet::limits::read_input(fleet_path)
         .map_err(|e| format!("{}: {e}", fleet_path.display()))?;
     run_text(db, fleet_path, &text, opts).await
 }
@@ -40,7 +41,7 @@ pub async fn run_text(
     opts: &SimRun,
 ) -> Result<Ending, String> {
     let base = fleet_path.parent().unwrap_or(Path::new("."));
-    let (mut fleet, files) = rollcall_core::sources::read_fleet_text(
+    let (mut fleet, files) = rollcall_fleet::sources::read_fleet_text(
         &fleet_path.display().to_string(),
         text.to_string(),
         base,

@@ -33,7 +33,7 @@ impl Args {
         }
         let f = generate::generate(&params);
         match &self.csv_dir {
-            None => print!("{}", generate::to_toml(&f)),
+            None => print!("{}", rollcall_fleet::write::to_toml(&f)),
             Some(dir) => write_imported(dir, &f)?,
         }
         Ok(ExitCode::SUCCESS)
@@ -49,8 +49,11 @@ fn write_imported(dir: &Path, f: &Fleet) -> miette::Result<()> {
     };
     std::fs::create_dir_all(dir)
         .map_err(|e| miette::miette!("cannot create {}: {e}", dir.display()))?;
-    write("hosts.csv", generate::to_csv(f))?;
-    write("fleet.toml", generate::to_toml_imported(f, "hosts.csv"))?;
+    write("hosts.csv", rollcall_fleet::write::to_csv(f))?;
+    write(
+        "fleet.toml",
+        rollcall_fleet::write::to_toml_imported(f, "hosts.csv"),
+    )?;
     eprintln!("wrote {}", dir.join("fleet.toml").display());
     Ok(())
 }

@@ -18,7 +18,8 @@ pub mod token;
 pub mod validate;
 
 use rollcall_core::simworld::SimParams;
-use rollcall_core::{Fleet, LoadOptions, OnMissing, load_file};
+use rollcall_core::{Fleet, OnMissing};
+use rollcall_fleet::{LoadOptions, load_file};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -68,7 +69,7 @@ impl SimFaults {
         let missing_for = match self.missing_for.as_str() {
             "never" => None,
             s => Some(
-                rollcall_core::config::parse_duration(s)
+                rollcall_core::parse_duration(s)
                     .map_err(|e| miette::miette!("--missing-for: {e}"))?,
             ),
         };

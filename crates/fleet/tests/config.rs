@@ -1,8 +1,10 @@
 //! Config validation: every bad input gives an error naming file, line, column and
 //! field; no input panics; good files load to the expected model.
 
-use rollcall_core::config::field_path_at;
 use rollcall_core::*;
+use rollcall_fleet::{
+    ConfigError, ConfigErrors, LoadOptions, field_path_at, load_file, load_str, write,
+};
 use std::path::Path;
 
 const GOOD: &str = r#"
@@ -325,7 +327,7 @@ fn example_fleet_loads_and_plans() {
 #[test]
 fn generated_toml_round_trips() {
     let f = generate::generate(&generate::GenParams::new(500, 80, 5));
-    let text = generate::to_toml(&f);
+    let text = write::to_toml(&f);
     let g = load(&text).unwrap();
     assert_eq!(g.hosts.len(), f.hosts.len());
     assert_eq!(g.clusters.len(), f.clusters.len());

@@ -291,7 +291,8 @@ shift_fields!(RawNotice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate;
+    use crate::write;
+    use rollcall_core::generate;
 
     /// The batched parse (with small batches) and the whole-document parse give the
     /// same structs with the same spans, or the same error.
@@ -314,7 +315,7 @@ mod tests {
     #[test]
     fn generated_fleet_parses_in_batches_to_the_same_structs() {
         let f = generate::generate(&generate::GenParams::new(300, 60, 3));
-        let text = generate::to_toml(&f);
+        let text = write::to_toml(&f);
         assert!(batches(&text, 2000) > 10);
         same_as_whole(&text, 2000);
         same_as_whole(&text, 1);

@@ -68,8 +68,8 @@ use std::net::Ipv6Addr;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::TScalarStyle;
 
-use crate::config::parse_duration;
 use crate::error::{ConfigError, SourceFile};
+use rollcall_core::model::parse_duration;
 
 /// One host read from an inventory or CSV file.
 #[derive(Debug, Clone, PartialEq)]
@@ -289,6 +289,75 @@ fn csv_header(record: &csv::StringRecord, line: usize, sink: &mut Sink) -> Vec<O
     cols
 }
 
+/// One CSV row as a host, under the header's columns `cols`; `None` (reported) when
+/// it has the wrong number of fields, no id or a bad duration.
+fn csv_row(
+    cols: &[Option<Col>],
+    record: &csv::StringRecord,
+    line: usize,
+    sink: &mut Sink,
+) -> Option<ImportedHost> {
+    if record.len() != cols.len() {
+        sink.err_help(
+            line,
+            "row",
+            format!(
+                "this row has {} field{} but the header has {} column{}",
+                record.len(),
+                if record.len() == 1 { "" } else { "s" },
+                cols.len(),
+                if cols.len() == 1 { "" } else { "s" },
+            ),
+            "give every row one value per header column (leave a cell empty to skip it) and quote values that contain commas",
+        );
+        return None;
+    }
+    let mut host = ImportedHost {
+        id: String::new(),
+        address: None,
+        region: None,
+        zone: None,
+        provider: None,
+        tags: Vec::new(),
+        duration: None,
+        line,
+    };
+    let mut ok = true;
+    for (col, cell) in cols.iter().zip(record.iter()) {
+        let Some(col) = col else { continue };
+        let opt = (!cell.is_empty()).then(|| cell.to_string());
+        match col {
+            Col::Id => host.id = cell.to_string(),
+            Col::Address => host.address = opt,
+            Col::Region => host.region = opt,
+            Col::Zone => host.zone = opt,
+            Col::Provider => host.provider = opt,
+            Col::Tags => host.tags = split_csv_tags(cell),
+            Col::Duration => {
+                if !cell.is_empty() {
+                    match positive_duration(cell) {
+                        Ok(d) => host.duration = Some(d),
+                        Err(m) => {
+                            sink.err_help(line, "duration", m, DURATION_HELP);
+                            ok = false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if host.id.is_empty() {
+        sink.err_help(
+            line,
+            "id",
+            "empty host id",
+            "every row needs the host's name in the `id` column",
+        );
+        ok = false;
+    }
+    ok.then_some(host)
+}
+
 /// Parse a CSV host list. See the module documentation for the format.
 pub fn parse_csv(src: &SourceFile) -> Result<Vec<ImportedHost>, Vec<ConfigError>> {
     let mut sink = Sink::new(src);
@@ -331,65 +400,7 @@ pub fn parse_csv(src: &SourceFile) -> Result<Vec<ImportedHost>, Vec<ConfigError>
         if !cols.contains(&Some(Col::Id)) {
             continue;
         }
-        if record.len() != cols.len() {
-            sink.err_help(
-                line,
-                "row",
-                format!(
-                    "this row has {} field{} but the header has {} column{}",
-                    record.len(),
-                    if record.len() == 1 { "" } else { "s" },
-                    cols.len(),
-                    if cols.len() == 1 { "" } else { "s" },
-                ),
-                "give every row one value per header column (leave a cell empty to skip it) and quote values that contain commas",
-            );
-            continue;
-        }
-        let mut host = ImportedHost {
-            id: String::new(),
-            address: None,
-            region: None,
-            zone: None,
-            provider: None,
-            tags: Vec::new(),
-            duration: None,
-            line,
-        };
-        let mut ok = true;
-        for (col, cell) in cols.iter().zip(record.iter()) {
-            let Some(col) = col else { continue };
-            let opt = (!cell.is_empty()).then(|| cell.to_string());
-            match col {
-                Col::Id => host.id = cell.to_string(),
-                Col::Address => host.address = opt,
-                Col::Region => host.region = opt,
-                Col::Zone => host.zone = opt,
-                Col::Provider => host.provider = opt,
-                Col::Tags => host.tags = split_csv_tags(cell),
-                Col::Duration => {
-                    if !cell.is_empty() {
-                        match positive_duration(cell) {
-                            Ok(d) => host.duration = Some(d),
-                            Err(m) => {
-                                sink.err_help(line, "duration", m, DURATION_HELP);
-                                ok = false;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if host.id.is_empty() {
-            sink.err_help(
-                line,
-                "id",
-                "empty host id",
-                "every row needs the host's name in the `id` column",
-            );
-            ok = false;
-        }
-        if ok {
+        if let Some(host) = csv_row(cols, &record, line, &mut sink) {
             hosts.push(host);
         }
     }
@@ -731,19 +742,165 @@ fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, (String, String)> {
     Ok(names)
 }
 
+/// The group graph of an inventory, resolved: groups by index, their parents with
+/// cycles broken, depth below `all` and priority; what variable precedence needs.
+struct GroupGraph<'i> {
+    names: Vec<&'i str>,
+    groups: Vec<&'i Group>,
+    ix: HashMap<&'i str, usize>,
+    all: usize,
+    ungrouped: usize,
+    parents: Vec<Vec<usize>>,
+    depth: Vec<usize>,
+    priority: Vec<i64>,
+}
+
+/// Child edges by group: (child, line, field).
+type Children<'i> = Vec<Vec<(usize, usize, &'i str)>>;
+
 /// Turn the parsed inventory into hosts: nest groups, apply variable
 /// precedence, map variables to [`ImportedHost`] fields.
 fn resolve(inv: &Inventory, sink: &mut Sink) -> Vec<ImportedHost> {
-    let names: Vec<&str> = inv.groups.keys().map(String::as_str).collect();
-    let groups: Vec<&Group> = inv.groups.values().collect();
-    let ix: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let n = names.len();
-    let (Some(&all), Some(&ungrouped)) = (ix.get("all"), ix.get("ungrouped")) else {
+    let Some(graph) = GroupGraph::new(inv, sink) else {
         return Vec::new();
     };
+    let mut out = Vec::with_capacity(inv.hosts.len());
+    let mut resolved = 0usize;
+    for host in &inv.hosts {
+        let order = graph.host_groups(host);
+        resolved = resolved.saturating_add(graph.weight(&order));
+        if resolved > MAX_RESOLVED {
+            sink.err_help(
+                host.line,
+                format!("hosts.{}", host.name),
+                format!(
+                    "the inventory's hosts are in more than {MAX_RESOLVED} groups and group \
+                     variables (and list items) in all by this host, the limit for one inventory"
+                ),
+                SPLIT_HELP,
+            );
+            break;
+        }
+        out.push(graph.host(host, &order, sink));
+    }
+    out
+}
 
-    // Child edges (index, line, field); groups without a parent hang off `all`.
-    let mut children: Vec<Vec<(usize, usize, &str)>> = vec![Vec::new(); n];
+impl<'i> GroupGraph<'i> {
+    /// `None` when the inventory lacks `all` or `ungrouped` (it never does).
+    fn new(inv: &'i Inventory, sink: &mut Sink) -> Option<Self> {
+        let names: Vec<&str> = inv.groups.keys().map(String::as_str).collect();
+        let groups: Vec<&Group> = inv.groups.values().collect();
+        let ix: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let (&all, &ungrouped) = (ix.get("all")?, ix.get("ungrouped")?);
+        let children = child_edges(&groups, &ix, all);
+        let removed = break_cycles(&children, &names, all, sink);
+        let (parents, depth) = parents_and_depth(&children, &removed, all);
+        let priority = priorities(&groups, sink);
+        Some(GroupGraph {
+            names,
+            groups,
+            ix,
+            all,
+            ungrouped,
+            parents,
+            depth,
+            priority,
+        })
+    }
+
+    /// Every group the host is in, directly or through children, in the order their
+    /// variables apply (shallow first, then by priority, then by name).
+    fn host_groups(&self, host: &HostDef) -> Vec<usize> {
+        let mut member: BTreeSet<usize> = BTreeSet::new();
+        let mut todo: Vec<usize> = host
+            .groups
+            .iter()
+            .filter_map(|g| self.ix.get(g.as_str()).copied())
+            .collect();
+        if todo.is_empty() {
+            todo.push(self.ungrouped);
+        }
+        todo.push(self.all);
+        while let Some(g) = todo.pop() {
+            if member.insert(g) {
+                todo.extend(self.parents.get(g).map(Vec::as_slice).unwrap_or_default());
+            }
+        }
+        let mut order: Vec<usize> = member.into_iter().collect();
+        order.sort_by_key(|&g| {
+            (
+                self.depth.get(g).copied().unwrap_or(0),
+                self.priority.get(g).copied().unwrap_or(1),
+                self.names.get(g).copied().unwrap_or(""),
+            )
+        });
+        order
+    }
+
+    /// What resolving a host in these groups costs: the groups and their variables.
+    fn weight(&self, order: &[usize]) -> usize {
+        order.len().saturating_add(
+            order
+                .iter()
+                .filter_map(|&g| self.groups.get(g))
+                .flat_map(|g| g.vars.values())
+                .map(|v| v.value.weight())
+                .sum(),
+        )
+    }
+
+    /// One host from its variables (its groups' in `order`, then its own).
+    fn host(&self, host: &HostDef, order: &[usize], sink: &mut Sink) -> ImportedHost {
+        let mut vars: HashMap<&str, &Var> = HashMap::new();
+        for &g in order {
+            if let Some(group) = self.groups.get(g) {
+                vars.extend(group.vars.iter().map(|(k, v)| (k.as_str(), v)));
+            }
+        }
+        vars.extend(host.vars.iter().map(|(k, v)| (k.as_str(), v)));
+
+        let mut text = |key: &str| var_text(&vars, key, sink);
+        let address = text("ansible_host").or_else(|| text("ansible_ssh_host"));
+        let region = text("rollcall_region").or_else(|| text("region"));
+        let zone = text("rollcall_zone").or_else(|| text("zone"));
+        let provider = text("rollcall_provider").or_else(|| text("provider"));
+        let duration_text = text("rollcall_duration");
+
+        let mut tags: BTreeSet<String> = order
+            .iter()
+            .filter(|&&g| g != self.all && g != self.ungrouped)
+            .filter_map(|&g| self.names.get(g).map(|s| s.to_string()))
+            .collect();
+        if let Some(var) = vars.get("rollcall_tags") {
+            var_tags(var, &mut tags, sink);
+        }
+        let duration = duration_text.and_then(|d| match positive_duration(&d) {
+            Ok(secs) => Some(secs),
+            Err(m) => {
+                if let Some(var) = vars.get("rollcall_duration") {
+                    sink.err_help(var.line, var.field.clone(), m, DURATION_HELP);
+                }
+                None
+            }
+        });
+        ImportedHost {
+            id: host.name.clone(),
+            address,
+            region,
+            zone,
+            provider,
+            tags: tags.into_iter().collect(),
+            duration,
+            line: host.line,
+        }
+    }
+}
+
+/// Child edges of every group; groups without a parent hang off `all`.
+fn child_edges<'i>(groups: &[&'i Group], ix: &HashMap<&str, usize>, all: usize) -> Children<'i> {
+    let n = groups.len();
+    let mut children: Children = vec![Vec::new(); n];
     let mut has_parent = vec![false; n];
     for (gi, g) in groups.iter().enumerate() {
         for e in &g.children {
@@ -756,14 +913,25 @@ fn resolve(inv: &Inventory, sink: &mut Sink) -> Vec<ImportedHost> {
         }
     }
     for (i, p) in has_parent.iter().enumerate() {
-        if i != all && !p {
-            if let Some(list) = children.get_mut(all) {
-                list.push((i, 0, ""));
-            }
+        if i != all
+            && !p
+            && let Some(list) = children.get_mut(all)
+        {
+            list.push((i, 0, ""));
         }
     }
+    children
+}
 
-    // Find cycles (depth-first, iterative) and drop the edges that close them.
+/// Find cycles (depth-first, iterative), report each, and give the edges that close
+/// them, to be dropped.
+fn break_cycles(
+    children: &Children,
+    names: &[&str],
+    all: usize,
+    sink: &mut Sink,
+) -> HashSet<(usize, usize)> {
+    let n = children.len();
     let mut removed: HashSet<(usize, usize)> = HashSet::new();
     let mut color = vec![0u8; n]; // 0 unseen, 1 on the stack, 2 done
     for root in std::iter::once(all).chain(0..n) {
@@ -777,40 +945,48 @@ fn resolve(inv: &Inventory, sink: &mut Sink) -> Vec<ImportedHost> {
         while let Some(top) = stack.last_mut() {
             let (node, next) = *top;
             top.1 += 1;
-            match children.get(node).and_then(|l| l.get(next)) {
-                Some(&(child, line, field)) => match color.get(child) {
-                    Some(0) => {
-                        if let Some(c) = color.get_mut(child) {
-                            *c = 1;
-                        }
-                        stack.push((child, 0));
-                    }
-                    Some(1) => {
-                        removed.insert((node, child));
-                        let (p, c) = (
-                            names.get(node).unwrap_or(&""),
-                            names.get(child).unwrap_or(&""),
-                        );
-                        sink.err_help(
-                            line,
-                            field,
-                            format!("making `{c}` a child of `{p}` creates a cycle: `{c}` is already an ancestor of `{p}`"),
-                            format!("remove `{c}` from the children of `{p}`"),
-                        );
-                    }
-                    _ => {}
-                },
-                None => {
-                    if let Some(c) = color.get_mut(node) {
-                        *c = 2;
-                    }
-                    stack.pop();
+            let Some(&(child, line, field)) = children.get(node).and_then(|l| l.get(next)) else {
+                if let Some(c) = color.get_mut(node) {
+                    *c = 2;
                 }
+                stack.pop();
+                continue;
+            };
+            match color.get(child) {
+                Some(0) => {
+                    if let Some(c) = color.get_mut(child) {
+                        *c = 1;
+                    }
+                    stack.push((child, 0));
+                }
+                Some(1) => {
+                    removed.insert((node, child));
+                    let (p, c) = (
+                        names.get(node).unwrap_or(&""),
+                        names.get(child).unwrap_or(&""),
+                    );
+                    sink.err_help(
+                        line,
+                        field,
+                        format!("making `{c}` a child of `{p}` creates a cycle: `{c}` is already an ancestor of `{p}`"),
+                        format!("remove `{c}` from the children of `{p}`"),
+                    );
+                }
+                _ => {}
             }
         }
     }
+    removed
+}
 
-    // Parents and depth (longest distance from `all`) over the remaining DAG.
+/// Parents and depth (longest distance from `all`) over the DAG left once the
+/// `removed` edges are dropped.
+fn parents_and_depth(
+    children: &Children,
+    removed: &HashSet<(usize, usize)>,
+    all: usize,
+) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let n = children.len();
     let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut indegree = vec![0usize; n];
     for (p, list) in children.iter().enumerate() {
@@ -844,9 +1020,12 @@ fn resolve(inv: &Inventory, sink: &mut Sink) -> Vec<ImportedHost> {
             }
         }
     }
+    (parents, depth)
+}
 
-    // ansible_group_priority (default 1).
-    let priority: Vec<i64> = groups
+/// Every group's `ansible_group_priority` (default 1).
+fn priorities(groups: &[&Group], sink: &mut Sink) -> Vec<i64> {
+    groups
         .iter()
         .map(
             |g| match g.vars.get("ansible_group_priority").map(|v| (&v.value, v)) {
@@ -865,144 +1044,48 @@ fn resolve(inv: &Inventory, sink: &mut Sink) -> Vec<ImportedHost> {
                 }
             },
         )
-        .collect();
+        .collect()
+}
 
-    let mut out = Vec::with_capacity(inv.hosts.len());
-    let mut resolved = 0usize;
-    for host in &inv.hosts {
-        // Every group the host is in, directly or through children.
-        let mut member: BTreeSet<usize> = BTreeSet::new();
-        let mut todo: Vec<usize> = host
-            .groups
-            .iter()
-            .filter_map(|g| ix.get(g.as_str()).copied())
-            .collect();
-        if todo.is_empty() {
-            todo.push(ungrouped);
-        }
-        todo.push(all);
-        while let Some(g) = todo.pop() {
-            if member.insert(g) {
-                todo.extend(parents.get(g).map(Vec::as_slice).unwrap_or_default());
-            }
-        }
-        let mut order: Vec<usize> = member.into_iter().collect();
-        order.sort_by_key(|&g| {
-            (
-                depth.get(g).copied().unwrap_or(0),
-                priority.get(g).copied().unwrap_or(1),
-                names.get(g).copied().unwrap_or(""),
-            )
-        });
-        resolved = resolved.saturating_add(order.len()).saturating_add(
-            order
-                .iter()
-                .filter_map(|&g| groups.get(g))
-                .flat_map(|g| g.vars.values())
-                .map(|v| v.value.weight())
-                .sum(),
-        );
-        if resolved > MAX_RESOLVED {
-            sink.err_help(
-                host.line,
-                format!("hosts.{}", host.name),
-                format!(
-                    "the inventory's hosts are in more than {MAX_RESOLVED} groups and group \
-                     variables (and list items) in all by this host, the limit for one inventory"
-                ),
-                SPLIT_HELP,
+/// A host's variable `key` as text (unset, null or empty: `None`; not a string: an error).
+fn var_text(vars: &HashMap<&str, &Var>, key: &str, sink: &mut Sink) -> Option<String> {
+    let var = vars.get(key)?;
+    match &var.value {
+        Value::Null => None,
+        Value::Str(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Value::List(_) => {
+            sink.err(
+                var.line,
+                var.field.clone(),
+                format!("`{key}` must be a string, found a list"),
             );
-            break;
+            None
         }
-        let mut vars: HashMap<&str, &Var> = HashMap::new();
-        for &g in &order {
-            if let Some(group) = groups.get(g) {
-                vars.extend(group.vars.iter().map(|(k, v)| (k.as_str(), v)));
-            }
+        Value::Other(kind) => {
+            sink.err(
+                var.line,
+                var.field.clone(),
+                format!("`{key}` must be a string, found a {kind}"),
+            );
+            None
         }
-        vars.extend(host.vars.iter().map(|(k, v)| (k.as_str(), v)));
-
-        let mut text = |key: &str| -> Option<String> {
-            let var = vars.get(key)?;
-            match &var.value {
-                Value::Null => None,
-                Value::Str(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
-                Value::List(_) => {
-                    sink.err(
-                        var.line,
-                        var.field.clone(),
-                        format!("`{key}` must be a string, found a list"),
-                    );
-                    None
-                }
-                Value::Other(kind) => {
-                    sink.err(
-                        var.line,
-                        var.field.clone(),
-                        format!("`{key}` must be a string, found a {kind}"),
-                    );
-                    None
-                }
-            }
-        };
-        let address = text("ansible_host").or_else(|| text("ansible_ssh_host"));
-        let region = text("rollcall_region").or_else(|| text("region"));
-        let zone = text("rollcall_zone").or_else(|| text("zone"));
-        let provider = text("rollcall_provider").or_else(|| text("provider"));
-        let duration_text = text("rollcall_duration");
-
-        let mut tags: BTreeSet<String> = order
-            .iter()
-            .filter(|&&g| g != all && g != ungrouped)
-            .filter_map(|&g| names.get(g).map(|s| s.to_string()))
-            .collect();
-        if let Some(var) = vars.get("rollcall_tags") {
-            match &var.value {
-                Value::Null => {}
-                Value::Str(s) => tags.extend(
-                    s.split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(String::from),
-                ),
-                Value::List(items) => tags.extend(
-                    items
-                        .iter()
-                        .map(|t| t.trim())
-                        .filter(|t| !t.is_empty())
-                        .map(String::from),
-                ),
-                Value::Other(kind) => sink.err_help(
-                    var.line,
-                    var.field.clone(),
-                    format!("`rollcall_tags` must be a comma-separated string, found a {kind}"),
-                    "e.g. rollcall_tags=\"web,canary\"",
-                ),
-            }
-        }
-
-        let duration = duration_text.and_then(|d| match positive_duration(&d) {
-            Ok(secs) => Some(secs),
-            Err(m) => {
-                if let Some(var) = vars.get("rollcall_duration") {
-                    sink.err_help(var.line, var.field.clone(), m, DURATION_HELP);
-                }
-                None
-            }
-        });
-
-        out.push(ImportedHost {
-            id: host.name.clone(),
-            address,
-            region,
-            zone,
-            provider,
-            tags: tags.into_iter().collect(),
-            duration,
-            line: host.line,
-        });
     }
-    out
+}
+
+/// `rollcall_tags` (comma-separated text or a list) added to `tags`.
+fn var_tags(var: &Var, tags: &mut BTreeSet<String>, sink: &mut Sink) {
+    let trimmed = |t: &str| Some(t.trim()).filter(|t| !t.is_empty()).map(String::from);
+    match &var.value {
+        Value::Null => {}
+        Value::Str(s) => tags.extend(s.split(',').filter_map(trimmed)),
+        Value::List(items) => tags.extend(items.iter().filter_map(|t| trimmed(t))),
+        Value::Other(kind) => sink.err_help(
+            var.line,
+            var.field.clone(),
+            format!("`rollcall_tags` must be a comma-separated string, found a {kind}"),
+            "e.g. rollcall_tags=\"web,canary\"",
+        ),
+    }
 }
 
 /// Parse an Ansible inventory, INI or YAML (see the module documentation).
@@ -1216,55 +1299,11 @@ fn ini_inventory(src: &SourceFile, sink: &mut Sink) -> Option<Inventory> {
         match &section {
             Section::Skip => {}
             Section::Hosts(group) => ini_host_line(&mut inv, sink, group, line, ln),
-            Section::Vars(group) => {
-                let field = format!("{group}:vars");
-                let Some((k, v)) = line.split_once('=') else {
-                    sink.err_help(
-                        ln,
-                        field,
-                        format!("expected `key=value`, got `{line}`"),
-                        format!(
-                            "a [{group}:vars] section holds lines like rollcall_region=eu-west"
-                        ),
-                    );
-                    continue;
-                };
-                let k = k.trim();
-                if k.is_empty() {
-                    sink.err_help(
-                        ln,
-                        field,
-                        "variable name missing before `=`",
-                        "write key=value",
-                    );
-                    continue;
-                }
-                let var = Var {
-                    value: Value::Str(unquote(v.trim()).to_string()),
-                    line: ln,
-                    field: format!("{field}.{k}"),
-                };
-                inv.group(group).vars.insert(k.to_string(), var);
-            }
+            Section::Vars(group) => ini_var_line(&mut inv, sink, group, line, ln),
             Section::Children(group) => {
-                let name = line
-                    .split(|c: char| c.is_whitespace() || c == '#')
-                    .next()
-                    .unwrap_or("");
-                let rest = line.get(name.len()..).unwrap_or("").trim_start();
-                if name.is_empty()
-                    || name.contains([':', '[', ']', '='])
-                    || !(rest.is_empty() || rest.starts_with('#'))
-                {
-                    sink.err_help(
-                        ln,
-                        format!("{group}:children"),
-                        format!("expected a group name, got `{line}`"),
-                        format!("a [{group}:children] section lists one child group name per line"),
-                    );
-                    continue;
+                if let Some(name) = ini_child_line(sink, group, line, ln) {
+                    child_refs.push((group.clone(), name.to_string(), ln));
                 }
-                child_refs.push((group.clone(), name.to_string(), ln));
             }
         }
     }
@@ -1295,6 +1334,58 @@ fn ini_inventory(src: &SourceFile, sink: &mut Sink) -> Option<Inventory> {
         }
     }
     Some(inv)
+}
+
+/// A `key=value` line of a `[group:vars]` section.
+fn ini_var_line(inv: &mut Inventory, sink: &mut Sink, group: &str, line: &str, ln: usize) {
+    let field = format!("{group}:vars");
+    let Some((k, v)) = line.split_once('=') else {
+        sink.err_help(
+            ln,
+            field,
+            format!("expected `key=value`, got `{line}`"),
+            format!("a [{group}:vars] section holds lines like rollcall_region=eu-west"),
+        );
+        return;
+    };
+    let k = k.trim();
+    if k.is_empty() {
+        sink.err_help(
+            ln,
+            field,
+            "variable name missing before `=`",
+            "write key=value",
+        );
+        return;
+    }
+    let var = Var {
+        value: Value::Str(unquote(v.trim()).to_string()),
+        line: ln,
+        field: format!("{field}.{k}"),
+    };
+    inv.group(group).vars.insert(k.to_string(), var);
+}
+
+/// The group a line of a `[group:children]` section names.
+fn ini_child_line<'l>(sink: &mut Sink, group: &str, line: &'l str, ln: usize) -> Option<&'l str> {
+    let name = line
+        .split(|c: char| c.is_whitespace() || c == '#')
+        .next()
+        .unwrap_or("");
+    let rest = line.get(name.len()..).unwrap_or("").trim_start();
+    if name.is_empty()
+        || name.contains([':', '[', ']', '='])
+        || !(rest.is_empty() || rest.starts_with('#'))
+    {
+        sink.err_help(
+            ln,
+            format!("{group}:children"),
+            format!("expected a group name, got `{line}`"),
+            format!("a [{group}:children] section lists one child group name per line"),
+        );
+        return None;
+    }
+    Some(name)
 }
 
 fn ini_host_line(inv: &mut Inventory, sink: &mut Sink, group: &str, line: &str, ln: usize) {
@@ -1474,15 +1565,21 @@ fn frame_path(stack: &[Frame]) -> String {
 /// positions). `Marker::line()` is 1-based. Only the first document is read.
 fn build_yaml(text: &str) -> Result<Option<YNode>, YamlError> {
     let mut parser = Parser::new_from_str(text);
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, YNode> = HashMap::new();
-    let mut budget = MAX_YAML_NODES;
-    let mut root: Option<YNode> = None;
+    let mut b = YamlBuilder {
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        budget: MAX_YAML_NODES,
+        root: None,
+    };
     let mut documents = 0usize;
     loop {
-        let (event, mark) = parser
-            .next_token()
-            .map_err(|e| (e.marker().line(), frame_path(&stack), e.info().to_string()))?;
+        let (event, mark) = parser.next_token().map_err(|e| {
+            (
+                e.marker().line(),
+                frame_path(&b.stack),
+                e.info().to_string(),
+            )
+        })?;
         let line = mark.line().max(1);
         let node = match event {
             Event::StreamEnd => break,
@@ -1498,109 +1595,145 @@ fn build_yaml(text: &str) -> Result<Option<YNode>, YamlError> {
                 }
                 continue;
             }
-            Event::Alias(id) => {
-                let Some(node) = anchors.get(&id) else {
-                    return Err((
-                        line,
-                        frame_path(&stack),
-                        "alias to an anchor that is not complete yet".into(),
-                    ));
-                };
-                let size = node.size();
-                if size > budget {
-                    return Err((
-                        line,
-                        frame_path(&stack),
-                        format!(
-                            "aliases expand to too large a document: more than {MAX_YAML_NODES} \
-                             nodes, the limit for an inventory (copied text counts a node per \
-                             {YAML_BYTES_PER_NODE} bytes)"
-                        ),
-                    ));
-                }
-                budget -= size;
-                node.clone()
-            }
-            Event::Scalar(value, style, anchor, _tag) => {
-                let node = if style == TScalarStyle::Plain
-                    && matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL")
-                {
-                    YNode::Null { line }
-                } else {
-                    YNode::Str { value, line }
-                };
-                if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
-                }
-                node
-            }
+            Event::Alias(id) => b.alias(id, line)?,
+            Event::Scalar(value, style, anchor, _tag) => b.scalar(value, style, anchor, line),
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                if stack.len() >= MAX_YAML_DEPTH {
-                    return Err((
-                        line,
-                        frame_path(&stack),
-                        format!("nested more than {MAX_YAML_DEPTH} levels deep"),
-                    ));
-                }
-                stack.push(if matches!(event, Event::SequenceStart(..)) {
-                    Frame::Seq {
-                        items: Vec::new(),
-                        line,
-                        anchor,
-                    }
-                } else {
-                    Frame::Map {
-                        entries: Vec::new(),
-                        key: None,
-                        line,
-                        anchor,
-                    }
-                });
+                let seq = matches!(event, Event::SequenceStart(..));
+                b.open(seq, anchor, line)?;
                 continue;
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match stack.pop() {
-                    Some(Frame::Seq {
-                        items,
-                        line,
-                        anchor,
-                    }) => (YNode::Seq { items, line }, anchor),
-                    Some(Frame::Map {
-                        entries,
-                        line,
-                        anchor,
-                        ..
-                    }) => (YNode::Map { entries, line }, anchor),
-                    None => {
-                        return Err((
-                            line,
-                            "(document)".into(),
-                            "unbalanced YAML structure".into(),
-                        ));
-                    }
-                };
-                if anchor > 0 {
-                    let size = node.size();
-                    if size > budget {
-                        return Err((line, frame_path(&stack), "document is too large".into()));
-                    }
-                    budget -= size;
-                    anchors.insert(anchor, node.clone());
-                }
-                node
+            Event::SequenceEnd | Event::MappingEnd => b.close(line)?,
+        };
+        b.attach(node, line)?;
+    }
+    Ok(b.root)
+}
+
+/// The YAML tree under construction: open sequences and mappings, complete anchors,
+/// and how many nodes may still be made (aliases count their copies).
+struct YamlBuilder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, YNode>,
+    budget: usize,
+    root: Option<YNode>,
+}
+
+impl YamlBuilder {
+    /// A copy of the anchored node, charged to the budget.
+    fn alias(&mut self, id: usize, line: usize) -> Result<YNode, YamlError> {
+        let Some(node) = self.anchors.get(&id) else {
+            return Err((
+                line,
+                frame_path(&self.stack),
+                "alias to an anchor that is not complete yet".into(),
+            ));
+        };
+        let size = node.size();
+        if size > self.budget {
+            return Err((
+                line,
+                frame_path(&self.stack),
+                format!(
+                    "aliases expand to too large a document: more than {MAX_YAML_NODES} \
+                     nodes, the limit for an inventory (copied text counts a node per \
+                     {YAML_BYTES_PER_NODE} bytes)"
+                ),
+            ));
+        }
+        self.budget -= size;
+        Ok(node.clone())
+    }
+
+    fn scalar(&mut self, value: String, style: TScalarStyle, anchor: usize, line: usize) -> YNode {
+        let node = if style == TScalarStyle::Plain
+            && matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL")
+        {
+            YNode::Null { line }
+        } else {
+            YNode::Str { value, line }
+        };
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        node
+    }
+
+    /// A sequence (`seq`) or mapping starts.
+    fn open(&mut self, seq: bool, anchor: usize, line: usize) -> Result<(), YamlError> {
+        if self.stack.len() >= MAX_YAML_DEPTH {
+            return Err((
+                line,
+                frame_path(&self.stack),
+                format!("nested more than {MAX_YAML_DEPTH} levels deep"),
+            ));
+        }
+        self.stack.push(if seq {
+            Frame::Seq {
+                items: Vec::new(),
+                line,
+                anchor,
+            }
+        } else {
+            Frame::Map {
+                entries: Vec::new(),
+                key: None,
+                line,
+                anchor,
+            }
+        });
+        Ok(())
+    }
+
+    /// The innermost sequence or mapping ends: its node.
+    fn close(&mut self, line: usize) -> Result<YNode, YamlError> {
+        let (node, anchor) = match self.stack.pop() {
+            Some(Frame::Seq {
+                items,
+                line,
+                anchor,
+            }) => (YNode::Seq { items, line }, anchor),
+            Some(Frame::Map {
+                entries,
+                line,
+                anchor,
+                ..
+            }) => (YNode::Map { entries, line }, anchor),
+            None => {
+                return Err((
+                    line,
+                    "(document)".into(),
+                    "unbalanced YAML structure".into(),
+                ));
             }
         };
-        budget = budget.checked_sub(1).ok_or_else(|| {
+        if anchor > 0 {
+            let size = node.size();
+            if size > self.budget {
+                return Err((
+                    line,
+                    frame_path(&self.stack),
+                    "document is too large".into(),
+                ));
+            }
+            self.budget -= size;
+            self.anchors.insert(anchor, node.clone());
+        }
+        Ok(node)
+    }
+
+    /// A complete node into its parent (or as the document's root), charged to the budget.
+    fn attach(&mut self, node: YNode, line: usize) -> Result<(), YamlError> {
+        self.budget = self.budget.checked_sub(1).ok_or_else(|| {
             (
                 line,
-                frame_path(&stack),
+                frame_path(&self.stack),
                 "document is too large".to_string(),
             )
         })?;
-        match stack.last_mut() {
+        match self.stack.last_mut() {
             None => {
-                if root.is_none() {
-                    root = Some(node);
+                if self.root.is_none() {
+                    self.root = Some(node);
                 }
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
@@ -1609,8 +1742,8 @@ fn build_yaml(text: &str) -> Result<Option<YNode>, YamlError> {
                 Some(k) => entries.push((k, node)),
             },
         }
+        Ok(())
     }
-    Ok(root)
 }
 
 /// A mapping's entries with `<<` merge keys expanded (explicit keys win, then

@@ -11,7 +11,7 @@
 
 use crate::config::{LoadOptions, load_with};
 use crate::error::{ConfigError, ConfigErrors};
-use crate::model::Fleet;
+use rollcall_core::model::Fleet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -2,8 +2,8 @@
 //! than the depth limit are refused with an error naming the file and the limit,
 //! before any parser runs.
 
-use rollcall_core::limits::{MAX_FILE_BYTES, MAX_TOML_DEPTH};
-use rollcall_core::*;
+use rollcall_fleet::limits::{MAX_FILE_BYTES, MAX_TOML_DEPTH};
+use rollcall_fleet::{ConfigError, LoadOptions, error, import, load_file, load_str};
 use std::path::{Path, PathBuf};
 
 fn opts() -> LoadOptions {

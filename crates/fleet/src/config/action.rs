@@ -10,7 +10,7 @@
 //! ```
 
 use super::{RawMaintenance, S, Validator};
-use crate::model::Action;
+use rollcall_core::model::Action;
 use toml::Spanned;
 
 /// The action's own fields, as written.
@@ -46,7 +46,7 @@ impl Validator<'_> {
             "restart" => self.restart(r, span.clone()),
             "command" => self.command(r, span.clone()),
             other => {
-                self.err_help(
+                self.c.err_help(
                     span,
                     format!("{F}.action"),
                     format!("unknown action `{other}`"),
@@ -61,7 +61,7 @@ impl Validator<'_> {
 
     fn restart(&mut self, r: &RawAction, span: std::ops::Range<usize>) -> Option<Action> {
         let Some(list) = r.services else {
-            self.err_help(
+            self.c.err_help(
                 span,
                 format!("{F}.action"),
                 "action = \"restart\" needs the services to restart",
@@ -70,7 +70,8 @@ impl Validator<'_> {
             return None;
         };
         if list.get_ref().is_empty() {
-            self.err(list.span(), format!("{F}.services"), "names no service");
+            self.c
+                .err(list.span(), format!("{F}.services"), "names no service");
             return None;
         }
         let mut services: Vec<String> = Vec::new();
@@ -83,14 +84,14 @@ impl Validator<'_> {
                     .chars()
                     .any(|c| c.is_whitespace() || c == ',' || c == '=')
             {
-                self.err(
+                self.c.err(
                     s.span(),
                     format!("{F}.services"),
                     format!("`{}` is not a service name", s.get_ref()),
                 );
                 ok = false;
             } else if services.iter().any(|x| x == name) {
-                self.err(
+                self.c.err(
                     s.span(),
                     format!("{F}.services"),
                     format!("`{name}` is listed twice"),
@@ -127,7 +128,7 @@ impl Validator<'_> {
     ) -> Option<String> {
         match s {
             None => {
-                self.err_help(
+                self.c.err_help(
                     action_span.clone(),
                     format!("{F}.action"),
                     format!("action = \"command\" needs `{key}`: {what}"),
@@ -136,7 +137,8 @@ impl Validator<'_> {
                 None
             }
             Some(s) if s.get_ref().trim().is_empty() => {
-                self.err(s.span(), format!("{F}.{key}"), "must not be empty");
+                self.c
+                    .err(s.span(), format!("{F}.{key}"), "must not be empty");
                 None
             }
             Some(s) => Some(s.get_ref().clone()),
@@ -149,7 +151,7 @@ impl Validator<'_> {
             if let Some(span) = span
                 && word != owner
             {
-                self.err_help(
+                self.c.err_help(
                     span,
                     format!("{F}.{key}"),
                     format!("`{key}` belongs to action = \"{owner}\", not \"{word}\""),
