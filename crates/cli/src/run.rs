@@ -770,6 +770,48 @@ struct Timing {
     outputs: usize,
 }
 
+/// Sorted samples (ms).
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Quantile `x` (0..=1); 0 without samples.
+    fn q(&self, x: f64) -> f64 {
+        let v = &self.0;
+        v.get(((v.len() as f64 - 1.0) * x).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
+
+impl Timing {
+    /// For each healthy host, the wall time to the first later reboot of a host sharing a
+    /// cluster with it.
+    fn latencies(&self, fleet: &Fleet) -> Samples {
+        let mut lat: Vec<f64> = Vec::new();
+        for &(t, h) in &self.healthy {
+            let cl = &fleet.hosts[h as usize].clusters;
+            if cl.is_empty() {
+                continue;
+            }
+            let shares = |h2: u32| {
+                fleet.hosts[h2 as usize]
+                    .clusters
+                    .iter()
+                    .any(|c| cl.contains(c))
+            };
+            if let Some(&(t2, _)) = self.reboots.iter().find(|(t2, h2)| *t2 >= t && shares(*h2)) {
+                lat.push((t2 - t).as_secs_f64() * 1000.0);
+            }
+        }
+        lat.sort_by(|a, b| a.total_cmp(b));
+        Samples(lat)
+    }
+}
+
 impl Observer for Timing {
     fn on_outputs(&mut self, outputs: &[Output], _engine: &Engine) {
         let t = Instant::now();
@@ -846,59 +888,37 @@ pub async fn bench_engine(
         .await
         .map_err(err)?;
     let wall = t0.elapsed().as_secs_f64();
-    // for each healthy host, the first later reboot of a host sharing a cluster
-    let mut lat: Vec<f64> = Vec::new();
-    for &(t, h) in &obs.healthy {
-        let cl = &fleet.hosts[h as usize].clusters;
-        if cl.is_empty() {
-            continue;
-        }
-        if let Some(&(t2, _)) = obs.reboots.iter().find(|(t2, h2)| {
-            *t2 >= t
-                && fleet.hosts[*h2 as usize]
-                    .clusters
-                    .iter()
-                    .any(|c| cl.contains(c))
-        }) {
-            lat.push((t2 - t).as_secs_f64() * 1000.0);
-        }
-    }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let q = |x: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * x).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
     let _ = std::fs::remove_dir_all(&dir);
+    let lat = obs.latencies(&fleet);
+    let ending = rollcall_runtime::status_name(ending);
     let doc = serde_json::json!({
-        "fleet": fleet.name, "hosts": p.steps.len(), "ending": rollcall_runtime::status_name(ending),
+        "fleet": fleet.name, "hosts": p.steps.len(), "ending": ending,
         "wall_s": wall, "journal_batches": obs.batches, "journal_records": obs.outputs,
         "records_per_s": obs.outputs as f64 / wall,
-        "healthy_to_next_reboot_ms": { "samples": lat.len(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": q(1.0) },
+        "healthy_to_next_reboot_ms": { "samples": lat.len(), "p50": lat.q(0.5), "p90": lat.q(0.9), "p99": lat.q(0.99), "max": lat.q(1.0) },
     });
     if json {
         println!("{}", serde_json::to_string_pretty(&doc).map_err(err)?);
-    } else {
-        println!(
-            "engine benchmark: {} ({} hosts) on the sim driver, SQLite journal, 1 s = {scale} s simulated",
-            fleet.name,
-            p.steps.len()
-        );
-        println!(
-            "  run               {} in {wall:.2} s wall, {} journal transactions, {} records ({:.0} records/s)",
-            rollcall_runtime::status_name(ending),
-            obs.batches,
-            obs.outputs,
-            obs.outputs as f64 / wall
-        );
-        println!(
-            "  healthy → next reboot in the same cluster (wall): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
-            q(0.5),
-            q(0.9),
-            q(0.99),
-            q(1.0),
-            lat.len()
-        );
+        return Ok(std::process::ExitCode::SUCCESS);
     }
+    println!(
+        "engine benchmark: {} ({} hosts) on the sim driver, SQLite journal, 1 s = {scale} s simulated",
+        fleet.name,
+        p.steps.len()
+    );
+    println!(
+        "  run               {ending} in {wall:.2} s wall, {} journal transactions, {} records ({:.0} records/s)",
+        obs.batches,
+        obs.outputs,
+        obs.outputs as f64 / wall
+    );
+    println!(
+        "  healthy → next reboot in the same cluster (wall): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
+        lat.q(0.5),
+        lat.q(0.9),
+        lat.q(0.99),
+        lat.q(1.0),
+        lat.len()
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -399,130 +399,80 @@ impl Notifier {
         .fetch_all(&self.pool)
         .await
         .map_err(NotifyError::from)?;
-        let mut round = Round::default();
+        let mut b = Batch::new(key, retry_after);
         let mut tasks = tokio::task::JoinSet::new();
         // one rendering (and one body) per audience and format
-        let mut cache: HashMap<(Option<String>, u8), (Arc<Message>, bytes_body::Body)> =
-            HashMap::new();
-        let mut done: Vec<(String, Outcome, u32)> = Vec::new();
-        let mut last_flush = Instant::now();
+        let mut cache: HashMap<(Option<String>, u8), Rendered> = HashMap::new();
         for r in &rows {
             let sub_id: String = r.get("subscriber");
-            let Some(kind) = NoteKind::parse(&r.get::<String, _>("kind")) else {
-                done.push((sub_id, Outcome::Failed("unknown notice kind".into()), 0));
-                continue;
+            let job = match self.job(key, r, &sub_id, &mut cache) {
+                Ok(job) => job,
+                Err(outcome) => {
+                    b.done.push((sub_id, outcome, 0));
+                    continue;
+                }
             };
-            let note = Note {
-                key: key.to_string(),
-                kind,
-                region: r.get::<i64, _>("region") as RegionIx,
-                host: r.get::<Option<i64>, _>("host").map(|h| h as HostIx),
-                at: r.get("at"),
-                start: r.get("start"),
-                expected: r.get("expected"),
-            };
-            let Some(&si) = self.by_id.get(&sub_id) else {
-                done.push((
-                    sub_id,
-                    Outcome::Failed("no such subscriber in the run's fleet file".into()),
-                    0,
-                ));
-                continue;
-            };
-            if self.gone.lock().unwrap().contains(&sub_id) {
-                done.push((sub_id, Outcome::Gone, 0));
-                continue;
-            }
-            let s = &self.cfg.subscribers[si];
-            let fmt = match &s.channel {
-                Channel::Email(_) => 0u8,
-                Channel::Webhook {
-                    format: Format::Statuspage,
-                    ..
-                } => 1,
-                Channel::Webhook {
-                    format: Format::Slack,
-                    ..
-                } => 2,
-            };
-            let (msg, body) = cache
-                .entry((s.tenant.clone(), fmt))
-                .or_insert_with(|| {
-                    let m = render(&self.fleet, &self.run, s.tenant.as_deref(), &note);
-                    let body = match fmt {
-                        1 => serde_json::to_vec(&m.statuspage).unwrap_or_default(),
-                        2 => serde_json::to_vec(&serde_json::json!({
-                            "text": format!("*{}*\n{}", m.subject, m.text)
-                        }))
-                        .unwrap_or_default(),
-                        _ => Vec::new(),
-                    };
-                    (Arc::new(m), bytes_body::Body::from(body))
-                })
-                .clone();
             // at most `concurrency` tasks exist at once (memory stays flat for big fan-outs)
             while tasks.len() >= self.cfg.settings.concurrency {
                 match tasks.join_next().await {
-                    Some(Ok(x)) => done.push(x),
-                    Some(Err(e)) => return Err(NotifyError::Delivery(e)),
+                    Some(r) => b.done.push(r.map_err(NotifyError::Delivery)?),
                     None => break,
                 }
-                if done.len() >= 512 || last_flush.elapsed() > Duration::from_millis(50) {
-                    self.record(key, &mut done, &mut round, retry_after).await?;
-                    last_flush = Instant::now();
-                }
+                b.flush(self, false).await?;
             }
-            let channel = s.channel.clone();
-            let id = message_id(&self.run, key, &sub_id);
-            let (http, smtp, sem) = (self.http.clone(), self.smtp.clone(), self.sem.clone());
-            let from = self.cfg.settings.smtp.as_ref().map(|s| s.from.clone());
-            let (attempts, backoff) = (self.cfg.settings.attempts, self.cfg.settings.backoff);
-            tasks.spawn(async move {
-                let Ok(_permit) = sem.acquire_owned().await else {
-                    return (sub_id, Outcome::Failed("shutting down".into()), 0);
-                };
-                let mut last = Outcome::Failed("not tried".into());
-                let mut n = 0;
-                while n < attempts {
-                    n += 1;
-                    last = match &channel {
-                        Channel::Webhook { url, secret, .. } => {
-                            post(&http, url, secret.as_deref(), &id, body.clone()).await
-                        }
-                        Channel::Email(to) => match (&smtp, &from) {
-                            (Some(t), Some(f)) => mail(t, f, to, &id, &msg).await,
-                            _ => Outcome::Failed("no SMTP settings".into()),
-                        },
-                    };
-                    match &last {
-                        Outcome::Failed(e) if e.starts_with("permanent") => break,
-                        Outcome::Failed(_) if n < attempts => {
-                            tokio::time::sleep(backoff_delay(backoff, n, &id)).await
-                        }
-                        _ => break,
-                    }
-                }
-                (sub_id, last, n)
-            });
+            tasks.spawn(job.send(sub_id));
         }
         loop {
-            let next = tasks.join_next().await;
-            if let Some(r) = next {
-                match r {
-                    Ok(x) => done.push(x),
-                    Err(e) => return Err(NotifyError::Delivery(e)),
-                }
+            if let Some(r) = tasks.join_next().await {
+                b.done.push(r.map_err(NotifyError::Delivery)?);
             }
             let finished = tasks.is_empty();
-            if finished || done.len() >= 512 || last_flush.elapsed() > Duration::from_millis(50) {
-                self.record(key, &mut done, &mut round, retry_after).await?;
-                last_flush = Instant::now();
-            }
+            b.flush(self, finished).await?;
             if finished {
-                break;
+                return Ok(b.round);
             }
         }
-        Ok(round)
+    }
+
+    /// What delivering outbox row `r` to `sub_id` takes, or why it cannot be tried.
+    fn job(
+        &self,
+        key: &str,
+        r: &sqlx::sqlite::SqliteRow,
+        sub_id: &str,
+        cache: &mut HashMap<(Option<String>, u8), Rendered>,
+    ) -> Result<Job, Outcome> {
+        let note = note_of(key, r).ok_or(Outcome::Failed("unknown notice kind".into()))?;
+        let Some(&si) = self.by_id.get(sub_id) else {
+            let why = "no such subscriber in the run's fleet file";
+            return Err(Outcome::Failed(why.into()));
+        };
+        if self.gone.lock().unwrap().contains(sub_id) {
+            return Err(Outcome::Gone);
+        }
+        let s = &self.cfg.subscribers[si];
+        let fmt = format_of(&s.channel);
+        let (msg, body) = cache
+            .entry((s.tenant.clone(), fmt))
+            .or_insert_with(|| {
+                let m = render(&self.fleet, &self.run, s.tenant.as_deref(), &note);
+                let body = body_of(&m, fmt);
+                (Arc::new(m), bytes_body::Body::from(body))
+            })
+            .clone();
+        let settings = &self.cfg.settings;
+        Ok(Job {
+            channel: s.channel.clone(),
+            id: message_id(&self.run, key, sub_id),
+            http: self.http.clone(),
+            smtp: self.smtp.clone(),
+            sem: self.sem.clone(),
+            from: settings.smtp.as_ref().map(|s| s.from.clone()),
+            attempts: settings.attempts,
+            backoff: settings.backoff,
+            msg,
+            body,
+        })
     }
 
     async fn record(
@@ -660,6 +610,137 @@ impl Notifier {
             eprintln!("rollcall notify: {e}");
             Err(e)
         }
+    }
+}
+
+/// One rendering of a notice for an audience and format: the message and its body.
+type Rendered = (Arc<Message>, bytes_body::Body);
+
+/// The note an outbox row stands for (`None`: a kind this build does not know).
+fn note_of(key: &str, r: &sqlx::sqlite::SqliteRow) -> Option<Note> {
+    Some(Note {
+        key: key.to_string(),
+        kind: NoteKind::parse(&r.get::<String, _>("kind"))?,
+        region: r.get::<i64, _>("region") as RegionIx,
+        host: r.get::<Option<i64>, _>("host").map(|h| h as HostIx),
+        at: r.get("at"),
+        start: r.get("start"),
+        expected: r.get("expected"),
+    })
+}
+
+/// 0: email, 1: Statuspage webhook, 2: Slack webhook.
+fn format_of(c: &Channel) -> u8 {
+    match c {
+        Channel::Email(_) => 0,
+        Channel::Webhook {
+            format: Format::Statuspage,
+            ..
+        } => 1,
+        Channel::Webhook {
+            format: Format::Slack,
+            ..
+        } => 2,
+    }
+}
+
+/// A webhook's body in format `fmt` (email has none: it is built per message).
+fn body_of(m: &Message, fmt: u8) -> Vec<u8> {
+    match fmt {
+        1 => serde_json::to_vec(&m.statuspage).unwrap_or_default(),
+        2 => serde_json::to_vec(&serde_json::json!({
+            "text": format!("*{}*\n{}", m.subject, m.text)
+        }))
+        .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// One delivery, with what it needs from the notifier.
+struct Job {
+    channel: Channel,
+    id: String,
+    http: reqwest::Client,
+    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    sem: Arc<Semaphore>,
+    from: Option<String>,
+    attempts: u32,
+    backoff: Duration,
+    msg: Arc<Message>,
+    body: bytes_body::Body,
+}
+
+impl Job {
+    /// Up to `attempts` tries with backoff; the last outcome and the tries made.
+    async fn send(self, sub_id: String) -> (String, Outcome, u32) {
+        let Ok(_permit) = self.sem.clone().acquire_owned().await else {
+            return (sub_id, Outcome::Failed("shutting down".into()), 0);
+        };
+        let mut last = Outcome::Failed("not tried".into());
+        let mut n = 0;
+        while n < self.attempts {
+            n += 1;
+            last = self.once().await;
+            match &last {
+                Outcome::Failed(e) if e.starts_with("permanent") => break,
+                Outcome::Failed(_) if n < self.attempts => {
+                    tokio::time::sleep(backoff_delay(self.backoff, n, &self.id)).await
+                }
+                _ => break,
+            }
+        }
+        (sub_id, last, n)
+    }
+
+    async fn once(&self) -> Outcome {
+        match &self.channel {
+            Channel::Webhook { url, secret, .. } => {
+                post(
+                    &self.http,
+                    url,
+                    secret.as_deref(),
+                    &self.id,
+                    self.body.clone(),
+                )
+                .await
+            }
+            Channel::Email(to) => match (&self.smtp, &self.from) {
+                (Some(t), Some(f)) => mail(t, f, to, &self.id, &self.msg).await,
+                _ => Outcome::Failed("no SMTP settings".into()),
+            },
+        }
+    }
+}
+
+/// The outcomes of one notice's round, recorded in batches.
+struct Batch<'a> {
+    key: &'a str,
+    retry_after: Duration,
+    done: Vec<(String, Outcome, u32)>,
+    round: Round,
+    last_flush: Instant,
+}
+
+impl<'a> Batch<'a> {
+    fn new(key: &'a str, retry_after: Duration) -> Batch<'a> {
+        Batch {
+            key,
+            retry_after,
+            done: Vec::new(),
+            round: Round::default(),
+            last_flush: Instant::now(),
+        }
+    }
+
+    /// Record what is done when `now`, or when 512 outcomes or 50 ms have gathered.
+    async fn flush(&mut self, n: &Notifier, now: bool) -> Result<(), NotifyError> {
+        let due = self.done.len() >= 512 || self.last_flush.elapsed() > Duration::from_millis(50);
+        if now || due {
+            n.record(self.key, &mut self.done, &mut self.round, self.retry_after)
+                .await?;
+            self.last_flush = Instant::now();
+        }
+        Ok(())
     }
 }
 
@@ -818,14 +899,7 @@ async fn follow(
     planned: Vec<Option<i64>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), NotifyError> {
-    let nregions = n.fleet.regions.len();
-    let mut announced: Vec<Option<i64>> = vec![None; nregions];
-    let mut started = vec![false; nregions];
-    let mut last_seq = 0i64;
-    let retry_after = Duration::from_secs(30);
-    let mut running: tokio::task::JoinSet<(String, Result<Round, NotifyError>)> =
-        tokio::task::JoinSet::new();
-    let mut busy: HashSet<String> = HashSet::new();
+    let mut f = Following::new(n.clone(), planned);
     let mut appended = n.store.appended();
     let mut wake = true;
     // a new process: whatever is still pending is due now
@@ -838,99 +912,15 @@ async fn follow(
         let stopping = *stop.borrow();
         // 1. new notices in the journal: read when an append woke us (or at the start and
         // the end), never polled
-        let woken = std::mem::take(&mut wake) || stopping;
-        let rows = match woken {
-            true => n
-                .store
-                .journal_kind_since(&n.run, "notice", last_seq)
-                .await
-                .map_err(NotifyError::from)?,
-            false => Vec::new(),
-        };
-        for (seq, rec) in rows {
-            last_seq = seq;
-            let Ok(Output::Notice(notice)) = serde_json::from_value::<Output>(rec.data) else {
-                continue;
-            };
-            let ri = notice.region as usize;
-            if ri >= nregions {
-                continue;
-            }
-            match notice.kind {
-                NoticeKind::Scheduled => announced[ri] = Some(notice.at),
-                NoticeKind::Started => started[ri] = true,
-                _ => {}
-            }
-            if let Some(kind) = kind_of(notice.kind) {
-                let note = Note {
-                    key: format!("n-{seq}"),
-                    kind,
-                    region: notice.region,
-                    host: notice.host,
-                    at: notice.at,
-                    start: None,
-                    expected: None,
-                };
-                let subs = n.recipients(notice.region, notice.host);
-                n.enqueue(&note, &subs).await?;
-            }
+        if std::mem::take(&mut wake) || stopping {
+            f.new_notices().await?;
         }
-        // 2. reminders: `remind_before` ahead of the expected start, if the announcement
-        // came earlier than that and the region has not started
-        if let Some(before) = n.cfg.settings.remind_before {
-            let now = clock.now();
-            for r in 0..nregions {
-                let Some(at) = announced[r] else { continue };
-                if started[r] {
-                    continue;
-                }
-                let expected = (at + n.fleet.maintenance.notice_lead).max(planned[r].unwrap_or(0));
-                let due = expected - before;
-                if due > at && now >= due {
-                    let note = Note {
-                        key: format!("remind-{r}"),
-                        kind: NoteKind::Reminder,
-                        region: r as RegionIx,
-                        host: None,
-                        at: due,
-                        start: Some(expected),
-                        expected: None,
-                    };
-                    let subs = n.recipients(r as RegionIx, None);
-                    n.enqueue(&note, &subs).await?;
-                }
-            }
-        }
-        // 3. deliver what is due, oldest first (announcements belong to `announce`);
-        // notices are delivered side by side, so one slow or failing subscriber does not
-        // hold back the next notice for everyone else
-        while let Some(r) = running.try_join_next() {
-            report(r, &mut busy, retry_after)?;
-        }
-        let now_ms = wall_ms();
-        let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT notice FROM notify_outbox WHERE run = ? AND status = 'pending' AND notice NOT LIKE 'announce-%' AND (next_ms <= ? OR ?) GROUP BY notice ORDER BY MIN(at), MIN(created_ms), notice",
-        )
-        .bind(&n.run)
-        .bind(now_ms)
-        .bind(stopping)
-        .fetch_all(&n.pool)
-        .await
-        .map_err(NotifyError::from)?;
-        for k in keys {
-            if busy.insert(k.clone()) {
-                let n = n.clone();
-                running.spawn(async move {
-                    let r = n.deliver(&k, retry_after).await;
-                    (k, r)
-                });
-            }
-        }
+        // 2. reminders
+        f.reminders(clock.now()).await?;
+        // 3. deliver what is due
+        f.deliver_due(stopping).await?;
         if stopping {
-            while let Some(r) = running.join_next().await {
-                report(r, &mut busy, retry_after)?;
-            }
-            return Ok(());
+            return f.drain().await;
         }
         // the timer serves retries and reminders (the outbox's own due times)
         tokio::select! {
@@ -938,6 +928,143 @@ async fn follow(
             _ = appended.changed() => wake = true,
             _ = stop.changed() => {}
         }
+    }
+}
+
+/// How long a failed delivery waits before its next round.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// A follower's state: where it is in the journal, what regions it saw announced and
+/// started, which notices are being delivered.
+struct Following {
+    n: Arc<Notifier>,
+    planned: Vec<Option<i64>>,
+    announced: Vec<Option<i64>>,
+    started: Vec<bool>,
+    last_seq: i64,
+    running: tokio::task::JoinSet<(String, Result<Round, NotifyError>)>,
+    busy: HashSet<String>,
+}
+
+impl Following {
+    fn new(n: Arc<Notifier>, planned: Vec<Option<i64>>) -> Following {
+        let nregions = n.fleet.regions.len();
+        Following {
+            n,
+            planned,
+            announced: vec![None; nregions],
+            started: vec![false; nregions],
+            last_seq: 0,
+            running: tokio::task::JoinSet::new(),
+            busy: HashSet::new(),
+        }
+    }
+
+    /// The journal's notices since the last read, enqueued for their subscribers.
+    async fn new_notices(&mut self) -> Result<(), NotifyError> {
+        let n = self.n.clone();
+        let rows = n
+            .store
+            .journal_kind_since(&n.run, "notice", self.last_seq)
+            .await?;
+        for (seq, rec) in rows {
+            self.last_seq = seq;
+            let Ok(Output::Notice(notice)) = serde_json::from_value::<Output>(rec.data) else {
+                continue;
+            };
+            let ri = notice.region as usize;
+            if ri >= self.announced.len() {
+                continue;
+            }
+            match notice.kind {
+                NoticeKind::Scheduled => self.announced[ri] = Some(notice.at),
+                NoticeKind::Started => self.started[ri] = true,
+                _ => {}
+            }
+            let Some(kind) = kind_of(notice.kind) else {
+                continue;
+            };
+            let note = Note {
+                key: format!("n-{seq}"),
+                kind,
+                region: notice.region,
+                host: notice.host,
+                at: notice.at,
+                start: None,
+                expected: None,
+            };
+            n.enqueue(&note, &n.recipients(notice.region, notice.host))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `remind_before` ahead of the expected start, if the announcement came earlier than
+    /// that and the region has not started.
+    async fn reminders(&mut self, now: i64) -> Result<(), NotifyError> {
+        let n = self.n.clone();
+        let Some(before) = n.cfg.settings.remind_before else {
+            return Ok(());
+        };
+        for r in 0..self.announced.len() {
+            let Some(at) = self.announced[r] else {
+                continue;
+            };
+            if self.started[r] {
+                continue;
+            }
+            let lead = n.fleet.maintenance.notice_lead;
+            let expected = (at + lead).max(self.planned[r].unwrap_or(0));
+            let due = expected - before;
+            if due > at && now >= due {
+                let note = Note {
+                    key: format!("remind-{r}"),
+                    kind: NoteKind::Reminder,
+                    region: r as RegionIx,
+                    host: None,
+                    at: due,
+                    start: Some(expected),
+                    expected: None,
+                };
+                n.enqueue(&note, &n.recipients(r as RegionIx, None)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Start delivering what is due (all that is pending when `stopping`), oldest first
+    /// (announcements belong to `announce`); notices are delivered side by side, so one
+    /// slow or failing subscriber does not hold back the next notice for everyone else.
+    async fn deliver_due(&mut self, stopping: bool) -> Result<(), NotifyError> {
+        while let Some(r) = self.running.try_join_next() {
+            report(r, &mut self.busy, RETRY_AFTER)?;
+        }
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT notice FROM notify_outbox WHERE run = ? AND status = 'pending' AND notice NOT LIKE 'announce-%' AND (next_ms <= ? OR ?) GROUP BY notice ORDER BY MIN(at), MIN(created_ms), notice",
+        )
+        .bind(&self.n.run)
+        .bind(wall_ms())
+        .bind(stopping)
+        .fetch_all(&self.n.pool)
+        .await?;
+        for k in keys {
+            if self.busy.insert(k.clone()) {
+                let n = self.n.clone();
+                self.running.spawn(async move {
+                    let r = n.deliver(&k, RETRY_AFTER).await;
+                    (k, r)
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait for the deliveries in flight.
+    async fn drain(mut self) -> Result<(), NotifyError> {
+        while let Some(r) = self.running.join_next().await {
+            report(r, &mut self.busy, RETRY_AFTER)?;
+        }
+        Ok(())
     }
 }
 

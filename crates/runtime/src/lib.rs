@@ -205,8 +205,10 @@ fn control_of(c: RunControl) -> Control {
     }
 }
 
+/// Drive `engine` to its end (or a clean interrupt) while `lease` is held: journal each
+/// step's outputs in one transaction, then run their commands through `driver`.
 pub async fn drive<J: Journal>(
-    mut engine: Engine,
+    engine: Engine,
     store: &J,
     lease: &Lease,
     driver: Arc<dyn Driver>,
@@ -214,120 +216,186 @@ pub async fn drive<J: Journal>(
     cfg: &RuntimeConfig,
     obs: &mut dyn Observer,
 ) -> Result<Ending, RuntimeError> {
-    let (run_id, owner) = (lease.run.as_str(), lease.owner.as_str());
-    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
-    let sem = Arc::new(Semaphore::new(cfg.max_inflight.max(1)));
-    let mut inflight = 0usize;
-    let mut interrupted = false;
-    let mut last_poll = Instant::now();
-    let ttl = cfg.lease_ttl.as_millis() as i64;
+    let (tx, rx) = mpsc::unbounded_channel::<Event>();
+    let mut d = Driving {
+        engine,
+        store,
+        lease,
+        driver,
+        clock,
+        cfg,
+        tx,
+        rx,
+        sem: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
+        inflight: 0,
+        interrupted: false,
+    };
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-
+    let mut last_poll = Instant::now();
     loop {
-        let now = clock.now();
+        let now = d.clock.now();
         // once interrupted, only collect what is in flight: no new commands
-        if !interrupted {
-            engine.step(now);
+        if !d.interrupted {
+            d.engine.step(now);
         }
-        let outs = engine.drain_outputs();
-        if !outs.is_empty() {
-            let recs: Vec<Record> = outs.iter().map(to_record).collect();
-            // journal first: nothing below happens unless this committed
-            store.append(run_id, &recs).await.map_err(store_err)?;
-            obs.on_outputs(&outs, &engine);
-            for o in outs {
-                if let Output::Command { command, .. } = o {
-                    inflight += 1;
-                    let (d, tx, sem) = (driver.clone(), tx.clone(), sem.clone());
-                    tokio::spawn(async move {
-                        let Ok(_permit) = sem.acquire_owned().await else {
-                            return;
-                        };
-                        let ev = d.execute(command, clock.now()).await;
-                        let _ = tx.send(ev);
-                    });
-                }
-            }
-        } else {
-            obs.on_idle(&engine);
+        if !d.journal_and_start(obs).await? {
+            obs.on_idle(&d.engine);
         }
-        if inflight == 0 && (engine.state().is_over() || interrupted) {
+        if d.inflight == 0 && (d.engine.state().is_over() || d.interrupted) {
             break;
         }
-        let wake = engine
+        let wake = d
+            .engine
             .next_wakeup(now)
-            .map(|t| clock.real_until(t))
+            .map(|t| d.clock.real_until(t))
             .unwrap_or(cfg.poll)
             .min(cfg.poll);
         tokio::select! {
-            ev = rx.recv() => {
-                if let Some(ev) = ev {
-                    inflight -= 1;
-                    engine.handle(clock.now(), ev);
-                    while let Ok(ev) = rx.try_recv() {
-                        inflight -= 1;
-                        engine.handle(clock.now(), ev);
-                    }
-                }
-            }
+            ev = d.rx.recv() => d.results(ev),
             _ = tokio::time::sleep(wake) => {}
-            r = &mut ctrl_c, if cfg.handle_ctrl_c && !interrupted => {
+            r = &mut ctrl_c, if cfg.handle_ctrl_c && !d.interrupted => {
                 if r.is_ok() {
-                    interrupted = true;
-                    engine.interrupt(clock.now());
+                    d.interrupted = true;
+                    d.engine.interrupt(d.clock.now());
                 }
             }
         }
         if last_poll.elapsed() >= cfg.poll {
             last_poll = Instant::now();
-            if !store
-                .renew_lease(run_id, owner, wall_ms(), ttl)
-                .await
-                .map_err(store_err)?
-            {
-                return Err(RuntimeError::LostLease);
-            }
-            match store.take_control(run_id).await {
-                Ok(Some(c)) => {
-                    let control = control_of(c);
-                    engine.handle(clock.now(), Event::Control { control });
-                }
-                Ok(None) => {}
-                // a request this build does not know was cleared: said, and the run goes on
-                Err(
-                    e @ StoreError::CorruptRun {
-                        column: "control", ..
-                    },
-                ) => eprintln!("rollcall: {e}; ignored"),
-                Err(e) => return Err(store_err(e)),
-            }
+            d.poll_store().await?;
         }
     }
-    // anything the last events produced
-    if !interrupted {
-        engine.step(clock.now());
-    }
-    let outs = engine.drain_outputs();
-    if !outs.is_empty() {
+    d.finish(obs).await
+}
+
+/// A run being driven: the engine, where its outputs go and what is in flight.
+struct Driving<'a, J> {
+    engine: Engine,
+    store: &'a J,
+    lease: &'a Lease,
+    driver: Arc<dyn Driver>,
+    clock: Clock,
+    cfg: &'a RuntimeConfig,
+    tx: mpsc::UnboundedSender<Event>,
+    rx: mpsc::UnboundedReceiver<Event>,
+    /// Bounds the commands in flight.
+    sem: Arc<Semaphore>,
+    inflight: usize,
+    /// Ctrl-C: no new commands; what is in flight is collected.
+    interrupted: bool,
+}
+
+impl<J: Journal> Driving<'_, J> {
+    /// Journal the engine's outputs (one transaction), then start their commands; whether
+    /// there were any.
+    async fn journal_and_start(&mut self, obs: &mut dyn Observer) -> Result<bool, RuntimeError> {
+        let outs = self.engine.drain_outputs();
+        if outs.is_empty() {
+            return Ok(false);
+        }
         let recs: Vec<Record> = outs.iter().map(to_record).collect();
-        store.append(run_id, &recs).await.map_err(store_err)?;
-        obs.on_outputs(&outs, &engine);
+        // journal first: nothing below happens unless this committed
+        self.store
+            .append(&self.lease.run, &recs)
+            .await
+            .map_err(store_err)?;
+        obs.on_outputs(&outs, &self.engine);
+        for o in outs {
+            if let Output::Command { command, .. } = o {
+                self.start(command);
+            }
+        }
+        Ok(true)
     }
-    obs.on_end(&engine);
-    let ending = if engine.state().is_over() {
-        Ending::Over(engine.state())
-    } else {
-        Ending::Interrupted
-    };
-    let summary = serde_json::to_value(engine.progress()).unwrap_or_default();
-    store
-        .set_status(run_id, status_of(ending), &summary)
-        .await
-        .map_err(store_err)?;
-    store
-        .release_lease(run_id, owner)
-        .await
-        .map_err(store_err)?;
-    Ok(ending)
+
+    fn start(&mut self, command: rollcall_core::engine::Command) {
+        self.inflight += 1;
+        let (d, tx, sem, clock) = (
+            self.driver.clone(),
+            self.tx.clone(),
+            self.sem.clone(),
+            self.clock,
+        );
+        tokio::spawn(async move {
+            let Ok(_permit) = sem.acquire_owned().await else {
+                return;
+            };
+            let ev = d.execute(command, clock.now()).await;
+            let _ = tx.send(ev);
+        });
+    }
+
+    /// A command's result, and any others already waiting.
+    fn results(&mut self, first: Option<Event>) {
+        let Some(ev) = first else { return };
+        self.inflight -= 1;
+        self.engine.handle(self.clock.now(), ev);
+        while let Ok(ev) = self.rx.try_recv() {
+            self.inflight -= 1;
+            self.engine.handle(self.clock.now(), ev);
+        }
+    }
+
+    /// Renew the lease (or stop: another orchestrator has the run) and take an operator's
+    /// request.
+    async fn poll_store(&mut self) -> Result<(), RuntimeError> {
+        let (run, ttl) = (&self.lease.run, self.cfg.lease_ttl.as_millis() as i64);
+        if !self
+            .store
+            .renew_lease(run, &self.lease.owner, wall_ms(), ttl)
+            .await
+            .map_err(store_err)?
+        {
+            return Err(RuntimeError::LostLease);
+        }
+        match self.store.take_control(run).await {
+            Ok(Some(c)) => {
+                let control = control_of(c);
+                self.engine
+                    .handle(self.clock.now(), Event::Control { control });
+            }
+            Ok(None) => {}
+            // a request this build does not know was cleared: said, and the run goes on
+            Err(
+                e @ StoreError::CorruptRun {
+                    column: "control", ..
+                },
+            ) => eprintln!("rollcall: {e}; ignored"),
+            Err(e) => return Err(store_err(e)),
+        }
+        Ok(())
+    }
+
+    /// Journal what the last events produced, record how the run ended, give up the lease.
+    async fn finish(mut self, obs: &mut dyn Observer) -> Result<Ending, RuntimeError> {
+        if !self.interrupted {
+            self.engine.step(self.clock.now());
+        }
+        let outs = self.engine.drain_outputs();
+        if !outs.is_empty() {
+            let recs: Vec<Record> = outs.iter().map(to_record).collect();
+            self.store
+                .append(&self.lease.run, &recs)
+                .await
+                .map_err(store_err)?;
+            obs.on_outputs(&outs, &self.engine);
+        }
+        obs.on_end(&self.engine);
+        let ending = match self.engine.state().is_over() {
+            true => Ending::Over(self.engine.state()),
+            false => Ending::Interrupted,
+        };
+        let summary = serde_json::to_value(self.engine.progress()).unwrap_or_default();
+        let run = &self.lease.run;
+        self.store
+            .set_status(run, status_of(ending), &summary)
+            .await
+            .map_err(store_err)?;
+        self.store
+            .release_lease(run, &self.lease.owner)
+            .await
+            .map_err(store_err)?;
+        Ok(ending)
+    }
 }

@@ -454,8 +454,8 @@ pub fn simulate(
 }
 
 /// Downtime figures from the world's reboot history.
-fn measure(fleet: &Fleet, world: &World, es: i64, timeline: bool) -> Outcome {
-    // the end of what is known: the last finite event
+/// The end of what is known about a world: its last finite event.
+fn known_until(world: &World, es: i64) -> i64 {
     let mut horizon = es;
     for (h, sh) in world.hosts.iter().enumerate() {
         if let Some(&t) = sh.reboots.last() {
@@ -465,110 +465,134 @@ fn measure(fleet: &Fleet, world: &World, es: i64, timeline: bool) -> Outcome {
             }
         }
     }
+    horizon
+}
+
+/// What one cluster went through: seconds red, overloaded and unavailable, and its
+/// unavailable intervals as (+1 at the start, -1 at the end) events.
+#[derive(Default)]
+struct ClusterSpans {
+    red_s: i64,
+    over_s: i64,
+    unavail_s: i64,
+    was_red: bool,
+    intervals: Vec<(i64, i32)>,
+}
+
+/// Each member's (time, Δdown, Δrecovering, member) events, in time order.
+fn member_events(c: &Cluster, world: &World, horizon: i64) -> Vec<(i64, i32, i32, u32)> {
     let down = |h: HostIx| -> Option<(i64, i64)> {
         let t = *world.hosts[h as usize].reboots.last()?;
         Some((t, world.up_at(h).unwrap_or(horizon).max(t)))
     };
-    let recovering = |h: HostIx| -> Option<(i64, i64)> {
-        let (_, u) = down(h)?;
-        Some((u, world.recovered_at(h).unwrap_or(u).max(u)))
-    };
-    let (mut red_s, mut over_s, mut unavail_s) = (0i64, 0i64, 0i64);
+    let mut ev = Vec::new();
+    for (i, &h) in c.members.iter().enumerate() {
+        let Some((a, b)) = down(h) else { continue };
+        if b > a {
+            ev.push((a, 1, 0, i as u32));
+            ev.push((b, -1, 0, i as u32));
+        }
+        let r = world.recovered_at(h).unwrap_or(b).max(b);
+        if r > b {
+            ev.push((b, 0, 1, i as u32));
+            ev.push((r, 0, -1, i as u32));
+        }
+    }
+    ev.sort_by_key(|e| (e.0, e.1 + e.2));
+    ev
+}
+
+/// More members unsafe (down or recovering) than the budget allows.
+fn over_budget(c: &Cluster, unsafe_m: &[i32], zone_of: &[&str]) -> bool {
+    let unsafe_count = unsafe_m.iter().filter(|&&x| x > 0).count() as u32;
+    match c.budget {
+        Budget::Nodes(b) => unsafe_count > b,
+        Budget::Zones(z) => {
+            let mut zs: Vec<&str> = unsafe_m
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| **x > 0)
+                .map(|(j, _)| zone_of[j])
+                .collect();
+            zs.sort_unstable();
+            zs.dedup();
+            zs.len() as u32 > z
+        }
+    }
+}
+
+fn cluster_spans(fleet: &Fleet, c: &Cluster, world: &World, horizon: i64) -> ClusterSpans {
+    let n = c.members.len() as u32;
+    let zone_of: Vec<&str> = c
+        .members
+        .iter()
+        .map(|&h| fleet.hosts[h as usize].zone.as_str())
+        .collect();
+    let mut out = ClusterSpans::default();
+    let mut unsafe_m = vec![0i32; c.members.len()];
+    let (mut d, mut prev_t, mut state) = (0i32, i64::MIN, (false, false));
+    let mut unavail_since: Option<i64> = None;
+    for (t, dd, dr, i) in member_events(c, world, horizon) {
+        if prev_t != i64::MIN {
+            let span = t - prev_t;
+            out.red_s += if state.0 { span } else { 0 };
+            out.over_s += if state.1 { span } else { 0 };
+            out.unavail_s += if state.0 || state.1 { span } else { 0 };
+        }
+        d += dd;
+        unsafe_m[i as usize] += dd + dr;
+        let red = d > 0 && over_budget(c, &unsafe_m, &zone_of);
+        let over = d > 0 && (d as u32 >= n || c.load * n as f64 / (n - d as u32) as f64 > 1.0);
+        out.was_red |= red;
+        let unavailable = red || over;
+        if unavailable && unavail_since.is_none() {
+            unavail_since = Some(t);
+        } else if !unavailable && let Some(a) = unavail_since.take() {
+            out.intervals.push((a, 1));
+            out.intervals.push((t, -1));
+        }
+        state = (red, over);
+        prev_t = t;
+    }
+    if let Some(a) = unavail_since {
+        out.intervals.push((a, 1));
+        out.intervals.push((horizon.max(a), -1));
+    }
+    out
+}
+
+/// Unavailable clusters over time (from the start `es`), from every cluster's intervals.
+fn timeline_of(mut intervals: Vec<(i64, i32)>, es: i64) -> Vec<(i64, u32)> {
+    intervals.sort_unstable();
+    let mut cur = 0i32;
+    let mut tl = vec![(0, 0)];
+    for (t, d) in intervals {
+        cur += d;
+        let x = t - es;
+        match tl.last_mut() {
+            Some(last) if last.0 == x => last.1 = cur.max(0) as u32,
+            _ => tl.push((x, cur.max(0) as u32)),
+        }
+    }
+    tl
+}
+
+fn measure(fleet: &Fleet, world: &World, es: i64, timeline: bool) -> Outcome {
+    let horizon = known_until(world, es);
+    let mut all = ClusterSpans::default();
     let mut lost = 0;
-    let mut all_intervals: Vec<(i64, i32)> = Vec::new();
     for c in &fleet.clusters {
-        let n = c.members.len() as u32;
-        // events: (+/- down, +/- recovering) per member
-        let mut ev: Vec<(i64, i32, i32, u32)> = Vec::new();
-        let zone_of: Vec<&str> = c
-            .members
-            .iter()
-            .map(|&h| fleet.hosts[h as usize].zone.as_str())
-            .collect();
-        for (i, &h) in c.members.iter().enumerate() {
-            if let Some((a, b)) = down(h)
-                && b > a
-            {
-                ev.push((a, 1, 0, i as u32));
-                ev.push((b, -1, 0, i as u32));
-            }
-            if let Some((a, b)) = recovering(h)
-                && b > a
-            {
-                ev.push((a, 0, 1, i as u32));
-                ev.push((b, 0, -1, i as u32));
-            }
-        }
-        ev.sort_by_key(|e| (e.0, e.1 + e.2));
-        let mut unsafe_m = vec![0i32; c.members.len()];
-        let (mut d, mut was_red, mut prev_t) = (0i32, false, i64::MIN);
-        let mut state = (false, false);
-        let mut unavail_since: Option<i64> = None;
-        for (t, dd, dr, i) in ev {
-            if prev_t != i64::MIN {
-                let span = t - prev_t;
-                if state.0 {
-                    red_s += span;
-                }
-                if state.1 {
-                    over_s += span;
-                }
-                if state.0 || state.1 {
-                    unavail_s += span;
-                }
-            }
-            d += dd;
-            unsafe_m[i as usize] += dd + dr;
-            let unsafe_count = unsafe_m.iter().filter(|&&x| x > 0).count() as u32;
-            let red = d > 0
-                && match c.budget {
-                    Budget::Nodes(b) => unsafe_count > b,
-                    Budget::Zones(z) => {
-                        let mut zs: Vec<&str> = unsafe_m
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, x)| **x > 0)
-                            .map(|(j, _)| zone_of[j])
-                            .collect();
-                        zs.sort_unstable();
-                        zs.dedup();
-                        zs.len() as u32 > z
-                    }
-                };
-            let over = d > 0 && (d as u32 >= n || c.load * n as f64 / (n - d as u32) as f64 > 1.0);
-            was_red |= red;
-            let unavailable = red || over;
-            if unavailable && unavail_since.is_none() {
-                unavail_since = Some(t);
-            } else if !unavailable && let Some(a) = unavail_since.take() {
-                all_intervals.push((a, 1));
-                all_intervals.push((t, -1));
-            }
-            state = (red, over);
-            prev_t = t;
-        }
-        if let Some(a) = unavail_since {
-            all_intervals.push((a, 1));
-            all_intervals.push((horizon.max(a), -1));
-        }
-        if was_red {
-            lost += 1;
-        }
+        let cs = cluster_spans(fleet, c, world, horizon);
+        all.red_s += cs.red_s;
+        all.over_s += cs.over_s;
+        all.unavail_s += cs.unavail_s;
+        lost += cs.was_red as usize;
+        all.intervals.extend(cs.intervals);
     }
-    let mut tl = Vec::new();
-    if timeline {
-        all_intervals.sort_unstable();
-        let mut cur = 0i32;
-        tl.push((0, 0));
-        for (t, d) in all_intervals {
-            cur += d;
-            let x = t - es;
-            match tl.last_mut() {
-                Some(last) if last.0 == x => last.1 = cur.max(0) as u32,
-                _ => tl.push((x, cur.max(0) as u32)),
-            }
-        }
-    }
+    let tl = match timeline {
+        true => timeline_of(all.intervals, es),
+        false => Vec::new(),
+    };
     let rebooted = world.hosts.iter().filter(|h| !h.reboots.is_empty()).count();
     let missing = world
         .hosts
@@ -583,9 +607,9 @@ fn measure(fleet: &Fleet, world: &World, es: i64, timeline: bool) -> Outcome {
         seed: 0,
         finished: true,
         makespan: None,
-        red_cluster_minutes: red_s as f64 / 60.0,
-        overloaded_cluster_minutes: over_s as f64 / 60.0,
-        unavailable_cluster_minutes: unavail_s as f64 / 60.0,
+        red_cluster_minutes: all.red_s as f64 / 60.0,
+        overloaded_cluster_minutes: all.over_s as f64 / 60.0,
+        unavailable_cluster_minutes: all.unavail_s as f64 / 60.0,
         clusters_lost_availability: lost,
         regions: fleet.maintenance.region_order.len(),
         notices_on_time: 0,
