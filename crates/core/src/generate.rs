@@ -77,13 +77,28 @@ impl GenParams {
 pub fn generate(p: &GenParams) -> Fleet {
     let mut rng = Rng::new(p.seed);
     let nreg = p.regions.len().max(1);
-    let regions: Vec<String> = if p.regions.is_empty() {
-        vec!["r0".into()]
-    } else {
-        p.regions.clone()
+    let regions: Vec<String> = match p.regions.is_empty() {
+        true => vec!["r0".into()],
+        false => p.regions.clone(),
     };
-    let zpr = p.zones_per_region.max(1);
-    let mut hosts: Vec<Host> = (0..p.hosts)
+    let mut hosts = gen_hosts(p, &regions);
+    let (clusters, tenants) = gen_clusters(p, &mut rng, &mut hosts, nreg);
+    set_durations(&mut rng, &mut hosts, &clusters);
+    Fleet {
+        name: format!("generated-{}h-{}c-s{}", p.hosts, p.clusters, p.seed),
+        regions: regions.clone(),
+        hosts,
+        clusters,
+        tenants,
+        maintenance: gen_maintenance(p, nreg),
+        notices: Vec::new(),
+    }
+}
+
+/// `p.hosts` hosts spread over the regions in blocks, zones round-robin.
+fn gen_hosts(p: &GenParams, regions: &[String]) -> Vec<Host> {
+    let (nreg, zpr) = (regions.len(), p.zones_per_region.max(1));
+    (0..p.hosts)
         .map(|i| {
             let r = i * nreg / p.hosts.max(1);
             let z = i % zpr;
@@ -101,7 +116,17 @@ pub fn generate(p: &GenParams) -> Fleet {
                 deadline: None,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Up to `p.clusters` clusters of consecutive hosts of one region, one tenant each; stops at
+/// the first that fits no region.
+fn gen_clusters(
+    p: &GenParams,
+    rng: &mut Rng,
+    hosts: &mut [Host],
+    nreg: usize,
+) -> (Vec<Cluster>, Vec<Tenant>) {
     // hosts per region, as ranges
     let mut region_ranges: Vec<(usize, usize)> = vec![(usize::MAX, 0); nreg];
     for (i, h) in hosts.iter().enumerate() {
@@ -125,52 +150,70 @@ pub fn generate(p: &GenParams) -> Fleet {
         };
         let members: Vec<HostIx> = (cursor[r]..cursor[r] + size).map(|h| h as HostIx).collect();
         cursor[r] += size;
-        let roll = rng.unit();
-        let kind = if roll < 0.7 {
-            Kind::Elasticsearch
-        } else if roll < 0.9 {
-            Kind::RedisCluster
-        } else {
-            Kind::Etcd
-        };
-        let (load, budget) = if risky {
-            (0.6, Budget::Nodes(1))
-        } else {
-            let load = 0.2 + rng.unit() * 0.45;
-            let budget = match kind {
-                Kind::Elasticsearch if size >= 6 && rng.chance(0.4) => Budget::Zones(1),
-                Kind::Elasticsearch if size == 7 && rng.chance(0.3) => Budget::Nodes(2),
-                Kind::Etcd => Budget::Nodes(((size as u32) - 1) / 2),
-                _ => Budget::Nodes(1),
-            };
-            ((load * 100.0).round() / 100.0, budget)
-        };
         let tenant = format!("t{:04}", ci);
         tenants.push(Tenant {
             id: tenant.clone(),
             name: format!("Tenant {ci}"),
             contact: None,
         });
-        let id = format!("{}-{}-{ci}", tenant, kind_short(kind));
+        let c = gen_cluster(rng, ci, risky, tenant, members);
         let cix = clusters.len() as ClusterIx;
-        for &h in &members {
+        for &h in &c.members {
             hosts[h as usize].clusters.push(cix);
-            hosts[h as usize].tags.push(id.clone());
+            hosts[h as usize].tags.push(c.id.clone());
         }
-        clusters.push(Cluster {
-            id,
-            kind,
-            tenant: Some(tenant),
-            members,
-            budget,
-            load,
-            max_load: 0.85,
-            allow_outage: false,
-            replicas: matches!(kind, Kind::Elasticsearch).then_some(budget.count()),
-            return_timeout: kind.default_return_timeout(),
-            gate_timeout: kind.default_gate_timeout(),
-        });
+        clusters.push(c);
     }
+    (clusters, tenants)
+}
+
+/// Cluster `ci` of `members`: its kind, load and budget drawn from `rng` (risky: a pair
+/// with one node of budget at 60% load).
+fn gen_cluster(
+    rng: &mut Rng,
+    ci: usize,
+    risky: bool,
+    tenant: String,
+    members: Vec<HostIx>,
+) -> Cluster {
+    let size = members.len();
+    let roll = rng.unit();
+    let kind = if roll < 0.7 {
+        Kind::Elasticsearch
+    } else if roll < 0.9 {
+        Kind::RedisCluster
+    } else {
+        Kind::Etcd
+    };
+    let (load, budget) = if risky {
+        (0.6, Budget::Nodes(1))
+    } else {
+        let load = 0.2 + rng.unit() * 0.45;
+        let budget = match kind {
+            Kind::Elasticsearch if size >= 6 && rng.chance(0.4) => Budget::Zones(1),
+            Kind::Elasticsearch if size == 7 && rng.chance(0.3) => Budget::Nodes(2),
+            Kind::Etcd => Budget::Nodes(((size as u32) - 1) / 2),
+            _ => Budget::Nodes(1),
+        };
+        ((load * 100.0).round() / 100.0, budget)
+    };
+    Cluster {
+        id: format!("{}-{}-{ci}", tenant, kind_short(kind)),
+        kind,
+        tenant: Some(tenant),
+        members,
+        budget,
+        load,
+        max_load: 0.85,
+        allow_outage: false,
+        replicas: matches!(kind, Kind::Elasticsearch).then_some(budget.count()),
+        return_timeout: kind.default_return_timeout(),
+        gate_timeout: kind.default_gate_timeout(),
+    }
+}
+
+/// Each host's step: its slowest kind's estimate; a fifth of the hosts are slower or faster.
+fn set_durations(rng: &mut Rng, hosts: &mut [Host], clusters: &[Cluster]) {
     for h in hosts.iter_mut() {
         let base = h
             .clusters
@@ -178,7 +221,6 @@ pub fn generate(p: &GenParams) -> Fleet {
             .map(|&c| clusters[c as usize].kind.default_duration())
             .max()
             .unwrap_or(Kind::None.default_duration());
-        // a fifth of the hosts are slower or faster than their kind's estimate
         h.duration = if rng.chance(0.2) {
             (base as f64 * (0.6 + rng.unit() * 0.8)).round() as i64 / 60 * 60
         } else {
@@ -186,26 +228,21 @@ pub fn generate(p: &GenParams) -> Fleet {
         }
         .max(60);
     }
-    Fleet {
-        name: format!("generated-{}h-{}c-s{}", p.hosts, p.clusters, p.seed),
-        regions: regions.clone(),
-        hosts,
-        clusters,
-        tenants,
-        maintenance: Maintenance {
-            name: "generated".into(),
-            action: Action::Reboot,
-            start: p.start,
-            notice_lead: 3600,
-            region_order: (0..nreg as RegionIx).collect(),
-            region_mode: p.region_mode,
-            max_concurrent: p.max_concurrent,
-            max_concurrent_per_region: p.max_concurrent_per_region,
-            on_missing: OnMissing::Pause,
-            windows: vec![None; nreg],
-            horizon: p.start + 3600 + 30 * 86400,
-        },
-        notices: Vec::new(),
+}
+
+fn gen_maintenance(p: &GenParams, nreg: usize) -> Maintenance {
+    Maintenance {
+        name: "generated".into(),
+        action: Action::Reboot,
+        start: p.start,
+        notice_lead: 3600,
+        region_order: (0..nreg as RegionIx).collect(),
+        region_mode: p.region_mode,
+        max_concurrent: p.max_concurrent,
+        max_concurrent_per_region: p.max_concurrent_per_region,
+        on_missing: OnMissing::Pause,
+        windows: vec![None; nreg],
+        horizon: p.start + 3600 + 30 * 86400,
     }
 }
 
