@@ -66,6 +66,13 @@ pub enum DriverError {
         #[source]
         source: redis::RedisError,
     },
+    /// A Redis node whose own view of the cluster is unhealthy.
+    #[error("{node} says {why}")]
+    Says {
+        node: String,
+        #[source]
+        why: Unhealthy,
+    },
     /// A command (on a host, or a local gate command) that could not run.
     #[error("`{command}`: {source}")]
     Run {
@@ -233,4 +240,91 @@ fn http_detail(e: &reqwest::Error, chain: bool) -> String {
         src = x.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn why(s: &str) -> DriverError {
+        unhealthy(s)
+    }
+
+    #[test]
+    fn composed_errors_read_as_the_sentences_they_replaced() {
+        let says = DriverError::Says {
+            node: "10.0.0.1:6379".into(),
+            why: Unhealthy("cluster_state:fail (want ok)".into()),
+        };
+        assert_eq!(
+            says.in_cluster("cache").to_string(),
+            "cache: 10.0.0.1:6379 says cluster_state:fail (want ok)"
+        );
+        let timeout = DriverError::GateTimeout {
+            cluster: "kv".into(),
+            timeout: Duration::from_millis(1500),
+        };
+        assert_eq!(timeout.to_string(), "kv: no answer within 1.5s");
+        assert_eq!(
+            why("not acknowledged")
+                .undone("put back: primaries")
+                .to_string(),
+            "not acknowledged (put back: primaries)"
+        );
+        assert_eq!(
+            why("e")
+                .undo_failed("putting it back", why("u"))
+                .at("raising x")
+                .to_string(),
+            "raising x: e; and putting it back failed too: u"
+        );
+        let drain = DriverError::DrainFailed {
+            source: Box::new(why("second: `false`: exit 1")),
+            undo_errors: vec![why("a"), why("b")],
+        };
+        assert_eq!(
+            drain.to_string(),
+            "second: `false`: exit 1; undoing the drain failed: a; undoing the drain failed: b"
+        );
+        let every = DriverError::Every {
+            what: "no member answers".into(),
+            errors: vec![why("x"), DriverError::NotAMember],
+        };
+        assert_eq!(
+            every.to_string(),
+            "no member answers: x; host is not a member"
+        );
+        assert_eq!(
+            DriverError::run("sleep 9", RunError::Timeout(Duration::from_secs(2))).to_string(),
+            "`sleep 9`: no answer within 2s"
+        );
+        assert_eq!(
+            DriverError::UnknownDriver("ftp".into()).to_string(),
+            "no driver `ftp` (sim, ssh, exec)"
+        );
+        assert_eq!(
+            DriverError::ExecWithoutCommand.to_string(),
+            "the exec driver needs `[exec] command = \"...{command}...\"` in the fleet file"
+        );
+    }
+
+    #[test]
+    fn the_underlying_error_stays_reachable_as_the_source() {
+        use std::error::Error;
+        let e = DriverError::NotAMember.in_cluster("web");
+        let inner = e.source().expect("a cluster error has its cause as source");
+        assert_eq!(inner.to_string(), "host is not a member");
+        let bad = serde_json::from_str::<u8>("x").unwrap_err();
+        let hold = DriverError::BadHold {
+            cluster: "search".into(),
+            host: "os1".into(),
+            undo: "x".into(),
+            source: bad,
+        };
+        assert!(hold.source().is_some());
+        assert!(
+            hold.to_string()
+                .starts_with("search: the journalled allocation `x` of os1 is not understood (")
+        );
+    }
 }

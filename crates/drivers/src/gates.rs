@@ -339,8 +339,10 @@ async fn redis_check(
         let mut n = redis_connect(&m.address, port, password).await?;
         let info = n.text(&["CLUSTER", "INFO"]).await?;
         let nodes = n.text(&["CLUSTER", "NODES"]).await?;
-        judge_redis_view(&info, &nodes, members.len())
-            .map_err(|e| DriverError::from(e).at(format!("{} says", n.name)))?;
+        judge_redis_view(&info, &nodes, members.len()).map_err(|why| DriverError::Says {
+            node: n.name.clone(),
+            why,
+        })?;
         if i == 0 {
             masters = parse_nodes(&nodes)?
                 .iter()
