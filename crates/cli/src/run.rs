@@ -339,16 +339,16 @@ impl Session<'_> {
     /// The cluster-manager hosts the driver wants last, said and handed to the engine.
     async fn managers_last(&self, engine: &mut Engine, driver: &dyn Driver) {
         let last = driver.go_last().await;
-        for (h, why) in &last {
+        for l in &last {
             if self.talk != Talk::Bars {
                 continue;
             }
-            match h.and_then(|h| engine.fleet().hosts.get(h as usize)) {
-                Some(x) => eprintln!("{}: {why}", x.id),
-                None => eprintln!("{why}"),
+            match l.host.and_then(|h| engine.fleet().hosts.get(h as usize)) {
+                Some(x) => eprintln!("{}: {}", x.id, l.why),
+                None => eprintln!("{}", l.why),
             }
         }
-        let last: Vec<rollcall_core::HostIx> = last.into_iter().filter_map(|(h, _)| h).collect();
+        let last: Vec<rollcall_core::HostIx> = last.into_iter().filter_map(|l| l.host).collect();
         engine.prefer_last(&last);
     }
 

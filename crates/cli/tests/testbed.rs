@@ -227,7 +227,7 @@ impl Writer {
                             n += 1;
                         }
                         Err(e) => {
-                            note(&mut t, e, &mut first_fail);
+                            note(&mut t, e.to_string(), &mut first_fail);
                             at = (at + 1) % cs.len();
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }

@@ -11,8 +11,43 @@
 pub use crate::etcd_json::{
     EtcdStatus, b64, header, parse_alarms, parse_answer, parse_members, parse_range, parse_status,
 };
+use crate::judge::Unhealthy;
 use serde_json::{Value, json};
 use std::time::Duration;
+
+/// Why an etcd endpoint gave no usable answer; every variant names the endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    #[error("{endpoint}: http client: {source}")]
+    Client {
+        endpoint: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The request failed (refused, timed out).
+    #[error("{endpoint}: {path}: {source}")]
+    Request {
+        endpoint: String,
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{endpoint}: {path}: reading the answer: {source}")]
+    Read {
+        endpoint: String,
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The answer is an error, not JSON, or lacks what `what` needs.
+    #[error("{endpoint}: {what}: {why}")]
+    Answer {
+        endpoint: String,
+        what: String,
+        #[source]
+        why: Unhealthy,
+    },
+}
 
 /// A client for one endpoint (`http://ADDRESS:PORT`).
 pub struct EtcdHttp {
@@ -22,16 +57,27 @@ pub struct EtcdHttp {
 
 impl EtcdHttp {
     /// Every request gives up after `timeout` (connecting included).
-    pub fn new(endpoint: &str, timeout: Duration) -> Result<EtcdHttp, String> {
+    pub fn new(endpoint: &str, timeout: Duration) -> Result<EtcdHttp, EtcdError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
-            .map_err(|e| format!("{endpoint}: http client: {e}"))?;
+            .map_err(|source| EtcdError::Client {
+                endpoint: endpoint.to_string(),
+                source,
+            })?;
         Ok(EtcdHttp {
             client,
             endpoint: endpoint.trim_end_matches('/').to_string(),
         })
+    }
+
+    fn bad(&self, what: &str, why: Unhealthy) -> EtcdError {
+        EtcdError::Answer {
+            endpoint: self.endpoint.clone(),
+            what: what.to_string(),
+            why,
+        }
     }
 
     pub fn endpoint(&self) -> &str {
@@ -39,7 +85,7 @@ impl EtcdHttp {
     }
 
     /// `POST /v3/<path>` with a JSON body; the answer's JSON, or why there is none.
-    async fn call(&self, path: &str, body: Value) -> Result<Value, String> {
+    async fn call(&self, path: &str, body: Value) -> Result<Value, EtcdError> {
         let url = format!("{}/v3/{path}", self.endpoint);
         let resp = self
             .client
@@ -48,60 +94,63 @@ impl EtcdHttp {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| format!("{}: {path}: {e}", self.endpoint))?;
+            .map_err(|source| EtcdError::Request {
+                endpoint: self.endpoint.clone(),
+                path: path.to_string(),
+                source,
+            })?;
         let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| format!("{}: {path}: reading the answer: {e}", self.endpoint))?;
-        parse_answer(status, &text).map_err(|e| format!("{}: {path}: {e}", self.endpoint))
+        let text = resp.text().await.map_err(|source| EtcdError::Read {
+            endpoint: self.endpoint.clone(),
+            path: path.to_string(),
+            source,
+        })?;
+        parse_answer(status, &text).map_err(|why| self.bad(path, why))
     }
 
-    pub async fn status(&self) -> Result<EtcdStatus, String> {
+    pub async fn status(&self) -> Result<EtcdStatus, EtcdError> {
         let v = self.call("maintenance/status", json!({})).await?;
-        parse_status(&self.endpoint, &v).map_err(|e| format!("{}: status: {e}", self.endpoint))
+        parse_status(&self.endpoint, &v).map_err(|why| self.bad("status", why))
     }
 
     /// A linearizable read through this member (the check `etcdctl endpoint health` does).
-    pub async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+    pub async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, EtcdError> {
         let v = self
             .call("kv/range", json!({ "key": b64::encode(key.as_bytes()) }))
             .await?;
-        parse_range(&v).map_err(|e| format!("{}: range: {e}", self.endpoint))
+        parse_range(&v).map_err(|why| self.bad("range", why))
     }
 
-    pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), String> {
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), EtcdError> {
         let body = json!({ "key": b64::encode(key.as_bytes()), "value": b64::encode(value) });
         let v = self.call("kv/put", body).await?;
-        header(&v)
-            .map(|_| ())
-            .map_err(|e| format!("{}: put: {e}", self.endpoint))
+        header(&v).map(|_| ()).map_err(|why| self.bad("put", why))
     }
 
     /// Raised alarms, each as `KIND on member ID`.
-    pub async fn alarms(&self) -> Result<Vec<String>, String> {
+    pub async fn alarms(&self) -> Result<Vec<String>, EtcdError> {
         let v = self
             .call(
                 "maintenance/alarm",
                 json!({ "action": "GET", "alarm": "NONE" }),
             )
             .await?;
-        parse_alarms(&v).map_err(|e| format!("{}: alarm list: {e}", self.endpoint))
+        parse_alarms(&v).map_err(|why| self.bad("alarm list", why))
     }
 
     /// How many members the cluster's member list has.
-    pub async fn member_count(&self) -> Result<usize, String> {
+    pub async fn member_count(&self) -> Result<usize, EtcdError> {
         let v = self.call("cluster/member/list", json!({})).await?;
-        parse_members(&v).map_err(|e| format!("{}: member list: {e}", self.endpoint))
+        parse_members(&v).map_err(|why| self.bad("member list", why))
     }
 
     /// Ask this member (the leader) to hand the leadership to `target`.
-    pub async fn move_leader(&self, target: u64) -> Result<(), String> {
+    pub async fn move_leader(&self, target: u64) -> Result<(), EtcdError> {
         let body = json!({ "targetID": target.to_string() });
         let v = self.call("maintenance/transfer-leadership", body).await?;
         header(&v)
             .map(|_| ())
-            .map_err(|e| format!("{}: move-leader: {e}", self.endpoint))
+            .map_err(|why| self.bad("move-leader", why))
     }
 }
 
@@ -137,29 +186,48 @@ mod tests {
         assert!(
             parse_answer(500, ERROR)
                 .unwrap_err()
+                .to_string()
                 .contains("bad leader transferee")
         );
         assert!(
             parse_answer(200, ERROR)
                 .unwrap_err()
+                .to_string()
                 .contains("bad leader transferee")
         );
         assert!(
             parse_answer(200, "<html>")
                 .unwrap_err()
+                .to_string()
                 .contains("not JSON")
         );
-        assert!(parse_answer(503, "{}").unwrap_err().contains("503"));
+        assert!(
+            parse_answer(503, "{}")
+                .unwrap_err()
+                .to_string()
+                .contains("503")
+        );
         assert!(parse_answer(200, "[1]").is_err());
         assert!(
             parse_status("e", &ok("{}"))
                 .unwrap_err()
+                .to_string()
                 .contains("no header")
         );
         let v = ok(&STATUS.replace(r#""raftIndex":"4""#, r#""raftIndex":"four""#));
-        assert!(parse_status("e", &v).unwrap_err().contains("raftIndex"));
+        assert!(
+            parse_status("e", &v)
+                .unwrap_err()
+                .to_string()
+                .contains("raftIndex")
+        );
         let v = ok(r#"{"header":{"cluster_id":"1"}}"#);
-        assert!(parse_status("e", &v).unwrap_err().contains("no member"));
+        assert!(
+            parse_status("e", &v)
+                .unwrap_err()
+                .to_string()
+                .contains("no member")
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! it needs: a missing header, an `error` answer or a number that is not one is an
 //! error, never a default that could read as healthy.
 
+use crate::judge::Unhealthy;
 use serde_json::Value;
 
 /// One member's view, from `maintenance/status`.
@@ -19,7 +20,7 @@ pub struct EtcdStatus {
 }
 
 /// The gateway's answer: JSON with no `error`, under a 2xx status.
-pub fn parse_answer(status: u16, text: &str) -> Result<Value, String> {
+pub fn parse_answer(status: u16, text: &str) -> Result<Value, Unhealthy> {
     let v: Value = serde_json::from_str(text).map_err(|_| {
         format!(
             "HTTP {status}, not JSON: {}",
@@ -28,39 +29,39 @@ pub fn parse_answer(status: u16, text: &str) -> Result<Value, String> {
     })?;
     if let Some(e) = v.get("error").or_else(|| v.get("message")) {
         let e = e.as_str().map_or_else(|| e.to_string(), str::to_string);
-        return Err(format!("HTTP {status}: {e}"));
+        return Err(format!("HTTP {status}: {e}").into());
     }
     if !(200..300).contains(&status) {
-        return Err(format!("HTTP {status}"));
+        return Err(format!("HTTP {status}").into());
     }
     if !v.is_object() {
-        return Err(format!("HTTP {status}, not a JSON object"));
+        return Err(format!("HTTP {status}, not a JSON object").into());
     }
     Ok(v)
 }
 
 /// A protobuf JSON uint64: a string of digits or a number; absent means 0.
-fn uint(v: &Value, key: &str) -> Result<u64, String> {
+fn uint(v: &Value, key: &str) -> Result<u64, Unhealthy> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(0),
         Some(Value::String(s)) => s
             .parse()
-            .map_err(|_| format!("{key} is not a number: {s:?}")),
+            .map_err(|_| format!("{key} is not a number: {s:?}").into()),
         Some(Value::Number(n)) => n
             .as_u64()
-            .ok_or_else(|| format!("{key} is not a uint64: {n}")),
-        Some(other) => Err(format!("{key} is not a number: {other}")),
+            .ok_or_else(|| format!("{key} is not a uint64: {n}").into()),
+        Some(other) => Err(format!("{key} is not a number: {other}").into()),
     }
 }
 
 /// Every answer carries a header naming the member that answered.
-pub fn header(v: &Value) -> Result<&Value, String> {
+pub fn header(v: &Value) -> Result<&Value, Unhealthy> {
     v.get("header")
         .filter(|h| h.is_object())
-        .ok_or_else(|| "no header in the answer".to_string())
+        .ok_or_else(|| "no header in the answer".into())
 }
 
-pub fn parse_status(endpoint: &str, v: &Value) -> Result<EtcdStatus, String> {
+pub fn parse_status(endpoint: &str, v: &Value) -> Result<EtcdStatus, Unhealthy> {
     let member_id = uint(header(v)?, "member_id")?;
     if member_id == 0 {
         return Err("the header names no member".into());
@@ -73,7 +74,7 @@ pub fn parse_status(endpoint: &str, v: &Value) -> Result<EtcdStatus, String> {
             .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
             .collect();
         if !list.is_empty() {
-            return Err(list.join("; "));
+            return Err(Unhealthy(list.join("; ")));
         }
     }
     Ok(EtcdStatus {
@@ -86,7 +87,7 @@ pub fn parse_status(endpoint: &str, v: &Value) -> Result<EtcdStatus, String> {
 }
 
 /// The value of the first key a range answered, if any.
-pub fn parse_range(v: &Value) -> Result<Option<Vec<u8>>, String> {
+pub fn parse_range(v: &Value) -> Result<Option<Vec<u8>>, Unhealthy> {
     header(v)?;
     let Some(kvs) = v.get("kvs") else {
         return Ok(None);
@@ -96,12 +97,12 @@ pub fn parse_range(v: &Value) -> Result<Option<Vec<u8>>, String> {
     match kv.get("value") {
         None => Ok(Some(Vec::new())),
         Some(Value::String(s)) => b64::decode(s).map(Some),
-        Some(other) => Err(format!("value is not base64 text: {other}")),
+        Some(other) => Err(format!("value is not base64 text: {other}").into()),
     }
 }
 
 /// etcd 3.4 answers an alarm list with no alarm as `{}`, without even a header.
-pub fn parse_alarms(v: &Value) -> Result<Vec<String>, String> {
+pub fn parse_alarms(v: &Value) -> Result<Vec<String>, Unhealthy> {
     let Some(list) = v.get("alarms") else {
         return Ok(Vec::new());
     };
@@ -115,7 +116,7 @@ pub fn parse_alarms(v: &Value) -> Result<Vec<String>, String> {
         .collect()
 }
 
-pub fn parse_members(v: &Value) -> Result<usize, String> {
+pub fn parse_members(v: &Value) -> Result<usize, Unhealthy> {
     header(v)?;
     match v.get("members") {
         None => Ok(0),
@@ -125,6 +126,8 @@ pub fn parse_members(v: &Value) -> Result<usize, String> {
 
 /// Standard base64 (RFC 4648, padded): the gateway's encoding of keys and values.
 pub mod b64 {
+    use super::Unhealthy;
+
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
     pub fn encode(data: &[u8]) -> String {
@@ -147,7 +150,7 @@ pub mod b64 {
         out
     }
 
-    pub fn decode(s: &str) -> Result<Vec<u8>, String> {
+    pub fn decode(s: &str) -> Result<Vec<u8>, Unhealthy> {
         let s = s.as_bytes();
         if s.len() % 4 != 0 {
             return Err("base64 text whose length is not a multiple of 4".into());

@@ -6,6 +6,7 @@
 //! in-sync replica; etcd: move the leadership away); it fails closed too.
 
 use crate::config::GateSpec;
+use crate::error::{DriverError, unhealthy};
 use crate::etcd::EtcdHttp;
 pub use crate::etcd::EtcdStatus;
 use crate::search;
@@ -24,9 +25,12 @@ pub struct Member {
 }
 
 pub use crate::judge::{
-    NodeLine, Verdict, json_field, judge_json, judge_redis_view, judge_rejoined, kv_lines,
+    NodeLine, Unhealthy, json_field, judge_json, judge_redis_view, judge_rejoined, kv_lines,
     parse_nodes,
 };
+
+/// A gate's, drain's or restore's answer: healthy (done) with a summary, or why not.
+pub type Verdict = Result<String, DriverError>;
 
 /// When a gate is asked, about which member (an index into `members`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +85,14 @@ pub async fn check(
                 status,
                 expect,
             } => {
-                let mut last = Err("the cluster has no members".to_string());
+                let mut last = Err(unhealthy("the cluster has no members"));
                 for t in targets(url, members, phase, cluster, false) {
                     last = Ok(http_check(&t, *status, expect, timeout).await?);
                 }
                 last
             }
             GateSpec::Command { command, .. } => {
-                let mut last = Err("the cluster has no members".to_string());
+                let mut last = Err(unhealthy("the cluster has no members"));
                 for t in targets(command, members, phase, cluster, true) {
                     last = Ok(command_check(&t, timeout).await?);
                 }
@@ -97,11 +101,11 @@ pub async fn check(
         }
     };
     match tokio::time::timeout(timeout, work).await {
-        Ok(v) => v.map_err(|e| format!("{cluster}: {e}")),
-        Err(_) => Err(format!(
-            "{cluster}: no answer within {}s",
-            timeout.as_secs_f64()
-        )),
+        Ok(v) => v.map_err(|e| e.in_cluster(cluster)),
+        Err(_) => Err(DriverError::GateTimeout {
+            cluster: cluster.to_string(),
+            timeout,
+        }),
     }
 }
 
@@ -115,7 +119,7 @@ pub async fn drain(
     timeout: Duration,
     drain_timeout: Duration,
     ledger: &Ledger,
-) -> Result<String, String> {
+) -> Verdict {
     let r = match spec {
         // not cut short from outside: each request has its own timeout, and a failed
         // drain undoes its change
@@ -142,7 +146,7 @@ pub async fn drain(
             etcd_move_leader(members, *port, host, timeout, drain_timeout).await
         }
     };
-    r.map_err(|e| format!("{cluster}: {e}"))
+    r.map_err(|e| e.in_cluster(cluster))
 }
 
 /// Undo a drain. Redis and etcd need nothing: the failed-over master stays a replica
@@ -156,19 +160,19 @@ pub async fn restore(
     timeout: Duration,
     rejoin_wait: Duration,
     ledger: &Ledger,
-) -> Result<String, String> {
+) -> Verdict {
     match spec {
         // not cut short from outside: each request has its own timeout
         GateSpec::Search(g) => {
             search::restore(g, cluster, members, host, timeout, rejoin_wait, ledger)
                 .await
-                .map_err(|e| format!("{cluster}: {e}"))
+                .map_err(|e| e.in_cluster(cluster))
         }
         GateSpec::Command {
             restore: Some(c), ..
         } => command_check(&fill(c, members.get(host), cluster, true), timeout)
             .await
-            .map_err(|e| format!("{cluster}: {e}")),
+            .map_err(|e| e.in_cluster(cluster)),
         _ => Ok("nothing to undo".into()),
     }
 }
@@ -207,8 +211,14 @@ fn fill(t: &str, m: Option<&Member>, cluster: &str, quote: bool) -> String {
 async fn command_check(script: &str, timeout: Duration) -> Verdict {
     match run_local(script, timeout).await {
         Ok(o) if o.ok() => Ok(truncate(o.stdout.trim(), 200)),
-        Ok(o) => Err(format!("`{}`: {}", truncate(script, 80), o.describe())),
-        Err(e) => Err(format!("`{}`: {e}", truncate(script, 80))),
+        Ok(o) => Err(DriverError::Exit {
+            command: truncate(script, 80),
+            outcome: o.describe(),
+        }),
+        Err(source) => Err(DriverError::Run {
+            command: truncate(script, 80),
+            source,
+        }),
     }
 }
 
@@ -224,24 +234,35 @@ async fn http_check(
         .timeout(timeout)
         .connect_timeout(timeout)
         .build()
-        .map_err(|e| format!("http client: {e}"))?;
+        .map_err(DriverError::HttpClient)?;
+    let http = |doing: String| {
+        move |source| DriverError::Http {
+            doing,
+            source,
+            chain: false,
+        }
+    };
     let resp = client
         .get(url)
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(http(format!("GET {url}")))?;
     let got = resp.status().as_u16();
     let body = resp
         .text()
         .await
-        .map_err(|e| format!("GET {url}: reading the body: {e}"))?;
+        .map_err(http(format!("GET {url}: reading the body")))?;
     if got != status {
-        return Err(format!(
-            "GET {url}: status {got} (want {status}): {}",
-            truncate(body.trim(), 120)
-        ));
+        return Err(DriverError::HttpStatus {
+            doing: format!("GET {url}"),
+            status: got,
+            why: format!(
+                "status {got} (want {status}): {}",
+                truncate(body.trim(), 120)
+            ),
+        });
     }
-    judge_json(&body, expect).map_err(|e| format!("GET {url}: {e}"))
+    judge_json(&body, expect).map_err(|e| DriverError::from(e).at(format!("GET {url}")))
 }
 
 // ---------------------------------------------------------------- redis
@@ -270,31 +291,39 @@ struct Node {
     con: redis::aio::MultiplexedConnection,
 }
 
-async fn redis_connect(addr: &str, port: u16, password: Option<&str>) -> Result<Node, String> {
+async fn redis_connect(addr: &str, port: u16, password: Option<&str>) -> Result<Node, DriverError> {
     let name = format!("{addr}:{port}");
-    let client =
-        redis::Client::open(redis_url(addr, port, password)).map_err(|e| format!("{name}: {e}"))?;
+    let failed = |source| DriverError::Redis {
+        node: name.clone(),
+        command: None,
+        source,
+    };
+    let client = redis::Client::open(redis_url(addr, port, password)).map_err(failed)?;
     let cfg = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(3)))
         .set_response_timeout(Some(Duration::from_secs(3)));
     let con = client
         .get_multiplexed_async_connection_with_config(&cfg)
         .await
-        .map_err(|e| format!("{name}: {e}"))?;
+        .map_err(failed)?;
     Ok(Node { name, con })
 }
 
 impl Node {
-    async fn text(&mut self, args: &[&str]) -> Result<String, String> {
+    async fn text(&mut self, args: &[&str]) -> Result<String, DriverError> {
         let mut c = redis::cmd(args[0]);
         for a in &args[1..] {
             c.arg(*a);
         }
         c.query_async::<String>(&mut self.con)
             .await
-            .map_err(|e| format!("{}: {}: {e}", self.name, args.join(" ")))
+            .map_err(|source| DriverError::Redis {
+                node: self.name.clone(),
+                command: Some(args.join(" ")),
+                source,
+            })
     }
-    async fn info_replication(&mut self) -> Result<HashMap<String, String>, String> {
+    async fn info_replication(&mut self) -> Result<HashMap<String, String>, DriverError> {
         Ok(kv_lines(&self.text(&["INFO", "replication"]).await?))
     }
 }
@@ -310,8 +339,10 @@ async fn redis_check(
         let mut n = redis_connect(&m.address, port, password).await?;
         let info = n.text(&["CLUSTER", "INFO"]).await?;
         let nodes = n.text(&["CLUSTER", "NODES"]).await?;
-        judge_redis_view(&info, &nodes, members.len())
-            .map_err(|e| format!("{} says {e}", n.name))?;
+        judge_redis_view(&info, &nodes, members.len()).map_err(|why| DriverError::Says {
+            node: n.name.clone(),
+            why,
+        })?;
         if i == 0 {
             masters = parse_nodes(&nodes)?
                 .iter()
@@ -319,7 +350,8 @@ async fn redis_check(
                 .count();
         }
         if host == Some(i) {
-            judge_rejoined(&n.info_replication().await?).map_err(|e| format!("{}: {e}", n.name))?;
+            judge_rejoined(&n.info_replication().await?)
+                .map_err(|e| DriverError::from(e).at(n.name.clone()))?;
         }
     }
     Ok(format!(
@@ -335,20 +367,20 @@ async fn redis_failover(
     host: usize,
     timeout: Duration,
     drain_timeout: Duration,
-) -> Result<String, String> {
-    let m = members.get(host).ok_or("host is not a member")?;
+) -> Verdict {
+    let m = members.get(host).ok_or(DriverError::NotAMember)?;
     let mut me = redis_connect(&m.address, port, password).await?;
     let repl = me.info_replication().await?;
     match repl.get("role").map(|s| s.trim()) {
         Some("slave") => return Ok(format!("{} is a replica: nothing to fail over", me.name)),
         Some("master") => {}
-        other => return Err(format!("{}: unexpected role {other:?}", me.name)),
+        other => return Err(unhealthy(format!("{}: unexpected role {other:?}", me.name))),
     }
     let nodes = parse_nodes(&me.text(&["CLUSTER", "NODES"]).await?)?;
     let myself = nodes
         .iter()
         .find(|n| n.has("myself"))
-        .ok_or_else(|| format!("{}: CLUSTER NODES has no `myself` line", me.name))?
+        .ok_or_else(|| unhealthy(format!("{}: CLUSTER NODES has no `myself` line", me.name)))?
         .clone();
     if myself.slots == 0 {
         return Ok(format!(
@@ -369,10 +401,10 @@ async fn redis_failover(
         .cloned()
         .collect();
     if candidates.is_empty() {
-        return Err(format!(
+        return Err(unhealthy(format!(
             "master {} has no connected replica to fail over to",
             me.name
-        ));
+        )));
     }
     let deadline = Instant::now() + drain_timeout;
     let mut why = Vec::new();
@@ -381,11 +413,11 @@ async fn redis_failover(
             .addr
             .rsplit_once(':')
             .and_then(|(a, p)| Some((a.to_string(), p.parse::<u16>().ok()?)))
-            .ok_or_else(|| format!("bad replica address {}", c.addr))?;
+            .ok_or_else(|| unhealthy(format!("bad replica address {}", c.addr)))?;
         let mut r = match redis_connect(&addr, p, password).await {
             Ok(r) => r,
             Err(e) => {
-                why.push(e);
+                why.push(e.to_string());
                 continue;
             }
         };
@@ -400,18 +432,18 @@ async fn redis_failover(
         let mut asked = Instant::now() - Duration::from_secs(60);
         loop {
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(unhealthy(format!(
                     "failover of {} to {} did not complete within {}s ({})",
                     me.name,
                     r.name,
                     drain_timeout.as_secs(),
                     why.join("; ")
-                ));
+                )));
             }
             if asked.elapsed() >= Duration::from_secs(6) {
                 match r.text(&["CLUSTER", "FAILOVER"]).await {
                     Ok(_) => {}
-                    Err(e) => why.push(e),
+                    Err(e) => why.push(e.to_string()),
                 }
                 asked = Instant::now();
             }
@@ -427,50 +459,57 @@ async fn redis_failover(
             }
         }
     }
-    Err(format!(
+    Err(unhealthy(format!(
         "no replica of {} could take over: {}",
         me.name,
         why.join("; ")
-    ))
+    )))
 }
 
 // ---------------------------------------------------------------- etcd
 
 const ETCD_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn etcd_status(ep: &str) -> Result<(EtcdHttp, EtcdStatus), String> {
+async fn etcd_status(ep: &str) -> Result<(EtcdHttp, EtcdStatus), DriverError> {
     let c = EtcdHttp::new(ep, ETCD_TIMEOUT)?;
     let s = c.status().await?;
     Ok((c, s))
 }
 
 /// Judge the statuses of all endpoints (the pure part of the etcd gate).
-pub fn judge_etcd(st: &[EtcdStatus], members: usize, max_lag: u64, host: Option<usize>) -> Verdict {
+pub fn judge_etcd(
+    st: &[EtcdStatus],
+    members: usize,
+    max_lag: u64,
+    host: Option<usize>,
+) -> crate::judge::Verdict {
     if st.len() != members {
-        return Err(format!("{} of {members} endpoints answered", st.len()));
+        return Err(format!("{} of {members} endpoints answered", st.len()).into());
     }
     let leader = st[0].leader;
     if leader == 0 {
-        return Err(format!("{} sees no leader", st[0].endpoint));
+        return Err(format!("{} sees no leader", st[0].endpoint).into());
     }
     for s in st {
         if s.leader != leader {
             return Err(format!(
                 "members disagree on the leader ({} says {:x}, {} says {:x})",
                 st[0].endpoint, leader, s.endpoint, s.leader
-            ));
+            )
+            .into());
         }
         if s.raft_term != st[0].raft_term {
             return Err(format!(
                 "raft terms differ ({} {} vs {} {})",
                 st[0].endpoint, st[0].raft_term, s.endpoint, s.raft_term
-            ));
+            )
+            .into());
         }
     }
     let lead = st
         .iter()
         .find(|s| s.member_id == leader)
-        .ok_or_else(|| format!("the leader {leader:x} is not one of the endpoints"))?;
+        .ok_or_else(|| Unhealthy(format!("the leader {leader:x} is not one of the endpoints")))?;
     let check: Vec<&EtcdStatus> = match host {
         Some(h) => st.get(h).into_iter().collect(),
         None => st.iter().collect(),
@@ -480,7 +519,8 @@ pub fn judge_etcd(st: &[EtcdStatus], members: usize, max_lag: u64, host: Option<
             return Err(format!(
                 "{} is behind: raft index {} vs the leader's {}",
                 s.endpoint, s.raft_index, lead.raft_index
-            ));
+            )
+            .into());
         }
     }
     Ok(format!(
@@ -506,19 +546,19 @@ async fn etcd_check(members: &[Member], port: u16, max_lag: u64, host: Option<us
         if st.is_empty() {
             let alarms = c.alarms().await?;
             if !alarms.is_empty() {
-                return Err(format!("alarms raised: {}", alarms.join(", ")));
+                return Err(unhealthy(format!("alarms raised: {}", alarms.join(", "))));
             }
             let n = c.member_count().await?;
             if n != members.len() {
-                return Err(format!(
+                return Err(unhealthy(format!(
                     "member list has {n} members, the fleet {}",
                     members.len()
-                ));
+                )));
             }
         }
         st.push(s);
     }
-    judge_etcd(&st, members.len(), max_lag, host)
+    Ok(judge_etcd(&st, members.len(), max_lag, host)?)
 }
 
 async fn etcd_move_leader(
@@ -527,9 +567,9 @@ async fn etcd_move_leader(
     host: usize,
     _timeout: Duration,
     drain_timeout: Duration,
-) -> Result<String, String> {
+) -> Verdict {
     let eps = etcd_endpoints(members, port);
-    let ep = eps.get(host).ok_or("host is not a member")?;
+    let ep = eps.get(host).ok_or(DriverError::NotAMember)?;
     let (c, me) = etcd_status(ep).await?;
     if me.leader != me.member_id {
         return Ok(format!("{ep} is not the leader: nothing to move"));
@@ -551,20 +591,20 @@ async fn etcd_move_leader(
                 "{e} follows {:x}, not {:x}",
                 s.leader, me.member_id
             )),
-            Err(e) => why.push(e),
+            Err(e) => why.push(e.to_string()),
         }
     }
     let to = best.ok_or_else(|| {
-        format!(
+        unhealthy(format!(
             "no healthy member to take the leadership: {}",
             why.join("; ")
-        )
+        ))
     })?;
     let deadline = Instant::now() + drain_timeout;
     let mut last = String::new();
     loop {
         if let Err(e) = c.move_leader(to.member_id).await {
-            last = e;
+            last = e.to_string();
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         match c.status().await {
@@ -572,13 +612,13 @@ async fn etcd_move_leader(
                 return Ok(format!("moved the leadership from {ep} to {}", to.endpoint));
             }
             Ok(_) => {}
-            Err(e) => last = e,
+            Err(e) => last = e.to_string(),
         }
         if Instant::now() >= deadline {
-            return Err(format!(
+            return Err(unhealthy(format!(
                 "the leadership did not leave {ep} within {}s: {last}",
                 drain_timeout.as_secs()
-            ));
+            )));
         }
     }
 }
@@ -603,12 +643,14 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb
         assert!(
             judge_redis_view(INFO, NODES, 7)
                 .unwrap_err()
+                .to_string()
                 .contains("cluster_known_nodes:6")
         );
         let down = INFO.replace("cluster_state:ok", "cluster_state:fail");
         assert!(
             judge_redis_view(&down, NODES, 6)
                 .unwrap_err()
+                .to_string()
                 .contains("cluster_state:fail")
         );
         let failed = NODES.replace(" slave 824f", " slave,fail 824f").replace(
@@ -618,6 +660,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb
         assert!(
             judge_redis_view(INFO, &failed, 6)
                 .unwrap_err()
+                .to_string()
                 .contains("30005 is flagged fail?")
         );
         // a master whose only replica is gone
@@ -629,12 +672,14 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb
         assert!(
             judge_redis_view(INFO, &orphan, 6)
                 .unwrap_err()
+                .to_string()
                 .contains("master 127.0.0.1:30003 has no connected replica")
         );
         let cut = NODES.replace("4 connected", "4 disconnected");
         assert!(
             judge_redis_view(INFO, &cut, 6)
                 .unwrap_err()
+                .to_string()
                 .contains("disconnected")
         );
         assert!(judge_redis_view("garbage", NODES, 6).is_err());
@@ -657,6 +702,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb
                 "role:slave\nmaster_link_status:down\nmaster_sync_in_progress:0\n"
             ))
             .unwrap_err()
+            .to_string()
             .contains("down")
         );
         assert!(
@@ -664,6 +710,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb
                 "role:slave\nmaster_link_status:up\nmaster_sync_in_progress:1\n"
             ))
             .unwrap_err()
+            .to_string()
             .contains("sync")
         );
         assert!(judge_rejoined(&m("nonsense")).is_err());
@@ -687,6 +734,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb
         assert!(
             judge_etcd(&ok[..2], 3, 10, None)
                 .unwrap_err()
+                .to_string()
                 .contains("2 of 3")
         );
         let split = vec![
@@ -697,6 +745,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb
         assert!(
             judge_etcd(&split, 3, 10, None)
                 .unwrap_err()
+                .to_string()
                 .contains("disagree")
         );
         let behind = vec![
@@ -707,6 +756,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb
         assert!(
             judge_etcd(&behind, 3, 10, Some(0))
                 .unwrap_err()
+                .to_string()
                 .contains("behind")
         );
         assert!(judge_etcd(&behind, 3, 10, Some(2)).is_ok());
@@ -714,6 +764,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb
         assert!(
             judge_etcd(&none, 1, 10, None)
                 .unwrap_err()
+                .to_string()
                 .contains("no leader")
         );
     }
@@ -740,9 +791,16 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30006@40006 slave 292f8b365bb
         )
         .unwrap_err();
         assert!(
-            bad.contains("status = \"green\" (want \"yellow\")") && bad.contains("missing missing"),
+            bad.to_string()
+                .contains("status = \"green\" (want \"yellow\")")
+                && bad.to_string().contains("missing missing"),
             "{bad}"
         );
-        assert!(judge_json("<html>", &[]).unwrap_err().contains("not JSON"));
+        assert!(
+            judge_json("<html>", &[])
+                .unwrap_err()
+                .to_string()
+                .contains("not JSON")
+        );
     }
 }

@@ -6,7 +6,39 @@
 use std::collections::HashMap;
 
 /// Healthy: `Ok(summary)`. Unhealthy: `Err(why)`.
-pub type Verdict = Result<String, String>;
+pub type Verdict = Result<String, Unhealthy>;
+
+/// Why a cluster's answer is unhealthy or cannot be judged: a sentence for the operator
+/// (what was asked of the cluster is added by the caller). A judgment, not a fault of
+/// rollcall; its text is the whole message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unhealthy(pub String);
+
+impl std::fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unhealthy {}
+
+impl From<String> for Unhealthy {
+    fn from(why: String) -> Unhealthy {
+        Unhealthy(why)
+    }
+}
+
+impl From<&str> for Unhealthy {
+    fn from(why: &str) -> Unhealthy {
+        Unhealthy(why.to_string())
+    }
+}
+
+impl PartialEq<&str> for Unhealthy {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
 
 /// At most `n` characters of `s`, with `…` when cut.
 pub fn truncate(s: &str, n: usize) -> String {
@@ -46,10 +78,10 @@ fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 /// Judge a JSON body against expectations; every mismatch is listed.
 pub fn judge_json(body: &str, expect: &[(String, serde_json::Value)]) -> Verdict {
     let v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
-        format!(
+        Unhealthy(format!(
             "the answer is not JSON ({e}): {}",
             truncate(body.trim(), 120)
-        )
+        ))
     })?;
     let mut bad = Vec::new();
     for (path, want) in expect {
@@ -62,7 +94,7 @@ pub fn judge_json(body: &str, expect: &[(String, serde_json::Value)]) -> Verdict
     if bad.is_empty() {
         Ok(format!("{} expectations met", expect.len()))
     } else {
-        Err(bad.join(", "))
+        Err(Unhealthy(bad.join(", ")))
     }
 }
 
@@ -107,15 +139,12 @@ fn slot(s: &str) -> Option<usize> {
 /// Parse CLUSTER NODES. Any malformed line is an error, and so is a slot outside
 /// 0..16383 (a range up to `usize::MAX` once overflowed the count, or wrapped it to 0
 /// and made a master look slotless, so its missing replica went unnoticed).
-pub fn parse_nodes(s: &str) -> Result<Vec<NodeLine>, String> {
+pub fn parse_nodes(s: &str) -> Result<Vec<NodeLine>, Unhealthy> {
     let mut out = Vec::new();
     for line in s.lines().filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 8 {
-            return Err(format!(
-                "malformed CLUSTER NODES line: {}",
-                truncate(line, 120)
-            ));
+            return Err(format!("malformed CLUSTER NODES line: {}", truncate(line, 120)).into());
         }
         let addr = f[1].split('@').next().unwrap_or("").to_string();
         let mut slots = 0usize;
@@ -126,11 +155,11 @@ pub fn parse_nodes(s: &str) -> Result<Vec<NodeLine>, String> {
             let n = match s.split_once('-') {
                 Some((a, b)) => match (slot(a), slot(b)) {
                     (Some(a), Some(b)) if b >= a => b - a + 1,
-                    _ => return Err(format!("malformed slot range `{s}` in CLUSTER NODES")),
+                    _ => return Err(format!("malformed slot range `{s}` in CLUSTER NODES").into()),
                 },
                 None => match slot(s) {
                     Some(_) => 1,
-                    None => return Err(format!("malformed slot `{s}` in CLUSTER NODES")),
+                    None => return Err(format!("malformed slot `{s}` in CLUSTER NODES").into()),
                 },
             };
             slots += n;
@@ -151,14 +180,14 @@ pub fn parse_nodes(s: &str) -> Result<Vec<NodeLine>, String> {
 }
 
 /// Judge one node's CLUSTER INFO and CLUSTER NODES (the pure part of the gate).
-pub fn judge_redis_view(info: &str, nodes: &str, expected_nodes: usize) -> Result<(), String> {
+pub fn judge_redis_view(info: &str, nodes: &str, expected_nodes: usize) -> Result<(), Unhealthy> {
     let i = kv_lines(info);
     let get = |k: &str| i.get(k).map(|v| v.trim().to_string());
-    let want = |k: &str, v: &str| -> Result<(), String> {
+    let want = |k: &str, v: &str| -> Result<(), Unhealthy> {
         match get(k) {
             Some(x) if x == v => Ok(()),
-            Some(x) => Err(format!("{k}:{x} (want {v})")),
-            None => Err(format!("CLUSTER INFO has no {k}")),
+            Some(x) => Err(format!("{k}:{x} (want {v})").into()),
+            None => Err(format!("CLUSTER INFO has no {k}").into()),
         }
     };
     want("cluster_state", "ok")?;
@@ -171,11 +200,11 @@ pub fn judge_redis_view(info: &str, nodes: &str, expected_nodes: usize) -> Resul
     for n in &lines {
         for bad in ["fail", "fail?", "handshake", "noaddr"] {
             if n.has(bad) {
-                return Err(format!("node {} is flagged {bad}", n.addr));
+                return Err(format!("node {} is flagged {bad}", n.addr).into());
             }
         }
         if !n.connected {
-            return Err(format!("node {} link is disconnected", n.addr));
+            return Err(format!("node {} link is disconnected", n.addr).into());
         }
     }
     for m in lines.iter().filter(|n| n.has("master") && n.slots > 0) {
@@ -186,14 +215,14 @@ pub fn judge_redis_view(info: &str, nodes: &str, expected_nodes: usize) -> Resul
                 && !r.has("nofailover")
         });
         if !ok {
-            return Err(format!("master {} has no connected replica", m.addr));
+            return Err(format!("master {} has no connected replica", m.addr).into());
         }
     }
     Ok(())
 }
 
 /// Judge INFO replication of a member that just came back.
-pub fn judge_rejoined(repl: &HashMap<String, String>) -> Result<String, String> {
+pub fn judge_rejoined(repl: &HashMap<String, String>) -> Verdict {
     let g = |k: &str| repl.get(k).map(|s| s.trim().to_string());
     match g("role").as_deref() {
         Some("slave") => {
@@ -201,7 +230,8 @@ pub fn judge_rejoined(repl: &HashMap<String, String>) -> Result<String, String> 
                 return Err(format!(
                     "replica link to its master is {}",
                     g("master_link_status").unwrap_or_else(|| "unknown".into())
-                ));
+                )
+                .into());
             }
             if g("master_sync_in_progress").as_deref() != Some("0") {
                 return Err("a full sync from its master is still in progress".into());
@@ -211,7 +241,7 @@ pub fn judge_rejoined(repl: &HashMap<String, String>) -> Result<String, String> 
         // a master that kept its role (it had no slots, or nothing failed it over) is
         // healthy when the cluster-wide checks pass (they require a connected replica)
         Some("master") => Ok("master".into()),
-        Some(r) => Err(format!("unexpected role {r}")),
+        Some(r) => Err(format!("unexpected role {r}").into()),
         None => Err("INFO replication has no role".into()),
     }
 }

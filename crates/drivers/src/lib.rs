@@ -5,6 +5,7 @@
 //! unhealthy, never healthy.
 
 pub mod config;
+pub mod error;
 pub mod etcd;
 pub mod etcd_json;
 pub mod gates;
@@ -14,6 +15,7 @@ pub mod search;
 pub mod sim;
 pub mod transport;
 
+pub use error::DriverError;
 use rollcall_core::engine::{Command, Event, Hold};
 use std::future::Future;
 use std::pin::Pin;
@@ -27,15 +29,23 @@ pub trait Driver: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Take over what drains of a restored run still hold (from its journal), so that
     /// restores and releases put back the values from before the drains.
-    fn adopt(&self, _holds: &[(rollcall_core::HostIx, Hold)]) -> Result<(), String> {
+    fn adopt(&self, _holds: &[(rollcall_core::HostIx, Hold)]) -> Result<(), DriverError> {
         Ok(())
     }
     /// Hosts that should go last among their clusters' members, each with why (an
     /// Elasticsearch cluster's elected manager). Asked when a run starts or resumes;
     /// a cluster that cannot say is left in plan order (`None`, with the reason).
-    fn go_last(&self) -> BoxFuture<'_, Vec<(Option<rollcall_core::HostIx>, String)>> {
+    fn go_last(&self) -> BoxFuture<'_, Vec<LastHost>> {
         Box::pin(async { Vec::new() })
     }
+}
+
+/// A host that should go last among its cluster's members, and why; `host: None` when
+/// the cluster cannot say (`why` then says why not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastHost {
+    pub host: Option<rollcall_core::HostIx>,
+    pub why: String,
 }
 
 /// Build the `ssh` or `exec` driver for a fleet from its driver settings.
@@ -43,7 +53,7 @@ pub fn remote_driver(
     kind: &str,
     fleet: std::sync::Arc<rollcall_core::Fleet>,
     cfg: config::RemoteConfig,
-) -> Result<remote::RemoteDriver, String> {
+) -> Result<remote::RemoteDriver, DriverError> {
     let transport: Box<dyn transport::Transport> = match kind {
         "ssh" => Box::new(transport::SshTransport {
             settings: cfg.ssh.clone(),
@@ -52,14 +62,9 @@ pub fn remote_driver(
             Some(t) => Box::new(transport::ExecTransport {
                 template: t.clone(),
             }),
-            None => {
-                return Err(
-                    "the exec driver needs `[exec] command = \"...{command}...\"` in the fleet file"
-                        .into(),
-                );
-            }
+            None => return Err(DriverError::ExecWithoutCommand),
         },
-        k => return Err(format!("no driver `{k}` (sim, ssh, exec)")),
+        k => return Err(DriverError::UnknownDriver(k.to_string())),
     };
     Ok(remote::RemoteDriver::new(
         fleet,

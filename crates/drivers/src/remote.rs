@@ -3,10 +3,11 @@
 
 use crate::config::GateSpec;
 use crate::config::RemoteConfig;
+use crate::error::{DriverError, problems, unhealthy};
 use crate::gates::{self, Member};
 use crate::search::Allocation;
 use crate::transport::{CmdOutput, HostRef, RunError, Transport, shell_quote};
-use crate::{BoxFuture, Driver};
+use crate::{BoxFuture, Driver, LastHost};
 use rollcall_core::engine::{Command, Event, Hold};
 use rollcall_core::{ClusterIx, Fleet, HostIx, fmt_duration};
 use std::sync::Arc;
@@ -65,17 +66,17 @@ impl RemoteDriver {
             .await
     }
 
-    async fn boot_id(&self, h: &HostRef) -> Result<String, String> {
+    async fn boot_id(&self, h: &HostRef) -> Result<String, DriverError> {
         let cmd = &self.cfg.remote.boot_id_command;
-        let o = self.run(h, cmd).await.map_err(|e| e.to_string())?;
+        let o = self.run(h, cmd).await?;
         if !o.ok() {
-            return Err(format!("`{cmd}`: {}", o.describe()));
+            return Err(DriverError::exited(cmd, &o));
         }
         parse_boot_id(&o.stdout).ok_or_else(|| {
-            format!(
+            unhealthy(format!(
                 "`{cmd}` printed `{}`, not a boot id",
                 crate::transport::truncate(o.stdout.trim(), 80)
-            )
+            ))
         })
     }
 
@@ -103,12 +104,18 @@ impl RemoteDriver {
 
     /// The gate of cluster `c` about host `h`: before it goes (`after` false; `with`: the
     /// hosts out or going together with it) or after it came back.
-    async fn gate(&self, c: ClusterIx, h: HostIx, after: bool, with: &[HostIx]) -> gates::Verdict {
+    async fn gate(
+        &self,
+        c: ClusterIx,
+        h: HostIx,
+        after: bool,
+        with: &[HostIx],
+    ) -> Result<String, DriverError> {
         let cl = &self.fleet.clusters[c as usize];
         let g = &self.cfg.gates[c as usize];
         let pos = self
             .member_pos(c, h)
-            .ok_or_else(|| format!("{}: host is not a member", cl.id))?;
+            .ok_or_else(|| DriverError::NotAMember.in_cluster(&cl.id))?;
         let phase = if after {
             gates::Phase::After(pos)
         } else {
@@ -121,23 +128,23 @@ impl RemoteDriver {
         gates::check(&g.spec, &cl.id, &members, phase, g.timeout).await
     }
 
-    async fn preflight(&self, hx: HostIx, with: &[HostIx]) -> Result<String, String> {
+    async fn preflight(&self, hx: HostIx, with: &[HostIx]) -> Result<String, DriverError> {
         let h = self.host(hx);
         let r = &self.cfg.remote;
         let marker = self
             .preflight_marker(&h)
             .await
-            .map_err(|e| format!("cannot read the action's marker: {e}"))?;
-        let mut problems = Vec::new();
+            .map_err(|e| e.at("cannot read the action's marker"))?;
+        let mut found = Vec::new();
         for s in r.services_for(&h.id) {
             let cmd = r.enabled_command.replace("{service}", &shell_quote(s));
             match self.run(&h, &cmd).await {
                 Ok(o) if o.ok() => {}
-                Ok(o) => problems.push(format!(
+                Ok(o) => found.push(format!(
                     "service {s} is not enabled at boot (`{cmd}`: {})",
                     o.describe()
                 )),
-                Err(e) => problems.push(format!("service {s}: `{cmd}`: {e}")),
+                Err(e) => found.push(format!("service {s}: `{cmd}`: {e}")),
             }
         }
         if let (Some(cmd), Some(max)) = (&r.backup_age_command, r.max_backup_age) {
@@ -145,52 +152,52 @@ impl RemoteDriver {
                 Ok(o) if o.ok() => match o.stdout.trim().parse::<f64>() {
                     Ok(age) if age.is_finite() && age >= 0.0 => {
                         if age > max as f64 {
-                            problems.push(format!(
+                            found.push(format!(
                                 "the last backup is {} old (at most {} allowed)",
                                 fmt_duration(age as i64),
                                 fmt_duration(max)
                             ));
                         }
                     }
-                    _ => problems.push(format!(
+                    _ => found.push(format!(
                         "backup age: `{cmd}` printed `{}`, not a number of seconds",
                         crate::transport::truncate(o.stdout.trim(), 60)
                     )),
                 },
-                Ok(o) => problems.push(format!("backup age: `{cmd}`: {}", o.describe())),
-                Err(e) => problems.push(format!("backup age: `{cmd}`: {e}")),
+                Ok(o) => found.push(format!("backup age: `{cmd}`: {}", o.describe())),
+                Err(e) => found.push(format!("backup age: `{cmd}`: {e}")),
             }
         }
         if let Some(cmd) = &r.unsaved_config_command {
             match self.run(&h, cmd).await {
                 Ok(o) if o.ok() && o.stdout.trim().is_empty() => {}
-                Ok(o) if o.ok() => problems.push(format!(
+                Ok(o) if o.ok() => found.push(format!(
                     "unsaved configuration: {}",
                     crate::transport::truncate(o.stdout.trim(), 200)
                 )),
-                Ok(o) => problems.push(format!("unsaved configuration: `{cmd}`: {}", o.describe())),
-                Err(e) => problems.push(format!("unsaved configuration: `{cmd}`: {e}")),
+                Ok(o) => found.push(format!("unsaved configuration: `{cmd}`: {}", o.describe())),
+                Err(e) => found.push(format!("unsaved configuration: `{cmd}`: {e}")),
             }
         }
         // pre-gate: every cluster of the host is healthy before it is touched
         for &c in &self.fleet.hosts[hx as usize].clusters {
             if let Err(e) = self.gate(c, hx, false, with).await {
-                problems.push(format!(
+                found.push(format!(
                     "not healthy before the {}: {e}",
                     self.fleet.maintenance.action.noun()
                 ));
             }
         }
-        if problems.is_empty() {
+        if found.is_empty() {
             Ok(marker)
         } else {
-            Err(problems.join("; "))
+            Err(problems(&found))
         }
     }
 
     /// Drain every cluster of the host; on a failure the ones drained before are undone.
     /// Also answers what the drain holds (Elasticsearch allocation), for the journal.
-    async fn drain(&self, hx: HostIx) -> (Result<(), String>, Vec<Hold>) {
+    async fn drain(&self, hx: HostIx) -> (Result<(), DriverError>, Vec<Hold>) {
         let r = self.drain_all(hx).await;
         (r, self.holds(hx))
     }
@@ -212,11 +219,11 @@ impl RemoteDriver {
         out
     }
 
-    async fn drain_all(&self, hx: HostIx) -> Result<(), String> {
+    async fn drain_all(&self, hx: HostIx) -> Result<(), DriverError> {
         let clusters = &self.fleet.hosts[hx as usize].clusters;
         for (i, &c) in clusters.iter().enumerate() {
             let g = &self.cfg.gates[c as usize];
-            let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
+            let pos = self.member_pos(c, hx).ok_or(DriverError::NotInCluster)?;
             let cl = &self.fleet.clusters[c as usize];
             let r = gates::drain(
                 &g.spec,
@@ -229,19 +236,25 @@ impl RemoteDriver {
             )
             .await;
             if let Err(e) = r {
-                let mut why = e;
+                let mut undo_errors = Vec::new();
                 for &d in &clusters[..i] {
                     if let Err(u) = self.restore_cluster(d, hx).await {
-                        why.push_str(&format!("; undoing the drain failed: {u}"));
+                        undo_errors.push(u);
                     }
                 }
-                return Err(why);
+                return Err(match undo_errors.is_empty() {
+                    true => e,
+                    false => DriverError::DrainFailed {
+                        source: Box::new(e),
+                        undo_errors,
+                    },
+                });
             }
         }
         Ok(())
     }
 
-    async fn restore_cluster(&self, c: ClusterIx, hx: HostIx) -> Result<String, String> {
+    async fn restore_cluster(&self, c: ClusterIx, hx: HostIx) -> Result<String, DriverError> {
         self.put_back(c, hx, self.cfg.remote.drain_timeout).await
     }
 
@@ -251,9 +264,9 @@ impl RemoteDriver {
         c: ClusterIx,
         hx: HostIx,
         rejoin_wait: std::time::Duration,
-    ) -> Result<String, String> {
+    ) -> Result<String, DriverError> {
         let g = &self.cfg.gates[c as usize];
-        let pos = self.member_pos(c, hx).ok_or("host not in its cluster")?;
+        let pos = self.member_pos(c, hx).ok_or(DriverError::NotInCluster)?;
         let cl = &self.fleet.clusters[c as usize];
         gates::restore(
             &g.spec,
@@ -268,7 +281,7 @@ impl RemoteDriver {
     }
 
     /// The elected manager of every Elasticsearch/OpenSearch cluster (to go last).
-    async fn managers(&self) -> Vec<(Option<HostIx>, String)> {
+    async fn managers(&self) -> Vec<LastHost> {
         let mut out = Vec::new();
         for (c, cl) in self.fleet.clusters.iter().enumerate() {
             let g = &self.cfg.gates[c];
@@ -277,20 +290,20 @@ impl RemoteDriver {
             };
             match crate::search::elected_manager(s, &self.members(c as ClusterIx), g.timeout).await
             {
-                Ok(pos) => out.push((
-                    Some(cl.members[pos]),
-                    format!(
+                Ok(pos) => out.push(LastHost {
+                    host: Some(cl.members[pos]),
+                    why: format!(
                         "elected cluster manager of {}: goes last among its members",
                         cl.id
                     ),
-                )),
-                Err(e) => out.push((
-                    None,
-                    format!(
+                }),
+                Err(e) => out.push(LastHost {
+                    host: None,
+                    why: format!(
                         "{}: the elected manager is not known ({e}): plan order",
                         cl.id
                     ),
-                )),
+                }),
             }
         }
         out
@@ -298,12 +311,12 @@ impl RemoteDriver {
 
     /// A host that will not come back through a restore (missing, failed): what its
     /// drains hold is put back now, without waiting for it.
-    async fn release(&self, hx: HostIx) -> Result<(), String> {
+    async fn release(&self, hx: HostIx) -> Result<(), DriverError> {
         self.put_back_all(hx, true, std::time::Duration::ZERO).await
     }
 
     /// Restore every cluster of the host (all are tried; every failure is reported).
-    async fn restore(&self, hx: HostIx) -> Result<(), String> {
+    async fn restore(&self, hx: HostIx) -> Result<(), DriverError> {
         self.put_back_all(hx, false, self.cfg.remote.drain_timeout)
             .await
     }
@@ -316,7 +329,7 @@ impl RemoteDriver {
         hx: HostIx,
         search_only: bool,
         rejoin_wait: std::time::Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), DriverError> {
         let mut bad = Vec::new();
         for &c in &self.fleet.hosts[hx as usize].clusters {
             let search = matches!(self.cfg.gates[c as usize].spec, GateSpec::Search(_));
@@ -329,12 +342,12 @@ impl RemoteDriver {
         if bad.is_empty() {
             Ok(())
         } else {
-            Err(bad.join("; "))
+            Err(DriverError::All(bad))
         }
     }
 
     /// Reboot unless the boot id already differs from `before` (never reboot twice).
-    async fn reboot(&self, h: &HostRef, before: &str) -> Result<(), String> {
+    async fn reboot(&self, h: &HostRef, before: &str) -> Result<(), DriverError> {
         let now = self.boot_id(h).await?;
         if !before.is_empty() && now != before {
             return Ok(());
@@ -344,16 +357,17 @@ impl RemoteDriver {
             Ok(o) if o.ok() => Ok(()),
             // the session dropped as the host went down, as a real reboot does
             Ok(o) if o.status.is_none() => Ok(()),
-            Ok(o) => Err(format!("`{cmd}`: {}", o.describe())),
-            Err(e) => Err(format!("`{cmd}`: {e}")),
+            Ok(o) => Err(DriverError::exited(cmd, &o)),
+            Err(e) => Err(DriverError::run(cmd, e)),
         }
     }
 
-    async fn verify(&self, hx: HostIx) -> Result<(), String> {
+    async fn verify(&self, hx: HostIx) -> Result<(), DriverError> {
         let h = self.host(hx);
         let services = self.cfg.remote.services_for(&h.id);
         let mut down = if services.is_empty() {
-            self.boot_id(&h).await.err().into_iter().collect()
+            let e = self.boot_id(&h).await.err();
+            e.iter().map(ToString::to_string).collect()
         } else {
             self.inactive(&h, services).await
         };
@@ -361,7 +375,7 @@ impl RemoteDriver {
         if down.is_empty() {
             Ok(())
         } else {
-            Err(down.join("; "))
+            Err(problems(&down))
         }
     }
 
@@ -374,13 +388,13 @@ impl RemoteDriver {
             },
             Command::Preflight { host, ref with } => Event::Preflight {
                 host,
-                result: self.preflight(host, with).await,
+                result: self.preflight(host, with).await.map_err(text),
             },
             Command::Drain { host } => {
                 let (result, holds) = self.drain(host).await;
                 Event::Drained {
                     host,
-                    result,
+                    result: result.map_err(text),
                     holds,
                 }
             }
@@ -388,7 +402,7 @@ impl RemoteDriver {
                 host, ref boot_id, ..
             } => Event::RebootSent {
                 host,
-                result: self.send(host, boot_id).await,
+                result: self.send(host, boot_id).await.map_err(text),
             },
             Command::Probe { host } => Event::Probed {
                 host,
@@ -396,15 +410,15 @@ impl RemoteDriver {
             },
             Command::Verify { host } => Event::Verified {
                 host,
-                result: self.verify(host).await,
+                result: self.verify(host).await.map_err(text),
             },
             Command::Restore { host } => Event::Restored {
                 host,
-                result: self.restore(host).await,
+                result: self.restore(host).await.map_err(text),
             },
             Command::Release { host } => Event::Restored {
                 host,
-                result: self.release(host).await,
+                result: self.release(host).await.map_err(text),
             },
             Command::Gate { host, cluster } => match self.gate(cluster, host, true, &[]).await {
                 Ok(detail) => Event::Gate {
@@ -413,11 +427,11 @@ impl RemoteDriver {
                     healthy: true,
                     detail,
                 },
-                Err(detail) => Event::Gate {
+                Err(e) => Event::Gate {
                     host,
                     cluster,
                     healthy: false,
-                    detail,
+                    detail: e.to_string(),
                 },
             },
             Command::Replace { host } => Event::Replaced {
@@ -432,6 +446,11 @@ impl RemoteDriver {
     }
 }
 
+/// The text an event carries.
+fn text(e: DriverError) -> String {
+    e.to_string()
+}
+
 impl Driver for RemoteDriver {
     fn execute(&self, cmd: Command, _now: i64) -> BoxFuture<'_, Event> {
         Box::pin(self.act(cmd))
@@ -439,28 +458,30 @@ impl Driver for RemoteDriver {
     fn name(&self) -> &'static str {
         self.transport.name()
     }
-    fn go_last(&self) -> BoxFuture<'_, Vec<(Option<HostIx>, String)>> {
+    fn go_last(&self) -> BoxFuture<'_, Vec<LastHost>> {
         Box::pin(self.managers())
     }
-    fn adopt(&self, holds: &[(HostIx, Hold)]) -> Result<(), String> {
+    fn adopt(&self, holds: &[(HostIx, Hold)]) -> Result<(), DriverError> {
         let mut bad = Vec::new();
         for (h, hold) in holds {
             let Some(cl) = self.fleet.clusters.get(hold.cluster as usize) else {
-                bad.push(format!("cluster index {} not in this fleet", hold.cluster));
+                bad.push(DriverError::UnknownClusterIx(hold.cluster));
                 continue;
             };
             match serde_json::from_str::<Allocation>(&hold.undo) {
                 Ok(prev) => self.ledger.hold(&cl.id, prev),
-                Err(e) => bad.push(format!(
-                    "{}: the journalled allocation `{}` of {} is not understood ({e})",
-                    cl.id, hold.undo, self.fleet.hosts[*h as usize].id
-                )),
+                Err(source) => bad.push(DriverError::BadHold {
+                    cluster: cl.id.clone(),
+                    host: self.fleet.hosts[*h as usize].id.clone(),
+                    undo: hold.undo.clone(),
+                    source,
+                }),
             }
         }
         if bad.is_empty() {
             Ok(())
         } else {
-            Err(bad.join("; "))
+            Err(DriverError::All(bad))
         }
     }
 }

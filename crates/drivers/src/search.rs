@@ -14,7 +14,9 @@
 //! error, timeout, authentication failure or unparseable answer is unhealthy, with the
 //! reason.
 
+use crate::error::{DriverError, unhealthy};
 use crate::gates::Member;
+use crate::judge::Unhealthy;
 use crate::transport::truncate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -91,24 +93,24 @@ impl std::fmt::Display for Allocation {
 
 // ------------------------------------------------------------ pure judges
 
-fn parse(body: &str) -> Result<Value, String> {
+fn parse(body: &str) -> Result<Value, Unhealthy> {
     serde_json::from_str(body).map_err(|e| {
-        format!(
+        Unhealthy(format!(
             "the answer is not JSON ({e}): {}",
             truncate(body.trim(), 120)
-        )
+        ))
     })
 }
 
-fn count(v: &Value, k: &str) -> Result<u64, String> {
+fn count(v: &Value, k: &str) -> Result<u64, Unhealthy> {
     v.get(k)
         .and_then(Value::as_u64)
-        .ok_or_else(|| format!("_cluster/health has no number {k}"))
+        .ok_or_else(|| Unhealthy(format!("_cluster/health has no number {k}")))
 }
 
 /// `GET _cluster/health`: green, `nodes` nodes, no relocating, initializing or
 /// unassigned shards.
-pub fn judge_health(body: &str, nodes: usize) -> Result<String, String> {
+pub fn judge_health(body: &str, nodes: usize) -> Result<String, Unhealthy> {
     let v = parse(body)?;
     let status = v
         .get("status")
@@ -138,13 +140,13 @@ pub fn judge_health(body: &str, nodes: usize) -> Result<String, String> {
             v.get("active_shards").and_then(Value::as_u64).unwrap_or(0)
         ))
     } else {
-        Err(bad.join(", "))
+        Err(Unhealthy(bad.join(", ")))
     }
 }
 
 /// `GET _cat/nodes?format=json&h=ip,name`: is the member (by address, or by node name =
 /// host id) in the cluster?
-pub fn judge_node_present(body: &str, m: &Member) -> Result<String, String> {
+pub fn judge_node_present(body: &str, m: &Member) -> Result<String, Unhealthy> {
     let v = parse(body)?;
     let rows = v.as_array().ok_or("_cat/nodes is not a JSON list")?;
     let field = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
@@ -173,13 +175,14 @@ pub fn judge_node_present(body: &str, m: &Member) -> Result<String, String> {
         } else {
             seen.join(", ")
         }
-    ))
+    )
+    .into())
 }
 
 /// `GET _cluster/settings?flat_settings=true`: the allocation setting, where set.
-pub fn parse_allocation(body: &str) -> Result<Allocation, String> {
+pub fn parse_allocation(body: &str) -> Result<Allocation, Unhealthy> {
     let v = parse(body)?;
-    let get = |scope: &str| -> Result<Option<String>, String> {
+    let get = |scope: &str| -> Result<Option<String>, Unhealthy> {
         let s = v
             .get(scope)
             .and_then(Value::as_object)
@@ -187,7 +190,7 @@ pub fn parse_allocation(body: &str) -> Result<Allocation, String> {
         match s.get(ALLOCATION) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(x)) => Ok(Some(x.clone())),
-            Some(x) => Err(format!("{scope} {ALLOCATION} is {x}, not a string")),
+            Some(x) => Err(format!("{scope} {ALLOCATION} is {x}, not a string").into()),
         }
     };
     Ok(Allocation {
@@ -225,7 +228,7 @@ pub const DELAYED: &str = "index.unassigned.node_left.delayed_timeout";
 pub fn parse_delayed(
     indices: &str,
     settings: &str,
-) -> Result<BTreeMap<String, Option<String>>, String> {
+) -> Result<BTreeMap<String, Option<String>>, Unhealthy> {
     let all = parse(indices)?;
     let all = all.as_array().ok_or("_cat/indices is not a JSON list")?;
     let set = parse(settings)?;
@@ -264,25 +267,26 @@ pub fn delayed_bodies(before: &BTreeMap<String, Option<String>>) -> Vec<(String,
 }
 
 /// `{"acknowledged": true}`.
-pub fn judge_ack(body: &str) -> Result<(), String> {
+pub fn judge_ack(body: &str) -> Result<(), Unhealthy> {
     match parse(body)?.get("acknowledged") {
         Some(Value::Bool(true)) => Ok(()),
-        _ => Err(format!("not acknowledged: {}", truncate(body.trim(), 120))),
+        _ => Err(format!("not acknowledged: {}", truncate(body.trim(), 120)).into()),
     }
 }
 
 /// `POST /_flush`: every shard copy flushed.
-pub fn judge_flush(body: &str) -> Result<String, String> {
+pub fn judge_flush(body: &str) -> Result<String, Unhealthy> {
     let v = parse(body)?;
     let s = v.get("_shards").ok_or("the flush answer has no _shards")?;
     let n = |k: &str| s.get(k).and_then(Value::as_u64);
     match (n("total"), n("successful"), n("failed")) {
         (Some(t), Some(ok), Some(0)) => Ok(format!("flushed {ok} of {t} shard copies")),
-        (Some(t), _, Some(f)) => Err(format!("the flush failed on {f} of {t} shard copies")),
+        (Some(t), _, Some(f)) => Err(format!("the flush failed on {f} of {t} shard copies").into()),
         _ => Err(format!(
             "the flush answer has no counts: {}",
             truncate(body.trim(), 120)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -290,7 +294,7 @@ pub fn judge_flush(body: &str) -> Result<String, String> {
 /// name): their data goes offline with it. `settings`: `GET
 /// _all/_settings/index.number_of_replicas?flat_settings=true`; `shards`: `GET
 /// _cat/shards?format=json&h=index,ip,node`.
-pub fn judge_unreplicated(settings: &str, shards: &str, m: &Member) -> Result<(), String> {
+pub fn judge_unreplicated(settings: &str, shards: &str, m: &Member) -> Result<(), Unhealthy> {
     let s = parse(settings)?;
     let s = s.as_object().ok_or("_settings is not a JSON object")?;
     let mut single = BTreeSet::new();
@@ -323,14 +327,15 @@ pub fn judge_unreplicated(settings: &str, shards: &str, m: &Member) -> Result<()
             "{} holds shards of indices with number_of_replicas = 0, which go offline with it: {}",
             m.id,
             here.into_iter().collect::<Vec<_>>().join(", ")
-        ))
+        )
+        .into())
     }
 }
 
 /// Shards with a copy on `m` whose every started copy sits on `m` or on members that are
 /// out or leave together with it (`going`): they would go offline. `shards`: `GET
 /// _cat/shards?format=json&h=index,shard,prirep,state,ip,node`.
-pub fn judge_copies(shards: &str, m: &Member, going: &[&Member]) -> Result<(), String> {
+pub fn judge_copies(shards: &str, m: &Member, going: &[&Member]) -> Result<(), Unhealthy> {
     let sh = parse(shards)?;
     let sh = sh.as_array().ok_or("_cat/shards is not a JSON list")?;
     let on = |r: &Value, x: &Member| {
@@ -363,7 +368,7 @@ pub fn judge_copies(shards: &str, m: &Member, going: &[&Member]) -> Result<(), S
     }
     lost.sort();
     let with: Vec<&str> = going.iter().map(|g| g.id.as_str()).collect();
-    Err(if with.is_empty() {
+    Err(Unhealthy(if with.is_empty() {
         format!(
             "the only started copy of {} is on {}: it would go offline",
             lost.join(", "),
@@ -376,7 +381,7 @@ pub fn judge_copies(shards: &str, m: &Member, going: &[&Member]) -> Result<(), S
             m.id,
             with.join(", ")
         )
-    })
+    }))
 }
 
 // ------------------------------------------------------------ I/O
@@ -411,21 +416,24 @@ impl SearchGate {
         out
     }
 
-    fn client(&self, timeout: Duration) -> Result<reqwest::Client, String> {
+    fn client(&self, timeout: Duration) -> Result<reqwest::Client, DriverError> {
         let mut b = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout);
         if let Some((path, pem)) = &self.tls_ca {
-            for c in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("tls_ca {}: {e}", path.display()))?
+            for c in
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|source| DriverError::TlsCa {
+                    path: path.clone(),
+                    source,
+                })?
             {
                 b = b.add_root_certificate(c);
             }
         }
-        b.build().map_err(|e| format!("http client: {e}"))
+        b.build().map_err(DriverError::HttpClient)
     }
 
-    fn api(&self, base: String, timeout: Duration) -> Result<Api<'_>, String> {
+    fn api(&self, base: String, timeout: Duration) -> Result<Api<'_>, DriverError> {
         Ok(Api {
             client: self.client(timeout)?,
             base,
@@ -440,7 +448,7 @@ impl Api<'_> {
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<String, String> {
+    ) -> Result<String, DriverError> {
         let url = format!("{}{path}", self.base);
         let what = format!("{method} {url}");
         let mut rq = self.client.request(method, &url);
@@ -458,56 +466,48 @@ impl Api<'_> {
                 .header("Content-Type", "application/json")
                 .body(b.to_string());
         }
-        let resp = rq
-            .send()
-            .await
-            .map_err(|e| format!("{what}: {}", describe(&e)))?;
+        let resp = rq.send().await.map_err(|source| DriverError::Http {
+            doing: what.clone(),
+            source,
+            chain: true,
+        })?;
         let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| format!("{what}: reading the answer: {}", describe(&e)))?;
+        let text = resp.text().await.map_err(|source| DriverError::Http {
+            doing: format!("{what}: reading the answer"),
+            source,
+            chain: true,
+        })?;
         match status {
             200..=299 => Ok(text),
-            401 | 403 => Err(format!(
-                "{what}: authentication failed (HTTP {status}): {}",
-                truncate(text.trim(), 120)
-            )),
-            _ => Err(format!(
-                "{what}: HTTP {status}: {}",
-                truncate(text.trim(), 120)
-            )),
+            401 | 403 => Err(DriverError::HttpStatus {
+                doing: what,
+                status,
+                why: format!(
+                    "authentication failed (HTTP {status}): {}",
+                    truncate(text.trim(), 120)
+                ),
+            }),
+            _ => Err(DriverError::HttpStatus {
+                doing: what,
+                status,
+                why: format!("HTTP {status}: {}", truncate(text.trim(), 120)),
+            }),
         }
     }
-    async fn get(&self, path: &str) -> Result<String, String> {
+    async fn get(&self, path: &str) -> Result<String, DriverError> {
         self.call(reqwest::Method::GET, path, None).await
     }
-    async fn put(&self, path: &str, body: &Value) -> Result<String, String> {
+    async fn put(&self, path: &str, body: &Value) -> Result<String, DriverError> {
         self.call(reqwest::Method::PUT, path, Some(body)).await
     }
-    async fn post(&self, path: &str) -> Result<String, String> {
+    async fn post(&self, path: &str) -> Result<String, DriverError> {
         self.call(reqwest::Method::POST, path, None).await
     }
-    fn at(&self, path: &str) -> impl Fn(String) -> String {
+    /// An answer from `path` judged unhealthy, with the URL asked.
+    fn at(&self, path: &str) -> impl Fn(Unhealthy) -> DriverError {
         let w = format!("{}{path}", self.base);
-        move |e| format!("{w}: {e}")
+        move |e| DriverError::from(e).at(w.clone())
     }
-}
-
-/// reqwest's message plus its sources ("error sending request" alone says nothing).
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut s = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(&format!(": {x}"));
-        src = x.source();
-    }
-    s
 }
 
 const HEALTH: &str = "/_cluster/health";
@@ -526,7 +526,7 @@ async fn all_healthy<'a>(
     g: &'a SearchGate,
     members: &[Member],
     timeout: Duration,
-) -> Result<(Api<'a>, String), String> {
+) -> Result<(Api<'a>, String), DriverError> {
     let mut first = None;
     let mut summary = String::new();
     for base in g.bases(members) {
@@ -535,13 +535,13 @@ async fn all_healthy<'a>(
         summary = judge_health(&h, members.len()).map_err(api.at(HEALTH))?;
         first.get_or_insert(api);
     }
-    let api = first.ok_or("the cluster has no members")?;
+    let api = first.ok_or_else(|| unhealthy("the cluster has no members"))?;
     Ok((api, summary))
 }
 
 /// `GET _cat/cluster_manager` (OpenSearch 2+; Elasticsearch: `_cat/master`): which member
 /// is the elected manager, by address or node name.
-pub fn judge_manager(body: &str, members: &[Member]) -> Result<usize, String> {
+pub fn judge_manager(body: &str, members: &[Member]) -> Result<usize, Unhealthy> {
     let v = parse(body)?;
     let row = v
         .as_array()
@@ -552,11 +552,11 @@ pub fn judge_manager(body: &str, members: &[Member]) -> Result<usize, String> {
         .iter()
         .position(|m| f("ip") == Some(m.address.as_str()) || f("node") == Some(m.id.as_str()))
         .ok_or_else(|| {
-            format!(
+            Unhealthy(format!(
                 "the elected manager {} ({}) is not a member of the fleet's cluster",
                 f("node").unwrap_or("?"),
                 f("ip").unwrap_or("?")
-            )
+            ))
         })
 }
 
@@ -565,7 +565,7 @@ pub async fn elected_manager(
     g: &SearchGate,
     members: &[Member],
     timeout: Duration,
-) -> Result<usize, String> {
+) -> Result<usize, DriverError> {
     let mut why = Vec::new();
     for base in g.bases(members) {
         let api = g.api(base, timeout)?;
@@ -576,10 +576,10 @@ pub async fn elected_manager(
             }
         }
     }
-    Err(format!(
-        "no member says who the manager is: {}",
-        why.join("; ")
-    ))
+    Err(DriverError::Every {
+        what: "no member says who the manager is".into(),
+        errors: why,
+    })
 }
 
 /// The pre-gate for member `host` (about to go).
@@ -588,8 +588,8 @@ pub async fn check_before(
     members: &[Member],
     host: usize,
     timeout: Duration,
-) -> Result<String, String> {
-    let m = members.get(host).ok_or("host is not a member")?;
+) -> Result<String, DriverError> {
+    let m = members.get(host).ok_or(DriverError::NotAMember)?;
     let (api, summary) = all_healthy(g, members, timeout).await?;
     let settings = api.get(REPLICAS).await?;
     let shards = api.get(SHARDS).await?;
@@ -605,8 +605,8 @@ pub async fn check_after(
     members: &[Member],
     host: usize,
     timeout: Duration,
-) -> Result<String, String> {
-    let m = members.get(host).ok_or("host is not a member")?;
+) -> Result<String, DriverError> {
+    let m = members.get(host).ok_or(DriverError::NotAMember)?;
     let (api, summary) = all_healthy(g, members, timeout).await?;
     let nodes = api.get(NODES).await?;
     let present = judge_node_present(&nodes, m).map_err(api.at(NODES))?;
@@ -634,7 +634,7 @@ async fn reachable<'a>(
     members: &[Member],
     host: usize,
     timeout: Duration,
-) -> Result<(Api<'a>, Allocation), String> {
+) -> Result<(Api<'a>, Allocation), DriverError> {
     let mut why = Vec::new();
     for base in order(g, members, host) {
         let api = g.api(base, timeout)?;
@@ -646,7 +646,10 @@ async fn reachable<'a>(
             Err(e) => why.push(e),
         }
     }
-    Err(format!("no member answers: {}", why.join("; ")))
+    Err(DriverError::Every {
+        what: "no member answers".into(),
+        errors: why,
+    })
 }
 
 /// Who holds the allocation setting changed by drains, per cluster: the first drain
@@ -714,7 +717,7 @@ pub async fn drain(
     timeout: Duration,
     flush_timeout: Duration,
     ledger: &Ledger,
-) -> Result<String, String> {
+) -> Result<String, DriverError> {
     let (api, mut prev) = reachable(g, members, host, timeout).await?;
     let first = !ledger.is_held(cluster);
     if first && let Some(d) = g.delayed_timeout {
@@ -723,15 +726,16 @@ pub async fn drain(
     let changed = async {
         judge_ack(&api.put(SETTINGS, &drain_body(&prev)).await?).map_err(api.at(SETTINGS))?;
         let flusher = g.api(api.base.clone(), flush_timeout)?;
-        flusher.post("/_flush").await.and_then(|b| judge_flush(&b))
+        let flushed = flusher.post("/_flush").await?;
+        Ok::<_, DriverError>(judge_flush(&flushed)?)
     };
     let flushed = match changed.await {
         Ok(f) => f,
         // fail closed, and leave the cluster as it was
         Err(e) if first => {
             return Err(match put_back(&api, &prev, &restore_body(&prev)).await {
-                Ok(()) => format!("{e} (put back: {prev})"),
-                Err(u) => format!("{e}; and putting back {prev} failed too: {u}"),
+                Ok(()) => e.undone(format!("put back: {prev}")),
+                Err(u) => e.undo_failed(format!("putting back {prev}"), u),
             });
         }
         Err(e) => return Err(e),
@@ -749,7 +753,7 @@ pub async fn drain(
 async fn raise_delayed(
     api: &Api<'_>,
     d: Duration,
-) -> Result<BTreeMap<String, Option<String>>, String> {
+) -> Result<BTreeMap<String, Option<String>>, DriverError> {
     let indices = api.get(INDICES).await?;
     let settings = api.get(DELAYED_NOW).await?;
     let before = parse_delayed(&indices, &settings).map_err(api.at(DELAYED_NOW))?;
@@ -758,10 +762,11 @@ async fn raise_delayed(
         .map(|i| (i.clone(), Some(format!("{}s", d.as_secs()))))
         .collect();
     if let Err(e) = put_delayed(api, &raised).await {
-        return Err(match put_delayed(api, &before).await {
-            Ok(()) => format!("raising {DELAYED}: {e} (put back)"),
-            Err(u) => format!("raising {DELAYED}: {e}; and putting it back failed too: {u}"),
-        });
+        let e = match put_delayed(api, &before).await {
+            Ok(()) => e.undone("put back"),
+            Err(u) => e.undo_failed("putting it back", u),
+        };
+        return Err(e.at(format!("raising {DELAYED}")));
     }
     Ok(before)
 }
@@ -769,7 +774,7 @@ async fn raise_delayed(
 async fn put_delayed(
     api: &Api<'_>,
     values: &BTreeMap<String, Option<String>>,
-) -> Result<(), String> {
+) -> Result<(), DriverError> {
     for (indices, body) in delayed_bodies(values) {
         let path = format!("/{indices}/_settings");
         judge_ack(&api.put(&path, &body).await?).map_err(api.at(&path))?;
@@ -778,7 +783,7 @@ async fn put_delayed(
 }
 
 /// Put allocation (with `body`) and the delayed timeouts of `prev` back.
-async fn put_back(api: &Api<'_>, prev: &Allocation, body: &Value) -> Result<(), String> {
+async fn put_back(api: &Api<'_>, prev: &Allocation, body: &Value) -> Result<(), DriverError> {
     judge_ack(&api.put(SETTINGS, body).await?).map_err(api.at(SETTINGS))?;
     match &prev.delayed {
         Some(d) => put_delayed(api, d).await,
@@ -799,7 +804,7 @@ pub async fn restore(
     timeout: Duration,
     rejoin_wait: Duration,
     ledger: &Ledger,
-) -> Result<String, String> {
+) -> Result<String, DriverError> {
     let release = ledger.release(cluster);
     let result = restore_inner(g, members, host, timeout, rejoin_wait, &release).await;
     if result.is_err()
@@ -834,8 +839,8 @@ async fn restore_inner(
     timeout: Duration,
     rejoin_wait: Duration,
     release: &Release,
-) -> Result<String, String> {
-    let m = members.get(host).ok_or("host is not a member")?;
+) -> Result<String, DriverError> {
+    let m = members.get(host).ok_or(DriverError::NotAMember)?;
     let (api, now) = reachable(g, members, host, timeout).await?;
     let (prev, body) = match release {
         Release::StillHeld(n) => {
@@ -867,7 +872,9 @@ async fn restore_inner(
     put_back(&api, &prev, &body).await?;
     let after = parse_allocation(&api.get(SETTINGS).await?).map_err(api.at(SETTINGS))?;
     if after.persistent != prev.persistent {
-        return Err(format!("allocation is {after} after putting back {prev}"));
+        return Err(unhealthy(format!(
+            "allocation is {after} after putting back {prev}"
+        )));
     }
     Ok(match release {
         Release::Unknown => format!(
@@ -898,7 +905,7 @@ mod tests {
             Ok("green, 3 nodes, 8 shards active".into())
         );
         let e = judge_health(GREEN, 4).unwrap_err();
-        assert!(e.contains("3 nodes (the fleet says 4)"), "{e}");
+        assert!(e.to_string().contains("3 nodes (the fleet says 4)"), "{e}");
         let y = GREEN
             .replace("\"green\"", "\"yellow\"")
             .replace("\"unassigned_shards\":0", "\"unassigned_shards\":4")
@@ -910,13 +917,24 @@ mod tests {
         );
         let r = GREEN.replace("\"relocating_shards\":0", "\"relocating_shards\":2");
         assert_eq!(judge_health(&r, 3).unwrap_err(), "2 relocating shards");
-        assert!(judge_health("<html>", 3).unwrap_err().contains("not JSON"));
+        assert!(
+            judge_health("<html>", 3)
+                .unwrap_err()
+                .to_string()
+                .contains("not JSON")
+        );
         assert!(
             judge_health(r#"{"status":"green"}"#, 3)
                 .unwrap_err()
+                .to_string()
                 .contains("no number number_of_nodes")
         );
-        assert!(judge_health("{}", 3).unwrap_err().contains("no status"));
+        assert!(
+            judge_health("{}", 3)
+                .unwrap_err()
+                .to_string()
+                .contains("no status")
+        );
     }
 
     #[test]
@@ -925,8 +943,12 @@ mod tests {
         assert!(judge_node_present(body, &m("b", "10.0.0.2")).is_ok());
         assert!(judge_node_present(body, &m("a", "a.example")).is_ok());
         let e = judge_node_present(body, &m("c", "10.0.0.3")).unwrap_err();
-        assert!(e.contains("no node with address 10.0.0.3 or name c"), "{e}");
-        assert!(e.contains("a (10.0.0.1), b (10.0.0.2)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("no node with address 10.0.0.3 or name c"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("a (10.0.0.1), b (10.0.0.2)"), "{e}");
         assert!(judge_node_present("{}", &m("c", "x")).is_err());
     }
 
@@ -961,6 +983,7 @@ mod tests {
                 r#"{"persistent":{"cluster.routing.allocation.enable":1},"transient":{}}"#
             )
             .unwrap_err()
+            .to_string()
             .contains("not a string")
         );
     }
@@ -977,6 +1000,7 @@ mod tests {
         assert!(
             judge_flush(r#"{"_shards":{"total":7,"successful":5,"failed":2}}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("failed on 2 of 7")
         );
         assert!(judge_flush(r#"{"ok":1}"#).is_err());
@@ -989,7 +1013,7 @@ mod tests {
         assert!(judge_unreplicated(settings, shards, &m("a", "10.0.0.1")).is_ok());
         let e = judge_unreplicated(settings, shards, &m("c", "10.0.0.3")).unwrap_err();
         assert!(
-            e.contains("number_of_replicas = 0") && e.ends_with(": solo"),
+            e.to_string().contains("number_of_replicas = 0") && e.to_string().ends_with(": solo"),
             "{e}"
         );
         assert!(judge_unreplicated("[]", shards, &m("a", "x")).is_err());
@@ -1040,7 +1064,7 @@ mod tests {
             Ok(0)
         );
         let e = judge_manager(r#"[{"ip":"9.9.9.9","node":"z"}]"#, &ms).unwrap_err();
-        assert!(e.contains("z (9.9.9.9) is not a member"), "{e}");
+        assert!(e.to_string().contains("z (9.9.9.9) is not a member"), "{e}");
         assert!(judge_manager("[]", &ms).is_err());
         assert!(judge_manager("nope", &ms).is_err());
     }
@@ -1067,11 +1091,12 @@ mod tests {
         // b leaving with a: docs[0] has both copies on them
         let e = judge_copies(shards, &b, &[&a]).unwrap_err();
         assert!(
-            e.starts_with("every started copy of docs[0] is on b or on a"),
+            e.to_string()
+                .starts_with("every started copy of docs[0] is on b or on a"),
             "{e}"
         );
         let e = judge_copies(shards, &b, &[&a, &c]).unwrap_err();
-        assert!(e.contains("docs[0], docs[1]"), "{e}");
+        assert!(e.to_string().contains("docs[0], docs[1]"), "{e}");
         assert!(judge_copies("{}", &a, &[]).is_err());
     }
 

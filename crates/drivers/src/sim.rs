@@ -25,6 +25,60 @@ pub struct SimDriver {
     checks: AtomicU64,
 }
 
+/// What is wrong with the sim world's reboot log; each names the file (and line).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{}: cannot read the sim world: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: cannot open the sim world: {source}", .path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Creating its directory, trimming a cut line, or appending to it failed.
+    #[error("{}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {source}", .path.display())]
+    ReadLine {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: bad time `{at}`", .path.display())]
+    BadTime {
+        path: PathBuf,
+        line: usize,
+        at: String,
+    },
+    #[error("{}:{line}: not a sim world line: `{text}`", .path.display())]
+    BadLine {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("{}: the sim world names host `{host}`, which is not in this fleet", .path.display())]
+    UnknownHost { path: PathBuf, host: String },
+    #[error("sim log lock poisoned")]
+    Poisoned,
+}
+
+fn write_err(path: &Path) -> impl Fn(std::io::Error) -> SimError + '_ {
+    move |source| SimError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// One line of the reboot log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
@@ -34,29 +88,35 @@ pub struct LogEntry {
 }
 
 /// Read a reboot log. Errors name the file and line.
-pub fn read_log(path: &Path) -> Result<Vec<LogEntry>, String> {
+pub fn read_log(path: &Path) -> Result<Vec<LogEntry>, SimError> {
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(format!(
-                "{}: cannot read the sim world: {e}",
-                path.display()
-            ));
+        Err(source) => {
+            return Err(SimError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
         }
     };
     let mut out = Vec::new();
     for (i, line) in BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        let line = line.map_err(|source| SimError::ReadLine {
+            path: path.to_path_buf(),
+            line: i + 1,
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
         let parts: Vec<&str> = line.split_whitespace().collect();
         match parts.as_slice() {
             [action @ ("reboot" | "replace"), host, at] => {
-                let at = at
-                    .parse::<i64>()
-                    .map_err(|_| format!("{}:{}: bad time `{at}`", path.display(), i + 1))?;
+                let at = at.parse::<i64>().map_err(|_| SimError::BadTime {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    at: at.to_string(),
+                })?;
                 out.push(LogEntry {
                     action: action.to_string(),
                     host: host.to_string(),
@@ -64,11 +124,11 @@ pub fn read_log(path: &Path) -> Result<Vec<LogEntry>, String> {
                 });
             }
             _ => {
-                return Err(format!(
-                    "{}:{}: not a sim world line: `{line}`",
-                    path.display(),
-                    i + 1
-                ));
+                return Err(SimError::BadLine {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    text: line.clone(),
+                });
             }
         }
     }
@@ -77,9 +137,9 @@ pub fn read_log(path: &Path) -> Result<Vec<LogEntry>, String> {
 
 impl SimDriver {
     /// Open (or create) the world at `path` for this fleet.
-    pub fn open(fleet: Arc<Fleet>, params: SimParams, path: &Path) -> Result<SimDriver, String> {
+    pub fn open(fleet: Arc<Fleet>, params: SimParams, path: &Path) -> Result<SimDriver, SimError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(write_err(dir))?;
         }
         // a line cut short by a crash mid-write never took effect: drop it
         if let Ok(bytes) = std::fs::read(path)
@@ -90,9 +150,8 @@ impl SimDriver {
             let f = OpenOptions::new()
                 .write(true)
                 .open(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            f.set_len(keep as u64)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(write_err(path))?;
+            f.set_len(keep as u64).map_err(write_err(path))?;
         }
         let ix: HashMap<&str, HostIx> = fleet
             .hosts
@@ -103,11 +162,10 @@ impl SimDriver {
         let mut world = World::new(fleet.clone(), params);
         for e in read_log(path)? {
             let Some(&h) = ix.get(e.host.as_str()) else {
-                return Err(format!(
-                    "{}: the sim world names host `{}`, which is not in this fleet",
-                    path.display(),
-                    e.host
-                ));
+                return Err(SimError::UnknownHost {
+                    path: path.to_path_buf(),
+                    host: e.host,
+                });
             };
             match e.action.as_str() {
                 "reboot" => world.reboot(h, e.at),
@@ -118,7 +176,10 @@ impl SimDriver {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| format!("{}: cannot open the sim world: {e}", path.display()))?;
+            .map_err(|source| SimError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(SimDriver {
             world: Mutex::new(world),
             log: Mutex::new(log),
@@ -131,16 +192,12 @@ impl SimDriver {
         &self.path
     }
 
-    fn record(&self, action: &str, h: HostIx, at: i64, world: &World) -> Result<(), String> {
+    fn record(&self, action: &str, h: HostIx, at: i64, world: &World) -> Result<(), SimError> {
         let line = format!("{action} {} {at}\n", world.fleet.hosts[h as usize].id);
-        let mut f = self
-            .log
-            .lock()
-            .map_err(|_| "sim log lock poisoned".to_string())?;
+        let mut f = self.log.lock().map_err(|_| SimError::Poisoned)?;
         f.write_all(line.as_bytes())
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        f.flush()
-            .map_err(|e| format!("{}: {e}", self.path.display()))
+            .map_err(write_err(&self.path))?;
+        f.flush().map_err(write_err(&self.path))
     }
 
     fn run(&self, cmd: &Command, now: i64) -> Event {
@@ -151,12 +208,12 @@ impl SimDriver {
         match *cmd {
             Command::Reboot { host, .. } if world.boot_id(host, now).is_some() => {
                 if let Err(e) = self.record("reboot", host, now, &world) {
-                    return Event::failed(cmd, e);
+                    return Event::failed(cmd, e.to_string());
                 }
             }
             Command::Replace { host } => {
                 if let Err(e) = self.record("replace", host, now, &world) {
-                    return Event::failed(cmd, e);
+                    return Event::failed(cmd, e.to_string());
                 }
             }
             _ => {}
@@ -249,13 +306,13 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            e.contains("nosuchhost") && e.contains("not in this fleet"),
+            e.to_string().contains("nosuchhost") && e.to_string().contains("not in this fleet"),
             "{e}"
         );
         std::fs::write(&path, "hello world\nreboot x 1\n").unwrap();
         let e = SimDriver::open(fleet, SimParams::default(), &path)
             .err()
             .unwrap();
-        assert!(e.contains("world.log:1"), "{e}");
+        assert!(e.to_string().contains("world.log:1"), "{e}");
     }
 }

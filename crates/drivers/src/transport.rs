@@ -61,6 +61,38 @@ impl std::fmt::Display for RunError {
     }
 }
 
+impl std::error::Error for RunError {}
+
+/// Why an SSH login failed (the connection was made).
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("cannot load the key {}: {source}", .path.display())]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: russh::keys::Error,
+    },
+    #[error("login failed: {0}")]
+    Publickey(#[source] russh::Error),
+    #[error("ssh.agent = true but SSH_AUTH_SOCK is not set (or set ssh.agent_socket)")]
+    NoAgentSocket,
+    #[error("cannot reach the SSH agent at {}: {source}", .socket.display())]
+    Agent {
+        socket: PathBuf,
+        #[source]
+        source: russh::keys::Error,
+    },
+    #[error("the SSH agent did not list its keys: {0}")]
+    AgentKeys(#[source] russh::keys::Error),
+    #[error("login with the agent failed: {0}")]
+    AgentLogin(#[source] russh::AgentAuthError),
+    #[error("no key to log in with: set ssh.identity or ssh.agent = true")]
+    NoKey,
+    /// Every key was offered and refused.
+    #[error("{user} refused: tried {}", .tried.join(", "))]
+    Refused { user: String, tried: Vec<String> },
+}
+
 /// The identity of a host for a transport.
 #[derive(Debug, Clone)]
 pub struct HostRef {
@@ -283,7 +315,7 @@ impl SshTransport {
         &self,
         h: &mut client::Handle<Checker>,
         t: &SshTarget,
-    ) -> Result<(), String> {
+    ) -> Result<(), LoginError> {
         let mut tried = Vec::new();
         let keys: Vec<PathBuf> = match &t.identity {
             Some(p) => vec![p.clone()],
@@ -299,7 +331,7 @@ impl SshTransport {
                     PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash),
                 )
                 .await
-                .map_err(|e| format!("login failed: {e}"))?;
+                .map_err(LoginError::Publickey)?;
             if r.success() {
                 return Ok(());
             }
@@ -308,17 +340,20 @@ impl SshTransport {
         if self.settings.agent {
             let sock = match &self.settings.agent_socket {
                 Some(p) => p.clone(),
-                None => std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from).ok_or(
-                    "ssh.agent = true but SSH_AUTH_SOCK is not set (or set ssh.agent_socket)",
-                )?,
+                None => std::env::var_os("SSH_AUTH_SOCK")
+                    .map(PathBuf::from)
+                    .ok_or(LoginError::NoAgentSocket)?,
             };
             let mut agent = russh::keys::agent::client::AgentClient::connect_uds(&sock)
                 .await
-                .map_err(|e| format!("cannot reach the SSH agent at {}: {e}", sock.display()))?;
+                .map_err(|source| LoginError::Agent {
+                    socket: sock.clone(),
+                    source,
+                })?;
             let ids = agent
                 .request_identities()
                 .await
-                .map_err(|e| format!("the SSH agent did not list its keys: {e}"))?;
+                .map_err(LoginError::AgentKeys)?;
             for id in ids {
                 let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = id else {
                     continue;
@@ -326,7 +361,7 @@ impl SshTransport {
                 let r = h
                     .authenticate_publickey_with(&t.user, key, rsa_hash, &mut agent)
                     .await
-                    .map_err(|e| format!("login with the agent failed: {e}"))?;
+                    .map_err(LoginError::AgentLogin)?;
                 if r.success() {
                     return Ok(());
                 }
@@ -337,9 +372,12 @@ impl SshTransport {
             }
         }
         if tried.is_empty() {
-            return Err("no key to log in with: set ssh.identity or ssh.agent = true".into());
+            return Err(LoginError::NoKey);
         }
-        Err(format!("{} refused: tried {}", t.user, tried.join(", ")))
+        Err(LoginError::Refused {
+            user: t.user.clone(),
+            tried,
+        })
     }
 
     async fn exec(&self, host: &HostRef, command: &str) -> Result<CmdOutput, RunError> {
@@ -368,9 +406,11 @@ impl SshTransport {
     }
 }
 
-fn load_key(path: &Path) -> Result<russh::keys::PrivateKey, String> {
-    russh::keys::load_secret_key(path, None)
-        .map_err(|e| format!("cannot load the key {}: {e}", path.display()))
+fn load_key(path: &Path) -> Result<russh::keys::PrivateKey, LoginError> {
+    russh::keys::load_secret_key(path, None).map_err(|source| LoginError::Key {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl Transport for SshTransport {

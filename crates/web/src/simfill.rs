@@ -83,7 +83,8 @@ pub async fn run_text(
         opts.sim.clone(),
         run.params.world.clone().unwrap_or_default(),
     );
-    let driver: Arc<dyn Driver> = Arc::new(SimDriver::open(run.fleet.clone(), sim, &world)?);
+    let driver: Arc<dyn Driver> =
+        Arc::new(SimDriver::open(run.fleet.clone(), sim, &world).map_err(|e| e.to_string())?);
     let engine = Engine::new(run.fleet.clone(), &plan, EngineConfig::default());
     let cfg = RuntimeConfig {
         handle_ctrl_c: false,

@@ -19,6 +19,7 @@
 //! and the gates (cheap, and no special path through the engine).
 
 use super::RemoteDriver;
+use crate::error::{DriverError, unhealthy};
 use crate::transport::{HostRef, shell_quote, truncate};
 use rollcall_core::Action;
 
@@ -50,7 +51,7 @@ impl RemoteDriver {
     }
 
     /// The marker preflight records.
-    pub(super) async fn preflight_marker(&self, h: &HostRef) -> Result<String, String> {
+    pub(super) async fn preflight_marker(&self, h: &HostRef) -> Result<String, DriverError> {
         match self.action() {
             Action::Command {
                 check,
@@ -66,7 +67,7 @@ impl RemoteDriver {
     }
 
     /// The action's marker now (what a probe reads).
-    pub(super) async fn marker(&self, h: &HostRef) -> Result<String, String> {
+    pub(super) async fn marker(&self, h: &HostRef) -> Result<String, DriverError> {
         match self.action() {
             Action::Reboot
             | Action::Command {
@@ -82,7 +83,11 @@ impl RemoteDriver {
     }
 
     /// Carry out the action; `before` is the marker preflight recorded.
-    pub(super) async fn send(&self, hx: rollcall_core::HostIx, before: &str) -> Result<(), String> {
+    pub(super) async fn send(
+        &self,
+        hx: rollcall_core::HostIx,
+        before: &str,
+    ) -> Result<(), DriverError> {
         let h = self.host(hx);
         match self.action() {
             Action::Reboot => self.reboot(&h, before).await,
@@ -110,46 +115,58 @@ impl RemoteDriver {
             Action::Command { check, .. } => match self.applied(h, check).await {
                 Ok(true) => Vec::new(),
                 Ok(false) => vec![format!("the patch is not applied (`{check}` fails)")],
-                Err(e) => vec![e],
+                Err(e) => vec![e.to_string()],
             },
         }
     }
 
     /// `check` exit 0: applied; another exit status: not applied; no status: an error.
-    async fn applied(&self, h: &HostRef, check: &str) -> Result<bool, String> {
+    async fn applied(&self, h: &HostRef, check: &str) -> Result<bool, DriverError> {
         let o = self
             .run(h, check)
             .await
-            .map_err(|e| format!("check `{check}`: {e}"))?;
+            .map_err(|source| DriverError::CheckRun {
+                check: check.to_string(),
+                source,
+            })?;
         match o.status {
             Some(0) => Ok(true),
             Some(_) => Ok(false),
-            None => Err(format!("check `{check}`: {}", o.describe())),
+            None => Err(DriverError::CheckExit {
+                check: check.to_string(),
+                outcome: o.describe(),
+            }),
         }
     }
 
     /// Run the patch unless the check says it is applied; afterwards the check must pass.
-    async fn patch(&self, h: &HostRef, command: &str, check: &str) -> Result<(), String> {
+    async fn patch(&self, h: &HostRef, command: &str, check: &str) -> Result<(), DriverError> {
         if self.applied(h, check).await? {
             return Ok(());
         }
         let o = self
             .run(h, command)
             .await
-            .map_err(|e| format!("`{command}`: {e}"))?;
+            .map_err(|source| DriverError::Run {
+                command: command.to_string(),
+                source,
+            })?;
         if !o.ok() {
-            return Err(format!("`{command}`: {}", o.describe()));
+            return Err(DriverError::Exit {
+                command: command.to_string(),
+                outcome: o.describe(),
+            });
         }
         match self.applied(h, check).await? {
             true => Ok(()),
-            false => Err(format!(
+            false => Err(unhealthy(format!(
                 "`{command}` succeeded but the check `{check}` still fails"
-            )),
+            ))),
         }
     }
 
     /// `svc=id,...` for the services, in order; an error if one is not running.
-    async fn service_ids(&self, h: &HostRef, services: &[String]) -> Result<String, String> {
+    async fn service_ids(&self, h: &HostRef, services: &[String]) -> Result<String, DriverError> {
         let mut ids = Vec::with_capacity(services.len());
         for s in services {
             let cmd = self
@@ -157,18 +174,21 @@ impl RemoteDriver {
                 .remote
                 .service_id_command
                 .replace("{service}", &shell_quote(s));
-            let o = self
-                .run(h, &cmd)
-                .await
-                .map_err(|e| format!("`{cmd}`: {e}"))?;
+            let o = self.run(h, &cmd).await.map_err(|source| DriverError::Run {
+                command: cmd.clone(),
+                source,
+            })?;
             if !o.ok() {
-                return Err(format!("`{cmd}`: {}", o.describe()));
+                return Err(DriverError::Exit {
+                    command: cmd,
+                    outcome: o.describe(),
+                });
             }
             let id = parse_service_id(&o.stdout).ok_or_else(|| {
-                format!(
+                unhealthy(format!(
                     "service {s} is not running (`{cmd}` printed `{}`)",
                     truncate(o.stdout.trim(), 80)
-                )
+                ))
             })?;
             ids.push(format!("{s}={id}"));
         }
@@ -177,7 +197,12 @@ impl RemoteDriver {
 
     /// Restart each service still on the run id recorded at preflight (a service already
     /// on a new id was restarted, maybe before a crash, and is not restarted again).
-    async fn restart(&self, h: &HostRef, services: &[String], before: &str) -> Result<(), String> {
+    async fn restart(
+        &self,
+        h: &HostRef,
+        services: &[String],
+        before: &str,
+    ) -> Result<(), DriverError> {
         let now = self.service_ids(h, services).await?;
         let old = parse_restart_marker(before).unwrap_or_default();
         for (s, id) in parse_restart_marker(&now).unwrap_or_default() {
@@ -192,8 +217,13 @@ impl RemoteDriver {
                 .replace("{service}", &shell_quote(s));
             match self.run(h, &cmd).await {
                 Ok(o) if o.ok() => {}
-                Ok(o) => return Err(format!("`{cmd}`: {}", o.describe())),
-                Err(e) => return Err(format!("`{cmd}`: {e}")),
+                Ok(o) => return Err(DriverError::exited(cmd, &o)),
+                Err(source) => {
+                    return Err(DriverError::Run {
+                        command: cmd,
+                        source,
+                    });
+                }
             }
         }
         Ok(())
