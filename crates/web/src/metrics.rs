@@ -41,6 +41,19 @@ struct StateL {
 
 pub fn encode(v: &View, version: u64) -> String {
     let mut reg = Registry::with_prefix("rollcall");
+    register_work(&mut reg, v);
+    register_run(&mut reg, v);
+    register_components(&mut reg, v);
+    let ver = Gauge::<i64>::default();
+    ver.set(version as i64);
+    reg.register("web_view_version", "Version of the status view served", ver);
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+    out
+}
+
+/// Hosts by phase, reboots, gate checks, notices.
+fn register_work(reg: &mut Registry, v: &View) {
     let hosts = Family::<PhaseL, Gauge>::default();
     for (p, n) in &v.phases {
         hosts
@@ -83,6 +96,10 @@ pub fn encode(v: &View, version: u64) -> String {
         "Notices created through the admin API",
         admin,
     );
+}
+
+/// The run: hosts, progress, state, clock.
+fn register_run(reg: &mut Registry, v: &View) {
     let total = Gauge::<i64>::default();
     total.set(v.hosts_total as i64);
     reg.register("run_hosts", "Hosts in the run's plan", total);
@@ -110,6 +127,10 @@ pub fn encode(v: &View, version: u64) -> String {
     let clock = Gauge::<i64>::default();
     clock.set(v.now);
     reg.register("run_clock_seconds", "The run clock (Unix seconds)", clock);
+}
+
+/// Clusters and regions by component status.
+fn register_components(reg: &mut Registry, v: &View) {
     let comps = Family::<StatusL, Gauge>::default();
     let regions = Family::<RegionStatusL, Gauge>::default();
     for s in Status::ALL {
@@ -135,12 +156,6 @@ pub fn encode(v: &View, version: u64) -> String {
         "1 for each region's component status",
         regions,
     );
-    let ver = Gauge::<i64>::default();
-    ver.set(version as i64);
-    reg.register("web_view_version", "Version of the status view served", ver);
-    let mut out = String::new();
-    let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
-    out
 }
 
 /// The cached metrics text with the notify outbox's delivery counts added before `# EOF`:
