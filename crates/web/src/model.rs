@@ -406,6 +406,373 @@ fn notice_kind_name(k: NoticeKind) -> &'static str {
     }
 }
 
+/// Each cluster's view, and the clusters of each region (a cluster belongs to the region
+/// of most of its members).
+fn cluster_views(t: &Tracker) -> (Vec<ClusterView>, Vec<Vec<usize>>) {
+    let f = &*t.fleet;
+    let mut clusters = Vec::with_capacity(f.clusters.len());
+    let mut region_clusters: Vec<Vec<usize>> = vec![Vec::new(); f.regions.len()];
+    for (ci, c) in f.clusters.iter().enumerate() {
+        let n = c.members.len();
+        let out = c.members.iter().filter(|&&h| t.out(h)).count();
+        let missing = c
+            .members
+            .iter()
+            .filter(|&&h| matches!(t.phase[h as usize], Phase::Missing | Phase::Failed))
+            .count();
+        let budget = t.plan.limits.get(ci).map(|l| l.nodes).unwrap_or(0);
+        let status = if n > 0 && out == n {
+            Status::MajorOutage
+        } else if out as u32 > budget {
+            Status::PartialOutage
+        } else if missing > 0 {
+            Status::DegradedPerformance
+        } else if out > 0 {
+            Status::UnderMaintenance
+        } else {
+            Status::Operational
+        };
+        // a cluster belongs to the region of most of its members
+        let mut count: HashMap<u32, usize> = HashMap::new();
+        for &h in &c.members {
+            *count.entry(f.hosts[h as usize].region).or_default() += 1;
+        }
+        let region = count
+            .into_iter()
+            .max_by_key(|&(r, n)| (n, std::cmp::Reverse(r)))
+            .map(|(r, _)| r)
+            .unwrap_or(0);
+        if let Some(rc) = region_clusters.get_mut(region as usize) {
+            rc.push(ci);
+        }
+        clusters.push(ClusterView {
+            id: c.id.clone(),
+            kind: c.kind.name(),
+            tenant: c.tenant.clone(),
+            region: f.regions.get(region as usize).cloned().unwrap_or_default(),
+            status,
+            members: n,
+            out,
+            missing,
+            budget,
+            hosts: c
+                .members
+                .iter()
+                .map(|&h| f.hosts[h as usize].id.clone())
+                .collect(),
+            updated_at: c
+                .members
+                .iter()
+                .map(|&h| t.host_changed[h as usize])
+                .max()
+                .unwrap_or(0),
+        });
+    }
+    (clusters, region_clusters)
+}
+
+fn region_views(
+    t: &Tracker,
+    clusters: &[ClusterView],
+    region_clusters: &[Vec<usize>],
+) -> Vec<RegionView> {
+    let f = &*t.fleet;
+    let mut regions = Vec::new();
+    for (ri, name) in f.regions.iter().enumerate() {
+        let hosts = &t.region_hosts[ri];
+        let out = hosts.iter().filter(|&&h| t.out(h)).count();
+        let missing = hosts
+            .iter()
+            .filter(|&&h| matches!(t.phase[h as usize], Phase::Missing | Phase::Failed))
+            .count();
+        let done = hosts
+            .iter()
+            .filter(|&&h| t.phase[h as usize].is_final())
+            .count();
+        let (started, completed, _) = t.region_times[ri];
+        let worst = region_clusters[ri]
+            .iter()
+            .map(|&c| clusters[c].status)
+            .max()
+            .unwrap_or(Status::Operational);
+        let status = if !hosts.is_empty() && out == hosts.len() {
+            Status::MajorOutage
+        } else if worst >= Status::PartialOutage {
+            Status::PartialOutage
+        } else if missing > 0 {
+            Status::DegradedPerformance
+        } else if out > 0 || (started.is_some() && completed.is_none()) {
+            Status::UnderMaintenance
+        } else {
+            Status::Operational
+        };
+        regions.push(RegionView {
+            name: name.clone(),
+            status,
+            hosts: hosts.len(),
+            done,
+            out,
+            missing,
+            updated_at: hosts
+                .iter()
+                .map(|&h| t.host_changed[h as usize])
+                .max()
+                .unwrap_or(0),
+            clusters: region_clusters[ri].clone(),
+        });
+    }
+    regions
+}
+
+/// One maintenance per region of the run, its window predicted from the plan and the run.
+fn engine_maintenances(t: &Tracker, now: i64, ical: &IcalSeq) -> Vec<MaintView> {
+    let f = &*t.fleet;
+    let mut maintenances = Vec::new();
+    for rp in &t.plan.regions {
+        let (Some(ps), Some(pe)) = (rp.start, rp.end) else {
+            continue;
+        };
+        let ri = rp.region as usize;
+        let (started, completed, announced) = t.region_times[ri];
+        let status = if completed.is_some() {
+            MaintStatus::Completed
+        } else if started.is_some() {
+            MaintStatus::InProgress
+        } else {
+            MaintStatus::Scheduled
+        };
+        // predicted window: the plan's; once started, moved by the actual start; a
+        // late start or a late end moves it in steps of 15 minutes (each move is a
+        // reschedule: the iCalendar SEQUENCE goes up)
+        const STEP: i64 = 900;
+        let late = |by: i64| {
+            if by > 0 {
+                (by + STEP - 1) / STEP * STEP
+            } else {
+                0
+            }
+        };
+        let (start, mut end) = match (started, completed) {
+            (Some(s), Some(c)) => (s, c),
+            (Some(s), None) => (s, pe + (s - ps)),
+            _ => {
+                let shift = late(now - ps);
+                (ps + shift, pe + shift)
+            }
+        };
+        if completed.is_none() && end < now {
+            end += late(now - end);
+        }
+        let id = format!("{}.{}", t.run.id, f.regions[ri]);
+        let seq = ical.get(&id).map(|x| x.3).unwrap_or(0);
+        maintenances.push(MaintView {
+            name: format!("{} in {}", f.maintenance.name, f.regions[ri]),
+            body: format!(
+                "Rolling {} {} {} servers in {} ({}). Clusters stay available: members are {} a few at a time, within each cluster's budget.",
+                f.maintenance.action.noun(),
+                if matches!(f.maintenance.action, Action::Restart { .. }) { "on" } else { "of" },
+                rp.hosts,
+                f.regions[ri],
+                f.maintenance.action.keyword(),
+                f.maintenance.action.past(),
+            ),
+            region: Some(f.regions[ri].clone()),
+            tenant: None,
+            status,
+            scheduled_for: start,
+            scheduled_until: end.max(start),
+            announced_at: announced,
+            started_at: started,
+            completed_at: completed,
+            created_at: t.plan.announce_at,
+            updated_at: [announced, started, completed]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(t.plan.announce_at),
+            sequence: seq,
+            source: "engine",
+            id,
+        });
+    }
+    maintenances
+}
+
+/// A maintenance created through the admin API.
+fn admin_maintenance(m: &AdminMaintenance, now: i64) -> MaintView {
+    let status = match m.state.as_str() {
+        "cancelled" => MaintStatus::Cancelled,
+        "completed" => MaintStatus::Completed,
+        _ if now >= m.ends_at => MaintStatus::Completed,
+        _ if now >= m.starts_at => MaintStatus::InProgress,
+        _ => MaintStatus::Scheduled,
+    };
+    MaintView {
+        id: m.id.clone(),
+        name: m.title.clone(),
+        body: m.body.clone(),
+        region: m.region.clone(),
+        tenant: m.tenant.clone(),
+        status,
+        scheduled_for: m.starts_at,
+        scheduled_until: m.ends_at,
+        announced_at: Some(m.created_at),
+        started_at: (status != MaintStatus::Scheduled && status != MaintStatus::Cancelled)
+            .then_some(m.starts_at),
+        completed_at: (status == MaintStatus::Completed).then_some(m.ends_at.min(now)),
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        sequence: m.sequence,
+        source: "admin",
+    }
+}
+
+/// What the engine's notices counted, by kind.
+type ByKind = HashMap<&'static str, u64>;
+
+/// The public title and body of an engine notice in `region` (`on_host`: about one server).
+fn notice_text(
+    f: &Fleet,
+    n: &rollcall_core::engine::Notice,
+    region: &str,
+    on_host: bool,
+) -> (String, String) {
+    let m = &f.maintenance.name;
+    let (noun, plural) = (f.maintenance.action.noun(), f.maintenance.action.plural());
+    match (n.kind, on_host) {
+        (NoticeKind::Scheduled, _) => (
+            format!("Maintenance {m} scheduled in {region}"),
+            n.text.clone(),
+        ),
+        (NoticeKind::Started, _) => (
+            format!("Maintenance {m} started in {region}"),
+            n.text.clone(),
+        ),
+        (NoticeKind::Completed, _) => (
+            format!("Maintenance {m} completed in {region}"),
+            n.text.clone(),
+        ),
+        (NoticeKind::HostMissing, _) => (
+            format!("A server in {region} did not come back"),
+            format!(
+                "A server in {region} did not come back in time after its {noun}. Its clusters keep running on their other members; we are watching it."
+            ),
+        ),
+        (NoticeKind::HostReturned, _) => (
+            format!("A server in {region} is back"),
+            format!("A server in {region} that had not come back after its {noun} is back."),
+        ),
+        (NoticeKind::HostReplaced, _) => (
+            format!("A server in {region} was replaced"),
+            format!("A server in {region} that did not come back was replaced."),
+        ),
+        (NoticeKind::Escalation, true) => (
+            format!("Maintenance in {region} is waiting for an operator"),
+            format!(
+                "A server in {region} needs an operator; new {plural} wait until it is looked at."
+            ),
+        ),
+        (NoticeKind::Escalation, false) => (
+            format!("Maintenance in {region} is waiting for an operator"),
+            n.text.clone(),
+        ),
+    }
+}
+
+/// The engine's notices as updates, the incidents of hosts that did not return, and the
+/// count of notices by kind.
+fn notice_updates(t: &Tracker) -> (Vec<UpdateView>, Vec<IncidentView>, ByKind) {
+    let f = &*t.fleet;
+    let mut updates = Vec::new();
+    let mut incidents: Vec<IncidentView> = Vec::new();
+    let mut by_kind: HashMap<&'static str, u64> = HashMap::new();
+    for (seq, n) in &t.notices {
+        *by_kind.entry(notice_kind_name(n.kind)).or_default() += 1;
+        let region = f
+            .regions
+            .get(n.region as usize)
+            .cloned()
+            .unwrap_or_default();
+        let host = n.host.and_then(|h| f.hosts.get(h as usize));
+        let (hclusters, htenants): (Vec<String>, Vec<String>) = match host {
+            Some(h) => {
+                let cl: Vec<String> = h
+                    .clusters
+                    .iter()
+                    .map(|&c| f.clusters[c as usize].id.clone())
+                    .collect();
+                let tn: BTreeSet<String> = h
+                    .clusters
+                    .iter()
+                    .filter_map(|&c| f.clusters[c as usize].tenant.clone())
+                    .collect();
+                (cl, tn.into_iter().collect())
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let (title, body) = notice_text(f, n, &region, host.is_some());
+        let private_body = host.map(|_| {
+            format!(
+                "{} (cluster{}: {})",
+                n.text,
+                if hclusters.len() == 1 { "" } else { "s" },
+                hclusters.join(", ")
+            )
+        });
+        let id = format!("{}.{}", t.run.id, seq);
+        if let (NoticeKind::HostMissing, Some(h)) = (n.kind, host) {
+            incidents.push(IncidentView {
+                id: id.clone(),
+                region: region.clone(),
+                host: h.id.clone(),
+                clusters: hclusters.clone(),
+                tenants: htenants.clone(),
+                created_at: n.at,
+                resolved_at: None,
+                updates: vec![id.clone()],
+            });
+        }
+        if let (NoticeKind::HostReturned | NoticeKind::HostReplaced, Some(h)) = (n.kind, host)
+            && let Some(inc) = incidents
+                .iter_mut()
+                .rev()
+                .find(|i| i.host == h.id && i.resolved_at.is_none())
+        {
+            inc.resolved_at = Some(n.at);
+            inc.updates.push(id.clone());
+        }
+        updates.push(UpdateView {
+            id,
+            at: n.at,
+            kind: notice_kind_name(n.kind).to_string(),
+            region: Some(region),
+            title,
+            body,
+            private_body,
+            tenants: htenants,
+            only_tenant: None,
+            clusters: hclusters,
+        });
+    }
+    (updates, incidents, by_kind)
+}
+
+/// A notice created through the admin API.
+fn admin_update(a: &AdminNotice) -> UpdateView {
+    UpdateView {
+        id: a.id.clone(),
+        at: a.at,
+        kind: "notice".into(),
+        region: a.region.clone(),
+        title: a.title.clone(),
+        body: a.body.clone(),
+        private_body: None,
+        tenants: a.tenant.iter().cloned().collect(),
+        only_tenant: a.tenant.clone(),
+        clusters: Vec::new(),
+    }
+}
+
 impl View {
     /// An empty view: no run in the journal yet.
     pub fn empty(now: i64) -> View {
@@ -445,333 +812,14 @@ impl View {
         ical: &IcalSeq,
     ) -> View {
         let f = &*t.fleet;
-        // clusters
-        let mut clusters = Vec::with_capacity(f.clusters.len());
-        let mut region_clusters: Vec<Vec<usize>> = vec![Vec::new(); f.regions.len()];
-        for (ci, c) in f.clusters.iter().enumerate() {
-            let n = c.members.len();
-            let out = c.members.iter().filter(|&&h| t.out(h)).count();
-            let missing = c
-                .members
-                .iter()
-                .filter(|&&h| matches!(t.phase[h as usize], Phase::Missing | Phase::Failed))
-                .count();
-            let budget = t.plan.limits.get(ci).map(|l| l.nodes).unwrap_or(0);
-            let status = if n > 0 && out == n {
-                Status::MajorOutage
-            } else if out as u32 > budget {
-                Status::PartialOutage
-            } else if missing > 0 {
-                Status::DegradedPerformance
-            } else if out > 0 {
-                Status::UnderMaintenance
-            } else {
-                Status::Operational
-            };
-            // a cluster belongs to the region of most of its members
-            let mut count: HashMap<u32, usize> = HashMap::new();
-            for &h in &c.members {
-                *count.entry(f.hosts[h as usize].region).or_default() += 1;
-            }
-            let region = count
-                .into_iter()
-                .max_by_key(|&(r, n)| (n, std::cmp::Reverse(r)))
-                .map(|(r, _)| r)
-                .unwrap_or(0);
-            if let Some(rc) = region_clusters.get_mut(region as usize) {
-                rc.push(ci);
-            }
-            clusters.push(ClusterView {
-                id: c.id.clone(),
-                kind: c.kind.name(),
-                tenant: c.tenant.clone(),
-                region: f.regions.get(region as usize).cloned().unwrap_or_default(),
-                status,
-                members: n,
-                out,
-                missing,
-                budget,
-                hosts: c
-                    .members
-                    .iter()
-                    .map(|&h| f.hosts[h as usize].id.clone())
-                    .collect(),
-                updated_at: c
-                    .members
-                    .iter()
-                    .map(|&h| t.host_changed[h as usize])
-                    .max()
-                    .unwrap_or(0),
-            });
-        }
-        // regions
-        let mut regions = Vec::new();
-        for (ri, name) in f.regions.iter().enumerate() {
-            let hosts = &t.region_hosts[ri];
-            let out = hosts.iter().filter(|&&h| t.out(h)).count();
-            let missing = hosts
-                .iter()
-                .filter(|&&h| matches!(t.phase[h as usize], Phase::Missing | Phase::Failed))
-                .count();
-            let done = hosts
-                .iter()
-                .filter(|&&h| t.phase[h as usize].is_final())
-                .count();
-            let (started, completed, _) = t.region_times[ri];
-            let worst = region_clusters[ri]
-                .iter()
-                .map(|&c| clusters[c].status)
-                .max()
-                .unwrap_or(Status::Operational);
-            let status = if !hosts.is_empty() && out == hosts.len() {
-                Status::MajorOutage
-            } else if worst >= Status::PartialOutage {
-                Status::PartialOutage
-            } else if missing > 0 {
-                Status::DegradedPerformance
-            } else if out > 0 || (started.is_some() && completed.is_none()) {
-                Status::UnderMaintenance
-            } else {
-                Status::Operational
-            };
-            regions.push(RegionView {
-                name: name.clone(),
-                status,
-                hosts: hosts.len(),
-                done,
-                out,
-                missing,
-                updated_at: hosts
-                    .iter()
-                    .map(|&h| t.host_changed[h as usize])
-                    .max()
-                    .unwrap_or(0),
-                clusters: region_clusters[ri].clone(),
-            });
-        }
+        let (clusters, region_clusters) = cluster_views(t);
+        let regions = region_views(t, &clusters, &region_clusters);
         // maintenances: one per region of the run, then the admin ones
-        let mut maintenances = Vec::new();
-        for rp in &t.plan.regions {
-            let (Some(ps), Some(pe)) = (rp.start, rp.end) else {
-                continue;
-            };
-            let ri = rp.region as usize;
-            let (started, completed, announced) = t.region_times[ri];
-            let status = if completed.is_some() {
-                MaintStatus::Completed
-            } else if started.is_some() {
-                MaintStatus::InProgress
-            } else {
-                MaintStatus::Scheduled
-            };
-            // predicted window: the plan's; once started, moved by the actual start; a
-            // late start or a late end moves it in steps of 15 minutes (each move is a
-            // reschedule: the iCalendar SEQUENCE goes up)
-            const STEP: i64 = 900;
-            let late = |by: i64| {
-                if by > 0 {
-                    (by + STEP - 1) / STEP * STEP
-                } else {
-                    0
-                }
-            };
-            let (start, mut end) = match (started, completed) {
-                (Some(s), Some(c)) => (s, c),
-                (Some(s), None) => (s, pe + (s - ps)),
-                _ => {
-                    let shift = late(now - ps);
-                    (ps + shift, pe + shift)
-                }
-            };
-            if completed.is_none() && end < now {
-                end += late(now - end);
-            }
-            let id = format!("{}.{}", t.run.id, f.regions[ri]);
-            let seq = ical.get(&id).map(|x| x.3).unwrap_or(0);
-            maintenances.push(MaintView {
-                name: format!("{} in {}", f.maintenance.name, f.regions[ri]),
-                body: format!(
-                    "Rolling {} {} {} servers in {} ({}). Clusters stay available: members are {} a few at a time, within each cluster's budget.",
-                    f.maintenance.action.noun(),
-                    if matches!(f.maintenance.action, Action::Restart { .. }) { "on" } else { "of" },
-                    rp.hosts,
-                    f.regions[ri],
-                    f.maintenance.action.keyword(),
-                    f.maintenance.action.past(),
-                ),
-                region: Some(f.regions[ri].clone()),
-                tenant: None,
-                status,
-                scheduled_for: start,
-                scheduled_until: end.max(start),
-                announced_at: announced,
-                started_at: started,
-                completed_at: completed,
-                created_at: t.plan.announce_at,
-                updated_at: [announced, started, completed]
-                    .into_iter()
-                    .flatten()
-                    .max()
-                    .unwrap_or(t.plan.announce_at),
-                sequence: seq,
-                source: "engine",
-                id,
-            });
-        }
-        for m in maints {
-            let status = match m.state.as_str() {
-                "cancelled" => MaintStatus::Cancelled,
-                "completed" => MaintStatus::Completed,
-                _ if now >= m.ends_at => MaintStatus::Completed,
-                _ if now >= m.starts_at => MaintStatus::InProgress,
-                _ => MaintStatus::Scheduled,
-            };
-            maintenances.push(MaintView {
-                id: m.id.clone(),
-                name: m.title.clone(),
-                body: m.body.clone(),
-                region: m.region.clone(),
-                tenant: m.tenant.clone(),
-                status,
-                scheduled_for: m.starts_at,
-                scheduled_until: m.ends_at,
-                announced_at: Some(m.created_at),
-                started_at: (status != MaintStatus::Scheduled && status != MaintStatus::Cancelled)
-                    .then_some(m.starts_at),
-                completed_at: (status == MaintStatus::Completed).then_some(m.ends_at.min(now)),
-                created_at: m.created_at,
-                updated_at: m.updated_at,
-                sequence: m.sequence,
-                source: "admin",
-            });
-        }
+        let mut maintenances = engine_maintenances(t, now, ical);
+        maintenances.extend(maints.iter().map(|m| admin_maintenance(m, now)));
         // updates: engine notices and admin notices, newest first
-        let mut updates = Vec::new();
-        let mut incidents: Vec<IncidentView> = Vec::new();
-        let mut by_kind: HashMap<&'static str, u64> = HashMap::new();
-        for (seq, n) in &t.notices {
-            *by_kind.entry(notice_kind_name(n.kind)).or_default() += 1;
-            let region = f
-                .regions
-                .get(n.region as usize)
-                .cloned()
-                .unwrap_or_default();
-            let host = n.host.and_then(|h| f.hosts.get(h as usize));
-            let (hclusters, htenants): (Vec<String>, Vec<String>) = match host {
-                Some(h) => {
-                    let cl: Vec<String> = h
-                        .clusters
-                        .iter()
-                        .map(|&c| f.clusters[c as usize].id.clone())
-                        .collect();
-                    let tn: BTreeSet<String> = h
-                        .clusters
-                        .iter()
-                        .filter_map(|&c| f.clusters[c as usize].tenant.clone())
-                        .collect();
-                    (cl, tn.into_iter().collect())
-                }
-                None => (Vec::new(), Vec::new()),
-            };
-            let m = &f.maintenance.name;
-            let (noun, plural) = (f.maintenance.action.noun(), f.maintenance.action.plural());
-            let (title, body) = match (n.kind, host.is_some()) {
-                (NoticeKind::Scheduled, _) => (
-                    format!("Maintenance {m} scheduled in {region}"),
-                    n.text.clone(),
-                ),
-                (NoticeKind::Started, _) => (
-                    format!("Maintenance {m} started in {region}"),
-                    n.text.clone(),
-                ),
-                (NoticeKind::Completed, _) => (
-                    format!("Maintenance {m} completed in {region}"),
-                    n.text.clone(),
-                ),
-                (NoticeKind::HostMissing, _) => (
-                    format!("A server in {region} did not come back"),
-                    format!(
-                        "A server in {region} did not come back in time after its {noun}. Its clusters keep running on their other members; we are watching it."
-                    ),
-                ),
-                (NoticeKind::HostReturned, _) => (
-                    format!("A server in {region} is back"),
-                    format!(
-                        "A server in {region} that had not come back after its {noun} is back."
-                    ),
-                ),
-                (NoticeKind::HostReplaced, _) => (
-                    format!("A server in {region} was replaced"),
-                    format!("A server in {region} that did not come back was replaced."),
-                ),
-                (NoticeKind::Escalation, true) => (
-                    format!("Maintenance in {region} is waiting for an operator"),
-                    format!(
-                        "A server in {region} needs an operator; new {plural} wait until it is looked at."
-                    ),
-                ),
-                (NoticeKind::Escalation, false) => (
-                    format!("Maintenance in {region} is waiting for an operator"),
-                    n.text.clone(),
-                ),
-            };
-            let private_body = host.map(|_| {
-                format!(
-                    "{} (cluster{}: {})",
-                    n.text,
-                    if hclusters.len() == 1 { "" } else { "s" },
-                    hclusters.join(", ")
-                )
-            });
-            let id = format!("{}.{}", t.run.id, seq);
-            if let (NoticeKind::HostMissing, Some(h)) = (n.kind, host) {
-                incidents.push(IncidentView {
-                    id: id.clone(),
-                    region: region.clone(),
-                    host: h.id.clone(),
-                    clusters: hclusters.clone(),
-                    tenants: htenants.clone(),
-                    created_at: n.at,
-                    resolved_at: None,
-                    updates: vec![id.clone()],
-                });
-            }
-            if let (NoticeKind::HostReturned | NoticeKind::HostReplaced, Some(h)) = (n.kind, host)
-                && let Some(inc) = incidents
-                    .iter_mut()
-                    .rev()
-                    .find(|i| i.host == h.id && i.resolved_at.is_none())
-            {
-                inc.resolved_at = Some(n.at);
-                inc.updates.push(id.clone());
-            }
-            updates.push(UpdateView {
-                id,
-                at: n.at,
-                kind: notice_kind_name(n.kind).to_string(),
-                region: Some(region),
-                title,
-                body,
-                private_body,
-                tenants: htenants,
-                only_tenant: None,
-                clusters: hclusters,
-            });
-        }
-        for a in notices {
-            updates.push(UpdateView {
-                id: a.id.clone(),
-                at: a.at,
-                kind: "notice".into(),
-                region: a.region.clone(),
-                title: a.title.clone(),
-                body: a.body.clone(),
-                private_body: None,
-                tenants: a.tenant.iter().cloned().collect(),
-                only_tenant: a.tenant.clone(),
-                clusters: Vec::new(),
-            });
-        }
+        let (mut updates, incidents, by_kind) = notice_updates(t);
+        updates.extend(notices.iter().map(admin_update));
         // newest first; ties: the later record first
         updates.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
         let phases: Vec<(Phase, usize)> = Phase::ALL
