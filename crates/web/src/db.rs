@@ -13,7 +13,7 @@
 //! for a secret of that entropy: there is nothing to brute-force).
 
 use crate::error::WebError;
-use crate::model::{AdminMaintenance, AdminNotice, IcalSeq};
+use crate::model::{AdminMaintenance, AdminNotice, IcalEvent, IcalSeq};
 use rollcall_store::Store;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -356,39 +356,34 @@ impl WebDb {
             .map_err(e("cannot read web_ical"))?;
         let mut m = HashMap::new();
         for r in rows {
-            m.insert(
-                r.get::<String, _>("uid"),
-                (
-                    r.get("dtstart"),
-                    r.get("dtend"),
-                    r.get("status"),
-                    r.get::<i64, _>("sequence") as u32,
-                ),
-            );
+            let event = IcalEvent {
+                start: r.get("dtstart"),
+                end: r.get("dtend"),
+                status: r.get("status"),
+                sequence: r.get::<i64, _>("sequence") as u32,
+            };
+            m.insert(r.get::<String, _>("uid"), event);
         }
         Ok(m)
     }
 
     /// Store new iCalendar windows (no revision bump: this follows the journal).
-    pub async fn set_ical(
-        &self,
-        changes: &[(String, i64, i64, String, u32)],
-    ) -> Result<(), WebError> {
+    pub async fn set_ical(&self, changes: &[(String, IcalEvent)]) -> Result<(), WebError> {
         if changes.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
-        for (uid, s, en, st, seq) in changes {
+        for (uid, ev) in changes {
             sqlx::query(
                 "INSERT INTO web_ical (uid, dtstart, dtend, status, sequence) VALUES (?, ?, ?, ?, ?)
                  ON CONFLICT (uid) DO UPDATE SET dtstart = excluded.dtstart, dtend = excluded.dtend,
                    status = excluded.status, sequence = excluded.sequence",
             )
             .bind(uid)
-            .bind(s)
-            .bind(en)
-            .bind(st)
-            .bind(*seq as i64)
+            .bind(ev.start)
+            .bind(ev.end)
+            .bind(&ev.status)
+            .bind(ev.sequence as i64)
             .execute(&mut *tx)
             .await
             .map_err(e("cannot store web_ical"))?;

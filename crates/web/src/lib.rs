@@ -262,9 +262,9 @@ impl Shared {
         let changes = view.ical_changes(&ical);
         if !changes.is_empty() {
             self.db.set_ical(&changes).await?;
-            for (uid, _, _, _, seq) in &changes {
+            for (uid, ev) in &changes {
                 if let Some(m) = view.maintenances.iter_mut().find(|m| &m.id == uid) {
-                    m.sequence = *seq;
+                    m.sequence = ev.sequence;
                 }
             }
         }

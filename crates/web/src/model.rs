@@ -392,7 +392,18 @@ pub struct View {
 }
 
 /// Sequence numbers remembered for engine maintenances (web_ical), by uid.
-pub type IcalSeq = HashMap<String, (i64, i64, String, u32)>;
+/// A published iCalendar event of an engine maintenance, as stored (`web_ical`): its
+/// window, status and SEQUENCE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcalEvent {
+    pub start: i64,
+    pub end: i64,
+    pub status: String,
+    pub sequence: u32,
+}
+
+/// The stored iCalendar events by uid.
+pub type IcalSeq = HashMap<String, IcalEvent>;
 
 fn notice_kind_name(k: NoticeKind) -> &'static str {
     match k {
@@ -564,7 +575,7 @@ fn engine_maintenances(t: &Tracker, now: i64, ical: &IcalSeq) -> Vec<MaintView> 
             end += late(now - end);
         }
         let id = format!("{}.{}", t.run.id, f.regions[ri]);
-        let seq = ical.get(&id).map(|x| x.3).unwrap_or(0);
+        let seq = ical.get(&id).map(|x| x.sequence).unwrap_or(0);
         maintenances.push(MaintView {
             name: format!("{} in {}", f.maintenance.name, f.regions[ri]),
             body: format!(
@@ -873,29 +884,31 @@ impl View {
     }
 
     /// Engine maintenances whose window or status differs from what is stored for its
-    /// iCalendar event: (uid, start, end, status, new sequence).
-    pub fn ical_changes(&self, stored: &IcalSeq) -> Vec<(String, i64, i64, String, u32)> {
+    /// iCalendar event, with the event to store (SEQUENCE up by one; 0 for a new one).
+    pub fn ical_changes(&self, stored: &IcalSeq) -> Vec<(String, IcalEvent)> {
         self.maintenances
             .iter()
             .filter(|m| m.source == "engine")
             .filter_map(|m| {
-                let st = ical_status(m.status).to_string();
-                match stored.get(&m.id) {
-                    Some((s, e, status, seq))
-                        if *s == m.scheduled_for && *e == m.scheduled_until && *status == st =>
+                let now = IcalEvent {
+                    start: m.scheduled_for,
+                    end: m.scheduled_until,
+                    status: ical_status(m.status).to_string(),
+                    sequence: 0,
+                };
+                let sequence = match stored.get(&m.id) {
+                    Some(old)
+                        if IcalEvent {
+                            sequence: old.sequence,
+                            ..now.clone()
+                        } == *old =>
                     {
-                        let _ = seq;
-                        None
+                        return None;
                     }
-                    Some((_, _, _, seq)) => Some((
-                        m.id.clone(),
-                        m.scheduled_for,
-                        m.scheduled_until,
-                        st,
-                        seq + 1,
-                    )),
-                    None => Some((m.id.clone(), m.scheduled_for, m.scheduled_until, st, 0)),
-                }
+                    Some(old) => old.sequence + 1,
+                    None => 0,
+                };
+                Some((m.id.clone(), IcalEvent { sequence, ..now }))
             })
             .collect()
     }
