@@ -290,23 +290,30 @@ impl<J: Journal> Driving<'_, J> {
     /// Journal the engine's outputs (one transaction), then start their commands; whether
     /// there were any.
     async fn journal_and_start(&mut self, obs: &mut dyn Observer) -> Result<bool, RuntimeError> {
-        let outs = self.engine.drain_outputs();
-        if outs.is_empty() {
-            return Ok(false);
-        }
-        let recs: Vec<Record> = outs.iter().map(to_record).collect();
-        // journal first: nothing below happens unless this committed
-        self.store
-            .append(&self.lease.run, &recs)
-            .await
-            .map_err(store_err)?;
-        obs.on_outputs(&outs, &self.engine);
+        let outs = self.journal(obs).await?;
+        let any = !outs.is_empty();
         for o in outs {
             if let Output::Command { command, .. } = o {
                 self.start(command);
             }
         }
-        Ok(true)
+        Ok(any)
+    }
+
+    /// The engine's outputs, journalled in one transaction (journal first: nothing is done
+    /// for them unless this committed) and shown.
+    async fn journal(&mut self, obs: &mut dyn Observer) -> Result<Vec<Output>, RuntimeError> {
+        let outs = self.engine.drain_outputs();
+        if outs.is_empty() {
+            return Ok(outs);
+        }
+        let recs: Vec<Record> = outs.iter().map(to_record).collect();
+        self.store
+            .append(&self.lease.run, &recs)
+            .await
+            .map_err(store_err)?;
+        obs.on_outputs(&outs, &self.engine);
+        Ok(outs)
     }
 
     fn start(&mut self, command: rollcall_core::engine::Command) {
@@ -372,15 +379,7 @@ impl<J: Journal> Driving<'_, J> {
         if !self.interrupted {
             self.engine.step(self.clock.now());
         }
-        let outs = self.engine.drain_outputs();
-        if !outs.is_empty() {
-            let recs: Vec<Record> = outs.iter().map(to_record).collect();
-            self.store
-                .append(&self.lease.run, &recs)
-                .await
-                .map_err(store_err)?;
-            obs.on_outputs(&outs, &self.engine);
-        }
+        self.journal(obs).await?;
         obs.on_end(&self.engine);
         let ending = match self.engine.state().is_over() {
             true => Ending::Over(self.engine.state()),

@@ -896,17 +896,7 @@ impl Store {
         run: &str,
         after_seq: i64,
     ) -> Result<Vec<(i64, Record)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, data FROM journal WHERE run = ? AND seq > ? ORDER BY seq",
-        )
-        .bind(run)
-        .bind(after_seq)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.db(format!("cannot read the journal of run {run:?}"), e))?;
-        rows.iter()
-            .map(|row| self.decode_record(run, row))
-            .collect()
+        self.read_journal(run, None, after_seq).await
     }
 
     /// The run's records of one `kind` with seq > `after_seq`, in seq order (a follower
@@ -917,12 +907,22 @@ impl Store {
         kind: &str,
         after_seq: i64,
     ) -> Result<Vec<(i64, Record)>, StoreError> {
+        self.read_journal(run, Some(kind), after_seq).await
+    }
+
+    async fn read_journal(
+        &self,
+        run: &str,
+        kind: Option<&str>,
+        after_seq: i64,
+    ) -> Result<Vec<(i64, Record)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, at, kind, data FROM journal WHERE run = ? AND kind = ? AND seq > ? ORDER BY seq",
+            "SELECT seq, at, kind, data FROM journal \
+             WHERE run = ?1 AND seq > ?2 AND (?3 IS NULL OR kind = ?3) ORDER BY seq",
         )
         .bind(run)
-        .bind(kind)
         .bind(after_seq)
+        .bind(kind)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.db(format!("cannot read the journal of run {run:?}"), e))?;
