@@ -16,12 +16,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admin_body;
-pub mod bench;
 pub mod db;
 pub mod metrics;
 pub mod model;
 pub mod render;
-pub mod simfill;
 
 use admin_body::{BadRequest, MaintenancePatch, NewMaintenance, NewNotice};
 use axum::Router;

@@ -137,10 +137,10 @@ async fn a_person_watches_the_public_and_a_tenant_page_during_a_run() {
     let cd = chromedriver().await;
 
     // a live sim run (~45 s wall), a server following it
-    let run = rollcall_web::simfill::spawn(
+    let run = rollcall_runtime::simfill::spawn(
         db.clone(),
         xsa(),
-        rollcall_web::simfill::SimRun {
+        rollcall_runtime::simfill::SimRun {
             run_id: "browser".into(),
             scale: 1000.0,
             // no missing hosts: with 5% missing, dfw could stall on missing members'

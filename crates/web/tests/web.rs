@@ -889,10 +889,10 @@ async fn the_view_follows_a_live_run() {
     let tmp = TmpDir::new("live");
     let db = tmp.db();
     // the store must exist before the server opens it: start the run, then serve it
-    let run = rollcall_web::simfill::spawn(
+    let run = rollcall_runtime::simfill::spawn(
         db.clone(),
         xsa(),
-        rollcall_web::simfill::SimRun {
+        rollcall_runtime::simfill::SimRun {
             run_id: "live".into(),
             scale: 2000.0,
             sim: sim(0.05),

@@ -3,7 +3,7 @@
 
 use rollcall_core::OnMissing;
 use rollcall_core::simworld::SimParams;
-use rollcall_web::simfill::{self, SimRun};
+use rollcall_runtime::simfill::{self, SimRun};
 use std::path::{Path, PathBuf};
 
 pub fn root() -> PathBuf {

@@ -7,7 +7,7 @@ use rollcall_core::simworld::SimParams;
 use rollcall_core::{LoadOptions, OnMissing};
 use rollcall_drivers::Driver;
 use rollcall_drivers::sim::SimDriver;
-use rollcall_runtime::{
+use crate::{
     Clock, DriverKind, Ending, NewRunSpec, NoObserver, RunParams, RuntimeConfig, drive, start_run,
     wall_ms,
 };
