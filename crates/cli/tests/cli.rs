@@ -1,22 +1,12 @@
 //! End-to-end tests of the `rollcall` binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use rollcall_testkit::{Bin, TmpDir, text};
+use std::process::Output;
+
+const RC: Bin = rollcall_testkit::bin!();
 
 fn rollcall(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run rollcall")
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    RC.run(args)
 }
 
 #[test]
@@ -92,8 +82,7 @@ fn plan_json_follows_the_documented_schema() {
 
 #[test]
 fn validate_reports_file_line_and_field() {
-    let dir = std::env::temp_dir().join(format!("rollcall-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TmpDir::new("cli");
     let bad = dir.join("bad.toml");
     std::fs::write(
         &bad,
@@ -117,22 +106,19 @@ fn validate_reports_file_line_and_field() {
     let ok = rollcall(&["validate", "examples/xsa-108.toml"]);
     assert!(ok.status.success());
     assert!(text(&ok.stdout).contains("377 hosts"));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn generated_fleets_plan() {
     let out = rollcall(&["gen", "--hosts", "300", "--clusters", "50", "--seed", "9"]);
     assert!(out.status.success());
-    let dir = std::env::temp_dir().join(format!("rollcall-gen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TmpDir::new("gen");
     let f = dir.join("g.toml");
     std::fs::write(&f, &out.stdout).unwrap();
     let p = rollcall(&["plan", "--json", f.to_str().unwrap()]);
     assert!(p.status.success(), "{}", text(&p.stderr));
     let v: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
     assert_eq!(v["hosts"]["total"], 300);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -159,8 +145,7 @@ fn bench_runs_and_reports_figures() {
 
 #[test]
 fn validate_names_the_maintenance_action_and_points_at_a_bad_one() {
-    let dir = std::env::temp_dir().join(format!("rollcall-cli-action-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TmpDir::new("cli-action");
     let host = "[[host]]\nid = \"o1\"\nregion = \"r\"\n";
     let ok = dir.join("ok.toml");
     std::fs::write(
@@ -196,13 +181,11 @@ fn validate_names_the_maintenance_action_and_points_at_a_bad_one() {
         )),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn validate_describes_the_native_search_gate_and_points_at_bad_gate_settings() {
-    let dir = std::env::temp_dir().join(format!("rollcall-cli-gates-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TmpDir::new("cli-gates");
     let hosts = "[[host]]\nid = \"o1\"\naddress = \"10.0.0.1\"\nregion = \"r\"\nzone = \"a\"\n\
                  [[host]]\nid = \"o2\"\naddress = \"10.0.0.2\"\nregion = \"r\"\nzone = \"b\"\n\
                  [[host]]\nid = \"o3\"\naddress = \"10.0.0.3\"\nregion = \"r\"\nzone = \"c\"\n";
@@ -239,5 +222,4 @@ fn validate_describes_the_native_search_gate_and_points_at_bad_gate_settings() {
         )),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }

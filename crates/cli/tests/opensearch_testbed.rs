@@ -11,13 +11,14 @@
 //! `DELAYED_TIMEOUT`: a naive reboot always outlasts it. Each scenario prints its figures
 //! as one JSON line (`FIGURES name: {...}`) and writes `target/testbed-figures/name.json`.
 
-mod common;
 #[path = "opensearch_testbed/http.rs"]
 mod http;
 #[path = "opensearch_testbed/load.rs"]
 mod load;
 
-use common::*;
+use rollcall_testkit::testbed::*;
+
+const RC: rollcall_testkit::Bin = rollcall_testkit::bin!();
 use load::{INDEX, Load, LoadFigures, Nodes};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -317,7 +318,7 @@ drain_timeout = "60s"
 }
 
 fn run(b: &Bed, fleet: &PathBuf, db: &str) -> Output {
-    rollcall()
+    RC.cmd()
         .arg("run")
         .arg(fleet)
         .args(["--driver", "ssh", "--json", "--db"])
@@ -553,7 +554,7 @@ fn c_plan_refuses_a_budget_above_the_replicas() {
         ),
     )
     .unwrap();
-    let out = rollcall().arg("plan").arg(&f).output().unwrap();
+    let out = RC.cmd().arg("plan").arg(&f).output().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -692,7 +693,7 @@ fn e_sigkill_between_drain_and_restore_then_resume_restores_allocation() {
     let f = fleet(b, "e-kill", 1, "", &["o1"]);
     let db = b.tb.dir.join("e.db");
     let log = b.tb.dir.join("e.jsonl");
-    let mut child = rollcall()
+    let mut child = RC.cmd()
         .arg("run")
         .arg(&f)
         .args(["--driver", "ssh", "--json", "--run-id", "kill", "--db"])
@@ -721,7 +722,7 @@ fn e_sigkill_between_drain_and_restore_then_resume_restores_allocation() {
     child.wait().unwrap();
     let drained = allocation(&b.nodes);
     assert_eq!(drained.0, "primaries", "drained when killed: {drained:?}");
-    let out = rollcall()
+    let out = RC.cmd()
         .args(["resume", "kill", "--json", "--db"])
         .arg(&db)
         .output()

@@ -2,8 +2,8 @@
 //! orchestrator at many points with `rollcall resume` after each, operator controls,
 //! and clear errors for bad journals.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use rollcall_testkit::{Bin, TmpDir, repo};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 /// These tests run orchestrators on a wall-clock-mapped simulated clock: one at a time,
@@ -14,37 +14,14 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rollcall")
-}
+const RC: Bin = rollcall_testkit::bin!();
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rollcall-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(name: &str) -> TmpDir {
+    TmpDir::new(&format!("run-{name}"))
 }
 
 fn rollcall(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run rollcall")
-}
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(bin())
-        .args(args)
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rollcall")
+    RC.run(args)
 }
 
 /// Wait for a child to exit; past `limit`, kill it and fail with `what`.
@@ -144,7 +121,7 @@ fn sigkill_at_many_points_then_resume_completes_without_double_reboots() {
         .as_nanos() as u64;
     eprintln!("kill schedule seed {seed}");
     let mut rng = Rng(seed);
-    let mut child = spawn(&[
+    let mut child = RC.spawn(&[
         "run",
         "examples/xsa-108.toml",
         "--db",
@@ -190,7 +167,7 @@ fn sigkill_at_many_points_then_resume_completes_without_double_reboots() {
         child.wait().unwrap();
         kills += 1;
         assert!(started.elapsed() < Duration::from_secs(400), "too slow");
-        child = spawn(&["resume", "crash", "--db", db, "--quiet"]);
+        child = RC.spawn(&["resume", "crash", "--db", db, "--quiet"]);
     }
     // the last resume may have found the run complete already
     let st = status(db, "crash");
@@ -222,7 +199,7 @@ fn pause_resume_and_abort_from_another_process() {
     let d = tmp("ctl");
     let db = d.join("j.db");
     let db = db.to_str().unwrap();
-    let mut child = spawn(&[
+    let mut child = RC.spawn(&[
         "run",
         "examples/xsa-108.toml",
         "--db",
@@ -314,7 +291,7 @@ fn ctrl_c_pauses_cleanly_and_resume_finishes() {
     let d = tmp("sigint");
     let db = d.join("j.db");
     let db = db.to_str().unwrap();
-    let mut child = spawn(&[
+    let mut child = RC.spawn(&[
         "run",
         "examples/xsa-108.toml",
         "--db",
@@ -367,17 +344,17 @@ fn resume_keeps_the_runs_start_and_policy_override() {
     let _serial = serial();
     let d = tmp("override");
     // a fleet that leaves the maintenance start to "now"
-    let text = std::fs::read_to_string(root().join("examples/imported/fleet.toml")).unwrap();
+    let text = std::fs::read_to_string(repo().join("examples/imported/fleet.toml")).unwrap();
     let text = text.replace("start = \"2026-12-01T22:00:00Z\"\n", "");
     std::fs::write(d.join("fleet.toml"), text).unwrap();
     for f in ["inventory.ini", "hosts.csv"] {
-        std::fs::copy(root().join("examples/imported").join(f), d.join(f)).unwrap();
+        std::fs::copy(repo().join("examples/imported").join(f), d.join(f)).unwrap();
     }
     let fleet = d.join("fleet.toml");
     let db = d.join("j.db");
     let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
     // every reboot goes missing for good: only `replace` can finish
-    let mut child = spawn(&[
+    let mut child = RC.spawn(&[
         "run",
         fleet,
         "--db",
@@ -398,7 +375,7 @@ fn resume_keeps_the_runs_start_and_policy_override() {
     child.kill().unwrap();
     child.wait().unwrap();
     // under the fleet's own policy (pause) this resume would wait forever
-    let mut resumed = spawn(&["resume", "ov", "--db", db, "--quiet"]);
+    let mut resumed = RC.spawn(&["resume", "ov", "--db", db, "--quiet"]);
     let rc = wait_exit(
         &mut resumed,
         Duration::from_secs(90),
@@ -431,12 +408,12 @@ fn a_resumed_run_keeps_its_stored_fleet_when_the_inventory_and_csv_change() {
     let _serial = serial();
     let d = tmp("edited");
     for f in ["fleet.toml", "inventory.ini", "hosts.csv"] {
-        std::fs::copy(root().join("examples/imported").join(f), d.join(f)).unwrap();
+        std::fs::copy(repo().join("examples/imported").join(f), d.join(f)).unwrap();
     }
     let fleet = d.join("fleet.toml");
     let db = d.join("j.db");
     let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
-    let mut child = spawn(&[
+    let mut child = RC.spawn(&[
         "run",
         fleet,
         "--db",
@@ -560,12 +537,12 @@ fn replan_adopts_edited_files_without_touching_finished_hosts() {
     let _serial = serial();
     let d = tmp("replan");
     for f in ["fleet.toml", "inventory.ini", "hosts.csv"] {
-        std::fs::copy(root().join("examples/imported").join(f), d.join(f)).unwrap();
+        std::fs::copy(repo().join("examples/imported").join(f), d.join(f)).unwrap();
     }
     let fleet = d.join("fleet.toml");
     let db = d.join("j.db");
     let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
-    let mut child = spawn(&[
+    let mut child = RC.spawn(&[
         "run",
         fleet,
         "--db",

@@ -15,14 +15,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-mod common;
 
-use common::*;
+use rollcall_testkit::testbed::*;
+
+const RC: rollcall_testkit::Bin = rollcall_testkit::bin!();
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-impl Testbed {
-    fn fleet(&self, extra: &str, on_missing: &str) -> PathBuf {
+/// The testbed's fleet file (redis + etcd, `on_missing`, `extra` appended), written to its dir.
+fn fleet_file(tb: &Testbed, extra: &str, on_missing: &str) -> PathBuf {
         let mut services = String::new();
         for i in 1..=6 {
             services.push_str(&format!(
@@ -82,10 +83,9 @@ drain_timeout = "60s"
 {extra}
 "#
         );
-        let p = self.dir.join("fleet.toml");
+        let p = tb.dir.join("fleet.toml");
         std::fs::write(&p, text).unwrap();
         p
-    }
 }
 
 // ------------------------------------------------------------------ the writer
@@ -279,7 +279,7 @@ impl Writer {
 // ------------------------------------------------------------------ helpers
 
 fn plan_makespan(fleet: &Path) -> i64 {
-    let out = rollcall()
+    let out = RC.cmd()
         .arg("plan")
         .arg(fleet)
         .arg("--json")
@@ -304,12 +304,12 @@ fn a_rollcall_rolls_the_testbed_without_losing_writes() {
         return;
     }
     let tb = Testbed::up("roll");
-    let fleet = tb.fleet("", "pause");
+    let fleet = fleet_file(&tb, "", "pause");
     let predicted = plan_makespan(&fleet);
     let before = tb.boot_ids();
     let w = Writer::start(&tb);
     let t0 = Instant::now();
-    let out = rollcall()
+    let out = RC.cmd()
         .arg("run")
         .arg(&fleet)
         .args(["--driver", "ssh", "--json", "--db"])
@@ -378,7 +378,7 @@ fn b_naive_sequential_reboots_for_comparison() {
         return;
     }
     let tb = Testbed::up("naive");
-    let fleet_path = tb.fleet("", "pause");
+    let fleet_path = fleet_file(&tb, "", "pause");
     let text = std::fs::read_to_string(&fleet_path).unwrap();
     let fleet = Arc::new(
         rollcall_core::load_str(
@@ -438,7 +438,7 @@ fn c_a_host_that_never_returns_is_missing_and_its_cluster_waits() {
         return;
     }
     let tb = Testbed::up("missing");
-    let fleet = tb.fleet("", "continue");
+    let fleet = fleet_file(&tb, "", "continue");
     tb.cmd(&["set", "r1", "never"]);
     let before = tb.boot_ids();
     let db = tb.dir.join("journal.db");
@@ -451,7 +451,7 @@ fn c_a_host_that_never_returns_is_missing_and_its_cluster_waits() {
         }
     }
     let mut child = Kill(
-        rollcall()
+        RC.cmd()
             .arg("run")
             .arg(&fleet)
             .args(["--driver", "ssh", "--json", "--run-id", "miss", "--db"])
@@ -572,14 +572,14 @@ fn d_host_key_mismatch_and_dead_ssh_port_are_clear_errors() {
         .collect();
     std::fs::write(&kh, text).unwrap();
     let before = tb.boot_ids();
-    let fleet = tb.fleet("[ssh.host.p2]\nport = 2\n", "pause");
+    let fleet = fleet_file(&tb, "[ssh.host.p2]\nport = 2\n", "pause");
     // only the plain hosts: quick
     let t = std::fs::read_to_string(&fleet).unwrap().replace(
         "[maintenance]\n",
         "[maintenance]\nhosts = { tags = [\"plain\"] }\n",
     );
     std::fs::write(&fleet, t).unwrap();
-    let out = rollcall()
+    let out = RC.cmd()
         .arg("run")
         .arg(&fleet)
         .args(["--driver", "ssh", "--json", "--db"])

@@ -3,9 +3,8 @@
 //! and its patch are files changed by a small shell script, and the engine's journal is
 //! kept in memory so that a crash can be staged between an intent and its answer.
 
-mod common;
 
-use common::tmpdir;
+use rollcall_testkit::loopback::tmpdir;
 use rollcall_core::engine::{Command, Engine, EngineConfig, Event, Output, Phase, RunState};
 use rollcall_core::plan::plan;
 use rollcall_core::{Fleet, LoadOptions, load_str};

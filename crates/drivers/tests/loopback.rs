@@ -2,9 +2,9 @@
 //! sshd (own config and keys), ssh-agent, a 6-node Redis Cluster, a 3-member etcd
 //! cluster, and python's http.server for the http gate.
 
-mod common;
 
-use common::*;
+use rollcall_testkit::loopback::*;
+use rollcall_testkit::{free_port_on, listening, wait_for};
 use rollcall_core::engine::{Command, Event};
 use rollcall_core::{LoadOptions, load_str};
 use rollcall_drivers::Driver;
@@ -89,7 +89,8 @@ async fn ssh_agent_auth() {
                 .arg(&sock)
                 .stdout(Stdio::null())
                 .spawn()
-                .unwrap(),
+                .unwrap()
+                .into(),
         ],
         dir: s.procs.dir.clone(),
     };
@@ -166,7 +167,7 @@ async fn ssh_host_key_mismatch_unknown_host_and_dead_port_are_clear_errors() {
     );
 
     // nothing listens on the port
-    let dead = free_port(&["127.0.0.43"], &[]);
+    let dead = free_port_on(&["127.0.0.43"], &[]);
     let mut st = settings(&s);
     st.port = dead;
     let e = SshTransport { settings: st }
@@ -527,7 +528,7 @@ async fn redis_cluster_gate_and_failover_drain() {
         .filter(|(i, _)| *i != victim)
         .map(|(_, x)| x.clone())
         .collect();
-    common::wait_for("peers flag the dead node", Duration::from_secs(30), || {
+    wait_for("peers flag the dead node", Duration::from_secs(30), || {
         let rt = tokio::runtime::Handle::current();
         let spec = spec.clone();
         let others = others.clone();
@@ -552,7 +553,7 @@ async fn redis_cluster_gate_and_failover_drain() {
     // (the victim's master is the one without a replica now)
 
     // garbage: a port that is not Redis (an HTTP server answering) is unhealthy
-    let http = free_port(&["127.0.0.27"], &[]);
+    let http = free_port_on(&["127.0.0.27"], &[]);
     let mut py = Procs {
         children: vec![
             Proc::new("/usr/bin/python3")
@@ -567,7 +568,8 @@ async fn redis_cluster_gate_and_failover_drain() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .unwrap(),
+                .unwrap()
+                .into(),
         ],
         dir: r.procs.dir.clone(),
     };
@@ -656,7 +658,7 @@ async fn etcd_gate_and_leader_move() {
 #[tokio::test]
 async fn http_and_command_gates() {
     let d = tmpdir("http-gate");
-    let port = free_port(&["127.0.0.35"], &[]);
+    let port = free_port_on(&["127.0.0.35"], &[]);
     let _py = Procs {
         children: vec![
             Proc::new("/usr/bin/python3")
@@ -671,7 +673,8 @@ async fn http_and_command_gates() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .unwrap(),
+                .unwrap()
+                .into(),
         ],
         dir: d.clone(),
     };
@@ -719,7 +722,7 @@ async fn http_and_command_gates() {
     assert!(v.contains("status 404 (want 200)"), "{v}");
     // nothing listening
     let dead = GateSpec::Http {
-        url: format!("http://127.0.0.35:{}/", free_port(&["127.0.0.35"], &[])),
+        url: format!("http://127.0.0.35:{}/", free_port_on(&["127.0.0.35"], &[])),
         status: 200,
         expect: vec![],
     };
@@ -764,7 +767,7 @@ async fn http_and_command_gates() {
 async fn templated_gates_ask_every_member_before_and_the_returning_member_after() {
     let d = tmpdir("templated-gates");
     let addrs = ["127.0.0.36", "127.0.0.37"];
-    let port = free_port(&addrs, &[]);
+    let port = free_port_on(&addrs, &[]);
     let _py = Procs {
         children: addrs
             .iter()
@@ -776,6 +779,7 @@ async fn templated_gates_ask_every_member_before_and_the_returning_member_after(
                     .stderr(Stdio::null())
                     .spawn()
                     .unwrap()
+                    .into()
             })
             .collect(),
         dir: d.clone(),

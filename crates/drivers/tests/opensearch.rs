@@ -3,9 +3,8 @@
 //! from Maven Central). One cluster per test binary: starting it costs ~25 s. The JVMs
 //! exit when this test binary does (`-Drollcall.parent`).
 
-mod common;
-
-use common::*;
+use rollcall_testkit::loopback::*;
+use rollcall_testkit::{free_port_on, repo, wait_for};
 use rollcall_drivers::config::GateSpec;
 use rollcall_drivers::gates::{self, Ledger, Member, Phase};
 use rollcall_drivers::search::{Allocation, SearchGate, parse_allocation};
@@ -24,10 +23,6 @@ struct Cluster {
     port: u16,
     dir: PathBuf,
     nodes: Mutex<Vec<Child>>,
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn start_node(c_port: u16, dir: &std::path::Path, i: usize) -> Child {
@@ -81,7 +76,7 @@ fn cluster() -> &'static Cluster {
             b.success(),
             "testbed/opensearch/build failed (needs maven, a JDK 17 and Maven Central)"
         );
-        let port = free_port(&ADDRS, &[1]);
+        let port = free_port_on(&ADDRS, &[1]);
         let dir = tmpdir("opensearch");
         let nodes = (0..3).map(|i| start_node(port, &dir, i)).collect();
         let c = Cluster {
@@ -569,7 +564,7 @@ async fn a_node_that_is_down_fails_the_gates_until_it_rejoins() {
 /// A TCP server on `addr` that answers every connection with `answer` (or, if `None`,
 /// reads and never answers).
 fn fake_server(addr: &str, answer: Option<&'static str>) -> u16 {
-    let port = free_port(&[addr], &[]);
+    let port = free_port_on(&[addr], &[]);
     let l = TcpListener::bind(format!("{addr}:{port}")).unwrap();
     std::thread::spawn(move || {
         let mut held = Vec::new();
@@ -659,7 +654,7 @@ async fn a_port_that_answers_garbage_or_hangs_or_refuses_is_unhealthy_within_its
     .unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     assert!(d.contains("search: "), "{d}");
-    let (g, m) = at(a, free_port(&[a], &[]));
+    let (g, m) = at(a, free_port_on(&[a], &[]));
     let v = gates::check(&g, "search", &m, Phase::Before(0), T)
         .await
         .unwrap_err();

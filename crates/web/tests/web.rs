@@ -4,6 +4,8 @@
 mod common;
 
 use common::*;
+use rollcall_testkit::sim::{SERIAL, finished_run, sim};
+use rollcall_testkit::{TmpDir, xsa};
 use rollcall_web::db::TokenKind;
 use rollcall_web::{Access, ServeOptions, Update, UpdateSink};
 use serde_json::{Value, json};

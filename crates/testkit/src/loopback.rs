@@ -1,85 +1,24 @@
 //! Real servers on loopback for the driver tests: sshd, a 6-node Redis Cluster and a
 //! 3-member etcd cluster, each on its own 127.0.0.x addresses and a free port, stopped
 //! (by PID) when the guard drops.
-#![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener};
+use crate::{Kill, free_port_on, listening, sh, wait_for};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 pub struct Procs {
-    pub children: Vec<Child>,
+    pub children: Vec<Kill>,
     pub dir: PathBuf,
 }
 
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
+/// A fresh directory for a server's files (`rollcall-drv-<name>-<pid>`), kept after the
+/// test for its logs.
 pub fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("rollcall-drv-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// A port free on every one of `addrs` (and `port + extra` too).
-pub fn free_port(addrs: &[&str], extra: &[u16]) -> u16 {
-    let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-    let mut x = seed;
-    for _ in 0..1000 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let p = 20000 + ((x >> 33) % 20000) as u16;
-        let all = addrs.iter().all(|a| {
-            std::iter::once(0)
-                .chain(extra.iter().copied())
-                .all(|d| TcpListener::bind(format!("{a}:{}", p + d)).is_ok())
-        });
-        if all {
-            return p;
-        }
-    }
-    panic!("no free port");
-}
-
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        if t.elapsed() > timeout {
-            panic!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-pub fn listening(addr: &str) -> bool {
-    std::net::TcpStream::connect_timeout(
-        &addr.parse::<SocketAddr>().unwrap(),
-        Duration::from_millis(200),
-    )
-    .is_ok()
-}
-
-pub fn sh(cmd: &str) -> String {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        o.status.success(),
-        "`{cmd}` failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 pub fn keygen(path: &Path) {
@@ -106,7 +45,7 @@ pub fn sshd(name: &str, addr: &str) -> Sshd {
     let key = dir.join("id_ed25519");
     keygen(&key);
     std::fs::copy(dir.join("id_ed25519.pub"), dir.join("authorized_keys")).unwrap();
-    let port = free_port(&[addr], &[]);
+    let port = free_port_on(&[addr], &[]);
     let cfg = dir.join("sshd_config");
     std::fs::write(
         &cfg,
@@ -126,7 +65,7 @@ pub fn sshd(name: &str, addr: &str) -> Sshd {
         .spawn()
         .unwrap();
     let procs = Procs {
-        children: vec![child],
+        children: vec![Kill(child)],
         dir: dir.clone(),
     };
     wait_for("sshd", Duration::from_secs(10), || {
@@ -155,7 +94,7 @@ pub struct Redis {
 
 pub fn redis_cluster(name: &str, addrs: &[&str]) -> Redis {
     let dir = tmpdir(name);
-    let port = free_port(addrs, &[10000]);
+    let port = free_port_on(addrs, &[10000]);
     let mut children = Vec::new();
     for (i, a) in addrs.iter().enumerate() {
         let d = dir.join(format!("n{i}"));
@@ -188,7 +127,7 @@ pub fn redis_cluster(name: &str, addrs: &[&str]) -> Redis {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        children.push(child);
+        children.push(Kill(child));
     }
     let procs = Procs { children, dir };
     for a in addrs {
@@ -246,7 +185,7 @@ pub struct Etcd {
 
 pub fn etcd_cluster(name: &str, addrs: &[&str]) -> Etcd {
     let dir = tmpdir(name);
-    let port = free_port(addrs, &[1]);
+    let port = free_port_on(addrs, &[1]);
     let initial: Vec<String> = addrs
         .iter()
         .enumerate()
@@ -285,7 +224,7 @@ pub fn etcd_cluster(name: &str, addrs: &[&str]) -> Etcd {
             .stderr(std::fs::File::create(d.join("log")).unwrap())
             .spawn()
             .unwrap();
-        children.push(child);
+        children.push(Kill(child));
     }
     let e = Etcd {
         procs: Procs { children, dir },

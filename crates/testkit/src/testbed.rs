@@ -1,14 +1,10 @@
-//! Helpers shared by the testbed test binaries (`testbed.rs`, `opensearch_testbed.rs`):
-//! the testbed's lifecycle, the real `rollcall` binary, journal replay and figures.
-#![allow(dead_code)]
+//! The netns testbed (`testbed/testbed`) for the e2e tests (`rollcall-cli`'s
+//! `testbed.rs`, `opensearch_testbed.rs`): its lifecycle, journal replay and figures.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use crate::repo;
+use std::path::PathBuf;
 use std::process::Command as Proc;
-
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 pub struct Testbed {
     pub dir: PathBuf,
@@ -131,10 +127,6 @@ impl Testbed {
             })
             .collect()
     }
-}
-
-pub fn rollcall() -> Proc {
-    Proc::new(env!("CARGO_BIN_EXE_rollcall"))
 }
 
 pub fn journal(out: &[u8]) -> Vec<Value> {
