@@ -2,7 +2,7 @@
 //! orchestrator at many points with `rollcall resume` after each, operator controls,
 //! and clear errors for bad journals.
 
-use rollcall_testkit::{Bin, TmpDir, repo};
+use rollcall_testkit::{Bin, Kill, TmpDir, repo};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,32 @@ fn tmp(name: &str) -> TmpDir {
 
 fn rollcall(args: &[&str]) -> Output {
     RC.run(args)
+}
+
+/// `rollcall run FLEET --db DB --run-id ID --time-scale SCALE --quiet EXTRA…` in the
+/// background, killed on drop.
+fn run_bg(fleet: &str, db: &str, id: &str, scale: &str, extra: &[&str]) -> Kill {
+    let args = [
+        "run",
+        fleet,
+        "--db",
+        db,
+        "--run-id",
+        id,
+        "--time-scale",
+        scale,
+        "--quiet",
+    ];
+    RC.spawn(&[&args[..], extra].concat())
+}
+
+/// A fresh directory holding a copy of `examples/imported/` (fleet, inventory, CSV).
+fn imported(name: &str) -> TmpDir {
+    let d = tmp(name);
+    for f in ["fleet.toml", "inventory.ini", "hosts.csv"] {
+        std::fs::copy(repo().join("examples/imported").join(f), d.join(f)).unwrap();
+    }
+    d
 }
 
 /// Wait for a child to exit; past `limit`, kill it and fail with `what`.
@@ -121,28 +147,25 @@ fn sigkill_at_many_points_then_resume_completes_without_double_reboots() {
         .as_nanos() as u64;
     eprintln!("kill schedule seed {seed}");
     let mut rng = Rng(seed);
-    let mut child = RC.spawn(&[
-        "run",
+    let mut child = run_bg(
         "examples/xsa-108.toml",
-        "--db",
         db,
-        "--run-id",
         "crash",
         // 1000x: an orchestrator restart costs ~0.1-0.3 s of wall time, i.e. 100-300 s of
         // run time; at higher scales a loaded machine turns repeated restarts during one
         // cluster's wait into a (correct) gate-timeout escalation, not what this tests.
-        "--time-scale",
         "1000",
-        "--quiet",
-        "--seed",
-        "7",
-        "--missing-rate",
-        "0.02",
-        "--missing-for",
-        "1h",
-        "--flap-rate",
-        "0.05",
-    ]);
+        &[
+            "--seed",
+            "7",
+            "--missing-rate",
+            "0.02",
+            "--missing-for",
+            "1h",
+            "--flap-rate",
+            "0.05",
+        ],
+    );
     let mut kills = 0;
     let started = Instant::now();
     loop {
@@ -199,17 +222,7 @@ fn pause_resume_and_abort_from_another_process() {
     let d = tmp("ctl");
     let db = d.join("j.db");
     let db = db.to_str().unwrap();
-    let mut child = RC.spawn(&[
-        "run",
-        "examples/xsa-108.toml",
-        "--db",
-        db,
-        "--run-id",
-        "ctl",
-        "--time-scale",
-        "600",
-        "--quiet",
-    ]);
+    let mut child = run_bg("examples/xsa-108.toml", db, "ctl", "600", &[]);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(rollcall(&["pause", "ctl", "--db", db]).status.success());
     std::thread::sleep(Duration::from_millis(800));
@@ -291,17 +304,7 @@ fn ctrl_c_pauses_cleanly_and_resume_finishes() {
     let d = tmp("sigint");
     let db = d.join("j.db");
     let db = db.to_str().unwrap();
-    let mut child = RC.spawn(&[
-        "run",
-        "examples/xsa-108.toml",
-        "--db",
-        db,
-        "--run-id",
-        "int",
-        "--time-scale",
-        "3000",
-        "--quiet",
-    ]);
+    let mut child = run_bg("examples/xsa-108.toml", db, "int", "3000", &[]);
     std::thread::sleep(Duration::from_millis(1500));
     let pid = child.id().to_string();
     assert!(
@@ -354,23 +357,20 @@ fn resume_keeps_the_runs_start_and_policy_override() {
     let db = d.join("j.db");
     let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
     // every reboot goes missing for good: only `replace` can finish
-    let mut child = RC.spawn(&[
-        "run",
+    let mut child = run_bg(
         fleet,
-        "--db",
         db,
-        "--run-id",
         "ov",
-        "--time-scale",
         "2000",
-        "--quiet",
-        "--missing-rate",
-        "1",
-        "--missing-for",
-        "never",
-        "--on-missing",
-        "replace",
-    ]);
+        &[
+            "--missing-rate",
+            "1",
+            "--missing-for",
+            "never",
+            "--on-missing",
+            "replace",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(2500));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -406,24 +406,11 @@ fn resume_keeps_the_runs_start_and_policy_override() {
 #[test]
 fn a_resumed_run_keeps_its_stored_fleet_when_the_inventory_and_csv_change() {
     let _serial = serial();
-    let d = tmp("edited");
-    for f in ["fleet.toml", "inventory.ini", "hosts.csv"] {
-        std::fs::copy(repo().join("examples/imported").join(f), d.join(f)).unwrap();
-    }
+    let d = imported("edited");
     let fleet = d.join("fleet.toml");
     let db = d.join("j.db");
     let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
-    let mut child = RC.spawn(&[
-        "run",
-        fleet,
-        "--db",
-        db,
-        "--run-id",
-        "edit",
-        "--time-scale",
-        "600",
-        "--quiet",
-    ]);
+    let mut child = run_bg(fleet, db, "edit", "600", &[]);
     let started = Instant::now();
     let done = loop {
         std::thread::sleep(Duration::from_millis(50));
@@ -535,24 +522,11 @@ fn a_run_whose_hosts_all_fail_preflight_names_them_and_exits_4() {
 #[test]
 fn replan_adopts_edited_files_without_touching_finished_hosts() {
     let _serial = serial();
-    let d = tmp("replan");
-    for f in ["fleet.toml", "inventory.ini", "hosts.csv"] {
-        std::fs::copy(repo().join("examples/imported").join(f), d.join(f)).unwrap();
-    }
+    let d = imported("replan");
     let fleet = d.join("fleet.toml");
     let db = d.join("j.db");
     let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
-    let mut child = RC.spawn(&[
-        "run",
-        fleet,
-        "--db",
-        db,
-        "--run-id",
-        "rp",
-        "--time-scale",
-        "600",
-        "--quiet",
-    ]);
+    let mut child = run_bg(fleet, db, "rp", "600", &[]);
     let started = Instant::now();
     // pause once a few hosts are done, and wait until none is at work
     let mut paused = false;

@@ -1,9 +1,9 @@
 //! `rollcall run --serve`, `rollcall serve` and `rollcall token` with the real binary:
 //! the page follows a live sim run and tokens made by another process work at once.
 
+use rollcall_testkit::{Bin, TmpDir, free_port};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use rollcall_testkit::{Bin, TmpDir, free_port};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -15,28 +15,36 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-
 use rollcall_testkit::testbed::*;
 
 const RC: rollcall_testkit::Bin = rollcall_testkit::bin!();
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// One testbed at a time: the lock and a fresh testbed, or `None` (skip) without root.
+fn serial_testbed(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Testbed)> {
+    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if skip_unless_root() {
+        return None;
+    }
+    Some((g, Testbed::up(name)))
+}
+
 /// The testbed's fleet file (redis + etcd, `on_missing`, `extra` appended), written to its dir.
 fn fleet_file(tb: &Testbed, extra: &str, on_missing: &str) -> PathBuf {
-        let mut services = String::new();
-        for i in 1..=6 {
-            services.push_str(&format!(
-                "[remote.host.r{i}]\nservices = [\"ssh\", \"redis-server\"]\n"
-            ));
-        }
-        for i in 1..=3 {
-            services.push_str(&format!(
-                "[remote.host.e{i}]\nservices = [\"ssh\", \"etcd\"]\n"
-            ));
-        }
-        let text = format!(
-            r#"[fleet]
+    let mut services = String::new();
+    for i in 1..=6 {
+        services.push_str(&format!(
+            "[remote.host.r{i}]\nservices = [\"ssh\", \"redis-server\"]\n"
+        ));
+    }
+    for i in 1..=3 {
+        services.push_str(&format!(
+            "[remote.host.e{i}]\nservices = [\"ssh\", \"etcd\"]\n"
+        ));
+    }
+    let text = format!(
+        r#"[fleet]
 name = "testbed"
 
 [[import]]
@@ -68,24 +76,13 @@ notice_lead = "0s"
 max_concurrent = 3
 on_missing = "{on_missing}"
 
-[ssh]
-identity = "id_ed25519"
-known_hosts = "known_hosts"
-connect_timeout = "3s"
-
-[remote]
-services = ["ssh"]
-probe_interval = "1s"
-gate_interval = "1s"
-command_timeout = "20s"
-drain_timeout = "60s"
-{services}
+{SSH_REMOTE}{services}
 {extra}
 "#
-        );
-        let p = tb.dir.join("fleet.toml");
-        std::fs::write(&p, text).unwrap();
-        p
+    );
+    let p = tb.dir.join("fleet.toml");
+    std::fs::write(&p, text).unwrap();
+    p
 }
 
 // ------------------------------------------------------------------ the writer
@@ -279,7 +276,8 @@ impl Writer {
 // ------------------------------------------------------------------ helpers
 
 fn plan_makespan(fleet: &Path) -> i64 {
-    let out = RC.cmd()
+    let out = RC
+        .cmd()
         .arg("plan")
         .arg(fleet)
         .arg("--json")
@@ -299,17 +297,16 @@ fn plan_makespan(fleet: &Path) -> i64 {
 /// (a) rollcall rolls the whole testbed while a client writes to both clusters.
 #[test]
 fn a_rollcall_rolls_the_testbed_without_losing_writes() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if skip_unless_root() {
+    let Some((_g, tb)) = serial_testbed("roll") else {
         return;
-    }
-    let tb = Testbed::up("roll");
+    };
     let fleet = fleet_file(&tb, "", "pause");
     let predicted = plan_makespan(&fleet);
     let before = tb.boot_ids();
     let w = Writer::start(&tb);
     let t0 = Instant::now();
-    let out = RC.cmd()
+    let out = RC
+        .cmd()
         .arg("run")
         .arg(&fleet)
         .args(["--driver", "ssh", "--json", "--db"])
@@ -373,11 +370,9 @@ fn a_rollcall_rolls_the_testbed_without_losing_writes() {
 /// driver, no failover or leader move, a fixed wait instead of gates.
 #[test]
 fn b_naive_sequential_reboots_for_comparison() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if skip_unless_root() {
+    let Some((_g, tb)) = serial_testbed("naive") else {
         return;
-    }
-    let tb = Testbed::up("naive");
+    };
     let fleet_path = fleet_file(&tb, "", "pause");
     let text = std::fs::read_to_string(&fleet_path).unwrap();
     let fleet = Arc::new(
@@ -433,11 +428,9 @@ fn b_naive_sequential_reboots_for_comparison() {
 /// not touched, the policy (continue) lets the other clusters finish, and the notice says so.
 #[test]
 fn c_a_host_that_never_returns_is_missing_and_its_cluster_waits() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if skip_unless_root() {
+    let Some((_g, tb)) = serial_testbed("missing") else {
         return;
-    }
-    let tb = Testbed::up("missing");
+    };
     let fleet = fleet_file(&tb, "", "continue");
     tb.cmd(&["set", "r1", "never"]);
     let before = tb.boot_ids();
@@ -528,11 +521,9 @@ fn c_a_host_that_never_returns_is_missing_and_its_cluster_waits() {
 /// both fail preflight with a clear error and are not touched; the rest goes on.
 #[test]
 fn d_host_key_mismatch_and_dead_ssh_port_are_clear_errors() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if skip_unless_root() {
+    let Some((_g, tb)) = serial_testbed("keys") else {
         return;
-    }
-    let tb = Testbed::up("keys");
+    };
     // p1's entry in known_hosts replaced by another key
     let kh = tb.dir.join("known_hosts");
     let addr = |h: &str| {
@@ -579,7 +570,8 @@ fn d_host_key_mismatch_and_dead_ssh_port_are_clear_errors() {
         "[maintenance]\nhosts = { tags = [\"plain\"] }\n",
     );
     std::fs::write(&fleet, t).unwrap();
-    let out = RC.cmd()
+    let out = RC
+        .cmd()
         .arg("run")
         .arg(&fleet)
         .args(["--driver", "ssh", "--json", "--db"])

@@ -3,14 +3,16 @@
 //! and its patch are files changed by a small shell script, and the engine's journal is
 //! kept in memory so that a crash can be staged between an intent and its answer.
 
+mod common;
 
-use rollcall_testkit::loopback::tmpdir;
+use common::preflight;
 use rollcall_core::engine::{Command, Engine, EngineConfig, Event, Output, Phase, RunState};
 use rollcall_core::plan::plan;
 use rollcall_core::{Fleet, LoadOptions, load_str};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::remote::RemoteDriver;
+use rollcall_testkit::loopback::tmpdir;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -213,18 +215,7 @@ async fn a_stopped_service_fails_the_restart_preflight_and_is_not_back_on_probe(
         "action = \"restart\"\nservices = [\"search\"]",
     );
     std::fs::write(d.join("id_search"), "").unwrap();
-    let Event::Preflight {
-        result: Err(why), ..
-    } = drv
-        .execute(
-            Command::Preflight {
-                host: 0,
-                with: vec![],
-            },
-            0,
-        )
-        .await
-    else {
+    let Err(why) = preflight(&drv, 0).await else {
         panic!("a stopped service must fail preflight")
     };
     assert!(why.contains("service search is not running"), "{why}");
@@ -253,22 +244,7 @@ async fn a_command_patches_once_and_verifies_the_check() {
 async fn a_host_already_patched_at_preflight_is_counted_done_without_the_command() {
     let (d, fleet, drv) = lab("command-done", COMMAND);
     std::fs::write(d.join("bash_version"), "4.3-7\n").unwrap();
-    let ev = drv
-        .execute(
-            Command::Preflight {
-                host: 0,
-                with: vec![],
-            },
-            0,
-        )
-        .await;
-    assert_eq!(
-        ev,
-        Event::Preflight {
-            host: 0,
-            result: Ok("patched-before-run".into())
-        }
-    );
+    assert_eq!(preflight(&drv, 0).await, Ok("patched-before-run".into()));
     let mut run = Run::new(&fleet);
     run.go(&drv, None).await;
     assert_eq!(run.engine.phase(0), Phase::Healthy);

@@ -2,15 +2,17 @@
 //! sshd (own config and keys), ssh-agent, a 6-node Redis Cluster, a 3-member etcd
 //! cluster, and python's http.server for the http gate.
 
+mod common;
 
-use rollcall_testkit::loopback::*;
-use rollcall_testkit::{free_port_on, listening, wait_for};
+use common::preflight;
 use rollcall_core::engine::{Command, Event};
 use rollcall_core::{LoadOptions, load_str};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::{GateSpec, RemoteConfig, SshSettings};
 use rollcall_drivers::gates::{self, Ledger, Member, Phase};
 use rollcall_drivers::transport::{HostRef, RunError, SshTransport, Transport};
+use rollcall_testkit::loopback::*;
+use rollcall_testkit::{free_port_on, listening, wait_for};
 use std::process::{Command as Proc, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -230,22 +232,7 @@ command_timeout = "10s"
         .trim()
         .to_string();
 
-    let ev = drv
-        .execute(
-            Command::Preflight {
-                host: 0,
-                with: vec![],
-            },
-            0,
-        )
-        .await;
-    assert_eq!(
-        ev,
-        Event::Preflight {
-            host: 0,
-            result: Ok(boot.clone())
-        }
-    );
+    assert_eq!(preflight(&drv, 0).await, Ok(boot.clone()));
     assert_eq!(
         drv.execute(Command::Probe { host: 0 }, 0).await,
         Event::Probed {
@@ -258,18 +245,7 @@ command_timeout = "10s"
     std::fs::remove_file(d.join("enabled/web")).unwrap();
     std::fs::write(d.join("backup_age"), "90000\n").unwrap();
     std::fs::write(d.join("unsaved"), "router.conf modified\n").unwrap();
-    let Event::Preflight {
-        result: Err(why), ..
-    } = drv
-        .execute(
-            Command::Preflight {
-                host: 0,
-                with: vec![],
-            },
-            0,
-        )
-        .await
-    else {
+    let Err(why) = preflight(&drv, 0).await else {
         panic!()
     };
     assert!(why.contains("service web is not enabled at boot"), "{why}");
@@ -283,18 +259,7 @@ command_timeout = "10s"
     );
     // garbage from the backup command is a failure, not a pass
     std::fs::write(d.join("backup_age"), "yesterday\n").unwrap();
-    let Event::Preflight {
-        result: Err(why), ..
-    } = drv
-        .execute(
-            Command::Preflight {
-                host: 0,
-                with: vec![],
-            },
-            0,
-        )
-        .await
-    else {
+    let Err(why) = preflight(&drv, 0).await else {
         panic!()
     };
     assert!(why.contains("not a number of seconds"), "{why}");

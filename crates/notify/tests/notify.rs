@@ -78,50 +78,44 @@ print(ok)
 // ---------------------------------------------------------------- fleets and runs
 
 fn webhook_subscribers(sink: &Sink, remind: bool) -> String {
-    format!(
-        r#"
-[notify]
-timeout = "2s"
-attempts = 3
-backoff = "100ms"
-{remind}
-
-[[subscriber]]
-id = "public-dfw"
-components = ["dfw"]
-webhook = "{}"
-secret_env = "TEST_SECRET"
-
-[[subscriber]]
-id = "public-slack"
-components = ["dfw", "ord"]
-webhook = "{}"
-format = "slack"
-
-[[subscriber]]
-id = "acme"
-tenant = "acme"
-components = ["acme-search", "acme-etcd"]
-webhook = "{}"
-secret_env = "TEST_SECRET"
-
-[[subscriber]]
-id = "globex"
-tenant = "globex"
-components = ["globex-cache", "ord"]
-webhook = "{}"
-secret_env = "TEST_SECRET"
-"#,
-        sink.url("/public-dfw"),
-        sink.url("/slack"),
-        sink.url("/acme"),
-        sink.url("/globex"),
-        remind = if remind {
-            "remind_before = \"30m\""
-        } else {
-            ""
-        }
-    )
+    let signed = "secret_env = \"TEST_SECRET\"";
+    let sub = |id: &str, tenant: &str, components: &str, path: &str, last: &str| {
+        format!(
+            "\n[[subscriber]]\nid = \"{id}\"\n{tenant}components = [{components}]\nwebhook = \"{}\"\n{last}\n",
+            sink.url(path)
+        )
+    };
+    let remind = if remind {
+        "remind_before = \"30m\""
+    } else {
+        ""
+    };
+    [
+        format!("\n[notify]\ntimeout = \"2s\"\nattempts = 3\nbackoff = \"100ms\"\n{remind}\n"),
+        sub("public-dfw", "", r#""dfw""#, "/public-dfw", signed),
+        sub(
+            "public-slack",
+            "",
+            r#""dfw", "ord""#,
+            "/slack",
+            "format = \"slack\"",
+        ),
+        sub(
+            "acme",
+            "tenant = \"acme\"\n",
+            r#""acme-search", "acme-etcd""#,
+            "/acme",
+            signed,
+        ),
+        sub(
+            "globex",
+            "tenant = \"globex\"\n",
+            r#""globex-cache", "ord""#,
+            "/globex",
+            signed,
+        ),
+    ]
+    .concat()
 }
 
 struct SimRun {
@@ -283,10 +277,17 @@ impl SimRun {
         r
     }
 
-    fn clock(&self) -> Clock {
+    /// `f` on the run's store, on a runtime of its own (the run's has ended).
+    fn with_store<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let store = Store::open(&self.db()).await.unwrap();
+            f(&store).await
+        })
+    }
+
+    fn clock(&self) -> Clock {
+        self.with_store(async |store| {
             let row = store.run(&self.id).await.unwrap().unwrap();
             StoredRun::load(row).unwrap().params.clock
         })
@@ -294,9 +295,7 @@ impl SimRun {
 
     /// The journal with sequence numbers.
     fn journal(&self) -> Vec<(i64, Output)> {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let store = Store::open(&self.db()).await.unwrap();
+        self.with_store(async |store| {
             let recs = store.journal(&self.id).await.unwrap();
             let outs = from_records(&self.id, &recs).unwrap();
             recs.iter().map(|r| r.0).zip(outs).collect()
@@ -304,9 +303,7 @@ impl SimRun {
     }
 
     fn summary(&self) -> rollcall_notify::Summary {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let store = Store::open(&self.db()).await.unwrap();
+        self.with_store(async |store| {
             rollcall_notify::summary(store.pool(), &self.id)
                 .await
                 .unwrap()

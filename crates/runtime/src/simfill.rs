@@ -2,15 +2,15 @@
 //! sim driver, a scaled clock. Used by the tests and `rollcall bench serve`; the run is
 //! stored exactly as `rollcall run --driver sim` stores it.
 
+use crate::{
+    Clock, DriverKind, Ending, NewRunSpec, NoObserver, RunParams, RuntimeConfig, drive, start_run,
+    wall_ms,
+};
 use rollcall_core::engine::{Engine, EngineConfig};
 use rollcall_core::simworld::SimParams;
 use rollcall_core::{LoadOptions, OnMissing};
 use rollcall_drivers::Driver;
 use rollcall_drivers::sim::SimDriver;
-use crate::{
-    Clock, DriverKind, Ending, NewRunSpec, NoObserver, RunParams, RuntimeConfig, drive, start_run,
-    wall_ms,
-};
 use rollcall_store::Store;
 use std::path::Path;
 use std::sync::Arc;

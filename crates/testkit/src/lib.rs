@@ -143,6 +143,29 @@ pub fn free_port_on(addrs: &[&str], extra: &[u16]) -> u16 {
     panic!("no free port");
 }
 
+/// A TCP server on `addr` (`127.0.0.x`, a free port) that reads a request and answers
+/// `answer` on every connection, or (`None`) reads and never answers; its port. It lives
+/// as long as the test process.
+pub fn canned_server(addr: &str, answer: Option<&'static str>) -> u16 {
+    use std::io::{Read, Write};
+    let port = free_port_on(&[addr], &[]);
+    let l = TcpListener::bind(format!("{addr}:{port}")).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            match answer {
+                Some(a) => {
+                    let _ = s.write_all(a.as_bytes());
+                }
+                None => held.push(s),
+            }
+        }
+    });
+    port
+}
+
 /// Poll `f` every 100 ms until it holds; past `timeout`, fail naming `what`.
 pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();

@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
+use rollcall_testkit::sim::{SERIAL, sim};
+use rollcall_testkit::{Kill, TmpDir, free_port, repo, xsa};
 use rollcall_web::ServeOptions;
 use rollcall_web::db::TokenKind;
 use std::path::{Path, PathBuf};
-use rollcall_testkit::sim::{SERIAL, sim};
-use rollcall_testkit::{Kill, TmpDir, free_port, repo, xsa};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use thirtyfour::prelude::*;
