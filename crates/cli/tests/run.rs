@@ -41,6 +41,18 @@ fn run_bg(fleet: &str, db: &str, id: &str, scale: &str, extra: &[&str]) -> Kill 
     RC.spawn(&[&args[..], extra].concat())
 }
 
+/// Reboots per host in a sim world's log (`reboot HOST …` lines).
+fn reboots(log: &str) -> std::collections::HashMap<&str, usize> {
+    let mut per = std::collections::HashMap::new();
+    for l in log.lines() {
+        let p: Vec<&str> = l.split_whitespace().collect();
+        if p.first() == Some(&"reboot") {
+            *per.entry(p[1]).or_default() += 1;
+        }
+    }
+    per
+}
+
 /// A fresh directory holding a copy of `examples/imported/` (fleet, inventory, CSV).
 fn imported(name: &str) -> TmpDir {
     let d = tmp(name);
@@ -204,13 +216,7 @@ fn sigkill_at_many_points_then_resume_completes_without_double_reboots() {
     );
     // the sim world: each planned host rebooted exactly once
     let log = std::fs::read_to_string(d.join("sim/crash.log")).unwrap();
-    let mut per: std::collections::HashMap<&str, usize> = Default::default();
-    for l in log.lines() {
-        let p: Vec<&str> = l.split_whitespace().collect();
-        if p.first() == Some(&"reboot") {
-            *per.entry(p[1]).or_default() += 1;
-        }
-    }
+    let per = reboots(&log);
     assert_eq!(per.len(), 372, "every scheduled host rebooted");
     assert!(per.values().all(|&n| n == 1), "a host was rebooted twice");
     eprintln!("{kills} kills, run completed");
@@ -472,13 +478,7 @@ fn a_resumed_run_keeps_its_stored_fleet_when_the_inventory_and_csv_change() {
     assert_eq!(st["progress"]["done"], 12, "{st}");
     assert_eq!(st["violations"], serde_json::json!([]), "{st}");
     let log = std::fs::read_to_string(d.join("sim/edit.log")).unwrap();
-    let mut per: std::collections::HashMap<&str, usize> = Default::default();
-    for l in log.lines() {
-        let p: Vec<&str> = l.split_whitespace().collect();
-        if p.first() == Some(&"reboot") {
-            *per.entry(p[1]).or_default() += 1;
-        }
-    }
+    let per = reboots(&log);
     assert_eq!(per.len(), 12, "the 12 stored hosts rebooted: {per:?}");
     assert!(
         per.values().all(|&n| n == 1),
@@ -590,13 +590,7 @@ fn replan_adopts_edited_files_without_touching_finished_hosts() {
     );
     let old_log = std::fs::read_to_string(d.join("sim/rp.log")).unwrap();
     let new_log = std::fs::read_to_string(d.join("sim/rp-replan1.log")).unwrap();
-    let mut per: std::collections::HashMap<&str, usize> = Default::default();
-    for l in new_log.lines() {
-        let p: Vec<&str> = l.split_whitespace().collect();
-        if p.first() == Some(&"reboot") {
-            *per.entry(p[1]).or_default() += 1;
-        }
-    }
+    let per = reboots(&new_log);
     assert_eq!(per.len(), 14, "every host rebooted, old and new: {per:?}");
     assert!(
         per.values().all(|&n| n == 1),

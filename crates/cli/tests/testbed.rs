@@ -21,6 +21,17 @@ const RC: rollcall_testkit::Bin = rollcall_testkit::bin!();
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// `rollcall run FLEET --driver ssh --json --db <testbed>/journal.db`, to its end.
+fn ssh_run(tb: &Testbed, fleet: &Path) -> std::process::Output {
+    RC.cmd()
+        .arg("run")
+        .arg(fleet)
+        .args(["--driver", "ssh", "--json", "--db"])
+        .arg(tb.dir.join("journal.db"))
+        .output()
+        .unwrap()
+}
+
 /// One testbed at a time: the lock and a fresh testbed, or `None` (skip) without root.
 fn serial_testbed(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Testbed)> {
     let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -305,14 +316,7 @@ fn a_rollcall_rolls_the_testbed_without_losing_writes() {
     let before = tb.boot_ids();
     let w = Writer::start(&tb);
     let t0 = Instant::now();
-    let out = RC
-        .cmd()
-        .arg("run")
-        .arg(&fleet)
-        .args(["--driver", "ssh", "--json", "--db"])
-        .arg(tb.dir.join("journal.db"))
-        .output()
-        .unwrap();
+    let out = ssh_run(&tb, &fleet);
     let wall = t0.elapsed();
     let (r, e) = w.finish();
     assert!(
@@ -570,14 +574,7 @@ fn d_host_key_mismatch_and_dead_ssh_port_are_clear_errors() {
         "[maintenance]\nhosts = { tags = [\"plain\"] }\n",
     );
     std::fs::write(&fleet, t).unwrap();
-    let out = RC
-        .cmd()
-        .arg("run")
-        .arg(&fleet)
-        .args(["--driver", "ssh", "--json", "--db"])
-        .arg(tb.dir.join("journal.db"))
-        .output()
-        .unwrap();
+    let out = ssh_run(&tb, &fleet);
     // p1 and p2 fail preflight: the run ends with them undone (exit 4), each named
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");

@@ -17,6 +17,27 @@ use std::process::{Command as Proc, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A drain of `host` with a fresh ledger, the gate timeout `T` and `secs` to drain.
+async fn drain(
+    spec: &GateSpec,
+    cluster: &str,
+    m: &[Member],
+    host: usize,
+    secs: u64,
+) -> Result<String, String> {
+    let ledger = Ledger::default();
+    gates::drain(
+        spec,
+        cluster,
+        m,
+        host,
+        T,
+        Duration::from_secs(secs),
+        &ledger,
+    )
+    .await
+}
+
 fn settings(s: &Sshd) -> SshSettings {
     SshSettings {
         port: s.port,
@@ -446,32 +467,14 @@ async fn redis_cluster_gate_and_failover_drain() {
 
     // fail a master over: roles swap, and the old master rejoins as an in-sync replica
     let master = (0..6).find(|&i| r.role(i) == "master").unwrap();
-    let d = gates::drain(
-        &spec,
-        "cache",
-        &m,
-        master,
-        T,
-        Duration::from_secs(60),
-        &Ledger::default(),
-    )
-    .await;
+    let d = drain(&spec, "cache", &m, master, 60).await;
     assert!(d.as_ref().is_ok_and(|s| s.contains("failed")), "{d:?}");
     assert_eq!(r.role(master), "slave");
     r.wait_healthy(Duration::from_secs(30));
     let v = until_ok(&spec, "cache", &m, Phase::After(master)).await;
     assert!(v.is_ok(), "{v:?}");
     // a replica needs no preparation
-    let d = gates::drain(
-        &spec,
-        "cache",
-        &m,
-        master,
-        T,
-        Duration::from_secs(10),
-        &Ledger::default(),
-    )
-    .await;
+    let d = drain(&spec, "cache", &m, master, 10).await;
     assert!(
         d.as_ref().is_ok_and(|s| s.contains("nothing to fail over")),
         "{d:?}"
@@ -578,16 +581,7 @@ async fn etcd_gate_and_leader_move() {
         leader.is_some()
     });
     let leader = leader.unwrap();
-    let d = gates::drain(
-        &spec,
-        "kv",
-        &m,
-        leader,
-        T,
-        Duration::from_secs(30),
-        &Ledger::default(),
-    )
-    .await;
+    let d = drain(&spec, "kv", &m, leader, 30).await;
     assert!(
         d.as_ref().is_ok_and(|s| s.contains("moved the leadership")),
         "{d:?}"
@@ -595,16 +589,7 @@ async fn etcd_gate_and_leader_move() {
     let now = e.leader();
     assert!(now.is_some() && now != Some(leader), "leader still {now:?}");
     // a follower needs nothing
-    let d = gates::drain(
-        &spec,
-        "kv",
-        &m,
-        leader,
-        T,
-        Duration::from_secs(10),
-        &Ledger::default(),
-    )
-    .await;
+    let d = drain(&spec, "kv", &m, leader, 10).await;
     assert!(
         d.as_ref().is_ok_and(|s| s.contains("not the leader")),
         "{d:?}"
