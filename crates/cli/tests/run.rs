@@ -41,6 +41,16 @@ fn run_bg(fleet: &str, db: &str, id: &str, scale: &str, extra: &[&str]) -> Kill 
     RC.spawn(&[&args[..], extra].concat())
 }
 
+/// `status --check` found no broken rule in the journal.
+fn assert_no_violations(st: &serde_json::Value) {
+    assert_eq!(
+        st["violations"].as_array().unwrap().len(),
+        0,
+        "{}",
+        st["violations"]
+    );
+}
+
 /// Reboots per host in a sim world's log (`reboot HOST …` lines).
 fn reboots(log: &str) -> std::collections::HashMap<&str, usize> {
     let mut per = std::collections::HashMap::new();
@@ -136,12 +146,7 @@ fn a_simulated_maintenance_runs_to_completion() {
     assert_eq!(reboots, 372, "one reboot per scheduled host");
     let st = status(db, "full");
     assert_eq!(st["state"]["state"], "completed");
-    assert_eq!(
-        st["violations"].as_array().unwrap().len(),
-        0,
-        "{}",
-        st["violations"]
-    );
+    assert_no_violations(&st);
     assert_eq!(st["run"]["status"], "completed");
     let h = rollcall(&["history", "--db", db]);
     assert!(String::from_utf8_lossy(&h.stdout).contains("full"));
@@ -208,12 +213,7 @@ fn sigkill_at_many_points_then_resume_completes_without_double_reboots() {
     let st = status(db, "crash");
     assert!(kills >= 50, "only {kills} kills before the run completed");
     assert_eq!(st["state"]["state"], "completed", "{st}");
-    assert_eq!(
-        st["violations"].as_array().unwrap().len(),
-        0,
-        "{}",
-        st["violations"]
-    );
+    assert_no_violations(&st);
     // the sim world: each planned host rebooted exactly once
     let log = std::fs::read_to_string(d.join("sim/crash.log")).unwrap();
     let per = reboots(&log);
@@ -340,12 +340,7 @@ fn ctrl_c_pauses_cleanly_and_resume_finishes() {
     );
     let b = status(db, "int");
     assert_eq!(b["state"]["state"], "completed", "{b}");
-    assert_eq!(
-        b["violations"].as_array().unwrap().len(),
-        0,
-        "{}",
-        b["violations"]
-    );
+    assert_no_violations(&b);
 }
 
 #[test]
@@ -397,12 +392,7 @@ fn resume_keeps_the_runs_start_and_policy_override() {
         .find(|p| p[0] == "replaced")
         .map(|p| p[1].as_u64().unwrap());
     assert_eq!(replaced, Some(12), "{st}");
-    assert_eq!(
-        st["violations"].as_array().unwrap().len(),
-        0,
-        "{}",
-        st["violations"]
-    );
+    assert_no_violations(&st);
 }
 
 /// Issue #13: a run of a copy of `examples/imported/` is SIGKILLed after about 9 of its 12
