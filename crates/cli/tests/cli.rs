@@ -1,22 +1,21 @@
 //! End-to-end tests of the `rollcall` binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use rollcall_testkit::{Bin, TmpDir, text};
+use std::path::PathBuf;
+use std::process::Output;
+
+const RC: Bin = rollcall_testkit::bin!();
 
 fn rollcall(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run rollcall")
+    RC.run(args)
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// Write `text` to `dir/name` and run `rollcall validate` on it: (the file, the output).
+fn validate(dir: &TmpDir, name: &str, text: impl AsRef<str>) -> (PathBuf, Output) {
+    let f = dir.join(name);
+    std::fs::write(&f, text.as_ref()).unwrap();
+    let out = rollcall(&["validate", f.to_str().unwrap()]);
+    (f, out)
 }
 
 #[test]
@@ -92,15 +91,12 @@ fn plan_json_follows_the_documented_schema() {
 
 #[test]
 fn validate_reports_file_line_and_field() {
-    let dir = std::env::temp_dir().join(format!("rollcall-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.toml");
-    std::fs::write(
-        &bad,
+    let dir = TmpDir::new("cli");
+    let (bad, out) = validate(
+        &dir,
+        "bad.toml",
         "[[host]]\nid = \"a\"\nregion = \"r\"\n\n[[cluster]]\nid = \"c\"\nkind = \"etcd\"\nmembers = [\"a\", \"b\"]\nload = 2\n",
-    )
-    .unwrap();
-    let out = rollcall(&["validate", bad.to_str().unwrap()]);
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     let name = bad.display().to_string();
@@ -117,22 +113,19 @@ fn validate_reports_file_line_and_field() {
     let ok = rollcall(&["validate", "examples/xsa-108.toml"]);
     assert!(ok.status.success());
     assert!(text(&ok.stdout).contains("377 hosts"));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn generated_fleets_plan() {
     let out = rollcall(&["gen", "--hosts", "300", "--clusters", "50", "--seed", "9"]);
     assert!(out.status.success());
-    let dir = std::env::temp_dir().join(format!("rollcall-gen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TmpDir::new("gen");
     let f = dir.join("g.toml");
     std::fs::write(&f, &out.stdout).unwrap();
     let p = rollcall(&["plan", "--json", f.to_str().unwrap()]);
     assert!(p.status.success(), "{}", text(&p.stderr));
     let v: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
     assert_eq!(v["hosts"]["total"], 300);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -159,16 +152,13 @@ fn bench_runs_and_reports_figures() {
 
 #[test]
 fn validate_names_the_maintenance_action_and_points_at_a_bad_one() {
-    let dir = std::env::temp_dir().join(format!("rollcall-cli-action-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TmpDir::new("cli-action");
     let host = "[[host]]\nid = \"o1\"\nregion = \"r\"\n";
-    let ok = dir.join("ok.toml");
-    std::fs::write(
-        &ok,
+    let (ok, out) = validate(
+        &dir,
+        "ok.toml",
         format!("[maintenance]\naction = \"restart\"\nservices = [\"opensearch\"]\n\n{host}"),
-    )
-    .unwrap();
-    let out = rollcall(&["validate", ok.to_str().unwrap()]);
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     assert!(
@@ -178,15 +168,13 @@ fn validate_names_the_maintenance_action_and_points_at_a_bad_one() {
     let plan = rollcall(&["plan", ok.to_str().unwrap()]);
     assert!(text(&plan.stdout).contains("first restart of opensearch no earlier than"));
 
-    let bad = dir.join("bad.toml");
-    std::fs::write(
-        &bad,
+    let (bad, out) = validate(
+        &dir,
+        "bad.toml",
         format!(
             "[maintenance]\naction = \"command\"\ncommand = \"apt-get install -y bash\"\n\n{host}"
         ),
-    )
-    .unwrap();
-    let out = rollcall(&["validate", bad.to_str().unwrap()]);
+    );
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
@@ -196,23 +184,21 @@ fn validate_names_the_maintenance_action_and_points_at_a_bad_one() {
         )),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn validate_describes_the_native_search_gate_and_points_at_bad_gate_settings() {
-    let dir = std::env::temp_dir().join(format!("rollcall-cli-gates-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TmpDir::new("cli-gates");
     let hosts = "[[host]]\nid = \"o1\"\naddress = \"10.0.0.1\"\nregion = \"r\"\nzone = \"a\"\n\
                  [[host]]\nid = \"o2\"\naddress = \"10.0.0.2\"\nregion = \"r\"\nzone = \"b\"\n\
                  [[host]]\nid = \"o3\"\naddress = \"10.0.0.3\"\nregion = \"r\"\nzone = \"c\"\n";
-    let ok = dir.join("ok.toml");
-    std::fs::write(
-        &ok,
-        format!("{hosts}\n[[cluster]]\nid = \"search\"\nkind = \"opensearch\"\nmembers = [\"o1\", \"o2\", \"o3\"]\n"),
-    )
-    .unwrap();
-    let out = rollcall(&["validate", ok.to_str().unwrap()]);
+    let (_, out) = validate(
+        &dir,
+        "ok.toml",
+        format!(
+            "{hosts}\n[[cluster]]\nid = \"search\"\nkind = \"opensearch\"\nmembers = [\"o1\", \"o2\", \"o3\"]\n"
+        ),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     assert!(
@@ -223,13 +209,13 @@ fn validate_describes_the_native_search_gate_and_points_at_bad_gate_settings() {
     );
     assert!(s.contains("drain: allocation primaries + flush"), "{s}");
 
-    let bad = dir.join("bad.toml");
-    std::fs::write(
-        &bad,
-        format!("{hosts}\n[[cluster]]\nid = \"search\"\nkind = \"elasticsearch\"\nmembers = [\"o1\", \"o2\", \"o3\"]\ngate = {{ url = \"https://{{address}}:9200\", auth = {{ api_key_env = \"RC_CLI_TEST_NO_SUCH_KEY\" }} }}\n"),
-    )
-    .unwrap();
-    let out = rollcall(&["validate", bad.to_str().unwrap()]);
+    let (bad, out) = validate(
+        &dir,
+        "bad.toml",
+        format!(
+            "{hosts}\n[[cluster]]\nid = \"search\"\nkind = \"elasticsearch\"\nmembers = [\"o1\", \"o2\", \"o3\"]\ngate = {{ url = \"https://{{address}}:9200\", auth = {{ api_key_env = \"RC_CLI_TEST_NO_SUCH_KEY\" }} }}\n"
+        ),
+    );
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
@@ -239,5 +225,4 @@ fn validate_describes_the_native_search_gate_and_points_at_bad_gate_settings() {
         )),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }

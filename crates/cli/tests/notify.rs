@@ -3,145 +3,18 @@
 //! completed mails arrive; the orchestrator is SIGKILLed mid-run and resumed, and no
 //! mail is sent twice or lost; `rollcall status` reports what was sent.
 
+use rollcall_testkit::fleets::NOTIFY_CLI as FLEET;
+use rollcall_testkit::smtp::{Smtpd, header};
+use rollcall_testkit::{Bin, TmpDir};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rollcall")
-}
-
-struct Smtpd {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-}
-
-impl Smtpd {
-    fn start(dir: &Path) -> Smtpd {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let maildir = dir.join("maildir");
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox", maildir.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3-aiosmtpd (apt install python3-aiosmtpd)");
-        let s = Smtpd {
-            child,
-            port,
-            maildir,
-        };
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "aiosmtpd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-    /// (file modification time, text) of every mail received.
-    fn mails(&self) -> Vec<(std::time::SystemTime, String)> {
-        let mut v = Vec::new();
-        for sub in ["new", "cur"] {
-            for e in std::fs::read_dir(self.maildir.join(sub))
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let t = e.metadata().and_then(|m| m.modified()).unwrap();
-                v.push((t, std::fs::read_to_string(e.path()).unwrap()));
-            }
-        }
-        v
-    }
-}
-
-impl Drop for Smtpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn header(mail: &str, name: &str) -> Option<String> {
-    let head = mail.split("\n\n").next().unwrap_or("");
-    head.replace("\n ", " ")
-        .lines()
-        .find(|l| {
-            l.to_lowercase()
-                .starts_with(&format!("{}:", name.to_lowercase()))
-        })
-        .map(|l| l[name.len() + 1..].trim().to_string())
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-const FLEET: &str = r#"
-host = [
-  { id = "dfw-acme-1", region = "dfw", zone = "a" },
-  { id = "dfw-acme-2", region = "dfw", zone = "b" },
-  { id = "dfw-acme-3", region = "dfw", zone = "c" },
-  { id = "ord-globex-1", region = "ord", zone = "a" },
-  { id = "ord-globex-2", region = "ord", zone = "b" },
-  { id = "ord-globex-3", region = "ord", zone = "c" },
-]
-
-[fleet]
-name = "clifleet"
-
-[defaults]
-durations = { elasticsearch = "10m", etcd = "4m" }
-
-[maintenance]
-name = "xsa-108"
-start = "2026-01-05T00:00:00Z"
-notice_lead = "1h"
-regions = ["dfw", "ord"]
-region_mode = "serial"
-
-[[tenant]]
-id = "acme"
-name = "Acme"
-
-[[tenant]]
-id = "globex"
-name = "Globex"
-
-[[cluster]]
-id = "acme-search"
-kind = "elasticsearch"
-tenant = "acme"
-members = ["dfw-acme-1", "dfw-acme-2", "dfw-acme-3"]
-max_unavailable = 1
-
-[[cluster]]
-id = "globex-etcd"
-kind = "etcd"
-tenant = "globex"
-members = ["ord-globex-1", "ord-globex-2", "ord-globex-3"]
-max_unavailable = 1
-"#;
+const RC: Bin = rollcall_testkit::bin!();
 
 #[test]
 fn a_run_mails_its_subscribers_and_a_sigkill_neither_loses_nor_repeats_a_mail() {
-    let dir = std::env::temp_dir().join(format!("rollcall-notify-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let smtpd = Smtpd::start(&dir);
+    let dir = TmpDir::new("notify-cli");
+    let smtpd = Smtpd::start(dir.path());
     let fleet = dir.join("fleet.toml");
     std::fs::write(
         &fleet,
@@ -170,26 +43,19 @@ email = "status@public.example"
     let (db_s, fleet_s) = (db.to_str().unwrap(), fleet.to_str().unwrap());
     // run at 1500x (about 4 s in all); SIGKILL it once some mail went out and the
     // server has been quiet for 150 ms, i.e. not between a 250 OK and the outbox commit
-    let mut run = Kill(
-        Command::new(bin())
-            .args([
-                "run",
-                fleet_s,
-                "--db",
-                db_s,
-                "--time-scale",
-                "1500",
-                "--run-id",
-                "r1",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut run = RC.spawn(&[
+        "run",
+        fleet_s,
+        "--db",
+        db_s,
+        "--time-scale",
+        "1500",
+        "--run-id",
+        "r1",
+    ]);
     let t = Instant::now();
     loop {
-        let m = smtpd.mails();
+        let m = smtpd.timed_mails();
         let last = m.iter().map(|x| x.0).max();
         let quiet =
             last.is_some_and(|l| l.elapsed().unwrap_or_default() > Duration::from_millis(150));
@@ -213,16 +79,13 @@ email = "status@public.example"
         before >= 3,
         "announcements went out before the kill ({before})"
     );
-    let out = Command::new(bin())
-        .args(["resume", "r1", "--db", db_s, "--quiet"])
-        .output()
-        .unwrap();
+    let out = RC.run(&["resume", "r1", "--db", db_s, "--quiet"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mails = smtpd.mails();
+    let mails = smtpd.timed_mails();
     let ids: Vec<String> = mails
         .iter()
         .map(|m| header(&m.1, "Message-ID").unwrap())
@@ -274,10 +137,7 @@ email = "status@public.example"
         }
     }
     // status reports them
-    let out = Command::new(bin())
-        .args(["status", "r1", "--db", db_s, "--json"])
-        .output()
-        .unwrap();
+    let out = RC.run(&["status", "r1", "--db", db_s, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let count = |status: &str| -> i64 {
         v["notices"]["counts"]
@@ -290,15 +150,11 @@ email = "status@public.example"
     };
     assert_eq!(count("sent"), 9);
     assert_eq!(count("pending"), 0);
-    let out = Command::new(bin())
-        .args(["status", "r1", "--db", db_s])
-        .output()
-        .unwrap();
+    let out = RC.run(&["status", "r1", "--db", db_s]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("notices: 9 sent, 0 pending"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
     drop(smtpd);
-    let _ = std::fs::remove_dir_all(&dir);
 }

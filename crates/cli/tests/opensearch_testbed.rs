@@ -11,13 +11,15 @@
 //! `DELAYED_TIMEOUT`: a naive reboot always outlasts it. Each scenario prints its figures
 //! as one JSON line (`FIGURES name: {...}`) and writes `target/testbed-figures/name.json`.
 
-mod common;
 #[path = "opensearch_testbed/http.rs"]
 mod http;
 #[path = "opensearch_testbed/load.rs"]
 mod load;
 
-use common::*;
+use rollcall_testkit::canned_server;
+use rollcall_testkit::testbed::*;
+
+const RC: rollcall_testkit::Bin = rollcall_testkit::bin!();
 use load::{INDEX, Load, LoadFigures, Nodes};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -298,18 +300,7 @@ max_concurrent = 3
 on_missing = "pause"
 hosts = {{ ids = [{ids}] }}
 
-[ssh]
-identity = "id_ed25519"
-known_hosts = "known_hosts"
-connect_timeout = "3s"
-
-[remote]
-services = ["ssh"]
-probe_interval = "1s"
-gate_interval = "1s"
-command_timeout = "20s"
-drain_timeout = "60s"
-{services}"#
+{SSH_REMOTE}{services}"#
     );
     let p = b.tb.dir.join(format!("{name}.toml"));
     std::fs::write(&p, text).unwrap();
@@ -317,7 +308,7 @@ drain_timeout = "60s"
 }
 
 fn run(b: &Bed, fleet: &PathBuf, db: &str) -> Output {
-    rollcall()
+    RC.cmd()
         .arg("run")
         .arg(fleet)
         .args(["--driver", "ssh", "--json", "--db"])
@@ -553,7 +544,7 @@ fn c_plan_refuses_a_budget_above_the_replicas() {
         ),
     )
     .unwrap();
-    let out = rollcall().arg("plan").arg(&f).output().unwrap();
+    let out = RC.cmd().arg("plan").arg(&f).output().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -609,27 +600,6 @@ fn d_a_host_holding_a_zero_replica_index_is_refused() {
 /// A fake gate endpoint: its name, what it answers (None: nothing), what the note must say.
 type BadGate = (&'static str, Option<&'static str>, fn(u16) -> String);
 
-/// A local port that answers `answer` to anything, or (None) accepts and never answers.
-fn fake_server(answer: Option<&'static str>) -> u16 {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for mut s in l.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            match answer {
-                Some(a) => {
-                    let _ = s.write_all(a.as_bytes());
-                }
-                None => held.push(s),
-            }
-        }
-    });
-    port
-}
-
 /// (d) A gate pointed at a port that answers garbage, or hangs: unhealthy within its
 /// timeout, the host is refused untouched and the run does not go on with it.
 #[test]
@@ -644,7 +614,7 @@ fn d_a_gate_port_that_answers_garbage_or_hangs_is_unhealthy_within_its_timeout()
         ("hang", None, |_| "within 2s".to_string()),
     ];
     for (what, answer, says) in cases {
-        let port = fake_server(answer);
+        let port = canned_server("127.0.0.1", answer);
         let gate = format!("gate = {{ url = \"http://127.0.0.1:{port}\", timeout = \"2s\" }}");
         let f = fleet(b, &format!("d-{what}"), 1, &gate, &["o1"]);
         let before = b.tb.boot_ids();
@@ -692,7 +662,8 @@ fn e_sigkill_between_drain_and_restore_then_resume_restores_allocation() {
     let f = fleet(b, "e-kill", 1, "", &["o1"]);
     let db = b.tb.dir.join("e.db");
     let log = b.tb.dir.join("e.jsonl");
-    let mut child = rollcall()
+    let mut child = RC
+        .cmd()
         .arg("run")
         .arg(&f)
         .args(["--driver", "ssh", "--json", "--run-id", "kill", "--db"])
@@ -721,7 +692,8 @@ fn e_sigkill_between_drain_and_restore_then_resume_restores_allocation() {
     child.wait().unwrap();
     let drained = allocation(&b.nodes);
     assert_eq!(drained.0, "primaries", "drained when killed: {drained:?}");
-    let out = rollcall()
+    let out = RC
+        .cmd()
         .args(["resume", "kill", "--json", "--db"])
         .arg(&db)
         .output()

@@ -2,8 +2,8 @@
 //! orchestrator at many points with `rollcall resume` after each, operator controls,
 //! and clear errors for bad journals.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use rollcall_testkit::{Bin, Kill, TmpDir, repo};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 /// These tests run orchestrators on a wall-clock-mapped simulated clock: one at a time,
@@ -14,37 +14,62 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rollcall")
-}
+const RC: Bin = rollcall_testkit::bin!();
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rollcall-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(name: &str) -> TmpDir {
+    TmpDir::new(&format!("run-{name}"))
 }
 
 fn rollcall(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run rollcall")
+    RC.run(args)
 }
 
-fn spawn(args: &[&str]) -> Child {
-    Command::new(bin())
-        .args(args)
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rollcall")
+/// `rollcall run FLEET --db DB --run-id ID --time-scale SCALE --quiet EXTRA…` in the
+/// background, killed on drop.
+fn run_bg(fleet: &str, db: &str, id: &str, scale: &str, extra: &[&str]) -> Kill {
+    let args = [
+        "run",
+        fleet,
+        "--db",
+        db,
+        "--run-id",
+        id,
+        "--time-scale",
+        scale,
+        "--quiet",
+    ];
+    RC.spawn(&[&args[..], extra].concat())
+}
+
+/// `status --check` found no broken rule in the journal.
+fn assert_no_violations(st: &serde_json::Value) {
+    assert_eq!(
+        st["violations"].as_array().unwrap().len(),
+        0,
+        "{}",
+        st["violations"]
+    );
+}
+
+/// Reboots per host in a sim world's log (`reboot HOST …` lines).
+fn reboots(log: &str) -> std::collections::HashMap<&str, usize> {
+    let mut per = std::collections::HashMap::new();
+    for l in log.lines() {
+        let p: Vec<&str> = l.split_whitespace().collect();
+        if p.first() == Some(&"reboot") {
+            *per.entry(p[1]).or_default() += 1;
+        }
+    }
+    per
+}
+
+/// A fresh directory holding a copy of `examples/imported/` (fleet, inventory, CSV).
+fn imported(name: &str) -> TmpDir {
+    let d = tmp(name);
+    for f in ["fleet.toml", "inventory.ini", "hosts.csv"] {
+        std::fs::copy(repo().join("examples/imported").join(f), d.join(f)).unwrap();
+    }
+    d
 }
 
 /// Wait for a child to exit; past `limit`, kill it and fail with `what`.
@@ -121,12 +146,7 @@ fn a_simulated_maintenance_runs_to_completion() {
     assert_eq!(reboots, 372, "one reboot per scheduled host");
     let st = status(db, "full");
     assert_eq!(st["state"]["state"], "completed");
-    assert_eq!(
-        st["violations"].as_array().unwrap().len(),
-        0,
-        "{}",
-        st["violations"]
-    );
+    assert_no_violations(&st);
     assert_eq!(st["run"]["status"], "completed");
     let h = rollcall(&["history", "--db", db]);
     assert!(String::from_utf8_lossy(&h.stdout).contains("full"));
@@ -144,28 +164,25 @@ fn sigkill_at_many_points_then_resume_completes_without_double_reboots() {
         .as_nanos() as u64;
     eprintln!("kill schedule seed {seed}");
     let mut rng = Rng(seed);
-    let mut child = spawn(&[
-        "run",
+    let mut child = run_bg(
         "examples/xsa-108.toml",
-        "--db",
         db,
-        "--run-id",
         "crash",
         // 1000x: an orchestrator restart costs ~0.1-0.3 s of wall time, i.e. 100-300 s of
         // run time; at higher scales a loaded machine turns repeated restarts during one
         // cluster's wait into a (correct) gate-timeout escalation, not what this tests.
-        "--time-scale",
         "1000",
-        "--quiet",
-        "--seed",
-        "7",
-        "--missing-rate",
-        "0.02",
-        "--missing-for",
-        "1h",
-        "--flap-rate",
-        "0.05",
-    ]);
+        &[
+            "--seed",
+            "7",
+            "--missing-rate",
+            "0.02",
+            "--missing-for",
+            "1h",
+            "--flap-rate",
+            "0.05",
+        ],
+    );
     let mut kills = 0;
     let started = Instant::now();
     loop {
@@ -190,27 +207,16 @@ fn sigkill_at_many_points_then_resume_completes_without_double_reboots() {
         child.wait().unwrap();
         kills += 1;
         assert!(started.elapsed() < Duration::from_secs(400), "too slow");
-        child = spawn(&["resume", "crash", "--db", db, "--quiet"]);
+        child = RC.spawn(&["resume", "crash", "--db", db, "--quiet"]);
     }
     // the last resume may have found the run complete already
     let st = status(db, "crash");
     assert!(kills >= 50, "only {kills} kills before the run completed");
     assert_eq!(st["state"]["state"], "completed", "{st}");
-    assert_eq!(
-        st["violations"].as_array().unwrap().len(),
-        0,
-        "{}",
-        st["violations"]
-    );
+    assert_no_violations(&st);
     // the sim world: each planned host rebooted exactly once
     let log = std::fs::read_to_string(d.join("sim/crash.log")).unwrap();
-    let mut per: std::collections::HashMap<&str, usize> = Default::default();
-    for l in log.lines() {
-        let p: Vec<&str> = l.split_whitespace().collect();
-        if p.first() == Some(&"reboot") {
-            *per.entry(p[1]).or_default() += 1;
-        }
-    }
+    let per = reboots(&log);
     assert_eq!(per.len(), 372, "every scheduled host rebooted");
     assert!(per.values().all(|&n| n == 1), "a host was rebooted twice");
     eprintln!("{kills} kills, run completed");
@@ -222,17 +228,7 @@ fn pause_resume_and_abort_from_another_process() {
     let d = tmp("ctl");
     let db = d.join("j.db");
     let db = db.to_str().unwrap();
-    let mut child = spawn(&[
-        "run",
-        "examples/xsa-108.toml",
-        "--db",
-        db,
-        "--run-id",
-        "ctl",
-        "--time-scale",
-        "600",
-        "--quiet",
-    ]);
+    let mut child = run_bg("examples/xsa-108.toml", db, "ctl", "600", &[]);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(rollcall(&["pause", "ctl", "--db", db]).status.success());
     std::thread::sleep(Duration::from_millis(800));
@@ -314,17 +310,7 @@ fn ctrl_c_pauses_cleanly_and_resume_finishes() {
     let d = tmp("sigint");
     let db = d.join("j.db");
     let db = db.to_str().unwrap();
-    let mut child = spawn(&[
-        "run",
-        "examples/xsa-108.toml",
-        "--db",
-        db,
-        "--run-id",
-        "int",
-        "--time-scale",
-        "3000",
-        "--quiet",
-    ]);
+    let mut child = run_bg("examples/xsa-108.toml", db, "int", "3000", &[]);
     std::thread::sleep(Duration::from_millis(1500));
     let pid = child.id().to_string();
     assert!(
@@ -354,12 +340,7 @@ fn ctrl_c_pauses_cleanly_and_resume_finishes() {
     );
     let b = status(db, "int");
     assert_eq!(b["state"]["state"], "completed", "{b}");
-    assert_eq!(
-        b["violations"].as_array().unwrap().len(),
-        0,
-        "{}",
-        b["violations"]
-    );
+    assert_no_violations(&b);
 }
 
 #[test]
@@ -367,38 +348,35 @@ fn resume_keeps_the_runs_start_and_policy_override() {
     let _serial = serial();
     let d = tmp("override");
     // a fleet that leaves the maintenance start to "now"
-    let text = std::fs::read_to_string(root().join("examples/imported/fleet.toml")).unwrap();
+    let text = std::fs::read_to_string(repo().join("examples/imported/fleet.toml")).unwrap();
     let text = text.replace("start = \"2026-12-01T22:00:00Z\"\n", "");
     std::fs::write(d.join("fleet.toml"), text).unwrap();
     for f in ["inventory.ini", "hosts.csv"] {
-        std::fs::copy(root().join("examples/imported").join(f), d.join(f)).unwrap();
+        std::fs::copy(repo().join("examples/imported").join(f), d.join(f)).unwrap();
     }
     let fleet = d.join("fleet.toml");
     let db = d.join("j.db");
     let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
     // every reboot goes missing for good: only `replace` can finish
-    let mut child = spawn(&[
-        "run",
+    let mut child = run_bg(
         fleet,
-        "--db",
         db,
-        "--run-id",
         "ov",
-        "--time-scale",
         "2000",
-        "--quiet",
-        "--missing-rate",
-        "1",
-        "--missing-for",
-        "never",
-        "--on-missing",
-        "replace",
-    ]);
+        &[
+            "--missing-rate",
+            "1",
+            "--missing-for",
+            "never",
+            "--on-missing",
+            "replace",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(2500));
     child.kill().unwrap();
     child.wait().unwrap();
     // under the fleet's own policy (pause) this resume would wait forever
-    let mut resumed = spawn(&["resume", "ov", "--db", db, "--quiet"]);
+    let mut resumed = RC.spawn(&["resume", "ov", "--db", db, "--quiet"]);
     let rc = wait_exit(
         &mut resumed,
         Duration::from_secs(90),
@@ -414,12 +392,7 @@ fn resume_keeps_the_runs_start_and_policy_override() {
         .find(|p| p[0] == "replaced")
         .map(|p| p[1].as_u64().unwrap());
     assert_eq!(replaced, Some(12), "{st}");
-    assert_eq!(
-        st["violations"].as_array().unwrap().len(),
-        0,
-        "{}",
-        st["violations"]
-    );
+    assert_no_violations(&st);
 }
 
 /// Issue #13: a run of a copy of `examples/imported/` is SIGKILLed after about 9 of its 12
@@ -429,24 +402,11 @@ fn resume_keeps_the_runs_start_and_policy_override() {
 #[test]
 fn a_resumed_run_keeps_its_stored_fleet_when_the_inventory_and_csv_change() {
     let _serial = serial();
-    let d = tmp("edited");
-    for f in ["fleet.toml", "inventory.ini", "hosts.csv"] {
-        std::fs::copy(root().join("examples/imported").join(f), d.join(f)).unwrap();
-    }
+    let d = imported("edited");
     let fleet = d.join("fleet.toml");
     let db = d.join("j.db");
     let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
-    let mut child = spawn(&[
-        "run",
-        fleet,
-        "--db",
-        db,
-        "--run-id",
-        "edit",
-        "--time-scale",
-        "600",
-        "--quiet",
-    ]);
+    let mut child = run_bg(fleet, db, "edit", "600", &[]);
     let started = Instant::now();
     let done = loop {
         std::thread::sleep(Duration::from_millis(50));
@@ -508,13 +468,7 @@ fn a_resumed_run_keeps_its_stored_fleet_when_the_inventory_and_csv_change() {
     assert_eq!(st["progress"]["done"], 12, "{st}");
     assert_eq!(st["violations"], serde_json::json!([]), "{st}");
     let log = std::fs::read_to_string(d.join("sim/edit.log")).unwrap();
-    let mut per: std::collections::HashMap<&str, usize> = Default::default();
-    for l in log.lines() {
-        let p: Vec<&str> = l.split_whitespace().collect();
-        if p.first() == Some(&"reboot") {
-            *per.entry(p[1]).or_default() += 1;
-        }
-    }
+    let per = reboots(&log);
     assert_eq!(per.len(), 12, "the 12 stored hosts rebooted: {per:?}");
     assert!(
         per.values().all(|&n| n == 1),
@@ -558,24 +512,11 @@ fn a_run_whose_hosts_all_fail_preflight_names_them_and_exits_4() {
 #[test]
 fn replan_adopts_edited_files_without_touching_finished_hosts() {
     let _serial = serial();
-    let d = tmp("replan");
-    for f in ["fleet.toml", "inventory.ini", "hosts.csv"] {
-        std::fs::copy(root().join("examples/imported").join(f), d.join(f)).unwrap();
-    }
+    let d = imported("replan");
     let fleet = d.join("fleet.toml");
     let db = d.join("j.db");
     let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
-    let mut child = spawn(&[
-        "run",
-        fleet,
-        "--db",
-        db,
-        "--run-id",
-        "rp",
-        "--time-scale",
-        "600",
-        "--quiet",
-    ]);
+    let mut child = run_bg(fleet, db, "rp", "600", &[]);
     let started = Instant::now();
     // pause once a few hosts are done, and wait until none is at work
     let mut paused = false;
@@ -639,13 +580,7 @@ fn replan_adopts_edited_files_without_touching_finished_hosts() {
     );
     let old_log = std::fs::read_to_string(d.join("sim/rp.log")).unwrap();
     let new_log = std::fs::read_to_string(d.join("sim/rp-replan1.log")).unwrap();
-    let mut per: std::collections::HashMap<&str, usize> = Default::default();
-    for l in new_log.lines() {
-        let p: Vec<&str> = l.split_whitespace().collect();
-        if p.first() == Some(&"reboot") {
-            *per.entry(p[1]).or_default() += 1;
-        }
-    }
+    let per = reboots(&new_log);
     assert_eq!(per.len(), 14, "every host rebooted, old and new: {per:?}");
     assert!(
         per.values().all(|&n| n == 1),

@@ -1,43 +1,13 @@
 //! `rollcall run --serve`, `rollcall serve` and `rollcall token` with the real binary:
 //! the page follows a live sim run and tokens made by another process work at once.
 
+use rollcall_testkit::{Bin, TmpDir, free_port};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rollcall")
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct Tmp(PathBuf);
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Kills the child on drop (also when the test fails).
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const RC: Bin = rollcall_testkit::bin!();
 
 /// A plain HTTP/1.1 GET: (status, body).
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -61,43 +31,24 @@ fn live(port: u16) -> Option<serde_json::Value> {
     (st == 200).then(|| serde_json::from_str(&body).ok())?
 }
 
-fn rollcall(args: &[&str]) -> std::process::Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
-    let dir = std::env::temp_dir().join(format!("rollcall-serve-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let _tmp = Tmp(dir.clone());
+    let dir = TmpDir::new("serve");
     let db = dir.join("r.db");
     let db_s = db.display().to_string();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut run = Proc(
-        Command::new(bin())
-            .args([
-                "run",
-                "examples/xsa-108.toml",
-                "--db",
-                &db_s,
-                "--time-scale",
-                "1000",
-                "--quiet",
-                "--serve",
-                &addr,
-            ])
-            .current_dir(root())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut run = RC.spawn(&[
+        "run",
+        "examples/xsa-108.toml",
+        "--db",
+        &db_s,
+        "--time-scale",
+        "1000",
+        "--quiet",
+        "--serve",
+        &addr,
+    ]);
     let t0 = Instant::now();
     let mut versions = Vec::new();
     let mut done = Vec::new();
@@ -127,7 +78,7 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
     assert!(page.contains("hosted-search status") && page.contains("Past maintenance"));
 
     // a tenant link made by another process works on the running server
-    let out = rollcall(&[
+    let out = RC.run(&[
         "token",
         "tenant",
         "acme",
@@ -161,7 +112,7 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
     };
     assert!(body.contains("cluster-acme-search-dfw") && !body.contains("globex"));
     // unknown tenant: a clear error naming the tenants
-    let out = rollcall(&["token", "tenant", "nobody", "--db", &db_s]);
+    let out = RC.run(&["token", "tenant", "nobody", "--db", &db_s]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -169,11 +120,11 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
         "{err}"
     );
     // admin token: printed once, listed without its secret
-    let out = rollcall(&["token", "admin", "--db", &db_s]);
+    let out = RC.run(&["token", "admin", "--db", &db_s]);
     assert!(out.status.success());
     let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(secret.starts_with("rca_"));
-    let out = rollcall(&["token", "list", "--db", &db_s]);
+    let out = RC.run(&["token", "list", "--db", &db_s]);
     let list = String::from_utf8(out.stdout).unwrap();
     assert!(list.contains("admin") && list.contains("acme"), "{list}");
     assert!(!list.contains(&secret) && !list.contains(&path[3..path.len() - 1]));
@@ -191,21 +142,13 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
 
     // `rollcall serve` on the finished run
     let port2 = free_port();
-    let _serve = Proc(
-        Command::new(bin())
-            .args([
-                "serve",
-                "--db",
-                &db_s,
-                "--listen",
-                &format!("127.0.0.1:{port2}"),
-            ])
-            .current_dir(root())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _serve = RC.spawn(&[
+        "serve",
+        "--db",
+        &db_s,
+        "--listen",
+        &format!("127.0.0.1:{port2}"),
+    ]);
     let t = Instant::now();
     let sum = loop {
         if let Some((200, b)) = get(port2, "/api/v2/summary.json") {
@@ -218,7 +161,7 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
     assert_eq!(sum["status"]["indicator"], "none");
     assert_eq!(sum["components"].as_array().unwrap().len(), 6);
     // a bad address is a clear error
-    let out = rollcall(&["serve", "--db", &db_s, "--listen", "localhost"]);
+    let out = RC.run(&["serve", "--db", &db_s, "--listen", "localhost"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--listen: expected an address"));
 }

@@ -15,27 +15,47 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-mod common;
+use rollcall_testkit::testbed::*;
 
-use common::*;
+const RC: rollcall_testkit::Bin = rollcall_testkit::bin!();
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-impl Testbed {
-    fn fleet(&self, extra: &str, on_missing: &str) -> PathBuf {
-        let mut services = String::new();
-        for i in 1..=6 {
-            services.push_str(&format!(
-                "[remote.host.r{i}]\nservices = [\"ssh\", \"redis-server\"]\n"
-            ));
-        }
-        for i in 1..=3 {
-            services.push_str(&format!(
-                "[remote.host.e{i}]\nservices = [\"ssh\", \"etcd\"]\n"
-            ));
-        }
-        let text = format!(
-            r#"[fleet]
+/// `rollcall run FLEET --driver ssh --json --db <testbed>/journal.db`, to its end.
+fn ssh_run(tb: &Testbed, fleet: &Path) -> std::process::Output {
+    RC.cmd()
+        .arg("run")
+        .arg(fleet)
+        .args(["--driver", "ssh", "--json", "--db"])
+        .arg(tb.dir.join("journal.db"))
+        .output()
+        .unwrap()
+}
+
+/// One testbed at a time: the lock and a fresh testbed, or `None` (skip) without root.
+fn serial_testbed(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Testbed)> {
+    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if skip_unless_root() {
+        return None;
+    }
+    Some((g, Testbed::up(name)))
+}
+
+/// The testbed's fleet file (redis + etcd, `on_missing`, `extra` appended), written to its dir.
+fn fleet_file(tb: &Testbed, extra: &str, on_missing: &str) -> PathBuf {
+    let mut services = String::new();
+    for i in 1..=6 {
+        services.push_str(&format!(
+            "[remote.host.r{i}]\nservices = [\"ssh\", \"redis-server\"]\n"
+        ));
+    }
+    for i in 1..=3 {
+        services.push_str(&format!(
+            "[remote.host.e{i}]\nservices = [\"ssh\", \"etcd\"]\n"
+        ));
+    }
+    let text = format!(
+        r#"[fleet]
 name = "testbed"
 
 [[import]]
@@ -67,25 +87,13 @@ notice_lead = "0s"
 max_concurrent = 3
 on_missing = "{on_missing}"
 
-[ssh]
-identity = "id_ed25519"
-known_hosts = "known_hosts"
-connect_timeout = "3s"
-
-[remote]
-services = ["ssh"]
-probe_interval = "1s"
-gate_interval = "1s"
-command_timeout = "20s"
-drain_timeout = "60s"
-{services}
+{SSH_REMOTE}{services}
 {extra}
 "#
-        );
-        let p = self.dir.join("fleet.toml");
-        std::fs::write(&p, text).unwrap();
-        p
-    }
+    );
+    let p = tb.dir.join("fleet.toml");
+    std::fs::write(&p, text).unwrap();
+    p
 }
 
 // ------------------------------------------------------------------ the writer
@@ -279,7 +287,8 @@ impl Writer {
 // ------------------------------------------------------------------ helpers
 
 fn plan_makespan(fleet: &Path) -> i64 {
-    let out = rollcall()
+    let out = RC
+        .cmd()
         .arg("plan")
         .arg(fleet)
         .arg("--json")
@@ -299,23 +308,15 @@ fn plan_makespan(fleet: &Path) -> i64 {
 /// (a) rollcall rolls the whole testbed while a client writes to both clusters.
 #[test]
 fn a_rollcall_rolls_the_testbed_without_losing_writes() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if skip_unless_root() {
+    let Some((_g, tb)) = serial_testbed("roll") else {
         return;
-    }
-    let tb = Testbed::up("roll");
-    let fleet = tb.fleet("", "pause");
+    };
+    let fleet = fleet_file(&tb, "", "pause");
     let predicted = plan_makespan(&fleet);
     let before = tb.boot_ids();
     let w = Writer::start(&tb);
     let t0 = Instant::now();
-    let out = rollcall()
-        .arg("run")
-        .arg(&fleet)
-        .args(["--driver", "ssh", "--json", "--db"])
-        .arg(tb.dir.join("journal.db"))
-        .output()
-        .unwrap();
+    let out = ssh_run(&tb, &fleet);
     let wall = t0.elapsed();
     let (r, e) = w.finish();
     assert!(
@@ -373,12 +374,10 @@ fn a_rollcall_rolls_the_testbed_without_losing_writes() {
 /// driver, no failover or leader move, a fixed wait instead of gates.
 #[test]
 fn b_naive_sequential_reboots_for_comparison() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if skip_unless_root() {
+    let Some((_g, tb)) = serial_testbed("naive") else {
         return;
-    }
-    let tb = Testbed::up("naive");
-    let fleet_path = tb.fleet("", "pause");
+    };
+    let fleet_path = fleet_file(&tb, "", "pause");
     let text = std::fs::read_to_string(&fleet_path).unwrap();
     let fleet = Arc::new(
         rollcall_fleet::load_str(
@@ -433,12 +432,10 @@ fn b_naive_sequential_reboots_for_comparison() {
 /// not touched, the policy (continue) lets the other clusters finish, and the notice says so.
 #[test]
 fn c_a_host_that_never_returns_is_missing_and_its_cluster_waits() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if skip_unless_root() {
+    let Some((_g, tb)) = serial_testbed("missing") else {
         return;
-    }
-    let tb = Testbed::up("missing");
-    let fleet = tb.fleet("", "continue");
+    };
+    let fleet = fleet_file(&tb, "", "continue");
     tb.cmd(&["set", "r1", "never"]);
     let before = tb.boot_ids();
     let db = tb.dir.join("journal.db");
@@ -451,7 +448,7 @@ fn c_a_host_that_never_returns_is_missing_and_its_cluster_waits() {
         }
     }
     let mut child = Kill(
-        rollcall()
+        RC.cmd()
             .arg("run")
             .arg(&fleet)
             .args(["--driver", "ssh", "--json", "--run-id", "miss", "--db"])
@@ -528,11 +525,9 @@ fn c_a_host_that_never_returns_is_missing_and_its_cluster_waits() {
 /// both fail preflight with a clear error and are not touched; the rest goes on.
 #[test]
 fn d_host_key_mismatch_and_dead_ssh_port_are_clear_errors() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if skip_unless_root() {
+    let Some((_g, tb)) = serial_testbed("keys") else {
         return;
-    }
-    let tb = Testbed::up("keys");
+    };
     // p1's entry in known_hosts replaced by another key
     let kh = tb.dir.join("known_hosts");
     let addr = |h: &str| {
@@ -572,20 +567,14 @@ fn d_host_key_mismatch_and_dead_ssh_port_are_clear_errors() {
         .collect();
     std::fs::write(&kh, text).unwrap();
     let before = tb.boot_ids();
-    let fleet = tb.fleet("[ssh.host.p2]\nport = 2\n", "pause");
+    let fleet = fleet_file(&tb, "[ssh.host.p2]\nport = 2\n", "pause");
     // only the plain hosts: quick
     let t = std::fs::read_to_string(&fleet).unwrap().replace(
         "[maintenance]\n",
         "[maintenance]\nhosts = { tags = [\"plain\"] }\n",
     );
     std::fs::write(&fleet, t).unwrap();
-    let out = rollcall()
-        .arg("run")
-        .arg(&fleet)
-        .args(["--driver", "ssh", "--json", "--db"])
-        .arg(tb.dir.join("journal.db"))
-        .output()
-        .unwrap();
+    let out = ssh_run(&tb, &fleet);
     // p1 and p2 fail preflight: the run ends with them undone (exit 4), each named
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");

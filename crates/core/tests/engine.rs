@@ -428,6 +428,21 @@ fn crash_and_resume(
     (run, done)
 }
 
+/// [`crash_and_resume`], then the run must be completed with every rule kept; the number
+/// of crashes.
+fn crashed_run_completes(fleet: Fleet, params: SimParams, seed: u64, n: usize) -> usize {
+    let sim_seed = params.seed;
+    let (run, crashes) = crash_and_resume(fleet, params, seed, n);
+    assert_eq!(
+        run.engine.state(),
+        RunState::Completed,
+        "seed {sim_seed}: {}",
+        stuck(&run)
+    );
+    assert_clean(&run);
+    crashes
+}
+
 #[test]
 fn crashes_at_many_points_never_reboot_twice_or_break_a_budget() {
     for seed in 0..8 {
@@ -438,15 +453,8 @@ fn crashes_at_many_points_never_reboot_twice_or_break_a_budget() {
             flap_rate: 0.05,
             ..SimParams::default()
         };
-        let (run, crashes) = crash_and_resume(example(), params, seed, 200);
+        let crashes = crashed_run_completes(example(), params, seed, 200);
         assert!(crashes >= 50, "only {crashes} crashes");
-        assert_eq!(
-            run.engine.state(),
-            RunState::Completed,
-            "seed {seed}: {}",
-            stuck(&run)
-        );
-        assert_clean(&run);
     }
 }
 
@@ -461,14 +469,7 @@ fn crashes_on_generated_fleets_in_parallel_mode() {
             missing_for: Some(1800),
             ..SimParams::default()
         };
-        let (run, _) = crash_and_resume(generate(&gp), params, seed + 100, 100);
-        assert_eq!(
-            run.engine.state(),
-            RunState::Completed,
-            "seed {seed}: {}",
-            stuck(&run)
-        );
-        assert_clean(&run);
+        crashed_run_completes(generate(&gp), params, seed + 100, 100);
     }
 }
 

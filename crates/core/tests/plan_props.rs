@@ -25,50 +25,23 @@ struct Shape {
     parallel: bool,
 }
 
-fn shapes() -> impl Strategy<Value = Shape> {
-    (
-        any::<u64>(),
-        1usize..80,
-        1usize..5,
-        1usize..4,
-        0usize..20,
-        any::<bool>(),
-        0u8..3,
-        any::<bool>(),
-        any::<bool>(),
-        prop::option::of(1u32..12),
-        prop::option::of(1u32..8),
-        any::<bool>(),
-    )
-        .prop_map(
-            |(
-                seed,
-                hosts,
-                regions,
-                zones,
-                clusters,
-                share_hosts,
-                windows,
-                deadlines,
-                scope,
-                gmax,
-                rmax,
-                parallel,
-            )| Shape {
-                seed,
-                hosts,
-                regions,
-                zones,
-                clusters,
-                share_hosts,
-                windows,
-                deadlines,
-                scope,
-                gmax,
-                rmax,
-                parallel,
-            },
-        )
+prop_compose! {
+    fn shapes()(
+        seed in any::<u64>(),
+        hosts in 1usize..80,
+        regions in 1usize..5,
+        zones in 1usize..4,
+        clusters in 0usize..20,
+        share_hosts in any::<bool>(),
+        windows in 0u8..3,
+        deadlines in any::<bool>(),
+        scope in any::<bool>(),
+        gmax in prop::option::of(1u32..12),
+        rmax in prop::option::of(1u32..8),
+        parallel in any::<bool>()
+    ) -> Shape {
+        Shape { seed, hosts, regions, zones, clusters, share_hosts, windows, deadlines, scope, gmax, rmax, parallel }
+    }
 }
 
 const T0: i64 = 1_411_675_200;

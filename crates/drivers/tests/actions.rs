@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::tmpdir;
+use common::preflight;
 use rollcall_core::Fleet;
 use rollcall_core::engine::{Command, Engine, EngineConfig, Event, Output, Phase, RunState};
 use rollcall_core::plan::plan;
@@ -13,6 +13,7 @@ use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::remote::RemoteDriver;
 use rollcall_fleet::{LoadOptions, load_str};
+use rollcall_testkit::loopback::tmpdir;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -215,18 +216,7 @@ async fn a_stopped_service_fails_the_restart_preflight_and_is_not_back_on_probe(
         "action = \"restart\"\nservices = [\"search\"]",
     );
     std::fs::write(d.join("id_search"), "").unwrap();
-    let Event::Preflight {
-        result: Err(why), ..
-    } = drv
-        .execute(
-            Command::Preflight {
-                host: 0,
-                with: vec![],
-            },
-            0,
-        )
-        .await
-    else {
+    let Err(why) = preflight(&drv, 0).await else {
         panic!("a stopped service must fail preflight")
     };
     assert!(why.contains("service search is not running"), "{why}");
@@ -255,22 +245,7 @@ async fn a_command_patches_once_and_verifies_the_check() {
 async fn a_host_already_patched_at_preflight_is_counted_done_without_the_command() {
     let (d, fleet, drv) = lab("command-done", COMMAND);
     std::fs::write(d.join("bash_version"), "4.3-7\n").unwrap();
-    let ev = drv
-        .execute(
-            Command::Preflight {
-                host: 0,
-                with: vec![],
-            },
-            0,
-        )
-        .await;
-    assert_eq!(
-        ev,
-        Event::Preflight {
-            host: 0,
-            result: Ok("patched-before-run".into())
-        }
-    );
+    assert_eq!(preflight(&drv, 0).await, Ok("patched-before-run".into()));
     let mut run = Run::new(&fleet);
     run.go(&drv, None).await;
     assert_eq!(run.engine.phase(0), Phase::Healthy);

@@ -4,16 +4,39 @@
 
 mod common;
 
-use common::*;
+use common::preflight;
 use rollcall_core::engine::{Command, Event};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::{GateSpec, RemoteConfig, SshSettings};
 use rollcall_drivers::gates::{self, Ledger, Member, Phase};
 use rollcall_drivers::transport::{HostRef, RunError, SshTransport, Transport};
 use rollcall_fleet::{LoadOptions, load_str};
+use rollcall_testkit::loopback::*;
+use rollcall_testkit::{free_port_on, listening, wait_for};
 use std::process::{Command as Proc, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A drain of `host` with a fresh ledger, the gate timeout `T` and `secs` to drain.
+async fn drain(
+    spec: &GateSpec,
+    cluster: &str,
+    m: &[Member],
+    host: usize,
+    secs: u64,
+) -> gates::Verdict {
+    let ledger = Ledger::default();
+    gates::drain(
+        spec,
+        cluster,
+        m,
+        host,
+        T,
+        Duration::from_secs(secs),
+        &ledger,
+    )
+    .await
+}
 
 fn settings(s: &Sshd) -> SshSettings {
     SshSettings {
@@ -89,7 +112,8 @@ async fn ssh_agent_auth() {
                 .arg(&sock)
                 .stdout(Stdio::null())
                 .spawn()
-                .unwrap(),
+                .unwrap()
+                .into(),
         ],
         dir: s.procs.dir.clone(),
     };
@@ -166,7 +190,7 @@ async fn ssh_host_key_mismatch_unknown_host_and_dead_port_are_clear_errors() {
     );
 
     // nothing listens on the port
-    let dead = free_port(&["127.0.0.43"], &[]);
+    let dead = free_port_on(&["127.0.0.43"], &[]);
     let mut st = settings(&s);
     st.port = dead;
     let e = SshTransport { settings: st }
@@ -229,22 +253,7 @@ command_timeout = "10s"
         .trim()
         .to_string();
 
-    let ev = drv
-        .execute(
-            Command::Preflight {
-                host: 0,
-                with: vec![],
-            },
-            0,
-        )
-        .await;
-    assert_eq!(
-        ev,
-        Event::Preflight {
-            host: 0,
-            result: Ok(boot.clone())
-        }
-    );
+    assert_eq!(preflight(&drv, 0).await, Ok(boot.clone()));
     assert_eq!(
         drv.execute(Command::Probe { host: 0 }, 0).await,
         Event::Probed {
@@ -257,18 +266,7 @@ command_timeout = "10s"
     std::fs::remove_file(d.join("enabled/web")).unwrap();
     std::fs::write(d.join("backup_age"), "90000\n").unwrap();
     std::fs::write(d.join("unsaved"), "router.conf modified\n").unwrap();
-    let Event::Preflight {
-        result: Err(why), ..
-    } = drv
-        .execute(
-            Command::Preflight {
-                host: 0,
-                with: vec![],
-            },
-            0,
-        )
-        .await
-    else {
+    let Err(why) = preflight(&drv, 0).await else {
         panic!()
     };
     assert!(why.contains("service web is not enabled at boot"), "{why}");
@@ -282,18 +280,7 @@ command_timeout = "10s"
     );
     // garbage from the backup command is a failure, not a pass
     std::fs::write(d.join("backup_age"), "yesterday\n").unwrap();
-    let Event::Preflight {
-        result: Err(why), ..
-    } = drv
-        .execute(
-            Command::Preflight {
-                host: 0,
-                with: vec![],
-            },
-            0,
-        )
-        .await
-    else {
+    let Err(why) = preflight(&drv, 0).await else {
         panic!()
     };
     assert!(why.contains("not a number of seconds"), "{why}");
@@ -480,32 +467,14 @@ async fn redis_cluster_gate_and_failover_drain() {
 
     // fail a master over: roles swap, and the old master rejoins as an in-sync replica
     let master = (0..6).find(|&i| r.role(i) == "master").unwrap();
-    let d = gates::drain(
-        &spec,
-        "cache",
-        &m,
-        master,
-        T,
-        Duration::from_secs(60),
-        &Ledger::default(),
-    )
-    .await;
+    let d = drain(&spec, "cache", &m, master, 60).await;
     assert!(d.as_ref().is_ok_and(|s| s.contains("failed")), "{d:?}");
     assert_eq!(r.role(master), "slave");
     r.wait_healthy(Duration::from_secs(30));
     let v = until_ok(&spec, "cache", &m, Phase::After(master)).await;
     assert!(v.is_ok(), "{v:?}");
     // a replica needs no preparation
-    let d = gates::drain(
-        &spec,
-        "cache",
-        &m,
-        master,
-        T,
-        Duration::from_secs(10),
-        &Ledger::default(),
-    )
-    .await;
+    let d = drain(&spec, "cache", &m, master, 10).await;
     assert!(
         d.as_ref().is_ok_and(|s| s.contains("nothing to fail over")),
         "{d:?}"
@@ -527,7 +496,7 @@ async fn redis_cluster_gate_and_failover_drain() {
         .filter(|(i, _)| *i != victim)
         .map(|(_, x)| x.clone())
         .collect();
-    common::wait_for("peers flag the dead node", Duration::from_secs(30), || {
+    wait_for("peers flag the dead node", Duration::from_secs(30), || {
         let rt = tokio::runtime::Handle::current();
         let spec = spec.clone();
         let others = others.clone();
@@ -552,7 +521,7 @@ async fn redis_cluster_gate_and_failover_drain() {
     // (the victim's master is the one without a replica now)
 
     // garbage: a port that is not Redis (an HTTP server answering) is unhealthy
-    let http = free_port(&["127.0.0.27"], &[]);
+    let http = free_port_on(&["127.0.0.27"], &[]);
     let mut py = Procs {
         children: vec![
             Proc::new("/usr/bin/python3")
@@ -567,7 +536,8 @@ async fn redis_cluster_gate_and_failover_drain() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .unwrap(),
+                .unwrap()
+                .into(),
         ],
         dir: r.procs.dir.clone(),
     };
@@ -611,16 +581,7 @@ async fn etcd_gate_and_leader_move() {
         leader.is_some()
     });
     let leader = leader.unwrap();
-    let d = gates::drain(
-        &spec,
-        "kv",
-        &m,
-        leader,
-        T,
-        Duration::from_secs(30),
-        &Ledger::default(),
-    )
-    .await;
+    let d = drain(&spec, "kv", &m, leader, 30).await;
     assert!(
         d.as_ref().is_ok_and(|s| s.contains("moved the leadership")),
         "{d:?}"
@@ -628,16 +589,7 @@ async fn etcd_gate_and_leader_move() {
     let now = e.leader();
     assert!(now.is_some() && now != Some(leader), "leader still {now:?}");
     // a follower needs nothing
-    let d = gates::drain(
-        &spec,
-        "kv",
-        &m,
-        leader,
-        T,
-        Duration::from_secs(10),
-        &Ledger::default(),
-    )
-    .await;
+    let d = drain(&spec, "kv", &m, leader, 10).await;
     assert!(
         d.as_ref().is_ok_and(|s| s.contains("not the leader")),
         "{d:?}"
@@ -656,7 +608,7 @@ async fn etcd_gate_and_leader_move() {
 #[tokio::test]
 async fn http_and_command_gates() {
     let d = tmpdir("http-gate");
-    let port = free_port(&["127.0.0.35"], &[]);
+    let port = free_port_on(&["127.0.0.35"], &[]);
     let _py = Procs {
         children: vec![
             Proc::new("/usr/bin/python3")
@@ -671,7 +623,8 @@ async fn http_and_command_gates() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .unwrap(),
+                .unwrap()
+                .into(),
         ],
         dir: d.clone(),
     };
@@ -723,7 +676,7 @@ async fn http_and_command_gates() {
     assert!(v.to_string().contains("status 404 (want 200)"), "{v}");
     // nothing listening
     let dead = GateSpec::Http {
-        url: format!("http://127.0.0.35:{}/", free_port(&["127.0.0.35"], &[])),
+        url: format!("http://127.0.0.35:{}/", free_port_on(&["127.0.0.35"], &[])),
         status: 200,
         expect: vec![],
     };
@@ -768,7 +721,7 @@ async fn http_and_command_gates() {
 async fn templated_gates_ask_every_member_before_and_the_returning_member_after() {
     let d = tmpdir("templated-gates");
     let addrs = ["127.0.0.36", "127.0.0.37"];
-    let port = free_port(&addrs, &[]);
+    let port = free_port_on(&addrs, &[]);
     let _py = Procs {
         children: addrs
             .iter()
@@ -780,6 +733,7 @@ async fn templated_gates_ask_every_member_before_and_the_returning_member_after(
                     .stderr(Stdio::null())
                     .spawn()
                     .unwrap()
+                    .into()
             })
             .collect(),
         dir: d.clone(),

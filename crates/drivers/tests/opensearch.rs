@@ -3,14 +3,11 @@
 //! from Maven Central). One cluster per test binary: starting it costs ~25 s. The JVMs
 //! exit when this test binary does (`-Drollcall.parent`).
 
-mod common;
-
-use common::*;
 use rollcall_drivers::config::GateSpec;
 use rollcall_drivers::gates::{self, Ledger, Member, Phase};
 use rollcall_drivers::search::{Allocation, SearchGate, parse_allocation};
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use rollcall_testkit::loopback::*;
+use rollcall_testkit::{canned_server, free_port_on, repo, wait_for};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -24,10 +21,6 @@ struct Cluster {
     port: u16,
     dir: PathBuf,
     nodes: Mutex<Vec<Child>>,
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn start_node(c_port: u16, dir: &std::path::Path, i: usize) -> Child {
@@ -81,7 +74,7 @@ fn cluster() -> &'static Cluster {
             b.success(),
             "testbed/opensearch/build failed (needs maven, a JDK 17 and Maven Central)"
         );
-        let port = free_port(&ADDRS, &[1]);
+        let port = free_port_on(&ADDRS, &[1]);
         let dir = tmpdir("opensearch");
         let nodes = (0..3).map(|i| start_node(port, &dir, i)).collect();
         let c = Cluster {
@@ -571,28 +564,6 @@ async fn a_node_that_is_down_fails_the_gates_until_it_rejoins() {
     assert_eq!(allocation(c), unset());
 }
 
-/// A TCP server on `addr` that answers every connection with `answer` (or, if `None`,
-/// reads and never answers).
-fn fake_server(addr: &str, answer: Option<&'static str>) -> u16 {
-    let port = free_port(&[addr], &[]);
-    let l = TcpListener::bind(format!("{addr}:{port}")).unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            match answer {
-                Some(a) => {
-                    let _ = s.write_all(a.as_bytes());
-                }
-                None => held.push(s),
-            }
-        }
-    });
-    port
-}
-
 fn at(addr: &str, port: u16) -> (GateSpec, Vec<Member>) {
     (
         GateSpec::Search(SearchGate {
@@ -614,7 +585,7 @@ async fn a_port_that_answers_garbage_or_hangs_or_refuses_is_unhealthy_within_its
     let a = "127.0.0.76";
     let (g, m) = at(
         a,
-        fake_server(
+        canned_server(
             a,
             Some("HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot json!"),
         ),
@@ -625,7 +596,7 @@ async fn a_port_that_answers_garbage_or_hangs_or_refuses_is_unhealthy_within_its
     assert!(v.to_string().contains("not JSON"), "{v}");
     let (g, m) = at(
         a,
-        fake_server(
+        canned_server(
             a,
             Some("HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"),
         ),
@@ -637,13 +608,13 @@ async fn a_port_that_answers_garbage_or_hangs_or_refuses_is_unhealthy_within_its
         v.to_string().contains("authentication failed (HTTP 401)"),
         "{v}"
     );
-    let (g, m) = at(a, fake_server(a, Some("garbage\r\n\r\n")));
+    let (g, m) = at(a, canned_server(a, Some("garbage\r\n\r\n")));
     assert!(
         gates::check(&g, "search", &m, Phase::Before(0), T)
             .await
             .is_err()
     );
-    let (g, m) = at(a, fake_server(a, None));
+    let (g, m) = at(a, canned_server(a, None));
     let t = Instant::now();
     let v = gates::check(&g, "search", &m, Phase::Before(0), Duration::from_secs(2))
         .await
@@ -667,7 +638,7 @@ async fn a_port_that_answers_garbage_or_hangs_or_refuses_is_unhealthy_within_its
     .unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     assert!(d.to_string().contains("search: "), "{d}");
-    let (g, m) = at(a, free_port(&[a], &[]));
+    let (g, m) = at(a, free_port_on(&[a], &[]));
     let v = gates::check(&g, "search", &m, Phase::Before(0), T)
         .await
         .unwrap_err();

@@ -6,14 +6,13 @@
 //! The sink (axum, HTTP/1.1 keep-alive) runs in the same process on its own runtime, so
 //! the peak RSS reported covers both.
 
-use axum::http::StatusCode;
 use rollcall_fleet::{LoadOptions, load_str};
 use rollcall_notify::config::{Channel, Format, NotifyConfig, Settings, Subscriber, decode_secret};
 use rollcall_notify::render::{Note, NoteKind};
 use rollcall_notify::{DeliveryStatus, Notifier, summary};
+use rollcall_testkit::webhook::Sink;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const FLEET: &str = r#"
@@ -50,30 +49,9 @@ fn peak_rss_mb() -> f64 {
 fn main() {
     let n = arg("--subscribers", 100_000);
     let conc = arg("--concurrency", 256);
-    // the sink
-    let hits = Arc::new(AtomicU64::new(0));
-    let (ptx, prx) = std::sync::mpsc::channel();
-    let h2 = hits.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            ptx.send(l.local_addr().unwrap().port()).unwrap();
-            let app = axum::Router::new().fallback(move || {
-                let h = h2.clone();
-                async move {
-                    h.fetch_add(1, Ordering::Relaxed);
-                    StatusCode::NO_CONTENT
-                }
-            });
-            axum::serve(l, app).await.unwrap();
-        });
-    });
-    let port = prx.recv().unwrap();
+    // the sink (its own thread and runtime, counting POSTs)
+    let sink = Sink::counting();
+    let port = sink.port;
     let dir = tempfile::tempdir().unwrap();
     let fleet =
         Arc::new(load_str("bench.toml", FLEET, dir.path(), &LoadOptions { now: 0 }).unwrap());
@@ -139,7 +117,7 @@ fn main() {
         assert_eq!(round.sent, n, "{round:?}");
         let s = summary(&store, "bench").await.unwrap();
         assert_eq!(s.count(None, DeliveryStatus::Sent) as usize, 2 * n);
-        let got = hits.load(Ordering::Relaxed);
+        let got = sink.count();
         assert_eq!(got as usize, 2 * n, "the sink saw every POST");
         let doc = serde_json::json!({
             "subscribers": n,

@@ -4,9 +4,6 @@
 //! journal, scaled virtual clock) for the lead-time, progress, privacy and restart
 //! guarantees.
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
 use rollcall_core::engine::{Command, Engine, EngineConfig, NoticeKind, Output, Phase};
 use rollcall_core::model::{Fleet, RegionIx};
 use rollcall_core::plan::plan;
@@ -21,154 +18,19 @@ use rollcall_runtime::{
     from_records, start_run, wall_ms,
 };
 use rollcall_store::Store;
+use rollcall_testkit::fleets::NOTIFY as FLEET;
+use rollcall_testkit::smtp::{Smtpd, header};
+use rollcall_testkit::webhook::{Hit, Shared, Sink};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Proc, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command as Proc;
+use std::sync::Arc;
 use std::time::Duration;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn env(k: &str) -> Option<String> {
     (k == "TEST_SECRET").then(|| SECRET.to_string())
-}
-
-// ---------------------------------------------------------------- HTTP sink
-
-#[derive(Debug, Clone)]
-struct Hit {
-    path: String,
-    id: String,
-    ts: String,
-    sig: String,
-    body: Vec<u8>,
-    wall_ms: i64,
-    status: u16,
-}
-
-#[derive(Default)]
-struct SinkState {
-    hits: Vec<Hit>,
-    /// path -> number of 500s still to answer
-    fail_first: HashMap<String, u32>,
-    /// every path answers 503 until this wall time (ms)
-    down_until_ms: i64,
-    /// paths answering 410
-    gone: HashSet<String>,
-    /// paths answering 302
-    redirect: HashSet<String>,
-    /// paths answering 200 only after a second
-    slow: HashSet<String>,
-}
-
-type Shared = Arc<Mutex<SinkState>>;
-
-async fn hook(State(st): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> StatusCode {
-    let path = uri.path().to_string();
-    let hv = |k: &str| {
-        h.get(k)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let hit = |status| Hit {
-        path: path.clone(),
-        id: hv("webhook-id"),
-        ts: hv("webhook-timestamp"),
-        sig: hv("webhook-signature"),
-        body: body.to_vec(),
-        wall_ms: wall_ms(),
-        status,
-    };
-    if st.lock().unwrap().slow.contains(&path) {
-        // recorded on arrival (status 0: no answer in time); the sender hangs up first
-        st.lock().unwrap().hits.push(hit(0));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        return StatusCode::OK;
-    }
-    let mut s = st.lock().unwrap();
-    let now = wall_ms();
-    let status = if now < s.down_until_ms {
-        503
-    } else if s.gone.contains(&path) {
-        410
-    } else if s.redirect.contains(&path) {
-        302
-    } else if let Some(n) = s.fail_first.get_mut(&path).filter(|n| **n > 0) {
-        *n -= 1;
-        500
-    } else {
-        200
-    };
-    s.hits.push(Hit {
-        wall_ms: now,
-        ..hit(status)
-    });
-    StatusCode::from_u16(status).unwrap()
-}
-
-/// A webhook receiver on its own thread and runtime (it outlives a crashed run's runtime).
-struct Sink {
-    port: u16,
-    state: Shared,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let state: Shared = Arc::default();
-        let (ptx, prx) = std::sync::mpsc::channel();
-        let (stop, srx) = tokio::sync::oneshot::channel::<()>();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                ptx.send(l.local_addr().unwrap().port()).unwrap();
-                let app = axum::Router::new().fallback(hook).with_state(st);
-                axum::serve(l, app)
-                    .with_graceful_shutdown(async {
-                        let _ = srx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        Sink {
-            port: prx.recv_timeout(Duration::from_secs(10)).unwrap(),
-            state,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-    fn hits(&self) -> Vec<Hit> {
-        self.state.lock().unwrap().hits.clone()
-    }
-    fn ok_hits(&self) -> Vec<Hit> {
-        self.hits()
-            .into_iter()
-            .filter(|h| h.status / 100 == 2)
-            .collect()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Verify Standard Webhooks signatures with Python's hmac/hashlib/base64: an
@@ -215,117 +77,45 @@ print(ok)
 
 // ---------------------------------------------------------------- fleets and runs
 
-const FLEET: &str = r#"
-host = [
-  { id = "dfw-acme-1", region = "dfw", zone = "a" },
-  { id = "dfw-acme-2", region = "dfw", zone = "b" },
-  { id = "dfw-acme-3", region = "dfw", zone = "c" },
-  { id = "dfw-globex-1", region = "dfw", zone = "a" },
-  { id = "dfw-globex-2", region = "dfw", zone = "b" },
-  { id = "dfw-globex-3", region = "dfw", zone = "c" },
-  { id = "ord-acme-1", region = "ord", zone = "a" },
-  { id = "ord-acme-2", region = "ord", zone = "b" },
-  { id = "ord-acme-3", region = "ord", zone = "c" },
-  { id = "ord-globex-1", region = "ord", zone = "a" },
-  { id = "ord-globex-2", region = "ord", zone = "b" },
-]
-
-[fleet]
-name = "testfleet"
-
-[defaults]
-durations = { elasticsearch = "10m", redis-cluster = "5m", etcd = "4m", http = "5m" }
-
-[maintenance]
-name = "xsa-108"
-start = "2026-01-05T00:00:00Z"
-notice_lead = "1h"
-regions = ["dfw", "ord"]
-region_mode = "serial"
-on_missing = "continue"
-
-[[tenant]]
-id = "acme"
-name = "Acme"
-
-[[tenant]]
-id = "globex"
-name = "Globex"
-
-[[cluster]]
-id = "acme-search"
-kind = "elasticsearch"
-tenant = "acme"
-members = ["dfw-acme-1", "dfw-acme-2", "dfw-acme-3"]
-max_unavailable = 1
-
-[[cluster]]
-id = "globex-cache"
-kind = "redis-cluster"
-tenant = "globex"
-members = ["dfw-globex-1", "dfw-globex-2", "dfw-globex-3"]
-max_unavailable = 1
-
-[[cluster]]
-id = "acme-etcd"
-kind = "etcd"
-tenant = "acme"
-members = ["ord-acme-1", "ord-acme-2", "ord-acme-3"]
-max_unavailable = 1
-
-[[cluster]]
-id = "globex-web"
-kind = "http"
-tenant = "globex"
-members = ["ord-globex-1", "ord-globex-2"]
-max_unavailable = 1
-"#;
-
 fn webhook_subscribers(sink: &Sink, remind: bool) -> String {
-    format!(
-        r#"
-[notify]
-timeout = "2s"
-attempts = 3
-backoff = "100ms"
-{remind}
-
-[[subscriber]]
-id = "public-dfw"
-components = ["dfw"]
-webhook = "{}"
-secret_env = "TEST_SECRET"
-
-[[subscriber]]
-id = "public-slack"
-components = ["dfw", "ord"]
-webhook = "{}"
-format = "slack"
-
-[[subscriber]]
-id = "acme"
-tenant = "acme"
-components = ["acme-search", "acme-etcd"]
-webhook = "{}"
-secret_env = "TEST_SECRET"
-
-[[subscriber]]
-id = "globex"
-tenant = "globex"
-components = ["globex-cache", "ord"]
-webhook = "{}"
-secret_env = "TEST_SECRET"
-"#,
-        sink.url("/public-dfw"),
-        sink.url("/slack"),
-        sink.url("/acme"),
-        sink.url("/globex"),
-        remind = if remind {
-            "remind_before = \"30m\""
-        } else {
-            ""
-        }
-    )
+    let signed = "secret_env = \"TEST_SECRET\"";
+    let sub = |id: &str, tenant: &str, components: &str, path: &str, last: &str| {
+        format!(
+            "\n[[subscriber]]\nid = \"{id}\"\n{tenant}components = [{components}]\nwebhook = \"{}\"\n{last}\n",
+            sink.url(path)
+        )
+    };
+    let remind = if remind {
+        "remind_before = \"30m\""
+    } else {
+        ""
+    };
+    [
+        format!("\n[notify]\ntimeout = \"2s\"\nattempts = 3\nbackoff = \"100ms\"\n{remind}\n"),
+        sub("public-dfw", "", r#""dfw""#, "/public-dfw", signed),
+        sub(
+            "public-slack",
+            "",
+            r#""dfw", "ord""#,
+            "/slack",
+            "format = \"slack\"",
+        ),
+        sub(
+            "acme",
+            "tenant = \"acme\"\n",
+            r#""acme-search", "acme-etcd""#,
+            "/acme",
+            signed,
+        ),
+        sub(
+            "globex",
+            "tenant = \"globex\"\n",
+            r#""globex-cache", "ord""#,
+            "/globex",
+            signed,
+        ),
+    ]
+    .concat()
 }
 
 struct SimRun {
@@ -487,10 +277,17 @@ impl SimRun {
         r
     }
 
-    fn clock(&self) -> Clock {
+    /// `f` on the run's store, on a runtime of its own (the run's has ended).
+    fn with_store<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let store = Store::open(&self.db()).await.unwrap();
+            f(&store).await
+        })
+    }
+
+    fn clock(&self) -> Clock {
+        self.with_store(async |store| {
             let row = store.run(&self.id).await.unwrap().unwrap();
             StoredRun::load(row).unwrap().params.clock
         })
@@ -498,9 +295,7 @@ impl SimRun {
 
     /// The journal with sequence numbers.
     fn journal(&self) -> Vec<(i64, Output)> {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let store = Store::open(&self.db()).await.unwrap();
+        self.with_store(async |store| {
             let recs = store.journal(&self.id).await.unwrap();
             let outs = from_records(&self.id, &recs).unwrap();
             recs.iter().map(|r| r.0).zip(outs).collect()
@@ -508,11 +303,7 @@ impl SimRun {
     }
 
     fn summary(&self) -> rollcall_notify::Summary {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let store = Store::open(&self.db()).await.unwrap();
-            rollcall_notify::summary(&store, &self.id).await.unwrap()
-        })
+        self.with_store(async |store| rollcall_notify::summary(store, &self.id).await.unwrap())
     }
 }
 
@@ -775,7 +566,7 @@ colour = "blue"
 
 #[test]
 fn webhooks_are_signed_retried_and_a_410_stops_them() {
-    let sink = Sink::start();
+    let sink = Sink::recording();
     {
         let mut s = sink.state.lock().unwrap();
         s.fail_first.insert("/flaky".into(), 2);
@@ -927,7 +718,7 @@ fn lead_and_progress_checks(run: &SimRun, sink: &Sink) -> Facts {
 
 #[test]
 fn a_sim_run_announces_at_least_the_lead_ahead_and_reports_progress() {
-    let sink = Sink::start();
+    let sink = Sink::recording();
     let text = format!("{FLEET}{}", webhook_subscribers(&sink, true));
     let run = SimRun::new(text, 1500.0, SimParams::default());
     assert!(matches!(run.go(None), Phase1::Completed));
@@ -986,7 +777,7 @@ fn a_sim_run_announces_at_least_the_lead_ahead_and_reports_progress() {
 
 #[test]
 fn a_sink_that_is_down_moves_the_region_start_later_and_never_unannounced() {
-    let sink = Sink::start();
+    let sink = Sink::recording();
     // everything answers 503 for the first 4 s (= 1h40m of run time at 1500x)
     sink.state.lock().unwrap().down_until_ms = wall_ms() + 4000;
     let text = format!("{FLEET}{}", webhook_subscribers(&sink, false));
@@ -1016,7 +807,7 @@ fn a_sink_that_is_down_moves_the_region_start_later_and_never_unannounced() {
 
 #[test]
 fn a_missing_host_is_told_to_its_tenant_and_the_region_only() {
-    let sink = Sink::start();
+    let sink = Sink::recording();
     let text = format!("{FLEET}{}", webhook_subscribers(&sink, false));
     let sim = SimParams {
         missing_rate: 1.0,
@@ -1065,7 +856,7 @@ fn a_missing_host_is_told_to_its_tenant_and_the_region_only() {
 
 #[test]
 fn a_crash_and_restart_neither_duplicates_nor_loses_notices() {
-    let sink = Sink::start();
+    let sink = Sink::recording();
     let text = format!("{FLEET}{}", webhook_subscribers(&sink, true));
     let run = SimRun::new(text, 1500.0, SimParams::default());
     // about 1h50m of run time = ~4.4 s: crash in dfw's maintenance
@@ -1091,80 +882,6 @@ fn a_crash_and_restart_neither_duplicates_nor_loses_notices() {
 }
 
 // ---------------------------------------------------------------- SMTP
-
-struct Smtpd {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Smtpd {
-    fn start(dir: &Path) -> Smtpd {
-        Smtpd::start_with(dir, &[])
-    }
-    fn start_with(dir: &Path, extra: &[&str]) -> Smtpd {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mbox = dir.join("maildir");
-        let child = Proc::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .args(["-c", "aiosmtpd.handlers.Mailbox", mbox.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3-aiosmtpd (apt install python3-aiosmtpd)");
-        let s = Smtpd {
-            child,
-            port,
-            dir: mbox,
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("aiosmtpd did not listen on {port}");
-    }
-    fn mails(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        for sub in ["new", "cur"] {
-            if let Ok(rd) = std::fs::read_dir(self.dir.join(sub)) {
-                for e in rd.flatten() {
-                    v.push(std::fs::read_to_string(e.path()).unwrap());
-                }
-            }
-        }
-        v
-    }
-}
-
-impl Drop for Smtpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A header's value, with folded lines joined (RFC 5322 unfolding).
-fn header(mail: &str, name: &str) -> Option<String> {
-    let head = mail.split("\n\n").next().unwrap_or("");
-    let unfolded = head
-        .replace("\r\n", "\n")
-        .replace("\n ", " ")
-        .replace("\n\t", " ");
-    unfolded
-        .lines()
-        .find(|l| {
-            l.to_lowercase()
-                .starts_with(&format!("{}:", name.to_lowercase()))
-        })
-        .map(|l| l[name.len() + 1..].trim().to_string())
-}
 
 #[test]
 fn mail_for_a_sim_run_arrives_in_a_real_smtp_server() {
@@ -1249,7 +966,7 @@ email = "status@public.example"
 /// on a completed run), once.
 #[test]
 fn undelivered_notices_of_an_ended_run_are_flushed_once() {
-    let sink = Sink::start();
+    let sink = Sink::recording();
     let text = format!(
         "{FLEET}\n[notify]\nattempts = 2\nbackoff = \"20ms\"\n[[subscriber]]\nid = \"p\"\ncomponents = [\"dfw\"]\nwebhook = \"{}\"\nsecret_env = \"TEST_SECRET\"\n",
         sink.url("/p")

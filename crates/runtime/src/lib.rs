@@ -9,6 +9,7 @@
 //! except a reboot whose intent was journalled, which the engine verifies by boot id.
 
 mod lease;
+pub mod simfill;
 mod stored;
 
 pub use lease::{

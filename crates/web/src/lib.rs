@@ -16,13 +16,11 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admin_body;
-pub mod bench;
 pub mod db;
 mod error;
 pub mod metrics;
 pub mod model;
 pub mod render;
-pub mod simfill;
 
 use admin_body::{MaintenancePatch, NewMaintenance, NewNotice};
 use axum::Router;

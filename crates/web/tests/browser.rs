@@ -5,10 +5,12 @@
 mod common;
 
 use common::*;
+use rollcall_testkit::sim::{SERIAL, sim};
+use rollcall_testkit::{Kill, TmpDir, free_port, repo, xsa};
 use rollcall_web::ServeOptions;
 use rollcall_web::db::TokenKind;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use thirtyfour::prelude::*;
 
@@ -17,23 +19,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// chromedriver on a free port; killed on drop (also when the test fails).
 struct Driver {
-    child: Child,
+    _child: Kill,
     port: u16,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn chromedriver() -> Driver {
@@ -42,13 +29,17 @@ async fn chromedriver() -> Driver {
         "this test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
     );
     let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let d = Driver { child, port };
+    let child = Kill::spawn(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "chromedriver",
+    );
+    let d = Driver {
+        _child: child,
+        port,
+    };
     let t = Instant::now();
     let c = client();
     loop {
@@ -69,7 +60,7 @@ async fn chromedriver() -> Driver {
 }
 
 fn shots() -> PathBuf {
-    let d = root().join("target/screenshots");
+    let d = repo().join("target/screenshots");
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -137,10 +128,10 @@ async fn a_person_watches_the_public_and_a_tenant_page_during_a_run() {
     let cd = chromedriver().await;
 
     // a live sim run (~45 s wall), a server following it
-    let run = rollcall_web::simfill::spawn(
+    let run = rollcall_runtime::simfill::spawn(
         db.clone(),
         xsa(),
-        rollcall_web::simfill::SimRun {
+        rollcall_runtime::simfill::SimRun {
             run_id: "browser".into(),
             scale: 1000.0,
             // no missing hosts: with 5% missing, dfw could stall on missing members'

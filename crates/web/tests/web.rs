@@ -4,6 +4,8 @@
 mod common;
 
 use common::*;
+use rollcall_testkit::sim::{SERIAL, finished_run, sim};
+use rollcall_testkit::{TmpDir, xsa};
 use rollcall_web::db::TokenKind;
 use rollcall_web::{Access, ServeOptions, Update, UpdateSink};
 use serde_json::{Value, json};
@@ -211,7 +213,7 @@ async fn statuspage_documents_describe_a_finished_run() {
     }
 
     // /metrics: OpenMetrics text with the run's figures
-    let m = c.get(format!("{u}/metrics")).send().await.unwrap();
+    let m = c.get(format!("{u}/metrics")).sent().await;
     assert_eq!(m.status(), 200);
     let m = m.text().await.unwrap();
     assert!(m.contains("rollcall_hosts{phase=\"healthy\"} 372"), "{m}");
@@ -256,9 +258,7 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
         .post(format!("{u}/api/admin/notices"))
         .bearer_auth(&adm)
         .json(&json!({"title": "Globex: reindex of globex-logs tonight", "body": "secret-b-notice", "tenant": b, "region": "syd"}))
-        .send()
-        .await
-        .unwrap();
+        .sent().await;
     assert_eq!(r.status(), 201);
     let r = c
         .post(format!("{u}/api/admin/maintenances"))
@@ -267,9 +267,8 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
             &json!({"title": "globex-search-lon disk swap", "body": "secret-b-window", "tenant": b,
                       "starts_at": "2014-09-27T10:00:00Z", "ends_at": "2014-09-27T11:00:00Z"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), 201);
     let b_maint: Value = r.json().await.unwrap();
 
@@ -311,30 +310,15 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
     let admin_sum = c
         .get(format!("{u}/api/admin/summary.json"))
         .bearer_auth(&adm)
-        .send()
+        .sent()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
     assert!(admin_sum.contains("globex-search-dfw"));
-    let b_page = c
-        .get(format!("{u}/t/{tok_b}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let b_page = get_text(&c, format!("{u}/t/{tok_b}/")).await;
     assert!(b_page.contains("globex-search-dfw") && b_page.contains("secret-b-notice"));
-    let b_ups = c
-        .get(format!("{u}/t/{tok_b}/api/updates.json"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let b_ups = get_text(&c, format!("{u}/t/{tok_b}/api/updates.json")).await;
     let b_missing_named = fleet
         .clusters
         .iter()
@@ -354,7 +338,7 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
         let url = format!("{u}{path}");
         match (r.access, r.method) {
             (Access::Public | Access::Tenant, "GET") => {
-                let res = c.get(&url).send().await.unwrap();
+                let res = c.get(&url).sent().await;
                 let st = res.status().as_u16();
                 let body = res.text().await.unwrap();
                 if r.path == "/t/{token}" {
@@ -400,7 +384,7 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
                     if let Some(t) = auth {
                         req = req.bearer_auth(t);
                     }
-                    let res = req.send().await.unwrap();
+                    let res = req.sent().await;
                     assert_eq!(res.status(), 401, "{m} {} with {auth:?}", r.path);
                     let body = res.text().await.unwrap();
                     for s in &secrets {
@@ -419,9 +403,8 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
     // unknown link: nothing
     let r = c
         .get(format!("{u}/t/rct_nope/api/v2/summary.json"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), 404);
     server.stop().await;
 }
@@ -441,12 +424,7 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
     let notices = format!("{u}/api/admin/notices");
 
     // missing / malformed / wrong token → 401 with a JSON error and WWW-Authenticate
-    let r = c
-        .post(&notices)
-        .json(&json!({"title": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(&notices).json(&json!({"title": "x"})).sent().await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("www-authenticate").is_some());
     let e: Value = r.json().await.unwrap();
@@ -458,9 +436,8 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
         .post(&notices)
         .header("authorization", format!("Token {adm}"))
         .json(&json!({"title": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), 401);
     let mut wrong = adm.clone();
     wrong.push('x');
@@ -468,9 +445,8 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
         .post(&notices)
         .bearer_auth(&wrong)
         .json(&json!({"title": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), 401);
     assert!(
         sink.0.lock().unwrap().is_empty(),
@@ -509,9 +485,8 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
                 .bearer_auth(&adm)
                 .header("content-type", "application/json")
                 .body(body)
-                .send()
-                .await
-                .unwrap();
+                .sent()
+                .await;
             assert_eq!(r.status(), 400, "{body}");
             let v: Value = r.json().await.unwrap();
             v
@@ -551,9 +526,7 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
         .post(format!("{u}/api/admin/maintenances"))
         .bearer_auth(&adm)
         .json(&json!({"title": "w", "starts_at": "2014-09-27T12:00:00Z", "ends_at": "2014-09-27T11:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
+        .sent().await;
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["field"], "ends_at", "{e}");
@@ -561,9 +534,8 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
         .patch(format!("{u}/api/admin/maintenances/m-nope"))
         .bearer_auth(&adm)
         .json(&json!({"status": "cancelled"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), 404);
 
     // a good notice: stored, on the page and feeds, published to the sink
@@ -571,9 +543,7 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
         .post(&notices)
         .bearer_auth(&adm)
         .json(&json!({"title": "Extra checks in dfw", "body": "We are re-checking every dfw cluster.", "region": "dfw"}))
-        .send()
-        .await
-        .unwrap();
+        .sent().await;
     assert_eq!(r.status(), 201);
     let n: Value = r.json().await.unwrap();
     assert_eq!(n["published"], true);
@@ -586,7 +556,7 @@ async fn admin_api_needs_a_hashed_bearer_token_and_rejects_bad_input() {
         assert_eq!(got[0].region.as_deref(), Some("dfw"));
         assert_eq!(got[0].run, "adm");
     }
-    let res = c.get(format!("{u}/")).send().await.unwrap();
+    let res = c.get(format!("{u}/")).sent().await;
     assert_eq!(res.headers()["referrer-policy"], "no-referrer");
     assert!(
         res.headers()["content-security-policy"]
@@ -666,7 +636,7 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
 
     let server = serve(&tmp.db()).await;
     let u = server.url.clone();
-    let r = c.get(format!("{u}/feed.atom")).send().await.unwrap();
+    let r = c.get(format!("{u}/feed.atom")).sent().await;
     assert_eq!(r.headers()["content-type"], "application/atom+xml");
     let atom1 = r.text().await.unwrap();
     let feed = atom_syndication::Feed::read_from(atom1.as_bytes()).expect("valid Atom");
@@ -688,19 +658,12 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
         assert!(e.summary().is_some() && e.published().is_some());
     }
     // tenant feed: its own id, more text about its own hosts
-    let tfeed = c
-        .get(format!("{u}/t/{tok}/feed.atom"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let tfeed = get_text(&c, format!("{u}/t/{tok}/feed.atom")).await;
     let tfeed = atom_syndication::Feed::read_from(tfeed.as_bytes()).expect("valid tenant Atom");
     assert_eq!(tfeed.id(), "urn:rollcall:feed:tenant:acme");
 
     // iCalendar: strict lines, one VEVENT per maintenance, VALARM 1h before
-    let r = c.get(format!("{u}/maintenances.ics")).send().await.unwrap();
+    let r = c.get(format!("{u}/maintenances.ics")).sent().await;
     assert!(
         r.headers()["content-type"]
             .to_str()
@@ -758,9 +721,7 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
         .bearer_auth(&adm)
         .json(&json!({"title": "Network work in lon — a long title that needs folding in the calendar feed, surely", "region": "lon",
                       "starts_at": "2014-09-28T10:00:00Z", "ends_at": "2014-09-28T11:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
+        .sent().await;
     assert_eq!(r.status(), 201);
     let m: Value = r.json().await.unwrap();
     let mid = m["id"].as_str().unwrap().to_string();
@@ -771,14 +732,7 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
             .find(|e| prop(e, "UID") == Some(uid.as_str()))
             .expect("the admin maintenance is in the feed")
     };
-    let ics = c
-        .get(format!("{u}/maintenances.ics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ics = get_text(&c, format!("{u}/maintenances.ics")).await;
     let ev = ev_of(&ics);
     assert_eq!(prop(&ev, "SEQUENCE"), Some("0"));
     let up = get_json(
@@ -795,18 +749,10 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
         .patch(format!("{u}/api/admin/maintenances/{mid}"))
         .bearer_auth(&adm)
         .json(&json!({"starts_at": "2014-09-28T12:00:00Z", "ends_at": "2014-09-28T13:30:00Z"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), 200);
-    let ics = c
-        .get(format!("{u}/maintenances.ics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ics = get_text(&c, format!("{u}/maintenances.ics")).await;
     let ev = ev_of(&ics);
     assert_eq!(prop(&ev, "SEQUENCE"), Some("1"));
     assert_eq!(prop(&ev, "DTSTART"), Some("20140928T120000Z"));
@@ -815,18 +761,10 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
         .patch(format!("{u}/api/admin/maintenances/{mid}"))
         .bearer_auth(&adm)
         .json(&json!({"status": "cancelled"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), 200);
-    let ics2 = c
-        .get(format!("{u}/maintenances.ics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ics2 = get_text(&c, format!("{u}/maintenances.ics")).await;
     let ev = ev_of(&ics2);
     assert_eq!(prop(&ev, "SEQUENCE"), Some("2"));
     assert_eq!(prop(&ev, "STATUS"), Some("CANCELLED"));
@@ -849,25 +787,11 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
     server.stop().await;
     let server = serve(&tmp.db()).await;
     let u2 = server.url.clone();
-    let atom2 = c
-        .get(format!("{u2}/feed.atom"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let atom2 = get_text(&c, format!("{u2}/feed.atom")).await;
     let feed2 = atom_syndication::Feed::read_from(atom2.as_bytes()).unwrap();
     let ids2: BTreeSet<&str> = feed2.entries().iter().map(|e| e.id()).collect();
     assert!(ids.is_subset(&ids2), "entry ids survive a restart");
-    let ics3 = c
-        .get(format!("{u2}/maintenances.ics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ics3 = get_text(&c, format!("{u2}/maintenances.ics")).await;
     let seqs = |ics: &str| -> Vec<(String, String)> {
         events(&check_ics_lines(ics))
             .iter()
@@ -889,10 +813,10 @@ async fn the_view_follows_a_live_run() {
     let tmp = TmpDir::new("live");
     let db = tmp.db();
     // the store must exist before the server opens it: start the run, then serve it
-    let run = rollcall_web::simfill::spawn(
+    let run = rollcall_runtime::simfill::spawn(
         db.clone(),
         xsa(),
-        rollcall_web::simfill::SimRun {
+        rollcall_runtime::simfill::SimRun {
             run_id: "live".into(),
             scale: 2000.0,
             sim: sim(0.05),

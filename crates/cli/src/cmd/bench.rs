@@ -115,7 +115,7 @@ async fn bench_serve(a: ServeArgs) -> miette::Result<ExitCode> {
     if !(seconds > 0.0 && seconds.is_finite()) {
         return Err(miette::miette!("--seconds must be positive, got {seconds}"));
     }
-    let o = rollcall_web::bench::BenchServe {
+    let o = crate::bench_serve::BenchServe {
         fleet,
         hosts,
         clusters,
@@ -126,7 +126,7 @@ async fn bench_serve(a: ServeArgs) -> miette::Result<ExitCode> {
         client_threads,
         run_limit: Duration::from_secs_f64(run_seconds.max(0.1)),
     };
-    let r = rollcall_web::bench::bench_serve(&o).await.map_err(err)?;
+    let r = crate::bench_serve::bench_serve(&o).await.map_err(err)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r).map_err(err)?);
     } else {

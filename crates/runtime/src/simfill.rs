@@ -2,16 +2,16 @@
 //! sim driver, a scaled clock. Used by the tests and `rollcall bench serve`; the run is
 //! stored exactly as `rollcall run --driver sim` stores it.
 
+use crate::{
+    Clock, DriverKind, Ending, NewRunSpec, NoObserver, RunParams, RuntimeConfig, drive, start_run,
+    wall_ms,
+};
 use rollcall_core::OnMissing;
 use rollcall_core::engine::{Engine, EngineConfig};
 use rollcall_core::simworld::SimParams;
 use rollcall_drivers::Driver;
 use rollcall_drivers::sim::SimDriver;
 use rollcall_fleet::LoadOptions;
-use rollcall_runtime::{
-    Clock, DriverKind, Ending, NewRunSpec, NoObserver, RunParams, RuntimeConfig, drive, start_run,
-    wall_ms,
-};
 use rollcall_store::Store;
 use std::path::Path;
 use std::sync::Arc;

@@ -211,11 +211,11 @@ async fn bench_in(dir: &Path, o: &BenchServe) -> Result<BenchReport, String> {
     };
     let db = dir.join("bench.db");
     let t = Instant::now();
-    let ending = crate::simfill::run_text(
+    let ending = rollcall_runtime::simfill::run_text(
         &db,
         &fleet_path,
         &text,
-        &crate::simfill::SimRun {
+        &rollcall_runtime::simfill::SimRun {
             run_id: "bench".into(),
             scale: o.time_scale,
             sim: rollcall_core::simworld::SimParams::default(),
@@ -225,7 +225,7 @@ async fn bench_in(dir: &Path, o: &BenchServe) -> Result<BenchReport, String> {
     )
     .await?;
     let run_seconds = t.elapsed().as_secs_f64();
-    let server = crate::start(crate::ServeOptions::new(
+    let server = rollcall_web::start(rollcall_web::ServeOptions::new(
         &db,
         "127.0.0.1:0".parse().expect("addr"),
     ))

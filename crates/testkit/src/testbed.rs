@@ -1,14 +1,25 @@
-//! Helpers shared by the testbed test binaries (`testbed.rs`, `opensearch_testbed.rs`):
-//! the testbed's lifecycle, the real `rollcall` binary, journal replay and figures.
-#![allow(dead_code)]
+//! The netns testbed (`testbed/testbed`) for the e2e tests (`rollcall-cli`'s
+//! `testbed.rs`, `opensearch_testbed.rs`): its lifecycle, journal replay and figures.
 
+use crate::repo;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command as Proc;
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+/// The `[ssh]` and `[remote]` sections every testbed fleet file carries (the testbed's
+/// key and known_hosts, 1 s probes and gates); `[remote.host.*]` lines may follow.
+pub const SSH_REMOTE: &str = r#"[ssh]
+identity = "id_ed25519"
+known_hosts = "known_hosts"
+connect_timeout = "3s"
+
+[remote]
+services = ["ssh"]
+probe_interval = "1s"
+gate_interval = "1s"
+command_timeout = "20s"
+drain_timeout = "60s"
+"#;
 
 pub struct Testbed {
     pub dir: PathBuf,
@@ -131,10 +142,6 @@ impl Testbed {
             })
             .collect()
     }
-}
-
-pub fn rollcall() -> Proc {
-    Proc::new(env!("CARGO_BIN_EXE_rollcall"))
 }
 
 pub fn journal(out: &[u8]) -> Vec<Value> {
