@@ -72,6 +72,31 @@ fn imported(name: &str) -> TmpDir {
     d
 }
 
+/// A copy of `examples/imported/` (see [`imported`]) with its fleet file and journal paths.
+fn imported_paths(name: &str) -> (TmpDir, String, String) {
+    let d = imported(name);
+    let path = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let (fleet, db) = (path("fleet.toml"), path("j.db"));
+    (d, fleet, db)
+}
+
+/// `status RUN --json` every 50 ms until `until` has an answer, for at most 120 s (a run
+/// not yet in the journal is waited for).
+fn poll_status<T>(db: &str, id: &str, mut until: impl FnMut(&serde_json::Value) -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(started.elapsed() < Duration::from_secs(120), "too slow");
+        let out = rollcall(&["status", id, "--db", db, "--json"]);
+        let Ok(st) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            continue; // the run is not in the journal yet
+        };
+        if let Some(t) = until(&st) {
+            return t;
+        }
+    }
+}
+
 /// Wait for a child to exit; past `limit`, kill it and fail with `what`.
 fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
     let t = Instant::now();
@@ -402,28 +427,17 @@ fn resume_keeps_the_runs_start_and_policy_override() {
 #[test]
 fn a_resumed_run_keeps_its_stored_fleet_when_the_inventory_and_csv_change() {
     let _serial = serial();
-    let d = imported("edited");
-    let fleet = d.join("fleet.toml");
-    let db = d.join("j.db");
-    let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
+    let (d, fleet, db) = imported_paths("edited");
+    let (fleet, db) = (fleet.as_str(), db.as_str());
     let mut child = run_bg(fleet, db, "edit", "600", &[]);
-    let started = Instant::now();
-    let done = loop {
-        std::thread::sleep(Duration::from_millis(50));
+    let done = poll_status(db, "edit", |st| {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended before the kill"
         );
-        assert!(started.elapsed() < Duration::from_secs(120), "too slow");
-        let out = rollcall(&["status", "edit", "--db", db, "--json"]);
-        let Ok(st) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
-            continue; // the run is not in the journal yet
-        };
         let done = st["progress"]["done"].as_u64().unwrap();
-        if done >= 9 {
-            break done;
-        }
-    };
+        (done >= 9).then_some(done)
+    });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(
@@ -512,21 +526,12 @@ fn a_run_whose_hosts_all_fail_preflight_names_them_and_exits_4() {
 #[test]
 fn replan_adopts_edited_files_without_touching_finished_hosts() {
     let _serial = serial();
-    let d = imported("replan");
-    let fleet = d.join("fleet.toml");
-    let db = d.join("j.db");
-    let (fleet, db) = (fleet.to_str().unwrap(), db.to_str().unwrap());
+    let (d, fleet, db) = imported_paths("replan");
+    let (fleet, db) = (fleet.as_str(), db.as_str());
     let mut child = run_bg(fleet, db, "rp", "600", &[]);
-    let started = Instant::now();
     // pause once a few hosts are done, and wait until none is at work
     let mut paused = false;
-    loop {
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(started.elapsed() < Duration::from_secs(120), "too slow");
-        let out = rollcall(&["status", "rp", "--db", db, "--json"]);
-        let Ok(st) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
-            continue;
-        };
+    poll_status(db, "rp", |st| {
         if !paused && st["progress"]["done"].as_u64().unwrap() >= 6 {
             assert!(rollcall(&["pause", "rp", "--db", db]).status.success());
             paused = true;
@@ -537,10 +542,8 @@ fn replan_adopts_edited_files_without_touching_finished_hosts() {
             .iter()
             .map(|r| r["active"].as_u64().unwrap() + r["missing"].as_u64().unwrap())
             .sum();
-        if paused && st["state"]["state"] == "paused" && busy == 0 {
-            break;
-        }
-    }
+        (paused && st["state"]["state"] == "paused" && busy == 0).then_some(())
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let before = status(db, "rp");
