@@ -112,6 +112,7 @@ for c in clusters:
     w(f'name = "{c["tenant"].replace("-", " ").title()}"')
     w(f'contact = "ops@{c["tenant"]}.example"')
     w("")
+said_replicas = False
 for c in clusters:
     w("[[cluster]]")
     w(f'id = "{c["id"]}"')
@@ -119,6 +120,11 @@ for c in clusters:
     w(f'tenant = "{c["tenant"]}"')
     w("members = [" + ", ".join(f'"{m}"' for m in c["members"]) + "]")
     w(f'{c["budget"][0]} = {c["budget"][1]}')
+    if c["kind"] == "elasticsearch" and c["budget"] == ("max_unavailable", 2):
+        # a budget above the indices' replicas is refused (2014's two-of-three outage)
+        note = "" if said_replicas else "                      # every index has two replicas: two members may go together"
+        said_replicas = True
+        w("replicas = 2" + note)
     w(f'load = {c["load"]}')
     if c.get("allow_outage"):
         w("allow_outage = true")
