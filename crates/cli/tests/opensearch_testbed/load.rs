@@ -501,8 +501,9 @@ pub fn lost(nodes: &Nodes, ids: &[String]) -> u64 {
 fn refresh(nodes: &Nodes) {
     let path = format!("/{INDEX}/_refresh");
     let mut last = String::new();
-    for _ in 0..60 {
-        match nodes.call("POST", &path, None, Duration::from_secs(30)) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        match nodes.call("POST", &path, None, Duration::from_secs(10)) {
             Ok(r) if (200..300).contains(&r.status) => return,
             Ok(r) => last = format!("HTTP {}: {}", r.status, cut(&r.body)),
             Err(e) => last = e,
@@ -516,8 +517,9 @@ fn missing_in(nodes: &Nodes, ids: &[String]) -> u64 {
     let body = serde_json::json!({ "ids": ids }).to_string();
     let path = format!("/{INDEX}/_mget?_source=false");
     let mut last = String::new();
-    for _ in 0..60 {
-        match nodes.call("POST", &path, Some(&body), Duration::from_secs(30)) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        match nodes.call("POST", &path, Some(&body), Duration::from_secs(10)) {
             Ok(r) if r.status == 200 => match found(&r) {
                 Ok(n) => return ids.len() as u64 - n,
                 Err(e) => last = e,
