@@ -13,6 +13,11 @@ mod undone;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// Any error as a report (its Display); fleet-file errors go through `run::config_report`.
+pub(crate) fn err(e: impl std::fmt::Display) -> miette::Report {
+    miette::miette!("{e}")
+}
+
 /// Exit status of a command that failed (bad input, a dependency down): its error on stderr.
 const EXIT_ERROR: u8 = 2;
 

@@ -9,6 +9,7 @@
 //! clusters (at work, missing, or failed after a disruption) can be replanned: such a
 //! host holds budget that a new plan could not see.
 
+use crate::err;
 use crate::run::{Restored, checked_plan, config_report, restore};
 use rollcall_core::HostIx;
 use rollcall_core::engine::Phase;
@@ -18,10 +19,6 @@ use rollcall_runtime::{NewRunSpec, Replan, RunParams, start_run};
 use rollcall_store::{RunRow, RunStatus, Store};
 use std::path::Path;
 use std::sync::Arc;
-
-fn err(e: impl std::fmt::Display) -> miette::Report {
-    miette::miette!("{e}")
-}
 
 /// Close run `row` and create the run that replaces it; its id.
 pub async fn replan(store: &Store, row: &RunRow, quiet: bool) -> miette::Result<String> {

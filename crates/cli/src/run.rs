@@ -1,5 +1,6 @@
 //! `rollcall run | resume | status | pause | abort | history`.
 
+use crate::err;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rollcall_core::engine::{
     Control, Engine, EngineConfig, Event, NoticeKind, Output, Phase, RunState,
@@ -22,10 +23,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-
-fn err(e: impl std::fmt::Display) -> miette::Report {
-    miette::miette!("{e}")
-}
 
 /// A new run, as the command line asks for it (parsed and checked).
 pub struct RunOpts {
@@ -92,13 +89,7 @@ pub(crate) fn config_report(e: rollcall_fleet::ConfigErrors) -> miette::Report {
 pub fn check_notify(name: &str, text: &str, fleet: &Fleet) -> miette::Result<usize> {
     rollcall_notify::config::load(name, text, fleet, &|k| std::env::var(k).ok())
         .map(|c| c.subscribers.len())
-        .map_err(|e| {
-            if std::io::stderr().is_terminal() {
-                miette::Report::new(e)
-            } else {
-                miette::miette!("{}", e.listing())
-            }
-        })
+        .map_err(config_report)
 }
 
 pub(crate) fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
@@ -247,13 +238,7 @@ pub fn remote_config(
     base: &Path,
     fleet: &Fleet,
 ) -> miette::Result<RemoteConfig> {
-    RemoteConfig::load(name, text, base, fleet).map_err(|e| {
-        if std::io::stderr().is_terminal() {
-            miette::Report::new(e)
-        } else {
-            miette::miette!("{}", e.listing())
-        }
-    })
+    RemoteConfig::load(name, text, base, fleet).map_err(config_report)
 }
 
 /// Engine timing for real hosts: from the fleet file's `[remote]`.

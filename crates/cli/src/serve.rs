@@ -1,12 +1,9 @@
 //! The status page beside `rollcall run --serve`, and what `serve` shares with it.
 
+use crate::err;
 use rollcall_web::{ServeOptions, Server};
 use std::net::SocketAddr;
 use std::path::Path;
-
-fn err(e: impl std::fmt::Display) -> miette::Report {
-    miette::miette!("{e}")
-}
 
 pub fn parse_addr(flag: &str, s: &str) -> miette::Result<SocketAddr> {
     s.parse::<SocketAddr>().map_err(|e| {

@@ -1,6 +1,7 @@
 //! `rollcall bench ...`: the benchmarks, measured the way a user meets each cost.
 
 use super::{block_on, rss_kib};
+use crate::err;
 use rollcall_core::{audit::audit, generate, plan::plan};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,10 +80,6 @@ pub struct PlanArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
-}
-
-fn err(e: impl std::fmt::Display) -> miette::Report {
-    miette::miette!("{e}")
 }
 
 impl Args {

@@ -1,6 +1,7 @@
 //! `rollcall pause RUN` and `rollcall abort RUN`: controls for the orchestrator running it.
 
 use super::{Db, block_on};
+use crate::err;
 use crate::run::find_run;
 use rollcall_runtime::wall_ms;
 use rollcall_store::{RunControl, Store};
@@ -24,10 +25,6 @@ impl Args {
     pub fn abort(self) -> miette::Result<ExitCode> {
         block_on(control(&self.db.path(), &self.run, RunControl::Abort))
     }
-}
-
-fn err(e: impl std::fmt::Display) -> miette::Report {
-    miette::miette!("{e}")
 }
 
 async fn control(db: &Path, id: &str, what: RunControl) -> miette::Result<ExitCode> {

@@ -1,6 +1,7 @@
 //! `rollcall serve`: the status page, JSON API, feeds and metrics of the latest run (or --run).
 
 use super::{Db, block_on};
+use crate::err;
 use crate::serve::parse_addr;
 use rollcall_web::ServeOptions;
 use std::process::ExitCode;
@@ -17,10 +18,6 @@ pub struct Args {
     /// Base URL of the status page in feeds (default http://LISTEN).
     #[arg(long)]
     public_url: Option<String>,
-}
-
-fn err(e: impl std::fmt::Display) -> miette::Report {
-    miette::miette!("{e}")
 }
 
 impl Args {

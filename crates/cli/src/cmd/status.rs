@@ -2,6 +2,7 @@
 //! notices; with `--check`, the journal against the engine's rules and the sim world.
 
 use super::{Db, block_on, print_json};
+use crate::err;
 use crate::run::{Restored, find_run, restore};
 use rollcall_core::engine::{Engine, Phase, Progress, RunState, check_journal};
 use rollcall_core::{Fleet, fmt_time};
@@ -43,10 +44,6 @@ struct HostNote {
     host: String,
     phase: Phase,
     note: Option<String>,
-}
-
-fn err(e: impl std::fmt::Display) -> miette::Report {
-    miette::miette!("{e}")
 }
 
 impl Args {

@@ -2,6 +2,7 @@
 //! (stored hashed).
 
 use super::{Db, block_on};
+use crate::err;
 use rollcall_web::db::TokenKind;
 use std::path::Path;
 use std::process::ExitCode;
@@ -38,10 +39,6 @@ pub enum Args {
         #[command(flatten)]
         db: Db,
     },
-}
-
-fn err(e: impl std::fmt::Display) -> miette::Report {
-    miette::miette!("{e}")
 }
 
 impl Args {
