@@ -126,7 +126,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         true => Some(remote_host_driver(kind, &fleet, &name, &text, &base)?),
         false => None,
     };
-    let store = Store::open(&o.db).await.map_err(err)?;
+    let store = Store::connect(&o.db).await.map_err(err)?;
     let id = o.run_id.clone().unwrap_or_else(new_run_id);
     let params = RunParams {
         driver: kind,
@@ -467,7 +467,7 @@ pub async fn resume(
     talk: Talk,
     replan: bool,
 ) -> miette::Result<std::process::ExitCode> {
-    let store = Store::open(db).await.map_err(err)?;
+    let store = Store::connect(db).await.map_err(err)?;
     let row = find_run(&store, Some(id)).await?;
     if row.status == RunStatus::Replanned {
         let into = row.summary["replanned_into"].as_str().unwrap_or("?");

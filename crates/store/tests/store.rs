@@ -159,7 +159,7 @@ async fn round_trip() {
     let path = dir.join("nested/deeper/journal.db");
     let store = Store::open(&path).await.unwrap();
     assert!(path.exists(), "open creates the file and its parent dirs");
-    assert_eq!(store.path(), path);
+    assert_eq!(store.path(), Some(path.as_path()));
 
     assert!(store.latest_run().await.unwrap().is_none());
     assert!(store.runs().await.unwrap().is_empty());

@@ -9,7 +9,7 @@ use rollcall_core::{Fleet, fmt_time};
 use rollcall_drivers::sim::read_log;
 use rollcall_notify::DeliveryStatus;
 use rollcall_runtime::{StoredRun, wall_ms};
-use rollcall_store::{RunRow, Store};
+use rollcall_store::RunRow;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -52,7 +52,7 @@ impl Args {
     }
 
     async fn status(self) -> miette::Result<ExitCode> {
-        let store = Store::open(&self.db.path()).await.map_err(err)?;
+        let store = self.db.open().await?;
         let row = find_run(&store, self.run.as_deref()).await?;
         let r = restore(&store, &row).await?;
         let violations = match self.check {
