@@ -1,6 +1,8 @@
-//! Tests of the SQLite journal: round trips, seq allocation under concurrency, leases,
-//! control requests, refusal of files that are not rollcall journals, corrupt rows, and
-//! durability across a SIGKILL of the writing process.
+//! Tests of the store: round trips, seq allocation under concurrency, leases, control
+//! requests, refusal of files that are not rollcall journals, corrupt rows, and durability
+//! across a SIGKILL of the writing process. The backend-neutral ones (declared with
+//! `on_both!`) run twice: on an SQLite file and on a database of a real PostgreSQL 15
+//! (one server for this binary, `rollcall_testkit::pg::shared`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -45,6 +47,60 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// One test's database: an SQLite file in a temp dir, or a fresh PostgreSQL database.
+struct TestDb {
+    target: String,
+    _dir: Option<TempDir>,
+}
+
+impl TestDb {
+    fn sqlite(name: &str) -> TestDb {
+        let dir = TempDir::new(name);
+        TestDb {
+            target: dir.join("journal.db").to_str().unwrap().to_string(),
+            _dir: Some(dir),
+        }
+    }
+
+    fn postgres(name: &str) -> TestDb {
+        TestDb {
+            target: rollcall_testkit::pg::shared().fresh_db(name),
+            _dir: None,
+        }
+    }
+
+    /// A new handle on the database (as another process would have).
+    async fn open(&self) -> Store {
+        Store::connect(&self.target).await.unwrap()
+    }
+
+    /// How error messages name the database.
+    fn name(&self) -> String {
+        self.target.clone()
+    }
+}
+
+/// A test that runs on both backends: `on_both!(async fn name(db) { ... })` makes
+/// `name::sqlite` and `name::postgres`, each with its own fresh [`TestDb`] `db`.
+macro_rules! on_both {
+    ($(#[$m:meta])* async fn $name:ident($db:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$m])*
+            async fn body($db: TestDb) $body
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                body(TestDb::sqlite(stringify!($name))).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                body(TestDb::postgres(stringify!($name))).await
+            }
+        }
+    };
 }
 
 fn new_run(id: &str) -> NewRun {
@@ -154,13 +210,17 @@ async fn a_version_1_journal_gains_the_imports_column() {
 }
 
 #[tokio::test]
-async fn round_trip() {
+async fn open_creates_the_file_and_its_parent_dirs() {
     let dir = TempDir::new("round-trip");
     let path = dir.join("nested/deeper/journal.db");
     let store = Store::open(&path).await.unwrap();
     assert!(path.exists(), "open creates the file and its parent dirs");
     assert_eq!(store.path(), Some(path.as_path()));
+    assert!(store.latest_run().await.unwrap().is_none());
+}
 
+on_both!(async fn round_trip(db) {
+    let store = db.open().await;
     assert!(store.latest_run().await.unwrap().is_none());
     assert!(store.runs().await.unwrap().is_empty());
     assert!(store.run("r1").await.unwrap().is_none());
@@ -225,12 +285,10 @@ async fn round_trip() {
     let as_json = serde_json::to_value(&done).unwrap();
     assert_eq!(as_json["id"], "r1");
     assert_eq!(as_json["summary"]["healthy"], 3);
-}
+});
 
-#[tokio::test]
-async fn runs_are_listed_newest_first() {
-    let dir = TempDir::new("runs-order");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+on_both!(async fn runs_are_listed_newest_first(db) {
+    let store = db.open().await;
     for id in ["a", "b", "c"] {
         store.create_run(&new_run(id)).await.unwrap();
     }
@@ -243,13 +301,10 @@ async fn runs_are_listed_newest_first() {
         .collect();
     assert_eq!(ids, ["c", "b", "a"]);
     assert_eq!(store.latest_run().await.unwrap().unwrap().id, "c");
-}
+});
 
-#[tokio::test]
-async fn create_run_with_a_taken_id_fails() {
-    let dir = TempDir::new("run-exists");
-    let path = dir.join("journal.db");
-    let store = Store::open(&path).await.unwrap();
+on_both!(async fn create_run_with_a_taken_id_fails(db) {
+    let store = db.open().await;
     store.create_run(&new_run("r1")).await.unwrap();
     let err = store.create_run(&new_run("r1")).await.unwrap_err();
     assert!(
@@ -258,15 +313,13 @@ async fn create_run_with_a_taken_id_fails() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains(&path.display().to_string()) && msg.contains("\"r1\" already exists"),
+        msg.contains(&db.name()) && msg.contains("\"r1\" already exists"),
         "{msg}"
     );
-}
+});
 
-#[tokio::test]
-async fn seqs_are_contiguous_across_appends() {
-    let dir = TempDir::new("contiguous");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+on_both!(async fn seqs_are_contiguous_across_appends(db) {
+    let store = db.open().await;
     store.create_run(&new_run("a")).await.unwrap();
     store.create_run(&new_run("b")).await.unwrap();
 
@@ -299,7 +352,7 @@ async fn seqs_are_contiguous_across_appends() {
         .collect();
     assert!(batches.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(store.append("a", &[]).await.unwrap(), expected_a);
-}
+});
 
 /// Checks that `journal` holds exactly `writers × batches × per_batch` records with
 /// contiguous seqs and that every batch landed as one contiguous, ordered block.
@@ -332,10 +385,8 @@ fn writer_batch(writer: u64, batch: u64, per_batch: u64) -> Vec<Record> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_from_four_tasks_keep_seqs_contiguous() {
-    let dir = TempDir::new("concurrent");
-    let store = Arc::new(Store::open(&dir.join("journal.db")).await.unwrap());
+on_both!(async fn concurrent_appends_from_four_tasks_keep_seqs_contiguous(db) {
+    let store = Arc::new(db.open().await);
     store.create_run(&new_run("r")).await.unwrap();
     let (writers, batches, per_batch) = (4u64, 50u64, 10u64);
     let mut tasks = Vec::new();
@@ -363,18 +414,16 @@ async fn concurrent_appends_from_four_tasks_keep_seqs_contiguous() {
         batches,
         per_batch,
     );
-}
+});
 
-/// Two independent handles (each with its own writer connection, as two processes would
-/// have) on one file: the writers meet in SQLite's lock and busy timeout, not in the
-/// in-process mutex. Small batches are one statement each, batches above 64 records a
-/// multi-statement transaction.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_from_two_handles_keep_seqs_contiguous() {
-    let dir = TempDir::new("two-handles");
-    let path = dir.join("journal.db");
-    let first = Arc::new(Store::open(&path).await.unwrap());
-    let second = Arc::new(Store::open(&path).await.unwrap());
+on_both!(
+/// Two independent handles (each with its own connections, as two processes would have)
+/// on one database: on SQLite the writers meet in its lock and busy timeout, not in the
+/// in-process mutex (small batches are one statement each, batches above 64 records a
+/// multi-statement transaction); on PostgreSQL in the run row's lock.
+async fn concurrent_appends_from_two_handles_keep_seqs_contiguous(db) {
+    let first = Arc::new(db.open().await);
+    let second = Arc::new(db.open().await);
     for (run, batches, per_batch) in [("small", 100u64, 5u64), ("large", 20, 300)] {
         first.create_run(&new_run(run)).await.unwrap();
         let writers = 4u64;
@@ -396,14 +445,11 @@ async fn concurrent_appends_from_two_handles_keep_seqs_contiguous() {
         let journal = second.journal(run).await.unwrap();
         check_whole_batches(&journal, writers, batches, per_batch);
     }
-}
+});
 
-#[tokio::test]
-async fn reopen_after_drop_sees_everything() {
-    let dir = TempDir::new("reopen");
-    let path = dir.join("journal.db");
+on_both!(async fn reopen_after_drop_sees_everything(db) {
     {
-        let store = Store::open(&path).await.unwrap();
+        let store = db.open().await;
         store.create_run(&new_run("r1")).await.unwrap();
         let batch: Vec<Record> = (0..300)
             .map(|i| record(i, "step", json!({"i": i})))
@@ -424,7 +470,7 @@ async fn reopen_after_drop_sees_everything() {
                 .unwrap()
         );
     }
-    let store = Store::open(&path).await.unwrap();
+    let store = db.open().await;
     let run = store.run("r1").await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Paused);
     assert_eq!(run.summary, json!({"why": "operator"}));
@@ -441,12 +487,10 @@ async fn reopen_after_drop_sees_everything() {
             .unwrap(),
         301
     );
-}
+});
 
-#[tokio::test]
-async fn lease_acquire_renew_expiry_and_fencing() {
-    let dir = TempDir::new("lease");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+on_both!(async fn lease_acquire_renew_expiry_and_fencing(db) {
+    let store = db.open().await;
     store.create_run(&new_run("r")).await.unwrap();
     let ttl = 10_000;
 
@@ -513,14 +557,11 @@ async fn lease_acquire_renew_expiry_and_fencing() {
         matches!(released, Err(StoreError::UnknownRun { .. })),
         "{released:?}"
     );
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lease_contenders_never_both_win() {
-    let dir = TempDir::new("lease-race");
-    let path = dir.join("journal.db");
-    let first = Arc::new(Store::open(&path).await.unwrap());
-    let second = Arc::new(Store::open(&path).await.unwrap());
+on_both!(async fn lease_contenders_never_both_win(db) {
+    let first = Arc::new(db.open().await);
+    let second = Arc::new(db.open().await);
     for round in 0..20 {
         let id = format!("r{round}");
         first.create_run(&new_run(&id)).await.unwrap();
@@ -541,15 +582,12 @@ async fn lease_contenders_never_both_win() {
         }
         assert_eq!(winners, 1, "round {round}");
     }
-}
+});
 
-#[tokio::test]
-async fn control_set_and_take() {
-    let dir = TempDir::new("control");
-    let path = dir.join("journal.db");
-    let engine = Store::open(&path).await.unwrap();
+on_both!(async fn control_set_and_take(db) {
+    let engine = db.open().await;
     // The CLI is another process with its own handle.
-    let cli = Store::open(&path).await.unwrap();
+    let cli = db.open().await;
     engine.create_run(&new_run("r")).await.unwrap();
 
     assert_eq!(engine.take_control("r").await.unwrap(), None);
@@ -585,13 +623,10 @@ async fn control_set_and_take() {
         matches!(take, Err(StoreError::UnknownRun { .. })),
         "{take:?}"
     );
-}
+});
 
-#[tokio::test]
-async fn unknown_run_is_an_error() {
-    let dir = TempDir::new("unknown");
-    let path = dir.join("journal.db");
-    let store = Store::open(&path).await.unwrap();
+on_both!(async fn unknown_run_is_an_error(db) {
+    let store = db.open().await;
     store.create_run(&new_run("real")).await.unwrap();
     let err = store
         .append("ghost", &[record(0, "x", json!(1))])
@@ -602,7 +637,7 @@ async fn unknown_run_is_an_error() {
         "{err:?}"
     );
     let msg = err.to_string();
-    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains(&db.name()), "{msg}");
     assert!(msg.contains("run \"ghost\" does not exist"), "{msg}");
     // Also with an empty batch and a large one, and nothing was written anywhere.
     assert!(matches!(
@@ -623,7 +658,7 @@ async fn unknown_run_is_an_error() {
         matches!(status, Err(StoreError::UnknownRun { .. })),
         "{status:?}"
     );
-}
+});
 
 /// Asserts `open` fails on `path` with an error `check` accepts and leaves the file as it was.
 async fn assert_refused(path: &Path, check: impl Fn(&StoreError) -> bool) -> String {

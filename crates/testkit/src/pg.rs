@@ -14,6 +14,8 @@ use crate::{Kill, TmpDir, free_port, wait_for};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Where Debian's PostgreSQL 15 server binaries are.
@@ -124,7 +126,9 @@ impl Postgres {
         for (k, v) in &self.settings {
             cmd.args(["-c", &format!("{k}={v}")]);
         }
-        self.child = Some(Kill::spawn(&mut cmd, &format!("{BIN}/postgres")));
+        let child = Kill::spawn(&mut cmd, &format!("{BIN}/postgres"));
+        self.watchdog(child.id());
+        self.child = Some(child);
         let port = self.port.to_string();
         let ready = || {
             self.command("pg_isready")
@@ -143,6 +147,36 @@ impl Postgres {
             self.port,
             std::fs::read_to_string(self.log()).unwrap_or_default()
         );
+    }
+
+    /// A server in a `static` (see [`shared`]) is never dropped: a watchdog shell stops it
+    /// (fast shutdown) and removes its directory once this test process is gone.
+    fn watchdog(&self, server: u32) {
+        let script = format!(
+            "while kill -0 {me} 2>/dev/null && kill -0 {server} 2>/dev/null; do sleep 0.5; done; \
+             if kill -0 {server} 2>/dev/null; then kill -INT {server}; \
+             while kill -0 {server} 2>/dev/null; do sleep 0.1; done; rm -rf '{dir}'; fi",
+            me = std::process::id(),
+            dir = self.dir.display()
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the PostgreSQL watchdog (sh)");
+    }
+
+    /// A new, empty database with a unique name starting with `prefix`; its URL.
+    pub fn fresh_db(&self, prefix: &str) -> String {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name: String = prefix
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .take(40)
+            .collect();
+        self.create_db(&format!("{name}_{}", N.fetch_add(1, Ordering::Relaxed)))
     }
 
     /// The port it listens on (127.0.0.1).
@@ -228,6 +262,14 @@ impl Drop for Postgres {
                 .status();
         }
     }
+}
+
+/// The test binary's one server (started on first use, fsync off); take a database of
+/// your own with [`Postgres::fresh_db`]. A test that stops or restarts a server starts its
+/// own in its own test binary.
+pub fn shared() -> &'static Postgres {
+    static PG: OnceLock<Postgres> = OnceLock::new();
+    PG.get_or_init(Postgres::start)
 }
 
 /// `(uid, gid)` of Debian's `postgres` user when we are root (initdb refuses root), else
