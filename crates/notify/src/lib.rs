@@ -437,9 +437,7 @@ impl Notifier {
                     .bind(channel)
                     .bind(now);
             }
-            q.execute(&mut *tx)
-                .await
-                .map_err(NotifyError::from)?;
+            q.execute(&mut *tx).await.map_err(NotifyError::from)?;
         }
         tx.commit().await.map_err(NotifyError::from)?;
         Ok(())
@@ -610,9 +608,7 @@ impl Notifier {
                 for sub in chunk {
                     q = q.bind(sub.clone());
                 }
-                q.execute(&mut *tx)
-                    .await
-                    .map_err(NotifyError::from)?;
+                q.execute(&mut *tx).await.map_err(NotifyError::from)?;
             }
         }
         tx.commit().await.map_err(NotifyError::from)

@@ -109,11 +109,7 @@ pub enum StoreError {
         "{db} was written by a newer rollcall (journal schema version {found}; this build \
          understands up to version {supported}): upgrade rollcall to read it"
     )]
-    NewerSchema {
-        db: Db,
-        found: i64,
-        supported: i64,
-    },
+    NewerSchema { db: Db, found: i64, supported: i64 },
 
     /// A component's tables (`web_`, `notify_`) were migrated by a newer rollcall.
     #[error(
@@ -224,7 +220,9 @@ fn transient(e: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(d) => {
             let code = d.code().unwrap_or_default();
-            if d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+            if d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
                 return PG_TRANSIENT
                     .iter()
                     .any(|c| code == *c || (c.len() == 2 && code.starts_with(c)));

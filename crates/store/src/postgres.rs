@@ -201,7 +201,9 @@ impl PgStore {
         &self,
         action: &str,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        let mut tx = deadline(self.pool.begin()).await.map_err(self.err(action))?;
+        let mut tx = deadline(self.pool.begin())
+            .await
+            .map_err(self.err(action))?;
         deadline(
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(MIGRATION_LOCK)
@@ -339,7 +341,10 @@ impl PgStore {
         .await;
         match result {
             Ok(_) => Ok(row),
-            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
                 Err(StoreError::RunExists {
                     db: self.db.clone(),
                     run: new.id.clone(),
@@ -444,7 +449,8 @@ impl PgStore {
     }
 
     pub async fn latest_run(&self) -> Result<Option<RunRow>, StoreError> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, n DESC LIMIT 1");
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, n DESC LIMIT 1");
         let row = deadline(sqlx::query(AssertSqlSafe(sql)).fetch_optional(&self.pool))
             .await
             .map_err(self.err("cannot read the latest run"))?;
@@ -667,9 +673,10 @@ impl PgStore {
 
 /// The `store` row of `migrations`, if that table and row exist.
 async fn store_version(conn: &mut PgConnection) -> Result<Option<i64>, sqlx::Error> {
-    let has_table: bool =
-        deadline(sqlx::query_scalar("SELECT to_regclass('migrations') IS NOT NULL").fetch_one(&mut *conn))
-            .await?;
+    let has_table: bool = deadline(
+        sqlx::query_scalar("SELECT to_regclass('migrations') IS NOT NULL").fetch_one(&mut *conn),
+    )
+    .await?;
     if !has_table {
         return Ok(None);
     }

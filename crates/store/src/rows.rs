@@ -6,11 +6,15 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use crate::{Db, Record, RunControl, RunRow, RunStatus, StoreError};
 
 /// A journal row (`seq, at, kind, data`) of either backend.
-pub(crate) fn decode_record<R: Row>(db: &Db, run: &str, row: &R) -> Result<(i64, Record), StoreError>
+pub(crate) fn decode_record<R: Row>(
+    db: &Db,
+    run: &str,
+    row: &R,
+) -> Result<(i64, Record), StoreError>
 where
-for<'a> &'a str: ColumnIndex<R>,
-for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     let seq: i64 = row.try_get("seq").map_err(|e| StoreError::CorruptRecord {
         db: db.clone(),
@@ -35,9 +39,9 @@ for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 /// A `runs` row ([`crate::RUN_COLUMNS`]) of either backend.
 pub(crate) fn decode_run<R: Row>(db: &Db, row: &R) -> Result<RunRow, StoreError>
 where
-for<'a> &'a str: ColumnIndex<R>,
-for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     let id: String = row.try_get("id").map_err(|e| StoreError::CorruptRun {
         db: db.clone(),
@@ -58,8 +62,7 @@ for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
         };
     }
     let json = |column: &'static str, text: String| -> Result<Value, StoreError> {
-        serde_json::from_str(&text)
-            .map_err(|e| corrupt(column, format!("not valid JSON ({e})")))
+        serde_json::from_str(&text).map_err(|e| corrupt(column, format!("not valid JSON ({e})")))
     };
     Ok(RunRow {
         created_at: get!("created_at"),
@@ -84,9 +87,8 @@ for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
             Some(text) => {
                 let text: String = text;
                 Some(
-                    RunControl::parse(&text).ok_or_else(|| {
-                        corrupt("control", format!("unknown request {text:?}"))
-                    })?,
+                    RunControl::parse(&text)
+                        .ok_or_else(|| corrupt("control", format!("unknown request {text:?}")))?,
                 )
             }
             None => None,

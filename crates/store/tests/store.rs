@@ -979,7 +979,8 @@ async fn journal_trait_is_implemented_by_store() {
 
 const CHILD_ENV: &str = "ROLLCALL_STORE_CHILD";
 const CHILD_PATH_ENV: &str = "ROLLCALL_STORE_CHILD_PATH";
-const CRASH_TEST: &str = "crash_by_sigkill_keeps_every_committed_batch_whole";
+/// Set in a child: which writer it is (the multi-process appenders test).
+const CHILD_WRITER_ENV: &str = "ROLLCALL_STORE_CHILD_WRITER";
 /// Batch `b` has `crash_batch_len(b)` records: small batches are one INSERT statement,
 /// large ones several statements in one transaction.
 fn crash_batch_len(batch: u64) -> u64 {
@@ -988,8 +989,8 @@ fn crash_batch_len(batch: u64) -> u64 {
 
 /// The writer half of the crash test: appends batches of `crash_batch_len` records until it is
 /// killed (or 30 s pass).
-async fn crash_child(path: &Path) {
-    let store = Store::open(path).await.unwrap();
+async fn crash_child(target: &str) {
+    let store = Store::connect(target).await.unwrap();
     if store.run("crash").await.unwrap().is_none() {
         // Run by hand, without the parent.
         store.create_run(&new_run("crash")).await.unwrap();
@@ -1016,23 +1017,50 @@ async fn crash_child(path: &Path) {
     eprintln!("child was not killed within 30 s");
 }
 
+/// In a child process started by [`child`]: the database it was given.
+fn child_target() -> Option<String> {
+    std::env::var_os(CHILD_ENV)?;
+    Some(std::env::var(CHILD_PATH_ENV).unwrap())
+}
+
+/// This test binary again, running only `test` (which sees [`child_target`]).
+fn child(test: &str, db: &TestDb) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .env(CHILD_PATH_ENV, &db.target);
+    c
+}
+
 #[tokio::test]
 async fn crash_by_sigkill_keeps_every_committed_batch_whole() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        let path = PathBuf::from(std::env::var_os(CHILD_PATH_ENV).unwrap());
-        crash_child(&path).await;
-        return;
+    match child_target() {
+        Some(target) => crash_child(&target).await,
+        None => {
+            let test = "crash_by_sigkill_keeps_every_committed_batch_whole";
+            crash_test(TestDb::sqlite("crash"), test).await
+        }
     }
-    let dir = TempDir::new("crash");
-    let path = dir.join("journal.db");
+}
+
+#[tokio::test]
+async fn crash_by_sigkill_keeps_every_committed_batch_whole_on_postgres() {
+    match child_target() {
+        Some(target) => crash_child(&target).await,
+        None => {
+            let test = "crash_by_sigkill_keeps_every_committed_batch_whole_on_postgres";
+            crash_test(TestDb::postgres("crash"), test).await
+        }
+    }
+}
+
+/// Kills a child appending batches with SIGKILL mid-stream; every committed batch is whole.
+async fn crash_test(db: TestDb, test: &str) {
     {
-        let store = Store::open(&path).await.unwrap();
+        let store = db.open().await;
         store.create_run(&new_run("crash")).await.unwrap();
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", CRASH_TEST, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env(CHILD_PATH_ENV, &path)
+    let mut child = child(test, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -1059,7 +1087,7 @@ async fn crash_by_sigkill_keeps_every_committed_batch_whole() {
         "the child should have died by SIGKILL: {status:?}"
     );
 
-    let store = Store::open(&path).await.unwrap();
+    let store = db.open().await;
     let journal = store.journal("crash").await.unwrap();
     let n = journal.len() as u64;
     assert_eq!(
@@ -1096,17 +1124,93 @@ async fn crash_by_sigkill_keeps_every_committed_batch_whole() {
     eprintln!("crash test: {batch} whole batches ({n} records) survived the SIGKILL");
 }
 
+/// Batches per writer process, records per batch (small and large alternate).
+const PROCESS_BATCHES: u64 = 40;
+fn process_batch_len(batch: u64) -> u64 {
+    if batch.is_multiple_of(2) { 5 } else { 90 }
+}
+
+/// A child of the multi-process test: writer `w` appends its batches to run "procs".
+async fn appender_child(target: &str) {
+    let w: u64 = std::env::var(CHILD_WRITER_ENV).unwrap().parse().unwrap();
+    let store = Store::connect(target).await.unwrap();
+    for b in 0..PROCESS_BATCHES {
+        store
+            .append("procs", &writer_batch(w, b, process_batch_len(b)))
+            .await
+            .unwrap();
+    }
+}
+
+/// Three processes append to one run at once: seqs are contiguous and every batch is one
+/// contiguous, ordered block.
+async fn appenders_test(db: TestDb, test: &str) {
+    db.open().await.create_run(&new_run("procs")).await.unwrap();
+    let writers = 3u64;
+    let children: Vec<_> = (0..writers)
+        .map(|w| {
+            child(test, &db)
+                .env(CHILD_WRITER_ENV, w.to_string())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        let status = tokio::task::spawn_blocking(move || c.wait()).await.unwrap();
+        assert!(status.unwrap().success(), "a writer process failed");
+    }
+    let journal = db.open().await.journal("procs").await.unwrap();
+    let per_writer: u64 = (0..PROCESS_BATCHES).map(process_batch_len).sum();
+    assert_eq!(
+        seqs(&journal),
+        (1..=(writers * per_writer) as i64).collect::<Vec<_>>()
+    );
+    let mut at = 0;
+    let mut seen = std::collections::HashSet::new();
+    while at < journal.len() {
+        let (w, b) = (&journal[at].1.data["writer"], &journal[at].1.data["batch"]);
+        let len = process_batch_len(b.as_u64().unwrap()) as usize;
+        for (i, (_, r)) in journal[at..at + len].iter().enumerate() {
+            assert_eq!((&r.data["writer"], &r.data["batch"]), (w, b), "batch split");
+            assert_eq!(r.data["i"], i as u64, "batch reordered");
+        }
+        assert!(seen.insert((w.clone(), b.clone())), "batch twice");
+        at += len;
+    }
+    assert_eq!(seen.len() as u64, writers * PROCESS_BATCHES);
+}
+
 #[tokio::test]
-async fn components_migrate_once_in_order_and_a_newer_component_is_refused() {
-    let dir = TempDir::new("migrate");
-    let path = dir.join("journal.db");
-    let store = Store::open(&path).await.unwrap();
+async fn concurrent_appends_from_three_processes_keep_seqs_contiguous() {
+    match child_target() {
+        Some(target) => appender_child(&target).await,
+        None => {
+            let test = "concurrent_appends_from_three_processes_keep_seqs_contiguous";
+            appenders_test(TestDb::sqlite("procs"), test).await
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appends_from_three_processes_keep_seqs_contiguous_on_postgres() {
+    match child_target() {
+        Some(target) => appender_child(&target).await,
+        None => {
+            let test = "concurrent_appends_from_three_processes_keep_seqs_contiguous_on_postgres";
+            appenders_test(TestDb::postgres("procs"), test).await
+        }
+    }
+}
+
+on_both!(async fn components_migrate_once_in_order_and_a_newer_component_is_refused(db) {
+    let store = db.open().await;
     let v1 = "CREATE TABLE web_a (x INTEGER)";
     let v2 = "ALTER TABLE web_a ADD COLUMN y TEXT";
     store.migrate("web", &[v1]).await.unwrap();
     // again, and from another handle: each step runs once (a second CREATE would fail)
     store.migrate("web", &[v1]).await.unwrap();
-    let other = Store::open(&path).await.unwrap();
+    let other = db.open().await;
     other.migrate("web", &[v1, v2]).await.unwrap();
     store.migrate("web", &[v1, v2]).await.unwrap();
     sqlx::query("INSERT INTO web_a (x, y) VALUES (1, 'z')")
@@ -1125,12 +1229,10 @@ async fn components_migrate_once_in_order_and_a_newer_component_is_refused() {
         "{err:?}"
     );
     assert!(err.to_string().contains("web tables"), "{err}");
-}
+});
 
-#[tokio::test]
-async fn an_append_wakes_followers_of_the_store_and_its_clones() {
-    let dir = TempDir::new("wake");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+on_both!(async fn an_append_wakes_followers_of_the_store_and_its_clones(db) {
+    let store = db.open().await;
     store.create_run(&new_run("r")).await.unwrap();
     let mut woken = store.clone().appended();
     assert!(!woken.has_changed().unwrap());
@@ -1161,12 +1263,10 @@ async fn an_append_wakes_followers_of_the_store_and_its_clones() {
             .unwrap()
             .is_empty()
     );
-}
+});
 
-#[tokio::test]
-async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_column() {
-    let dir = TempDir::new("enums");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+on_both!(async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_column(db) {
+    let store = db.open().await;
     store.create_run(&new_run("r")).await.unwrap();
     let set = |sql: &'static str| {
         let pool = store.pool().clone();
@@ -1202,4 +1302,117 @@ async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_column() {
     for s in RunStatus::ALL {
         assert_eq!(RunStatus::parse(s.name()), Some(s));
     }
+});
+
+// PostgreSQL only: what a database says about itself, and errors that name it.
+
+#[tokio::test]
+async fn a_postgres_database_with_other_tables_is_refused_and_left_untouched() {
+    let pg = rollcall_testkit::pg::shared();
+    let url = pg.fresh_db("foreign");
+    let name = url.rsplit('/').next().unwrap();
+    pg.psql_in(
+        name,
+        "CREATE TABLE hosts (name TEXT); INSERT INTO hosts VALUES ('db-1')",
+    );
+    let err = Store::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::ForeignDatabase { ref tables, .. } if tables == &["hosts"]),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&url) && msg.contains("hosts"), "{msg}");
+    let tables = pg.psql_in(
+        name,
+        "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert_eq!(tables.trim(), "hosts", "nothing was created");
+}
+
+#[tokio::test]
+async fn a_postgres_store_of_a_newer_schema_is_refused() {
+    let pg = rollcall_testkit::pg::shared();
+    let url = pg.fresh_db("newer");
+    let name = url.rsplit('/').next().unwrap();
+    drop(Store::connect(&url).await.unwrap());
+    pg.psql_in(
+        name,
+        "UPDATE migrations SET version = 99 WHERE component = 'store'",
+    );
+    let err = Store::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NewerSchema {
+                found: 99,
+                supported: SCHEMA_VERSION,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_connecting_at_once_create_the_postgres_schema_once() {
+    let url = rollcall_testkit::pg::shared().fresh_db("init_race");
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Store::connect(&url).await.map(|_| ()) })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let store = Store::connect(&url).await.unwrap();
+    store.create_run(&new_run("r")).await.unwrap();
+    assert_eq!(store.runs().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn postgres_errors_name_the_url_without_its_password_and_say_if_they_may_pass() {
+    let pg = rollcall_testkit::pg::shared();
+    // a server that is not there: a transient error, in seconds
+    let port = rollcall_testkit::free_port();
+    let url =
+        format!("postgres://rollcall:s3cret@127.0.0.1:{port}/x?password=s3cret&sslmode=disable");
+    let started = Instant::now();
+    let err = Store::connect(&url).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.is_transient(), "{err:?}");
+    let msg = err.to_string();
+    assert!(!msg.contains("s3cret"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "postgres://rollcall@127.0.0.1:{port}/x?sslmode=disable"
+        )),
+        "{msg}"
+    );
+    // a database that does not exist: not transient
+    let url = pg.url("no_such_database");
+    let err = Store::connect(&url).await.unwrap_err();
+    assert!(!err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+    // not a URL sqlx can use
+    let err = Store::connect("postgres://[::1").await.unwrap_err();
+    assert!(matches!(err, StoreError::BadUrl { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn facts_about_the_data_are_not_transient() {
+    let db = TestDb::postgres("facts");
+    let store = db.open().await;
+    let err = store
+        .append("ghost", &[record(0, "x", json!(1))])
+        .await
+        .unwrap_err();
+    assert!(!err.is_transient(), "{err:?}");
+    store.create_run(&new_run("r")).await.unwrap();
+    let err = store.create_run(&new_run("r")).await.unwrap_err();
+    assert!(!err.is_transient(), "{err:?}");
 }

@@ -173,7 +173,13 @@ impl Postgres {
         static N: AtomicU64 = AtomicU64::new(0);
         let name: String = prefix
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(40)
             .collect();
         self.create_db(&format!("{name}_{}", N.fetch_add(1, Ordering::Relaxed)))
@@ -280,7 +286,10 @@ fn server_owner() -> Option<(u32, u32)> {
         return None;
     }
     let id = |flag: &str| -> u32 {
-        let out = Command::new("id").args([flag, "postgres"]).output().unwrap();
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "running as root, and there is no `postgres` user to run PostgreSQL as \

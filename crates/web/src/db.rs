@@ -14,9 +14,9 @@
 
 use crate::error::WebError;
 use crate::model::{AdminMaintenance, AdminNotice, IcalEvent, IcalSeq};
+use rollcall_store::Dialect;
 use rollcall_store::Store;
 use sha2::{Digest, Sha256};
-use rollcall_store::Dialect;
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
 
