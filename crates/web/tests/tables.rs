@@ -63,8 +63,14 @@ async fn tables_round_trip(target: &str) {
     assert!(!second.revoke(&admin.id).await.unwrap(), "revoked once");
     assert_eq!(first.tokens().await.unwrap().len(), 1);
 
-    first.insert_notice("r", &notice("n2", 20), 7).await.unwrap();
-    first.insert_notice("r", &notice("n1", 10), 8).await.unwrap();
+    first
+        .insert_notice("r", &notice("n2", 20), 7)
+        .await
+        .unwrap();
+    first
+        .insert_notice("r", &notice("n1", 10), 8)
+        .await
+        .unwrap();
     let ids: Vec<String> = second
         .notices("r")
         .await
@@ -110,7 +116,11 @@ async fn tables_round_trip(target: &str) {
     let ical = first.ical().await.unwrap();
     assert_eq!(ical.len(), 1);
     assert_eq!(ical["u1"], event("CANCELLED", 1));
-    assert_eq!(first.rev().await.unwrap(), 8, "iCalendar writes follow the journal");
+    assert_eq!(
+        first.rev().await.unwrap(),
+        8,
+        "iCalendar writes follow the journal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
