@@ -131,6 +131,32 @@ pub enum StoreError {
     #[error("{db}: run {run:?} already exists in this journal")]
     RunExists { db: Db, run: String },
 
+    /// A write by an orchestrator whose lease has moved on (taken over, or released):
+    /// the database refused it, so a stale leader cannot act through the journal.
+    #[error(
+        "{db}: run {run:?}: write refused: this orchestrator's lease (epoch {epoch}) is no longer \
+         current: the run is held by {} (epoch {current_epoch})",
+        current_owner.as_deref().unwrap_or("nobody")
+    )]
+    Fenced {
+        db: Db,
+        run: String,
+        epoch: i64,
+        current_epoch: i64,
+        current_owner: Option<String>,
+    },
+
+    /// A new run would share hosts or clusters with a live run of this store.
+    #[error(
+        "{db}: cannot start run {run:?}: {}",
+        crate::describe_conflicts(conflicts)
+    )]
+    Claimed {
+        db: Db,
+        run: String,
+        conflicts: Vec<crate::ClaimConflict>,
+    },
+
     /// A journal record could not be decoded (its JSON is damaged).
     #[error("{db}: run {run:?}, journal record seq {seq} is corrupt: {reason}")]
     CorruptRecord {
@@ -182,6 +208,8 @@ impl StoreError {
             | StoreError::NewerComponent { db, .. }
             | StoreError::UnknownRun { db, .. }
             | StoreError::RunExists { db, .. }
+            | StoreError::Fenced { db, .. }
+            | StoreError::Claimed { db, .. }
             | StoreError::CorruptRecord { db, .. }
             | StoreError::CorruptRun { db, .. }
             | StoreError::Encode { db, .. }

@@ -43,8 +43,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::rows::{decode_record, decode_run, json_text};
 use crate::{
-    Db, NewRun, RUN_COLUMNS, Record, RunControl, RunRow, RunStatus, SCHEMA_VERSION, StoreError,
-    now_ms,
+    ClaimConflict, Db, Fence, NewRun, RUN_COLUMNS, Record, RunControl, RunRow, RunStatus,
+    SCHEMA_VERSION, StoreError, now_ms,
 };
 
 /// Every PostgreSQL call's deadline, on the client side: past it the call fails with a
@@ -54,6 +54,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTIONS: u32 = 8;
 /// `pg_advisory_xact_lock` key of schema creation and migrations: "RCLL".
 const MIGRATION_LOCK: i64 = 0x5243_4C4C;
+/// `pg_advisory_xact_lock` key that serialises claim changes (creating a run, claiming):
+/// the conflict check and the insert of one transaction see every claim committed before.
+const CLAIMS_LOCK: i64 = 0x5243_434C;
 
 /// Session settings of every connection (see the module docs), as `SET` statements for
 /// the backend-neutral pool.
@@ -88,9 +91,18 @@ CREATE TABLE runs (
     control     TEXT,
     summary     TEXT NOT NULL,
     fleet_imports TEXT,
+    operator    TEXT,
+    epoch       BIGINT NOT NULL DEFAULT 0,
+    taken_at    BIGINT,
+    taken_from  TEXT,
     last_seq    BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX runs_by_created ON runs (created_at);
+CREATE TABLE claims (
+    key TEXT PRIMARY KEY,
+    run TEXT NOT NULL REFERENCES runs (id)
+);
+CREATE INDEX claims_by_run ON claims (run);
 CREATE TABLE journal (
     run  TEXT NOT NULL REFERENCES runs (id),
     seq  BIGINT NOT NULL,
@@ -135,10 +147,12 @@ async fn deadline<T>(f: impl Future<Output = Result<T, sqlx::Error>>) -> Result<
     }
 }
 
-/// `append`'s one statement (see the module docs). Binds: run, at[], kind[], data[].
+/// `append`'s one statement (see the module docs): fenced, numbered and inserted at once.
+/// Binds: run, at[], kind[], data[], owner, epoch.
 const APPEND: &str = "WITH r AS (
         UPDATE runs SET last_seq = last_seq + cardinality($2::bigint[])
-        WHERE id = $1 RETURNING last_seq - cardinality($2::bigint[]) AS base
+        WHERE id = $1 AND owner = $5 AND epoch = $6
+        RETURNING last_seq - cardinality($2::bigint[]) AS base
     )
     INSERT INTO journal (run, seq, at, kind, data)
     SELECT $1, r.base + v.i, v.at, v.kind, v.data
@@ -295,35 +309,23 @@ impl PgStore {
         deadline(tx.commit()).await.map_err(self.err(&action))
     }
 
+    /// Starts a run and takes its claims in one transaction, under the claims lock (see
+    /// [`crate::Store::create_run`]).
     pub async fn create_run(&self, new: &NewRun) -> Result<RunRow, StoreError> {
-        let now = now_ms();
-        let row = RunRow {
-            id: new.id.clone(),
-            created_at: now,
-            updated_at: now,
-            fleet_path: new.fleet_path.clone(),
-            fleet_name: new.fleet_name.clone(),
-            maintenance: new.maintenance.clone(),
-            status: RunStatus::Running,
-            params: new.params.clone(),
-            fleet_text: new.fleet_text.clone(),
-            fleet_imports: new.fleet_imports.clone(),
-            owner: None,
-            lease_until: None,
-            control: None,
-            summary: Value::Null,
-        };
+        let row = RunRow::new(new, now_ms());
         let params = json_text(&self.db, "the run's params", &row.params)?;
         let summary = json_text(&self.db, "the run's summary", &row.summary)?;
         let imports = match &row.fleet_imports {
             Some(v) => Some(json_text(&self.db, "the run's imported files", v)?),
             None => None,
         };
+        let action = format!("cannot create run {:?}", new.id);
+        let mut tx = self.claims_tx(&action).await?;
         let result = deadline(
             sqlx::query(
                 "INSERT INTO runs (id, created_at, updated_at, fleet_path, fleet_name, \
-                 maintenance, status, params, fleet_text, summary, fleet_imports) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 maintenance, status, params, fleet_text, summary, fleet_imports, operator) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&row.id)
             .bind(row.created_at)
@@ -336,36 +338,189 @@ impl PgStore {
             .bind(&row.fleet_text)
             .bind(summary)
             .bind(imports)
-            .execute(&self.pool),
+            .bind(&row.operator)
+            .execute(&mut *tx),
         )
         .await;
         match result {
-            Ok(_) => Ok(row),
+            Ok(_) => {}
             Err(e)
                 if e.as_database_error()
                     .is_some_and(|d| d.is_unique_violation()) =>
             {
-                Err(StoreError::RunExists {
+                return Err(StoreError::RunExists {
                     db: self.db.clone(),
                     run: new.id.clone(),
-                })
+                });
             }
-            Err(e) => Err(self.err(format!("cannot create run {:?}", new.id))(e)),
+            Err(e) => return Err(self.err(action)(e)),
+        }
+        if let Some(old) = &new.supersedes {
+            deadline(
+                sqlx::query("UPDATE claims SET run = $1 WHERE run = $2")
+                    .bind(&new.id)
+                    .bind(old)
+                    .execute(&mut *tx),
+            )
+            .await
+            .map_err(self.err(&action))?;
+        }
+        self.insert_claims(&mut tx, &new.id, &new.claims).await?;
+        deadline(tx.commit()).await.map_err(self.err(action))?;
+        Ok(row)
+    }
+
+    /// A transaction holding the claims lock.
+    async fn claims_tx(
+        &self,
+        action: &str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = deadline(self.pool.begin())
+            .await
+            .map_err(self.err(action))?;
+        deadline(
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CLAIMS_LOCK)
+                .execute(&mut *tx),
+        )
+        .await
+        .map_err(self.err(action))?;
+        Ok(tx)
+    }
+
+    /// Takes `keys` for the fence's run (fenced: the run's row is locked while the claims
+    /// are checked and written).
+    pub async fn claim(&self, fence: &Fence, keys: &[String]) -> Result<(), StoreError> {
+        let action = format!("cannot claim the hosts of run {:?}", fence.run);
+        let mut tx = self.claims_tx(&action).await?;
+        self.check_fence(&mut tx, fence, true).await?;
+        self.insert_claims(&mut tx, &fence.run, keys).await?;
+        deadline(tx.commit()).await.map_err(self.err(action))
+    }
+
+    /// Inserts `run`'s claims; [`StoreError::Claimed`] if another live run holds any.
+    /// Runs under the claims lock, so the check sees every claim committed before.
+    async fn insert_claims(
+        &self,
+        conn: &mut PgConnection,
+        run: &str,
+        keys: &[String],
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let action = format!("cannot claim the hosts of run {run:?}");
+        let conflicts = deadline(
+            sqlx::query(
+                "SELECT c.key, c.run, r.operator, r.status FROM claims c \
+                 JOIN runs r ON r.id = c.run \
+                 WHERE c.run <> $1 AND r.status IN ('running', 'paused', 'aborting') \
+                 AND c.key = ANY($2::text[]) ORDER BY c.run, c.key",
+            )
+            .bind(run)
+            .bind(keys)
+            .fetch_all(&mut *conn),
+        )
+        .await
+        .map_err(self.err(&action))?;
+        if !conflicts.is_empty() {
+            return Err(StoreError::Claimed {
+                db: self.db.clone(),
+                run: run.to_string(),
+                conflicts: conflicts.iter().map(claim_conflict).collect(),
+            });
+        }
+        deadline(
+            sqlx::query(
+                "INSERT INTO claims (key, run) SELECT DISTINCT k, $1 FROM unnest($2::text[]) AS k \
+                 ON CONFLICT (key) DO UPDATE SET run = excluded.run",
+            )
+            .bind(run)
+            .bind(keys)
+            .execute(&mut *conn),
+        )
+        .await
+        .map_err(self.err(action))?;
+        Ok(())
+    }
+
+    /// The keys run `run` holds, sorted.
+    pub async fn claims(&self, run: &str) -> Result<Vec<String>, StoreError> {
+        deadline(
+            sqlx::query_scalar("SELECT key FROM claims WHERE run = $1 ORDER BY key")
+                .bind(run)
+                .fetch_all(&self.pool),
+        )
+        .await
+        .map_err(self.err(format!("cannot read the claims of run {run:?}")))
+    }
+
+    /// `Ok` if `fence` holds its run's lease now, else [`StoreError::Fenced`] or
+    /// `UnknownRun`. With `lock`, the run's row stays locked until the transaction ends.
+    async fn check_fence(
+        &self,
+        conn: &mut PgConnection,
+        fence: &Fence,
+        lock: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if lock {
+            "SELECT owner, epoch FROM runs WHERE id = $1 FOR UPDATE"
+        } else {
+            "SELECT owner, epoch FROM runs WHERE id = $1"
+        };
+        let now: Option<(Option<String>, i64)> = deadline(
+            sqlx::query_as(sql)
+                .bind(&fence.run)
+                .fetch_optional(&mut *conn),
+        )
+        .await
+        .map_err(self.err(format!("cannot read the lease of run {:?}", fence.run)))?;
+        match now {
+            None => Err(self.unknown_run(&fence.run)),
+            Some((owner, epoch))
+                if owner.as_deref() == Some(&fence.owner) && epoch == fence.epoch =>
+            {
+                Ok(())
+            }
+            Some((owner, epoch)) => Err(StoreError::Fenced {
+                db: self.db.clone(),
+                run: fence.run.clone(),
+                epoch: fence.epoch,
+                current_epoch: epoch,
+                current_owner: owner,
+            }),
         }
     }
 
-    /// Appends `records` in one statement (see the module docs); the last seq.
-    pub async fn append(&self, run: &str, records: &[Record]) -> Result<i64, StoreError> {
+    /// Why a fenced statement changed nothing: [`StoreError::Fenced`] or `UnknownRun`
+    /// (or, if the fence holds after all, a plain error: never expected).
+    async fn refused(&self, fence: &Fence, action: String) -> StoreError {
+        let mut conn = match deadline(self.pool.acquire()).await {
+            Ok(conn) => conn,
+            Err(e) => return self.err(action)(e),
+        };
+        match self.check_fence(&mut conn, fence, false).await {
+            Err(e) => e,
+            Ok(()) => self.err(action)(sqlx::Error::RowNotFound),
+        }
+    }
+
+    /// Appends `records` in one fenced statement (see the module docs); the last seq.
+    pub async fn append(&self, fence: &Fence, records: &[Record]) -> Result<i64, StoreError> {
+        let run = &fence.run;
         let action = || format!("cannot append to run {run:?}");
         if records.is_empty() {
-            let last: Option<i64> = deadline(
+            let mut conn = deadline(self.pool.acquire())
+                .await
+                .map_err(self.err(action()))?;
+            self.check_fence(&mut conn, fence, false).await?;
+            return deadline(
                 sqlx::query_scalar("SELECT last_seq FROM runs WHERE id = $1")
                     .bind(run)
-                    .fetch_optional(&self.pool),
+                    .fetch_one(&mut *conn),
             )
             .await
-            .map_err(self.err(action()))?;
-            return last.ok_or_else(|| self.unknown_run(run));
+            .map_err(self.err(action()));
         }
         let mut at = Vec::with_capacity(records.len());
         let mut kind = Vec::with_capacity(records.len());
@@ -381,12 +536,14 @@ impl PgStore {
                 .bind(&at)
                 .bind(&kind)
                 .bind(&data)
+                .bind(&fence.owner)
+                .bind(fence.epoch)
                 .fetch_all(&self.pool),
         )
         .await
         .map_err(self.err(action()))?;
         let Some(last) = seqs.into_iter().max() else {
-            return Err(self.unknown_run(run));
+            return Err(self.refused(fence, action()).await);
         };
         self.appended.send_replace(last);
         Ok(last)
@@ -465,88 +622,103 @@ impl PgStore {
         rows.iter().map(|row| decode_run(&self.db, row)).collect()
     }
 
-    /// One UPDATE of the run's row; `UnknownRun` if it touched nothing.
-    async fn update_run(
+    /// Sets status and summary in one fenced statement; a status that is not live deletes
+    /// the run's claims in the same statement.
+    pub async fn set_status(
+        &self,
+        fence: &Fence,
+        status: RunStatus,
+        summary: &Value,
+    ) -> Result<(), StoreError> {
+        let summary = json_text(&self.db, "the run's summary", summary)?;
+        let id = &fence.run;
+        let action = || format!("cannot set the status of run {id:?}");
+        let changed: i64 = deadline(
+            sqlx::query_scalar(
+                "WITH r AS (
+                    UPDATE runs SET status = $1, summary = $2, updated_at = $3
+                    WHERE id = $4 AND owner = $5 AND epoch = $6 RETURNING id
+                 ), d AS (
+                    DELETE FROM claims WHERE $7 AND run IN (SELECT id FROM r)
+                 )
+                 SELECT count(*) FROM r",
+            )
+            .bind(status.name())
+            .bind(summary)
+            .bind(now_ms())
+            .bind(id)
+            .bind(&fence.owner)
+            .bind(fence.epoch)
+            .bind(!status.is_live())
+            .fetch_one(&self.pool),
+        )
+        .await
+        .map_err(self.err(action()))?;
+        if changed == 0 {
+            return Err(self.refused(fence, action()).await);
+        }
+        Ok(())
+    }
+
+    /// An operator's request: not fenced.
+    pub async fn set_control(
         &self,
         id: &str,
-        action: String,
-        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        control: Option<RunControl>,
     ) -> Result<(), StoreError> {
-        let done = deadline(query.execute(&self.pool))
-            .await
-            .map_err(self.err(action))?;
+        let done = deadline(
+            sqlx::query("UPDATE runs SET control = $1, updated_at = $2 WHERE id = $3")
+                .bind(control.map(RunControl::name))
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.pool),
+        )
+        .await
+        .map_err(self.err(format!("cannot set the control of run {id:?}")))?;
         if done.rows_affected() == 0 {
             return Err(self.unknown_run(id));
         }
         Ok(())
     }
 
-    pub async fn set_status(
-        &self,
-        id: &str,
-        status: RunStatus,
-        summary: &Value,
-    ) -> Result<(), StoreError> {
-        let summary = json_text(&self.db, "the run's summary", summary)?;
-        let query =
-            sqlx::query("UPDATE runs SET status = $1, summary = $2, updated_at = $3 WHERE id = $4")
-                .bind(status.name())
-                .bind(summary)
-                .bind(now_ms())
-                .bind(id);
-        self.update_run(id, format!("cannot set the status of run {id:?}"), query)
-            .await
-    }
-
-    pub async fn set_control(
-        &self,
-        id: &str,
-        control: Option<RunControl>,
-    ) -> Result<(), StoreError> {
-        let query = sqlx::query("UPDATE runs SET control = $1, updated_at = $2 WHERE id = $3")
-            .bind(control.map(RunControl::name))
-            .bind(now_ms())
-            .bind(id);
-        self.update_run(id, format!("cannot set the control of run {id:?}"), query)
-            .await
-    }
-
-    /// Reads and clears the control request in one statement (the old value comes from
-    /// the row locked by the UPDATE).
-    pub async fn take_control(&self, id: &str) -> Result<Option<RunControl>, StoreError> {
+    /// Reads and clears the control request in one fenced statement (the old value comes
+    /// from the row the UPDATE locked).
+    pub async fn take_control(&self, fence: &Fence) -> Result<Option<RunControl>, StoreError> {
+        let id = &fence.run;
+        let action = || format!("cannot take the control request of run {id:?}");
         let row = deadline(
             sqlx::query(
                 "UPDATE runs AS r SET control = NULL, \
                  updated_at = CASE WHEN old.control IS NULL THEN r.updated_at ELSE $1 END \
-                 FROM (SELECT id, control FROM runs WHERE id = $2 FOR UPDATE) AS old \
+                 FROM (SELECT id, control FROM runs \
+                       WHERE id = $2 AND owner = $3 AND epoch = $4 FOR UPDATE) AS old \
                  WHERE r.id = old.id RETURNING old.control",
             )
             .bind(now_ms())
             .bind(id)
+            .bind(&fence.owner)
+            .bind(fence.epoch)
             .fetch_optional(&self.pool),
         )
         .await
-        .map_err(self.err(format!("cannot take the control request of run {id:?}")))?;
+        .map_err(self.err(action()))?;
         let Some(row) = row else {
-            return Err(self.unknown_run(id));
+            return Err(self.refused(fence, action()).await);
         };
-        let control: Option<String> = row.try_get(0).map_err(|e| StoreError::CorruptRun {
+        let corrupt = |reason: String| StoreError::CorruptRun {
             db: self.db.clone(),
             run: id.to_string(),
             column: "control",
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let control: Option<String> = row.try_get(0).map_err(|e| corrupt(e.to_string()))?;
         let Some(control) = control else {
             return Ok(None);
         };
+        // an unknown request (written by hand, or by a newer rollcall) is cleared and said
         RunControl::parse(&control)
             .map(Some)
-            .ok_or_else(|| StoreError::CorruptRun {
-                db: self.db.clone(),
-                run: id.to_string(),
-                column: "control",
-                reason: format!("unknown request {control:?}"),
-            })
+            .ok_or_else(|| corrupt(format!("unknown request {control:?}")))
     }
 
     pub async fn acquire_lease(
@@ -555,34 +727,16 @@ impl PgStore {
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.lease_update(
+    ) -> Result<Option<Fence>, StoreError> {
+        self.lease_change(
             id,
-            "UPDATE runs SET owner = $1, lease_until = $2 + $3, updated_at = $4 WHERE id = $5 \
-             AND (owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until <= $2)",
-            &[owner],
+            owner,
+            // $6 is NULL here: every statement binds it
+            "(owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until <= $2) \
+             AND $6::text IS NULL",
+            None,
             now_ms,
             ttl_ms,
-            "acquire",
-        )
-        .await
-    }
-
-    pub async fn renew_lease(
-        &self,
-        id: &str,
-        owner: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.lease_update(
-            id,
-            "UPDATE runs SET owner = $1, lease_until = $2 + $3, updated_at = $4 WHERE id = $5 \
-             AND owner = $1",
-            &[owner],
-            now_ms,
-            ttl_ms,
-            "renew",
         )
         .await
     }
@@ -594,42 +748,74 @@ impl PgStore {
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.lease_update(
-            id,
-            "UPDATE runs SET owner = $1, lease_until = $2 + $3, updated_at = $4 WHERE id = $5 \
-             AND owner = $6",
-            &[owner, dead_owner],
-            now_ms,
-            ttl_ms,
-            "take over",
-        )
-        .await
+    ) -> Result<Option<Fence>, StoreError> {
+        self.lease_change(id, owner, "owner = $6", Some(dead_owner), now_ms, ttl_ms)
+            .await
     }
 
-    /// A lease UPDATE binding `$1` = owners[0], `$2` now, `$3` ttl, `$4` wall clock, `$5`
-    /// id, `$6`.. the other owners; `true` if it changed the row.
-    async fn lease_update(
+    /// The one statement that moves a lease to `owner` when `condition` holds (binds: $1
+    /// owner, $2 now, $3 ttl, $4 wall clock, $5 run, $6 `expected`): the epoch is raised,
+    /// and a change of holder is recorded as the last takeover.
+    async fn lease_change(
         &self,
         id: &str,
-        sql: &'static str,
-        owners: &[&str],
+        owner: &str,
+        condition: &str,
+        expected: Option<&str>,
         now_ms: i64,
         ttl_ms: i64,
-        verb: &str,
+    ) -> Result<Option<Fence>, StoreError> {
+        let sql = format!(
+            "UPDATE runs SET owner = $1, lease_until = $2 + $3, updated_at = $4, \
+             epoch = epoch + 1, \
+             taken_from = CASE WHEN owner IS NOT NULL AND owner <> $1 THEN owner ELSE taken_from END, \
+             taken_at = CASE WHEN owner IS NOT NULL AND owner <> $1 THEN $4 ELSE taken_at END \
+             WHERE id = $5 AND ({condition}) RETURNING epoch"
+        );
+        let epoch: Option<i64> = deadline(
+            sqlx::query_scalar(AssertSqlSafe(sql))
+                .bind(owner)
+                .bind(now_ms)
+                .bind(ttl_ms)
+                .bind(self::now_ms())
+                .bind(id)
+                .bind(expected)
+                .fetch_optional(&self.pool),
+        )
+        .await
+        .map_err(self.err(format!("cannot take the lease of run {id:?}")))?;
+        if epoch.is_none() {
+            self.check_run_exists(id).await?;
+        }
+        Ok(epoch.map(|epoch| Fence {
+            run: id.to_string(),
+            owner: owner.to_string(),
+            epoch,
+        }))
+    }
+
+    pub async fn renew_lease(
+        &self,
+        fence: &Fence,
+        now_ms: i64,
+        ttl_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut query = sqlx::query(sql)
-            .bind(owners[0])
+        let id = &fence.run;
+        let done = deadline(
+            sqlx::query(
+                "UPDATE runs SET lease_until = $1 + $2, updated_at = $3 \
+                 WHERE id = $4 AND owner = $5 AND epoch = $6",
+            )
             .bind(now_ms)
             .bind(ttl_ms)
             .bind(self::now_ms())
-            .bind(id);
-        for owner in &owners[1..] {
-            query = query.bind(*owner);
-        }
-        let done = deadline(query.execute(&self.pool))
-            .await
-            .map_err(self.err(format!("cannot {verb} the lease of run {id:?}")))?;
+            .bind(id)
+            .bind(&fence.owner)
+            .bind(fence.epoch)
+            .execute(&self.pool),
+        )
+        .await
+        .map_err(self.err(format!("cannot renew the lease of run {id:?}")))?;
         if done.rows_affected() == 1 {
             return Ok(true);
         }
@@ -637,15 +823,17 @@ impl PgStore {
         Ok(false)
     }
 
-    pub async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+    pub async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
+        let id = &fence.run;
         let done = deadline(
             sqlx::query(
                 "UPDATE runs SET owner = NULL, lease_until = NULL, updated_at = $1 \
-                 WHERE id = $2 AND owner = $3",
+                 WHERE id = $2 AND owner = $3 AND epoch = $4",
             )
             .bind(now_ms())
             .bind(id)
-            .bind(owner)
+            .bind(&fence.owner)
+            .bind(fence.epoch)
             .execute(&self.pool),
         )
         .await
@@ -668,6 +856,16 @@ impl PgStore {
             Some(_) => Ok(()),
             None => Err(self.unknown_run(id)),
         }
+    }
+}
+
+/// A row of the claim-conflict query: key, run, operator, status.
+fn claim_conflict(row: &sqlx::postgres::PgRow) -> ClaimConflict {
+    ClaimConflict {
+        key: row.try_get("key").unwrap_or_default(),
+        run: row.try_get("run").unwrap_or_default(),
+        operator: row.try_get("operator").unwrap_or_default(),
+        status: row.try_get("status").unwrap_or_default(),
     }
 }
 

@@ -94,6 +94,10 @@ where
             None => None,
         },
         summary: json("summary", get!("summary"))?,
+        operator: get!("operator"),
+        epoch: get!("epoch"),
+        taken_at: get!("taken_at"),
+        taken_from: get!("taken_from"),
         id: id.clone(),
     })
 }

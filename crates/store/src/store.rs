@@ -15,7 +15,8 @@ use sqlx::{ConnectOptions, Executor};
 
 use crate::postgres::PgStore;
 use crate::{
-    Db, Journal, NewRun, READERS, Record, RunControl, RunRow, RunStatus, SqliteStore, StoreError,
+    Db, Fence, Journal, NewRun, READERS, Record, RunControl, RunRow, RunStatus, SqliteStore,
+    StoreError,
 };
 
 /// The SQL dialect of a store's database: components pick their statements and migration
@@ -153,16 +154,28 @@ impl Store {
         dispatch!(self, s => s.migrate(component, steps).await)
     }
 
-    /// Starts a run with status `running`. Fails if the id is taken.
+    /// Starts a run with status `running` and takes its claims, in one transaction (see
+    /// [`SqliteStore::create_run`]): [`StoreError::Claimed`] if another live run holds one.
     pub async fn create_run(&self, new: &NewRun) -> Result<RunRow, StoreError> {
         dispatch!(self, s => s.create_run(new).await)
     }
 
-    /// Appends `records` to the run's journal in one transaction and returns the seq of the
-    /// last one (the run's current last seq if `records` is empty; 0 for an empty journal).
-    /// Seqs are per run, 1-based and contiguous; a batch's records get consecutive seqs.
-    pub async fn append(&self, run: &str, records: &[Record]) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.append(run, records).await)
+    /// Takes `keys` for the fence's run (fenced; [`StoreError::Claimed`] if another live
+    /// run holds one of them).
+    pub async fn claim(&self, fence: &Fence, keys: &[String]) -> Result<(), StoreError> {
+        dispatch!(self, s => s.claim(fence, keys).await)
+    }
+
+    /// The keys run `run` holds, sorted.
+    pub async fn claims(&self, run: &str) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.claims(run).await)
+    }
+
+    /// Appends `records` to the fence's run in one transaction (fenced) and returns the
+    /// seq of the last one (the run's current last seq if `records` is empty). Seqs are per
+    /// run, 1-based and contiguous; a batch's records get consecutive seqs.
+    pub async fn append(&self, fence: &Fence, records: &[Record]) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.append(fence, records).await)
     }
 
     /// The run's whole journal, in seq order. An unknown run has an empty journal.
@@ -204,17 +217,19 @@ impl Store {
         dispatch!(self, s => s.runs().await)
     }
 
-    /// Sets the run's status and summary.
+    /// Sets the run's status and summary (fenced); a status that is not live gives the
+    /// run's claims up in the same transaction.
     pub async fn set_status(
         &self,
-        id: &str,
+        fence: &Fence,
         status: RunStatus,
         summary: &Value,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.set_status(id, status, summary).await)
+        dispatch!(self, s => s.set_status(fence, status, summary).await)
     }
 
     /// Leaves a control request for the process driving the run, or clears it (`None`).
+    /// Not fenced: an operator's request.
     pub async fn set_control(
         &self,
         id: &str,
@@ -223,31 +238,31 @@ impl Store {
         dispatch!(self, s => s.set_control(id, control).await)
     }
 
-    /// Reads and clears the run's pending control request, atomically.
-    pub async fn take_control(&self, id: &str) -> Result<Option<RunControl>, StoreError> {
-        dispatch!(self, s => s.take_control(id).await)
+    /// Reads and clears the run's pending control request, atomically (fenced).
+    pub async fn take_control(&self, fence: &Fence) -> Result<Option<RunControl>, StoreError> {
+        dispatch!(self, s => s.take_control(fence).await)
     }
 
-    /// Takes the run's lease (see [`SqliteStore::acquire_lease`]).
+    /// Takes the run's lease if it is free, expired or `owner`'s; its fence, under an
+    /// epoch one above the last (see [`SqliteStore::acquire_lease`]).
     pub async fn acquire_lease(
         &self,
         id: &str,
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Fence>, StoreError> {
         dispatch!(self, s => s.acquire_lease(id, owner, now_ms, ttl_ms).await)
     }
 
-    /// Extends `owner`'s lease; `false` if someone else holds it.
+    /// Extends the fence's lease; `false` if the lease moved on.
     pub async fn renew_lease(
         &self,
-        id: &str,
-        owner: &str,
+        fence: &Fence,
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.renew_lease(id, owner, now_ms, ttl_ms).await)
+        dispatch!(self, s => s.renew_lease(fence, now_ms, ttl_ms).await)
     }
 
     /// Takes the lease from `dead_owner` before it expires (compare-and-swap).
@@ -258,13 +273,13 @@ impl Store {
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Fence>, StoreError> {
         dispatch!(self, s => s.take_over_lease(id, dead_owner, owner, now_ms, ttl_ms).await)
     }
 
-    /// Gives the lease up if `owner` holds it; does nothing otherwise.
-    pub async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
-        dispatch!(self, s => s.release_lease(id, owner).await)
+    /// Gives the lease up if the fence still holds it; does nothing otherwise.
+    pub async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
+        dispatch!(self, s => s.release_lease(fence).await)
     }
 }
 
@@ -292,8 +307,14 @@ impl Journal for Store {
     async fn create_run(&self, new: &NewRun) -> Result<RunRow, StoreError> {
         Store::create_run(self, new).await
     }
-    async fn append(&self, run: &str, records: &[Record]) -> Result<i64, StoreError> {
-        Store::append(self, run, records).await
+    async fn claim(&self, fence: &Fence, keys: &[String]) -> Result<(), StoreError> {
+        Store::claim(self, fence, keys).await
+    }
+    async fn claims(&self, run: &str) -> Result<Vec<String>, StoreError> {
+        Store::claims(self, run).await
+    }
+    async fn append(&self, fence: &Fence, records: &[Record]) -> Result<i64, StoreError> {
+        Store::append(self, fence, records).await
     }
     async fn journal(&self, run: &str) -> Result<Vec<(i64, Record)>, StoreError> {
         Store::journal(self, run).await
@@ -316,17 +337,17 @@ impl Journal for Store {
     }
     async fn set_status(
         &self,
-        id: &str,
+        fence: &Fence,
         status: RunStatus,
         summary: &Value,
     ) -> Result<(), StoreError> {
-        Store::set_status(self, id, status, summary).await
+        Store::set_status(self, fence, status, summary).await
     }
     async fn set_control(&self, id: &str, control: Option<RunControl>) -> Result<(), StoreError> {
         Store::set_control(self, id, control).await
     }
-    async fn take_control(&self, id: &str) -> Result<Option<RunControl>, StoreError> {
-        Store::take_control(self, id).await
+    async fn take_control(&self, fence: &Fence) -> Result<Option<RunControl>, StoreError> {
+        Store::take_control(self, fence).await
     }
     async fn acquire_lease(
         &self,
@@ -334,17 +355,16 @@ impl Journal for Store {
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Fence>, StoreError> {
         Store::acquire_lease(self, id, owner, now_ms, ttl_ms).await
     }
     async fn renew_lease(
         &self,
-        id: &str,
-        owner: &str,
+        fence: &Fence,
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
-        Store::renew_lease(self, id, owner, now_ms, ttl_ms).await
+        Store::renew_lease(self, fence, now_ms, ttl_ms).await
     }
     async fn take_over_lease(
         &self,
@@ -353,10 +373,10 @@ impl Journal for Store {
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Fence>, StoreError> {
         Store::take_over_lease(self, id, dead_owner, owner, now_ms, ttl_ms).await
     }
-    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
-        Store::release_lease(self, id, owner).await
+    async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
+        Store::release_lease(self, fence).await
     }
 }

@@ -33,14 +33,22 @@ async fn postgres_restarted_the_next_call_fails_transiently_a_later_one_succeeds
             params: json!({}),
             fleet_text: String::new(),
             fleet_imports: None,
+            operator: "test@localhost".to_string(),
+            claims: vec!["host:h1".to_string()],
+            supersedes: None,
         })
         .await
         .unwrap();
-    assert_eq!(store.append("r", &records(0, 10)).await.unwrap(), 10);
+    let fence = store
+        .acquire_lease("r", "test", 0, i64::MAX / 4)
+        .await
+        .unwrap()
+        .expect("the lease");
+    assert_eq!(store.append(&fence, &records(0, 10)).await.unwrap(), 10);
 
     pg.stop();
     let started = Instant::now();
-    let err = store.append("r", &records(10, 5)).await.unwrap_err();
+    let err = store.append(&fence, &records(10, 5)).await.unwrap_err();
     let took = started.elapsed();
     assert!(err.is_transient(), "{err:?}");
     assert!(took < Duration::from_secs(20), "the failure took {took:?}");
@@ -51,7 +59,7 @@ async fn postgres_restarted_the_next_call_fails_transiently_a_later_one_succeeds
     // the runtime retries transient errors; so does this test, for at most 20 s
     let started = Instant::now();
     let last = loop {
-        match store.append("r", &records(10, 5)).await {
+        match store.append(&fence, &records(10, 5)).await {
             Ok(last) => break last,
             Err(e) if e.is_transient() && started.elapsed() < Duration::from_secs(20) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -73,4 +81,5 @@ async fn postgres_restarted_the_next_call_fails_transiently_a_later_one_succeeds
         .await
         .unwrap();
     assert_eq!(n, 15);
+    assert_eq!(store.claims("r").await.unwrap(), ["host:h1"]);
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rollcall_store::{
-    APPLICATION_ID, Journal, NewRun, Record, RunControl, RunStatus, SCHEMA_VERSION, Store,
+    APPLICATION_ID, Fence, Journal, NewRun, Record, RunControl, RunStatus, SCHEMA_VERSION, Store,
     StoreError,
 };
 use serde_json::{Value, json};
@@ -112,6 +112,28 @@ fn new_run(id: &str) -> NewRun {
         params: json!({"dry_run": false, "seed": 7}),
         fleet_text: "[fleet]\nname = \"prod\"\n".to_string(),
         fleet_imports: None,
+        operator: "alice@ops1".to_string(),
+        claims: Vec::new(),
+        supersedes: None,
+    }
+}
+
+/// Takes run `id`'s lease for the tests' one writer ("test", which always gets it back):
+/// the fence its writes need. Every call raises the epoch.
+async fn lease(store: &Store, id: &str) -> Fence {
+    store
+        .acquire_lease(id, "test", 0, i64::MAX / 4)
+        .await
+        .unwrap()
+        .expect("the test writer's lease")
+}
+
+/// A fence for a run that does not exist.
+fn ghost_fence(run: &str) -> Fence {
+    Fence {
+        run: run.to_string(),
+        owner: "test".to_string(),
+        epoch: 1,
     }
 }
 
@@ -256,7 +278,10 @@ on_both!(async fn round_trip(db) {
         record(-1, "null", Value::Null),
         record(i64::MAX, "big", json!([1.5, -2, u64::MAX, {"nested": []}])),
     ];
-    let last = store.append("r1", &records).await.unwrap();
+    let last = store
+        .append(&lease(&store, "r1").await, &records)
+        .await
+        .unwrap();
     assert_eq!(last, 5);
     let journal = store.journal("r1").await.unwrap();
     assert_eq!(seqs(&journal), vec![1, 2, 3, 4, 5]);
@@ -270,7 +295,7 @@ on_both!(async fn round_trip(db) {
 
     store
         .set_status(
-            "r1",
+            &lease(&store, "r1").await,
             RunStatus::Completed,
             &json!({"healthy": 3, "failed": 0}),
         )
@@ -323,7 +348,11 @@ on_both!(async fn seqs_are_contiguous_across_appends(db) {
     store.create_run(&new_run("a")).await.unwrap();
     store.create_run(&new_run("b")).await.unwrap();
 
-    assert_eq!(store.append("a", &[]).await.unwrap(), 0, "empty journal");
+    assert_eq!(
+        store.append(&lease(&store, "a").await, &[]).await.unwrap(),
+        0,
+        "empty journal"
+    );
     let mut expected_a = 0;
     let mut expected_b = 0;
     // Sizes cross the store's one-statement limit (64) and its 256-row bulk chunks.
@@ -335,11 +364,20 @@ on_both!(async fn seqs_are_contiguous_across_appends(db) {
             .map(|j| record(i as i64, "step", json!({"batch": i, "j": j})))
             .collect();
         expected_a += size as i64;
-        assert_eq!(store.append("a", &batch).await.unwrap(), expected_a);
+        assert_eq!(
+            store
+                .append(&lease(&store, "a").await, &batch)
+                .await
+                .unwrap(),
+            expected_a
+        );
         // Another run's seqs are its own.
         expected_b += 1;
         let one = [record(0, "other", json!(i))];
-        assert_eq!(store.append("b", &one).await.unwrap(), expected_b);
+        assert_eq!(
+            store.append(&lease(&store, "b").await, &one).await.unwrap(),
+            expected_b
+        );
     }
     let a = store.journal("a").await.unwrap();
     assert_eq!(seqs(&a), (1..=expected_a).collect::<Vec<_>>());
@@ -351,7 +389,10 @@ on_both!(async fn seqs_are_contiguous_across_appends(db) {
         .map(|(_, r)| r.data["batch"].as_u64().unwrap())
         .collect();
     assert!(batches.windows(2).all(|w| w[0] <= w[1]));
-    assert_eq!(store.append("a", &[]).await.unwrap(), expected_a);
+    assert_eq!(
+        store.append(&lease(&store, "a").await, &[]).await.unwrap(),
+        expected_a
+    );
 });
 
 /// Checks that `journal` holds exactly `writers × batches × per_batch` records with
@@ -388,15 +429,16 @@ fn writer_batch(writer: u64, batch: u64, per_batch: u64) -> Vec<Record> {
 on_both!(async fn concurrent_appends_from_four_tasks_keep_seqs_contiguous(db) {
     let store = Arc::new(db.open().await);
     store.create_run(&new_run("r")).await.unwrap();
+    let fence = lease(&store, "r").await;
     let (writers, batches, per_batch) = (4u64, 50u64, 10u64);
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let store = Arc::clone(&store);
+        let (store, fence) = (Arc::clone(&store), fence.clone());
         tasks.push(tokio::spawn(async move {
             let mut last = 0;
             for b in 0..batches {
                 let seq = store
-                    .append("r", &writer_batch(w, b, per_batch))
+                    .append(&fence, &writer_batch(w, b, per_batch))
                     .await
                     .unwrap();
                 assert!(seq > last, "seq went backwards for writer {w}");
@@ -426,14 +468,16 @@ async fn concurrent_appends_from_two_handles_keep_seqs_contiguous(db) {
     let second = Arc::new(db.open().await);
     for (run, batches, per_batch) in [("small", 100u64, 5u64), ("large", 20, 300)] {
         first.create_run(&new_run(run)).await.unwrap();
+        let fence = lease(&first, run).await;
         let writers = 4u64;
         let mut tasks = Vec::new();
         for w in 0..writers {
             let store = Arc::clone(if w % 2 == 0 { &first } else { &second });
+            let fence = fence.clone();
             tasks.push(tokio::spawn(async move {
                 for b in 0..batches {
                     store
-                        .append(run, &writer_batch(w, b, per_batch))
+                        .append(&fence, &writer_batch(w, b, per_batch))
                         .await
                         .unwrap();
                 }
@@ -454,13 +498,27 @@ on_both!(async fn reopen_after_drop_sees_everything(db) {
         let batch: Vec<Record> = (0..300)
             .map(|i| record(i, "step", json!({"i": i})))
             .collect();
-        assert_eq!(store.append("r1", &batch).await.unwrap(), 300);
+        assert_eq!(
+            store
+                .append(&lease(&store, "r1").await, &batch)
+                .await
+                .unwrap(),
+            300
+        );
         store
-            .set_status("r1", RunStatus::Paused, &json!({"why": "operator"}))
+            .set_status(
+                &lease(&store, "r1").await,
+                RunStatus::Paused,
+                &json!({"why": "operator"}),
+            )
             .await
             .unwrap();
         store
             .set_control("r1", Some(RunControl::Resume))
+            .await
+            .unwrap();
+        store
+            .release_lease(&lease(&store, "r1").await)
             .await
             .unwrap();
         assert!(
@@ -468,6 +526,7 @@ on_both!(async fn reopen_after_drop_sees_everything(db) {
                 .acquire_lease("r1", "host-a:42", 1_000, 30_000)
                 .await
                 .unwrap()
+                .is_some()
         );
     }
     let store = db.open().await;
@@ -480,9 +539,26 @@ on_both!(async fn reopen_after_drop_sees_everything(db) {
     let journal = store.journal("r1").await.unwrap();
     assert_eq!(seqs(&journal), (1..=300).collect::<Vec<_>>());
     assert_eq!(journal[299].1.data, json!({"i": 299}));
+    // the lease moved on to host-a:42: the test writer's old fence is refused
+    let old = Fence {
+        run: "r1".into(),
+        owner: "test".into(),
+        epoch: run.epoch - 1,
+    };
+    let refused = store.append(&old, &[record(1, "x", json!(1))]).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Fenced { current_owner: Some(o), .. }) if o == "host-a:42"),
+        "{refused:?}"
+    );
+    let fence = store
+        .acquire_lease("r1", "test", 40_000, 1_000)
+        .await
+        .unwrap()
+        .expect("host-a:42's lease expired at 31 000");
+    assert_eq!(fence.epoch, run.epoch + 1);
     assert_eq!(
         store
-            .append("r1", &[record(1, "x", json!(1))])
+            .append(&fence, &[record(1, "x", json!(1))])
             .await
             .unwrap(),
         301
@@ -493,70 +569,237 @@ on_both!(async fn lease_acquire_renew_expiry_and_fencing(db) {
     let store = db.open().await;
     store.create_run(&new_run("r")).await.unwrap();
     let ttl = 10_000;
+    let take = |owner: &'static str, now: i64| store.acquire_lease("r", owner, now, ttl);
 
-    // Free lease: taken.
-    assert!(store.acquire_lease("r", "a", 1_000, ttl).await.unwrap());
+    // Free lease: taken, under epoch 1.
+    let a1 = take("a", 1_000).await.unwrap().expect("free lease");
+    assert_eq!(a1.epoch, 1);
     let run = store.run("r").await.unwrap().unwrap();
     assert_eq!(
-        (run.owner.as_deref(), run.lease_until),
-        (Some("a"), Some(11_000))
+        (run.owner.as_deref(), run.lease_until, run.epoch),
+        (Some("a"), Some(11_000), 1)
     );
-    // Held and not expired: b is refused, a re-acquires (same owner).
-    assert!(!store.acquire_lease("r", "b", 5_000, ttl).await.unwrap());
-    assert!(store.acquire_lease("r", "a", 5_000, ttl).await.unwrap());
+    assert_eq!(
+        (run.taken_at, run.taken_from),
+        (None, None),
+        "no takeover yet"
+    );
+    // Held and not expired: b is refused, a re-acquires (same owner) under a new epoch,
+    // which fences a's old token off.
+    assert_eq!(take("b", 5_000).await.unwrap(), None);
+    let a = take("a", 5_000).await.unwrap().expect("same owner");
+    assert_eq!(a.epoch, 2);
+    assert!(
+        !store.renew_lease(&a1, 5_000, ttl).await.unwrap(),
+        "old epoch"
+    );
     assert_eq!(
         store.run("r").await.unwrap().unwrap().lease_until,
         Some(15_000)
     );
-    // Renewal by the holder extends; by someone else is refused.
-    assert!(store.renew_lease("r", "a", 10_000, ttl).await.unwrap());
+    // Renewal by the holder extends; a forged token is refused.
+    assert!(store.renew_lease(&a, 10_000, ttl).await.unwrap());
     assert_eq!(
         store.run("r").await.unwrap().unwrap().lease_until,
         Some(20_000)
     );
-    assert!(!store.renew_lease("r", "b", 10_000, ttl).await.unwrap());
-    // Just before expiry b is still refused; at expiry b takes over.
-    assert!(!store.acquire_lease("r", "b", 19_999, ttl).await.unwrap());
-    assert!(store.acquire_lease("r", "b", 20_000, ttl).await.unwrap());
-    // Fencing: a's late renewal fails and does not disturb b.
-    assert!(!store.renew_lease("r", "a", 21_000, ttl).await.unwrap());
+    let forged = Fence {
+        owner: "b".into(),
+        ..a.clone()
+    };
+    assert!(!store.renew_lease(&forged, 10_000, ttl).await.unwrap());
+    // Just before expiry b is still refused; at expiry b takes over (epoch 3), and the
+    // takeover is recorded.
+    assert_eq!(take("b", 19_999).await.unwrap(), None);
+    let b = take("b", 20_000).await.unwrap().expect("expired lease");
+    assert_eq!(b.epoch, 3);
+    let run = store.run("r").await.unwrap().unwrap();
+    assert_eq!(run.taken_from.as_deref(), Some("a"));
+    assert!(run.taken_at.is_some());
+    // Fencing: a's late renewal and late writes fail and do not disturb b.
+    assert!(!store.renew_lease(&a, 21_000, ttl).await.unwrap());
+    for refused in [
+        store
+            .append(&a, &[record(0, "late", json!(1))])
+            .await
+            .map(|_| ()),
+        store.set_status(&a, RunStatus::Completed, &json!({})).await,
+        store.take_control(&a).await.map(|_| ()),
+        store.claim(&a, &["host:h1".to_string()]).await,
+    ] {
+        assert!(
+            matches!(
+                &refused,
+                Err(StoreError::Fenced { epoch: 2, current_epoch: 3, current_owner: Some(o), .. })
+                    if o == "b"
+            ),
+            "{refused:?}"
+        );
+    }
+    let shown = store.append(&a, &[]).await.unwrap_err().to_string();
+    assert!(
+        shown.contains("write refused") && shown.contains("epoch 3"),
+        "{shown}"
+    );
     let run = store.run("r").await.unwrap().unwrap();
     assert_eq!(
-        (run.owner.as_deref(), run.lease_until),
-        (Some("b"), Some(30_000))
+        (run.owner.as_deref(), run.lease_until, run.status),
+        (Some("b"), Some(30_000), RunStatus::Running)
     );
-    // An expired lease nobody took over is still renewable by its owner.
-    assert!(store.renew_lease("r", "b", 45_000, ttl).await.unwrap());
-    // Release by a non-holder does nothing; by the holder frees it.
-    store.release_lease("r", "a").await.unwrap();
+    assert!(
+        store.journal("r").await.unwrap().is_empty(),
+        "nothing written"
+    );
+    // An expired lease nobody took over is still renewable by its holder.
+    assert!(store.renew_lease(&b, 45_000, ttl).await.unwrap());
+    // Release by a stale token does nothing; by the holder frees it.
+    store.release_lease(&a).await.unwrap();
     assert_eq!(
         store.run("r").await.unwrap().unwrap().owner.as_deref(),
         Some("b")
     );
-    store.release_lease("r", "b").await.unwrap();
+    store.release_lease(&b).await.unwrap();
     let run = store.run("r").await.unwrap().unwrap();
     assert_eq!((run.owner, run.lease_until), (None, None));
     assert!(
-        !store.renew_lease("r", "b", 46_000, ttl).await.unwrap(),
+        !store.renew_lease(&b, 46_000, ttl).await.unwrap(),
         "released lease"
     );
-    assert!(store.acquire_lease("r", "a", 46_000, ttl).await.unwrap());
+    assert!(store.append(&b, &[]).await.is_err(), "released: fenced off");
+    assert_eq!(take("a", 46_000).await.unwrap().unwrap().epoch, 4);
 
     // Unknown runs are errors, not "lease refused".
-    for result in [
-        store.acquire_lease("nope", "a", 0, ttl).await,
-        store.renew_lease("nope", "a", 0, ttl).await,
-    ] {
-        assert!(
-            matches!(result, Err(StoreError::UnknownRun { .. })),
-            "{result:?}"
-        );
-    }
-    let released = store.release_lease("nope", "a").await;
+    let ghost = ghost_fence("nope");
+    let acquired = store.acquire_lease("nope", "a", 0, ttl).await;
+    assert!(
+        matches!(acquired, Err(StoreError::UnknownRun { .. })),
+        "{acquired:?}"
+    );
+    let renewed = store.renew_lease(&ghost, 0, ttl).await;
+    assert!(
+        matches!(renewed, Err(StoreError::UnknownRun { .. })),
+        "{renewed:?}"
+    );
+    let released = store.release_lease(&ghost).await;
     assert!(
         matches!(released, Err(StoreError::UnknownRun { .. })),
         "{released:?}"
     );
+});
+
+on_both!(
+/// The claims of live runs: a run over hosts or clusters another live run holds is
+/// refused whole (naming that run, its operator and the keys), non-overlapping runs go
+/// side by side, a run that ends gives its claims up, a replanned run hands them on.
+async fn claims_keep_two_live_runs_off_the_same_hosts(db) {
+    let store = db.open().await;
+    let with = |id: &str, keys: &[&str]| NewRun {
+        claims: keys.iter().map(|k| k.to_string()).collect(),
+        ..new_run(id)
+    };
+    store
+        .create_run(&with("a", &["host:r1", "host:r2", "cluster:redis"]))
+        .await
+        .unwrap();
+    // another cluster, other hosts: side by side
+    store
+        .create_run(&with("b", &["host:e1", "cluster:etcd"]))
+        .await
+        .unwrap();
+    // one shared host: refused whole, naming the holder
+    let refused = store
+        .create_run(&with("c", &["host:p1", "host:r2"]))
+        .await
+        .unwrap_err();
+    let StoreError::Claimed { conflicts, .. } = &refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(
+        (conflicts[0].key.as_str(), conflicts[0].run.as_str()),
+        ("host:r2", "a")
+    );
+    let shown = refused.to_string();
+    assert!(
+        shown.contains("run a (started by alice@ops1, running) holds host:r2"),
+        "{shown}"
+    );
+    assert!(store.run("c").await.unwrap().is_none(), "nothing written");
+    assert!(store.claims("c").await.unwrap().is_empty());
+    // other hosts of a held cluster: refused too (the cluster's budget is held)
+    assert!(matches!(
+        store
+            .create_run(&with("d", &["host:r6", "cluster:redis"]))
+            .await,
+        Err(StoreError::Claimed { .. })
+    ));
+    // a claim by a live run adds keys; one held elsewhere is refused
+    let fa = lease(&store, "a").await;
+    store.claim(&fa, &["host:r3".to_string()]).await.unwrap();
+    assert!(matches!(
+        store.claim(&fa, &["host:e1".to_string()]).await,
+        Err(StoreError::Claimed { .. })
+    ));
+    assert_eq!(
+        store.claims("a").await.unwrap(),
+        ["cluster:redis", "host:r1", "host:r2", "host:r3"]
+    );
+    // a paused run keeps its claims; a replanned run hands them to its successor
+    store
+        .set_status(&fa, RunStatus::Paused, &json!({}))
+        .await
+        .unwrap();
+    assert!(store.create_run(&with("e", &["host:r1"])).await.is_err());
+    let next = NewRun {
+        supersedes: Some("a".into()),
+        ..with("a-replan1", &["host:r1", "host:r2", "cluster:redis"])
+    };
+    store.create_run(&next).await.unwrap();
+    store
+        .set_status(&fa, RunStatus::Replanned, &json!({}))
+        .await
+        .unwrap();
+    assert!(store.claims("a").await.unwrap().is_empty());
+    assert_eq!(store.claims("a-replan1").await.unwrap().len(), 4);
+    // an ended run gives them up: the host can be run again
+    let fr = lease(&store, "a-replan1").await;
+    store
+        .set_status(&fr, RunStatus::Completed, &json!({}))
+        .await
+        .unwrap();
+    assert!(store.claims("a-replan1").await.unwrap().is_empty());
+    store
+        .create_run(&with("c", &["host:p1", "host:r2"]))
+        .await
+        .unwrap();
+});
+
+on_both!(
+/// Two handles (two processes) create runs with overlapping claims at the same instant,
+/// many times: exactly one starts each time.
+async fn overlapping_runs_started_at_once_exactly_one_starts(db) {
+    let first = Arc::new(db.open().await);
+    let second = Arc::new(db.open().await);
+    for round in 0..20 {
+        let mut tasks = Vec::new();
+        for (n, store) in [&first, &second].into_iter().enumerate() {
+            let store = Arc::clone(store);
+            let new = NewRun {
+                claims: vec![format!("host:h{round}"), format!("host:x{round}-{n}")],
+                ..new_run(&format!("r{round}-{n}"))
+            };
+            tasks.push(tokio::spawn(async move { store.create_run(&new).await }));
+        }
+        let mut started = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => started += 1,
+                Err(StoreError::Claimed { .. }) => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(started, 1, "round {round}");
+    }
 });
 
 on_both!(async fn lease_contenders_never_both_win(db) {
@@ -578,7 +821,7 @@ on_both!(async fn lease_contenders_never_both_win(db) {
         }
         let mut winners = 0;
         for task in tasks {
-            winners += u32::from(task.await.unwrap());
+            winners += u32::from(task.await.unwrap().is_some());
         }
         assert_eq!(winners, 1, "round {round}");
     }
@@ -589,18 +832,23 @@ on_both!(async fn control_set_and_take(db) {
     // The CLI is another process with its own handle.
     let cli = db.open().await;
     engine.create_run(&new_run("r")).await.unwrap();
+    let fence = lease(&engine, "r").await;
 
-    assert_eq!(engine.take_control("r").await.unwrap(), None);
+    assert_eq!(engine.take_control(&fence).await.unwrap(), None);
     cli.set_control("r", Some(RunControl::Pause)).await.unwrap();
     assert_eq!(
         cli.run("r").await.unwrap().unwrap().control,
         Some(RunControl::Pause)
     );
     assert_eq!(
-        engine.take_control("r").await.unwrap(),
+        engine.take_control(&fence).await.unwrap(),
         Some(RunControl::Pause)
     );
-    assert_eq!(engine.take_control("r").await.unwrap(), None, "taken once");
+    assert_eq!(
+        engine.take_control(&fence).await.unwrap(),
+        None,
+        "taken once"
+    );
     assert_eq!(cli.run("r").await.unwrap().unwrap().control, None);
 
     // A later request replaces an unread one; None clears.
@@ -609,16 +857,16 @@ on_both!(async fn control_set_and_take(db) {
         .unwrap();
     cli.set_control("r", Some(RunControl::Abort)).await.unwrap();
     assert_eq!(
-        engine.take_control("r").await.unwrap(),
+        engine.take_control(&fence).await.unwrap(),
         Some(RunControl::Abort)
     );
     cli.set_control("r", Some(RunControl::Pause)).await.unwrap();
     cli.set_control("r", None).await.unwrap();
-    assert_eq!(engine.take_control("r").await.unwrap(), None);
+    assert_eq!(engine.take_control(&fence).await.unwrap(), None);
 
     let set = cli.set_control("nope", Some(RunControl::Abort)).await;
     assert!(matches!(set, Err(StoreError::UnknownRun { .. })), "{set:?}");
-    let take = engine.take_control("nope").await;
+    let take = engine.take_control(&ghost_fence("nope")).await;
     assert!(
         matches!(take, Err(StoreError::UnknownRun { .. })),
         "{take:?}"
@@ -629,7 +877,7 @@ on_both!(async fn unknown_run_is_an_error(db) {
     let store = db.open().await;
     store.create_run(&new_run("real")).await.unwrap();
     let err = store
-        .append("ghost", &[record(0, "x", json!(1))])
+        .append(&ghost_fence("ghost"), &[record(0, "x", json!(1))])
         .await
         .unwrap_err();
     assert!(
@@ -641,18 +889,18 @@ on_both!(async fn unknown_run_is_an_error(db) {
     assert!(msg.contains("run \"ghost\" does not exist"), "{msg}");
     // Also with an empty batch and a large one, and nothing was written anywhere.
     assert!(matches!(
-        store.append("ghost", &[]).await,
+        store.append(&ghost_fence("ghost"), &[]).await,
         Err(StoreError::UnknownRun { .. })
     ));
     let large: Vec<Record> = (0..300).map(|i| record(i, "x", json!(i))).collect();
     assert!(matches!(
-        store.append("ghost", &large).await,
+        store.append(&ghost_fence("ghost"), &large).await,
         Err(StoreError::UnknownRun { .. })
     ));
     assert!(store.journal("ghost").await.unwrap().is_empty());
     assert!(store.journal("real").await.unwrap().is_empty());
     let status = store
-        .set_status("ghost", RunStatus::Completed, &json!(null))
+        .set_status(&ghost_fence("ghost"), RunStatus::Completed, &json!(null))
         .await;
     assert!(
         matches!(status, Err(StoreError::UnknownRun { .. })),
@@ -806,15 +1054,15 @@ async fn newer_schema_is_refused_and_left_untouched() {
     }
     raw_exec(
         &path,
-        "PRAGMA user_version = 3; PRAGMA wal_checkpoint(TRUNCATE);",
+        "PRAGMA user_version = 4; PRAGMA wal_checkpoint(TRUNCATE);",
     )
     .await;
     let msg = assert_refused(&path, |e| {
-        matches!(e, StoreError::NewerSchema { found: 3, supported, .. } if *supported == SCHEMA_VERSION)
+        matches!(e, StoreError::NewerSchema { found: 4, supported, .. } if *supported == SCHEMA_VERSION)
     })
     .await;
     assert!(
-        msg.contains("newer rollcall (journal schema version 3"),
+        msg.contains("newer rollcall (journal schema version 4"),
         "{msg}"
     );
 }
@@ -828,13 +1076,13 @@ async fn newer_schema_still_in_the_wal_is_refused() {
     drop(Store::open(&path).await.unwrap());
     // A newer rollcall that bumped the version and is still running: nothing checkpointed.
     let mut newer = raw_connection(&path, false).await;
-    sqlx::raw_sql("PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = 3;")
+    sqlx::raw_sql("PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = 4;")
         .execute(&mut newer)
         .await
         .unwrap();
     let err = Store::open(&path).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::NewerSchema { found: 3, .. }),
+        matches!(err, StoreError::NewerSchema { found: 4, .. }),
         "{err:?}"
     );
     newer.close().await.unwrap();
@@ -890,7 +1138,10 @@ async fn corrupt_json_is_an_error_naming_run_and_seq() {
     let store = Store::open(&path).await.unwrap();
     store.create_run(&new_run("r-17")).await.unwrap();
     let batch: Vec<Record> = (0..4).map(|i| record(i, "step", json!({"i": i}))).collect();
-    store.append("r-17", &batch).await.unwrap();
+    store
+        .append(&lease(&store, "r-17").await, &batch)
+        .await
+        .unwrap();
 
     raw_exec(
         &path,
@@ -913,7 +1164,13 @@ async fn corrupt_json_is_an_error_naming_run_and_seq() {
         seqs(&store.journal_since("r-17", 3).await.unwrap()),
         vec![4]
     );
-    assert_eq!(store.append("r-17", &batch[..1]).await.unwrap(), 5);
+    assert_eq!(
+        store
+            .append(&lease(&store, "r-17").await, &batch[..1])
+            .await
+            .unwrap(),
+        5
+    );
 
     // Bytes that are not even UTF-8.
     raw_exec(
@@ -946,12 +1203,18 @@ async fn corrupt_json_is_an_error_naming_run_and_seq() {
 /// Code written against the trait works with the SQLite store.
 async fn drive<J: Journal>(journal: &J) -> Result<i64, StoreError> {
     journal.create_run(&new_run("t")).await?;
-    assert!(journal.acquire_lease("t", "me", 0, 1_000).await?);
+    let fence = journal
+        .acquire_lease("t", "me", 0, 1_000)
+        .await?
+        .expect("a free lease");
     let last = journal
-        .append("t", &[record(0, "a", json!(1)), record(1, "b", json!(2))])
+        .append(
+            &fence,
+            &[record(0, "a", json!(1)), record(1, "b", json!(2))],
+        )
         .await?;
     journal
-        .set_status("t", RunStatus::Completed, &json!({}))
+        .set_status(&fence, RunStatus::Completed, &json!({}))
         .await?;
     assert_eq!(journal.journal("t").await?.len(), 2);
     assert_eq!(journal.journal_since("t", 1).await?.len(), 1);
@@ -961,9 +1224,9 @@ async fn drive<J: Journal>(journal: &J) -> Result<i64, StoreError> {
         RunStatus::Completed
     );
     journal.set_control("t", Some(RunControl::Abort)).await?;
-    assert_eq!(journal.take_control("t").await?, Some(RunControl::Abort));
-    assert!(journal.renew_lease("t", "me", 500, 1_000).await?);
-    journal.release_lease("t", "me").await?;
+    assert_eq!(journal.take_control(&fence).await?, Some(RunControl::Abort));
+    assert!(journal.renew_lease(&fence, 500, 1_000).await?);
+    journal.release_lease(&fence).await?;
     assert!(journal.run("t").await?.unwrap().owner.is_none());
     Ok(last)
 }
@@ -981,6 +1244,8 @@ const CHILD_ENV: &str = "ROLLCALL_STORE_CHILD";
 const CHILD_PATH_ENV: &str = "ROLLCALL_STORE_CHILD_PATH";
 /// Set in a child: which writer it is (the multi-process appenders test).
 const CHILD_WRITER_ENV: &str = "ROLLCALL_STORE_CHILD_WRITER";
+/// Set in a child: the epoch of the parent's lease, which the writers share.
+const CHILD_EPOCH_ENV: &str = "ROLLCALL_STORE_CHILD_EPOCH";
 /// Batch `b` has `crash_batch_len(b)` records: small batches are one INSERT statement,
 /// large ones several statements in one transaction.
 fn crash_batch_len(batch: u64) -> u64 {
@@ -1008,7 +1273,10 @@ async fn crash_child(target: &str) {
                 )
             })
             .collect();
-        store.append("crash", &records).await.unwrap();
+        store
+            .append(&lease(&store, "crash").await, &records)
+            .await
+            .unwrap();
         if batch == 0 {
             println!("CHILD-READY");
         }
@@ -1116,7 +1384,10 @@ async fn crash_test(db: TestDb, test: &str) {
     // The journal goes on where the dead writer stopped.
     assert_eq!(
         store
-            .append("crash", &[record(0, "resumed", json!(null))])
+            .append(
+                &lease(&store, "crash").await,
+                &[record(0, "resumed", json!(null))]
+            )
             .await
             .unwrap(),
         n as i64 + 1
@@ -1134,9 +1405,16 @@ fn process_batch_len(batch: u64) -> u64 {
 async fn appender_child(target: &str) {
     let w: u64 = std::env::var(CHILD_WRITER_ENV).unwrap().parse().unwrap();
     let store = Store::connect(target).await.unwrap();
+    // the parent's lease: the writers share it (as tasks of one orchestrator would)
+    let epoch = std::env::var(CHILD_EPOCH_ENV).unwrap().parse().unwrap();
+    let fence = Fence {
+        run: "procs".to_string(),
+        owner: "test".to_string(),
+        epoch,
+    };
     for b in 0..PROCESS_BATCHES {
         store
-            .append("procs", &writer_batch(w, b, process_batch_len(b)))
+            .append(&fence, &writer_batch(w, b, process_batch_len(b)))
             .await
             .unwrap();
     }
@@ -1145,12 +1423,15 @@ async fn appender_child(target: &str) {
 /// Three processes append to one run at once: seqs are contiguous and every batch is one
 /// contiguous, ordered block.
 async fn appenders_test(db: TestDb, test: &str) {
-    db.open().await.create_run(&new_run("procs")).await.unwrap();
+    let store = db.open().await;
+    store.create_run(&new_run("procs")).await.unwrap();
+    let epoch = lease(&store, "procs").await.epoch;
     let writers = 3u64;
     let children: Vec<_> = (0..writers)
         .map(|w| {
             child(test, &db)
                 .env(CHILD_WRITER_ENV, w.to_string())
+                .env(CHILD_EPOCH_ENV, epoch.to_string())
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap()
@@ -1236,14 +1517,14 @@ on_both!(async fn an_append_wakes_followers_of_the_store_and_its_clones(db) {
     store.create_run(&new_run("r")).await.unwrap();
     let mut woken = store.clone().appended();
     assert!(!woken.has_changed().unwrap());
-    store.append("r", &[]).await.unwrap();
+    store.append(&lease(&store, "r").await, &[]).await.unwrap();
     assert!(
         !woken.has_changed().unwrap(),
         "an empty append wakes no one"
     );
     let last = store
         .append(
-            "r",
+            &lease(&store, "r").await,
             &[record(0, "notice", json!(1)), record(1, "t", json!(2))],
         )
         .await
@@ -1273,7 +1554,10 @@ on_both!(async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_c
         async move { sqlx::query(sql).execute(&pool).await.unwrap() }
     };
     set("UPDATE runs SET control = 'jump' WHERE id = 'r'").await;
-    let err = store.take_control("r").await.unwrap_err();
+    let err = store
+        .take_control(&lease(&store, "r").await)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -1286,7 +1570,10 @@ on_both!(async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_c
     );
     assert!(err.to_string().contains("\"jump\""), "{err}");
     // cleared: the next poll finds nothing
-    assert_eq!(store.take_control("r").await.unwrap(), None);
+    assert_eq!(
+        store.take_control(&lease(&store, "r").await).await.unwrap(),
+        None
+    );
     set("UPDATE runs SET status = 'dancing' WHERE id = 'r'").await;
     let err = store.run("r").await.unwrap_err();
     assert!(
@@ -1408,7 +1695,7 @@ async fn facts_about_the_data_are_not_transient() {
     let db = TestDb::postgres("facts");
     let store = db.open().await;
     let err = store
-        .append("ghost", &[record(0, "x", json!(1))])
+        .append(&ghost_fence("ghost"), &[record(0, "x", json!(1))])
         .await
         .unwrap_err();
     assert!(!err.is_transient(), "{err:?}");
