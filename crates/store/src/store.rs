@@ -47,6 +47,16 @@ impl Target {
     }
 }
 
+/// As an operator may see it: a PostgreSQL URL without its password.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::File(path) => write!(f, "{}", path.display()),
+            Target::Postgres(url) => write!(f, "{}", Db::postgres(url)),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Backend {
     Sqlite(SqliteStore),

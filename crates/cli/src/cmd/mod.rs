@@ -66,11 +66,16 @@ fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
 
 /// Where the journal is without `--db` or `$ROLLCALL_DB`.
 fn default_db() -> PathBuf {
+    data_dir().join("rollcall.db")
+}
+
+/// rollcall's local data: $XDG_DATA_HOME/rollcall, else ~/.local/share/rollcall.
+pub fn data_dir() -> PathBuf {
     let base = std::env::var("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|_| PathBuf::from("."));
-    base.join("rollcall").join("rollcall.db")
+    base.join("rollcall")
 }
 
 /// The simulated world's faults (`run --driver sim` and `simulate`).
