@@ -159,12 +159,14 @@ impl Postgres {
             me = std::process::id(),
             dir = self.dir.display()
         );
+        // `( … ) &`: the watchdog is detached (reparented to init), the shell that
+        // started it is reaped here
         Command::new("sh")
-            .args(["-c", &script])
+            .args(["-c", &format!("( {script} ) &")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .status()
             .expect("start the PostgreSQL watchdog (sh)");
     }
 
