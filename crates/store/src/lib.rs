@@ -3,8 +3,10 @@
 //!
 //! The store is generic: it knows runs, a few run columns the engine and the CLI share
 //! (status, owner lease, control requests) and journal records whose `data` is opaque JSON.
-//! It does not depend on `rollcall-core`. [`Journal`] is the method set a second backend
-//! (PostgreSQL, for HA) will implement.
+//! It does not depend on `rollcall-core`. [`Store`] is every caller's type; it dispatches
+//! to [`SqliteStore`] (this file) or to [`PgStore`] (module `postgres`, same method set and
+//! guarantees, for HA), chosen by [`Store::connect`]'s target. The runtime acts through
+//! the [`Journal`] trait.
 //!
 //! # Schema (version 3, [`SCHEMA_VERSION`])
 //!
@@ -441,7 +443,7 @@ pub trait Journal: Send + Sync {
     fn release_lease(&self, fence: &Fence) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The SQLite journal and the one owner of its file: the connection settings, every
+/// The SQLite backend of [`Store`], and the one owner of its file: the connection settings, every
 /// component's tables (through [`Store::migrate`]) and the wake-up of journal followers
 /// ([`Store::appended`]). Cheap to clone (clones share the connections); all methods take
 /// `&self`.
