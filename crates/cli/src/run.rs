@@ -129,7 +129,7 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         true => Some(remote_host_driver(kind, &fleet, &name, &text, &base)?),
         false => None,
     };
-    let store = Store::open(&o.db).await.map_err(err)?;
+    let store = Store::connect(&o.db).await.map_err(err)?;
     let id = o.run_id.clone().unwrap_or_else(new_run_id);
     let params = RunParams {
         driver: kind,
@@ -225,17 +225,21 @@ fn new_clock(o: &RunOpts, kind: DriverKind, fleet: &Fleet, p: &Plan) -> miette::
     })
 }
 
-/// The simulated world's reboot log of run `id`, beside the journal.
+/// The simulated world's reboot log of run `id`, beside the journal (a PostgreSQL
+/// journal: in the local data dir, `$XDG_DATA_HOME/rollcall/sim`).
 fn world_log(db: &Path, id: &str) -> PathBuf {
-    db.parent()
-        .unwrap_or(Path::new("."))
-        .join("sim")
-        .join(format!("{id}.log"))
+    let dir = match rollcall_store::Target::parse(db.as_os_str()) {
+        rollcall_store::Target::File(_) => db.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        rollcall_store::Target::Postgres(_) => crate::cmd::data_dir(),
+    };
+    dir.join("sim").join(format!("{id}.log"))
 }
 
 /// The first lines of a run: what it drives, and how to pause and resume it.
 fn say_started(run: &StoredRun, p: &Plan, db: &Path) {
     let id = run.id();
+    // a PostgreSQL URL is shown without its password
+    let db = rollcall_store::Target::parse(db.as_os_str());
     let how = match run.params.clock {
         Clock::Scaled { scale, .. } => format!(
             "on the sim driver, 1 s = {} simulated",
@@ -251,13 +255,9 @@ fn say_started(run: &StoredRun, p: &Plan, db: &Path) {
         "run {id}: {} hosts in {} regions {how}; journal {}",
         p.steps.len(),
         p.regions.len(),
-        db.display()
+        db
     );
-    eprintln!(
-        "  pause:  rollcall pause {id} --db {}\n  resume: rollcall resume {id} --db {}",
-        db.display(),
-        db.display()
-    );
+    eprintln!("  pause:  rollcall pause {id} --db {db}\n  resume: rollcall resume {id} --db {db}");
 }
 
 /// `run --serve ADDR`: the status page beside the run, reading the same store.
@@ -518,7 +518,7 @@ pub struct Resume {
 
 /// `rollcall resume RUN` (or, as a standby, `rollcall follow RUN`).
 pub async fn resume(r: Resume) -> miette::Result<std::process::ExitCode> {
-    let store = Store::open(&r.db).await.map_err(err)?;
+    let store = Store::connect(&r.db).await.map_err(err)?;
     let Some((row, lease)) = take_run(&store, &r).await? else {
         return Ok(std::process::ExitCode::SUCCESS);
     };
@@ -642,7 +642,7 @@ fn say_taken(row: &RunRow, lease: &Lease, standby: bool) {
 
 /// `follow` without a run: the latest live run of the journal, once there is one.
 pub async fn await_live_run(db: &Path, ttl: Duration) -> miette::Result<String> {
-    let store = Store::open(db).await.map_err(err)?;
+    let store = Store::connect(db).await.map_err(err)?;
     let mut said = false;
     loop {
         let runs = store.runs().await.map_err(err)?;

@@ -35,8 +35,9 @@ use rollcall_core::model::{Fleet, HostIx, RegionIx};
 use rollcall_core::plan::Plan;
 use rollcall_drivers::{BoxFuture, Driver};
 use rollcall_runtime::{Clock, StoredRun};
-use rollcall_store::{Store, StoreError};
-use sqlx::{Row, SqlitePool};
+use rollcall_store::{Dialect, Store, StoreError};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,6 +131,47 @@ CREATE TABLE IF NOT EXISTS notify_gone (
 ) WITHOUT ROWID;
 ";
 
+/// `($1, $2, ..), ($n+1, ..)`: `rows` rows of `cols` placeholders.
+fn placeholders(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The same tables in PostgreSQL (BIGINT integers).
+const PG_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    run TEXT NOT NULL,
+    notice TEXT NOT NULL,
+    subscriber TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    region BIGINT NOT NULL,
+    host BIGINT,
+    at BIGINT NOT NULL,
+    start BIGINT,
+    expected BIGINT,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_ms BIGINT NOT NULL,
+    next_ms BIGINT NOT NULL DEFAULT 0,
+    sent_ms BIGINT,
+    PRIMARY KEY (run, notice, subscriber)
+);
+CREATE INDEX IF NOT EXISTS notify_outbox_status ON notify_outbox (run, status);
+CREATE TABLE IF NOT EXISTS notify_gone (
+    run TEXT NOT NULL,
+    subscriber TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    PRIMARY KEY (run, subscriber)
+);
+";
+
 fn wall_ms() -> i64 {
     rollcall_runtime::wall_ms()
 }
@@ -187,13 +229,21 @@ impl Summary {
     }
 }
 
-/// The `notify_` tables' migrations, applied by the store: version i + 1 is `[i]`.
+/// The `notify_` tables' migrations, applied by the store: version i + 1 is `[i]`, one
+/// list per dialect.
 const MIGRATIONS: &[&str] = &[SCHEMA];
+const PG_MIGRATIONS: &[&str] = &[PG_SCHEMA];
 
 /// Create or bring up to date the `notify_` tables.
 pub async fn init(store: &Store) -> Result<(), NotifyError> {
     store
-        .migrate("notify", MIGRATIONS)
+        .migrate(
+            "notify",
+            match store.dialect() {
+                Dialect::Sqlite => MIGRATIONS,
+                Dialect::Postgres => PG_MIGRATIONS,
+            },
+        )
         .await
         .map_err(NotifyError::from)
 }
@@ -202,9 +252,15 @@ pub async fn init(store: &Store) -> Result<(), NotifyError> {
 pub async fn summary(store: &Store, run: &str) -> Result<Summary, NotifyError> {
     let pool = store.pool();
     // read-only: a journal that never had subscribers has no notify_ tables
-    let exists: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'notify_outbox'",
-    )
+    let exists: i64 = sqlx::query_scalar(match store.dialect() {
+        Dialect::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'notify_outbox'"
+        }
+        Dialect::Postgres => {
+            "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() \
+             AND tablename = 'notify_outbox'"
+        }
+    })
     .fetch_one(pool)
     .await
     .map_err(NotifyError::from)?;
@@ -212,7 +268,7 @@ pub async fn summary(store: &Store, run: &str) -> Result<Summary, NotifyError> {
         return Ok(Summary::default());
     }
     let rows = sqlx::query(
-        "SELECT kind, status, COUNT(*) AS n FROM notify_outbox WHERE run = ? GROUP BY kind, status ORDER BY kind, status",
+        "SELECT kind, status, COUNT(*) AS n FROM notify_outbox WHERE run = $1 GROUP BY kind, status ORDER BY kind, status",
     )
     .bind(run)
     .fetch_all(pool)
@@ -223,7 +279,7 @@ pub async fn summary(store: &Store, run: &str) -> Result<Summary, NotifyError> {
         .map(|r| (r.get("kind"), r.get("status"), r.get("n")))
         .collect();
     let rows = sqlx::query(
-        "SELECT notice, subscriber, attempts, last_error FROM notify_outbox WHERE run = ? AND status = 'pending' AND attempts > 0 ORDER BY at, notice, subscriber LIMIT 50",
+        "SELECT notice, subscriber, attempts, last_error FROM notify_outbox WHERE run = $1 AND status = 'pending' AND attempts > 0 ORDER BY at, notice, subscriber LIMIT 50",
     )
     .bind(run)
     .fetch_all(pool)
@@ -250,7 +306,7 @@ pub struct Notifier {
     fleet: Arc<Fleet>,
     cfg: NotifyConfig,
     by_id: HashMap<String, usize>,
-    pool: SqlitePool,
+    pool: AnyPool,
     /// The journal the notices come from (and the store of the `notify_` tables).
     store: Store,
     http: reqwest::Client,
@@ -305,7 +361,7 @@ impl Notifier {
                 Some(b.build())
             }
         };
-        let gone = sqlx::query("SELECT subscriber FROM notify_gone WHERE run = ?")
+        let gone = sqlx::query("SELECT subscriber FROM notify_gone WHERE run = $1")
             .bind(run)
             .fetch_all(&pool)
             .await
@@ -337,7 +393,7 @@ impl Notifier {
     pub fn run(&self) -> &str {
         &self.run
     }
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
     pub fn subscribers(&self) -> &[Subscriber] {
@@ -357,31 +413,31 @@ impl Notifier {
         let mut tx = self.pool.begin().await.map_err(NotifyError::from)?;
         // 11 values a row, 500 rows a statement (well under SQLite's 32766 variables)
         for chunk in subs.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT OR IGNORE INTO notify_outbox (run, notice, subscriber, kind, region, host, at, start, expected, channel, created_ms) ",
+            let sql = format!(
+                "INSERT INTO notify_outbox (run, notice, subscriber, kind, region, host, at, start, expected, channel, created_ms) VALUES {} ON CONFLICT DO NOTHING",
+                placeholders(chunk.len(), 11)
             );
-            q.push_values(chunk, |mut b, &i| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for &i in chunk {
                 let s = &self.cfg.subscribers[i];
                 let channel = match s.channel {
                     Channel::Email(_) => "email",
                     Channel::Webhook { .. } => "webhook",
                 };
-                b.push_bind(self.run.clone())
-                    .push_bind(note.key.clone())
-                    .push_bind(s.id.clone())
-                    .push_bind(note.kind.name())
-                    .push_bind(note.region as i64)
-                    .push_bind(note.host.map(|h| h as i64))
-                    .push_bind(note.at)
-                    .push_bind(note.start)
-                    .push_bind(note.expected)
-                    .push_bind(channel)
-                    .push_bind(now);
-            });
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(NotifyError::from)?;
+                q = q
+                    .bind(self.run.clone())
+                    .bind(note.key.clone())
+                    .bind(s.id.clone())
+                    .bind(note.kind.name())
+                    .bind(note.region as i64)
+                    .bind(note.host.map(|h| h as i64))
+                    .bind(note.at)
+                    .bind(note.start)
+                    .bind(note.expected)
+                    .bind(channel)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await.map_err(NotifyError::from)?;
         }
         tx.commit().await.map_err(NotifyError::from)?;
         Ok(())
@@ -392,7 +448,7 @@ impl Notifier {
     /// `pending` with their error, to be tried again `retry_after` later.
     pub async fn deliver(&self, key: &str, retry_after: Duration) -> Result<Round, NotifyError> {
         let rows = sqlx::query(
-            "SELECT subscriber, kind, region, host, at, start, expected FROM notify_outbox WHERE run = ? AND notice = ? AND status = 'pending'",
+            "SELECT subscriber, kind, region, host, at, start, expected FROM notify_outbox WHERE run = $1 AND notice = $2 AND status = 'pending'",
         )
         .bind(&self.run)
         .bind(key)
@@ -438,7 +494,7 @@ impl Notifier {
     fn job(
         &self,
         key: &str,
-        r: &sqlx::sqlite::SqliteRow,
+        r: &AnyRow,
         sub_id: &str,
         cache: &mut HashMap<(Option<String>, u8), Rendered>,
     ) -> Result<Job, Outcome> {
@@ -518,7 +574,8 @@ impl Notifier {
         let mut tx = self.pool.begin().await.map_err(NotifyError::from)?;
         for sub in &gone {
             sqlx::query(
-                "INSERT OR IGNORE INTO notify_gone (run, subscriber, at_ms) VALUES (?, ?, ?)",
+                "INSERT INTO notify_gone (run, subscriber, at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
             )
             .bind(&self.run)
             .bind(sub)
@@ -529,32 +586,29 @@ impl Notifier {
         }
         for ((status, n, err), subs) in &groups {
             for chunk in subs.chunks(500) {
-                let mut q =
-                    sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE notify_outbox SET status = ");
-                q.push_bind(status.name())
-                    .push(", attempts = attempts + ")
-                    .push_bind(*n as i64)
-                    .push(", last_error = ")
-                    .push_bind(err.clone())
-                    .push(", next_ms = ")
-                    .push_bind(next);
-                if *status == DeliveryStatus::Sent {
-                    q.push(", sent_ms = ").push_bind(now);
-                }
-                q.push(" WHERE run = ")
-                    .push_bind(self.run.clone())
-                    .push(" AND notice = ")
-                    .push_bind(key.to_string())
-                    .push(" AND subscriber IN (");
-                let mut sep = q.separated(", ");
+                // $1 status, $2 attempts, $3 error, $4 next, $5 sent_ms, $6 run, $7 notice
+                let sql = format!(
+                    "UPDATE notify_outbox SET status = $1, attempts = attempts + $2, \
+                     last_error = $3, next_ms = $4, sent_ms = coalesce($5, sent_ms) \
+                     WHERE run = $6 AND notice = $7 AND subscriber IN ({})",
+                    (8..8 + chunk.len())
+                        .map(|i| format!("${i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let sent = (*status == DeliveryStatus::Sent).then_some(now);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(status.name())
+                    .bind(*n as i64)
+                    .bind(err.clone())
+                    .bind(next)
+                    .bind(sent)
+                    .bind(self.run.clone())
+                    .bind(key.to_string());
                 for sub in chunk {
-                    sep.push_bind(sub.clone());
+                    q = q.bind(sub.clone());
                 }
-                q.push(")");
-                q.build()
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(NotifyError::from)?;
+                q.execute(&mut *tx).await.map_err(NotifyError::from)?;
             }
         }
         tx.commit().await.map_err(NotifyError::from)
@@ -586,7 +640,7 @@ impl Notifier {
         self.enqueue(&note, &subs).await?;
         let round = self.deliver(&key, Duration::ZERO).await?;
         let left: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM notify_outbox WHERE run = ? AND notice = ? AND status NOT IN ('sent', 'gone')",
+            "SELECT COUNT(*) FROM notify_outbox WHERE run = $1 AND notice = $2 AND status NOT IN ('sent', 'gone')",
         )
         .bind(&self.run)
         .bind(&key)
@@ -617,7 +671,7 @@ impl Notifier {
 type Rendered = (Arc<Message>, bytes_body::Body);
 
 /// The note an outbox row stands for (`None`: a kind this build does not know).
-fn note_of(key: &str, r: &sqlx::sqlite::SqliteRow) -> Option<Note> {
+fn note_of(key: &str, r: &AnyRow) -> Option<Note> {
     Some(Note {
         key: key.to_string(),
         kind: NoteKind::parse(&r.get::<String, _>("kind"))?,
@@ -903,7 +957,7 @@ async fn follow(
     let mut appended = n.store.appended();
     let mut wake = true;
     // a new process: whatever is still pending is due now
-    sqlx::query("UPDATE notify_outbox SET next_ms = 0 WHERE run = ? AND status = 'pending'")
+    sqlx::query("UPDATE notify_outbox SET next_ms = 0 WHERE run = $1 AND status = 'pending'")
         .bind(&n.run)
         .execute(&n.pool)
         .await
@@ -1040,7 +1094,7 @@ impl Following {
             report(r, &mut self.busy, RETRY_AFTER)?;
         }
         let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT notice FROM notify_outbox WHERE run = ? AND status = 'pending' AND notice NOT LIKE 'announce-%' AND (next_ms <= ? OR ?) GROUP BY notice ORDER BY MIN(at), MIN(created_ms), notice",
+            "SELECT notice FROM notify_outbox WHERE run = $1 AND status = 'pending' AND notice NOT LIKE 'announce-%' AND (next_ms <= $2 OR $3) GROUP BY notice ORDER BY MIN(at), MIN(created_ms), notice",
         )
         .bind(&self.n.run)
         .bind(wall_ms())

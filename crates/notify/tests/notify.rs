@@ -120,6 +120,8 @@ fn webhook_subscribers(sink: &Sink, remind: bool) -> String {
 
 struct SimRun {
     dir: tempfile::TempDir,
+    /// A PostgreSQL database's URL instead of the SQLite file in `dir`.
+    pg: Option<String>,
     text: String,
     id: String,
     scale: f64,
@@ -135,14 +137,24 @@ impl SimRun {
     fn new(text: String, scale: f64, sim: SimParams) -> SimRun {
         SimRun {
             dir: tempfile::tempdir().unwrap(),
+            pg: None,
             text,
             id: "r-test".into(),
             scale,
             sim,
         }
     }
+    /// The same run with its store in a fresh database of the test binary's PostgreSQL.
+    fn on_postgres(mut self) -> SimRun {
+        self.pg = Some(rollcall_testkit::pg::shared().fresh_db("notify"));
+        self
+    }
+    /// The store: the SQLite file, or the PostgreSQL URL ([`Store::connect`] takes either).
     fn db(&self) -> PathBuf {
-        self.dir.path().join("rollcall.db")
+        match &self.pg {
+            Some(url) => PathBuf::from(url),
+            None => self.dir.path().join("rollcall.db"),
+        }
     }
     /// The run as `rollcall run --driver sim` stores it, on a scaled clock.
     fn spec<'a>(&self, fleet: Arc<Fleet>, files: &'a FleetFiles) -> NewRunSpec<'a> {
@@ -194,7 +206,7 @@ impl SimRun {
             .build()
             .unwrap();
         let r = rt.block_on(async {
-            let store = Store::open(&self.db()).await.unwrap();
+            let store = Store::connect(self.db()).await.unwrap();
             let fleet = self.fleet();
             let p = plan(&fleet);
             let (engine, run) = match store.run(&self.id).await.unwrap() {
@@ -279,7 +291,7 @@ impl SimRun {
     fn with_store<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let store = Store::open(&self.db()).await.unwrap();
+            let store = Store::connect(self.db()).await.unwrap();
             f(&store).await
         })
     }
@@ -854,9 +866,22 @@ fn a_missing_host_is_told_to_its_tenant_and_the_region_only() {
 
 #[test]
 fn a_crash_and_restart_neither_duplicates_nor_loses_notices() {
+    crash_and_restart(false);
+}
+
+/// The same with the journal and the outbox in PostgreSQL.
+#[test]
+fn a_crash_and_restart_neither_duplicates_nor_loses_notices_on_postgres() {
+    crash_and_restart(true);
+}
+
+fn crash_and_restart(postgres: bool) {
     let sink = Sink::recording();
     let text = format!("{FLEET}{}", webhook_subscribers(&sink, true));
-    let run = SimRun::new(text, 1500.0, SimParams::default());
+    let mut run = SimRun::new(text, 1500.0, SimParams::default());
+    if postgres {
+        run = run.on_postgres();
+    }
     // about 1h50m of run time = ~4.4 s: crash in dfw's maintenance
     assert!(matches!(
         run.go(Some((Duration::from_millis(3000), sink.state.clone()))),

@@ -1,12 +1,19 @@
 //! Journal throughput with batching.
 //!
-//! `cargo run -p rollcall-store --release --example journal_bench [RECORDS]`
+//! `cargo run -p rollcall-store --release --example journal_bench [RECORDS] [--db URL|pg-temp]`
 //!
 //! Appends RECORDS (default 100,000) records of about 200 bytes of JSON to a fresh journal
 //! in batches of 1, 10, 100 and 1000, and prints records/s and the p50/p99 latency of one
 //! batch append (one transaction), then the time to read the whole journal back.
+//!
+//! Without `--db`: fresh SQLite files in a temp dir. `--db postgres://...`: a fresh run per
+//! batch size in that PostgreSQL database (empty, or a rollcall store). `--db pg-temp`: a
+//! throwaway PostgreSQL 15 started for the benchmark (rollcall-testkit's, with PostgreSQL's
+//! default durability: fsync on, synchronous_commit on), over TCP on 127.0.0.1.
 
 use std::path::PathBuf;
+
+use rollcall_testkit::pg::Postgres;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rollcall_store::{NewRun, Record, Store};
@@ -35,10 +42,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let total: usize = match std::env::args().nth(1) {
-        Some(n) => n.parse()?,
-        None => 100_000,
-    };
+    let mut total = 100_000;
+    let mut db: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--db" => db = Some(args.next().ok_or("--db needs a URL or pg-temp")?),
+            n => total = n.parse()?,
+        }
+    }
+    // kept alive (and stopped on drop) for the whole benchmark
+    let mut server = None;
+    if db.as_deref() == Some("pg-temp") {
+        let pg = Postgres::start_with(&[]);
+        db = Some(pg.fresh_db("journal_bench"));
+        server = Some(pg);
+    }
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
     let dir: PathBuf = std::env::temp_dir().join(format!(
         "rollcall-journal-bench-{}-{nanos}",
@@ -50,21 +69,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|r| serde_json::to_string(&r.data).map(|s| s.len()).unwrap_or(0))
         .sum::<usize>()
         / total.max(1);
+    let backend = match &db {
+        Some(url) => format!("PostgreSQL at {}", rollcall_store::Db::postgres(url)),
+        None => format!("SQLite WAL + synchronous=NORMAL in {}", dir.display()),
+    };
     println!(
         "journal_bench: {total} records, {avg_bytes} bytes of JSON data each on average, \
-         WAL + synchronous=NORMAL, in {}",
-        dir.display()
+         {backend}"
     );
     println!(
         "{:>6} {:>10} {:>12} {:>10} {:>10} {:>10} {:>12}",
         "batch", "seconds", "records/s", "p50", "p99", "max", "read all"
     );
     for batch in [1usize, 10, 100, 1000] {
-        let path = dir.join(format!("batch-{batch}.db"));
-        let store = Store::open(&path).await?;
+        let store = match &db {
+            Some(url) => Store::connect(url).await?,
+            None => Store::open(&dir.join(format!("batch-{batch}.db"))).await?,
+        };
+        let run = format!("bench-{batch}-{nanos}");
         store
             .create_run(&NewRun {
-                id: "bench".to_string(),
+                id: run.clone(),
                 fleet_path: "bench.toml".to_string(),
                 fleet_name: "bench".to_string(),
                 maintenance: "bench".to_string(),
@@ -77,7 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .await?;
         let fence = store
-            .acquire_lease("bench", "bench", 0, i64::MAX / 2)
+            .acquire_lease(&run, "bench", 0, i64::MAX / 2)
             .await?
             .expect("a new run's lease");
         let mut latencies = Vec::with_capacity(total / batch + 1);
@@ -92,7 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(last, total as i64);
         latencies.sort();
         let t = Instant::now();
-        let read = store.journal("bench").await?;
+        let read = store.journal(&run).await?;
         let read_time = t.elapsed();
         assert_eq!(read.len(), total);
         println!(
@@ -106,5 +131,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
     Ok(())
 }

@@ -3,8 +3,10 @@
 //!
 //! The store is generic: it knows runs, a few run columns the engine and the CLI share
 //! (status, owner lease, control requests) and journal records whose `data` is opaque JSON.
-//! It does not depend on `rollcall-core`. [`Journal`] is the method set a second backend
-//! (PostgreSQL, for HA) will implement.
+//! It does not depend on `rollcall-core`. [`Store`] is every caller's type; it dispatches
+//! to [`SqliteStore`] (this file) or to [`PgStore`] (module `postgres`, same method set and
+//! guarantees, for HA), chosen by [`Store::connect`]'s target. The runtime acts through
+//! the [`Journal`] trait.
 //!
 //! # Schema (version 3, [`SCHEMA_VERSION`])
 //!
@@ -111,6 +113,9 @@
 //! of polling the journal.
 
 mod error;
+mod postgres;
+mod rows;
+mod store;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -123,7 +128,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Connection, Row};
 
-pub use error::StoreError;
+pub use error::{Db, StoreError};
+pub use postgres::PgStore;
+pub use store::{Dialect, Store, Target};
 
 /// `PRAGMA application_id` of a rollcall journal: "RCLL".
 pub const APPLICATION_ID: u32 = 0x5243_4C4C;
@@ -436,12 +443,12 @@ pub trait Journal: Send + Sync {
     fn release_lease(&self, fence: &Fence) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The SQLite journal and the one owner of its file: the connection settings, every
+/// The SQLite backend of [`Store`], and the one owner of its file: the connection settings, every
 /// component's tables (through [`Store::migrate`]) and the wake-up of journal followers
 /// ([`Store::appended`]). Cheap to clone (clones share the connections); all methods take
 /// `&self`.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     /// Readers (WAL lets them run beside the writer).
     pool: SqlitePool,
     path: PathBuf,
@@ -453,9 +460,11 @@ pub struct Store {
     appended: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -464,7 +473,7 @@ impl std::fmt::Debug for Store {
 /// its header was read, and the header may lag behind the WAL.
 async fn init(path: &Path, conn: &mut SqliteConnection) -> Result<(), StoreError> {
     let db = |action: &str, source| StoreError::Db {
-        path: path.to_path_buf(),
+        db: Db::file(path),
         action: action.to_string(),
         source,
     };
@@ -567,7 +576,7 @@ impl Identity {
         if self.application_id == APPLICATION_ID {
             if self.user_version > SCHEMA_VERSION {
                 return Err(StoreError::NewerSchema {
-                    path: path.to_path_buf(),
+                    db: Db::file(path),
                     found: self.user_version,
                     supported: SCHEMA_VERSION,
                 });
@@ -578,7 +587,7 @@ impl Identity {
             Ok(true)
         } else {
             Err(StoreError::Foreign {
-                path: path.to_path_buf(),
+                db: Db::file(path),
                 application_id: self.application_id,
             })
         }
@@ -602,14 +611,14 @@ fn sqlite_code(e: &sqlx::Error) -> Option<i64> {
 fn open_error(path: &Path, action: &str, e: sqlx::Error) -> StoreError {
     match sqlite_code(&e) {
         Some(SQLITE_NOTADB | SQLITE_CORRUPT) => StoreError::NotAJournal {
-            path: path.to_path_buf(),
+            db: Db::file(path),
             reason: e
                 .as_database_error()
                 .map(|d| d.message().to_string())
                 .unwrap_or_else(|| e.to_string()),
         },
         _ => StoreError::Db {
-            path: path.to_path_buf(),
+            db: Db::file(path),
             action: action.to_string(),
             source: e,
         },
@@ -623,7 +632,7 @@ fn open_error(path: &Path, action: &str, e: sqlx::Error) -> StoreError {
 fn read_header(path: &Path) -> Result<Identity, StoreError> {
     use std::io::Read;
     let read_err = |source| StoreError::Read {
-        path: path.to_path_buf(),
+        db: Db::file(path),
         source,
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
@@ -631,7 +640,7 @@ fn read_header(path: &Path) -> Result<Identity, StoreError> {
     let mut page = Vec::with_capacity(108);
     file.take(108).read_to_end(&mut page).map_err(read_err)?;
     let not_a_db = || StoreError::NotAJournal {
-        path: path.to_path_buf(),
+        db: Db::file(path),
         reason: "file is not a database".to_string(),
     };
     if page.len() < 108 || &page[..16] != SQLITE_HEADER {
@@ -661,11 +670,7 @@ fn read_header(path: &Path) -> Result<Identity, StoreError> {
 }
 
 fn json_text(path: &Path, what: &'static str, value: &Value) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|source| StoreError::Encode {
-        path: path.to_path_buf(),
-        what,
-        source,
-    })
+    rows::json_text(&Db::file(path), what, value)
 }
 
 /// One statement that appends `rows` records after the run's last seq and returns their
@@ -708,22 +713,27 @@ fn bulk_insert_sql(rows: usize) -> String {
     sql
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens the journal at `path`, creating the file (and its parent directories) if it is
     /// missing or empty. Refuses, without modifying the file, anything that is not a
     /// rollcall journal of this schema version or older (see the crate docs).
-    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let path = path.to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: path.clone(),
+                db: Db::file(&path),
                 source,
             })?;
         }
         let blank = match std::fs::metadata(&path) {
             Ok(meta) => meta.is_file() && meta.len() == 0,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-            Err(source) => return Err(StoreError::Read { path, source }),
+            Err(source) => {
+                return Err(StoreError::Read {
+                    db: Db::file(&path),
+                    source,
+                });
+            }
         };
         if !blank {
             // Refuse what is not ours before SQLite opens (and could write to) the file.
@@ -743,7 +753,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| open_error(&path, "cannot open the journal", e))?;
-        Ok(Store {
+        Ok(SqliteStore {
             pool,
             path,
             writer: std::sync::Arc::new(tokio::sync::Mutex::new(writer)),
@@ -794,7 +804,7 @@ impl Store {
             .map_err(|e| self.db(action(), e))?;
             if at > steps.len() as i64 {
                 return Err(StoreError::NewerComponent {
-                    path: self.path.clone(),
+                    db: Db::file(&self.path),
                     component: component.to_string(),
                     found: at,
                     known: steps.len() as i64,
@@ -828,7 +838,7 @@ impl Store {
 
     fn db(&self, action: impl Into<String>, source: sqlx::Error) -> StoreError {
         StoreError::Db {
-            path: self.path.clone(),
+            db: Db::file(&self.path),
             action: action.into(),
             source,
         }
@@ -836,7 +846,7 @@ impl Store {
 
     fn unknown_run(&self, run: &str) -> StoreError {
         StoreError::UnknownRun {
-            path: self.path.clone(),
+            db: Db::file(&self.path),
             run: run.to_string(),
         }
     }
@@ -885,7 +895,7 @@ impl Store {
                     .is_some_and(|d| d.is_unique_violation()) =>
             {
                 return Err(StoreError::RunExists {
-                    path: self.path.clone(),
+                    db: Db::file(&self.path),
                     run: new.id.clone(),
                 });
             }
@@ -933,7 +943,7 @@ impl Store {
         }
         let action = || format!("cannot claim the hosts of run {run:?}");
         let keys_json = serde_json::to_string(keys).map_err(|source| StoreError::Encode {
-            path: self.path.clone(),
+            db: Db::file(&self.path),
             what: "the run's claims",
             source,
         })?;
@@ -949,7 +959,7 @@ impl Store {
         .map_err(|e| self.db(action(), e))?;
         if !conflicts.is_empty() {
             return Err(StoreError::Claimed {
-                path: self.path.clone(),
+                db: Db::file(&self.path),
                 run: run.to_string(),
                 conflicts: conflicts.iter().map(claim_conflict).collect(),
             });
@@ -996,7 +1006,7 @@ impl Store {
                 Ok(())
             }
             Some((owner, epoch)) => Err(StoreError::Fenced {
-                path: self.path.clone(),
+                db: Db::file(&self.path),
                 run: fence.run.clone(),
                 epoch: fence.epoch,
                 current_epoch: epoch,
@@ -1145,86 +1155,11 @@ impl Store {
     }
 
     fn decode_record(&self, run: &str, row: &SqliteRow) -> Result<(i64, Record), StoreError> {
-        let seq: i64 = row.try_get("seq").map_err(|e| StoreError::CorruptRecord {
-            path: self.path.clone(),
-            run: run.to_string(),
-            seq: -1,
-            reason: e.to_string(),
-        })?;
-        let corrupt = |reason: String| StoreError::CorruptRecord {
-            path: self.path.clone(),
-            run: run.to_string(),
-            seq,
-            reason,
-        };
-        let at: i64 = row.try_get("at").map_err(|e| corrupt(e.to_string()))?;
-        let kind: String = row.try_get("kind").map_err(|e| corrupt(e.to_string()))?;
-        let text: String = row.try_get("data").map_err(|e| corrupt(e.to_string()))?;
-        let data: Value = serde_json::from_str(&text)
-            .map_err(|e| corrupt(format!("its data is not valid JSON ({e})")))?;
-        Ok((seq, Record { at, kind, data }))
+        rows::decode_record(&Db::file(&self.path), run, row)
     }
 
     fn decode_run(&self, row: &SqliteRow) -> Result<RunRow, StoreError> {
-        let id: String = row.try_get("id").map_err(|e| StoreError::CorruptRun {
-            path: self.path.clone(),
-            run: "?".to_string(),
-            column: "id",
-            reason: e.to_string(),
-        })?;
-        let corrupt = |column: &'static str, reason: String| StoreError::CorruptRun {
-            path: self.path.clone(),
-            run: id.clone(),
-            column,
-            reason,
-        };
-        macro_rules! get {
-            ($column:literal) => {
-                row.try_get($column)
-                    .map_err(|e| corrupt($column, e.to_string()))?
-            };
-        }
-        let json = |column: &'static str, text: String| -> Result<Value, StoreError> {
-            serde_json::from_str(&text)
-                .map_err(|e| corrupt(column, format!("not valid JSON ({e})")))
-        };
-        Ok(RunRow {
-            created_at: get!("created_at"),
-            updated_at: get!("updated_at"),
-            fleet_path: get!("fleet_path"),
-            fleet_name: get!("fleet_name"),
-            maintenance: get!("maintenance"),
-            status: {
-                let text: String = get!("status");
-                RunStatus::parse(&text)
-                    .ok_or_else(|| corrupt("status", format!("unknown status {text:?}")))?
-            },
-            params: json("params", get!("params"))?,
-            fleet_text: get!("fleet_text"),
-            fleet_imports: match get!("fleet_imports") {
-                Some(text) => Some(json("fleet_imports", text)?),
-                None => None,
-            },
-            owner: get!("owner"),
-            lease_until: get!("lease_until"),
-            control: match get!("control") {
-                Some(text) => {
-                    let text: String = text;
-                    Some(
-                        RunControl::parse(&text).ok_or_else(|| {
-                            corrupt("control", format!("unknown request {text:?}"))
-                        })?,
-                    )
-                }
-                None => None,
-            },
-            summary: json("summary", get!("summary"))?,
-            operator: get!("operator"),
-            epoch: get!("epoch"),
-            taken_at: get!("taken_at"),
-            taken_from: get!("taken_from"),
-            id: id.clone(),
-        })
+        rows::decode_run(&Db::file(&self.path), row)
     }
 
     /// The run with this id, if any.
@@ -1346,7 +1281,7 @@ impl Store {
         RunControl::parse(&control)
             .map(Some)
             .ok_or_else(|| StoreError::CorruptRun {
-                path: self.path.clone(),
+                db: Db::file(&self.path),
                 run: id.to_string(),
                 column: "control",
                 reason: format!("unknown request {control:?}"),
@@ -1536,84 +1471,6 @@ impl RunRow {
             taken_at: None,
             taken_from: None,
         }
-    }
-}
-
-impl Journal for Store {
-    async fn create_run(&self, new: &NewRun) -> Result<RunRow, StoreError> {
-        Store::create_run(self, new).await
-    }
-    async fn claim(&self, fence: &Fence, keys: &[String]) -> Result<(), StoreError> {
-        Store::claim(self, fence, keys).await
-    }
-    async fn claims(&self, run: &str) -> Result<Vec<String>, StoreError> {
-        Store::claims(self, run).await
-    }
-    async fn append(&self, fence: &Fence, records: &[Record]) -> Result<i64, StoreError> {
-        Store::append(self, fence, records).await
-    }
-    async fn journal(&self, run: &str) -> Result<Vec<(i64, Record)>, StoreError> {
-        Store::journal(self, run).await
-    }
-    async fn journal_since(
-        &self,
-        run: &str,
-        after_seq: i64,
-    ) -> Result<Vec<(i64, Record)>, StoreError> {
-        Store::journal_since(self, run, after_seq).await
-    }
-    async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
-        Store::run(self, id).await
-    }
-    async fn latest_run(&self) -> Result<Option<RunRow>, StoreError> {
-        Store::latest_run(self).await
-    }
-    async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
-        Store::runs(self).await
-    }
-    async fn set_status(
-        &self,
-        fence: &Fence,
-        status: RunStatus,
-        summary: &Value,
-    ) -> Result<(), StoreError> {
-        Store::set_status(self, fence, status, summary).await
-    }
-    async fn set_control(&self, id: &str, control: Option<RunControl>) -> Result<(), StoreError> {
-        Store::set_control(self, id, control).await
-    }
-    async fn take_control(&self, fence: &Fence) -> Result<Option<RunControl>, StoreError> {
-        Store::take_control(self, fence).await
-    }
-    async fn acquire_lease(
-        &self,
-        id: &str,
-        owner: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<Option<Fence>, StoreError> {
-        Store::acquire_lease(self, id, owner, now_ms, ttl_ms).await
-    }
-    async fn renew_lease(
-        &self,
-        fence: &Fence,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        Store::renew_lease(self, fence, now_ms, ttl_ms).await
-    }
-    async fn take_over_lease(
-        &self,
-        id: &str,
-        dead_owner: &str,
-        owner: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<Option<Fence>, StoreError> {
-        Store::take_over_lease(self, id, dead_owner, owner, now_ms, ttl_ms).await
-    }
-    async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
-        Store::release_lease(self, fence).await
     }
 }
 

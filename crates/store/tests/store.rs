@@ -1,6 +1,8 @@
-//! Tests of the SQLite journal: round trips, seq allocation under concurrency, leases,
-//! control requests, refusal of files that are not rollcall journals, corrupt rows, and
-//! durability across a SIGKILL of the writing process.
+//! Tests of the store: round trips, seq allocation under concurrency, leases, control
+//! requests, refusal of files that are not rollcall journals, corrupt rows, and durability
+//! across a SIGKILL of the writing process. The backend-neutral ones (declared with
+//! `on_both!`) run twice: on an SQLite file and on a database of a real PostgreSQL 15
+//! (one server for this binary, `rollcall_testkit::pg::shared`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -45,6 +47,60 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// One test's database: an SQLite file in a temp dir, or a fresh PostgreSQL database.
+struct TestDb {
+    target: String,
+    _dir: Option<TempDir>,
+}
+
+impl TestDb {
+    fn sqlite(name: &str) -> TestDb {
+        let dir = TempDir::new(name);
+        TestDb {
+            target: dir.join("journal.db").to_str().unwrap().to_string(),
+            _dir: Some(dir),
+        }
+    }
+
+    fn postgres(name: &str) -> TestDb {
+        TestDb {
+            target: rollcall_testkit::pg::shared().fresh_db(name),
+            _dir: None,
+        }
+    }
+
+    /// A new handle on the database (as another process would have).
+    async fn open(&self) -> Store {
+        Store::connect(&self.target).await.unwrap()
+    }
+
+    /// How error messages name the database.
+    fn name(&self) -> String {
+        self.target.clone()
+    }
+}
+
+/// A test that runs on both backends: `on_both!(async fn name(db) { ... })` makes
+/// `name::sqlite` and `name::postgres`, each with its own fresh [`TestDb`] `db`.
+macro_rules! on_both {
+    ($(#[$m:meta])* async fn $name:ident($db:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$m])*
+            async fn body($db: TestDb) $body
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                body(TestDb::sqlite(stringify!($name))).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                body(TestDb::postgres(stringify!($name))).await
+            }
+        }
+    };
 }
 
 fn new_run(id: &str) -> NewRun {
@@ -176,13 +232,17 @@ async fn a_version_1_journal_gains_the_imports_column() {
 }
 
 #[tokio::test]
-async fn round_trip() {
+async fn open_creates_the_file_and_its_parent_dirs() {
     let dir = TempDir::new("round-trip");
     let path = dir.join("nested/deeper/journal.db");
     let store = Store::open(&path).await.unwrap();
     assert!(path.exists(), "open creates the file and its parent dirs");
-    assert_eq!(store.path(), path);
+    assert_eq!(store.path(), Some(path.as_path()));
+    assert!(store.latest_run().await.unwrap().is_none());
+}
 
+on_both!(async fn round_trip(db) {
+    let store = db.open().await;
     assert!(store.latest_run().await.unwrap().is_none());
     assert!(store.runs().await.unwrap().is_empty());
     assert!(store.run("r1").await.unwrap().is_none());
@@ -250,12 +310,10 @@ async fn round_trip() {
     let as_json = serde_json::to_value(&done).unwrap();
     assert_eq!(as_json["id"], "r1");
     assert_eq!(as_json["summary"]["healthy"], 3);
-}
+});
 
-#[tokio::test]
-async fn runs_are_listed_newest_first() {
-    let dir = TempDir::new("runs-order");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+on_both!(async fn runs_are_listed_newest_first(db) {
+    let store = db.open().await;
     for id in ["a", "b", "c"] {
         store.create_run(&new_run(id)).await.unwrap();
     }
@@ -268,13 +326,10 @@ async fn runs_are_listed_newest_first() {
         .collect();
     assert_eq!(ids, ["c", "b", "a"]);
     assert_eq!(store.latest_run().await.unwrap().unwrap().id, "c");
-}
+});
 
-#[tokio::test]
-async fn create_run_with_a_taken_id_fails() {
-    let dir = TempDir::new("run-exists");
-    let path = dir.join("journal.db");
-    let store = Store::open(&path).await.unwrap();
+on_both!(async fn create_run_with_a_taken_id_fails(db) {
+    let store = db.open().await;
     store.create_run(&new_run("r1")).await.unwrap();
     let err = store.create_run(&new_run("r1")).await.unwrap_err();
     assert!(
@@ -283,15 +338,13 @@ async fn create_run_with_a_taken_id_fails() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains(&path.display().to_string()) && msg.contains("\"r1\" already exists"),
+        msg.contains(&db.name()) && msg.contains("\"r1\" already exists"),
         "{msg}"
     );
-}
+});
 
-#[tokio::test]
-async fn seqs_are_contiguous_across_appends() {
-    let dir = TempDir::new("contiguous");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+on_both!(async fn seqs_are_contiguous_across_appends(db) {
+    let store = db.open().await;
     store.create_run(&new_run("a")).await.unwrap();
     store.create_run(&new_run("b")).await.unwrap();
 
@@ -340,7 +393,7 @@ async fn seqs_are_contiguous_across_appends() {
         store.append(&lease(&store, "a").await, &[]).await.unwrap(),
         expected_a
     );
-}
+});
 
 /// Checks that `journal` holds exactly `writers × batches × per_batch` records with
 /// contiguous seqs and that every batch landed as one contiguous, ordered block.
@@ -373,10 +426,8 @@ fn writer_batch(writer: u64, batch: u64, per_batch: u64) -> Vec<Record> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_from_four_tasks_keep_seqs_contiguous() {
-    let dir = TempDir::new("concurrent");
-    let store = Arc::new(Store::open(&dir.join("journal.db")).await.unwrap());
+on_both!(async fn concurrent_appends_from_four_tasks_keep_seqs_contiguous(db) {
+    let store = Arc::new(db.open().await);
     store.create_run(&new_run("r")).await.unwrap();
     let fence = lease(&store, "r").await;
     let (writers, batches, per_batch) = (4u64, 50u64, 10u64);
@@ -405,18 +456,16 @@ async fn concurrent_appends_from_four_tasks_keep_seqs_contiguous() {
         batches,
         per_batch,
     );
-}
+});
 
-/// Two independent handles (each with its own writer connection, as two processes would
-/// have) on one file: the writers meet in SQLite's lock and busy timeout, not in the
-/// in-process mutex. Small batches are one statement each, batches above 64 records a
-/// multi-statement transaction.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_from_two_handles_keep_seqs_contiguous() {
-    let dir = TempDir::new("two-handles");
-    let path = dir.join("journal.db");
-    let first = Arc::new(Store::open(&path).await.unwrap());
-    let second = Arc::new(Store::open(&path).await.unwrap());
+on_both!(
+/// Two independent handles (each with its own connections, as two processes would have)
+/// on one database: on SQLite the writers meet in its lock and busy timeout, not in the
+/// in-process mutex (small batches are one statement each, batches above 64 records a
+/// multi-statement transaction); on PostgreSQL in the run row's lock.
+async fn concurrent_appends_from_two_handles_keep_seqs_contiguous(db) {
+    let first = Arc::new(db.open().await);
+    let second = Arc::new(db.open().await);
     for (run, batches, per_batch) in [("small", 100u64, 5u64), ("large", 20, 300)] {
         first.create_run(&new_run(run)).await.unwrap();
         let fence = lease(&first, run).await;
@@ -440,14 +489,11 @@ async fn concurrent_appends_from_two_handles_keep_seqs_contiguous() {
         let journal = second.journal(run).await.unwrap();
         check_whole_batches(&journal, writers, batches, per_batch);
     }
-}
+});
 
-#[tokio::test]
-async fn reopen_after_drop_sees_everything() {
-    let dir = TempDir::new("reopen");
-    let path = dir.join("journal.db");
+on_both!(async fn reopen_after_drop_sees_everything(db) {
     {
-        let store = Store::open(&path).await.unwrap();
+        let store = db.open().await;
         store.create_run(&new_run("r1")).await.unwrap();
         let batch: Vec<Record> = (0..300)
             .map(|i| record(i, "step", json!({"i": i})))
@@ -483,7 +529,7 @@ async fn reopen_after_drop_sees_everything() {
                 .is_some()
         );
     }
-    let store = Store::open(&path).await.unwrap();
+    let store = db.open().await;
     let run = store.run("r1").await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Paused);
     assert_eq!(run.summary, json!({"why": "operator"}));
@@ -517,12 +563,10 @@ async fn reopen_after_drop_sees_everything() {
             .unwrap(),
         301
     );
-}
+});
 
-#[tokio::test]
-async fn lease_acquire_renew_expiry_and_fencing() {
-    let dir = TempDir::new("lease");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+on_both!(async fn lease_acquire_renew_expiry_and_fencing(db) {
+    let store = db.open().await;
     store.create_run(&new_run("r")).await.unwrap();
     let ttl = 10_000;
     let take = |owner: &'static str, now: i64| store.acquire_lease("r", owner, now, ttl);
@@ -641,15 +685,14 @@ async fn lease_acquire_renew_expiry_and_fencing() {
         matches!(released, Err(StoreError::UnknownRun { .. })),
         "{released:?}"
     );
-}
+});
 
+on_both!(
 /// The claims of live runs: a run over hosts or clusters another live run holds is
 /// refused whole (naming that run, its operator and the keys), non-overlapping runs go
 /// side by side, a run that ends gives its claims up, a replanned run hands them on.
-#[tokio::test]
-async fn claims_keep_two_live_runs_off_the_same_hosts() {
-    let dir = TempDir::new("claims");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+async fn claims_keep_two_live_runs_off_the_same_hosts(db) {
+    let store = db.open().await;
     let with = |id: &str, keys: &[&str]| NewRun {
         claims: keys.iter().map(|k| k.to_string()).collect(),
         ..new_run(id)
@@ -729,16 +772,14 @@ async fn claims_keep_two_live_runs_off_the_same_hosts() {
         .create_run(&with("c", &["host:p1", "host:r2"]))
         .await
         .unwrap();
-}
+});
 
+on_both!(
 /// Two handles (two processes) create runs with overlapping claims at the same instant,
 /// many times: exactly one starts each time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlapping_runs_started_at_once_exactly_one_starts() {
-    let dir = TempDir::new("claims-race");
-    let path = dir.join("journal.db");
-    let first = Arc::new(Store::open(&path).await.unwrap());
-    let second = Arc::new(Store::open(&path).await.unwrap());
+async fn overlapping_runs_started_at_once_exactly_one_starts(db) {
+    let first = Arc::new(db.open().await);
+    let second = Arc::new(db.open().await);
     for round in 0..20 {
         let mut tasks = Vec::new();
         for (n, store) in [&first, &second].into_iter().enumerate() {
@@ -759,14 +800,11 @@ async fn overlapping_runs_started_at_once_exactly_one_starts() {
         }
         assert_eq!(started, 1, "round {round}");
     }
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lease_contenders_never_both_win() {
-    let dir = TempDir::new("lease-race");
-    let path = dir.join("journal.db");
-    let first = Arc::new(Store::open(&path).await.unwrap());
-    let second = Arc::new(Store::open(&path).await.unwrap());
+on_both!(async fn lease_contenders_never_both_win(db) {
+    let first = Arc::new(db.open().await);
+    let second = Arc::new(db.open().await);
     for round in 0..20 {
         let id = format!("r{round}");
         first.create_run(&new_run(&id)).await.unwrap();
@@ -787,15 +825,12 @@ async fn lease_contenders_never_both_win() {
         }
         assert_eq!(winners, 1, "round {round}");
     }
-}
+});
 
-#[tokio::test]
-async fn control_set_and_take() {
-    let dir = TempDir::new("control");
-    let path = dir.join("journal.db");
-    let engine = Store::open(&path).await.unwrap();
+on_both!(async fn control_set_and_take(db) {
+    let engine = db.open().await;
     // The CLI is another process with its own handle.
-    let cli = Store::open(&path).await.unwrap();
+    let cli = db.open().await;
     engine.create_run(&new_run("r")).await.unwrap();
     let fence = lease(&engine, "r").await;
 
@@ -836,13 +871,10 @@ async fn control_set_and_take() {
         matches!(take, Err(StoreError::UnknownRun { .. })),
         "{take:?}"
     );
-}
+});
 
-#[tokio::test]
-async fn unknown_run_is_an_error() {
-    let dir = TempDir::new("unknown");
-    let path = dir.join("journal.db");
-    let store = Store::open(&path).await.unwrap();
+on_both!(async fn unknown_run_is_an_error(db) {
+    let store = db.open().await;
     store.create_run(&new_run("real")).await.unwrap();
     let err = store
         .append(&ghost_fence("ghost"), &[record(0, "x", json!(1))])
@@ -853,7 +885,7 @@ async fn unknown_run_is_an_error() {
         "{err:?}"
     );
     let msg = err.to_string();
-    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains(&db.name()), "{msg}");
     assert!(msg.contains("run \"ghost\" does not exist"), "{msg}");
     // Also with an empty batch and a large one, and nothing was written anywhere.
     assert!(matches!(
@@ -874,7 +906,7 @@ async fn unknown_run_is_an_error() {
         matches!(status, Err(StoreError::UnknownRun { .. })),
         "{status:?}"
     );
-}
+});
 
 /// Asserts `open` fails on `path` with an error `check` accepts and leaves the file as it was.
 async fn assert_refused(path: &Path, check: impl Fn(&StoreError) -> bool) -> String {
@@ -1210,7 +1242,10 @@ async fn journal_trait_is_implemented_by_store() {
 
 const CHILD_ENV: &str = "ROLLCALL_STORE_CHILD";
 const CHILD_PATH_ENV: &str = "ROLLCALL_STORE_CHILD_PATH";
-const CRASH_TEST: &str = "crash_by_sigkill_keeps_every_committed_batch_whole";
+/// Set in a child: which writer it is (the multi-process appenders test).
+const CHILD_WRITER_ENV: &str = "ROLLCALL_STORE_CHILD_WRITER";
+/// Set in a child: the epoch of the parent's lease, which the writers share.
+const CHILD_EPOCH_ENV: &str = "ROLLCALL_STORE_CHILD_EPOCH";
 /// Batch `b` has `crash_batch_len(b)` records: small batches are one INSERT statement,
 /// large ones several statements in one transaction.
 fn crash_batch_len(batch: u64) -> u64 {
@@ -1219,8 +1254,8 @@ fn crash_batch_len(batch: u64) -> u64 {
 
 /// The writer half of the crash test: appends batches of `crash_batch_len` records until it is
 /// killed (or 30 s pass).
-async fn crash_child(path: &Path) {
-    let store = Store::open(path).await.unwrap();
+async fn crash_child(target: &str) {
+    let store = Store::connect(target).await.unwrap();
     if store.run("crash").await.unwrap().is_none() {
         // Run by hand, without the parent.
         store.create_run(&new_run("crash")).await.unwrap();
@@ -1250,23 +1285,50 @@ async fn crash_child(path: &Path) {
     eprintln!("child was not killed within 30 s");
 }
 
+/// In a child process started by [`child`]: the database it was given.
+fn child_target() -> Option<String> {
+    std::env::var_os(CHILD_ENV)?;
+    Some(std::env::var(CHILD_PATH_ENV).unwrap())
+}
+
+/// This test binary again, running only `test` (which sees [`child_target`]).
+fn child(test: &str, db: &TestDb) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .env(CHILD_PATH_ENV, &db.target);
+    c
+}
+
 #[tokio::test]
 async fn crash_by_sigkill_keeps_every_committed_batch_whole() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        let path = PathBuf::from(std::env::var_os(CHILD_PATH_ENV).unwrap());
-        crash_child(&path).await;
-        return;
+    match child_target() {
+        Some(target) => crash_child(&target).await,
+        None => {
+            let test = "crash_by_sigkill_keeps_every_committed_batch_whole";
+            crash_test(TestDb::sqlite("crash"), test).await
+        }
     }
-    let dir = TempDir::new("crash");
-    let path = dir.join("journal.db");
+}
+
+#[tokio::test]
+async fn crash_by_sigkill_keeps_every_committed_batch_whole_on_postgres() {
+    match child_target() {
+        Some(target) => crash_child(&target).await,
+        None => {
+            let test = "crash_by_sigkill_keeps_every_committed_batch_whole_on_postgres";
+            crash_test(TestDb::postgres("crash"), test).await
+        }
+    }
+}
+
+/// Kills a child appending batches with SIGKILL mid-stream; every committed batch is whole.
+async fn crash_test(db: TestDb, test: &str) {
     {
-        let store = Store::open(&path).await.unwrap();
+        let store = db.open().await;
         store.create_run(&new_run("crash")).await.unwrap();
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", CRASH_TEST, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env(CHILD_PATH_ENV, &path)
+    let mut child = child(test, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -1293,7 +1355,7 @@ async fn crash_by_sigkill_keeps_every_committed_batch_whole() {
         "the child should have died by SIGKILL: {status:?}"
     );
 
-    let store = Store::open(&path).await.unwrap();
+    let store = db.open().await;
     let journal = store.journal("crash").await.unwrap();
     let n = journal.len() as u64;
     assert_eq!(
@@ -1333,17 +1395,103 @@ async fn crash_by_sigkill_keeps_every_committed_batch_whole() {
     eprintln!("crash test: {batch} whole batches ({n} records) survived the SIGKILL");
 }
 
+/// Batches per writer process, records per batch (small and large alternate).
+const PROCESS_BATCHES: u64 = 40;
+fn process_batch_len(batch: u64) -> u64 {
+    if batch.is_multiple_of(2) { 5 } else { 90 }
+}
+
+/// A child of the multi-process test: writer `w` appends its batches to run "procs".
+async fn appender_child(target: &str) {
+    let w: u64 = std::env::var(CHILD_WRITER_ENV).unwrap().parse().unwrap();
+    let store = Store::connect(target).await.unwrap();
+    // the parent's lease: the writers share it (as tasks of one orchestrator would)
+    let epoch = std::env::var(CHILD_EPOCH_ENV).unwrap().parse().unwrap();
+    let fence = Fence {
+        run: "procs".to_string(),
+        owner: "test".to_string(),
+        epoch,
+    };
+    for b in 0..PROCESS_BATCHES {
+        store
+            .append(&fence, &writer_batch(w, b, process_batch_len(b)))
+            .await
+            .unwrap();
+    }
+}
+
+/// Three processes append to one run at once: seqs are contiguous and every batch is one
+/// contiguous, ordered block.
+async fn appenders_test(db: TestDb, test: &str) {
+    let store = db.open().await;
+    store.create_run(&new_run("procs")).await.unwrap();
+    let epoch = lease(&store, "procs").await.epoch;
+    let writers = 3u64;
+    let children: Vec<_> = (0..writers)
+        .map(|w| {
+            child(test, &db)
+                .env(CHILD_WRITER_ENV, w.to_string())
+                .env(CHILD_EPOCH_ENV, epoch.to_string())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        let status = tokio::task::spawn_blocking(move || c.wait()).await.unwrap();
+        assert!(status.unwrap().success(), "a writer process failed");
+    }
+    let journal = db.open().await.journal("procs").await.unwrap();
+    let per_writer: u64 = (0..PROCESS_BATCHES).map(process_batch_len).sum();
+    assert_eq!(
+        seqs(&journal),
+        (1..=(writers * per_writer) as i64).collect::<Vec<_>>()
+    );
+    let mut at = 0;
+    let mut seen = std::collections::HashSet::new();
+    while at < journal.len() {
+        let (w, b) = (&journal[at].1.data["writer"], &journal[at].1.data["batch"]);
+        let len = process_batch_len(b.as_u64().unwrap()) as usize;
+        for (i, (_, r)) in journal[at..at + len].iter().enumerate() {
+            assert_eq!((&r.data["writer"], &r.data["batch"]), (w, b), "batch split");
+            assert_eq!(r.data["i"], i as u64, "batch reordered");
+        }
+        assert!(seen.insert((w.clone(), b.clone())), "batch twice");
+        at += len;
+    }
+    assert_eq!(seen.len() as u64, writers * PROCESS_BATCHES);
+}
+
 #[tokio::test]
-async fn components_migrate_once_in_order_and_a_newer_component_is_refused() {
-    let dir = TempDir::new("migrate");
-    let path = dir.join("journal.db");
-    let store = Store::open(&path).await.unwrap();
+async fn concurrent_appends_from_three_processes_keep_seqs_contiguous() {
+    match child_target() {
+        Some(target) => appender_child(&target).await,
+        None => {
+            let test = "concurrent_appends_from_three_processes_keep_seqs_contiguous";
+            appenders_test(TestDb::sqlite("procs"), test).await
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appends_from_three_processes_keep_seqs_contiguous_on_postgres() {
+    match child_target() {
+        Some(target) => appender_child(&target).await,
+        None => {
+            let test = "concurrent_appends_from_three_processes_keep_seqs_contiguous_on_postgres";
+            appenders_test(TestDb::postgres("procs"), test).await
+        }
+    }
+}
+
+on_both!(async fn components_migrate_once_in_order_and_a_newer_component_is_refused(db) {
+    let store = db.open().await;
     let v1 = "CREATE TABLE web_a (x INTEGER)";
     let v2 = "ALTER TABLE web_a ADD COLUMN y TEXT";
     store.migrate("web", &[v1]).await.unwrap();
     // again, and from another handle: each step runs once (a second CREATE would fail)
     store.migrate("web", &[v1]).await.unwrap();
-    let other = Store::open(&path).await.unwrap();
+    let other = db.open().await;
     other.migrate("web", &[v1, v2]).await.unwrap();
     store.migrate("web", &[v1, v2]).await.unwrap();
     sqlx::query("INSERT INTO web_a (x, y) VALUES (1, 'z')")
@@ -1362,12 +1510,10 @@ async fn components_migrate_once_in_order_and_a_newer_component_is_refused() {
         "{err:?}"
     );
     assert!(err.to_string().contains("web tables"), "{err}");
-}
+});
 
-#[tokio::test]
-async fn an_append_wakes_followers_of_the_store_and_its_clones() {
-    let dir = TempDir::new("wake");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+on_both!(async fn an_append_wakes_followers_of_the_store_and_its_clones(db) {
+    let store = db.open().await;
     store.create_run(&new_run("r")).await.unwrap();
     let mut woken = store.clone().appended();
     assert!(!woken.has_changed().unwrap());
@@ -1398,12 +1544,10 @@ async fn an_append_wakes_followers_of_the_store_and_its_clones() {
             .unwrap()
             .is_empty()
     );
-}
+});
 
-#[tokio::test]
-async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_column() {
-    let dir = TempDir::new("enums");
-    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+on_both!(async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_column(db) {
+    let store = db.open().await;
     store.create_run(&new_run("r")).await.unwrap();
     let set = |sql: &'static str| {
         let pool = store.pool().clone();
@@ -1445,4 +1589,117 @@ async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_column() {
     for s in RunStatus::ALL {
         assert_eq!(RunStatus::parse(s.name()), Some(s));
     }
+});
+
+// PostgreSQL only: what a database says about itself, and errors that name it.
+
+#[tokio::test]
+async fn a_postgres_database_with_other_tables_is_refused_and_left_untouched() {
+    let pg = rollcall_testkit::pg::shared();
+    let url = pg.fresh_db("foreign");
+    let name = url.rsplit('/').next().unwrap();
+    pg.psql_in(
+        name,
+        "CREATE TABLE hosts (name TEXT); INSERT INTO hosts VALUES ('db-1')",
+    );
+    let err = Store::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::ForeignDatabase { ref tables, .. } if tables == &["hosts"]),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&url) && msg.contains("hosts"), "{msg}");
+    let tables = pg.psql_in(
+        name,
+        "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert_eq!(tables.trim(), "hosts", "nothing was created");
+}
+
+#[tokio::test]
+async fn a_postgres_store_of_a_newer_schema_is_refused() {
+    let pg = rollcall_testkit::pg::shared();
+    let url = pg.fresh_db("newer");
+    let name = url.rsplit('/').next().unwrap();
+    drop(Store::connect(&url).await.unwrap());
+    pg.psql_in(
+        name,
+        "UPDATE migrations SET version = 99 WHERE component = 'store'",
+    );
+    let err = Store::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NewerSchema {
+                found: 99,
+                supported: SCHEMA_VERSION,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_connecting_at_once_create_the_postgres_schema_once() {
+    let url = rollcall_testkit::pg::shared().fresh_db("init_race");
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Store::connect(&url).await.map(|_| ()) })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let store = Store::connect(&url).await.unwrap();
+    store.create_run(&new_run("r")).await.unwrap();
+    assert_eq!(store.runs().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn postgres_errors_name_the_url_without_its_password_and_say_if_they_may_pass() {
+    let pg = rollcall_testkit::pg::shared();
+    // a server that is not there: a transient error, in seconds
+    let port = rollcall_testkit::free_port();
+    let url =
+        format!("postgres://rollcall:s3cret@127.0.0.1:{port}/x?password=s3cret&sslmode=disable");
+    let started = Instant::now();
+    let err = Store::connect(&url).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.is_transient(), "{err:?}");
+    let msg = err.to_string();
+    assert!(!msg.contains("s3cret"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "postgres://rollcall@127.0.0.1:{port}/x?sslmode=disable"
+        )),
+        "{msg}"
+    );
+    // a database that does not exist: not transient
+    let url = pg.url("no_such_database");
+    let err = Store::connect(&url).await.unwrap_err();
+    assert!(!err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+    // not a URL sqlx can use
+    let err = Store::connect("postgres://[::1").await.unwrap_err();
+    assert!(matches!(err, StoreError::BadUrl { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn facts_about_the_data_are_not_transient() {
+    let db = TestDb::postgres("facts");
+    let store = db.open().await;
+    let err = store
+        .append(&ghost_fence("ghost"), &[record(0, "x", json!(1))])
+        .await
+        .unwrap_err();
+    assert!(!err.is_transient(), "{err:?}");
+    store.create_run(&new_run("r")).await.unwrap();
+    let err = store.create_run(&new_run("r")).await.unwrap_err();
+    assert!(!err.is_transient(), "{err:?}");
 }

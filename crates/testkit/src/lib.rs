@@ -2,7 +2,8 @@
 //! temporary directories and kill-on-drop children, free ports and waiting for a
 //! listener, the `rollcall` binary, fleet fixtures, a real SMTP server
 //! ([`smtp::Smtpd`], Debian's python3-aiosmtpd) and a webhook receiver
-//! ([`webhook::Sink`]), loopback sshd/Redis/etcd ([`loopback`]), the netns testbed
+//! ([`webhook::Sink`]), loopback sshd/Redis/etcd ([`loopback`]), a real PostgreSQL
+//! ([`pg::Postgres`]), the netns testbed
 //! ([`testbed`]) and, with the `sim` feature, a finished simulated run ([`sim`]).
 //!
 //! A dev-dependency only (`publish = false`). Helpers panic with a message that says
@@ -10,6 +11,7 @@
 
 pub mod fleets;
 pub mod loopback;
+pub mod pg;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod smtp;

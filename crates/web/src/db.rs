@@ -14,14 +14,16 @@
 
 use crate::error::WebError;
 use crate::model::{AdminMaintenance, AdminNotice, IcalEvent, IcalSeq};
+use rollcall_store::Dialect;
 use rollcall_store::Store;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
+use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
 
-/// The web tables' migrations, applied by the store: version i + 1 is `[i]`.
+/// The web tables' migrations, applied by the store: version i + 1 is `[i]`, one list per
+/// dialect.
 const MIGRATIONS: &[&str] = &[SCHEMA];
+const PG_MIGRATIONS: &[&str] = &[PG_SCHEMA];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS web_tokens (
@@ -69,6 +71,53 @@ CREATE TABLE IF NOT EXISTS web_meta (
 ) STRICT;
 ";
 
+/// The same tables in PostgreSQL (BIGINT integers).
+const PG_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS web_tokens (
+    id         TEXT PRIMARY KEY,
+    hash       TEXT NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    tenant     TEXT,
+    label      TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_notices (
+    id         TEXT PRIMARY KEY,
+    run        TEXT NOT NULL,
+    at         BIGINT NOT NULL,
+    title      TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    region     TEXT,
+    tenant     TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_maintenances (
+    id         TEXT PRIMARY KEY,
+    run        TEXT NOT NULL,
+    title      TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    region     TEXT,
+    tenant     TEXT,
+    starts_at  BIGINT NOT NULL,
+    ends_at    BIGINT NOT NULL,
+    state      TEXT NOT NULL,
+    sequence   BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_ical (
+    uid      TEXT PRIMARY KEY,
+    dtstart  BIGINT NOT NULL,
+    dtend    BIGINT NOT NULL,
+    status   TEXT NOT NULL,
+    sequence BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_meta (
+    key   TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
     Tenant,
@@ -88,7 +137,7 @@ pub struct TokenRow {
 /// The web tables, in the store's file, through the store's connections.
 #[derive(Clone)]
 pub struct WebDb {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 fn e(action: &'static str) -> impl Fn(sqlx::Error) -> WebError {
@@ -134,16 +183,20 @@ fn b64url(b: &[u8]) -> String {
 impl WebDb {
     /// The web tables of `store`, created or brought up to date through the store.
     pub async fn new(store: &Store) -> Result<WebDb, WebError> {
-        store.migrate("web", MIGRATIONS).await?;
+        let steps = match store.dialect() {
+            Dialect::Sqlite => MIGRATIONS,
+            Dialect::Postgres => PG_MIGRATIONS,
+        };
+        store.migrate("web", steps).await?;
         Ok(WebDb {
             pool: store.pool().clone(),
         })
     }
 
-    async fn bump(&self, tx: &mut sqlx::SqliteConnection) -> Result<(), WebError> {
+    async fn bump(&self, tx: &mut sqlx::AnyConnection) -> Result<(), WebError> {
         sqlx::query(
             "INSERT INTO web_meta (key, value) VALUES ('rev', 1)
-             ON CONFLICT (key) DO UPDATE SET value = value + 1",
+             ON CONFLICT (key) DO UPDATE SET value = web_meta.value + 1",
         )
         .execute(&mut *tx)
         .await
@@ -187,7 +240,7 @@ impl WebDb {
         };
         let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
         sqlx::query(
-            "INSERT INTO web_tokens (id, hash, kind, tenant, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO web_tokens (id, hash, kind, tenant, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&row.id)
         .bind(&row.hash)
@@ -233,7 +286,7 @@ impl WebDb {
     /// Revoke by id (the first 12 hex digits of the hash, as `token list` shows).
     pub async fn revoke(&self, id: &str) -> Result<bool, WebError> {
         let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
-        let n = sqlx::query("DELETE FROM web_tokens WHERE id = ?")
+        let n = sqlx::query("DELETE FROM web_tokens WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -252,7 +305,7 @@ impl WebDb {
     ) -> Result<(), WebError> {
         let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
         sqlx::query(
-            "INSERT INTO web_notices (id, run, at, title, body, region, tenant, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO web_notices (id, run, at, title, body, region, tenant, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&n.id)
         .bind(run)
@@ -271,7 +324,7 @@ impl WebDb {
 
     pub async fn notices(&self, run: &str) -> Result<Vec<AdminNotice>, WebError> {
         let rows = sqlx::query(
-            "SELECT id, at, title, body, region, tenant FROM web_notices WHERE run = ? ORDER BY at, id",
+            "SELECT id, at, title, body, region, tenant FROM web_notices WHERE run = $1 ORDER BY at, id",
         )
         .bind(run)
         .fetch_all(&self.pool)
@@ -298,7 +351,7 @@ impl WebDb {
         let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
         sqlx::query(
             "INSERT INTO web_maintenances (id, run, title, body, region, tenant, starts_at, ends_at, state, sequence, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (id) DO UPDATE SET title = excluded.title, body = excluded.body,
                starts_at = excluded.starts_at, ends_at = excluded.ends_at, state = excluded.state,
                sequence = excluded.sequence, updated_at = excluded.updated_at",
@@ -325,7 +378,7 @@ impl WebDb {
     pub async fn maintenances(&self, run: &str) -> Result<Vec<AdminMaintenance>, WebError> {
         let rows = sqlx::query(
             "SELECT id, title, body, region, tenant, starts_at, ends_at, state, sequence, created_at, updated_at
-             FROM web_maintenances WHERE run = ? ORDER BY starts_at, id",
+             FROM web_maintenances WHERE run = $1 ORDER BY starts_at, id",
         )
         .bind(run)
         .fetch_all(&self.pool)
@@ -375,7 +428,7 @@ impl WebDb {
         let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
         for (uid, ev) in changes {
             sqlx::query(
-                "INSERT INTO web_ical (uid, dtstart, dtend, status, sequence) VALUES (?, ?, ?, ?, ?)
+                "INSERT INTO web_ical (uid, dtstart, dtend, status, sequence) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (uid) DO UPDATE SET dtstart = excluded.dtstart, dtend = excluded.dtend,
                    status = excluded.status, sequence = excluded.sequence",
             )

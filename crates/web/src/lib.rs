@@ -1316,5 +1316,5 @@ async fn open_existing(db_path: &Path) -> Result<Store, WebError> {
             path: db_path.to_path_buf(),
         });
     }
-    Ok(Store::open(db_path).await?)
+    Ok(Store::connect(db_path).await?)
 }

@@ -28,7 +28,7 @@ impl Args {
 }
 
 async fn control(db: &Path, id: &str, what: RunControl) -> miette::Result<ExitCode> {
-    let store = Store::open(db).await.map_err(err)?;
+    let store = Store::connect(db).await.map_err(err)?;
     let row = find_run(&store, Some(id)).await?;
     if row.status.is_ended() {
         return Err(miette::miette!("run {id} is already {}", row.status));

@@ -2,7 +2,6 @@
 
 use super::{Db, block_on, print_json};
 use rollcall_core::fmt_time;
-use rollcall_store::Store;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -19,9 +18,7 @@ impl Args {
     }
 
     async fn history(self) -> miette::Result<ExitCode> {
-        let store = Store::open(&self.db.path())
-            .await
-            .map_err(|e| miette::miette!("{e}"))?;
+        let store = self.db.open().await?;
         let runs = store.runs().await.map_err(|e| miette::miette!("{e}"))?;
         if self.json {
             let list: Vec<serde_json::Value> = runs

@@ -21,20 +21,28 @@ pub mod validate;
 use rollcall_core::simworld::SimParams;
 use rollcall_core::{Fleet, OnMissing};
 use rollcall_fleet::{LoadOptions, load_file};
+use rollcall_store::Store;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// `--db`: the journal, shared by every command that reads or writes runs.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Db {
-    /// The journal (SQLite). Default: $ROLLCALL_DB, else $XDG_DATA_HOME/rollcall/rollcall.db.
-    #[arg(long, env = "ROLLCALL_DB", value_name = "PATH")]
+    /// The journal: an SQLite file, or a PostgreSQL database as a `postgres://` URL.
+    /// Default: $ROLLCALL_DB, else $XDG_DATA_HOME/rollcall/rollcall.db.
+    #[arg(long, env = "ROLLCALL_DB", value_name = "PATH|URL")]
     db: Option<PathBuf>,
 }
 
 impl Db {
+    /// The file path or URL, as given (see [`Store::connect`]).
     pub fn path(&self) -> PathBuf {
         self.db.clone().unwrap_or_else(default_db)
+    }
+
+    /// Opens the store it names: SQLite file or PostgreSQL.
+    pub async fn open(&self) -> miette::Result<Store> {
+        Store::connect(self.path()).await.map_err(crate::err)
     }
 }
 
@@ -58,11 +66,16 @@ fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
 
 /// Where the journal is without `--db` or `$ROLLCALL_DB`.
 fn default_db() -> PathBuf {
+    data_dir().join("rollcall.db")
+}
+
+/// rollcall's local data: $XDG_DATA_HOME/rollcall, else ~/.local/share/rollcall.
+pub fn data_dir() -> PathBuf {
     let base = std::env::var("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|_| PathBuf::from("."));
-    base.join("rollcall").join("rollcall.db")
+    base.join("rollcall")
 }
 
 /// The simulated world's faults (`run --driver sim` and `simulate`).

@@ -39,7 +39,7 @@ impl Args {
                 id => format!("run {id}"),
             },
             server.url,
-            db.display()
+            rollcall_store::Target::parse(db.as_os_str())
         );
         let _ = tokio::signal::ctrl_c().await;
         server.stop().await;

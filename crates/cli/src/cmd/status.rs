@@ -104,7 +104,7 @@ impl Args {
     }
 
     async fn status(self) -> miette::Result<ExitCode> {
-        let store = Store::open(&self.db.path()).await.map_err(err)?;
+        let store = self.db.open().await?;
         let row = find_run(&store, self.run.as_deref()).await?;
         let r = restore(&store, &row).await?;
         let violations = match self.check {
