@@ -165,3 +165,123 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--listen: expected an address"));
 }
+
+/// A request with a method, an optional bearer token and a JSON body: (status, body).
+fn request(port: u16, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text[9..12].parse().unwrap();
+    (status, text.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+/// Until `path` answers 200 on `port` (at most 30 s); its body.
+fn await_ok(port: u16, path: &str) -> String {
+    let t = Instant::now();
+    loop {
+        if let Some((200, body)) = get(port, path) {
+            return body;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{path} on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue #15: several `rollcall serve` on one PostgreSQL journal show the same page; a
+/// tenant link and an admin token made by another process work on both, and an admin
+/// notice posted to one is on the other's page (the HTML page: admin notices are not in
+/// incidents.json yet, issue #16).
+#[test]
+fn two_serves_on_one_postgres_journal_show_the_same_page_and_share_tokens() {
+    let dir = TmpDir::new("serve-pg");
+    let db = rollcall_testkit::pg::shared().fresh_db("serve");
+    let data = dir.join("data");
+    let rc = |args: &[&str]| {
+        let out = RC
+            .cmd()
+            .args(args)
+            .env("XDG_DATA_HOME", &data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let run = [
+        "run",
+        "examples/xsa-108.toml",
+        "--db",
+        &db,
+        "--time-scale",
+        "3000",
+    ];
+    rc(&[&run[..], &["--quiet", "--run-id", "pg1"]].concat());
+    let ports = [free_port(), free_port()];
+    let _serves: Vec<_> = ports
+        .iter()
+        .map(|p| {
+            let listen = format!("127.0.0.1:{p}");
+            let mut c = RC.cmd();
+            // one public address, as behind a load balancer
+            c.args(["serve", "--db", &db, "--listen", &listen])
+                .args(["--public-url", "https://status.example.net"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            rollcall_testkit::Kill::spawn(&mut c, "rollcall serve")
+        })
+        .collect();
+    let pages: Vec<String> = ports
+        .iter()
+        .map(|&p| await_ok(p, "/api/v2/components.json"))
+        .collect();
+    assert_eq!(pages[0], pages[1], "the same components on both servers");
+    assert!(pages[0].contains("\"region-dfw\""), "{}", pages[0]);
+
+    // a tenant link made by another process works on both servers
+    let link = rc(&["token", "tenant", "acme", "--db", &db]);
+    let path = &link.trim()[link.trim().find("/t/").expect("a tenant link")..];
+    for &p in &ports {
+        let body = await_ok(p, &format!("{path}api/v2/components.json"));
+        assert!(body.contains("cluster-acme-search-dfw") && !body.contains("globex"));
+    }
+    // an admin notice posted to one server is on the other's page
+    let admin = rc(&["token", "admin", "--db", &db]);
+    let admin = admin.trim();
+    // (each server picks new tokens up within seconds, as for a tenant link above)
+    let t = Instant::now();
+    let (st, body) = loop {
+        let (st, body) = request(
+            ports[0],
+            "POST",
+            "/api/admin/notices",
+            admin,
+            r#"{"title":"Standby drill","body":"ops2 takes over at 12:00"}"#,
+        );
+        if st != 401 || t.elapsed() > Duration::from_secs(15) {
+            break (st, body);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!((200..300).contains(&st), "{st} {body}");
+    let t = Instant::now();
+    while !await_ok(ports[1], "/").contains("Standby drill") {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the notice reached the other server"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1310,8 +1310,13 @@ pub async fn revoke_token(db_path: &Path, id: &str) -> Result<bool, WebError> {
 }
 
 /// The store at `db_path`, which must exist already (tokens belong to a journal with runs).
+/// A PostgreSQL URL is connected to: the database says whether it holds a journal.
 async fn open_existing(db_path: &Path) -> Result<Store, WebError> {
-    if !db_path.exists() {
+    let file = matches!(
+        rollcall_store::Target::parse(db_path.as_os_str()),
+        rollcall_store::Target::File(_)
+    );
+    if file && !db_path.exists() {
         return Err(WebError::NoJournal {
             path: db_path.to_path_buf(),
         });
