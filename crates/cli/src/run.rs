@@ -944,6 +944,7 @@ impl Observer for Timing {
 pub async fn bench_engine(
     fleet_path: &Path,
     scale: f64,
+    db: Option<&Path>,
     json: bool,
 ) -> miette::Result<std::process::ExitCode> {
     let text = rollcall_fleet::limits::read_input(fleet_path)
@@ -957,7 +958,10 @@ pub async fn bench_engine(
     let p = checked_plan(&fleet)?;
     let dir = std::env::temp_dir().join(format!("rollcall-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(&dir.join("bench.db")).await.map_err(err)?;
+    let store = match db {
+        Some(db) => Store::connect(db).await.map_err(err)?,
+        None => Store::open(&dir.join("bench.db")).await.map_err(err)?,
+    };
     let clock = Clock::Scaled {
         wall_epoch_ms: wall_ms(),
         sim_epoch: fleet.maintenance.start,
@@ -973,7 +977,8 @@ pub async fn bench_engine(
         replan: None,
     };
     let spec = NewRunSpec {
-        id: "bench".into(),
+        // a database given with --db may hold earlier benchmarks
+        id: format!("bench-{}", wall_ms()),
         fleet_path,
         fleet: fleet.clone(),
         files: &files,
@@ -1012,8 +1017,12 @@ pub async fn bench_engine(
         println!("{}", serde_json::to_string_pretty(&doc).map_err(err)?);
         return Ok(std::process::ExitCode::SUCCESS);
     }
+    let journal = match store.dialect() {
+        rollcall_store::Dialect::Sqlite => "SQLite journal".to_string(),
+        rollcall_store::Dialect::Postgres => format!("PostgreSQL journal {}", store.db()),
+    };
     println!(
-        "engine benchmark: {} ({} hosts) on the sim driver, SQLite journal, 1 s = {scale} s simulated",
+        "engine benchmark: {} ({} hosts) on the sim driver, {journal}, 1 s = {scale} s simulated",
         fleet.name,
         p.steps.len()
     );

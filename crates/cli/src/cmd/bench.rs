@@ -12,8 +12,9 @@ pub enum Args {
     /// The status API under load: serve a finished sim run and hammer
     /// /api/v2/summary.json on loopback with keep-alive connections.
     Serve(ServeArgs),
-    /// Engine overhead on the real runtime (SQLite journal, sim driver): wall time from
-    /// a host turning healthy to the next reboot command in its cluster.
+    /// Engine overhead on the real runtime (sim driver): wall time from a host turning
+    /// healthy to the next reboot command in its cluster. The journal is a fresh SQLite
+    /// file, or the PostgreSQL database of `--db`.
     Engine {
         /// The fleet to run (default: examples/xsa-108.toml).
         #[arg(long, default_value = "examples/xsa-108.toml")]
@@ -21,6 +22,9 @@ pub enum Args {
         /// Simulated seconds per real second.
         #[arg(long, default_value_t = 2000.0)]
         time_scale: f64,
+        /// Journal in this store (a `postgres://` URL) instead of a fresh SQLite file.
+        #[arg(long, value_name = "URL")]
+        db: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -89,8 +93,14 @@ impl Args {
             Args::Engine {
                 fleet,
                 time_scale,
+                db,
                 json,
-            } => block_on(crate::run::bench_engine(&fleet, time_scale, json)),
+            } => block_on(crate::run::bench_engine(
+                &fleet,
+                time_scale,
+                db.as_deref(),
+                json,
+            )),
             Args::Load { fleet, json } => crate::bench_load::bench_load(&fleet, json),
             Args::Plan(a) => bench_plan(a),
         }
