@@ -194,7 +194,7 @@ struct LosesAnswers {
 
 fn lost_answer() -> StoreError {
     StoreError::Db {
-        path: "test".into(),
+        db: rollcall_store::Db::File("test".into()),
         action: "append".into(),
         source: sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,
