@@ -944,7 +944,7 @@ impl Observer for Timing {
 pub async fn bench_engine(
     fleet_path: &Path,
     scale: f64,
-    db: Option<&Path>,
+    db: Option<String>,
     json: bool,
 ) -> miette::Result<std::process::ExitCode> {
     let text = rollcall_fleet::limits::read_input(fleet_path)
@@ -958,10 +958,12 @@ pub async fn bench_engine(
     let p = checked_plan(&fleet)?;
     let dir = std::env::temp_dir().join(format!("rollcall-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = match db {
-        Some(db) => Store::connect(db).await.map_err(err)?,
-        None => Store::open(&dir.join("bench.db")).await.map_err(err)?,
-    };
+    let store = match &db {
+        Some(url) => Store::connect(url).await,
+        None => Store::open(&dir.join("bench.db")).await,
+    }
+    .map_err(err)?;
+    let journal = store.db().to_string();
     let clock = Clock::Scaled {
         wall_epoch_ms: wall_ms(),
         sim_epoch: fleet.maintenance.start,
@@ -977,8 +979,8 @@ pub async fn bench_engine(
         replan: None,
     };
     let spec = NewRunSpec {
-        // a database given with --db may hold earlier benchmarks
-        id: format!("bench-{}", wall_ms()),
+        // a shared PostgreSQL journal keeps every bench run
+        id: format!("bench-{}", new_run_id()),
         fleet_path,
         fleet: fleet.clone(),
         files: &files,
@@ -1008,7 +1010,7 @@ pub async fn bench_engine(
     let lat = obs.latencies(&fleet);
     let ending = rollcall_runtime::status_name(ending);
     let doc = serde_json::json!({
-        "fleet": fleet.name, "hosts": p.steps.len(), "ending": ending,
+        "fleet": fleet.name, "hosts": p.steps.len(), "ending": ending, "journal": journal,
         "wall_s": wall, "journal_batches": obs.batches, "journal_records": obs.outputs,
         "records_per_s": obs.outputs as f64 / wall,
         "healthy_to_next_reboot_ms": { "samples": lat.len(), "p50": lat.q(0.5), "p90": lat.q(0.9), "p99": lat.q(0.99), "max": lat.q(1.0) },
@@ -1017,12 +1019,8 @@ pub async fn bench_engine(
         println!("{}", serde_json::to_string_pretty(&doc).map_err(err)?);
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    let journal = match store.dialect() {
-        rollcall_store::Dialect::Sqlite => "SQLite journal".to_string(),
-        rollcall_store::Dialect::Postgres => format!("PostgreSQL journal {}", store.db()),
-    };
     println!(
-        "engine benchmark: {} ({} hosts) on the sim driver, {journal}, 1 s = {scale} s simulated",
+        "engine benchmark: {} ({} hosts) on the sim driver, journal {journal}, 1 s = {scale} s simulated",
         fleet.name,
         p.steps.len()
     );

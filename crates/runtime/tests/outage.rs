@@ -194,7 +194,7 @@ struct LosesAnswers {
 
 fn lost_answer() -> StoreError {
     StoreError::Db {
-        db: rollcall_store::Db::File("test".into()),
+        db: rollcall_store::Db::file(std::path::Path::new("test")),
         action: "append".into(),
         source: sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,

@@ -13,8 +13,7 @@ pub enum Args {
     /// /api/v2/summary.json on loopback with keep-alive connections.
     Serve(ServeArgs),
     /// Engine overhead on the real runtime (sim driver): wall time from a host turning
-    /// healthy to the next reboot command in its cluster. The journal is a fresh SQLite
-    /// file, or the PostgreSQL database of `--db`.
+    /// healthy to the next reboot command in its cluster.
     Engine {
         /// The fleet to run (default: examples/xsa-108.toml).
         #[arg(long, default_value = "examples/xsa-108.toml")]
@@ -22,9 +21,10 @@ pub enum Args {
         /// Simulated seconds per real second.
         #[arg(long, default_value_t = 2000.0)]
         time_scale: f64,
-        /// Journal in this store (a `postgres://` URL) instead of a fresh SQLite file.
+        /// The journal to run it in: a `postgres://` URL (a new run each time), or
+        /// by default a fresh SQLite file in the temp dir.
         #[arg(long, value_name = "URL")]
-        db: Option<PathBuf>,
+        db: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -95,12 +95,7 @@ impl Args {
                 time_scale,
                 db,
                 json,
-            } => block_on(crate::run::bench_engine(
-                &fleet,
-                time_scale,
-                db.as_deref(),
-                json,
-            )),
+            } => block_on(crate::run::bench_engine(&fleet, time_scale, db, json)),
             Args::Load { fleet, json } => crate::bench_load::bench_load(&fleet, json),
             Args::Plan(a) => bench_plan(a),
         }
