@@ -156,12 +156,33 @@ fn a_second_run_over_held_hosts_is_refused_or_waits() {
 fn overlapping_runs_started_at_once_exactly_one_starts_and_others_go_beside() {
     let d = TmpDir::new("claims-race");
     let db = d.join("j.db");
-    let db = db.to_str().unwrap();
+    overlapping_runs_race(&d, db.to_str().unwrap());
+}
+
+/// The same with the journal in PostgreSQL (a real PostgreSQL 15: `testkit::pg`).
+#[test]
+fn overlapping_runs_started_at_once_exactly_one_starts_and_others_go_beside_on_postgres() {
+    let d = TmpDir::new("claims-race-pg");
+    overlapping_runs_race(&d, &rollcall_testkit::pg::shared().fresh_db("claims"));
+}
+
+/// `rollcall ARGS` with stdout and stderr piped and its local data (a PostgreSQL run's sim
+/// world) in `d`, killed on drop.
+fn spawn_in(d: &std::path::Path, args: &[&str]) -> Kill {
+    let mut c = RC.cmd();
+    c.args(args)
+        .env("XDG_DATA_HOME", d.join("xdg"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    Kill::spawn(&mut c, "rollcall")
+}
+
+fn overlapping_runs_race(d: &TmpDir, db: &str) {
     let fleet = "examples/xsa-108.toml";
     for round in 0..5 {
         let (a, b) = (format!("a{round}"), format!("b{round}"));
-        let mut ka = RC.spawn_output(&run_args(fleet, db, &a, "20"));
-        let mut kb = RC.spawn_output(&run_args(fleet, db, &b, "20"));
+        let mut ka = spawn_in(d, &run_args(fleet, db, &a, "20"));
+        let mut kb = spawn_in(d, &run_args(fleet, db, &b, "20"));
         // the loser exits at once; the winner runs until aborted
         let t = Instant::now();
         let (loser, winner) = loop {
@@ -200,8 +221,8 @@ fn overlapping_runs_started_at_once_exactly_one_starts_and_others_go_beside() {
     let lab = d.join("lab.toml");
     std::fs::write(&lab, LAB).unwrap();
     let lab = lab.to_str().unwrap();
-    let x = RC.spawn_output(&run_args(fleet, db, "xsa", "3000"));
-    let y = RC.spawn_output(&run_args(lab, db, "lab", "300"));
+    let x = spawn_in(d, &run_args(fleet, db, "xsa", "3000"));
+    let y = spawn_in(d, &run_args(lab, db, "lab", "300"));
     for (k, id) in [(x, "xsa"), (y, "lab")] {
         let out = k.output();
         assert!(
