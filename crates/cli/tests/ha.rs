@@ -282,8 +282,26 @@ fn mid_roll(v: &Value) -> bool {
     phase_count(v, "healthy") >= 1 && phase_count(v, "rebooting") + phase_count(v, "returning") >= 1
 }
 
+/// The lease's epoch (`leader.epoch`; 0 before the first lease).
 fn epoch(v: &Value) -> i64 {
-    v["run"]["epoch"].as_i64().unwrap_or(0)
+    v["leader"]["epoch"].as_i64().unwrap_or(0)
+}
+
+/// The last takeover was from the orchestrator on `machine` (owners are `host:pid:ms`,
+/// and each machine has its own hostname).
+fn assert_taken_from(v: &Value, machine: &str) {
+    let from = v["leader"]["taken_from"].as_str().unwrap_or_default();
+    assert!(
+        from.starts_with(&format!("{machine}:")),
+        "taken from {from:?}, not from {machine}: {v:#}"
+    );
+}
+
+/// Unix ms of the last takeover (`leader.taken_at`).
+fn taken_at(v: &Value) -> i64 {
+    v["leader"]["taken_at"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no leader.taken_at after a takeover: {v:#}"))
 }
 
 fn finished(v: &Value) -> bool {
@@ -404,8 +422,9 @@ fn kill_and_take_over(sc: &Scenario, leader: &mut Orch, before: i64) -> i64 {
     let v = sc.wait_status("the standby's takeover", Duration::from_secs(30), |v| {
         epoch(v) > before
     });
-    let ms = v["run"]["taken_at"].as_i64().expect("taken_at") - killed;
+    let ms = taken_at(&v) - killed;
     eprintln!("{}: taken over {ms} ms after the kill", sc.run);
+    assert_taken_from(&v, &leader.machine);
     assert!(
         ms <= TTL_MS + TAKEOVER_SLACK_MS,
         "takeover {ms} ms after the kill (TTL {TTL_MS} ms): {v:#}"
@@ -479,7 +498,8 @@ fn partition(tb: &'static Testbed, run: &str, how: Partition) {
     let v = sc.wait_status("the standby's takeover", Duration::from_secs(30), |v| {
         epoch(v) > before
     });
-    let takeover_ms = v["run"]["taken_at"].as_i64().expect("taken_at") - cut;
+    let takeover_ms = taken_at(&v) - cut;
+    assert_taken_from(&v, "c1");
     assert!(
         takeover_ms <= TTL_MS + TAKEOVER_SLACK_MS,
         "takeover {takeover_ms} ms after the cut: {v:#}"
