@@ -163,6 +163,15 @@ impl Scenario {
         )
     }
 
+    /// The leader in c1 and, once the run holds its lease, a standby in c2.
+    fn pair(&self) -> (Orch, Orch) {
+        let leader = self.leader("c1");
+        self.wait_status("the leader's lease", Duration::from_secs(60), |v| {
+            epoch(v) >= 1
+        });
+        (leader, self.standby("c2", 0))
+    }
+
     /// `rollcall status RUN --json` from the root namespace; `None` while the run is not
     /// there yet or the database does not answer.
     fn status(&self) -> Option<Value> {
@@ -368,12 +377,8 @@ fn takeover_time_distribution_over_many_kills() {
 /// (kill to `taken_at`, ms) and the final epoch.
 fn roll_with_kills(tb: &'static Testbed, run: &str, max_kills: usize) -> (Vec<i64>, i64) {
     let sc = Scenario::new(tb, run);
-    let mut leader = sc.leader("c1");
-    let mut standby = sc.standby("c2", 0);
+    let (mut leader, mut standby) = sc.pair();
     let mut takeovers_ms: Vec<i64> = Vec::new();
-    sc.wait_status("the leader's lease", Duration::from_secs(60), |v| {
-        epoch(v) >= 1
-    });
     let mut healthy_at_kill = 0;
     while takeovers_ms.len() < max_kills {
         let v = sc.wait_status("mid-roll or the end", ROLL_TIMEOUT, |v| {
@@ -487,8 +492,7 @@ impl Drop for Healed {
 fn partition(tb: &'static Testbed, run: &str, how: Partition) {
     let sc = Scenario::new(tb, run);
     let (c1, c2) = (tb.machine_addr("c1"), tb.machine_addr("c2"));
-    let mut old = sc.leader("c1");
-    let mut standby = sc.standby("c2", 0);
+    let (mut old, mut standby) = sc.pair();
     let t = Instant::now();
     let v = sc.wait_status("mid-roll", ROLL_TIMEOUT, mid_roll);
     let before = epoch(&v);
