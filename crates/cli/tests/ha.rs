@@ -80,10 +80,16 @@ struct Scenario {
 struct Orch {
     machine: String,
     child: Kill,
+    /// `--json`: the journal records it committed, one per line, printed once committed.
+    stdout: PathBuf,
     stderr: PathBuf,
 }
 
 impl Orch {
+    /// How many journal records it has committed and printed so far.
+    fn records(&self) -> usize {
+        journal(&std::fs::read(&self.stdout).unwrap_or_default()).len()
+    }
     fn err_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -130,17 +136,18 @@ impl Scenario {
     /// `rollcall ARGS --db URL --lease-ttl TTL` in `machine`, output to `DIR/RUN-TAG.*`.
     fn spawn(&self, machine: &str, tag: &str, args: &[&str]) -> Orch {
         let base = self.tb.dir.join(format!("{}-{tag}", self.run));
-        let stderr = base.with_extension("err");
+        let (stdout, stderr) = (base.with_extension("out"), base.with_extension("err"));
         let mut c = self.tb.exec(machine, RC.0);
         c.args(args)
             .args(["--db", &self.url, "--lease-ttl", TTL])
             .env("HA_WEBHOOK_SECRET", SECRET)
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(base.with_extension("out")).unwrap())
+            .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap());
         Orch {
             machine: machine.to_string(),
             child: Kill::spawn(&mut c, &format!("rollcall {args:?} in {machine}")),
+            stdout,
             stderr,
         }
     }
@@ -156,11 +163,8 @@ impl Scenario {
 
     /// A standby: `rollcall follow RUN` in `machine` (`n` tells several apart).
     fn standby(&self, machine: &str, n: usize) -> Orch {
-        self.spawn(
-            machine,
-            &format!("{machine}-follow{n}"),
-            &["follow", &self.run],
-        )
+        let args = ["follow", &self.run, "--json"];
+        self.spawn(machine, &format!("{machine}-follow{n}"), &args)
     }
 
     /// The leader in c1 and, once the run holds its lease, a standby in c2.
@@ -504,6 +508,12 @@ fn partition(tb: &'static Testbed, run: &str, how: Partition) {
     });
     let takeover_ms = taken_at(&v) - cut;
     assert_taken_from(&v, "c1");
+    // from the cut plus its TTL on, the old leader commits nothing (`--json` prints each
+    // record once committed): none of its epoch's records comes later
+    std::thread::sleep(Duration::from_millis(
+        (cut + TTL_MS - wall_ms()).max(0) as u64
+    ));
+    let committed = old.records();
     assert!(
         takeover_ms <= TTL_MS + TAKEOVER_SLACK_MS,
         "takeover {takeover_ms} ms after the cut: {v:#}"
@@ -533,6 +543,11 @@ fn partition(tb: &'static Testbed, run: &str, how: Partition) {
     let end = sc.check_end();
     let late = sc.reboots_by(&c1, cut + TTL_MS);
     assert!(late.is_empty(), "the fenced-off leader rebooted: {late:?}");
+    assert_eq!(
+        old.records(),
+        committed,
+        "the old leader journalled after the cut plus its TTL"
+    );
     let after_cut = sc.reboots_by(&c1, cut);
     assert_eq!(
         epoch(&end),
