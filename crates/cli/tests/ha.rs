@@ -167,13 +167,21 @@ impl Scenario {
         self.spawn(machine, &format!("{machine}-follow{n}"), &args)
     }
 
-    /// The leader in c1 and, once the run holds its lease, a standby in c2.
-    fn pair(&self) -> (Orch, Orch) {
+    /// The leader in c1 and a standby in c2: `follow RUN` once the run holds its lease,
+    /// or (`standby_first`) `follow` without a run, started before the leader, which waits
+    /// for the run to appear.
+    fn pair(&self, standby_first: bool) -> (Orch, Orch) {
+        let early = standby_first.then(|| {
+            let args = ["follow", "--json"];
+            let s = self.spawn("c2", "c2-follow0", &args);
+            std::thread::sleep(Duration::from_secs(1));
+            s
+        });
         let leader = self.leader("c1");
         self.wait_status("the leader's lease", Duration::from_secs(60), |v| {
             epoch(v) >= 1
         });
-        (leader, self.standby("c2", 0))
+        (leader, early.unwrap_or_else(|| self.standby("c2", 0)))
     }
 
     /// `rollcall status RUN --json` from the root namespace; `None` while the run is not
@@ -381,7 +389,7 @@ fn takeover_time_distribution_over_many_kills() {
 /// (kill to `taken_at`, ms) and the final epoch.
 fn roll_with_kills(tb: &'static Testbed, run: &str, max_kills: usize) -> (Vec<i64>, i64) {
     let sc = Scenario::new(tb, run);
-    let (mut leader, mut standby) = sc.pair();
+    let (mut leader, mut standby) = sc.pair(false);
     let mut takeovers_ms: Vec<i64> = Vec::new();
     let mut healthy_at_kill = 0;
     while takeovers_ms.len() < max_kills {
@@ -453,7 +461,8 @@ fn b_a_partitioned_leader_is_fenced_off_and_never_acts_again() {
 
 /// (b2) Cut the leader from the database only (`testbed set c1 cut db1`): it still reaches
 /// every host, so only self-fencing keeps it from acting: no reboot from it after the cut
-/// plus its TTL, while the standby takes over and goes on.
+/// plus its TTL, while the standby takes over and goes on. The standby here is `follow`
+/// without a run, started before the leader.
 #[test]
 fn b2_a_leader_cut_from_the_database_only_stops_acting_within_its_ttl() {
     let Some((_g, tb)) = bed() else { return };
@@ -496,7 +505,7 @@ impl Drop for Healed {
 fn partition(tb: &'static Testbed, run: &str, how: Partition) {
     let sc = Scenario::new(tb, run);
     let (c1, c2) = (tb.machine_addr("c1"), tb.machine_addr("c2"));
-    let (mut old, mut standby) = sc.pair();
+    let (mut old, mut standby) = sc.pair(matches!(how, Partition::DatabaseOnly));
     let t = Instant::now();
     let v = sc.wait_status("mid-roll", ROLL_TIMEOUT, mid_roll);
     let before = epoch(&v);
