@@ -52,6 +52,9 @@ enum Cmd {
     },
     /// Continue a run: after a crash or Ctrl-C, or ask a running orchestrator to resume.
     Resume(cmd::resume::Args),
+    /// Stand by for a run: take it over when its orchestrator's lease expires (a crash,
+    /// a lost machine or network), and drive it on from the journal.
+    Follow(cmd::follow::Args),
     /// Ask a running orchestrator to stop starting hosts (in-flight hosts finish).
     Pause(cmd::control::Args),
     /// Stop the run for good once in-flight hosts finish.
@@ -83,6 +86,7 @@ impl Cmd {
             Cmd::Serve(a) => a.exec(),
             Cmd::Token { what } => what.exec(),
             Cmd::Resume(a) => a.exec(),
+            Cmd::Follow(a) => a.exec(),
             Cmd::Pause(a) => a.pause(),
             Cmd::Abort(a) => a.abort(),
             Cmd::Status(a) => a.exec(),

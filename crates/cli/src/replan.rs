@@ -15,13 +15,18 @@ use rollcall_core::HostIx;
 use rollcall_core::engine::Phase;
 use rollcall_drivers::sim::read_log;
 use rollcall_fleet::sources::{diff_hosts, read_fleet_text};
-use rollcall_runtime::{NewRunSpec, Replan, RunParams, start_run};
+use rollcall_runtime::{Lease, NewRunSpec, Replan, RunParams, start_run};
 use rollcall_store::{RunRow, RunStatus, Store};
 use std::path::Path;
 use std::sync::Arc;
 
 /// Close run `row` and create the run that replaces it; its id.
-pub async fn replan(store: &Store, row: &RunRow, quiet: bool) -> miette::Result<String> {
+pub async fn replan(
+    store: &Store,
+    row: &RunRow,
+    lease: &Lease,
+    quiet: bool,
+) -> miette::Result<String> {
     let Restored { run, engine, .. } = restore(store, row).await?;
     let (fleet, params) = (&run.fleet, &run.params);
     let out: Vec<&str> = (0..fleet.hosts.len() as HostIx)
@@ -88,13 +93,16 @@ pub async fn replan(store: &Store, row: &RunRow, quiet: bool) -> miette::Result<
         fleet: Arc::new(new),
         files: &files,
         params: np,
+        // the old run's claims pass to the new one
+        supersedes: Some(row.id.clone()),
+        lease_ttl_ms: rollcall_runtime::LEASE_TTL_MS,
     };
     // the new run is resumed by whoever resumes it: its lease is given up at once
-    let (_, lease) = start_run(store, spec).await.map_err(err)?;
-    lease.release(store).await.map_err(err)?;
+    let (_, new_lease) = start_run(store, spec).await.map_err(err)?;
+    new_lease.release(store).await.map_err(err)?;
     let summary = serde_json::json!({ "replanned_into": id, "diff": diff });
     store
-        .set_status(&row.id, RunStatus::Replanned, &summary)
+        .set_status(&lease.fence, RunStatus::Replanned, &summary)
         .await
         .map_err(err)?;
     if !quiet {

@@ -15,14 +15,14 @@ use rollcall_fleet::LoadOptions;
 use rollcall_fleet::sources::{FleetFiles, read_fleet_text};
 use rollcall_notify::DeliveryStatus;
 use rollcall_runtime::{
-    Clock, DriverKind, Ending, Lease, NewRunSpec, Observer, RunParams, RuntimeConfig, StoredRun,
-    Taken, drive, from_records, new_run_id, start_run, wall_ms,
+    Clock, DriverKind, Ending, Lease, NewRunSpec, Observer, RunParams, RuntimeConfig, RuntimeError,
+    StoredRun, Taken, drive, from_records, new_run_id, start_run, wall_ms,
 };
-use rollcall_store::{RunControl, RunRow, RunStatus, Store};
+use rollcall_store::{RunControl, RunRow, RunStatus, Store, StoreError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A new run, as the command line asks for it (parsed and checked).
 pub struct RunOpts {
@@ -39,6 +39,9 @@ pub struct RunOpts {
     /// Serve the status page beside the run.
     pub serve: Option<std::net::SocketAddr>,
     pub public_url: Option<String>,
+    pub lease_ttl: Duration,
+    /// Wait for runs that hold some of the fleet's hosts to end, instead of refusing.
+    pub wait: bool,
 }
 
 /// How a run talks on the terminal.
@@ -143,8 +146,10 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         fleet,
         files: &files,
         params,
+        supersedes: None,
+        lease_ttl_ms: o.lease_ttl.as_millis() as i64,
     };
-    let (run, lease) = start_run(&store, spec).await.map_err(err)?;
+    let (run, lease) = start_claimed(&store, spec, o.wait).await?;
     if o.talk == Talk::Bars {
         say_started(&run, &p, &o.db);
     }
@@ -160,12 +165,46 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
         lease: &lease,
         plan: &p,
         talk: o.talk,
+        lease_ttl: o.lease_ttl,
     };
     let code = at.go(engine, driver).await?;
     if let Some(web) = web {
         crate::serve::linger(web).await;
     }
     Ok(code)
+}
+
+/// Store the run and take its lease; while another live run holds some of its hosts or
+/// clusters, refuse (naming it) or, with `wait`, wait for that run to end.
+async fn start_claimed(
+    store: &Store,
+    mut spec: NewRunSpec<'_>,
+    wait: bool,
+) -> miette::Result<(StoredRun, Lease)> {
+    let mut said = false;
+    loop {
+        match start_run(store, spec.clone()).await {
+            Err(RuntimeError::Store(e @ StoreError::Claimed { .. })) if wait => {
+                if !said {
+                    eprintln!("{e}; waiting for it to end (--wait)");
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                // a simulated clock starts when the run does
+                if let Clock::Scaled { wall_epoch_ms, .. } = &mut spec.params.clock {
+                    *wall_epoch_ms = wall_ms();
+                }
+            }
+            Err(RuntimeError::Store(e @ StoreError::Claimed { .. })) => {
+                return Err(miette::miette!(
+                    "{e}\nTwo runs must not spend the same clusters' budgets: wait for it \
+                     (--wait), or end it (`rollcall abort RUN`, or `rollcall resume RUN` if \
+                     its orchestrator is gone)"
+                ));
+            }
+            other => return other.map_err(err),
+        }
+    }
 }
 
 /// A new run's clock: the wall clock for real hosts, a scaled one for simulated hosts.
@@ -302,6 +341,7 @@ struct Session<'a> {
     lease: &'a Lease,
     plan: &'a Plan,
     talk: Talk,
+    lease_ttl: Duration,
 }
 
 impl Session<'_> {
@@ -352,7 +392,11 @@ impl Session<'_> {
             undone: Vec::new(),
             scheduled_undone: 0,
         };
-        let (clock, cfg) = (self.run.params.clock, RuntimeConfig::default());
+        let cfg = RuntimeConfig {
+            lease_ttl: self.lease_ttl,
+            ..RuntimeConfig::default()
+        };
+        let clock = self.run.params.clock;
         let ending = drive(
             engine, self.store, self.lease, driver, clock, &cfg, &mut tail,
         )
@@ -460,46 +504,35 @@ async fn flush_ended(store: &Store, row: &RunRow) -> miette::Result<std::process
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// `rollcall resume RUN`.
-pub async fn resume(
-    db: &Path,
-    id: &str,
-    talk: Talk,
-    replan: bool,
-) -> miette::Result<std::process::ExitCode> {
-    let store = Store::open(db).await.map_err(err)?;
-    let row = find_run(&store, Some(id)).await?;
-    if row.status == RunStatus::Replanned {
-        let into = row.summary["replanned_into"].as_str().unwrap_or("?");
-        return Err(miette::miette!(
-            "run {id} was replanned into run {into}: resume {into}"
-        ));
-    }
-    if row.status.is_ended() {
-        return flush_ended(&store, &row).await;
-    }
-    let lease = match Lease::take(&store, &row).await.map_err(err)? {
-        Taken::Ours(lease) => lease,
-        // a live orchestrator runs it: ask it to resume
-        Taken::HeldBy(holder) if replan => {
-            return Err(miette::miette!(
-                "run {id} is running in {holder}: pause it and stop that orchestrator before --replan"
-            ));
-        }
-        Taken::HeldBy(holder) => {
-            store
-                .set_control(id, Some(RunControl::Resume))
-                .await
-                .map_err(err)?;
-            eprintln!("run {id} is running in {holder}; asked it to resume");
-            return Ok(std::process::ExitCode::SUCCESS);
-        }
+/// `rollcall resume RUN` and `rollcall follow RUN`.
+pub struct Resume {
+    pub db: PathBuf,
+    pub run: String,
+    pub talk: Talk,
+    /// `--replan`: adopt the fleet files on disk in a new run.
+    pub replan: bool,
+    /// `follow`: while a live orchestrator holds the run, wait to take it over.
+    pub standby: bool,
+    pub lease_ttl: Duration,
+}
+
+/// `rollcall resume RUN` (or, as a standby, `rollcall follow RUN`).
+pub async fn resume(r: Resume) -> miette::Result<std::process::ExitCode> {
+    let store = Store::open(&r.db).await.map_err(err)?;
+    let Some((row, lease)) = take_run(&store, &r).await? else {
+        return Ok(std::process::ExitCode::SUCCESS);
     };
-    if replan {
-        let new = crate::replan::replan(&store, &row, talk == Talk::Quiet).await;
+    let (id, talk) = (row.id.as_str(), r.talk);
+    if r.replan {
+        let new = crate::replan::replan(&store, &row, &lease, talk == Talk::Quiet).await;
         lease.release(&store).await.map_err(err)?;
         let new = new?;
-        return Box::pin(resume(db, &new, talk, false)).await;
+        let next = Resume {
+            run: new,
+            replan: false,
+            ..r
+        };
+        return Box::pin(resume(next)).await;
     }
     let Restored {
         run,
@@ -507,6 +540,7 @@ pub async fn resume(
         mut engine,
         ..
     } = restore(&store, &row).await?;
+    lease.claim(&store, &run.fleet).await.map_err(err)?;
     if talk != Talk::Quiet
         && let Some(msg) =
             crate::drift::describe(id, &crate::drift::drift(&row, &run.fleet, run.params.start))
@@ -529,8 +563,98 @@ pub async fn resume(
         lease: &lease,
         plan: &p,
         talk,
+        lease_ttl: r.lease_ttl,
     };
     at.go(engine, driver).await
+}
+
+/// The run to resume, and its lease: `None` when there is nothing to drive (it ended, or
+/// a live orchestrator holds it and was asked to resume). A standby waits for the lease.
+async fn take_run(store: &Store, r: &Resume) -> miette::Result<Option<(RunRow, Lease)>> {
+    let id = r.run.as_str();
+    let ttl = r.lease_ttl.as_millis() as i64;
+    let mut waiting = false;
+    loop {
+        let row = find_run(store, Some(id)).await?;
+        if row.status == RunStatus::Replanned {
+            let into = row.summary["replanned_into"].as_str().unwrap_or("?");
+            return Err(miette::miette!(
+                "run {id} was replanned into run {into}: resume {into}"
+            ));
+        }
+        if row.status.is_ended() {
+            if waiting {
+                eprintln!("run {id} ended under its leader ({})", row.status);
+                return Ok(None);
+            }
+            flush_ended(store, &row).await?;
+            return Ok(None);
+        }
+        let holder = match Lease::take(store, &row, ttl).await.map_err(err)? {
+            Taken::Ours(lease) => {
+                say_taken(&row, &lease, waiting);
+                return Ok(Some((row, lease)));
+            }
+            Taken::HeldBy(holder) => holder,
+        };
+        if r.standby {
+            if !waiting && r.talk != Talk::Quiet {
+                eprintln!(
+                    "run {id} is led by {holder} (epoch {}); standing by to take it over",
+                    row.epoch
+                );
+            }
+            waiting = true;
+            tokio::time::sleep(standby_poll(r.lease_ttl)).await;
+            continue;
+        }
+        // a live orchestrator runs it: ask it to resume
+        if r.replan {
+            return Err(miette::miette!(
+                "run {id} is running in {holder}: pause it and stop that orchestrator before --replan"
+            ));
+        }
+        store
+            .set_control(id, Some(RunControl::Resume))
+            .await
+            .map_err(err)?;
+        eprintln!("run {id} is running in {holder}; asked it to resume");
+        return Ok(None);
+    }
+}
+
+/// How often a standby looks at the lease it waits for: a tenth of its time to live,
+/// within 100 ms to 1 s, so a takeover comes soon after the lease expires.
+fn standby_poll(ttl: Duration) -> Duration {
+    (ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+/// A takeover said: the run's last holder and the new epoch.
+fn say_taken(row: &RunRow, lease: &Lease, standby: bool) {
+    let from = row.owner.as_deref().unwrap_or("nobody");
+    if standby || row.owner.is_some() {
+        eprintln!(
+            "run {}: took the lease over from {from} (epoch {})",
+            row.id, lease.fence.epoch
+        );
+    }
+}
+
+/// `follow` without a run: the latest live run of the journal, once there is one.
+pub async fn await_live_run(db: &Path, ttl: Duration) -> miette::Result<String> {
+    let store = Store::open(db).await.map_err(err)?;
+    let mut said = false;
+    loop {
+        let runs = store.runs().await.map_err(err)?;
+        if let Some(row) = runs.iter().find(|r| r.status.is_live()) {
+            return Ok(row.id.clone());
+        }
+        if !said {
+            eprintln!("no live run in this journal yet; standing by for one");
+            said = true;
+        }
+        tokio::time::sleep(standby_poll(ttl)).await;
+    }
 }
 
 /// Hand the driver what drains of the run still hold (journalled), and say so: every
@@ -854,6 +978,8 @@ pub async fn bench_engine(
         fleet: fleet.clone(),
         files: &files,
         params,
+        supersedes: None,
+        lease_ttl_ms: rollcall_runtime::LEASE_TTL_MS,
     };
     let (run, lease) = start_run(&store, spec).await.map_err(err)?;
     let (driver, _) = host_driver(&run)?;

@@ -165,6 +165,8 @@ impl SimRun {
             fleet,
             files,
             params,
+            supersedes: None,
+            lease_ttl_ms: 3000,
         }
     }
 
@@ -216,16 +218,12 @@ impl SimRun {
                 }
             };
             // one owner across the crash: the same process takes the run up again at once
-            assert!(
-                store
-                    .acquire_lease(&self.id, "test", wall_ms(), 3000)
-                    .await
-                    .unwrap()
-            );
-            let lease = Lease {
-                run: self.id.clone(),
-                owner: "test".into(),
-            };
+            let fence = store
+                .acquire_lease(&self.id, "test", wall_ms(), 3000)
+                .await
+                .unwrap()
+                .expect("the run's lease");
+            let lease = Lease { fence };
             let clock = run.params.clock;
             let driver = Arc::new(
                 SimDriver::open(
@@ -1015,6 +1013,8 @@ fn undelivered_notices_of_an_ended_run_are_flushed_once() {
             fleet: fleet.clone(),
             files: &files,
             params,
+            supersedes: None,
+            lease_ttl_ms: 3000,
         };
         let (run, _lease) = start_run(&store, spec).await.unwrap();
         for _ in 0..2 {

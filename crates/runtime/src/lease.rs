@@ -3,20 +3,21 @@
 
 use rollcall_core::Fleet;
 use rollcall_fleet::sources::FleetFiles;
-use rollcall_store::{Journal, NewRun, RunRow};
+use rollcall_store::{Fence, Journal, NewRun, RunRow};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::{RunParams, RuntimeError, StoredRun, imports_value, wall_ms};
 
-/// How long a lease lasts without renewal (the runtime renews it every poll).
-pub const LEASE_TTL_MS: i64 = 3000;
+/// How long a lease lasts without renewal, unless configured (`--lease-ttl`): a standby
+/// on another machine takes a run over this long after its leader stopped renewing.
+pub const LEASE_TTL_MS: i64 = 15_000;
 
-/// This process's hold on a run: only the owner of the live lease acts for it.
+/// This process's hold on a run: only the holder of the live lease acts for it, and every
+/// write it makes is fenced by the lease's epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    pub run: String,
-    pub owner: String,
+    pub fence: Fence,
 }
 
 /// What [`Lease::take`] found.
@@ -29,47 +30,78 @@ pub enum Taken {
 }
 
 impl Lease {
-    /// Take run `row`'s lease: when it is free or expired, or when its holder is a
-    /// process on this machine that is gone (killed, crashed), at once.
-    pub async fn take(store: &impl Journal, row: &RunRow) -> Result<Taken, RuntimeError> {
+    /// Take run `row`'s lease for `ttl_ms`: when it is free or expired, or when its holder
+    /// is a process on this machine that is gone (killed, crashed), at once.
+    pub async fn take(
+        store: &impl Journal,
+        row: &RunRow,
+        ttl_ms: i64,
+    ) -> Result<Taken, RuntimeError> {
         let me = owner();
         let err = RuntimeError::Store;
-        if store
-            .acquire_lease(&row.id, &me, wall_ms(), LEASE_TTL_MS)
+        if let Some(fence) = store
+            .acquire_lease(&row.id, &me, wall_ms(), ttl_ms)
             .await
             .map_err(err)?
         {
-            return Ok(Taken::Ours(Lease::new(&row.id, me)));
+            return Ok(Taken::Ours(Lease { fence }));
         }
         let holder = row.owner.clone().unwrap_or_default();
-        let taken = owner_is_dead(&holder)
-            && store
-                .take_over_lease(&row.id, &holder, &me, wall_ms(), LEASE_TTL_MS)
-                .await
-                .map_err(err)?;
+        if !owner_is_dead(&holder) {
+            return Ok(Taken::HeldBy(holder));
+        }
+        let taken = store
+            .take_over_lease(&row.id, &holder, &me, wall_ms(), ttl_ms)
+            .await
+            .map_err(err)?;
         Ok(match taken {
-            true => Taken::Ours(Lease::new(&row.id, me)),
-            false => Taken::HeldBy(holder),
+            Some(fence) => Taken::Ours(Lease { fence }),
+            None => Taken::HeldBy(holder),
         })
     }
 
-    fn new(run: &str, owner: String) -> Lease {
-        Lease {
-            run: run.to_string(),
-            owner,
-        }
+    /// The run this lease is for.
+    pub fn run(&self) -> &str {
+        &self.fence.run
     }
 
     /// Give the lease up (the run can be resumed at once, by anyone).
     pub async fn release(&self, store: &impl Journal) -> Result<(), RuntimeError> {
         store
-            .release_lease(&self.run, &self.owner)
+            .release_lease(&self.fence)
+            .await
+            .map_err(RuntimeError::Store)
+    }
+
+    /// Hold `fleet`'s hosts and clusters for this run (those it holds already are kept):
+    /// a resumed run claims what it drives, also when it was stored before claims.
+    pub async fn claim(&self, store: &impl Journal, fleet: &Fleet) -> Result<(), RuntimeError> {
+        store
+            .claim(&self.fence, &claims_of(fleet))
             .await
             .map_err(RuntimeError::Store)
     }
 }
 
+/// What a run over `fleet` holds exclusively in its store: each host, and each cluster
+/// (whose budget two runs over different hosts would otherwise both spend).
+pub fn claims_of(fleet: &Fleet) -> Vec<String> {
+    let hosts = fleet.hosts.iter().map(|h| format!("host:{}", h.id));
+    let clusters = fleet.clusters.iter().map(|c| format!("cluster:{}", c.id));
+    hosts.chain(clusters).collect()
+}
+
+/// Who starts a run: `user@host`.
+pub fn operator() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string());
+    format!("{user}@{}", hostname())
+}
+
 /// A run about to start: what [`start_run`] stores.
+#[derive(Clone)]
 pub struct NewRunSpec<'a> {
     pub id: String,
     /// The fleet file as the operator named it (stored canonical).
@@ -79,10 +111,14 @@ pub struct NewRunSpec<'a> {
     pub fleet: Arc<Fleet>,
     pub files: &'a FleetFiles,
     pub params: RunParams,
+    /// `resume --replan`: the run this one replaces (its claims pass to this one).
+    pub supersedes: Option<String>,
+    pub lease_ttl_ms: i64,
 }
 
-/// Store a new run (its fleet text, imports and parameters) and take its lease: the one
-/// way a run starts. The run comes back as [`StoredRun::load`] would rebuild it.
+/// Store a new run (its fleet text, imports and parameters) with its claims, and take its
+/// lease: the one way a run starts. Refused ([`rollcall_store::StoreError::Claimed`]) while another live
+/// run of the store holds one of its hosts or clusters. The run comes back as [`StoredRun::load`] would rebuild it.
 pub async fn start_run(
     store: &impl Journal,
     spec: NewRunSpec<'_>,
@@ -93,6 +129,8 @@ pub async fn start_run(
         fleet,
         files,
         params,
+        supersedes,
+        lease_ttl_ms,
     } = spec;
     let path = std::fs::canonicalize(fleet_path).unwrap_or_else(|_| fleet_path.to_path_buf());
     let row = store
@@ -105,10 +143,13 @@ pub async fn start_run(
                 .map_err(|e| RuntimeError::Journal(e.to_string()))?,
             fleet_text: files.text.clone(),
             fleet_imports: imports_value(files),
+            operator: operator(),
+            claims: claims_of(&fleet),
+            supersedes,
         })
         .await
         .map_err(RuntimeError::Store)?;
-    let lease = match Lease::take(store, &row).await? {
+    let lease = match Lease::take(store, &row, lease_ttl_ms).await? {
         Taken::Ours(l) => l,
         Taken::HeldBy(holder) => return Err(RuntimeError::Taken { run: id, holder }),
     };

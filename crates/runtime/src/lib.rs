@@ -13,7 +13,8 @@ pub mod simfill;
 mod stored;
 
 pub use lease::{
-    LEASE_TTL_MS, Lease, NewRunSpec, Taken, new_run_id, owner, owner_is_dead, start_run,
+    LEASE_TTL_MS, Lease, NewRunSpec, Taken, claims_of, new_run_id, operator, owner, owner_is_dead,
+    start_run,
 };
 pub use stored::{
     DriverKind, LoadError, Replan, RunParams, StoredRun, imports_value, stored_imports,
@@ -21,7 +22,7 @@ pub use stored::{
 
 use rollcall_core::engine::{Control, Engine, Event, Output, RunState};
 use rollcall_drivers::Driver;
-use rollcall_store::{Journal, Record, RunControl, RunStatus, StoreError};
+use rollcall_store::{Fence, Journal, Record, RunControl, RunStatus, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -77,8 +78,10 @@ impl Clock {
 pub struct RuntimeConfig {
     /// Commands in flight at most.
     pub max_inflight: usize,
-    /// How often the store is polled for controls and the lease renewed.
+    /// How often the store is polled for controls.
     pub poll: Duration,
+    /// How long the lease lasts without renewal; it is renewed every fifth of it, and no
+    /// command starts unless it was renewed within half of it (self-fencing).
     pub lease_ttl: Duration,
     /// Handle Ctrl-C (off in tests that send signals themselves).
     pub handle_ctrl_c: bool,
@@ -89,7 +92,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             max_inflight: 64,
             poll: Duration::from_millis(200),
-            lease_ttl: Duration::from_secs(3),
+            lease_ttl: Duration::from_millis(LEASE_TTL_MS as u64),
             handle_ctrl_c: true,
         }
     }
@@ -106,6 +109,9 @@ pub enum RuntimeError {
         holder: String,
     },
     Journal(String),
+    /// The database refused a write of ours: our lease's epoch is no longer current
+    /// ([`StoreError::Fenced`]). We stopped without acting further.
+    Fenced(StoreError),
 }
 
 impl std::fmt::Display for RuntimeError {
@@ -120,6 +126,10 @@ impl std::fmt::Display for RuntimeError {
                 write!(f, "run {run} is owned by another orchestrator ({holder})")
             }
             RuntimeError::Journal(e) => write!(f, "journal: {e}"),
+            RuntimeError::Fenced(e) => write!(
+                f,
+                "{e}; another orchestrator took this run over: stopped without acting further"
+            ),
         }
     }
 }
@@ -127,7 +137,10 @@ impl std::fmt::Display for RuntimeError {
 impl std::error::Error for RuntimeError {}
 
 fn store_err(e: StoreError) -> RuntimeError {
-    RuntimeError::Store(e)
+    match e {
+        e @ StoreError::Fenced { .. } => RuntimeError::Fenced(e),
+        e => RuntimeError::Store(e),
+    }
 }
 
 /// The journal form of an engine output.
@@ -208,6 +221,13 @@ fn control_of(c: RunControl) -> Control {
 
 /// Drive `engine` to its end (or a clean interrupt) while `lease` is held: journal each
 /// step's outputs in one transaction, then run their commands through `driver`.
+///
+/// Every store write is fenced by the lease: once another orchestrator has taken the run
+/// over, the database refuses them and `drive` returns [`RuntimeError::Fenced`] (or
+/// [`RuntimeError::LostLease`]) without acting further. A store that cannot be reached
+/// (a database restarting, a network cut) is waited for: commands in flight finish, their
+/// results are kept, and nothing new starts until the journal takes the outputs again
+/// and the lease is known to be ours.
 pub async fn drive<J: Journal>(
     engine: Engine,
     store: &J,
@@ -218,10 +238,12 @@ pub async fn drive<J: Journal>(
     obs: &mut dyn Observer,
 ) -> Result<Ending, RuntimeError> {
     let (tx, rx) = mpsc::unbounded_channel::<Event>();
+    let fence = &lease.fence;
+    let last_seq = retry("read the journal", || store.append(fence, &[])).await?;
     let mut d = Driving {
         engine,
         store,
-        lease,
+        fence,
         driver,
         clock,
         cfg,
@@ -230,6 +252,8 @@ pub async fn drive<J: Journal>(
         sem: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
         inflight: 0,
         interrupted: false,
+        last_seq,
+        renewed: Instant::now(),
     };
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -270,11 +294,49 @@ pub async fn drive<J: Journal>(
     d.finish(obs).await
 }
 
+/// Calls the store until it answers: a transient failure (database down, network cut)
+/// is said once and retried; a refused write ([`StoreError::Fenced`]) and any other
+/// error end the drive.
+async fn retry<T, F, Fut>(what: &str, mut call: F) -> Result<T, RuntimeError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut failing_since: Option<Instant> = None;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Ok(v) => {
+                if let Some(t) = failing_since {
+                    eprintln!(
+                        "rollcall: the journal store answers again after {:.1} s",
+                        t.elapsed().as_secs_f64()
+                    );
+                }
+                return Ok(v);
+            }
+            Err(e) if e.is_transient() => {
+                if failing_since.is_none() {
+                    eprintln!(
+                        "rollcall: cannot {what}: {e}; starting nothing until the journal \
+                         store answers (retrying)"
+                    );
+                    failing_since = Some(Instant::now());
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(store_err(e)),
+        }
+    }
+}
+
 /// A run being driven: the engine, where its outputs go and what is in flight.
 struct Driving<'a, J> {
     engine: Engine,
     store: &'a J,
-    lease: &'a Lease,
+    /// The lease every store write is conditional on.
+    fence: &'a Fence,
     driver: Arc<dyn Driver>,
     clock: Clock,
     cfg: &'a RuntimeConfig,
@@ -285,6 +347,10 @@ struct Driving<'a, J> {
     inflight: usize,
     /// Ctrl-C: no new commands; what is in flight is collected.
     interrupted: bool,
+    /// The run's last journal seq, as this drive wrote it.
+    last_seq: i64,
+    /// When the lease was last renewed (or taken).
+    renewed: Instant,
 }
 
 impl<J: Journal> Driving<'_, J> {
@@ -293,6 +359,9 @@ impl<J: Journal> Driving<'_, J> {
     async fn journal_and_start(&mut self, obs: &mut dyn Observer) -> Result<bool, RuntimeError> {
         let outs = self.journal(obs).await?;
         let any = !outs.is_empty();
+        if outs.iter().any(|o| matches!(o, Output::Command { .. })) {
+            self.self_fence().await?;
+        }
         for o in outs {
             if let Output::Command { command, .. } = o {
                 self.start(command);
@@ -309,12 +378,54 @@ impl<J: Journal> Driving<'_, J> {
             return Ok(outs);
         }
         let recs: Vec<Record> = outs.iter().map(to_record).collect();
-        self.store
-            .append(&self.lease.run, &recs)
-            .await
-            .map_err(store_err)?;
+        self.last_seq = self.append_once(&recs).await?;
         obs.on_outputs(&outs, &self.engine);
         Ok(outs)
+    }
+
+    /// Append `recs` exactly once, through store failures: an append whose answer was
+    /// lost may have committed, so before trying again the journal is read back.
+    async fn append_once(&self, recs: &[Record]) -> Result<i64, RuntimeError> {
+        let (store, fence, after) = (self.store, self.fence, self.last_seq);
+        let mut tried = false;
+        retry("journal the next step", || {
+            let again = std::mem::replace(&mut tried, true);
+            async move {
+                if again {
+                    let there = store.journal_since(&fence.run, after).await?;
+                    if there.len() == recs.len() && there.iter().zip(recs).all(|((_, a), b)| a == b)
+                    {
+                        return Ok(after + recs.len() as i64);
+                    }
+                }
+                store.append(fence, recs).await
+            }
+        })
+        .await
+    }
+
+    /// Self-fencing: commands start only while the lease is known to be ours, renewed
+    /// within half its time to live (well before another orchestrator may take it).
+    async fn self_fence(&mut self) -> Result<(), RuntimeError> {
+        if self.renewed.elapsed() < self.cfg.lease_ttl / 2 {
+            return Ok(());
+        }
+        self.renew().await
+    }
+
+    async fn renew(&mut self) -> Result<(), RuntimeError> {
+        let (store, fence) = (self.store, self.fence);
+        let ttl = self.cfg.lease_ttl.as_millis() as i64;
+        let started = Instant::now();
+        if !retry("renew the lease", || {
+            store.renew_lease(fence, wall_ms(), ttl)
+        })
+        .await?
+        {
+            return Err(RuntimeError::LostLease);
+        }
+        self.renewed = started;
+        Ok(())
     }
 
     fn start(&mut self, command: rollcall_core::engine::Command) {
@@ -345,32 +456,32 @@ impl<J: Journal> Driving<'_, J> {
         }
     }
 
-    /// Renew the lease (or stop: another orchestrator has the run) and take an operator's
-    /// request.
+    /// Renew the lease when a fifth of its time has passed (or stop: another orchestrator
+    /// has the run) and take an operator's request.
     async fn poll_store(&mut self) -> Result<(), RuntimeError> {
-        let (run, ttl) = (&self.lease.run, self.cfg.lease_ttl.as_millis() as i64);
-        if !self
-            .store
-            .renew_lease(run, &self.lease.owner, wall_ms(), ttl)
-            .await
-            .map_err(store_err)?
-        {
-            return Err(RuntimeError::LostLease);
+        if self.renewed.elapsed() >= self.cfg.lease_ttl / 5 {
+            self.renew().await?;
         }
-        match self.store.take_control(run).await {
-            Ok(Some(c)) => {
-                let control = control_of(c);
-                self.engine
-                    .handle(self.clock.now(), Event::Control { control });
+        let (store, fence) = (self.store, self.fence);
+        let taken = retry("read operator requests", || async {
+            match store.take_control(fence).await {
+                // a request this build does not know was cleared: said, and the run goes on
+                Err(
+                    e @ StoreError::CorruptRun {
+                        column: "control", ..
+                    },
+                ) => {
+                    eprintln!("rollcall: {e}; ignored");
+                    Ok(None)
+                }
+                other => other,
             }
-            Ok(None) => {}
-            // a request this build does not know was cleared: said, and the run goes on
-            Err(
-                e @ StoreError::CorruptRun {
-                    column: "control", ..
-                },
-            ) => eprintln!("rollcall: {e}; ignored"),
-            Err(e) => return Err(store_err(e)),
+        })
+        .await?;
+        if let Some(c) = taken {
+            let control = control_of(c);
+            self.engine
+                .handle(self.clock.now(), Event::Control { control });
         }
         Ok(())
     }
@@ -387,15 +498,13 @@ impl<J: Journal> Driving<'_, J> {
             false => Ending::Interrupted,
         };
         let summary = serde_json::to_value(self.engine.progress()).unwrap_or_default();
-        let run = &self.lease.run;
-        self.store
-            .set_status(run, status_of(ending), &summary)
-            .await
-            .map_err(store_err)?;
-        self.store
-            .release_lease(run, &self.lease.owner)
-            .await
-            .map_err(store_err)?;
+        let (store, fence) = (self.store, self.fence);
+        let status = status_of(ending);
+        retry("record how the run ended", || {
+            store.set_status(fence, status, &summary)
+        })
+        .await?;
+        retry("release the lease", || store.release_lease(fence)).await?;
         Ok(ending)
     }
 }

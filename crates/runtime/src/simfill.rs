@@ -71,12 +71,18 @@ pub async fn run_text(
         on_missing: opts.on_missing,
         replan: None,
     };
+    let cfg = RuntimeConfig {
+        handle_ctrl_c: false,
+        ..RuntimeConfig::default()
+    };
     let spec = NewRunSpec {
         id: opts.run_id.clone(),
         fleet_path,
         fleet: Arc::new(fleet),
         files: &files,
         params,
+        supersedes: None,
+        lease_ttl_ms: cfg.lease_ttl.as_millis() as i64,
     };
     let (run, lease) = start_run(&store, spec).await.map_err(|e| e.to_string())?;
     let (sim, world) = (
@@ -86,10 +92,6 @@ pub async fn run_text(
     let driver: Arc<dyn Driver> =
         Arc::new(SimDriver::open(run.fleet.clone(), sim, &world).map_err(|e| e.to_string())?);
     let engine = Engine::new(run.fleet.clone(), &plan, EngineConfig::default());
-    let cfg = RuntimeConfig {
-        handle_ctrl_c: false,
-        ..RuntimeConfig::default()
-    };
     let mut obs = NoObserver;
     let clock = run.params.clock;
     let d = drive(engine, &store, &lease, driver, clock, &cfg, &mut obs);

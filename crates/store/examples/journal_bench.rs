@@ -71,14 +71,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 params: json!({}),
                 fleet_text: String::new(),
                 fleet_imports: None,
+                operator: "bench".to_string(),
+                claims: Vec::new(),
+                supersedes: None,
             })
             .await?;
+        let fence = store
+            .acquire_lease("bench", "bench", 0, i64::MAX / 2)
+            .await?
+            .expect("a new run's lease");
         let mut latencies = Vec::with_capacity(total / batch + 1);
         let started = Instant::now();
         let mut last = 0;
         for chunk in records.chunks(batch) {
             let t = Instant::now();
-            last = store.append("bench", chunk).await?;
+            last = store.append(&fence, chunk).await?;
             latencies.push(t.elapsed());
         }
         let elapsed = started.elapsed();

@@ -69,6 +69,30 @@ pub enum StoreError {
     #[error("{}: run {run:?} already exists in this journal", path.display())]
     RunExists { path: PathBuf, run: String },
 
+    /// A write by an orchestrator whose lease has moved on (taken over, or released):
+    /// the database refused it, so a stale leader cannot act through the journal.
+    #[error(
+        "{}: run {run:?}: write refused: this orchestrator's lease (epoch {epoch}) is no longer \
+         current: the run is held by {} (epoch {current_epoch})",
+        path.display(),
+        current_owner.as_deref().unwrap_or("nobody")
+    )]
+    Fenced {
+        path: PathBuf,
+        run: String,
+        epoch: i64,
+        current_epoch: i64,
+        current_owner: Option<String>,
+    },
+
+    /// A new run would share hosts or clusters with a live run of this store.
+    #[error("{}: cannot start run {run:?}: {}", path.display(), crate::describe_conflicts(conflicts))]
+    Claimed {
+        path: PathBuf,
+        run: String,
+        conflicts: Vec<crate::ClaimConflict>,
+    },
+
     /// A journal record could not be decoded (its JSON is damaged).
     #[error("{}: run {run:?}, journal record seq {seq} is corrupt: {reason}", path.display())]
     CorruptRecord {
@@ -104,4 +128,39 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+}
+
+impl StoreError {
+    /// A failure that may pass on its own (the database restarted or is unreachable for a
+    /// while, its lock is held, its pool is exhausted): the caller may retry the same
+    /// call. Everything else (a refused write, bad data, an unknown run) is final.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Db { source, .. } = self else {
+            return false;
+        };
+        match source {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(d) => d.code().is_some_and(|c| transient_code(&c)),
+            _ => false,
+        }
+    }
+}
+
+/// SQLite's BUSY (5) and LOCKED (6) (primary codes of its extended codes); PostgreSQL's connection exceptions
+/// (class 08), shutdowns (57P01-57P03), too many connections (53300), serialization
+/// failures and deadlocks (40001, 40P01) and lock timeouts (55P03).
+fn transient_code(code: &str) -> bool {
+    // PostgreSQL's SQLSTATEs are five characters; SQLite's codes are at most four digits
+    if code.len() != 5 {
+        return code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
+    }
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01" | "55P03"
+        )
 }

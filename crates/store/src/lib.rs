@@ -6,7 +6,7 @@
 //! It does not depend on `rollcall-core`. [`Journal`] is the method set a second backend
 //! (PostgreSQL, for HA) will implement.
 //!
-//! # Schema (version 2, [`SCHEMA_VERSION`])
+//! # Schema (version 3, [`SCHEMA_VERSION`])
 //!
 //! ```sql
 //! CREATE TABLE runs (
@@ -23,9 +23,18 @@
 //!     lease_until INTEGER,            -- Unix ms; the lease is free at or after this instant
 //!     control     TEXT,               -- pending request from another process: pause | resume | abort
 //!     summary     TEXT NOT NULL,      -- JSON
-//!     fleet_imports TEXT              -- JSON: the files it imported, with a digest (v2; NULL before)
+//!     fleet_imports TEXT,             -- JSON: the files it imported, with a digest (v2; NULL before)
+//!     operator    TEXT,               -- who started it, user@host (v3; NULL before)
+//!     epoch       INTEGER NOT NULL DEFAULT 0, -- the lease's fencing token (v3)
+//!     taken_at    INTEGER,            -- Unix ms of the last takeover (v3)
+//!     taken_from  TEXT                -- the holder it was taken from (v3)
 //! ) STRICT;
 //! CREATE INDEX runs_by_created ON runs (created_at);
+//!
+//! CREATE TABLE claims (               -- v3: what live runs hold exclusively
+//!     key TEXT PRIMARY KEY,           -- "host:ID" or "cluster:ID"
+//!     run TEXT NOT NULL REFERENCES runs (id)
+//! ) STRICT, WITHOUT ROWID;
 //!
 //! CREATE TABLE journal (
 //!     run  TEXT NOT NULL REFERENCES runs (id),
@@ -37,8 +46,20 @@
 //! ) STRICT, WITHOUT ROWID;
 //! ```
 //!
-//! Version 1 had no `fleet_imports`; opening a version 1 journal adds the column (runs
-//! already in it keep NULL there) in the same transaction that bumps `user_version`.
+//! Version 1 had no `fleet_imports`, version 2 no operator, epoch, takeover or claims;
+//! opening an older journal adds them (runs already in it keep NULL there, epoch 0, no
+//! claims until they are resumed) in the same transaction that bumps `user_version`.
+//!
+//! # Fencing and claims
+//!
+//! A run's lease carries an epoch, its fencing token ([`Fence`]), raised by every acquire
+//! and takeover. Every write of the run's driver (append, status, taking a control
+//! request, claims, renewal) is conditional on the fence in the same statement or
+//! transaction: a stale leader's write is refused ([`StoreError::Fenced`]) whatever it
+//! believes. A live run (running, paused, aborting) holds its hosts and clusters as
+//! claims: a run whose claims overlap refuses to start ([`StoreError::Claimed`], naming
+//! the holder); completed, aborted and replanned runs give theirs up in the transaction
+//! that sets the status.
 //!
 //! The file is marked as rollcall's with `PRAGMA application_id` = [`APPLICATION_ID`]
 //! (`0x52434C4C`, "RCLL") and `PRAGMA user_version` = the schema version, both written in the
@@ -107,7 +128,7 @@ pub use error::StoreError;
 /// `PRAGMA application_id` of a rollcall journal: "RCLL".
 pub const APPLICATION_ID: u32 = 0x5243_4C4C;
 /// `PRAGMA user_version` of the schema this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pooled read connections, beside the one writer connection.
@@ -137,9 +158,18 @@ CREATE TABLE IF NOT EXISTS runs (
     lease_until INTEGER,
     control     TEXT,
     summary     TEXT NOT NULL,
-    fleet_imports TEXT
+    fleet_imports TEXT,
+    operator    TEXT,
+    epoch       INTEGER NOT NULL DEFAULT 0,
+    taken_at    INTEGER,
+    taken_from  TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    run TEXT NOT NULL REFERENCES runs (id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS claims_by_run ON claims (run);
 CREATE TABLE IF NOT EXISTS journal (
     run  TEXT NOT NULL REFERENCES runs (id),
     seq  INTEGER NOT NULL,
@@ -153,9 +183,16 @@ CREATE TABLE IF NOT EXISTS journal (
 /// Schema version 1 to 2: runs store the files their fleet file imported.
 const MIGRATE_1_TO_2: &str = "ALTER TABLE runs ADD COLUMN fleet_imports TEXT;";
 
+/// Schema version 2 to 3: who started a run, the lease's epoch (fencing token) and last
+/// takeover; the claims table is created by [`SCHEMA`].
+const MIGRATE_2_TO_3: &str = "ALTER TABLE runs ADD COLUMN operator TEXT;
+ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN taken_at INTEGER;
+ALTER TABLE runs ADD COLUMN taken_from TEXT;";
+
 const RUN_COLUMNS: &str = "id, created_at, updated_at, fleet_path, fleet_name, maintenance, \
                            status, params, fleet_text, owner, lease_until, control, summary, \
-                           fleet_imports";
+                           fleet_imports, operator, epoch, taken_at, taken_from";
 
 /// One run, as stored.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -181,6 +218,15 @@ pub struct RunRow {
     pub lease_until: Option<i64>,
     pub control: Option<RunControl>,
     pub summary: Value,
+    /// Who started the run (`user@host`); `None` for runs stored before schema version 3.
+    pub operator: Option<String>,
+    /// The lease's epoch, its fencing token: raised by every acquire and takeover; 0 if
+    /// the run was never leased.
+    pub epoch: i64,
+    /// Unix ms of the last takeover: the lease passed from one holder to another.
+    pub taken_at: Option<i64>,
+    /// The holder the last takeover took the lease from.
+    pub taken_from: Option<String>,
 }
 
 /// What [`Store::create_run`] needs to start a run.
@@ -194,6 +240,32 @@ pub struct NewRun {
     pub fleet_text: String,
     /// The files the fleet file imported (opaque JSON), stored with the run.
     pub fleet_imports: Option<Value>,
+    /// Who starts it (`user@host`), shown to whoever a claim conflict refuses.
+    pub operator: String,
+    /// What the run holds exclusively in this store while it is live: `host:ID` and
+    /// `cluster:ID` keys (see [`Store::create_run`]).
+    pub claims: Vec<String>,
+    /// `resume --replan`: the run this one replaces; its claims pass to this one.
+    pub supersedes: Option<String>,
+}
+
+/// The fencing token of a lease: `owner` holds run `run` under `epoch`. Every write of
+/// the run's driver is conditional on it, in the same statement or transaction, so the
+/// database refuses a stale leader's writes whatever that leader believes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub run: String,
+    pub owner: String,
+    pub epoch: i64,
+}
+
+/// A claim that stopped a run from starting: `key` is held by live run `run`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClaimConflict {
+    pub key: String,
+    pub run: String,
+    pub operator: Option<String>,
+    pub status: String,
 }
 
 /// Where a run stands, as its row says (`runs.status`).
@@ -240,6 +312,15 @@ impl RunStatus {
     /// Completed or aborted: nothing more happens to the run's hosts.
     pub fn is_ended(self) -> bool {
         matches!(self, RunStatus::Completed | RunStatus::Aborted)
+    }
+
+    /// Running, paused or aborting: the run may still act on its hosts, so it keeps its
+    /// claims. (Completed, aborted and replanned runs give them up.)
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Running | RunStatus::Paused | RunStatus::Aborting
+        )
     }
 }
 
@@ -293,9 +374,15 @@ pub struct Record {
 /// `Lease`), so that another backend (PostgreSQL) can stand in for [`Store`]. See [`Store`]'s methods of the same names for what each one does.
 pub trait Journal: Send + Sync {
     fn create_run(&self, new: &NewRun) -> impl Future<Output = Result<RunRow, StoreError>> + Send;
+    fn claim(
+        &self,
+        fence: &Fence,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn claims(&self, run: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     fn append(
         &self,
-        run: &str,
+        fence: &Fence,
         records: &[Record],
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
     fn journal(
@@ -312,7 +399,7 @@ pub trait Journal: Send + Sync {
     fn runs(&self) -> impl Future<Output = Result<Vec<RunRow>, StoreError>> + Send;
     fn set_status(
         &self,
-        id: &str,
+        fence: &Fence,
         status: RunStatus,
         summary: &Value,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -323,7 +410,7 @@ pub trait Journal: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn take_control(
         &self,
-        id: &str,
+        fence: &Fence,
     ) -> impl Future<Output = Result<Option<RunControl>, StoreError>> + Send;
     fn acquire_lease(
         &self,
@@ -331,11 +418,10 @@ pub trait Journal: Send + Sync {
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Fence>, StoreError>> + Send;
     fn renew_lease(
         &self,
-        id: &str,
-        owner: &str,
+        fence: &Fence,
         now_ms: i64,
         ttl_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -346,12 +432,8 @@ pub trait Journal: Send + Sync {
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    fn release_lease(
-        &self,
-        id: &str,
-        owner: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Fence>, StoreError>> + Send;
+    fn release_lease(&self, fence: &Fence) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The SQLite journal and the one owner of its file: the connection settings, every
@@ -396,11 +478,16 @@ async fn init(path: &Path, conn: &mut SqliteConnection) -> Result<(), StoreError
     if !identity.needs_init(path)? {
         return Ok(());
     }
-    if identity.application_id == APPLICATION_ID && identity.user_version == 1 {
-        sqlx::raw_sql(MIGRATE_1_TO_2)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db("cannot bring the journal to schema version 2", e))?;
+    let ours = identity.application_id == APPLICATION_ID;
+    for (from, step) in [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3)] {
+        if ours && identity.user_version <= from && identity.user_version >= 1 {
+            sqlx::raw_sql(step).execute(&mut *tx).await.map_err(|e| {
+                db(
+                    &format!("cannot bring the journal to schema version {}", from + 1),
+                    e,
+                )
+            })?;
+        }
     }
     sqlx::raw_sql(SCHEMA)
         .execute(&mut *tx)
@@ -556,7 +643,8 @@ fn json_text(path: &Path, what: &'static str, value: &Value) -> Result<String, S
 /// seqs. Binds: run, run, then (at, kind, data) per record. SQLite evaluates the SELECT into
 /// a temporary table before inserting (it reads the table it writes), so `max(seq)` is read
 /// once; and a writing statement takes the write lock before it reads, so the seq cannot go
-/// stale under another connection. An unknown run fails the foreign key.
+/// stale under another connection. Then binds: run, owner, epoch (the fence): a stale
+/// fence or an unknown run inserts nothing.
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::with_capacity(200 + rows * 16);
     sql.push_str(
@@ -571,7 +659,10 @@ fn insert_sql(rows: usize) -> String {
         }
         sql.push_str(&format!("({i}, ?, ?, ?)"));
     }
-    sql.push_str(") AS v RETURNING seq");
+    sql.push_str(
+        ") AS v WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND owner = ? AND epoch = ?) \
+         RETURNING seq",
+    );
     sql
 }
 
@@ -727,36 +818,28 @@ impl Store {
         }
     }
 
-    /// Starts a run with status `running`. Fails if the id is taken.
+    /// Starts a run with status `running` and takes its claims, in one transaction. Fails
+    /// if the id is taken, or with [`StoreError::Claimed`] (nothing written) if another
+    /// live run holds one of `new.claims`. A run that `new.supersedes` gives its claims up
+    /// in the same transaction.
     pub async fn create_run(&self, new: &NewRun) -> Result<RunRow, StoreError> {
-        let now = now_ms();
-        let row = RunRow {
-            id: new.id.clone(),
-            created_at: now,
-            updated_at: now,
-            fleet_path: new.fleet_path.clone(),
-            fleet_name: new.fleet_name.clone(),
-            maintenance: new.maintenance.clone(),
-            status: RunStatus::Running,
-            params: new.params.clone(),
-            fleet_text: new.fleet_text.clone(),
-            fleet_imports: new.fleet_imports.clone(),
-            owner: None,
-            lease_until: None,
-            control: None,
-            summary: Value::Null,
-        };
+        let row = RunRow::new(new, now_ms());
         let params = json_text(&self.path, "the run's params", &row.params)?;
         let summary = json_text(&self.path, "the run's summary", &row.summary)?;
         let imports = match &row.fleet_imports {
             Some(v) => Some(json_text(&self.path, "the run's imported files", v)?),
             None => None,
         };
+        let action = || format!("cannot create run {:?}", new.id);
         let mut writer = self.writer.lock().await;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.db(action(), e))?;
         let result = sqlx::query(
             "INSERT INTO runs (id, created_at, updated_at, fleet_path, fleet_name, maintenance, \
-             status, params, fleet_text, summary, fleet_imports) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             status, params, fleet_text, summary, fleet_imports, operator) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&row.id)
         .bind(row.created_at)
@@ -769,63 +852,182 @@ impl Store {
         .bind(&row.fleet_text)
         .bind(summary)
         .bind(imports)
-        .execute(&mut *writer)
+        .bind(&row.operator)
+        .execute(&mut *tx)
         .await;
         match result {
-            Ok(_) => Ok(row),
+            Ok(_) => {}
             Err(e)
                 if e.as_database_error()
                     .is_some_and(|d| d.is_unique_violation()) =>
             {
-                Err(StoreError::RunExists {
+                return Err(StoreError::RunExists {
                     path: self.path.clone(),
                     run: new.id.clone(),
-                })
+                });
             }
-            Err(e) => Err(self.db(format!("cannot create run {:?}", new.id), e)),
+            Err(e) => return Err(self.db(action(), e)),
+        }
+        if let Some(old) = &new.supersedes {
+            sqlx::query("UPDATE claims SET run = ?1 WHERE run = ?2")
+                .bind(&new.id)
+                .bind(old)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db(action(), e))?;
+        }
+        self.insert_claims(&mut tx, &new.id, &new.claims).await?;
+        tx.commit().await.map_err(|e| self.db(action(), e))?;
+        Ok(row)
+    }
+
+    /// Takes `keys` for the fence's run (those it holds already are kept): a resumed run
+    /// holds what it holds now, also when it was stored before claims existed. Refused
+    /// (nothing written) if another live run holds one of them.
+    pub async fn claim(&self, fence: &Fence, keys: &[String]) -> Result<(), StoreError> {
+        let action = || format!("cannot claim the hosts of run {:?}", fence.run);
+        let mut writer = self.writer.lock().await;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.db(action(), e))?;
+        self.check_fence(&mut tx, fence).await?;
+        self.insert_claims(&mut tx, &fence.run, keys).await?;
+        tx.commit().await.map_err(|e| self.db(action(), e))
+    }
+
+    /// Inserts `run`'s claims; [`StoreError::Claimed`] if another live run holds any (the
+    /// caller's transaction is then dropped: rolled back). Claims left by runs that are
+    /// no longer live are taken over.
+    async fn insert_claims(
+        &self,
+        conn: &mut SqliteConnection,
+        run: &str,
+        keys: &[String],
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let action = || format!("cannot claim the hosts of run {run:?}");
+        let keys_json = serde_json::to_string(keys).map_err(|source| StoreError::Encode {
+            path: self.path.clone(),
+            what: "the run's claims",
+            source,
+        })?;
+        let conflicts = sqlx::query(
+            "SELECT c.key, c.run, r.operator, r.status FROM claims c JOIN runs r ON r.id = c.run \
+             WHERE c.run <> ?1 AND r.status IN ('running', 'paused', 'aborting') \
+             AND c.key IN (SELECT value FROM json_each(?2)) ORDER BY c.run, c.key",
+        )
+        .bind(run)
+        .bind(&keys_json)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| self.db(action(), e))?;
+        if !conflicts.is_empty() {
+            return Err(StoreError::Claimed {
+                path: self.path.clone(),
+                run: run.to_string(),
+                conflicts: conflicts.iter().map(claim_conflict).collect(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO claims (key, run) SELECT value, ?1 FROM json_each(?2) WHERE true \
+             ON CONFLICT (key) DO UPDATE SET run = excluded.run",
+        )
+        .bind(run)
+        .bind(&keys_json)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| self.db(action(), e))?;
+        Ok(())
+    }
+
+    /// The keys run `run` holds, sorted.
+    pub async fn claims(&self, run: &str) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT key FROM claims WHERE run = ? ORDER BY key")
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db(format!("cannot read the claims of run {run:?}"), e))
+    }
+
+    /// `Ok` if `fence` holds its run's lease now; otherwise [`StoreError::Fenced`] (or
+    /// `UnknownRun`). Callers run it inside the transaction it guards.
+    async fn check_fence(
+        &self,
+        conn: &mut SqliteConnection,
+        fence: &Fence,
+    ) -> Result<(), StoreError> {
+        let now: Option<(Option<String>, i64)> =
+            sqlx::query_as("SELECT owner, epoch FROM runs WHERE id = ?")
+                .bind(&fence.run)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| self.db(format!("cannot read the lease of run {:?}", fence.run), e))?;
+        match now {
+            None => Err(self.unknown_run(&fence.run)),
+            Some((owner, epoch))
+                if owner.as_deref() == Some(&fence.owner) && epoch == fence.epoch =>
+            {
+                Ok(())
+            }
+            Some((owner, epoch)) => Err(StoreError::Fenced {
+                path: self.path.clone(),
+                run: fence.run.clone(),
+                epoch: fence.epoch,
+                current_epoch: epoch,
+                current_owner: owner,
+            }),
         }
     }
 
-    /// Appends `records` to the run's journal in one transaction and returns the seq of the
+    /// Appends `records` to the fence's run in one transaction and returns the seq of the
     /// last one (the run's current last seq if `records` is empty; 0 for an empty journal).
     /// Seqs are per run, 1-based and contiguous; a batch's records get consecutive seqs.
-    pub async fn append(&self, run: &str, records: &[Record]) -> Result<i64, StoreError> {
-        let last = self.append_records(run, records).await?;
+    /// Refused with [`StoreError::Fenced`] (nothing written) unless `fence` holds the
+    /// run's lease, checked in the same statement or transaction.
+    pub async fn append(&self, fence: &Fence, records: &[Record]) -> Result<i64, StoreError> {
+        let last = self.append_records(fence, records).await?;
         if !records.is_empty() {
             self.appended.send_replace(last);
         }
         Ok(last)
     }
 
-    async fn append_records(&self, run: &str, records: &[Record]) -> Result<i64, StoreError> {
+    async fn append_records(&self, fence: &Fence, records: &[Record]) -> Result<i64, StoreError> {
         // Encode before taking the lock.
         let mut data = Vec::with_capacity(records.len());
         for record in records {
             data.push(json_text(&self.path, "a journal record", &record.data)?);
         }
         let mut writer = self.writer.lock().await;
-        if records.len() <= ROWS_PER_INSERT {
+        if !records.is_empty() && records.len() <= ROWS_PER_INSERT {
             // One statement is one transaction: the common case costs one round trip.
-            return self.insert_chunk(&mut writer, run, records, &data).await;
+            if let Some(last) = self
+                .insert_chunk(&mut writer, fence, records, &data)
+                .await?
+            {
+                return Ok(last);
+            }
+            // nothing inserted: say why
+            self.check_fence(&mut writer, fence).await?;
         }
         // A large batch: several statements in one transaction. BEGIN IMMEDIATE takes the
         // write lock first, so the last seq read here cannot go stale.
+        let run = &fence.run;
         let action = || format!("cannot append to run {run:?}");
         let mut tx = writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| self.db(action(), e))?;
-        let (exists, mut seq): (Option<i64>, i64) = sqlx::query_as(
-            "SELECT (SELECT 1 FROM runs WHERE id = ?1), \
-             (SELECT coalesce(max(seq), 0) FROM journal WHERE run = ?1)",
-        )
-        .bind(run)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| self.db(action(), e))?;
-        if exists.is_none() {
-            return Err(self.unknown_run(run));
-        }
+        self.check_fence(&mut tx, fence).await?;
+        let mut seq: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM journal WHERE run = ?")
+                .bind(run)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.db(action(), e))?;
         for (chunk, texts) in records
             .chunks(ROWS_PER_BULK_INSERT)
             .zip(data.chunks(ROWS_PER_BULK_INSERT))
@@ -849,40 +1051,28 @@ impl Store {
         Ok(seq)
     }
 
-    /// Inserts up to [`ROWS_PER_INSERT`] records in one statement; returns the last seq.
+    /// Inserts 1 to [`ROWS_PER_INSERT`] records in one statement, if `fence` holds the
+    /// lease; the last seq, or `None` if nothing was inserted (the fence is stale or the
+    /// run unknown).
     async fn insert_chunk(
         &self,
         conn: &mut SqliteConnection,
-        run: &str,
+        fence: &Fence,
         records: &[Record],
         data: &[String],
-    ) -> Result<i64, StoreError> {
-        if records.is_empty() {
-            self.check_run_exists(conn, run).await?;
-            let last: i64 =
-                sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM journal WHERE run = ?")
-                    .bind(run)
-                    .fetch_one(conn)
-                    .await
-                    .map_err(|e| self.db(format!("cannot read the journal of run {run:?}"), e))?;
-            return Ok(last);
-        }
+    ) -> Result<Option<i64>, StoreError> {
         let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(insert_sql(records.len())))
-            .bind(run)
-            .bind(run);
+            .bind(&fence.run)
+            .bind(&fence.run);
         for (record, text) in records.iter().zip(data) {
             query = query.bind(record.at).bind(&record.kind).bind(text.as_str());
         }
-        match query.fetch_all(conn).await {
-            Ok(seqs) => Ok(seqs.into_iter().max().unwrap_or(0)),
-            Err(e)
-                if e.as_database_error()
-                    .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation) =>
-            {
-                Err(self.unknown_run(run))
-            }
-            Err(e) => Err(self.db(format!("cannot append to run {run:?}"), e)),
-        }
+        query = query.bind(&fence.run).bind(&fence.owner).bind(fence.epoch);
+        let seqs = query
+            .fetch_all(conn)
+            .await
+            .map_err(|e| self.db(format!("cannot append to run {:?}", fence.run), e))?;
+        Ok(seqs.into_iter().max())
     }
 
     /// The run's whole journal, in seq order. An unknown run has an empty journal.
@@ -1006,6 +1196,10 @@ impl Store {
                 None => None,
             },
             summary: json("summary", get!("summary"))?,
+            operator: get!("operator"),
+            epoch: get!("epoch"),
+            taken_at: get!("taken_at"),
+            taken_from: get!("taken_from"),
             id: id.clone(),
         })
     }
@@ -1042,28 +1236,40 @@ impl Store {
         rows.iter().map(|row| self.decode_run(row)).collect()
     }
 
-    /// Sets the run's status and summary.
+    /// Sets the run's status and summary, if `fence` holds its lease. A status that is
+    /// not live (completed, aborted, replanned) gives the run's claims up in the same
+    /// transaction.
     pub async fn set_status(
         &self,
-        id: &str,
+        fence: &Fence,
         status: RunStatus,
         summary: &Value,
     ) -> Result<(), StoreError> {
         let summary = json_text(&self.path, "the run's summary", summary)?;
+        let id = &fence.run;
+        let action = || format!("cannot set the status of run {id:?}");
         let mut writer = self.writer.lock().await;
-        let done =
-            sqlx::query("UPDATE runs SET status = ?, summary = ?, updated_at = ? WHERE id = ?")
-                .bind(status.name())
-                .bind(summary)
-                .bind(now_ms())
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.db(action(), e))?;
+        self.check_fence(&mut tx, fence).await?;
+        sqlx::query("UPDATE runs SET status = ?, summary = ?, updated_at = ? WHERE id = ?")
+            .bind(status.name())
+            .bind(summary)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db(action(), e))?;
+        if !status.is_live() {
+            sqlx::query("DELETE FROM claims WHERE run = ?")
                 .bind(id)
-                .execute(&mut *writer)
+                .execute(&mut *tx)
                 .await
-                .map_err(|e| self.db(format!("cannot set the status of run {id:?}"), e))?;
-        if done.rows_affected() == 0 {
-            return Err(self.unknown_run(id));
+                .map_err(|e| self.db(action(), e))?;
         }
-        Ok(())
+        tx.commit().await.map_err(|e| self.db(action(), e))
     }
 
     /// Leaves a control request (`pause`, `resume`, `abort`) for the process driving the
@@ -1087,23 +1293,22 @@ impl Store {
         Ok(())
     }
 
-    /// Reads and clears the run's pending control request, atomically.
-    pub async fn take_control(&self, id: &str) -> Result<Option<RunControl>, StoreError> {
+    /// Reads and clears the run's pending control request, atomically, if `fence` holds
+    /// the run's lease.
+    pub async fn take_control(&self, fence: &Fence) -> Result<Option<RunControl>, StoreError> {
+        let id = &fence.run;
         let action = || format!("cannot take the control request of run {id:?}");
         let mut writer = self.writer.lock().await;
         let mut tx = writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| self.db(action(), e))?;
-        let control: Option<Option<String>> =
-            sqlx::query_scalar("SELECT control FROM runs WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| self.db(action(), e))?;
-        let Some(control) = control else {
-            return Err(self.unknown_run(id));
-        };
+        self.check_fence(&mut tx, fence).await?;
+        let control: Option<String> = sqlx::query_scalar("SELECT control FROM runs WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.db(action(), e))?;
         let Some(control) = control else {
             return Ok(None);
         };
@@ -1126,77 +1331,31 @@ impl Store {
     }
 
     /// Takes the run's lease for `owner` until `now_ms + ttl_ms` if nobody holds it, the
-    /// holder's lease has expired (`lease_until <= now_ms`), or `owner` already holds it.
-    /// One conditional UPDATE, so two contenders can never both win.
+    /// holder's lease has expired (`lease_until <= now_ms`), or `owner` already holds it;
+    /// its fence, under an epoch one above the last. One conditional UPDATE, so two
+    /// contenders can never both win.
     pub async fn acquire_lease(
         &self,
         id: &str,
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.lease_update(
+    ) -> Result<Option<Fence>, StoreError> {
+        self.lease_change(
             id,
-            "UPDATE runs SET owner = ?1, lease_until = ?2 + ?3, updated_at = ?4 WHERE id = ?5 \
-             AND (owner IS NULL OR owner = ?1 OR lease_until IS NULL OR lease_until <= ?2)",
             owner,
+            // ?6 is NULL here: every statement binds it
+            "(owner IS NULL OR owner = ?1 OR lease_until IS NULL OR lease_until <= ?2) \
+             AND ?6 IS NULL",
+            None,
             now_ms,
             ttl_ms,
-            "acquire",
         )
         .await
-    }
-
-    /// Extends `owner`'s lease to `now_ms + ttl_ms`. `false` if someone else holds the lease
-    /// (it expired and was taken over): the caller has been fenced off and must stop
-    /// driving the run. A lease that expired but that nobody took is still `owner`'s.
-    pub async fn renew_lease(
-        &self,
-        id: &str,
-        owner: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.lease_update(
-            id,
-            "UPDATE runs SET owner = ?1, lease_until = ?2 + ?3, updated_at = ?4 WHERE id = ?5 \
-             AND owner = ?1",
-            owner,
-            now_ms,
-            ttl_ms,
-            "renew",
-        )
-        .await
-    }
-
-    async fn lease_update(
-        &self,
-        id: &str,
-        sql: &'static str,
-        owner: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-        verb: &str,
-    ) -> Result<bool, StoreError> {
-        let mut writer = self.writer.lock().await;
-        let done = sqlx::query(sql)
-            .bind(owner)
-            .bind(now_ms)
-            .bind(ttl_ms)
-            .bind(self::now_ms())
-            .bind(id)
-            .execute(&mut *writer)
-            .await
-            .map_err(|e| self.db(format!("cannot {verb} the lease of run {id:?}"), e))?;
-        if done.rows_affected() == 1 {
-            return Ok(true);
-        }
-        self.check_run_exists(&mut writer, id).await?;
-        Ok(false)
     }
 
     /// Takes the lease from `dead_owner` (an orchestrator known to be gone, e.g. its
-    /// process no longer exists) before the lease expires. Compare-and-swap: `false` if
+    /// process no longer exists) before the lease expires. Compare-and-swap: `None` if
     /// the lease is no longer `dead_owner`'s.
     pub async fn take_over_lease(
         &self,
@@ -1205,21 +1364,75 @@ impl Store {
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
+    ) -> Result<Option<Fence>, StoreError> {
+        self.lease_change(id, owner, "owner = ?6", Some(dead_owner), now_ms, ttl_ms)
+            .await
+    }
+
+    /// The one statement that moves a lease to `owner` when `condition` holds (binds: ?1
+    /// owner, ?2 now, ?3 ttl, ?4 wall clock, ?5 run, ?6 `expected`): the epoch is raised,
+    /// and a change of holder is recorded as the last takeover.
+    async fn lease_change(
+        &self,
+        id: &str,
+        owner: &str,
+        condition: &str,
+        expected: Option<&str>,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Fence>, StoreError> {
+        let sql = format!(
+            "UPDATE runs SET owner = ?1, lease_until = ?2 + ?3, updated_at = ?4, \
+             epoch = epoch + 1, \
+             taken_from = CASE WHEN owner IS NOT NULL AND owner <> ?1 THEN owner ELSE taken_from END, \
+             taken_at = CASE WHEN owner IS NOT NULL AND owner <> ?1 THEN ?4 ELSE taken_at END \
+             WHERE id = ?5 AND ({condition}) RETURNING epoch"
+        );
+        let mut writer = self.writer.lock().await;
+        let epoch: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(now_ms)
+            .bind(ttl_ms)
+            .bind(self::now_ms())
+            .bind(id)
+            .bind(expected)
+            .fetch_optional(&mut *writer)
+            .await
+            .map_err(|e| self.db(format!("cannot take the lease of run {id:?}"), e))?;
+        if epoch.is_none() {
+            self.check_run_exists(&mut writer, id).await?;
+        }
+        Ok(epoch.map(|epoch| Fence {
+            run: id.to_string(),
+            owner: owner.to_string(),
+            epoch,
+        }))
+    }
+
+    /// Extends the fence's lease to `now_ms + ttl_ms`. `false` if the lease moved on (it
+    /// expired and was taken over): the caller has been fenced off and must stop driving
+    /// the run. A lease that expired but that nobody took is still the fence's.
+    pub async fn renew_lease(
+        &self,
+        fence: &Fence,
+        now_ms: i64,
+        ttl_ms: i64,
     ) -> Result<bool, StoreError> {
+        let id = &fence.run;
         let mut writer = self.writer.lock().await;
         let done = sqlx::query(
-            "UPDATE runs SET owner = ?1, lease_until = ?2 + ?3, updated_at = ?4 \
-             WHERE id = ?5 AND owner = ?6",
+            "UPDATE runs SET lease_until = ?1 + ?2, updated_at = ?3 \
+             WHERE id = ?4 AND owner = ?5 AND epoch = ?6",
         )
-        .bind(owner)
         .bind(now_ms)
         .bind(ttl_ms)
         .bind(self::now_ms())
         .bind(id)
-        .bind(dead_owner)
+        .bind(&fence.owner)
+        .bind(fence.epoch)
         .execute(&mut *writer)
         .await
-        .map_err(|e| self.db(format!("cannot take over the lease of run {id:?}"), e))?;
+        .map_err(|e| self.db(format!("cannot renew the lease of run {id:?}"), e))?;
         if done.rows_affected() == 1 {
             return Ok(true);
         }
@@ -1227,16 +1440,18 @@ impl Store {
         Ok(false)
     }
 
-    /// Gives the lease up if `owner` holds it; does nothing otherwise.
-    pub async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+    /// Gives the lease up if the fence still holds it; does nothing otherwise.
+    pub async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
+        let id = &fence.run;
         let mut writer = self.writer.lock().await;
         let done = sqlx::query(
             "UPDATE runs SET owner = NULL, lease_until = NULL, updated_at = ? \
-             WHERE id = ? AND owner = ?",
+             WHERE id = ? AND owner = ? AND epoch = ?",
         )
         .bind(now_ms())
         .bind(id)
-        .bind(owner)
+        .bind(&fence.owner)
+        .bind(fence.epoch)
         .execute(&mut *writer)
         .await
         .map_err(|e| self.db(format!("cannot release the lease of run {id:?}"), e))?;
@@ -1265,12 +1480,54 @@ impl Store {
     }
 }
 
+/// A row of the claim-conflict query: key, run, operator, status.
+fn claim_conflict(row: &SqliteRow) -> ClaimConflict {
+    ClaimConflict {
+        key: row.try_get("key").unwrap_or_default(),
+        run: row.try_get("run").unwrap_or_default(),
+        operator: row.try_get("operator").unwrap_or_default(),
+        status: row.try_get("status").unwrap_or_default(),
+    }
+}
+
+impl RunRow {
+    /// A new run's row, as [`Store::create_run`] stores it.
+    fn new(new: &NewRun, now: i64) -> RunRow {
+        RunRow {
+            id: new.id.clone(),
+            created_at: now,
+            updated_at: now,
+            fleet_path: new.fleet_path.clone(),
+            fleet_name: new.fleet_name.clone(),
+            maintenance: new.maintenance.clone(),
+            status: RunStatus::Running,
+            params: new.params.clone(),
+            fleet_text: new.fleet_text.clone(),
+            fleet_imports: new.fleet_imports.clone(),
+            owner: None,
+            lease_until: None,
+            control: None,
+            summary: Value::Null,
+            operator: Some(new.operator.clone()),
+            epoch: 0,
+            taken_at: None,
+            taken_from: None,
+        }
+    }
+}
+
 impl Journal for Store {
     async fn create_run(&self, new: &NewRun) -> Result<RunRow, StoreError> {
         Store::create_run(self, new).await
     }
-    async fn append(&self, run: &str, records: &[Record]) -> Result<i64, StoreError> {
-        Store::append(self, run, records).await
+    async fn claim(&self, fence: &Fence, keys: &[String]) -> Result<(), StoreError> {
+        Store::claim(self, fence, keys).await
+    }
+    async fn claims(&self, run: &str) -> Result<Vec<String>, StoreError> {
+        Store::claims(self, run).await
+    }
+    async fn append(&self, fence: &Fence, records: &[Record]) -> Result<i64, StoreError> {
+        Store::append(self, fence, records).await
     }
     async fn journal(&self, run: &str) -> Result<Vec<(i64, Record)>, StoreError> {
         Store::journal(self, run).await
@@ -1293,17 +1550,17 @@ impl Journal for Store {
     }
     async fn set_status(
         &self,
-        id: &str,
+        fence: &Fence,
         status: RunStatus,
         summary: &Value,
     ) -> Result<(), StoreError> {
-        Store::set_status(self, id, status, summary).await
+        Store::set_status(self, fence, status, summary).await
     }
     async fn set_control(&self, id: &str, control: Option<RunControl>) -> Result<(), StoreError> {
         Store::set_control(self, id, control).await
     }
-    async fn take_control(&self, id: &str) -> Result<Option<RunControl>, StoreError> {
-        Store::take_control(self, id).await
+    async fn take_control(&self, fence: &Fence) -> Result<Option<RunControl>, StoreError> {
+        Store::take_control(self, fence).await
     }
     async fn acquire_lease(
         &self,
@@ -1311,17 +1568,16 @@ impl Journal for Store {
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Fence>, StoreError> {
         Store::acquire_lease(self, id, owner, now_ms, ttl_ms).await
     }
     async fn renew_lease(
         &self,
-        id: &str,
-        owner: &str,
+        fence: &Fence,
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
-        Store::renew_lease(self, id, owner, now_ms, ttl_ms).await
+        Store::renew_lease(self, fence, now_ms, ttl_ms).await
     }
     async fn take_over_lease(
         &self,
@@ -1330,10 +1586,33 @@ impl Journal for Store {
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Fence>, StoreError> {
         Store::take_over_lease(self, id, dead_owner, owner, now_ms, ttl_ms).await
     }
-    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
-        Store::release_lease(self, id, owner).await
+    async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
+        Store::release_lease(self, fence).await
     }
+}
+
+/// "run Q (started by alice@ops1, running) holds host:r1, host:r2 and 3 more; run P ...":
+/// the conflicts of a refused run, grouped by the run that holds them.
+pub fn describe_conflicts(conflicts: &[ClaimConflict]) -> String {
+    const SHOWN: usize = 8;
+    let mut parts = Vec::new();
+    for group in conflicts.chunk_by(|a, b| a.run == b.run) {
+        let first = &group[0];
+        let keys: Vec<&str> = group.iter().take(SHOWN).map(|c| c.key.as_str()).collect();
+        let more = match group.len().saturating_sub(SHOWN) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        parts.push(format!(
+            "run {} (started by {}, {}) holds {}{more}",
+            first.run,
+            first.operator.as_deref().unwrap_or("an unknown operator"),
+            first.status,
+            keys.join(", ")
+        ));
+    }
+    parts.join("; ")
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rollcall_store::{
-    APPLICATION_ID, Journal, NewRun, Record, RunControl, RunStatus, SCHEMA_VERSION, Store,
+    APPLICATION_ID, Fence, Journal, NewRun, Record, RunControl, RunStatus, SCHEMA_VERSION, Store,
     StoreError,
 };
 use serde_json::{Value, json};
@@ -56,6 +56,28 @@ fn new_run(id: &str) -> NewRun {
         params: json!({"dry_run": false, "seed": 7}),
         fleet_text: "[fleet]\nname = \"prod\"\n".to_string(),
         fleet_imports: None,
+        operator: "alice@ops1".to_string(),
+        claims: Vec::new(),
+        supersedes: None,
+    }
+}
+
+/// Takes run `id`'s lease for the tests' one writer ("test", which always gets it back):
+/// the fence its writes need. Every call raises the epoch.
+async fn lease(store: &Store, id: &str) -> Fence {
+    store
+        .acquire_lease(id, "test", 0, i64::MAX / 4)
+        .await
+        .unwrap()
+        .expect("the test writer's lease")
+}
+
+/// A fence for a run that does not exist.
+fn ghost_fence(run: &str) -> Fence {
+    Fence {
+        run: run.to_string(),
+        owner: "test".to_string(),
+        epoch: 1,
     }
 }
 
@@ -196,7 +218,10 @@ async fn round_trip() {
         record(-1, "null", Value::Null),
         record(i64::MAX, "big", json!([1.5, -2, u64::MAX, {"nested": []}])),
     ];
-    let last = store.append("r1", &records).await.unwrap();
+    let last = store
+        .append(&lease(&store, "r1").await, &records)
+        .await
+        .unwrap();
     assert_eq!(last, 5);
     let journal = store.journal("r1").await.unwrap();
     assert_eq!(seqs(&journal), vec![1, 2, 3, 4, 5]);
@@ -210,7 +235,7 @@ async fn round_trip() {
 
     store
         .set_status(
-            "r1",
+            &lease(&store, "r1").await,
             RunStatus::Completed,
             &json!({"healthy": 3, "failed": 0}),
         )
@@ -270,7 +295,11 @@ async fn seqs_are_contiguous_across_appends() {
     store.create_run(&new_run("a")).await.unwrap();
     store.create_run(&new_run("b")).await.unwrap();
 
-    assert_eq!(store.append("a", &[]).await.unwrap(), 0, "empty journal");
+    assert_eq!(
+        store.append(&lease(&store, "a").await, &[]).await.unwrap(),
+        0,
+        "empty journal"
+    );
     let mut expected_a = 0;
     let mut expected_b = 0;
     // Sizes cross the store's one-statement limit (64) and its 256-row bulk chunks.
@@ -282,11 +311,20 @@ async fn seqs_are_contiguous_across_appends() {
             .map(|j| record(i as i64, "step", json!({"batch": i, "j": j})))
             .collect();
         expected_a += size as i64;
-        assert_eq!(store.append("a", &batch).await.unwrap(), expected_a);
+        assert_eq!(
+            store
+                .append(&lease(&store, "a").await, &batch)
+                .await
+                .unwrap(),
+            expected_a
+        );
         // Another run's seqs are its own.
         expected_b += 1;
         let one = [record(0, "other", json!(i))];
-        assert_eq!(store.append("b", &one).await.unwrap(), expected_b);
+        assert_eq!(
+            store.append(&lease(&store, "b").await, &one).await.unwrap(),
+            expected_b
+        );
     }
     let a = store.journal("a").await.unwrap();
     assert_eq!(seqs(&a), (1..=expected_a).collect::<Vec<_>>());
@@ -298,7 +336,10 @@ async fn seqs_are_contiguous_across_appends() {
         .map(|(_, r)| r.data["batch"].as_u64().unwrap())
         .collect();
     assert!(batches.windows(2).all(|w| w[0] <= w[1]));
-    assert_eq!(store.append("a", &[]).await.unwrap(), expected_a);
+    assert_eq!(
+        store.append(&lease(&store, "a").await, &[]).await.unwrap(),
+        expected_a
+    );
 }
 
 /// Checks that `journal` holds exactly `writers × batches × per_batch` records with
@@ -337,15 +378,16 @@ async fn concurrent_appends_from_four_tasks_keep_seqs_contiguous() {
     let dir = TempDir::new("concurrent");
     let store = Arc::new(Store::open(&dir.join("journal.db")).await.unwrap());
     store.create_run(&new_run("r")).await.unwrap();
+    let fence = lease(&store, "r").await;
     let (writers, batches, per_batch) = (4u64, 50u64, 10u64);
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let store = Arc::clone(&store);
+        let (store, fence) = (Arc::clone(&store), fence.clone());
         tasks.push(tokio::spawn(async move {
             let mut last = 0;
             for b in 0..batches {
                 let seq = store
-                    .append("r", &writer_batch(w, b, per_batch))
+                    .append(&fence, &writer_batch(w, b, per_batch))
                     .await
                     .unwrap();
                 assert!(seq > last, "seq went backwards for writer {w}");
@@ -377,14 +419,16 @@ async fn concurrent_appends_from_two_handles_keep_seqs_contiguous() {
     let second = Arc::new(Store::open(&path).await.unwrap());
     for (run, batches, per_batch) in [("small", 100u64, 5u64), ("large", 20, 300)] {
         first.create_run(&new_run(run)).await.unwrap();
+        let fence = lease(&first, run).await;
         let writers = 4u64;
         let mut tasks = Vec::new();
         for w in 0..writers {
             let store = Arc::clone(if w % 2 == 0 { &first } else { &second });
+            let fence = fence.clone();
             tasks.push(tokio::spawn(async move {
                 for b in 0..batches {
                     store
-                        .append(run, &writer_batch(w, b, per_batch))
+                        .append(&fence, &writer_batch(w, b, per_batch))
                         .await
                         .unwrap();
                 }
@@ -408,13 +452,27 @@ async fn reopen_after_drop_sees_everything() {
         let batch: Vec<Record> = (0..300)
             .map(|i| record(i, "step", json!({"i": i})))
             .collect();
-        assert_eq!(store.append("r1", &batch).await.unwrap(), 300);
+        assert_eq!(
+            store
+                .append(&lease(&store, "r1").await, &batch)
+                .await
+                .unwrap(),
+            300
+        );
         store
-            .set_status("r1", RunStatus::Paused, &json!({"why": "operator"}))
+            .set_status(
+                &lease(&store, "r1").await,
+                RunStatus::Paused,
+                &json!({"why": "operator"}),
+            )
             .await
             .unwrap();
         store
             .set_control("r1", Some(RunControl::Resume))
+            .await
+            .unwrap();
+        store
+            .release_lease(&lease(&store, "r1").await)
             .await
             .unwrap();
         assert!(
@@ -422,6 +480,7 @@ async fn reopen_after_drop_sees_everything() {
                 .acquire_lease("r1", "host-a:42", 1_000, 30_000)
                 .await
                 .unwrap()
+                .is_some()
         );
     }
     let store = Store::open(&path).await.unwrap();
@@ -434,9 +493,26 @@ async fn reopen_after_drop_sees_everything() {
     let journal = store.journal("r1").await.unwrap();
     assert_eq!(seqs(&journal), (1..=300).collect::<Vec<_>>());
     assert_eq!(journal[299].1.data, json!({"i": 299}));
+    // the lease moved on to host-a:42: the test writer's old fence is refused
+    let old = Fence {
+        run: "r1".into(),
+        owner: "test".into(),
+        epoch: run.epoch - 1,
+    };
+    let refused = store.append(&old, &[record(1, "x", json!(1))]).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Fenced { current_owner: Some(o), .. }) if o == "host-a:42"),
+        "{refused:?}"
+    );
+    let fence = store
+        .acquire_lease("r1", "test", 40_000, 1_000)
+        .await
+        .unwrap()
+        .expect("host-a:42's lease expired at 31 000");
+    assert_eq!(fence.epoch, run.epoch + 1);
     assert_eq!(
         store
-            .append("r1", &[record(1, "x", json!(1))])
+            .append(&fence, &[record(1, "x", json!(1))])
             .await
             .unwrap(),
         301
@@ -449,70 +525,240 @@ async fn lease_acquire_renew_expiry_and_fencing() {
     let store = Store::open(&dir.join("journal.db")).await.unwrap();
     store.create_run(&new_run("r")).await.unwrap();
     let ttl = 10_000;
+    let take = |owner: &'static str, now: i64| store.acquire_lease("r", owner, now, ttl);
 
-    // Free lease: taken.
-    assert!(store.acquire_lease("r", "a", 1_000, ttl).await.unwrap());
+    // Free lease: taken, under epoch 1.
+    let a1 = take("a", 1_000).await.unwrap().expect("free lease");
+    assert_eq!(a1.epoch, 1);
     let run = store.run("r").await.unwrap().unwrap();
     assert_eq!(
-        (run.owner.as_deref(), run.lease_until),
-        (Some("a"), Some(11_000))
+        (run.owner.as_deref(), run.lease_until, run.epoch),
+        (Some("a"), Some(11_000), 1)
     );
-    // Held and not expired: b is refused, a re-acquires (same owner).
-    assert!(!store.acquire_lease("r", "b", 5_000, ttl).await.unwrap());
-    assert!(store.acquire_lease("r", "a", 5_000, ttl).await.unwrap());
+    assert_eq!(
+        (run.taken_at, run.taken_from),
+        (None, None),
+        "no takeover yet"
+    );
+    // Held and not expired: b is refused, a re-acquires (same owner) under a new epoch,
+    // which fences a's old token off.
+    assert_eq!(take("b", 5_000).await.unwrap(), None);
+    let a = take("a", 5_000).await.unwrap().expect("same owner");
+    assert_eq!(a.epoch, 2);
+    assert!(
+        !store.renew_lease(&a1, 5_000, ttl).await.unwrap(),
+        "old epoch"
+    );
     assert_eq!(
         store.run("r").await.unwrap().unwrap().lease_until,
         Some(15_000)
     );
-    // Renewal by the holder extends; by someone else is refused.
-    assert!(store.renew_lease("r", "a", 10_000, ttl).await.unwrap());
+    // Renewal by the holder extends; a forged token is refused.
+    assert!(store.renew_lease(&a, 10_000, ttl).await.unwrap());
     assert_eq!(
         store.run("r").await.unwrap().unwrap().lease_until,
         Some(20_000)
     );
-    assert!(!store.renew_lease("r", "b", 10_000, ttl).await.unwrap());
-    // Just before expiry b is still refused; at expiry b takes over.
-    assert!(!store.acquire_lease("r", "b", 19_999, ttl).await.unwrap());
-    assert!(store.acquire_lease("r", "b", 20_000, ttl).await.unwrap());
-    // Fencing: a's late renewal fails and does not disturb b.
-    assert!(!store.renew_lease("r", "a", 21_000, ttl).await.unwrap());
+    let forged = Fence {
+        owner: "b".into(),
+        ..a.clone()
+    };
+    assert!(!store.renew_lease(&forged, 10_000, ttl).await.unwrap());
+    // Just before expiry b is still refused; at expiry b takes over (epoch 3), and the
+    // takeover is recorded.
+    assert_eq!(take("b", 19_999).await.unwrap(), None);
+    let b = take("b", 20_000).await.unwrap().expect("expired lease");
+    assert_eq!(b.epoch, 3);
+    let run = store.run("r").await.unwrap().unwrap();
+    assert_eq!(run.taken_from.as_deref(), Some("a"));
+    assert!(run.taken_at.is_some());
+    // Fencing: a's late renewal and late writes fail and do not disturb b.
+    assert!(!store.renew_lease(&a, 21_000, ttl).await.unwrap());
+    for refused in [
+        store
+            .append(&a, &[record(0, "late", json!(1))])
+            .await
+            .map(|_| ()),
+        store.set_status(&a, RunStatus::Completed, &json!({})).await,
+        store.take_control(&a).await.map(|_| ()),
+        store.claim(&a, &["host:h1".to_string()]).await,
+    ] {
+        assert!(
+            matches!(
+                &refused,
+                Err(StoreError::Fenced { epoch: 2, current_epoch: 3, current_owner: Some(o), .. })
+                    if o == "b"
+            ),
+            "{refused:?}"
+        );
+    }
+    let shown = store.append(&a, &[]).await.unwrap_err().to_string();
+    assert!(
+        shown.contains("write refused") && shown.contains("epoch 3"),
+        "{shown}"
+    );
     let run = store.run("r").await.unwrap().unwrap();
     assert_eq!(
-        (run.owner.as_deref(), run.lease_until),
-        (Some("b"), Some(30_000))
+        (run.owner.as_deref(), run.lease_until, run.status),
+        (Some("b"), Some(30_000), RunStatus::Running)
     );
-    // An expired lease nobody took over is still renewable by its owner.
-    assert!(store.renew_lease("r", "b", 45_000, ttl).await.unwrap());
-    // Release by a non-holder does nothing; by the holder frees it.
-    store.release_lease("r", "a").await.unwrap();
+    assert!(
+        store.journal("r").await.unwrap().is_empty(),
+        "nothing written"
+    );
+    // An expired lease nobody took over is still renewable by its holder.
+    assert!(store.renew_lease(&b, 45_000, ttl).await.unwrap());
+    // Release by a stale token does nothing; by the holder frees it.
+    store.release_lease(&a).await.unwrap();
     assert_eq!(
         store.run("r").await.unwrap().unwrap().owner.as_deref(),
         Some("b")
     );
-    store.release_lease("r", "b").await.unwrap();
+    store.release_lease(&b).await.unwrap();
     let run = store.run("r").await.unwrap().unwrap();
     assert_eq!((run.owner, run.lease_until), (None, None));
     assert!(
-        !store.renew_lease("r", "b", 46_000, ttl).await.unwrap(),
+        !store.renew_lease(&b, 46_000, ttl).await.unwrap(),
         "released lease"
     );
-    assert!(store.acquire_lease("r", "a", 46_000, ttl).await.unwrap());
+    assert!(store.append(&b, &[]).await.is_err(), "released: fenced off");
+    assert_eq!(take("a", 46_000).await.unwrap().unwrap().epoch, 4);
 
     // Unknown runs are errors, not "lease refused".
-    for result in [
-        store.acquire_lease("nope", "a", 0, ttl).await,
-        store.renew_lease("nope", "a", 0, ttl).await,
-    ] {
-        assert!(
-            matches!(result, Err(StoreError::UnknownRun { .. })),
-            "{result:?}"
-        );
-    }
-    let released = store.release_lease("nope", "a").await;
+    let ghost = ghost_fence("nope");
+    let acquired = store.acquire_lease("nope", "a", 0, ttl).await;
+    assert!(
+        matches!(acquired, Err(StoreError::UnknownRun { .. })),
+        "{acquired:?}"
+    );
+    let renewed = store.renew_lease(&ghost, 0, ttl).await;
+    assert!(
+        matches!(renewed, Err(StoreError::UnknownRun { .. })),
+        "{renewed:?}"
+    );
+    let released = store.release_lease(&ghost).await;
     assert!(
         matches!(released, Err(StoreError::UnknownRun { .. })),
         "{released:?}"
     );
+}
+
+/// The claims of live runs: a run over hosts or clusters another live run holds is
+/// refused whole (naming that run, its operator and the keys), non-overlapping runs go
+/// side by side, a run that ends gives its claims up, a replanned run hands them on.
+#[tokio::test]
+async fn claims_keep_two_live_runs_off_the_same_hosts() {
+    let dir = TempDir::new("claims");
+    let store = Store::open(&dir.join("journal.db")).await.unwrap();
+    let with = |id: &str, keys: &[&str]| NewRun {
+        claims: keys.iter().map(|k| k.to_string()).collect(),
+        ..new_run(id)
+    };
+    store
+        .create_run(&with("a", &["host:r1", "host:r2", "cluster:redis"]))
+        .await
+        .unwrap();
+    // another cluster, other hosts: side by side
+    store
+        .create_run(&with("b", &["host:e1", "cluster:etcd"]))
+        .await
+        .unwrap();
+    // one shared host: refused whole, naming the holder
+    let refused = store
+        .create_run(&with("c", &["host:p1", "host:r2"]))
+        .await
+        .unwrap_err();
+    let StoreError::Claimed { conflicts, .. } = &refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(
+        (conflicts[0].key.as_str(), conflicts[0].run.as_str()),
+        ("host:r2", "a")
+    );
+    let shown = refused.to_string();
+    assert!(
+        shown.contains("run a (started by alice@ops1, running) holds host:r2"),
+        "{shown}"
+    );
+    assert!(store.run("c").await.unwrap().is_none(), "nothing written");
+    assert!(store.claims("c").await.unwrap().is_empty());
+    // other hosts of a held cluster: refused too (the cluster's budget is held)
+    assert!(matches!(
+        store
+            .create_run(&with("d", &["host:r6", "cluster:redis"]))
+            .await,
+        Err(StoreError::Claimed { .. })
+    ));
+    // a claim by a live run adds keys; one held elsewhere is refused
+    let fa = lease(&store, "a").await;
+    store.claim(&fa, &["host:r3".to_string()]).await.unwrap();
+    assert!(matches!(
+        store.claim(&fa, &["host:e1".to_string()]).await,
+        Err(StoreError::Claimed { .. })
+    ));
+    assert_eq!(
+        store.claims("a").await.unwrap(),
+        ["cluster:redis", "host:r1", "host:r2", "host:r3"]
+    );
+    // a paused run keeps its claims; a replanned run hands them to its successor
+    store
+        .set_status(&fa, RunStatus::Paused, &json!({}))
+        .await
+        .unwrap();
+    assert!(store.create_run(&with("e", &["host:r1"])).await.is_err());
+    let next = NewRun {
+        supersedes: Some("a".into()),
+        ..with("a-replan1", &["host:r1", "host:r2", "cluster:redis"])
+    };
+    store.create_run(&next).await.unwrap();
+    store
+        .set_status(&fa, RunStatus::Replanned, &json!({}))
+        .await
+        .unwrap();
+    assert!(store.claims("a").await.unwrap().is_empty());
+    assert_eq!(store.claims("a-replan1").await.unwrap().len(), 4);
+    // an ended run gives them up: the host can be run again
+    let fr = lease(&store, "a-replan1").await;
+    store
+        .set_status(&fr, RunStatus::Completed, &json!({}))
+        .await
+        .unwrap();
+    assert!(store.claims("a-replan1").await.unwrap().is_empty());
+    store
+        .create_run(&with("c", &["host:p1", "host:r2"]))
+        .await
+        .unwrap();
+}
+
+/// Two handles (two processes) create runs with overlapping claims at the same instant,
+/// many times: exactly one starts each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_runs_started_at_once_exactly_one_starts() {
+    let dir = TempDir::new("claims-race");
+    let path = dir.join("journal.db");
+    let first = Arc::new(Store::open(&path).await.unwrap());
+    let second = Arc::new(Store::open(&path).await.unwrap());
+    for round in 0..20 {
+        let mut tasks = Vec::new();
+        for (n, store) in [&first, &second].into_iter().enumerate() {
+            let store = Arc::clone(store);
+            let new = NewRun {
+                claims: vec![format!("host:h{round}"), format!("host:x{round}-{n}")],
+                ..new_run(&format!("r{round}-{n}"))
+            };
+            tasks.push(tokio::spawn(async move { store.create_run(&new).await }));
+        }
+        let mut started = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => started += 1,
+                Err(StoreError::Claimed { .. }) => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(started, 1, "round {round}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,7 +783,7 @@ async fn lease_contenders_never_both_win() {
         }
         let mut winners = 0;
         for task in tasks {
-            winners += u32::from(task.await.unwrap());
+            winners += u32::from(task.await.unwrap().is_some());
         }
         assert_eq!(winners, 1, "round {round}");
     }
@@ -551,18 +797,23 @@ async fn control_set_and_take() {
     // The CLI is another process with its own handle.
     let cli = Store::open(&path).await.unwrap();
     engine.create_run(&new_run("r")).await.unwrap();
+    let fence = lease(&engine, "r").await;
 
-    assert_eq!(engine.take_control("r").await.unwrap(), None);
+    assert_eq!(engine.take_control(&fence).await.unwrap(), None);
     cli.set_control("r", Some(RunControl::Pause)).await.unwrap();
     assert_eq!(
         cli.run("r").await.unwrap().unwrap().control,
         Some(RunControl::Pause)
     );
     assert_eq!(
-        engine.take_control("r").await.unwrap(),
+        engine.take_control(&fence).await.unwrap(),
         Some(RunControl::Pause)
     );
-    assert_eq!(engine.take_control("r").await.unwrap(), None, "taken once");
+    assert_eq!(
+        engine.take_control(&fence).await.unwrap(),
+        None,
+        "taken once"
+    );
     assert_eq!(cli.run("r").await.unwrap().unwrap().control, None);
 
     // A later request replaces an unread one; None clears.
@@ -571,16 +822,16 @@ async fn control_set_and_take() {
         .unwrap();
     cli.set_control("r", Some(RunControl::Abort)).await.unwrap();
     assert_eq!(
-        engine.take_control("r").await.unwrap(),
+        engine.take_control(&fence).await.unwrap(),
         Some(RunControl::Abort)
     );
     cli.set_control("r", Some(RunControl::Pause)).await.unwrap();
     cli.set_control("r", None).await.unwrap();
-    assert_eq!(engine.take_control("r").await.unwrap(), None);
+    assert_eq!(engine.take_control(&fence).await.unwrap(), None);
 
     let set = cli.set_control("nope", Some(RunControl::Abort)).await;
     assert!(matches!(set, Err(StoreError::UnknownRun { .. })), "{set:?}");
-    let take = engine.take_control("nope").await;
+    let take = engine.take_control(&ghost_fence("nope")).await;
     assert!(
         matches!(take, Err(StoreError::UnknownRun { .. })),
         "{take:?}"
@@ -594,7 +845,7 @@ async fn unknown_run_is_an_error() {
     let store = Store::open(&path).await.unwrap();
     store.create_run(&new_run("real")).await.unwrap();
     let err = store
-        .append("ghost", &[record(0, "x", json!(1))])
+        .append(&ghost_fence("ghost"), &[record(0, "x", json!(1))])
         .await
         .unwrap_err();
     assert!(
@@ -606,18 +857,18 @@ async fn unknown_run_is_an_error() {
     assert!(msg.contains("run \"ghost\" does not exist"), "{msg}");
     // Also with an empty batch and a large one, and nothing was written anywhere.
     assert!(matches!(
-        store.append("ghost", &[]).await,
+        store.append(&ghost_fence("ghost"), &[]).await,
         Err(StoreError::UnknownRun { .. })
     ));
     let large: Vec<Record> = (0..300).map(|i| record(i, "x", json!(i))).collect();
     assert!(matches!(
-        store.append("ghost", &large).await,
+        store.append(&ghost_fence("ghost"), &large).await,
         Err(StoreError::UnknownRun { .. })
     ));
     assert!(store.journal("ghost").await.unwrap().is_empty());
     assert!(store.journal("real").await.unwrap().is_empty());
     let status = store
-        .set_status("ghost", RunStatus::Completed, &json!(null))
+        .set_status(&ghost_fence("ghost"), RunStatus::Completed, &json!(null))
         .await;
     assert!(
         matches!(status, Err(StoreError::UnknownRun { .. })),
@@ -771,15 +1022,15 @@ async fn newer_schema_is_refused_and_left_untouched() {
     }
     raw_exec(
         &path,
-        "PRAGMA user_version = 3; PRAGMA wal_checkpoint(TRUNCATE);",
+        "PRAGMA user_version = 4; PRAGMA wal_checkpoint(TRUNCATE);",
     )
     .await;
     let msg = assert_refused(&path, |e| {
-        matches!(e, StoreError::NewerSchema { found: 3, supported, .. } if *supported == SCHEMA_VERSION)
+        matches!(e, StoreError::NewerSchema { found: 4, supported, .. } if *supported == SCHEMA_VERSION)
     })
     .await;
     assert!(
-        msg.contains("newer rollcall (journal schema version 3"),
+        msg.contains("newer rollcall (journal schema version 4"),
         "{msg}"
     );
 }
@@ -793,13 +1044,13 @@ async fn newer_schema_still_in_the_wal_is_refused() {
     drop(Store::open(&path).await.unwrap());
     // A newer rollcall that bumped the version and is still running: nothing checkpointed.
     let mut newer = raw_connection(&path, false).await;
-    sqlx::raw_sql("PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = 3;")
+    sqlx::raw_sql("PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = 4;")
         .execute(&mut newer)
         .await
         .unwrap();
     let err = Store::open(&path).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::NewerSchema { found: 3, .. }),
+        matches!(err, StoreError::NewerSchema { found: 4, .. }),
         "{err:?}"
     );
     newer.close().await.unwrap();
@@ -855,7 +1106,10 @@ async fn corrupt_json_is_an_error_naming_run_and_seq() {
     let store = Store::open(&path).await.unwrap();
     store.create_run(&new_run("r-17")).await.unwrap();
     let batch: Vec<Record> = (0..4).map(|i| record(i, "step", json!({"i": i}))).collect();
-    store.append("r-17", &batch).await.unwrap();
+    store
+        .append(&lease(&store, "r-17").await, &batch)
+        .await
+        .unwrap();
 
     raw_exec(
         &path,
@@ -878,7 +1132,13 @@ async fn corrupt_json_is_an_error_naming_run_and_seq() {
         seqs(&store.journal_since("r-17", 3).await.unwrap()),
         vec![4]
     );
-    assert_eq!(store.append("r-17", &batch[..1]).await.unwrap(), 5);
+    assert_eq!(
+        store
+            .append(&lease(&store, "r-17").await, &batch[..1])
+            .await
+            .unwrap(),
+        5
+    );
 
     // Bytes that are not even UTF-8.
     raw_exec(
@@ -911,12 +1171,18 @@ async fn corrupt_json_is_an_error_naming_run_and_seq() {
 /// Code written against the trait works with the SQLite store.
 async fn drive<J: Journal>(journal: &J) -> Result<i64, StoreError> {
     journal.create_run(&new_run("t")).await?;
-    assert!(journal.acquire_lease("t", "me", 0, 1_000).await?);
+    let fence = journal
+        .acquire_lease("t", "me", 0, 1_000)
+        .await?
+        .expect("a free lease");
     let last = journal
-        .append("t", &[record(0, "a", json!(1)), record(1, "b", json!(2))])
+        .append(
+            &fence,
+            &[record(0, "a", json!(1)), record(1, "b", json!(2))],
+        )
         .await?;
     journal
-        .set_status("t", RunStatus::Completed, &json!({}))
+        .set_status(&fence, RunStatus::Completed, &json!({}))
         .await?;
     assert_eq!(journal.journal("t").await?.len(), 2);
     assert_eq!(journal.journal_since("t", 1).await?.len(), 1);
@@ -926,9 +1192,9 @@ async fn drive<J: Journal>(journal: &J) -> Result<i64, StoreError> {
         RunStatus::Completed
     );
     journal.set_control("t", Some(RunControl::Abort)).await?;
-    assert_eq!(journal.take_control("t").await?, Some(RunControl::Abort));
-    assert!(journal.renew_lease("t", "me", 500, 1_000).await?);
-    journal.release_lease("t", "me").await?;
+    assert_eq!(journal.take_control(&fence).await?, Some(RunControl::Abort));
+    assert!(journal.renew_lease(&fence, 500, 1_000).await?);
+    journal.release_lease(&fence).await?;
     assert!(journal.run("t").await?.unwrap().owner.is_none());
     Ok(last)
 }
@@ -972,7 +1238,10 @@ async fn crash_child(path: &Path) {
                 )
             })
             .collect();
-        store.append("crash", &records).await.unwrap();
+        store
+            .append(&lease(&store, "crash").await, &records)
+            .await
+            .unwrap();
         if batch == 0 {
             println!("CHILD-READY");
         }
@@ -1053,7 +1322,10 @@ async fn crash_by_sigkill_keeps_every_committed_batch_whole() {
     // The journal goes on where the dead writer stopped.
     assert_eq!(
         store
-            .append("crash", &[record(0, "resumed", json!(null))])
+            .append(
+                &lease(&store, "crash").await,
+                &[record(0, "resumed", json!(null))]
+            )
             .await
             .unwrap(),
         n as i64 + 1
@@ -1099,14 +1371,14 @@ async fn an_append_wakes_followers_of_the_store_and_its_clones() {
     store.create_run(&new_run("r")).await.unwrap();
     let mut woken = store.clone().appended();
     assert!(!woken.has_changed().unwrap());
-    store.append("r", &[]).await.unwrap();
+    store.append(&lease(&store, "r").await, &[]).await.unwrap();
     assert!(
         !woken.has_changed().unwrap(),
         "an empty append wakes no one"
     );
     let last = store
         .append(
-            "r",
+            &lease(&store, "r").await,
             &[record(0, "notice", json!(1)), record(1, "t", json!(2))],
         )
         .await
@@ -1138,7 +1410,10 @@ async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_column() {
         async move { sqlx::query(sql).execute(&pool).await.unwrap() }
     };
     set("UPDATE runs SET control = 'jump' WHERE id = 'r'").await;
-    let err = store.take_control("r").await.unwrap_err();
+    let err = store
+        .take_control(&lease(&store, "r").await)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -1151,7 +1426,10 @@ async fn an_unknown_status_or_control_in_a_row_is_an_error_naming_the_column() {
     );
     assert!(err.to_string().contains("\"jump\""), "{err}");
     // cleared: the next poll finds nothing
-    assert_eq!(store.take_control("r").await.unwrap(), None);
+    assert_eq!(
+        store.take_control(&lease(&store, "r").await).await.unwrap(),
+        None
+    );
     set("UPDATE runs SET status = 'dancing' WHERE id = 'r'").await;
     let err = store.run("r").await.unwrap_err();
     assert!(

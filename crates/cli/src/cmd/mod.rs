@@ -6,6 +6,7 @@ pub mod bench;
 pub mod completions;
 pub mod control;
 pub mod fleetgen;
+pub mod follow;
 pub mod history;
 pub mod man;
 pub mod plan;
@@ -35,6 +36,24 @@ impl Db {
     pub fn path(&self) -> PathBuf {
         self.db.clone().unwrap_or_else(default_db)
     }
+}
+
+/// `--lease-ttl`: how long an orchestrator's hold on a run lasts without renewal.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LeaseTtl {
+    /// How long this orchestrator's lease on the run lasts without renewal (renewed every
+    /// fifth of it): a standby (`rollcall follow`) takes the run over this long after the
+    /// leader stopped, and a leader that cannot renew for half of it starts nothing new.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_ttl)]
+    pub lease_ttl: std::time::Duration,
+}
+
+fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let secs = rollcall_core::model::parse_duration(s)?;
+    if !(1..=3600).contains(&secs) {
+        return Err(format!("expected 1s to 1h, got {s}"));
+    }
+    Ok(std::time::Duration::from_secs(secs as u64))
 }
 
 /// Where the journal is without `--db` or `$ROLLCALL_DB`.

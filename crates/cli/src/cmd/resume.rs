@@ -1,7 +1,7 @@
 //! `rollcall resume RUN`: after a crash or Ctrl-C, or ask a running orchestrator to resume.
 
-use super::{Db, block_on};
-use crate::run::Talk;
+use super::{Db, LeaseTtl, block_on};
+use crate::run::{Resume, Talk};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -17,16 +17,20 @@ pub struct Args {
     /// finished hosts never touched again, the rest planned afresh.
     #[arg(long)]
     replan: bool,
+    #[command(flatten)]
+    lease: LeaseTtl,
 }
 
 impl Args {
     pub fn exec(self) -> miette::Result<ExitCode> {
         let talk = Talk::new(self.json, self.quiet);
-        block_on(crate::run::resume(
-            &self.db.path(),
-            &self.run,
+        block_on(crate::run::resume(Resume {
+            db: self.db.path(),
+            run: self.run,
             talk,
-            self.replan,
-        ))
+            replan: self.replan,
+            standby: false,
+            lease_ttl: self.lease.lease_ttl,
+        }))
     }
 }

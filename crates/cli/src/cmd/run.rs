@@ -1,6 +1,6 @@
 //! `rollcall run FLEET`: the maintenance, host by host, journalled.
 
-use super::{Db, OnMissingArg, SimFaults, block_on, share};
+use super::{Db, LeaseTtl, OnMissingArg, SimFaults, block_on, share};
 use crate::run::{RunOpts, Talk};
 use crate::serve::parse_addr;
 use rollcall_runtime::DriverKind;
@@ -64,6 +64,12 @@ pub struct Args {
     /// Base URL of the status page in feeds (default http://ADDR).
     #[arg(long, requires = "serve")]
     public_url: Option<String>,
+    #[command(flatten)]
+    lease: LeaseTtl,
+    /// When another live run of this journal holds some of the fleet's hosts or clusters,
+    /// wait for it to end instead of refusing to start.
+    #[arg(long)]
+    wait: bool,
 }
 
 impl Args {
@@ -86,6 +92,8 @@ impl Args {
             on_missing: self.on_missing.map(Into::into),
             serve,
             public_url: self.public_url,
+            lease_ttl: self.lease.lease_ttl,
+            wait: self.wait,
         };
         block_on(crate::run::run(opts))
     }

@@ -37,6 +37,58 @@ struct StatusDoc<'a> {
     violations: Option<Vec<String>>,
     /// Customer notices delivered (notify outbox).
     notices: rollcall_notify::Summary,
+    leader: Leader,
+}
+
+/// Who leads the run: the lease's holder, its epoch, the last takeover, what it holds.
+#[derive(Serialize)]
+struct Leader {
+    /// The lease's holder while the lease is live; `None` when no orchestrator runs it.
+    owner: Option<String>,
+    epoch: i64,
+    /// Unix ms.
+    lease_until: Option<i64>,
+    /// Unix ms of the last takeover, and from whom.
+    taken_at: Option<i64>,
+    taken_from: Option<String>,
+    operator: Option<String>,
+    /// The run's claims: hosts and clusters it holds in this journal.
+    hosts_held: usize,
+    clusters_held: usize,
+}
+
+impl Leader {
+    async fn of(store: &Store, row: &RunRow) -> miette::Result<Leader> {
+        let claims = store.claims(&row.id).await.map_err(err)?;
+        let live = row.lease_until.is_some_and(|t| t > wall_ms());
+        Ok(Leader {
+            owner: row.owner.clone().filter(|_| live),
+            epoch: row.epoch,
+            lease_until: row.lease_until,
+            taken_at: row.taken_at,
+            taken_from: row.taken_from.clone(),
+            operator: row.operator.clone(),
+            hosts_held: claims.iter().filter(|k| k.starts_with("host:")).count(),
+            clusters_held: claims.iter().filter(|k| k.starts_with("cluster:")).count(),
+        })
+    }
+
+    fn print(&self) {
+        let who = self.owner.as_deref().unwrap_or("none running");
+        println!("  orchestrator: {who} (lease epoch {})", self.epoch);
+        if let (Some(at), Some(from)) = (self.taken_at, &self.taken_from) {
+            let at = jiff::Timestamp::from_millisecond(at)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| at.to_string());
+            println!("  last takeover: {at} from {from}");
+        }
+        println!(
+            "  started by {}; holds {} host(s) and {} cluster(s) in this journal",
+            self.operator.as_deref().unwrap_or("(not recorded)"),
+            self.hosts_held,
+            self.clusters_held
+        );
+    }
 }
 
 #[derive(Serialize)]
@@ -77,6 +129,7 @@ impl Args {
             attention: attention(fleet, engine),
             violations,
             notices,
+            leader: Leader::of(&store, &row).await?,
         };
         match self.json {
             true => print_json(&doc)?,
@@ -128,7 +181,6 @@ fn rebooted_twice(run: &StoredRun) -> miette::Result<Vec<String>> {
 
 fn print_text(doc: &StatusDoc, fleet: &Fleet) {
     let (row, pr) = (doc.run, &doc.progress);
-    let live = row.lease_until.is_some_and(|t| t > wall_ms());
     let paused = match doc.state {
         RunState::Paused { reason } => format!(" ({reason:?})").to_lowercase(),
         _ => String::new(),
@@ -142,13 +194,7 @@ fn print_text(doc: &StatusDoc, fleet: &Fleet) {
         pr.done,
         pr.total
     );
-    println!(
-        "  orchestrator: {}",
-        match live {
-            true => row.owner.clone().unwrap_or_default(),
-            false => "none running".into(),
-        }
-    );
+    doc.leader.print();
     print_regions(pr, fleet);
     for a in &doc.attention {
         println!(
