@@ -96,8 +96,27 @@ pub fn operator() -> String {
     let user = ["USER", "LOGNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(user_of_uid)
         .unwrap_or_else(|| "unknown".to_string());
     format!("{user}@{}", hostname())
+}
+
+/// This process's user name from its uid (`/proc/self/status`, `/etc/passwd`), when
+/// the environment does not say (services, cron).
+fn user_of_uid() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let name = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2) == Some(&uid.as_str())).then(|| f[0].to_string())
+    });
+    Some(name.unwrap_or(format!("uid {uid}")))
 }
 
 /// A run about to start: what [`start_run`] stores.

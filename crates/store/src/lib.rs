@@ -506,6 +506,35 @@ async fn init(path: &Path, conn: &mut SqliteConnection) -> Result<(), StoreError
         .map_err(|e| db("cannot commit the journal's schema", e))
 }
 
+/// The writer connection, with the schema checked or created. Switching a new file to
+/// WAL mode is not covered by the busy timeout: a process that opens a new journal at the
+/// same instant as another one can be told "database is locked" at once; it tries again
+/// for as long as the busy timeout.
+async fn connect_writer(
+    path: &Path,
+    options: &SqliteConnectOptions,
+) -> Result<SqliteConnection, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let attempt = async {
+            let mut writer = SqliteConnection::connect_with(options)
+                .await
+                .map_err(|e| open_error(path, "cannot open the journal", e))?;
+            if let Err(e) = init(path, &mut writer).await {
+                let _ = writer.close().await;
+                return Err(e);
+            }
+            Ok(writer)
+        };
+        match attempt.await {
+            Err(e) if e.is_transient() && started.elapsed() < BUSY_TIMEOUT => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// What the first page of an existing SQLite file says about it.
 struct Identity {
     application_id: u32,
@@ -708,13 +737,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let mut writer = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(|e| open_error(&path, "cannot open the journal", e))?;
-        if let Err(e) = init(&path, &mut writer).await {
-            let _ = writer.close().await;
-            return Err(e);
-        }
+        let writer = connect_writer(&path, &options).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(options)
@@ -1594,25 +1617,41 @@ impl Journal for Store {
     }
 }
 
-/// "run Q (started by alice@ops1, running) holds host:r1, host:r2 and 3 more; run P ...":
-/// the conflicts of a refused run, grouped by the run that holds them.
+/// "run Q (started by alice@ops1, running) holds 3 host(s) (r1, r2, r3) and 1
+/// cluster(s) (redis-a)": the conflicts of a refused run, grouped by the run that holds
+/// them.
 pub fn describe_conflicts(conflicts: &[ClaimConflict]) -> String {
-    const SHOWN: usize = 8;
     let mut parts = Vec::new();
     for group in conflicts.chunk_by(|a, b| a.run == b.run) {
         let first = &group[0];
-        let keys: Vec<&str> = group.iter().take(SHOWN).map(|c| c.key.as_str()).collect();
-        let more = match group.len().saturating_sub(SHOWN) {
-            0 => String::new(),
-            n => format!(" and {n} more"),
+        let held = |kind: &str| -> Vec<&str> {
+            group
+                .iter()
+                .filter_map(|c| c.key.strip_prefix(kind))
+                .collect()
         };
+        let listed: Vec<String> = [("host:", "host(s)"), ("cluster:", "cluster(s)")]
+            .into_iter()
+            .map(|(kind, noun)| (held(kind), noun))
+            .filter(|(keys, _)| !keys.is_empty())
+            .map(|(keys, noun)| format!("{} {noun} ({})", keys.len(), list_some(&keys, 8)))
+            .collect();
         parts.push(format!(
-            "run {} (started by {}, {}) holds {}{more}",
+            "run {} (started by {}, {}) holds {}",
             first.run,
             first.operator.as_deref().unwrap_or("an unknown operator"),
             first.status,
-            keys.join(", ")
+            listed.join(" and ")
         ));
     }
     parts.join("; ")
+}
+
+/// "a, b, c and 5 more": at most `shown` of `items`.
+fn list_some(items: &[&str], shown: usize) -> String {
+    let head = items[..items.len().min(shown)].join(", ");
+    match items.len().saturating_sub(shown) {
+        0 => head,
+        n => format!("{head} and {n} more"),
+    }
 }

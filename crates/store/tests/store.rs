@@ -678,7 +678,7 @@ async fn claims_keep_two_live_runs_off_the_same_hosts() {
     );
     let shown = refused.to_string();
     assert!(
-        shown.contains("run a (started by alice@ops1, running) holds host:r2"),
+        shown.contains("run a (started by alice@ops1, running) holds 1 host(s) (r2)"),
         "{shown}"
     );
     assert!(store.run("c").await.unwrap().is_none(), "nothing written");

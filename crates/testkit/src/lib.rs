@@ -82,6 +82,34 @@ impl Kill {
     pub fn spawn(cmd: &mut Command, what: &str) -> Kill {
         Kill(cmd.spawn().unwrap_or_else(|e| panic!("start {what}: {e}")))
     }
+
+    /// Whether the process has exited (reaped; its status stays readable).
+    pub fn has_exited(&mut self) -> bool {
+        self.0.try_wait().map(|s| s.is_some()).unwrap_or(true)
+    }
+
+    /// Wait for the process and collect what it wrote to its piped stdout and stderr.
+    pub fn output(mut self) -> Output {
+        use std::io::Read;
+        let mut err = self.0.stderr.take();
+        let reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(e) = err.as_mut() {
+                let _ = e.read_to_end(&mut buf);
+            }
+            buf
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut o) = self.0.stdout.take() {
+            let _ = o.read_to_end(&mut stdout);
+        }
+        let status = self.0.wait().expect("wait for the child");
+        Output {
+            status,
+            stdout,
+            stderr: reader.join().unwrap_or_default(),
+        }
+    }
 }
 
 impl From<Child> for Kill {
@@ -221,6 +249,13 @@ impl Bin {
     pub fn spawn(self, args: &[&str]) -> Kill {
         let mut c = self.cmd();
         c.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+        Kill::spawn(&mut c, "rollcall")
+    }
+    /// Start it with stdout and stderr piped (read them with [`Kill::output`]), killed on
+    /// drop.
+    pub fn spawn_output(self, args: &[&str]) -> Kill {
+        let mut c = self.cmd();
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         Kill::spawn(&mut c, "rollcall")
     }
 }
