@@ -40,7 +40,7 @@ const ALLOCATION: &str = "cluster.routing.allocation.enable";
 
 /// The shared testbed and its OpenSearch endpoints.
 struct Bed {
-    tb: Testbed,
+    tb: &'static Testbed,
     nodes: Nodes,
     /// `docs` store size after seeding (bytes, primaries and replicas).
     seeded_bytes: u64,
@@ -48,29 +48,18 @@ struct Bed {
 
 static BED: OnceLock<Bed> = OnceLock::new();
 
-unsafe extern "C" {
-    fn atexit(f: extern "C" fn()) -> i32;
-}
-
-extern "C" fn teardown() {
-    if let Some(b) = BED.get() {
-        b.tb.down();
-    }
-}
-
 /// The testbed with OpenSearch, seeded; brought up by the first scenario, down at exit.
 fn bed() -> &'static Bed {
     BED.get_or_init(|| {
         let t = Instant::now();
-        let tb = Testbed::up_with(
+        let tb = Testbed::shared(
             "os",
             &Up {
                 reboot_delay: REBOOT_DELAY,
                 opensearch: true,
+                orchestrators: false,
             },
         );
-        // SAFETY: registers a plain function with no arguments; BED outlives it
-        assert_eq!(unsafe { atexit(teardown) }, 0, "atexit");
         let urls = tb.env("TESTBED_OPENSEARCH_URLS");
         let nodes = Nodes(
             urls.split(',')
@@ -255,7 +244,7 @@ fn up_hosts(tb: &Testbed) -> usize {
 /// Before each scenario: o1-o3 up, allocation unset, no leftover index, cluster settled.
 fn reset(b: &Bed) {
     let end = Instant::now() + Duration::from_secs(120);
-    while up_hosts(&b.tb) < 3 {
+    while up_hosts(b.tb) < 3 {
         assert!(
             Instant::now() < end,
             "o1-o3 not all up: {}",
@@ -420,25 +409,8 @@ fn a_rollcall_rolls_the_opensearch_hosts_never_red_and_loses_no_document() {
 /// The run id of the OpenSearch service on `host` (systemd's InvocationID, as the
 /// testbed's systemctl answers it), read over SSH as rollcall reads it.
 fn invocation_id(b: &Bed, host: &str) -> String {
-    let o = std::process::Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-i"])
-        .arg(b.tb.dir.join("id_ed25519"))
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            b.tb.dir.join("known_hosts").display()
-        ))
-        .arg(format!("root@{}", b.tb.addr(host)))
-        .args([
-            "systemctl",
-            "show",
-            "-p",
-            "InvocationID",
-            "--value",
-            "opensearch",
-        ])
-        .output()
-        .unwrap();
+    let o =
+        b.tb.ssh(host, "systemctl show -p InvocationID --value opensearch");
     assert!(
         o.status.success(),
         "ssh {host}: {}",

@@ -41,59 +41,9 @@ fn serial_testbed(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Tes
     Some((g, Testbed::up(name)))
 }
 
-/// The testbed's fleet file (redis + etcd, `on_missing`, `extra` appended), written to its dir.
+/// The testbed's fleet file (`fleet.toml`: redis + etcd, `on_missing`, `extra` appended).
 fn fleet_file(tb: &Testbed, extra: &str, on_missing: &str) -> PathBuf {
-    let mut services = String::new();
-    for i in 1..=6 {
-        services.push_str(&format!(
-            "[remote.host.r{i}]\nservices = [\"ssh\", \"redis-server\"]\n"
-        ));
-    }
-    for i in 1..=3 {
-        services.push_str(&format!(
-            "[remote.host.e{i}]\nservices = [\"ssh\", \"etcd\"]\n"
-        ));
-    }
-    let text = format!(
-        r#"[fleet]
-name = "testbed"
-
-[[import]]
-csv = "hosts.csv"
-
-# one host: drain + reboot (3 s delay) + boot + verify + gate
-[defaults.durations]
-redis-cluster = "8s"
-etcd = "8s"
-none = "8s"
-
-[[cluster]]
-id = "cache"
-kind = "redis-cluster"
-members = ["r1", "r2", "r3", "r4", "r5", "r6"]
-max_unavailable = 1
-return_timeout = "30s"
-
-[[cluster]]
-id = "kv"
-kind = "etcd"
-members = ["e1", "e2", "e3"]
-max_unavailable = 1
-return_timeout = "30s"
-
-[maintenance]
-name = "testbed-roll"
-notice_lead = "0s"
-max_concurrent = 3
-on_missing = "{on_missing}"
-
-{SSH_REMOTE}{services}
-{extra}
-"#
-    );
-    let p = tb.dir.join("fleet.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    roll_fleet(tb, "fleet", extra, on_missing)
 }
 
 // ------------------------------------------------------------------ the writer

@@ -1,10 +1,13 @@
 //! The netns testbed (`testbed/testbed`) for the e2e tests (`rollcall-cli`'s
-//! `testbed.rs`, `opensearch_testbed.rs`): its lifecycle, journal replay and figures.
+//! `testbed.rs`, `opensearch_testbed.rs`, `ha.rs`): its lifecycle, its machines
+//! (orchestrators, the database), journal replay and figures.
 
 use crate::repo;
 use serde_json::Value;
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::Command as Proc;
+use std::process::{Command as Proc, Output};
+use std::sync::OnceLock;
 
 /// The `[ssh]` and `[remote]` sections every testbed fleet file carries (the testbed's
 /// key and known_hosts, 1 s probes and gates); `[remote.host.*]` lines may follow.
@@ -38,6 +41,31 @@ pub struct Up {
     pub reboot_delay: u32,
     /// `--with-opensearch`
     pub opensearch: bool,
+    /// `--with-orchestrators`: machines `c1`, `c2` and `db1` (PostgreSQL)
+    pub orchestrators: bool,
+}
+
+/// One reboot request a host received (`hosts/HOST/reboot-requests`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebootRequest {
+    /// Unix ms
+    pub at_ms: i64,
+    /// The SSH client's address, or `testbed` (`testbed reboot`)
+    pub by: String,
+    /// `reboot` or `poweroff`
+    pub how: String,
+}
+
+static SHARED: OnceLock<Testbed> = OnceLock::new();
+
+unsafe extern "C" {
+    fn atexit(f: extern "C" fn()) -> i32;
+}
+
+extern "C" fn teardown_shared() {
+    if let Some(tb) = SHARED.get() {
+        tb.down();
+    }
 }
 
 impl Testbed {
@@ -48,8 +76,20 @@ impl Testbed {
             &Up {
                 reboot_delay: 3,
                 opensearch: false,
+                orchestrators: false,
             },
         )
+    }
+
+    /// The one testbed of this test binary: brought up by the first caller (later
+    /// callers get the same one, whatever `o` they pass), down when the process exits.
+    pub fn shared(name: &str, o: &Up) -> &'static Testbed {
+        SHARED.get_or_init(|| {
+            let tb = Testbed::up_with(name, o);
+            // SAFETY: registers a plain function with no arguments; SHARED outlives it
+            assert_eq!(unsafe { atexit(teardown_shared) }, 0, "atexit");
+            tb
+        })
     }
 
     /// A testbed in a temp dir with its own prefix and subnet (5 attempts).
@@ -76,6 +116,9 @@ impl Testbed {
             ]);
             if o.opensearch {
                 up.arg("--with-opensearch");
+            }
+            if o.orchestrators {
+                up.arg("--with-orchestrators");
             }
             let out = up.output().unwrap();
             if out.status.success() {
@@ -115,6 +158,90 @@ impl Testbed {
             })
             .unwrap_or_else(|| panic!("{host} is not in hosts.csv"))
     }
+    /// The address of any machine of the testbed (fleet hosts, `c1`, `db1`...), from `status`.
+    pub fn machine_addr(&self, machine: &str) -> String {
+        self.cmd(&["status"])
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some(machine)).then(|| f.next().unwrap_or_default().to_string())
+            })
+            .unwrap_or_else(|| panic!("{machine} is not a machine of the testbed"))
+    }
+    /// `program` run inside `machine`'s network namespace (`testbed exec`; the child's
+    /// pid is the program's own, so killing it kills the program).
+    pub fn exec(&self, machine: &str, program: impl AsRef<OsStr>) -> Proc {
+        let mut c = Proc::new(repo().join("testbed/testbed"));
+        c.args(["exec", machine, "--dir"])
+            .arg(&self.dir)
+            .arg("--")
+            .arg(program)
+            .current_dir(repo());
+        c
+    }
+    /// A fresh database `name` on `db1` (dropped first if it exists); its URL.
+    pub fn fresh_db(&self, name: &str) -> String {
+        self.psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        self.psql(&format!("CREATE DATABASE {name}"));
+        let url = self.env("TESTBED_DB_URL");
+        let (base, _) = url.rsplit_once('/').expect("TESTBED_DB_URL has a database");
+        format!("{base}/{name}")
+    }
+    /// `psql` against `TESTBED_DB_URL` (from the root namespace), which must succeed; its
+    /// output, unaligned and tuples only.
+    pub fn psql(&self, sql: &str) -> String {
+        self.psql_on(&self.env("TESTBED_DB_URL"), sql)
+    }
+    /// `psql URL -c SQL`, which must succeed; its output, unaligned and tuples only.
+    pub fn psql_on(&self, url: &str, sql: &str) -> String {
+        let out = Proc::new("psql")
+            .args([url, "-v", "ON_ERROR_STOP=1", "-Atqc", sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql {url} -c {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    /// `ssh root@MACHINE command` with the testbed's key (bounded by a 20 s timeout).
+    pub fn ssh(&self, machine: &str, command: &str) -> Output {
+        Proc::new("timeout")
+            .arg("20")
+            .args(["ssh", "-F", "/dev/null", "-i"])
+            .arg(self.dir.join("id_ed25519"))
+            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o"])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.dir.join("known_hosts").display()
+            ))
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=3"])
+            .args(["-o", "LogLevel=ERROR"])
+            .arg(format!("root@{}", self.machine_addr(machine)))
+            .arg(command)
+            .output()
+            .expect("run ssh")
+    }
+    /// Every reboot request `host` received since `up`, oldest first.
+    pub fn reboot_requests(&self, host: &str) -> Vec<RebootRequest> {
+        let f = self.dir.join("hosts").join(host).join("reboot-requests");
+        std::fs::read_to_string(&f)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                match f[..] {
+                    [at, by, how] => RebootRequest {
+                        at_ms: at.parse().unwrap_or_else(|_| panic!("{l:?}")),
+                        by: by.to_string(),
+                        how: how.to_string(),
+                    },
+                    _ => panic!("{}: bad line {l:?}", host),
+                }
+            })
+            .collect()
+    }
     pub fn env(&self, k: &str) -> String {
         self.env[k].clone()
     }
@@ -142,6 +269,63 @@ impl Testbed {
             })
             .collect()
     }
+}
+
+/// A fleet file of the testbed, `DIR/NAME.toml`: every host of `hosts.csv`, clusters `cache`
+/// (r1..r6, Redis Cluster) and `kv` (e1..e3, etcd), one member out at a time, SSH to each
+/// host, 8 s per host planned, `on_missing`, and `extra` appended (more sections).
+pub fn roll_fleet(tb: &Testbed, name: &str, extra: &str, on_missing: &str) -> PathBuf {
+    let mut services = String::new();
+    for i in 1..=6 {
+        services.push_str(&format!(
+            "[remote.host.r{i}]\nservices = [\"ssh\", \"redis-server\"]\n"
+        ));
+    }
+    for i in 1..=3 {
+        services.push_str(&format!(
+            "[remote.host.e{i}]\nservices = [\"ssh\", \"etcd\"]\n"
+        ));
+    }
+    let text = format!(
+        r#"[fleet]
+name = "testbed"
+
+[[import]]
+csv = "hosts.csv"
+
+# one host: drain + reboot (3 s delay) + boot + verify + gate
+[defaults.durations]
+redis-cluster = "8s"
+etcd = "8s"
+none = "8s"
+
+[[cluster]]
+id = "cache"
+kind = "redis-cluster"
+members = ["r1", "r2", "r3", "r4", "r5", "r6"]
+max_unavailable = 1
+return_timeout = "30s"
+
+[[cluster]]
+id = "kv"
+kind = "etcd"
+members = ["e1", "e2", "e3"]
+max_unavailable = 1
+return_timeout = "30s"
+
+[maintenance]
+name = "testbed-roll"
+notice_lead = "0s"
+max_concurrent = 3
+on_missing = "{on_missing}"
+
+{SSH_REMOTE}{services}
+{extra}
+"#
+    );
+    let p = tb.dir.join(format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
 }
 
 pub fn journal(out: &[u8]) -> Vec<Value> {

@@ -93,6 +93,8 @@ async fn record(State(st): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -
 
 /// The receiver; stopped (and its thread joined) on drop.
 pub struct Sink {
+    /// The address it listens on (`127.0.0.1` unless [`Sink::recording_on`]).
+    pub ip: String,
     pub port: u16,
     /// What it recorded and how it answers ([`Sink::recording`] only).
     pub state: Shared,
@@ -104,11 +106,17 @@ pub struct Sink {
 impl Sink {
     /// Records every request and answers as [`SinkState`] says (2 worker threads).
     pub fn recording() -> Sink {
+        Sink::recording_on("127.0.0.1")
+    }
+
+    /// [`Sink::recording`] listening on `ip` (e.g. a testbed's bridge address, which its
+    /// network namespaces reach).
+    pub fn recording_on(ip: &str) -> Sink {
         let state: Shared = Arc::default();
         let app = axum::Router::new()
             .fallback(record)
             .with_state(state.clone());
-        Sink::serve(app, state, Arc::default(), 2)
+        Sink::serve(ip, app, state, Arc::default(), 2)
     }
 
     /// Only counts requests, answering 204 (1 worker thread): for load.
@@ -122,10 +130,17 @@ impl Sink {
                 StatusCode::NO_CONTENT
             }
         });
-        Sink::serve(app, Arc::default(), count, 1)
+        Sink::serve("127.0.0.1", app, Arc::default(), count, 1)
     }
 
-    fn serve(app: axum::Router, state: Shared, count: Arc<AtomicU64>, workers: usize) -> Sink {
+    fn serve(
+        ip: &str,
+        app: axum::Router,
+        state: Shared,
+        count: Arc<AtomicU64>,
+        workers: usize,
+    ) -> Sink {
+        let bind = format!("{ip}:0");
         let (ptx, prx) = std::sync::mpsc::channel();
         let (stop, srx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -135,7 +150,7 @@ impl Sink {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let l = tokio::net::TcpListener::bind(&bind).await.unwrap();
                 ptx.send(l.local_addr().unwrap().port()).unwrap();
                 axum::serve(l, app)
                     .with_graceful_shutdown(async {
@@ -146,6 +161,7 @@ impl Sink {
             });
         });
         Sink {
+            ip: ip.to_string(),
             port: prx.recv_timeout(Duration::from_secs(10)).unwrap(),
             state,
             count,
@@ -155,7 +171,7 @@ impl Sink {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}:{}{path}", self.ip, self.port)
     }
     pub fn hits(&self) -> Vec<Hit> {
         self.state.lock().unwrap().hits.clone()
