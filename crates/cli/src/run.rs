@@ -575,7 +575,24 @@ async fn take_run(store: &Store, r: &Resume) -> miette::Result<Option<(RunRow, L
     let ttl = r.lease_ttl.as_millis() as i64;
     let mut waiting = false;
     loop {
-        let row = find_run(store, Some(id)).await?;
+        // a standby may be started before its run: it waits for the run to appear
+        let row = match store.run(id).await.map_err(err)? {
+            Some(row) => row,
+            None if r.standby => {
+                if !waiting && r.talk != Talk::Quiet {
+                    eprintln!("no run `{id}` in this journal yet; standing by for it");
+                }
+                waiting = true;
+                tokio::time::sleep(standby_poll(r.lease_ttl)).await;
+                continue;
+            }
+            None => find_run(store, Some(id)).await?,
+        };
+        // stored but not yet leased by the orchestrator starting it: not ours to take
+        if r.standby && row.epoch == 0 && row.owner.is_none() && row.status.is_live() {
+            tokio::time::sleep(standby_poll(r.lease_ttl)).await;
+            continue;
+        }
         if row.status == RunStatus::Replanned {
             let into = row.summary["replanned_into"].as_str().unwrap_or("?");
             return Err(miette::miette!(

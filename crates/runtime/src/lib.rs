@@ -305,6 +305,8 @@ where
     let mut failing_since: Option<Instant> = None;
     let mut wait = Duration::from_millis(100);
     loop {
+        // an outage starts with the first attempt that failed, not with its error
+        let attempt = Instant::now();
         match call().await {
             Ok(v) => {
                 if let Some(t) = failing_since {
@@ -321,7 +323,7 @@ where
                         "rollcall: cannot {what}: {e}; starting nothing until the journal \
                          store answers (retrying)"
                     );
-                    failing_since = Some(Instant::now());
+                    failing_since = Some(attempt);
                 }
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(1));
@@ -422,10 +424,25 @@ impl<J: Journal> Driving<'_, J> {
         })
         .await?
         {
-            return Err(RuntimeError::LostLease);
+            return Err(self.refused().await);
         }
         self.renewed = started;
         Ok(())
+    }
+
+    /// A renewal the database refused: who holds the run now, said as a refused write.
+    async fn refused(&self) -> RuntimeError {
+        let fence = self.fence;
+        match self.store.run(&fence.run).await {
+            Ok(Some(row)) => RuntimeError::Fenced(StoreError::Fenced {
+                db: self.store.db(),
+                run: fence.run.clone(),
+                epoch: fence.epoch,
+                current_epoch: row.epoch,
+                current_owner: row.owner,
+            }),
+            _ => RuntimeError::LostLease,
+        }
     }
 
     fn start(&mut self, command: rollcall_core::engine::Command) {

@@ -204,6 +204,9 @@ fn lost_answer() -> StoreError {
 }
 
 impl Journal for LosesAnswers {
+    fn db(&self) -> rollcall_store::Db {
+        self.inner.db()
+    }
     async fn create_run(&self, new: &NewRun) -> Result<RunRow, StoreError> {
         self.inner.create_run(new).await
     }

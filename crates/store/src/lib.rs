@@ -380,6 +380,8 @@ pub struct Record {
 /// The journal and run-state operations the runtime acts through (`drive`, `start_run`,
 /// `Lease`), so that another backend (PostgreSQL) can stand in for [`Store`]. See [`Store`]'s methods of the same names for what each one does.
 pub trait Journal: Send + Sync {
+    /// The database, for messages: the file, or the URL without its password.
+    fn db(&self) -> Db;
     fn create_run(&self, new: &NewRun) -> impl Future<Output = Result<RunRow, StoreError>> + Send;
     fn claim(
         &self,

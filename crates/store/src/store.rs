@@ -314,6 +314,9 @@ fn any_pool(db: &Db, url: &str, session: &'static str) -> Result<AnyPool, StoreE
 }
 
 impl Journal for Store {
+    fn db(&self) -> Db {
+        Store::db(self)
+    }
     async fn create_run(&self, new: &NewRun) -> Result<RunRow, StoreError> {
         Store::create_run(self, new).await
     }
