@@ -82,6 +82,18 @@ pub enum NotifyError {
     Unfinished(u64),
 }
 
+impl NotifyError {
+    /// The database did not answer (restarting, unreachable, locked): the follower waits
+    /// and tries again instead of giving up on the run's notices.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            NotifyError::Store(e) => e.is_transient(),
+            NotifyError::Outbox(e) => rollcall_store::is_transient_sqlx(e),
+            _ => false,
+        }
+    }
+}
+
 /// Where one delivery (a notice to a subscriber) stands (`notify_outbox.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeliveryStatus {
@@ -956,25 +968,34 @@ async fn follow(
     let mut f = Following::new(n.clone(), planned);
     let mut appended = n.store.appended();
     let mut wake = true;
-    // a new process: whatever is still pending is due now
-    sqlx::query("UPDATE notify_outbox SET next_ms = 0 WHERE run = $1 AND status = 'pending'")
-        .bind(&n.run)
-        .execute(&n.pool)
-        .await
-        .map_err(NotifyError::from)?;
+    let mut due_now = true;
+    let mut outage: Option<std::time::Instant> = None;
     loop {
         let stopping = *stop.borrow();
-        // 1. new notices in the journal: read when an append woke us (or at the start and
-        // the end), never polled
-        if std::mem::take(&mut wake) || stopping {
-            f.new_notices().await?;
-        }
-        // 2. reminders
-        f.reminders(clock.now()).await?;
-        // 3. deliver what is due
-        f.deliver_due(stopping).await?;
-        if stopping {
-            return f.drain().await;
+        match f.round(clock.now(), &mut due_now, wake, stopping).await {
+            Ok(()) => {
+                wake = false;
+                if let Some(t) = outage.take() {
+                    eprintln!(
+                        "rollcall notify: the store answers again after {:.1} s",
+                        t.elapsed().as_secs_f64()
+                    );
+                }
+                if stopping {
+                    return f.drain().await;
+                }
+            }
+            // the database restarting or unreachable: wait, then read and deliver again
+            Err(e) if e.is_transient() => {
+                if outage.is_none() {
+                    eprintln!("rollcall notify: {e}; waiting for the store (retrying)");
+                    outage = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                wake = true;
+                continue;
+            }
+            Err(e) => return Err(e),
         }
         // the timer serves retries and reminders (the outbox's own due times)
         tokio::select! {
@@ -1012,6 +1033,32 @@ impl Following {
             running: tokio::task::JoinSet::new(),
             busy: HashSet::new(),
         }
+    }
+
+    /// One round: (a new process: what is still pending is due now,) new notices in the
+    /// journal (read when an append woke us, at the start and the end; never polled),
+    /// reminders, then deliver what is due.
+    async fn round(
+        &mut self,
+        now: i64,
+        due_now: &mut bool,
+        wake: bool,
+        stopping: bool,
+    ) -> Result<(), NotifyError> {
+        if *due_now {
+            sqlx::query(
+                "UPDATE notify_outbox SET next_ms = 0 WHERE run = $1 AND status = 'pending'",
+            )
+            .bind(&self.n.run)
+            .execute(&self.n.pool)
+            .await?;
+            *due_now = false;
+        }
+        if wake || stopping {
+            self.new_notices().await?;
+        }
+        self.reminders(now).await?;
+        self.deliver_due(stopping).await
     }
 
     /// The journal's notices since the last read, enqueued for their subscribers.

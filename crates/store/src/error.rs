@@ -223,7 +223,7 @@ impl StoreError {
     /// retry it. Everything else is a fact about the data and will not change by waiting.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Db { source, .. } => transient(source),
+            StoreError::Db { source, .. } => is_transient_sqlx(source),
             _ => false,
         }
     }
@@ -238,7 +238,10 @@ const PG_TRANSIENT: [&str; 10] = [
     "08", "57P01", "57P02", "57P03", "53300", "55P03", "40001", "40P01", "25P03", "57014",
 ];
 
-fn transient(e: &sqlx::Error) -> bool {
+/// Whether a database error of either backend may pass by waiting (see
+/// [`StoreError::is_transient`]): for the components that query the store's pool
+/// themselves (notify, web).
+pub fn is_transient_sqlx(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)

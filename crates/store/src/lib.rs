@@ -128,7 +128,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Connection, Row};
 
-pub use error::{Db, StoreError};
+pub use error::{Db, StoreError, is_transient_sqlx};
 pub use postgres::PgStore;
 pub use store::{Dialect, Store, Target};
 
