@@ -53,6 +53,13 @@ struct RawFleet {
     exec: Option<toml::Value>,
     #[allow(dead_code)]
     remote: Option<toml::Value>,
+    // Cloud providers (notice sources, the ec2 driver): validated by rollcall-providers.
+    #[allow(dead_code)]
+    aws: Option<toml::Value>,
+    #[allow(dead_code)]
+    azure: Option<toml::Value>,
+    #[allow(dead_code)]
+    gcp: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
