@@ -201,7 +201,10 @@ shift_fields!(RawFleet {
     notify,
     ssh,
     exec,
-    remote
+    remote,
+    aws,
+    azure,
+    gcp
 });
 shift_fields!(RawMeta { name });
 shift_fields!(RawDefaults {
