@@ -96,3 +96,24 @@ impl Fetch for Direct {
         })
     }
 }
+
+/// Performs an exchange as seen from a fleet host: the metadata services answer only on
+/// the instance, so the guard reads them on the host (`curl` over the driver's transport,
+/// `rollcall_drivers::onhost`), or directly where rollcall itself can reach the endpoint.
+pub trait HostFetch: Send + Sync {
+    fn fetch_on<'a>(
+        &'a self,
+        host: &'a str,
+        req: Request,
+    ) -> BoxFuture<'a, Result<Response, ProviderError>>;
+}
+
+impl HostFetch for Direct {
+    fn fetch_on<'a>(
+        &'a self,
+        _host: &'a str,
+        req: Request,
+    ) -> BoxFuture<'a, Result<Response, ProviderError>> {
+        self.fetch(req)
+    }
+}

@@ -110,3 +110,40 @@ pub enum ProviderError {
     #[error("{0}")]
     Credentials(String),
 }
+
+/// How a metadata service that answers only on the instance is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// On the host, over the driver's transport (`curl` over SSH): the default.
+    Ssh,
+    /// From rollcall's own process (rollcall runs on the instance, or the endpoint is
+    /// reachable from it).
+    Direct,
+}
+
+/// Where a metadata service is, and how it is read (`[azure]`, `[gcp]`, `[aws.imds]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetadataAccess {
+    /// Base URL, e.g. `http://169.254.169.254` (per host overrides in `[<table>.host.<id>]`).
+    pub endpoint: String,
+    pub via: Via,
+}
+
+/// What one source read for one fleet host: its events, or why it could not read them
+/// (an unread host is unknown, never "no maintenance").
+#[derive(Debug)]
+pub struct Pulled {
+    /// The fleet host's id.
+    pub host: String,
+    pub source: Source,
+    pub events: Result<Vec<ProviderEvent>, ProviderError>,
+}
+
+/// A live source of notices: reads every host it covers.
+pub trait NoticeSource: Send + Sync {
+    fn source(&self) -> Source;
+    /// The fleet hosts it covers.
+    fn hosts(&self) -> Vec<String>;
+    fn pull<'a>(&'a self, fetch: &'a dyn http::HostFetch) -> http::BoxFuture<'a, Vec<Pulled>>;
+}
