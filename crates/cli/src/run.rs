@@ -841,6 +841,7 @@ impl Observer for Bars {
                             | NoticeKind::HostReturned
                             | NoticeKind::HostReplaced
                             | NoticeKind::Completed
+                            | NoticeKind::ProviderRisk
                     ) =>
                 {
                     self.say(format!("{}  {}", fmt_time(n.at), n.text));

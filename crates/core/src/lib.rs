@@ -6,6 +6,7 @@ pub mod audit;
 pub mod budget;
 pub mod engine;
 pub mod generate;
+pub mod guard;
 pub mod model;
 pub mod plan;
 pub mod report;

@@ -329,6 +329,9 @@ pub struct Maintenance {
 pub struct Notice {
     pub id: String,
     pub code: String,
+    /// Where it came from: `None` for the fleet file's own, else the provider source
+    /// (`aws-ec2`, `aws-imds`, `azure`, `gcp`) that `rollcall guard` read it from.
+    pub source: Option<String>,
     pub hosts: Vec<HostIx>,
     pub not_before: i64,
     pub not_after: Option<i64>,

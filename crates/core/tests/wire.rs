@@ -96,6 +96,14 @@ fn records() -> Vec<Output> {
             at: 12,
             text: "h7 did not come back".into(),
         }),
+        // added in version 1 (additive: older journals never hold it)
+        Output::Notice(Notice {
+            kind: NoticeKind::ProviderRisk,
+            region: 0,
+            host: Some(3),
+            at: 12,
+            text: "provider windows take 2 of c's 3 members out together".into(),
+        }),
         Output::State {
             at: 13,
             state: RunState::Running,
@@ -214,6 +222,7 @@ fn every_phase_and_state() -> (Vec<Phase>, Vec<RunState>, Vec<NoticeKind>) {
             NoticeKind::HostReturned,
             NoticeKind::HostReplaced,
             NoticeKind::Escalation,
+            NoticeKind::ProviderRisk,
         ],
     )
 }
@@ -235,6 +244,7 @@ const RECORDS_V1: &str = r#"
 {"type":"command","at":10,"command":{"cmd":"replace","host":0}}
 {"type":"notice","kind":"scheduled","region":0,"host":null,"at":11,"text":"maintenance m in dfw"}
 {"type":"notice","kind":"host_missing","region":1,"host":7,"at":12,"text":"h7 did not come back"}
+{"type":"notice","kind":"provider_risk","region":0,"host":3,"at":12,"text":"provider windows take 2 of c's 3 members out together"}
 {"type":"state","at":13,"state":{"state":"running"}}
 {"type":"state","at":14,"state":{"state":"paused","reason":"escalation"}}
 {"type":"state","at":15,"state":{"state":"aborting"}}
@@ -262,7 +272,7 @@ const EVENTS_V1: &str = r#"
 const NAMES_V1: [&str; 4] = [
     r#"["skipped","pending","announced","preflight","draining","rebooting","returning","verifying","restoring","healthy","failed","missing","replaced"]"#,
     r#"[{"state":"running"},{"state":"paused","reason":"operator"},{"state":"paused","reason":"missing"},{"state":"paused","reason":"escalation"},{"state":"paused","reason":"interrupted"},{"state":"aborting"},{"state":"completed"},{"state":"aborted"}]"#,
-    r#"["scheduled","started","completed","host_missing","host_returned","host_replaced","escalation"]"#,
+    r#"["scheduled","started","completed","host_missing","host_returned","host_replaced","escalation","provider_risk"]"#,
     r#"["pause","resume","abort"]"#,
 ];
 

@@ -187,6 +187,7 @@ struct RawMaintenance {
 struct RawNotice {
     id: S,
     code: Option<S>,
+    source: Option<S>,
     hosts: Spanned<Vec<S>>,
     not_before: Spanned<toml::Value>,
     not_after: Option<Spanned<toml::Value>>,
@@ -553,6 +554,7 @@ impl<'a> Validator<'a> {
                     .as_ref()
                     .map(|c| c.get_ref().clone())
                     .unwrap_or_else(|| "manual".into()),
+                source: nr.source.as_ref().map(|s| s.get_ref().clone()),
                 hosts,
                 not_before,
                 not_after,

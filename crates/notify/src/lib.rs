@@ -956,6 +956,7 @@ fn kind_of(k: NoticeKind) -> Option<NoteKind> {
         NoticeKind::HostReturned => NoteKind::HostReturned,
         NoticeKind::HostReplaced => NoteKind::HostReplaced,
         NoticeKind::Escalation => NoteKind::Escalation,
+        NoticeKind::ProviderRisk => NoteKind::ProviderRisk,
     })
 }
 

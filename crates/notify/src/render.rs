@@ -20,6 +20,8 @@ pub enum NoteKind {
     HostReturned,
     HostReplaced,
     Escalation,
+    /// The provider's own windows would take more members of a cluster than it can lose.
+    ProviderRisk,
 }
 
 impl NoteKind {
@@ -33,6 +35,7 @@ impl NoteKind {
             NoteKind::HostReturned => "host_returned",
             NoteKind::HostReplaced => "host_replaced",
             NoteKind::Escalation => "escalation",
+            NoteKind::ProviderRisk => "provider_risk",
         }
     }
     pub fn parse(s: &str) -> Option<NoteKind> {
@@ -45,6 +48,7 @@ impl NoteKind {
             NoteKind::HostReturned,
             NoteKind::HostReplaced,
             NoteKind::Escalation,
+            NoteKind::ProviderRisk,
         ]
         .into_iter()
         .find(|k| k.name() == s)
@@ -224,6 +228,7 @@ pub fn render(fleet: &Fleet, run: &str, tenant: Option<&str>, note: &Note) -> Me
             ),
             "in_progress",
         ),
+        NoteKind::ProviderRisk => provider_risk(fleet, note, &cluster_names),
     };
     let at = fmt_time(note.at);
     let region_status = match status {
@@ -234,7 +239,10 @@ pub fn render(fleet: &Fleet, run: &str, tenant: Option<&str>, note: &Note) -> Me
     let mut components =
         vec![json!({"id": format!("region:{region}"), "name": region, "status": region_status})];
     for &c in &mine {
-        let degraded = matches!(note.kind, NoteKind::HostMissing | NoteKind::Escalation);
+        let degraded = matches!(
+            note.kind,
+            NoteKind::HostMissing | NoteKind::Escalation | NoteKind::ProviderRisk
+        );
         components.push(json!({
             "id": format!("cluster:{}", fleet.clusters[c as usize].id),
             "name": fleet.clusters[c as usize].id,
@@ -280,4 +288,29 @@ pub fn render(fleet: &Fleet, run: &str, tenant: Option<&str>, note: &Note) -> Me
         text,
         statuspage,
     }
+}
+
+/// The provider's windows would take several members of one cluster out together: to its
+/// tenant, which cluster, how many, when, and what is done about it; to the public, only
+/// that a cluster in the region is concerned.
+fn provider_risk(fleet: &Fleet, note: &Note, mine: &[&str]) -> (String, String, &'static str) {
+    let region = fleet.region_name(note.region);
+    let c = rollcall_core::guard::collisions(fleet)
+        .into_iter()
+        .find(|c| Some(c.hosts[0]) == note.host);
+    let when = c.as_ref().map(|c| fmt_time(c.from)).unwrap_or_default();
+    let subject = format!("Provider maintenance in {region} would overlap on one cluster");
+    let remedy = "We will restart them ahead of the provider's windows, within what the cluster can lose at once, with notice before we start. If that cannot be done in time, we will ask you to fail over or add a node.";
+    let text = match (c, mine.first()) {
+        (Some(c), Some(name)) => format!(
+            "The cloud provider has scheduled its own maintenance on {} of the {} servers of your cluster {name}, in windows that overlap from {when}: left alone, it would lose more servers at once than it can ({} at a time). {remedy}",
+            c.hosts.len(),
+            fleet.clusters[c.cluster as usize].members.len(),
+            c.limit,
+        ),
+        _ => format!(
+            "The cloud provider has scheduled maintenance in {region} that would take several servers of one cluster down together from {when}. {remedy}"
+        ),
+    };
+    (subject, text, "scheduled")
 }

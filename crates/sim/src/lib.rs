@@ -195,9 +195,18 @@ pub fn guard_fleet(fleet: &Fleet, o: &SimOptions) -> Fleet {
     let es = m.start + m.notice_lead;
     for (i, &r) in m.region_order.iter().enumerate() {
         let nb = es + o.guard_spacing * (i as i64 + 1);
-        for h in f.hosts.iter_mut().filter(|h| h.region == r) {
-            h.deadline = Some(h.deadline.map_or(nb, |d| d.min(nb)));
-        }
+        let hosts = (0..f.hosts.len() as HostIx)
+            .filter(|&h| f.hosts[h as usize].region == r)
+            .collect();
+        let notice = Notice {
+            id: format!("provider-{}", f.region_name(r)),
+            code: "system-reboot".into(),
+            source: Some("sim".into()),
+            hosts,
+            not_before: nb,
+            not_after: Some(nb + o.guard_window),
+        };
+        rollcall_core::guard::add_notice(&mut f, notice);
     }
     f.maintenance.region_mode = RegionMode::Parallel;
     f

@@ -414,6 +414,7 @@ fn notice_kind_name(k: NoticeKind) -> &'static str {
         NoticeKind::HostReturned => "host_returned",
         NoticeKind::HostReplaced => "host_replaced",
         NoticeKind::Escalation => "escalation",
+        NoticeKind::ProviderRisk => "provider_risk",
     }
 }
 
@@ -686,6 +687,13 @@ fn notice_text(
         (NoticeKind::Escalation, false) => (
             format!("Maintenance in {region} is waiting for an operator"),
             n.text.clone(),
+        ),
+        // the operator's text names hosts and other tenants' clusters: never public
+        (NoticeKind::ProviderRisk, _) => (
+            format!("Provider maintenance in {region} would overlap on one cluster"),
+            format!(
+                "The cloud provider has scheduled maintenance in {region} that would take several servers of one cluster down together. We will restart them ahead of the provider's windows, a few at a time."
+            ),
         ),
     }
 }

@@ -17,6 +17,7 @@ mod counts;
 mod events;
 mod host;
 mod restore;
+mod risk;
 mod schedule;
 mod watch;
 mod wire;
@@ -123,6 +124,8 @@ pub struct Engine {
     watched: BTreeSet<HostIx>,
     state: RunState,
     out: VecDeque<Output>,
+    /// Provider windows that collide in a cluster, not yet said: said by the first step.
+    risks: Vec<risk::Risk>,
 }
 
 impl Engine {
@@ -156,6 +159,7 @@ impl Engine {
             watched: BTreeSet::new(),
             state: RunState::Running,
             out: VecDeque::new(),
+            risks: risk::risks(&fleet, plan),
             fleet,
             cfg,
         }
@@ -378,6 +382,7 @@ impl Engine {
         if self.state.is_over() {
             return;
         }
+        self.say_risks(now);
         self.announce_regions(now);
         self.announce_hosts(now);
         // watched hosts: timeouts and periodic work

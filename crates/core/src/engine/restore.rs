@@ -116,6 +116,7 @@ impl Engine {
             NoticeKind::Scheduled => reg.announced_at = Some(n.at),
             NoticeKind::Started => reg.started = true,
             NoticeKind::Completed => reg.completed = true,
+            NoticeKind::ProviderRisk => self.risks.retain(|r| Some(r.host) != n.host),
             _ => {}
         }
         Ok(())

@@ -341,6 +341,9 @@ pub enum NoticeKind {
     HostReplaced,
     /// Something needs an operator.
     Escalation,
+    /// The provider's own windows would take more members of a cluster out together than
+    /// its budget allows (said once, when the run starts; `host` is one of them).
+    ProviderRisk,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -286,6 +286,7 @@ shift_fields!(RawMaintenance {
 shift_fields!(RawNotice {
     id,
     code,
+    source,
     hosts,
     not_before,
     not_after
