@@ -5,6 +5,7 @@ mod bench_load;
 mod bench_serve;
 mod cmd;
 mod drift;
+mod guard;
 mod replan;
 mod run;
 mod serve;
@@ -55,6 +56,14 @@ enum Cmd {
     /// Stand by for a run: take it over when its orchestrator's lease expires (a crash,
     /// a lost machine or network), and drive it on from the journal.
     Follow(cmd::follow::Args),
+    /// Watch the providers' maintenance notices (AWS, Azure, GCP) and reboot the hosts they
+    /// name ahead of the provider's windows, within their clusters' budgets.
+    Guard(cmd::guard::Args),
+    /// The providers' maintenance notices for the fleet's hosts.
+    Notices {
+        #[command(subcommand)]
+        what: cmd::notices::Args,
+    },
     /// Ask a running orchestrator to stop starting hosts (in-flight hosts finish).
     Pause(cmd::control::Args),
     /// Stop the run for good once in-flight hosts finish.
@@ -87,6 +96,8 @@ impl Cmd {
             Cmd::Token { what } => what.exec(),
             Cmd::Resume(a) => a.exec(),
             Cmd::Follow(a) => a.exec(),
+            Cmd::Guard(a) => a.exec(),
+            Cmd::Notices { what } => what.exec(),
             Cmd::Pause(a) => a.pause(),
             Cmd::Abort(a) => a.abort(),
             Cmd::Status(a) => a.exec(),

@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 /// A new run, as the command line asks for it (parsed and checked).
 pub struct RunOpts {
     pub fleet: PathBuf,
+    /// The fleet text to run, when it is not the file's own (a guard run's edited copy);
+    /// stored with the run under the file's path.
+    pub text: Option<String>,
     pub db: PathBuf,
     pub driver: DriverKind,
     /// `auto` or simulated seconds per real second.
@@ -75,7 +78,7 @@ impl Talk {
 
 /// A fleet file and the files it imports, read from disk and validated: what a new run
 /// stores and is bound to.
-fn load_fleet(name: &str, text: &str, base: &Path) -> miette::Result<(Fleet, FleetFiles)> {
+pub(crate) fn load_fleet(name: &str, text: &str, base: &Path) -> miette::Result<(Fleet, FleetFiles)> {
     read_fleet_text(name, text.to_string(), base, &LoadOptions::default()).map_err(config_report)
 }
 
@@ -112,8 +115,11 @@ pub(crate) fn checked_plan(f: &Fleet) -> miette::Result<Plan> {
 /// are valid.
 pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     let name = o.fleet.display().to_string();
-    let text =
-        rollcall_fleet::limits::read_input(&o.fleet).map_err(|e| miette::miette!("{name}: {e}"))?;
+    let text = match &o.text {
+        Some(t) => t.clone(),
+        None => rollcall_fleet::limits::read_input(&o.fleet)
+            .map_err(|e| miette::miette!("{name}: {e}"))?,
+    };
     let base = o.fleet.parent().map(Path::to_path_buf).unwrap_or_default();
     let (mut fleet, files) = load_fleet(&name, &text, &base)?;
     let on_missing = o.on_missing;

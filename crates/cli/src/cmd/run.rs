@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 /// `--driver`.
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
-enum DriverArg {
+pub(crate) enum DriverArg {
     /// Simulated hosts that survive the orchestrator, on a scaled clock.
     Sim,
     /// Real hosts over SSH ([ssh] and [remote] in the fleet file).
@@ -83,6 +83,7 @@ impl Args {
         sim.preflight_fail_rate = share("--preflight-fail-rate", self.preflight_fail_rate)?;
         let opts = RunOpts {
             fleet: self.fleet,
+            text: None,
             db: self.db.path(),
             driver: self.driver.into(),
             time_scale: self.time_scale,

@@ -1,0 +1,371 @@
+//! The guard's own journal, in the run store (SQLite or PostgreSQL, through the store's
+//! `AnyPool`): every provider event it has seen per host, every change to one (new, state,
+//! window moved, gone) with its time, and the guard run that dealt with it. A restarted
+//! guard reads what it knew from here; nothing is kept only in memory.
+
+use super::derive::Due;
+use rollcall_providers::{EventState, ProviderEvent, Pulled};
+use rollcall_store::{Dialect, Store};
+use sqlx::{AnyPool, Row};
+use std::collections::HashMap;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS guard_events (
+    guard TEXT NOT NULL,
+    key TEXT NOT NULL,
+    host TEXT NOT NULL,
+    source TEXT NOT NULL,
+    code TEXT NOT NULL,
+    state TEXT NOT NULL,
+    not_before INTEGER,
+    not_after INTEGER,
+    deadline INTEGER,
+    description TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    run TEXT,
+    outcome TEXT,
+    PRIMARY KEY (guard, key, host)
+);
+CREATE TABLE IF NOT EXISTS guard_log (
+    guard TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    host TEXT NOT NULL,
+    change TEXT NOT NULL,
+    state TEXT NOT NULL,
+    not_before INTEGER,
+    not_after INTEGER
+);
+CREATE TABLE IF NOT EXISTS guard_runs (
+    guard TEXT NOT NULL,
+    run TEXT NOT NULL,
+    started INTEGER NOT NULL,
+    PRIMARY KEY (guard, run)
+);
+";
+
+const PG_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS guard_events (
+    guard TEXT NOT NULL,
+    key TEXT NOT NULL,
+    host TEXT NOT NULL,
+    source TEXT NOT NULL,
+    code TEXT NOT NULL,
+    state TEXT NOT NULL,
+    not_before BIGINT,
+    not_after BIGINT,
+    deadline BIGINT,
+    description TEXT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    updated BIGINT NOT NULL,
+    run TEXT,
+    outcome TEXT,
+    PRIMARY KEY (guard, key, host)
+);
+CREATE TABLE IF NOT EXISTS guard_log (
+    guard TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    host TEXT NOT NULL,
+    change TEXT NOT NULL,
+    state TEXT NOT NULL,
+    not_before BIGINT,
+    not_after BIGINT
+);
+CREATE TABLE IF NOT EXISTS guard_runs (
+    guard TEXT NOT NULL,
+    run TEXT NOT NULL,
+    started BIGINT NOT NULL,
+    PRIMARY KEY (guard, run)
+);
+";
+
+pub type BookError = sqlx::Error;
+
+/// An event as the book knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub key: String,
+    pub host: String,
+    pub source: String,
+    pub code: String,
+    pub state: String,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub first_seen: i64,
+    pub run: Option<String>,
+    pub outcome: Option<String>,
+}
+
+impl Known {
+    fn open(&self) -> bool {
+        matches!(self.state.as_str(), "scheduled" | "started")
+    }
+}
+
+/// What changed about one event at one pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: String,
+    pub host: String,
+    /// `new`, `scheduled→started`, `moved`, `gone` …
+    pub what: String,
+    pub state: String,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+}
+
+pub fn state_name(s: EventState) -> &'static str {
+    match s {
+        EventState::Scheduled => "scheduled",
+        EventState::Started => "started",
+        EventState::Completed => "completed",
+        EventState::Canceled => "canceled",
+    }
+}
+
+/// One guard's book.
+pub struct Book {
+    pool: AnyPool,
+    guard: String,
+}
+
+impl Book {
+    pub async fn open(store: &Store, guard: &str) -> Result<Book, rollcall_store::StoreError> {
+        let steps: &[&str] = match store.dialect() {
+            Dialect::Sqlite => &[SCHEMA],
+            Dialect::Postgres => &[PG_SCHEMA],
+        };
+        store.migrate("guard", steps).await?;
+        Ok(Book {
+            pool: store.pool().clone(),
+            guard: guard.to_string(),
+        })
+    }
+
+    /// Every event the book knows, by (key, host).
+    pub async fn known(&self) -> Result<HashMap<(String, String), Known>, BookError> {
+        let rows = sqlx::query(
+            "SELECT key, host, source, code, state, not_before, not_after, first_seen, run, outcome FROM guard_events WHERE guard = $1",
+        )
+        .bind(&self.guard)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let k = Known {
+                    key: r.get("key"),
+                    host: r.get("host"),
+                    source: r.get("source"),
+                    code: r.get("code"),
+                    state: r.get("state"),
+                    not_before: r.get("not_before"),
+                    not_after: r.get("not_after"),
+                    first_seen: r.get("first_seen"),
+                    run: r.get("run"),
+                    outcome: r.get("outcome"),
+                };
+                ((k.key.clone(), k.host.clone()), k)
+            })
+            .collect())
+    }
+
+    /// Record what one round of pulls read: new events, changed states and windows, and
+    /// open events a host no longer lists (gone: completed if it had started, else
+    /// canceled). Hosts that could not be read change nothing. The changes, in order.
+    pub async fn record(&self, pulled: &[Pulled], now: i64) -> Result<Vec<Change>, BookError> {
+        let known = self.known().await?;
+        let mut changes = Vec::new();
+        for p in pulled {
+            let Ok(events) = &p.events else { continue };
+            for e in events {
+                let k = known.get(&(e.key(), p.host.clone()));
+                if let Some(c) = self.upsert(&p.host, e, k, now).await? {
+                    changes.push(c);
+                }
+            }
+            let listed: Vec<String> = events.iter().map(ProviderEvent::key).collect();
+            for k in known.values().filter(|k| {
+                k.host == p.host
+                    && k.source == p.source.as_str()
+                    && k.open()
+                    && !listed.contains(&k.key)
+            }) {
+                changes.push(self.gone(k, now).await?);
+            }
+        }
+        Ok(changes)
+    }
+
+    async fn upsert(
+        &self,
+        host: &str,
+        e: &ProviderEvent,
+        k: Option<&Known>,
+        now: i64,
+    ) -> Result<Option<Change>, BookError> {
+        let state = state_name(e.state);
+        let what = match k {
+            None => "new".to_string(),
+            Some(k) if k.state != state => format!("{}→{state}", k.state),
+            Some(k) if k.not_before != e.not_before || k.not_after != e.not_after => {
+                "moved".to_string()
+            }
+            Some(_) => return Ok(None),
+        };
+        sqlx::query(
+            "INSERT INTO guard_events (guard, key, host, source, code, state, not_before, not_after, deadline, description, first_seen, updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             ON CONFLICT (guard, key, host) DO UPDATE SET state = $6, not_before = $7, not_after = $8, deadline = $9, description = $10, updated = $11",
+        )
+        .bind(&self.guard)
+        .bind(e.key())
+        .bind(host)
+        .bind(e.source.as_str())
+        .bind(&e.code)
+        .bind(state)
+        .bind(e.not_before)
+        .bind(e.not_after)
+        .bind(e.deadline)
+        .bind(&e.description)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let c = Change {
+            key: e.key(),
+            host: host.to_string(),
+            what,
+            state: state.to_string(),
+            not_before: e.not_before,
+            not_after: e.not_after,
+        };
+        self.log(&c, now).await?;
+        Ok(Some(c))
+    }
+
+    async fn gone(&self, k: &Known, now: i64) -> Result<Change, BookError> {
+        let state = if k.state == "started" {
+            "completed"
+        } else {
+            "canceled"
+        };
+        sqlx::query(
+            "UPDATE guard_events SET state = $1, updated = $2 WHERE guard = $3 AND key = $4 AND host = $5",
+        )
+        .bind(state)
+        .bind(now)
+        .bind(&self.guard)
+        .bind(&k.key)
+        .bind(&k.host)
+        .execute(&self.pool)
+        .await?;
+        let c = Change {
+            key: k.key.clone(),
+            host: k.host.clone(),
+            what: "gone".into(),
+            state: state.into(),
+            not_before: k.not_before,
+            not_after: k.not_after,
+        };
+        self.log(&c, now).await?;
+        Ok(c)
+    }
+
+    async fn log(&self, c: &Change, now: i64) -> Result<(), BookError> {
+        sqlx::query(
+            "INSERT INTO guard_log (guard, at, key, host, change, state, not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&self.guard)
+        .bind(now)
+        .bind(&c.key)
+        .bind(&c.host)
+        .bind(&c.what)
+        .bind(&c.state)
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Scheduled events no guard run has dealt with yet whose window is still ahead.
+    pub async fn due(&self, now: i64) -> Result<Vec<Due>, BookError> {
+        let mut due: Vec<Due> = self
+            .known()
+            .await?
+            .into_values()
+            .filter(|k| k.state == "scheduled" && k.run.is_none())
+            .filter_map(|k| {
+                let nb = k.not_before.filter(|&t| t > now)?;
+                Some(Due {
+                    key: k.key,
+                    host: k.host,
+                    source: k.source,
+                    code: k.code,
+                    not_before: nb,
+                    not_after: k.not_after,
+                })
+            })
+            .collect();
+        due.sort_by(|a, b| (a.not_before, &a.host, &a.key).cmp(&(b.not_before, &b.host, &b.key)));
+        Ok(due)
+    }
+
+    /// A guard run was started for these events (before it is driven: a guard that
+    /// restarts finds it and resumes it).
+    pub async fn started(&self, run: &str, due: &[Due], now: i64) -> Result<(), BookError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO guard_runs (guard, run, started) VALUES ($1, $2, $3)")
+            .bind(&self.guard)
+            .bind(run)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        for d in due {
+            sqlx::query("UPDATE guard_events SET run = $1 WHERE guard = $2 AND key = $3 AND host = $4")
+                .bind(run)
+                .bind(&self.guard)
+                .bind(&d.key)
+                .bind(&d.host)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// How the run left each host of its events (`done`, or the phase it stopped in).
+    pub async fn finished(&self, run: &str, outcome: &HashMap<String, String>) -> Result<(), BookError> {
+        for (host, o) in outcome {
+            sqlx::query("UPDATE guard_events SET outcome = $1 WHERE guard = $2 AND run = $3 AND host = $4")
+                .bind(o)
+                .bind(&self.guard)
+                .bind(run)
+                .bind(host)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A guard run that was never stored (the guard stopped in between): its events are
+    /// due again.
+    pub async fn give_back(&self, run: &str) -> Result<(), BookError> {
+        sqlx::query("UPDATE guard_events SET run = NULL WHERE guard = $1 AND run = $2")
+            .bind(&self.guard)
+            .bind(run)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The guard's runs, oldest first.
+    pub async fn runs(&self) -> Result<Vec<String>, BookError> {
+        let rows = sqlx::query("SELECT run FROM guard_runs WHERE guard = $1 ORDER BY started, run")
+            .bind(&self.guard)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get("run")).collect())
+    }
+}
