@@ -78,7 +78,11 @@ impl Talk {
 
 /// A fleet file and the files it imports, read from disk and validated: what a new run
 /// stores and is bound to.
-pub(crate) fn load_fleet(name: &str, text: &str, base: &Path) -> miette::Result<(Fleet, FleetFiles)> {
+pub(crate) fn load_fleet(
+    name: &str,
+    text: &str,
+    base: &Path,
+) -> miette::Result<(Fleet, FleetFiles)> {
     read_fleet_text(name, text.to_string(), base, &LoadOptions::default()).map_err(config_report)
 }
 

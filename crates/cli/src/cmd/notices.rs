@@ -3,7 +3,9 @@
 //! the exit status is 1: its maintenance is unknown, never "none".
 
 use super::run::DriverArg;
-use super::{block_on, print_json};
+use super::{Db, block_on, print_json};
+use crate::err;
+use crate::guard::book::Book;
 use crate::guard::book::state_name;
 use crate::guard::sources::Sources;
 use rollcall_core::fmt_time;
@@ -16,6 +18,23 @@ use std::process::ExitCode;
 pub enum Args {
     /// Read the sources once and print their events.
     Pull(Pull),
+    /// What a guard has recorded: every event per host, the run that dealt with it and how
+    /// it left the host, and (--log) every change with its time.
+    List(List),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct List {
+    #[command(flatten)]
+    db: Db,
+    /// The guard (default: the only one in the journal).
+    #[arg(long)]
+    guard: Option<String>,
+    /// Every change, oldest first, instead of the events.
+    #[arg(long)]
+    log: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -33,6 +52,7 @@ impl Args {
     pub fn exec(self) -> miette::Result<ExitCode> {
         match self {
             Args::Pull(p) => p.exec(),
+            Args::List(l) => block_on(l.exec()),
         }
     }
 }
@@ -42,7 +62,11 @@ impl Pull {
         let name = self.fleet.display().to_string();
         let text = rollcall_fleet::limits::read_input(&self.fleet)
             .map_err(|e| miette::miette!("{name}: {e}"))?;
-        let base = self.fleet.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = self
+            .fleet
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let (fleet, _) = crate::run::load_fleet(&name, &text, &base)?;
         let sources = Sources::load(self.driver.into(), &name, &text, &base, &fleet)?;
         let json = self.json;
@@ -97,4 +121,73 @@ fn pulled_json(pulled: &[Pulled]) -> serde_json::Value {
         })
         .collect();
     json!({ "hosts": hosts })
+}
+
+impl List {
+    async fn exec(self) -> miette::Result<ExitCode> {
+        let store = self.db.open().await?;
+        let guard = match self.guard {
+            Some(g) => g,
+            None => only_guard(&store).await?,
+        };
+        let book = Book::open(&store, &guard).await.map_err(err)?;
+        if self.log {
+            let log = book.changes().await.map_err(err)?;
+            match self.json {
+                true => print_json(&log)?,
+                false => {
+                    for (at, c) in log {
+                        println!(
+                            "{}  {}  {}  {} ({})  {} – {}",
+                            fmt_time(at),
+                            c.host,
+                            c.key,
+                            c.what,
+                            c.state,
+                            time(c.not_before),
+                            time(c.not_after)
+                        );
+                    }
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut known: Vec<_> = book.known().await.map_err(err)?.into_values().collect();
+        known.sort_by(|a, b| (a.not_before, &a.host, &a.key).cmp(&(b.not_before, &b.host, &b.key)));
+        match self.json {
+            true => print_json(&known)?,
+            false => {
+                for k in known {
+                    println!(
+                        "{}  {}  {}  {}  {} – {}  run {}  {}",
+                        k.host,
+                        k.key,
+                        k.code,
+                        k.state,
+                        time(k.not_before),
+                        time(k.not_after),
+                        k.run.as_deref().unwrap_or("-"),
+                        k.outcome.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The one guard of the journal; an error naming them when there are several.
+async fn only_guard(store: &rollcall_store::Store) -> miette::Result<String> {
+    let any = Book::open(store, "").await.map_err(err)?;
+    let names = any.guards().await.map_err(err)?;
+    match names.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(miette::miette!(
+            "this journal has no guard yet (rollcall guard FLEET)"
+        )),
+        many => Err(miette::miette!(
+            "this journal has several guards: {}; choose one with --guard",
+            many.join(", ")
+        )),
+    }
 }

@@ -27,7 +27,11 @@ pub struct ApproveDriver {
 /// The Azure events of a fleet's notices, by host.
 pub fn azure_events(fleet: &Fleet) -> HashMap<HostIx, String> {
     let mut m = HashMap::new();
-    for n in fleet.notices.iter().filter(|n| n.source.as_deref() == Some("azure")) {
+    for n in fleet
+        .notices
+        .iter()
+        .filter(|n| n.source.as_deref() == Some("azure"))
+    {
         let id = n.id.strip_prefix("azure:").unwrap_or(&n.id);
         for &h in &n.hosts {
             m.insert(h, id.to_string());

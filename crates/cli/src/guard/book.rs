@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS guard_runs (
 pub type BookError = sqlx::Error;
 
 /// An event as the book knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Known {
     pub key: String,
     pub host: String,
@@ -105,7 +105,7 @@ impl Known {
 }
 
 /// What changed about one event at one pull.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Change {
     pub key: String,
     pub host: String,
@@ -324,27 +324,35 @@ impl Book {
             .execute(&mut *tx)
             .await?;
         for d in due {
-            sqlx::query("UPDATE guard_events SET run = $1 WHERE guard = $2 AND key = $3 AND host = $4")
-                .bind(run)
-                .bind(&self.guard)
-                .bind(&d.key)
-                .bind(&d.host)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE guard_events SET run = $1 WHERE guard = $2 AND key = $3 AND host = $4",
+            )
+            .bind(run)
+            .bind(&self.guard)
+            .bind(&d.key)
+            .bind(&d.host)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await
     }
 
     /// How the run left each host of its events (`done`, or the phase it stopped in).
-    pub async fn finished(&self, run: &str, outcome: &HashMap<String, String>) -> Result<(), BookError> {
+    pub async fn finished(
+        &self,
+        run: &str,
+        outcome: &HashMap<String, String>,
+    ) -> Result<(), BookError> {
         for (host, o) in outcome {
-            sqlx::query("UPDATE guard_events SET outcome = $1 WHERE guard = $2 AND run = $3 AND host = $4")
-                .bind(o)
-                .bind(&self.guard)
-                .bind(run)
-                .bind(host)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE guard_events SET outcome = $1 WHERE guard = $2 AND run = $3 AND host = $4",
+            )
+            .bind(o)
+            .bind(&self.guard)
+            .bind(run)
+            .bind(host)
+            .execute(&self.pool)
+            .await?;
         }
         Ok(())
     }
@@ -360,6 +368,38 @@ impl Book {
         Ok(())
     }
 
+    /// Every change the guard recorded, oldest first.
+    pub async fn changes(&self) -> Result<Vec<(i64, Change)>, BookError> {
+        let rows = sqlx::query(
+            "SELECT at, key, host, change, state, not_before, not_after FROM guard_log WHERE guard = $1 ORDER BY at",
+        )
+        .bind(&self.guard)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let c = Change {
+                    key: r.get("key"),
+                    host: r.get("host"),
+                    what: r.get("change"),
+                    state: r.get("state"),
+                    not_before: r.get("not_before"),
+                    not_after: r.get("not_after"),
+                };
+                (r.get("at"), c)
+            })
+            .collect())
+    }
+
+    /// Every guard this journal has a book for.
+    pub async fn guards(&self) -> Result<Vec<String>, BookError> {
+        let rows = sqlx::query("SELECT DISTINCT guard FROM guard_events ORDER BY guard")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get("guard")).collect())
+    }
+
     /// The guard's runs, oldest first.
     pub async fn runs(&self) -> Result<Vec<String>, BookError> {
         let rows = sqlx::query("SELECT run FROM guard_runs WHERE guard = $1 ORDER BY started, run")
@@ -367,5 +407,105 @@ impl Book {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(|r| r.get("run")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollcall_providers::Source;
+
+    fn ev(id: &str, state: EventState, nb: i64) -> ProviderEvent {
+        ProviderEvent {
+            source: Source::Azure,
+            id: id.into(),
+            instance: "h1".into(),
+            code: "Reboot".into(),
+            state,
+            not_before: Some(nb),
+            not_after: None,
+            deadline: None,
+            description: String::new(),
+        }
+    }
+
+    fn pulled(host: &str, events: Vec<ProviderEvent>) -> Pulled {
+        Pulled {
+            host: host.into(),
+            source: Source::Azure,
+            events: Ok(events),
+        }
+    }
+
+    fn whats(c: &[Change]) -> Vec<String> {
+        c.iter()
+            .map(|c| format!("{} {} {}", c.host, c.key, c.what))
+            .collect()
+    }
+
+    /// The book's whole life on one store: new, unchanged, moved, started, gone, an unread
+    /// host changing nothing, due events, a run started and given back.
+    async fn book_life(store: &Store) {
+        let b = Book::open(store, "g").await.unwrap();
+        let c = b
+            .record(
+                &[pulled("h1", vec![ev("e1", EventState::Scheduled, 1000)])],
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(whats(&c), ["h1 azure:e1 new"]);
+        let again = [pulled("h1", vec![ev("e1", EventState::Scheduled, 1000)])];
+        assert!(b.record(&again, 11).await.unwrap().is_empty());
+        let moved = [pulled("h1", vec![ev("e1", EventState::Scheduled, 2000)])];
+        assert_eq!(
+            whats(&b.record(&moved, 12).await.unwrap()),
+            ["h1 azure:e1 moved"]
+        );
+        assert_eq!(b.due(100).await.unwrap().len(), 1);
+        assert!(
+            b.due(2000).await.unwrap().is_empty(),
+            "a window that began is not due"
+        );
+        // an unread host changes nothing
+        let unread = Pulled {
+            host: "h1".into(),
+            source: Source::Azure,
+            events: Err(rollcall_providers::ProviderError::Http {
+                url: "u".into(),
+                error: "refused".into(),
+            }),
+        };
+        assert!(b.record(&[unread], 13).await.unwrap().is_empty());
+        let due = b.due(100).await.unwrap();
+        b.started("run-1", &due, 14).await.unwrap();
+        assert!(b.due(100).await.unwrap().is_empty(), "taken by run-1");
+        b.give_back("run-1").await.unwrap();
+        assert_eq!(b.due(100).await.unwrap().len(), 1, "given back");
+        let started = [pulled("h1", vec![ev("e1", EventState::Started, 2000)])];
+        assert_eq!(
+            whats(&b.record(&started, 15).await.unwrap()),
+            ["h1 azure:e1 scheduled→started"]
+        );
+        let gone = b.record(&[pulled("h1", vec![])], 16).await.unwrap();
+        assert_eq!(whats(&gone), ["h1 azure:e1 gone"]);
+        assert_eq!(gone[0].state, "completed");
+        let log = b.changes().await.unwrap();
+        assert_eq!(log.len(), 4);
+        assert_eq!(b.guards().await.unwrap(), ["g"]);
+    }
+
+    #[tokio::test]
+    async fn the_book_records_every_change_on_sqlite() {
+        let dir = rollcall_testkit::TmpDir::new("guard-book");
+        let store = Store::connect(dir.db()).await.unwrap();
+        book_life(&store).await;
+    }
+
+    #[tokio::test]
+    async fn the_book_records_every_change_on_postgres() {
+        let pg = rollcall_testkit::pg::shared();
+        let store = Store::connect(pg.fresh_db("guard_book")).await.unwrap();
+        book_life(&store).await;
     }
 }

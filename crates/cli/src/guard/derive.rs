@@ -106,13 +106,20 @@ hosts = { tags = ["x"] }
 
     #[test]
     fn the_guard_text_scopes_starts_and_carries_the_notices() {
-        let t = guard_text(FLEET, &[due("b", "azure:1"), due("b", "azure:2")], 1_700_000_000)
-            .unwrap();
+        let t = guard_text(
+            FLEET,
+            &[due("b", "azure:1"), due("b", "azure:2")],
+            1_700_000_000,
+        )
+        .unwrap();
         let v: DocumentMut = t.parse().unwrap();
         let m = &v["maintenance"];
         assert_eq!(m["start"].as_str(), Some("2023-11-14T22:13:20Z"));
         assert_eq!(m["hosts"]["ids"].as_array().unwrap().len(), 1);
-        assert!(m["hosts"].get("tags").is_none(), "the file's scope is replaced");
+        assert!(
+            m["hosts"].get("tags").is_none(),
+            "the file's scope is replaced"
+        );
         let n = v["notice"].as_array_of_tables().unwrap();
         assert_eq!(n.len(), 2);
         let n: Vec<&Table> = n.iter().collect();

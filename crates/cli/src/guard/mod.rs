@@ -136,7 +136,10 @@ impl Guard {
                 "guard {}: {} event(s) due on {} host(s): run {id}",
                 self.name,
                 due.len(),
-                due.iter().map(|d| &d.host).collect::<std::collections::BTreeSet<_>>().len()
+                due.iter()
+                    .map(|d| &d.host)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
             );
         }
         self.book.started(&id, due, now).await.map_err(err)?;
