@@ -185,6 +185,52 @@ mod tests {
         assert!(parse_rfc3339("NONE").is_err());
     }
 
+    fn ev(id: &str, state: EventState) -> ProviderEvent {
+        ProviderEvent {
+            source: Source::Azure,
+            id: id.into(),
+            instance: "h".into(),
+            code: "Reboot".into(),
+            state,
+            not_before: None,
+            not_after: None,
+            deadline: None,
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn vanished_events_are_completed_if_started_else_canceled_once_per_host() {
+        let v = Vanished::default();
+        let s = |e: &[ProviderEvent]| {
+            e.iter()
+                .map(|e| (e.id.clone(), e.state))
+                .collect::<Vec<_>>()
+        };
+        v.follow(
+            "h",
+            vec![ev("a", EventState::Started), ev("b", EventState::Scheduled)],
+        );
+        v.follow("other", vec![ev("c", EventState::Scheduled)]);
+        let got = v.follow("h", vec![ev("d", EventState::Scheduled)]);
+        assert_eq!(
+            s(&got),
+            [
+                ("d".into(), EventState::Scheduled),
+                ("a".into(), EventState::Completed),
+                ("b".into(), EventState::Canceled)
+            ]
+        );
+        assert_eq!(
+            s(&v.follow("h", vec![ev("d", EventState::Scheduled)])).len(),
+            1
+        );
+        assert_eq!(
+            s(&v.follow("other", vec![ev("c", EventState::Started)])).len(),
+            1
+        );
+    }
+
     #[test]
     fn urls_join_with_one_slash() {
         let h = MetaHost::new("a", "http://x:1/a/");
