@@ -217,6 +217,39 @@ mod tests {
         );
     }
 
+    /// A document from the log of Microsoft's sample service (Azure/vm-scheduled-events):
+    /// a user-initiated reboot, no description, duration unknown (-1).
+    const USER_REBOOT: &str = r#"{
+        "DocumentIncarnation": 2,
+        "Events": [
+            {
+                "EventId": "4CAEA225-A741-474D-A72E-428C86FCD853",
+                "EventStatus": "Scheduled",
+                "EventType": "Reboot",
+                "ResourceType": "VirtualMachine",
+                "Resources": [
+                    "flatcar-vm1"
+                ],
+                "NotBefore": "Thu, 22 Jul 2021 04:50:17 GMT",
+                "Description": "",
+                "EventSource": "User",
+                "DurationInSeconds": -1
+            }
+        ]
+    }"#;
+
+    #[test]
+    fn an_unknown_duration_leaves_the_end_of_the_window_unknown() {
+        let (inc, ev) = parse("vm-1", USER_REBOOT).unwrap();
+        assert_eq!((inc, ev.len()), (2, 1));
+        // 22 Jul 2021 04:50:17 UTC
+        assert_eq!(
+            (ev[0].not_before, ev[0].not_after),
+            (Some(1626929417), None)
+        );
+        assert_eq!(ev[0].code, "Reboot");
+    }
+
     #[test]
     fn a_started_event_has_an_empty_not_before() {
         let body = SAMPLE
