@@ -72,7 +72,7 @@ pub fn check_metadata(
     host_ids: &HashSet<&str>,
 ) -> MetadataSettings {
     let field = format!("{table}.endpoint");
-    let endpoint = raw
+    let base = raw
         .endpoint
         .as_ref()
         .map_or(default_endpoint.to_string(), |e| endpoint(c, e, &field));
@@ -87,13 +87,17 @@ pub fn check_metadata(
                 format!("no host `{}` in this fleet", id.get_ref()),
             );
         }
-        let ep = h.endpoint.as_ref().map_or(endpoint.clone(), |e| {
-            self::endpoint(c, e, &format!("{f}.endpoint"))
-        });
+        let ep = h
+            .endpoint
+            .as_ref()
+            .map_or(base.clone(), |e| endpoint(c, e, &format!("{f}.endpoint")));
         hosts.push(MetaHost::new(id.get_ref(), ep));
     }
     MetadataSettings {
-        access: MetadataAccess { endpoint, via },
+        access: MetadataAccess {
+            endpoint: base,
+            via,
+        },
         hosts,
     }
 }

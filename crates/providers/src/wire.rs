@@ -102,7 +102,7 @@ pub async fn fetch_ok(
         return Err(ProviderError::Status {
             url,
             status: r.status,
-            body: crate::wire::short(&r.body),
+            body: short(&r.body),
         });
     }
     Ok(r.body)

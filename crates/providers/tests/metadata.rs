@@ -329,3 +329,31 @@ async fn a_garbage_payload_is_an_error_never_no_events() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_hosts_and_endpoints_of_the_fleet_file_are_the_ones_read() {
+    use rollcall_providers::settings::ProviderSettings;
+    let srv = MetaServer::start();
+    srv.azure_schedule("etcd-1", "ev-f", "Reboot", T0);
+    srv.azure_schedule("etcd-2", "ev-g", "Reboot", T0 + 60);
+    // etcd-1 by its own endpoint; etcd-2 by the table's, which is etcd-2's
+    let text = format!(
+        "[azure]\nendpoint = \"{}\"\nvia = \"direct\"\n[azure.host.etcd-1]\nendpoint = \"{}\"\n[azure.host.etcd-2]\n",
+        srv.endpoint("etcd-2"),
+        srv.endpoint("etcd-1")
+    );
+    let s = ProviderSettings::load("fleet.toml", &text, &["etcd-1", "etcd-2"]).unwrap();
+    let src = AzureSource::new(s.azure.unwrap().hosts);
+    let got: Vec<(String, Vec<String>)> = pull(&src)
+        .await
+        .into_iter()
+        .map(|(h, r)| (h, r.unwrap().into_iter().map(|e| e.id).collect()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("etcd-1".into(), vec!["ev-f".into()]),
+            ("etcd-2".into(), vec!["ev-g".into()])
+        ]
+    );
+}
