@@ -10,6 +10,7 @@ pub mod etcd;
 pub mod etcd_json;
 pub mod gates;
 pub mod judge;
+pub mod onhost;
 pub mod remote;
 pub mod search;
 pub mod sim;

@@ -49,15 +49,7 @@ impl RemoteDriver {
     }
 
     fn host(&self, h: HostIx) -> HostRef {
-        let x = &self.fleet.hosts[h as usize];
-        HostRef {
-            id: x.id.clone(),
-            address: if x.address.is_empty() {
-                x.id.clone()
-            } else {
-                x.address.clone()
-            },
-        }
+        HostRef::of(&self.fleet.hosts[h as usize])
     }
 
     async fn run(&self, h: &HostRef, cmd: &str) -> Result<CmdOutput, RunError> {

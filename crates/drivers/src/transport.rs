@@ -100,6 +100,20 @@ pub struct HostRef {
     pub address: String,
 }
 
+impl HostRef {
+    /// A fleet host: its address, or its id when it has none.
+    pub fn of(h: &rollcall_core::Host) -> HostRef {
+        HostRef {
+            id: h.id.clone(),
+            address: if h.address.is_empty() {
+                h.id.clone()
+            } else {
+                h.address.clone()
+            },
+        }
+    }
+}
+
 pub trait Transport: Send + Sync + 'static {
     /// Run a shell command on the host and collect its output.
     fn run<'a>(

@@ -92,7 +92,14 @@ impl ProviderEvent {
     }
 }
 
+pub mod azure;
+pub mod gcp;
 pub mod http;
+pub mod imds;
+pub mod settings;
+pub mod wire;
+
+pub use wire::MetaHost;
 
 /// What went wrong reading a provider; each names where.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +116,15 @@ pub enum ProviderError {
     Parse { what: String, error: String },
     #[error("{0}")]
     Credentials(String),
+    /// An Azure approval (`StartRequests`) that did not go through.
+    #[error("{host}: approving event {event}: {error}")]
+    Approve {
+        host: String,
+        event: String,
+        error: Box<ProviderError>,
+    },
+    #[error("{host} is not among the {} hosts", .provider.as_str())]
+    NotCovered { provider: Source, host: String },
 }
 
 /// How a metadata service that answers only on the instance is read.

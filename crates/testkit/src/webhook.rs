@@ -40,7 +40,7 @@ pub struct SinkState {
 
 pub type Shared = Arc<Mutex<SinkState>>;
 
-fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -99,8 +99,7 @@ pub struct Sink {
     /// What it recorded and how it answers ([`Sink::recording`] only).
     pub state: Shared,
     count: Arc<AtomicU64>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _served: crate::serve::Served,
 }
 
 impl Sink {
@@ -140,33 +139,13 @@ impl Sink {
         count: Arc<AtomicU64>,
         workers: usize,
     ) -> Sink {
-        let bind = format!("{ip}:0");
-        let (ptx, prx) = std::sync::mpsc::channel();
-        let (stop, srx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(workers)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind(&bind).await.unwrap();
-                ptx.send(l.local_addr().unwrap().port()).unwrap();
-                axum::serve(l, app)
-                    .with_graceful_shutdown(async {
-                        let _ = srx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let served = crate::serve::serve(ip, app, workers);
         Sink {
             ip: ip.to_string(),
-            port: prx.recv_timeout(Duration::from_secs(10)).unwrap(),
+            port: served.port,
             state,
             count,
-            stop: Some(stop),
-            thread: Some(thread),
+            _served: served,
         }
     }
 
@@ -186,16 +165,5 @@ impl Sink {
     /// Requests counted by a [`Sink::counting`] sink.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
