@@ -313,7 +313,8 @@ fn remote_host_driver(
     let cfg = remote_config(name, text, base, fleet)?;
     let ec = remote_timing(&cfg);
     let d = rollcall_drivers::remote_driver(kind.name(), fleet.clone(), cfg).map_err(err)?;
-    Ok((Arc::new(d), ec))
+    let d = crate::guard::approve::wrap(Arc::new(d), kind, name, text, base, fleet)?;
+    Ok((d, ec))
 }
 
 /// Engine timing for a stored run.

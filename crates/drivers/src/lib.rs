@@ -55,7 +55,21 @@ pub fn remote_driver(
     fleet: std::sync::Arc<rollcall_core::Fleet>,
     cfg: config::RemoteConfig,
 ) -> Result<remote::RemoteDriver, DriverError> {
-    let transport: Box<dyn transport::Transport> = match kind {
+    let transport = transport(kind, &cfg)?;
+    Ok(remote::RemoteDriver::new(
+        fleet,
+        std::sync::Arc::new(cfg),
+        transport,
+    ))
+}
+
+/// How the `ssh` or `exec` driver reaches hosts (also what reads metadata on a host,
+/// [`onhost::OnHost`]).
+pub fn transport(
+    kind: &str,
+    cfg: &config::RemoteConfig,
+) -> Result<Box<dyn transport::Transport>, DriverError> {
+    Ok(match kind {
         "ssh" => Box::new(transport::SshTransport {
             settings: cfg.ssh.clone(),
         }),
@@ -66,10 +80,5 @@ pub fn remote_driver(
             None => return Err(DriverError::ExecWithoutCommand),
         },
         k => return Err(DriverError::UnknownDriver(k.to_string())),
-    };
-    Ok(remote::RemoteDriver::new(
-        fleet,
-        std::sync::Arc::new(cfg),
-        transport,
-    ))
+    })
 }

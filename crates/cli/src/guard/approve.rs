@@ -4,10 +4,16 @@
 //! recorded; Azure then reboots it, and the engine watches the boot id change as for any
 //! reboot. Everything else goes to the host driver.
 
+use super::sources::Fetchers;
 use rollcall_core::engine::{Command, Event};
 use rollcall_core::{Fleet, HostIx};
 use rollcall_drivers::{BoxFuture, Driver, DriverError, LastHost};
+use rollcall_providers::azure::AzureSource;
+use rollcall_providers::http::HostFetch;
+use rollcall_providers::settings::ProviderSettings;
+use rollcall_runtime::DriverKind;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Sends the approval of one event for one host.
@@ -96,4 +102,53 @@ impl Driver for ApproveDriver {
     fn go_last(&self) -> BoxFuture<'_, Vec<LastHost>> {
         self.inner.go_last()
     }
+}
+
+/// Approvals through the fleet's `[azure]` source, read as it says (on the host or directly).
+struct AzureApprover {
+    source: AzureSource,
+    fetch: Arc<dyn HostFetch>,
+}
+
+impl Approver for AzureApprover {
+    fn approve<'a>(&'a self, host: &'a str, event: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.source
+                .approve(self.fetch.as_ref(), host, event)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The run's host driver, approving the Azure events among its notices instead of
+/// rebooting those hosts (unchanged when it has none).
+pub fn wrap(
+    driver: Arc<dyn Driver>,
+    kind: DriverKind,
+    name: &str,
+    text: &str,
+    base: &Path,
+    fleet: &Arc<Fleet>,
+) -> miette::Result<Arc<dyn Driver>> {
+    if azure_events(fleet).is_empty() {
+        return Ok(driver);
+    }
+    let ids: Vec<&str> = fleet.hosts.iter().map(|h| h.id.as_str()).collect();
+    let ps = ProviderSettings::load(name, text, &ids).map_err(crate::run::config_report)?;
+    let Some(a) = ps.azure else {
+        return Err(miette::miette!(
+            "{name}: notices from Azure need the [azure] table to approve them"
+        ));
+    };
+    let fetch = Fetchers::new(kind, name, text, base, fleet)?.get(a.access.via, "azure")?;
+    let approver = AzureApprover {
+        source: AzureSource::new(a.hosts),
+        fetch,
+    };
+    Ok(Arc::new(ApproveDriver::new(
+        driver,
+        Arc::new(approver),
+        fleet.clone(),
+    )))
 }
