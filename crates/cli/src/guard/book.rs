@@ -174,26 +174,35 @@ impl Book {
 
     /// Record what one round of pulls read: new events, changed states and windows, and
     /// open events a host no longer lists (gone: completed if it had started, else
-    /// canceled). Hosts that could not be read change nothing. The changes, in order.
+    /// canceled). Hosts that could not be read change nothing. An event that replaces one
+    /// that went away unstarted on the same host and source (a window moved under a new
+    /// id, as GCP does) inherits the run that dealt with it: a host rebooted ahead is not
+    /// rebooted again because the provider moved its window. The changes, in order.
     pub async fn record(&self, pulled: &[Pulled], now: i64) -> Result<Vec<Change>, BookError> {
         let known = self.known().await?;
         let mut changes = Vec::new();
         for p in pulled {
             let Ok(events) = &p.events else { continue };
-            for e in events {
-                let k = known.get(&(e.key(), p.host.clone()));
-                if let Some(c) = self.upsert(&p.host, e, k, now).await? {
-                    changes.push(c);
-                }
-            }
             let listed: Vec<String> = events.iter().map(ProviderEvent::key).collect();
+            let mut withdrawn = Vec::new();
             for k in known.values().filter(|k| {
                 k.host == p.host
                     && k.source == p.source.as_str()
                     && k.open()
                     && !listed.contains(&k.key)
             }) {
-                changes.push(self.gone(k, now).await?);
+                let c = self.gone(k, now).await?;
+                if c.state == "canceled" && k.run.is_some() {
+                    withdrawn.push(k.clone());
+                }
+                changes.push(c);
+            }
+            for e in events {
+                let k = known.get(&(e.key(), p.host.clone()));
+                let heir = withdrawn.first().filter(|_| k.is_none());
+                if let Some(c) = self.upsert(&p.host, e, k, heir, now).await? {
+                    changes.push(c);
+                }
             }
         }
         Ok(changes)
@@ -204,10 +213,12 @@ impl Book {
         host: &str,
         e: &ProviderEvent,
         k: Option<&Known>,
+        heir_of: Option<&Known>,
         now: i64,
     ) -> Result<Option<Change>, BookError> {
         let state = state_name(e.state);
         let what = match k {
+            None if heir_of.is_some() => format!("moved (was {})", heir_of.unwrap().key),
             None => "new".to_string(),
             Some(k) if k.state != state => format!("{}→{state}", k.state),
             Some(k) if k.not_before != e.not_before || k.not_after != e.not_after => {
@@ -233,6 +244,16 @@ impl Book {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        if let Some(h) = heir_of {
+            sqlx::query("UPDATE guard_events SET run = $1, outcome = $2 WHERE guard = $3 AND key = $4 AND host = $5")
+                .bind(&h.run)
+                .bind(&h.outcome)
+                .bind(&self.guard)
+                .bind(e.key())
+                .bind(host)
+                .execute(&self.pool)
+                .await?;
+        }
         let c = Change {
             key: e.key(),
             host: host.to_string(),
@@ -492,6 +513,17 @@ mod tests {
         assert_eq!(gone[0].state, "completed");
         let log = b.changes().await.unwrap();
         assert_eq!(log.len(), 4);
+        // a window dealt with, then moved under a new id: the new one is not due
+        let w = [pulled("h2", vec![ev("w1", EventState::Scheduled, 5000)])];
+        b.record(&w, 20).await.unwrap();
+        let due = b.due(100).await.unwrap();
+        b.started("run-2", &due, 21).await.unwrap();
+        let moved = [pulled("h2", vec![ev("w2", EventState::Scheduled, 6000)])];
+        assert_eq!(
+            whats(&b.record(&moved, 22).await.unwrap()),
+            ["h2 azure:w1 gone", "h2 azure:w2 moved (was azure:w1)"]
+        );
+        assert!(b.due(100).await.unwrap().is_empty(), "dealt with by run-2");
         assert_eq!(b.guards().await.unwrap(), ["g"]);
     }
 
