@@ -197,10 +197,22 @@ impl Book {
                 }
                 changes.push(c);
             }
-            for e in events {
-                let k = known.get(&(e.key(), p.host.clone()));
-                let heir = withdrawn.first().filter(|_| k.is_none());
-                if let Some(c) = self.upsert(&p.host, e, k, heir, now).await? {
+            // known events first (a source may list a withdrawn window as canceled), new after
+            let (old, new): (Vec<_>, Vec<_>) = events
+                .iter()
+                .partition(|e| known.contains_key(&(e.key(), p.host.clone())));
+            for e in old {
+                let k = &known[&(e.key(), p.host.clone())];
+                if k.open() && e.state == EventState::Canceled && k.run.is_some() {
+                    withdrawn.push(k.clone());
+                }
+                if let Some(c) = self.upsert(&p.host, e, Some(k), None, now).await? {
+                    changes.push(c);
+                }
+            }
+            for e in new {
+                let heir = withdrawn.first();
+                if let Some(c) = self.upsert(&p.host, e, None, heir, now).await? {
                     changes.push(c);
                 }
             }
@@ -524,6 +536,25 @@ mod tests {
             ["h2 azure:w1 gone", "h2 azure:w2 moved (was azure:w1)"]
         );
         assert!(b.due(100).await.unwrap().is_empty(), "dealt with by run-2");
+        // the same when the source lists the old window as canceled (GCP), new one first
+        let moved = [pulled(
+            "h2",
+            vec![
+                ev("w3", EventState::Scheduled, 7000),
+                ev("w2", EventState::Canceled, 6000),
+            ],
+        )];
+        assert_eq!(
+            whats(&b.record(&moved, 23).await.unwrap()),
+            [
+                "h2 azure:w2 scheduled→canceled",
+                "h2 azure:w3 moved (was azure:w2)"
+            ]
+        );
+        assert!(
+            b.due(100).await.unwrap().is_empty(),
+            "still dealt with by run-2"
+        );
         assert_eq!(b.guards().await.unwrap(), ["g"]);
     }
 
