@@ -6,6 +6,9 @@
 //! events it last saw and reports a vanished one once, `Completed` if it had started,
 //! else `Canceled`. [`AzureSource::approve`] POSTs `{"StartRequests":[{"EventId":…}]}` so
 //! Azure starts the event now, once rollcall has drained the host.
+//!
+//! The first call on a VM enables the service and can take up to two minutes: until it
+//! answers within the request timeout the host is unread (an error), never quiet.
 
 use crate::http::{BoxFuture, HostFetch, Method, Request};
 use crate::wire::{self, MetaHost, Vanished};
@@ -115,6 +118,12 @@ impl AzureSource {
         let mut r = Request::get(h.url(PATH)).header("Metadata", "true");
         r.method = method;
         r
+    }
+
+    /// Events open when rollcall last stopped (from its journal): followed as if just
+    /// seen, so one that vanished meanwhile is reported completed or canceled.
+    pub fn resume(&self, open: Vec<ProviderEvent>) {
+        self.vanished.resume(open);
     }
 
     /// The events of one host now (vanished ones included, once).

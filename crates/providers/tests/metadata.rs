@@ -357,3 +357,19 @@ async fn the_hosts_and_endpoints_of_the_fleet_file_are_the_ones_read() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_event_that_vanished_while_rollcall_was_down_is_reported_after_resume() {
+    let srv = MetaServer::start();
+    srv.azure_schedule("etcd-1", "ev-h", "Reboot", T0);
+    srv.azure_start("etcd-1", "ev-h");
+    let open = one(&azure(&srv, "etcd-1")).await;
+    // rollcall stops; the event ends; a new process resumes with what it journalled
+    srv.azure_end("etcd-1", "ev-h");
+    let src = azure(&srv, "etcd-1");
+    src.resume(open);
+    assert_eq!(
+        brief(&one(&src).await),
+        [("ev-h".into(), EventState::Completed, None)]
+    );
+}
