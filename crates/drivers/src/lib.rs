@@ -49,13 +49,13 @@ pub struct LastHost {
     pub why: String,
 }
 
-/// Build the `ssh` or `exec` driver for a fleet from its driver settings.
-pub fn remote_driver(
+/// The transport of the `ssh` or `exec` driver, from its driver settings (also what
+/// [`onhost::OnHost`] reads metadata through).
+pub fn transport(
     kind: &str,
-    fleet: std::sync::Arc<rollcall_core::Fleet>,
-    cfg: config::RemoteConfig,
-) -> Result<remote::RemoteDriver, DriverError> {
-    let transport: Box<dyn transport::Transport> = match kind {
+    cfg: &config::RemoteConfig,
+) -> Result<Box<dyn transport::Transport>, DriverError> {
+    Ok(match kind {
         "ssh" => Box::new(transport::SshTransport {
             settings: cfg.ssh.clone(),
         }),
@@ -66,7 +66,16 @@ pub fn remote_driver(
             None => return Err(DriverError::ExecWithoutCommand),
         },
         k => return Err(DriverError::UnknownDriver(k.to_string())),
-    };
+    })
+}
+
+/// Build the `ssh` or `exec` driver for a fleet from its driver settings.
+pub fn remote_driver(
+    kind: &str,
+    fleet: std::sync::Arc<rollcall_core::Fleet>,
+    cfg: config::RemoteConfig,
+) -> Result<remote::RemoteDriver, DriverError> {
+    let transport = transport(kind, &cfg)?;
     Ok(remote::RemoteDriver::new(
         fleet,
         std::sync::Arc::new(cfg),
