@@ -49,22 +49,8 @@ pub struct LastHost {
     pub why: String,
 }
 
-/// Build the `ssh` or `exec` driver for a fleet from its driver settings.
-pub fn remote_driver(
-    kind: &str,
-    fleet: std::sync::Arc<rollcall_core::Fleet>,
-    cfg: config::RemoteConfig,
-) -> Result<remote::RemoteDriver, DriverError> {
-    let transport = transport(kind, &cfg)?;
-    Ok(remote::RemoteDriver::new(
-        fleet,
-        std::sync::Arc::new(cfg),
-        transport,
-    ))
-}
-
-/// How the `ssh` or `exec` driver reaches hosts (also what reads metadata on a host,
-/// [`onhost::OnHost`]).
+/// The transport of the `ssh` or `exec` driver, from its driver settings (also what
+/// [`onhost::OnHost`] reads metadata through).
 pub fn transport(
     kind: &str,
     cfg: &config::RemoteConfig,
@@ -81,4 +67,18 @@ pub fn transport(
         },
         k => return Err(DriverError::UnknownDriver(k.to_string())),
     })
+}
+
+/// Build the `ssh` or `exec` driver for a fleet from its driver settings.
+pub fn remote_driver(
+    kind: &str,
+    fleet: std::sync::Arc<rollcall_core::Fleet>,
+    cfg: config::RemoteConfig,
+) -> Result<remote::RemoteDriver, DriverError> {
+    let transport = transport(kind, &cfg)?;
+    Ok(remote::RemoteDriver::new(
+        fleet,
+        std::sync::Arc::new(cfg),
+        transport,
+    ))
 }

@@ -5,13 +5,14 @@
 //! The command is `curl -sS -m T -X METHOD -H … -w '\n%{http_code}' URL`, a body piped
 //! in (`printf %s BODY | curl … --data-binary @-`), every value shell-quoted; the last
 //! line of its output is the status. A transport failure or a non-zero curl exit is a
-//! [`ProviderError::Http`] naming the host and the URL.
+//! [`ProviderError::Http`] naming the host and the URL. [`host_fetch`] picks `OnHost` or
+//! `Direct` by a table's `via`; the transport is the run's (`crate::transport(kind, cfg)`).
 
 use crate::BoxFuture;
 use crate::transport::{CmdOutput, HostRef, Transport, shell_quote, truncate};
 use rollcall_core::Fleet;
-use rollcall_providers::ProviderError;
-use rollcall_providers::http::{HostFetch, Request, Response};
+use rollcall_providers::http::{Direct, HostFetch, Request, Response};
+use rollcall_providers::{ProviderError, Via};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,15 @@ impl OnHost {
             .map(|h| (h.id.clone(), HostRef::of(h)))
             .collect();
         OnHost { transport, hosts }
+    }
+}
+
+/// What a metadata table's `via` asks for: `curl` on the host over `transport`
+/// (`ssh`), or HTTP from this process (`direct`).
+pub fn host_fetch(via: Via, transport: Arc<dyn Transport>, fleet: &Fleet) -> Box<dyn HostFetch> {
+    match via {
+        Via::Ssh => Box::new(OnHost::new(transport, fleet)),
+        Via::Direct => Box::new(Direct::default()),
     }
 }
 

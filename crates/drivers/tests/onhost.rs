@@ -2,13 +2,12 @@
 //! (loopback sshd) and through an exec template, against the tests' fake metadata server.
 
 use rollcall_drivers::config::SshSettings;
-use rollcall_drivers::onhost::OnHost;
+use rollcall_drivers::onhost::{OnHost, host_fetch};
 use rollcall_drivers::transport::{ExecTransport, SshTransport, Transport};
 use rollcall_fleet::{LoadOptions, load_str};
 use rollcall_providers::azure::AzureSource;
 use rollcall_providers::gcp::GcpSource;
-use rollcall_providers::http::HostFetch;
-use rollcall_providers::{EventState, MetaHost, NoticeSource, ProviderError};
+use rollcall_providers::{EventState, MetaHost, NoticeSource, ProviderError, Via};
 use rollcall_testkit::loopback::sshd;
 use rollcall_testkit::metadata::{GcpWindow, MetaServer};
 use std::sync::Arc;
@@ -63,7 +62,8 @@ async fn curl_failing_on_the_host_is_an_error_naming_host_and_url() {
     let exec: Arc<dyn Transport> = Arc::new(ExecTransport {
         template: "sh -c {command}".into(),
     });
-    let on = OnHost::new(exec, &fleet("127.0.0.1"));
+    let on = host_fetch(Via::Ssh, exec, &fleet("127.0.0.1"));
+    let on = on.as_ref();
     let srv = MetaServer::start();
     let w = GcpWindow {
         start: T0,
@@ -73,7 +73,7 @@ async fn curl_failing_on_the_host_is_an_error_naming_host_and_url() {
     };
     srv.gcp_window("etcd-1", Some(w));
     let src = GcpSource::new(vec![MetaHost::new("etcd-1", srv.endpoint("etcd-1"))]);
-    let got = src.pull(&on).await;
+    let got = src.pull(on).await;
     assert_eq!(got[0].events.as_ref().unwrap()[0].not_before, Some(T0));
 
     let req = rollcall_providers::http::Request::get("http://127.0.0.1:1/computeMetadata/v1/x");

@@ -6,11 +6,16 @@
 //! events it last saw and reports a vanished one once, `Completed` if it had started,
 //! else `Canceled`. [`AzureSource::approve`] POSTs `{"StartRequests":[{"EventId":…}]}` so
 //! Azure starts the event now, once rollcall has drained the host.
+//!
+//! The first call on a VM enables the service and can take up to two minutes: until it
+//! answers within the request timeout the host is unread (an error), never quiet.
 
 use crate::http::{BoxFuture, HostFetch, Method, Request};
 use crate::wire::{self, MetaHost, Vanished};
 use crate::{EventState, NoticeSource, ProviderError, ProviderEvent, Pulled, Source};
 use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 /// The Scheduled Events path and API version.
 pub const PATH: &str = "/metadata/scheduledevents?api-version=2020-07-01";
@@ -44,15 +49,34 @@ pub struct RawEvent {
     pub duration_in_seconds: Option<i64>,
 }
 
+/// A Scheduled Events document as read for one fleet host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    pub incarnation: u64,
+    pub events: Vec<ProviderEvent>,
+    /// Each event's `Resources`: the VMs it affects. An event can name several VMs (an
+    /// availability set), and approving it starts it for all of them.
+    pub resources: BTreeMap<String, Vec<String>>,
+}
+
 /// Parse a Scheduled Events document read for fleet host `host`.
-pub fn parse(host: &str, body: &str) -> Result<(u64, Vec<ProviderEvent>), String> {
+pub fn parse(host: &str, body: &str) -> Result<Reading, String> {
     let doc: Document = serde_json::from_str(body).map_err(|e| e.to_string())?;
     let events = doc
         .events
         .iter()
         .map(|e| event(host, e))
         .collect::<Result<_, _>>()?;
-    Ok((doc.document_incarnation, events))
+    let resources = doc
+        .events
+        .into_iter()
+        .map(|e| (e.event_id, e.resources))
+        .collect();
+    Ok(Reading {
+        incarnation: doc.document_incarnation,
+        events,
+        resources,
+    })
 }
 
 fn event(host: &str, e: &RawEvent) -> Result<ProviderEvent, String> {
@@ -72,7 +96,7 @@ fn event(host: &str, e: &RawEvent) -> Result<ProviderEvent, String> {
         code: e.event_type.clone(),
         state,
         not_before,
-        not_after: not_before.zip(duration).map(|(b, d)| b + d),
+        not_after: not_before.zip(duration).map(|(b, d)| b.saturating_add(d)),
         deadline: None,
         description: describe(e),
     })
@@ -101,6 +125,8 @@ pub fn start_request(event_id: &str) -> String {
 pub struct AzureSource {
     hosts: Vec<MetaHost>,
     vanished: Vanished,
+    /// Per host, each open event's `Resources` as last read.
+    resources: Mutex<HashMap<String, BTreeMap<String, Vec<String>>>>,
 }
 
 impl AzureSource {
@@ -108,6 +134,7 @@ impl AzureSource {
         AzureSource {
             hosts,
             vanished: Vanished::default(),
+            resources: Mutex::default(),
         }
     }
 
@@ -115,6 +142,12 @@ impl AzureSource {
         let mut r = Request::get(h.url(PATH)).header("Metadata", "true");
         r.method = method;
         r
+    }
+
+    /// Events open when rollcall last stopped (from its journal): followed as if just
+    /// seen, so one that vanished meanwhile is reported completed or canceled.
+    pub fn resume(&self, open: Vec<ProviderEvent>) {
+        self.vanished.resume(open);
     }
 
     /// The events of one host now (vanished ones included, once).
@@ -126,9 +159,19 @@ impl AzureSource {
         let req = Self::request(h, Method::Get);
         let url = req.url.clone();
         let body = wire::fetch_ok(fetch, &h.host, req).await?;
-        let (_, events) =
+        let r =
             parse(&h.host, &body).map_err(|e| wire::parse_err(format!("{}: {url}", h.host), e))?;
-        Ok(self.vanished.follow(&h.host, events))
+        let mut res = self.resources.lock().unwrap_or_else(|e| e.into_inner());
+        res.insert(h.host.clone(), r.resources);
+        Ok(self.vanished.follow(&h.host, r.events))
+    }
+
+    /// The VMs event `event_id` affects (its `Resources`), as last read on fleet host
+    /// `host`; `None` when it was not open there at the last read. Approving an event
+    /// starts it for every one of them: the guard approves only when all are drained.
+    pub fn affected(&self, host: &str, event_id: &str) -> Option<Vec<String>> {
+        let res = self.resources.lock().unwrap_or_else(|e| e.into_inner());
+        res.get(host)?.get(event_id).cloned()
     }
 
     /// Approve `event_id` on fleet host `host` early (`StartRequests`): Azure starts it now.
@@ -197,8 +240,10 @@ mod tests {
 
     #[test]
     fn the_documented_sample_is_one_scheduled_freeze_with_its_not_before() {
-        let (inc, ev) = parse("vm-0", SAMPLE).unwrap();
-        assert_eq!(inc, 1);
+        let r = parse("vm-0", SAMPLE).unwrap();
+        let ev = &r.events;
+        assert_eq!(r.incarnation, 1);
+        assert_eq!(r.resources[&ev[0].id], ["WestNO_0", "WestNO_1"]);
         assert_eq!(ev.len(), 1);
         let e = &ev[0];
         assert_eq!(e.id, "A123BC45-1234-5678-AB90-ABCDEF123456");
@@ -240,8 +285,9 @@ mod tests {
 
     #[test]
     fn an_unknown_duration_leaves_the_end_of_the_window_unknown() {
-        let (inc, ev) = parse("vm-1", USER_REBOOT).unwrap();
-        assert_eq!((inc, ev.len()), (2, 1));
+        let r = parse("vm-1", USER_REBOOT).unwrap();
+        let ev = &r.events;
+        assert_eq!((r.incarnation, ev.len()), (2, 1));
         // 22 Jul 2021 04:50:17 UTC
         assert_eq!(
             (ev[0].not_before, ev[0].not_after),
@@ -251,18 +297,28 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_duration_does_not_overflow() {
+        let body = SAMPLE.replace(
+            "\"DurationInSeconds\": 5",
+            "\"DurationInSeconds\": 9223372036854775807",
+        );
+        let ev = parse("vm-0", &body).unwrap().events;
+        assert_eq!(ev[0].not_after, Some(i64::MAX));
+    }
+
+    #[test]
     fn a_started_event_has_an_empty_not_before() {
         let body = SAMPLE
             .replace("\"Scheduled\"", "\"Started\"")
             .replace("Mon, 11 Apr 2022 22:26:58 GMT", "");
-        let (_, ev) = parse("vm-0", &body).unwrap();
+        let ev = parse("vm-0", &body).unwrap().events;
         assert_eq!((ev[0].state, ev[0].not_before), (EventState::Started, None));
     }
 
     #[test]
     fn an_empty_document_has_no_events() {
-        let (inc, ev) = parse("vm-0", r#"{"DocumentIncarnation":7,"Events":[]}"#).unwrap();
-        assert_eq!((inc, ev.len()), (7, 0));
+        let r = parse("vm-0", r#"{"DocumentIncarnation":7,"Events":[]}"#).unwrap();
+        assert_eq!((r.incarnation, r.events.len()), (7, 0));
     }
 
     #[test]

@@ -159,6 +159,12 @@ impl GcpSource {
         Ok((wire::fetch_ok(fetch, &h.host, req).await?, url))
     }
 
+    /// Events open when rollcall last stopped (from its journal): followed as if just
+    /// seen, so one that vanished meanwhile is reported completed or canceled.
+    pub fn resume(&self, open: Vec<ProviderEvent>) {
+        self.vanished.resume(open);
+    }
+
     /// The events of one host now (a moved window's old one included, once, canceled).
     pub async fn read(
         &self,

@@ -134,6 +134,19 @@ pub struct Vanished {
 }
 
 impl Vanished {
+    /// Take `open` (events still open when rollcall last stopped, from its journal) as
+    /// last seen on their hosts (`ProviderEvent::instance`), so that one that vanished
+    /// while rollcall was down is still reported once.
+    pub fn resume(&self, open: Vec<ProviderEvent>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for e in open.into_iter().filter(|e| e.state.is_open()) {
+            let host = seen.entry(e.instance.clone()).or_default();
+            if !host.iter().any(|x| x.id == e.id) {
+                host.push(e);
+            }
+        }
+    }
+
     /// `now` as read for `host`, followed by the events last seen there and gone from
     /// `now` (each once); `now` becomes what was last seen.
     pub fn follow(&self, host: &str, mut now: Vec<ProviderEvent>) -> Vec<ProviderEvent> {
@@ -228,6 +241,21 @@ mod tests {
         assert_eq!(
             s(&v.follow("other", vec![ev("c", EventState::Started)])).len(),
             1
+        );
+    }
+
+    #[test]
+    fn events_open_when_rollcall_stopped_are_followed_after_a_resume() {
+        let v = Vanished::default();
+        v.resume(vec![
+            ev("a", EventState::Started),
+            ev("b", EventState::Canceled),
+        ]);
+        let got = v.follow("h", vec![]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            (got[0].id.as_str(), got[0].state),
+            ("a", EventState::Completed)
         );
     }
 

@@ -189,6 +189,11 @@ async fn an_azure_approval_is_posted_recorded_and_starts_the_event() {
         || hooked.lock().unwrap().as_slice() == ["etcd-1/ev-d"],
     );
     assert_eq!(one(&src).await[0].state, EventState::Started);
+    assert_eq!(
+        src.affected("etcd-1", "ev-d"),
+        Some(vec!["etcd-1".to_string()])
+    );
+    assert_eq!(src.affected("etcd-1", "other"), None);
 }
 
 #[tokio::test]
@@ -356,4 +361,41 @@ async fn the_hosts_and_endpoints_of_the_fleet_file_are_the_ones_read() {
             ("etcd-2".into(), vec!["ev-g".into()])
         ]
     );
+}
+
+#[tokio::test]
+async fn an_event_that_vanished_while_rollcall_was_down_is_reported_after_resume() {
+    let srv = MetaServer::start();
+    srv.azure_schedule("etcd-1", "ev-h", "Reboot", T0);
+    srv.azure_start("etcd-1", "ev-h");
+    let open = one(&azure(&srv, "etcd-1")).await;
+    // rollcall stops; the event ends; a new process resumes with what it journalled
+    srv.azure_end("etcd-1", "ev-h");
+    let src = azure(&srv, "etcd-1");
+    src.resume(open);
+    assert_eq!(
+        brief(&one(&src).await),
+        [("ev-h".into(), EventState::Completed, None)]
+    );
+}
+
+#[tokio::test]
+async fn an_event_for_two_vms_names_both_and_one_approval_starts_it_on_both() {
+    let srv = MetaServer::start();
+    srv.azure_schedule_for(&["etcd-1", "etcd-2"], "ev-set", "Reboot", T0);
+    let src = AzureSource::new(vec![
+        MetaHost::new("etcd-1", srv.endpoint("etcd-1")),
+        MetaHost::new("etcd-2", srv.endpoint("etcd-2")),
+    ]);
+    pull(&src).await;
+    let both = Some(vec!["etcd-1".to_string(), "etcd-2".to_string()]);
+    assert_eq!(src.affected("etcd-1", "ev-set"), both);
+    assert_eq!(src.affected("etcd-2", "ev-set"), both);
+    src.approve(&Direct::default(), "etcd-1", "ev-set")
+        .await
+        .unwrap();
+    for (host, r) in pull(&src).await {
+        assert_eq!(r.unwrap()[0].state, EventState::Started, "{host}");
+    }
+    assert_eq!(srv.approvals().len(), 1);
 }

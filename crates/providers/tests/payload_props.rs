@@ -22,8 +22,9 @@ fn mutate(s: &str, at: usize, b: u8, cut: bool) -> String {
 }
 
 fn all(body: &str) {
-    if let Ok((_, ev)) = azure::parse("h", body) {
-        assert!(ev.iter().all(|e| e.instance == "h"));
+    if let Ok(r) = azure::parse("h", body) {
+        assert!(r.events.iter().all(|e| e.instance == "h"));
+        assert!(r.events.iter().all(|e| r.resources.contains_key(&e.id)));
     }
     if let Ok(Some(e)) = gcp::parse_upcoming("h", body) {
         assert!(e.not_before.is_some());
@@ -48,7 +49,7 @@ proptest! {
 
 #[test]
 fn the_undamaged_samples_parse() {
-    assert_eq!(azure::parse("h", AZURE).unwrap().1.len(), 1);
+    assert_eq!(azure::parse("h", AZURE).unwrap().events.len(), 1);
     assert!(gcp::parse_upcoming("h", GCP).unwrap().is_some());
     assert_eq!(imds::parse("h", IMDS).unwrap().len(), 1);
 }

@@ -34,6 +34,8 @@ pub struct AzureEvent {
     /// Unix seconds (written as RFC 1123; `""` once started).
     pub not_before: i64,
     pub duration: i64,
+    /// The VMs it affects (`Resources`): the fleet hosts it is listed on.
+    pub resources: Vec<String>,
 }
 
 /// A GCP maintenance window (`upcoming-maintenance`).
@@ -128,23 +130,28 @@ impl MetaServer {
 
     /// Azure announces event `id` (`kind`: `Reboot`…) on `host`, not before `not_before`.
     pub fn azure_schedule(&self, host: &str, id: &str, kind: &str, not_before: i64) {
+        self.azure_schedule_for(&[host], id, kind, not_before);
+    }
+
+    /// One event for several VMs (an availability set): listed on each of `hosts`, with
+    /// all of them as its `Resources`; approving it on one starts it on all.
+    pub fn azure_schedule_for(&self, hosts: &[&str], id: &str, kind: &str, not_before: i64) {
         let e = AzureEvent {
             id: id.into(),
             kind: kind.into(),
             started: false,
             not_before,
             duration: 900,
+            resources: hosts.iter().map(|h| h.to_string()).collect(),
         };
-        self.azure(host, |v| v.push(e));
+        for h in hosts {
+            self.azure(h, |v| v.push(e.clone()));
+        }
     }
 
     /// Azure starts event `id` on `host`.
     pub fn azure_start(&self, host: &str, id: &str) {
-        self.azure(host, |v| {
-            v.iter_mut()
-                .filter(|e| e.id == id)
-                .for_each(|e| e.started = true)
-        });
+        self.azure(host, |v| start(v, id));
     }
 
     /// Azure moves event `id` on `host` to `not_before`.
@@ -291,18 +298,18 @@ fn azure(st: &Shared, r: &Req) -> Answer {
         .hosts
         .get(r.host)
         .map_or((0, &[][..]), |h| (h.incarnation, h.azure.as_slice()));
-    let events: Vec<_> = events.iter().map(|e| azure_event(r.host, e)).collect();
+    let events: Vec<_> = events.iter().map(azure_event).collect();
     let doc = serde_json::json!({ "DocumentIncarnation": inc, "Events": events });
     (StatusCode::OK, doc.to_string())
 }
 
-fn azure_event(host: &str, e: &AzureEvent) -> serde_json::Value {
+fn azure_event(e: &AzureEvent) -> serde_json::Value {
     serde_json::json!({
         "EventId": e.id,
         "EventStatus": if e.started { "Started" } else { "Scheduled" },
         "EventType": e.kind,
         "ResourceType": "VirtualMachine",
-        "Resources": [host],
+        "Resources": e.resources,
         "NotBefore": if e.started { String::new() } else { rfc1123(e.not_before) },
         "Description": format!("Virtual machine is going to be {}.", e.kind.to_lowercase()),
         "EventSource": "Platform",
@@ -333,11 +340,13 @@ fn approve(st: &Shared, host: &str, body: &str) -> Answer {
             format!("Bad request: unknown EventId {bad}"),
         );
     }
-    hm.azure
-        .iter_mut()
-        .filter(|e| ids.contains(&e.id))
-        .for_each(|e| e.started = true);
-    hm.incarnation += 1;
+    // the event starts on every VM it lists, as Azure does
+    for h in m.hosts.values_mut() {
+        if h.azure.iter().any(|e| ids.contains(&e.id)) {
+            ids.iter().for_each(|id| start(&mut h.azure, id));
+            h.incarnation += 1;
+        }
+    }
     for id in &ids {
         m.approvals.push(Approval {
             host: host.into(),
@@ -350,6 +359,13 @@ fn approve(st: &Shared, host: &str, body: &str) -> Answer {
         tokio::task::spawn_blocking(move || ids.iter().for_each(|i| hook(&host, i)));
     }
     (StatusCode::OK, String::new())
+}
+
+fn start(events: &mut [AzureEvent], id: &str) {
+    events
+        .iter_mut()
+        .filter(|e| e.id == id)
+        .for_each(|e| e.started = true);
 }
 
 fn gcp_event(st: &Shared, host: &str) -> Answer {
