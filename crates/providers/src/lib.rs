@@ -92,10 +92,11 @@ impl ProviderEvent {
     }
 }
 
+pub mod aws;
 pub mod http;
 
 /// What went wrong reading a provider; each names where.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("{url}: {error}")]
     Http { url: String, error: String },
@@ -109,6 +110,14 @@ pub enum ProviderError {
     Parse { what: String, error: String },
     #[error("{0}")]
     Credentials(String),
+    /// An error answer of the EC2 API (`<Errors><Error><Code>`/`<Message>`).
+    #[error("EC2 {action} ({endpoint}): {code}: {message}")]
+    Ec2 {
+        action: String,
+        endpoint: String,
+        code: String,
+        message: String,
+    },
 }
 
 /// How a metadata service that answers only on the instance is read.

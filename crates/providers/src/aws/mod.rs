@@ -1,0 +1,112 @@
+//! AWS: the EC2 API (signed with [`sigv4`], credentials from [`credentials`]) and the
+//! `[aws]` fleet table ([`config`]). [`Ec2Source`] reads every configured instance's
+//! scheduled events with one `DescribeInstanceStatus` per region.
+
+pub mod config;
+pub mod credentials;
+pub mod ec2;
+pub mod sigv4;
+mod xml;
+
+use crate::http::{BoxFuture, Direct, Fetch, HostFetch};
+use crate::{NoticeSource, ProviderError, Pulled, Source};
+use config::AwsSettings;
+use credentials::Credentials;
+use ec2::Ec2Client;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One region's client and its hosts `(fleet host id, instance id)`.
+struct RegionHosts {
+    client: Ec2Client,
+    hosts: Vec<(String, String)>,
+}
+
+/// Scheduled events from the EC2 API for the hosts of `[aws.host.*]`. The API is called
+/// from rollcall's own process (never on a host), so `pull` does not use the host fetch
+/// it is given.
+pub struct Ec2Source {
+    regions: Vec<RegionHosts>,
+}
+
+impl Ec2Source {
+    /// Credentials from the environment or the profile (`[aws] profile`), HTTP direct.
+    pub fn new(settings: &AwsSettings) -> Result<Ec2Source, ProviderError> {
+        let creds = Credentials::load(settings.profile.as_deref())?;
+        Ok(Ec2Source::with(
+            settings,
+            creds,
+            Arc::new(Direct::default()),
+        ))
+    }
+
+    pub fn with(settings: &AwsSettings, creds: Credentials, fetch: Arc<dyn Fetch>) -> Ec2Source {
+        let regions = settings
+            .by_region()
+            .into_iter()
+            .map(|(region, hosts)| RegionHosts {
+                client: Ec2Client::new(
+                    &settings.endpoint_for(&region),
+                    &region,
+                    creds.clone(),
+                    fetch.clone(),
+                ),
+                hosts,
+            })
+            .collect();
+        Ec2Source { regions }
+    }
+
+    async fn pull_region(r: &RegionHosts) -> Vec<Pulled> {
+        let ids: Vec<String> = r.hosts.iter().map(|(_, i)| i.clone()).collect();
+        let answer = r.client.describe_instance_status(&ids).await;
+        let mut by_id: HashMap<String, Vec<crate::ProviderEvent>> = match answer {
+            Ok(statuses) => statuses
+                .into_iter()
+                .map(|s| (s.instance, s.events))
+                .collect(),
+            Err(e) => {
+                let err = |host: &String| Pulled {
+                    host: host.clone(),
+                    source: Source::AwsEc2,
+                    events: Err(e.clone()),
+                };
+                return r.hosts.iter().map(|(h, _)| err(h)).collect();
+            }
+        };
+        r.hosts
+            .iter()
+            .map(|(host, inst)| Pulled {
+                host: host.clone(),
+                source: Source::AwsEc2,
+                events: by_id.remove(inst).ok_or_else(|| ProviderError::Parse {
+                    what: format!("EC2 DescribeInstanceStatus ({})", r.client.endpoint()),
+                    error: format!("the answer does not list {inst} (host {host})"),
+                }),
+            })
+            .collect()
+    }
+}
+
+impl NoticeSource for Ec2Source {
+    fn source(&self) -> Source {
+        Source::AwsEc2
+    }
+
+    fn hosts(&self) -> Vec<String> {
+        self.regions
+            .iter()
+            .flat_map(|r| r.hosts.iter().map(|(h, _)| h.clone()))
+            .collect()
+    }
+
+    fn pull<'a>(&'a self, _fetch: &'a dyn HostFetch) -> BoxFuture<'a, Vec<Pulled>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for r in &self.regions {
+                out.extend(Ec2Source::pull_region(r).await);
+            }
+            out
+        })
+    }
+}
