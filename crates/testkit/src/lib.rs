@@ -4,13 +4,14 @@
 //! ([`smtp::Smtpd`], Debian's python3-aiosmtpd) and a webhook receiver
 //! ([`webhook::Sink`]), loopback sshd/Redis/etcd ([`loopback`]), a real PostgreSQL
 //! ([`pg::Postgres`]), the netns testbed
-//! ([`testbed`]) and, with the `sim` feature, a finished simulated run ([`sim`]).
+//! ([`testbed`]), moto's EC2 API with injectable scheduled events ([`moto::Moto`]) and, with the `sim` feature, a finished simulated run ([`sim`]).
 //!
 //! A dev-dependency only (`publish = false`). Helpers panic with a message that says
 //! what was missing: a test that cannot set up must fail loudly, not pass.
 
 pub mod fleets;
 pub mod loopback;
+pub mod moto;
 pub mod pg;
 #[cfg(feature = "sim")]
 pub mod sim;

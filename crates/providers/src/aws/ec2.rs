@@ -200,7 +200,7 @@ impl Ec2Client {
         if resp.status == 200 {
             return root.map_err(parse);
         }
-        match root.ok().as_ref().and_then(|r| error_of(r)) {
+        match root.ok().as_ref().and_then(error_of) {
             Some((code, message)) => Err(ProviderError::Ec2 {
                 action: action.into(),
                 endpoint: self.endpoint.clone(),
