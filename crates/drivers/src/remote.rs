@@ -346,6 +346,11 @@ impl RemoteDriver {
         }
     }
 
+    /// The action's marker on host `hx` now (its boot id, for a reboot).
+    pub(crate) async fn marker_of(&self, hx: HostIx) -> Result<String, DriverError> {
+        self.marker(&self.host(hx)).await
+    }
+
     /// Reboot unless the boot id already differs from `before` (never reboot twice).
     async fn reboot(&self, h: &HostRef, before: &str) -> Result<(), DriverError> {
         let now = self.boot_id(h).await?;

@@ -4,7 +4,7 @@
 use rollcall_providers::aws::Ec2Source;
 use rollcall_providers::aws::config::AwsSettings;
 use rollcall_providers::aws::credentials::Credentials;
-use rollcall_providers::aws::ec2::{Check, Ec2Client, Launch};
+use rollcall_providers::aws::ec2::{Check, Ec2Client, Launch, TOKEN_TAG, client_token};
 use rollcall_providers::http::{Direct, Fetch};
 use rollcall_providers::{EventState, NoticeSource, ProviderError, Pulled, Source};
 use rollcall_testkit::moto::{Ev, Moto};
@@ -274,15 +274,16 @@ async fn a_replacement_is_tagged_so_it_can_be_found_again() {
         .describe_instances(std::slice::from_ref(&old))
         .await
         .unwrap();
-    let mut l = Launch::replacing(&info[0], "run-1:redis-1".into());
-    l.tags
-        .push(("rollcall:token".into(), "run-1:redis-1".into()));
-    let new = c.run_instance(&l).await.unwrap();
-    assert_ne!(new, old);
-    let found = c
-        .instances_tagged("rollcall:token", "run-1:redis-1")
+    let token = client_token("run-1", "redis-1");
+    assert_eq!(token, client_token("run-1", "redis-1"));
+    assert_ne!(token, client_token("run-1", "redis-2"));
+    assert!(token.len() <= 64 && token.is_ascii());
+    let new = c
+        .run_instance(&Launch::replacing(&info[0], token.clone()))
         .await
         .unwrap();
+    assert_ne!(new, old);
+    let found = c.instances_tagged(TOKEN_TAG, &token).await.unwrap();
     let ids: Vec<_> = found.iter().map(|i| i.instance.as_str()).collect();
     assert_eq!(ids, [new.as_str()]);
     assert_eq!(found[0].image.as_deref(), Some("ami-12c6146b"));

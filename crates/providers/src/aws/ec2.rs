@@ -21,6 +21,18 @@ pub fn default_endpoint(region: &str) -> String {
     format!("https://ec2.{region}.amazonaws.com")
 }
 
+/// The tag a replacement carries with its [`client_token`], to be found again after a
+/// crash (`DescribeInstances` by tag works everywhere; EC2 also keeps the token itself).
+pub const TOKEN_TAG: &str = "rollcall:token";
+
+/// The `ClientToken` of the replacement of `host` in run `run`: the same on every retry,
+/// so a replace sent twice launches one instance (at most 64 ASCII characters).
+pub fn client_token(run: &str, host: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{run}\0{host}").as_bytes());
+    format!("rollcall-{}", &hex::encode(h)[..40])
+}
+
 /// A status check's verdict (`instanceStatus` / `systemStatus`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
@@ -112,8 +124,11 @@ impl Launch {
     /// type, subnet, key and security groups.
     pub fn replacing(old: &InstanceInfo, client_token: String) -> Launch {
         let mut l = Launch {
+            tags: vec![
+                ("rollcall:replaces".into(), old.instance.clone()),
+                (TOKEN_TAG.into(), client_token.clone()),
+            ],
             client_token,
-            tags: vec![("rollcall:replaces".into(), old.instance.clone())],
             ..Launch::default()
         };
         match &old.launch_template {
