@@ -175,11 +175,23 @@ async fn injected_events_come_back_from_pull_with_their_states_and_windows() {
 }
 
 #[tokio::test]
-async fn an_unknown_instance_fails_its_region_with_a_clear_error_and_spares_the_others() {
+async fn an_unknown_instance_is_a_clear_error_for_its_host_alone() {
     let m = Moto::start();
     let west = launch(&client(&m, WEST), "w").await;
     let ghost = "i-0123456789abcdef0";
     let real_east = launch(&client(&m, EAST), "e").await;
+    m.set_events(
+        EAST,
+        &real_east,
+        &[Ev {
+            id: "instance-event-0e",
+            code: "system-reboot",
+            description: "",
+            not_before: Some(T),
+            not_after: None,
+            deadline: None,
+        }],
+    );
     let s = settings(
         &m,
         &[
@@ -189,26 +201,48 @@ async fn an_unknown_instance_fails_its_region_with_a_clear_error_and_spares_the_
         ],
     );
     let p = pull(&s).await;
-    for host in ["ghost", "etcd-1"] {
-        let err = of(&p, host)
-            .events
-            .as_ref()
-            .expect_err("the region's call failed");
-        let text = err.to_string();
-        assert!(matches!(err, ProviderError::Ec2 { .. }), "{err:?}");
-        for want in [
-            "DescribeInstanceStatus",
-            "InvalidInstanceID.NotFound",
-            ghost,
-            &m.endpoint(),
-        ] {
-            assert!(text.contains(want), "{want:?} not in {text}");
-        }
+    let err = of(&p, "ghost")
+        .events
+        .as_ref()
+        .expect_err("EC2 has no such instance");
+    let text = err.to_string();
+    assert!(matches!(err, ProviderError::Ec2 { .. }), "{err:?}");
+    for want in [
+        "DescribeInstanceStatus",
+        "InvalidInstanceID.NotFound",
+        ghost,
+        &m.endpoint(),
+    ] {
+        assert!(text.contains(want), "{want:?} not in {text}");
     }
+    let east = of(&p, "etcd-1")
+        .events
+        .as_ref()
+        .expect("the rest of us-east-1 was read");
+    assert_eq!(east.len(), 1);
     assert!(
         of(&p, "etcd-2").events.as_ref().unwrap().is_empty(),
         "us-west-2 was read"
     );
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_fails_every_host_of_the_region() {
+    let m = Moto::start();
+    let a = launch(&client(&m, EAST), "a").await;
+    let mut s = settings(
+        &m,
+        &[("redis-1", &a, EAST), ("redis-2", "i-12345678", EAST)],
+    );
+    let dead = format!("http://127.0.0.1:{}", rollcall_testkit::free_port());
+    s.endpoint = Some(dead.clone());
+    let p = pull(&s).await;
+    assert_eq!(p.len(), 2);
+    for x in &p {
+        let err = x.events.as_ref().expect_err("nothing answers");
+        assert!(matches!(err, ProviderError::Http { .. }), "{err:?}");
+        assert!(err.to_string().contains(&dead), "{err}");
+    }
 }
 
 #[tokio::test]
@@ -292,4 +326,83 @@ async fn a_replacement_is_tagged_so_it_can_be_found_again() {
             .tags
             .contains(&("rollcall:replaces".into(), old.clone()))
     );
+}
+
+fn params(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_replacement_of_an_instance_from_a_launch_template_uses_the_template() {
+    let m = Moto::start();
+    let c = client(&m, EAST);
+    let lt = c
+        .call(
+            "CreateLaunchTemplate",
+            &params(&[
+                ("LaunchTemplateName", "redis"),
+                ("LaunchTemplateData.ImageId", "ami-03cf127a"),
+                ("LaunchTemplateData.InstanceType", "t3.small"),
+            ]),
+        )
+        .await
+        .expect("CreateLaunchTemplate");
+    let lt_id = lt
+        .text_at(&["launchTemplate", "launchTemplateId"])
+        .expect("a template id")
+        .to_string();
+    let l = Launch {
+        launch_template: Some((lt_id.clone(), "1".into())),
+        client_token: "from-template".into(),
+        ..Launch::default()
+    };
+    let old = c.run_instance(&l).await.unwrap();
+    let info = c
+        .describe_instances(std::slice::from_ref(&old))
+        .await
+        .unwrap();
+    assert_eq!(info[0].launch_template, Some((lt_id.clone(), "1".into())));
+    let repl = Launch::replacing(&info[0], client_token("run-1", "redis-1"));
+    assert_eq!(repl.image, None, "the template says what to launch");
+    let new = c.run_instance(&repl).await.unwrap();
+    let got = c
+        .describe_instances(std::slice::from_ref(&new))
+        .await
+        .unwrap();
+    assert_eq!(got[0].launch_template, Some((lt_id, "1".into())));
+    assert_eq!(got[0].image.as_deref(), Some("ami-03cf127a"));
+    assert_eq!(got[0].instance_type.as_deref(), Some("t3.small"));
+}
+
+#[tokio::test]
+async fn a_stopped_instance_is_still_read_with_its_state() {
+    let m = Moto::start();
+    let c = client(&m, EAST);
+    let a = launch(&c, "a").await;
+    c.call("StopInstances", &params(&[("InstanceId.1", &a)]))
+        .await
+        .expect("StopInstances");
+    m.set_events(
+        EAST,
+        &a,
+        &[Ev {
+            id: "instance-event-0s",
+            code: "instance-stop",
+            description: "stop",
+            not_before: Some(T),
+            not_after: None,
+            deadline: None,
+        }],
+    );
+    let st = c
+        .describe_instance_status(std::slice::from_ref(&a))
+        .await
+        .unwrap();
+    assert_eq!(st.len(), 1, "IncludeAllInstances lists stopped instances");
+    assert_eq!(st[0].state, "stopped");
+    assert_eq!(st[0].instance_check, Check::NotApplicable);
+    assert!(!st[0].is_ok());
+    assert_eq!(st[0].events[0].code, "instance-stop");
 }

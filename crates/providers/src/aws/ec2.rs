@@ -624,4 +624,80 @@ mod tests {
         );
         assert!(!p.iter().any(|(k, _)| k == "ImageId"));
     }
+
+    /// Answers page 1 (with a next token) then page 2, and keeps every request.
+    struct Pages(std::sync::Mutex<Vec<Request>>);
+
+    impl Fetch for Pages {
+        fn fetch(
+            &self,
+            req: Request,
+        ) -> crate::http::BoxFuture<'_, Result<crate::http::Response, ProviderError>> {
+            let mut seen = self.0.lock().unwrap();
+            let page = |id: &str, next: &str| {
+                format!(
+                    "<DescribeInstanceStatusResponse><instanceStatusSet><item><instanceId>{id}</instanceId><instanceState><name>running</name></instanceState><instanceStatus><status>ok</status></instanceStatus><systemStatus><status>ok</status></systemStatus></item></instanceStatusSet>{next}</DescribeInstanceStatusResponse>"
+                )
+            };
+            let body = match req.body.as_deref().unwrap_or("").contains("NextToken=") {
+                false => page("i-00000001", "<nextToken>tok/2+</nextToken>"),
+                true => page("i-00000002", ""),
+            };
+            seen.push(req);
+            Box::pin(async move { Ok(crate::http::Response { status: 200, body }) })
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_are_followed_and_every_request_is_signed_form_encoded() {
+        let pages = Arc::new(Pages(Default::default()));
+        let creds = Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "s".into(),
+            session_token: Some("tok".into()),
+        };
+        let c = Ec2Client::new(
+            "https://ec2.eu-west-1.amazonaws.com/",
+            "eu-west-1",
+            creds,
+            pages.clone(),
+        );
+        let ids = vec!["i-00000001".to_string(), "i-00000002".to_string()];
+        let st = c.describe_instance_status(&ids).await.unwrap();
+        let got: Vec<_> = st.iter().map(|s| s.instance.as_str()).collect();
+        assert_eq!(got, ["i-00000001", "i-00000002"]);
+        let reqs = pages.0.lock().unwrap();
+        assert_eq!(reqs.len(), 2);
+        let body = reqs[0].body.as_deref().unwrap();
+        assert_eq!(
+            body,
+            "Action=DescribeInstanceStatus&Version=2016-11-15&InstanceId.1=i-00000001&InstanceId.2=i-00000002&IncludeAllInstances=true"
+        );
+        assert!(
+            reqs[1]
+                .body
+                .as_deref()
+                .unwrap()
+                .ends_with("&NextToken=tok%2F2%2B")
+        );
+        for r in reqs.iter() {
+            assert_eq!(
+                (r.method, r.url.as_str()),
+                (Method::Post, "https://ec2.eu-west-1.amazonaws.com/")
+            );
+            let h = |k: &str| {
+                r.headers
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.as_str())
+            };
+            let auth = h("Authorization").expect("signed");
+            assert!(auth.contains("/eu-west-1/ec2/aws4_request"), "{auth}");
+            assert!(
+                auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"),
+                "{auth}"
+            );
+            assert_eq!(h("X-Amz-Security-Token"), Some("tok"));
+        }
+    }
 }

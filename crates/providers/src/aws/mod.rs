@@ -6,10 +6,10 @@ pub mod config;
 pub mod credentials;
 pub mod ec2;
 pub mod sigv4;
-mod xml;
+pub mod xml;
 
 use crate::http::{BoxFuture, Direct, Fetch, HostFetch};
-use crate::{NoticeSource, ProviderError, Pulled, Source};
+use crate::{NoticeSource, ProviderError, ProviderEvent, Pulled, Source};
 use config::AwsSettings;
 use credentials::Credentials;
 use ec2::Ec2Client;
@@ -59,12 +59,9 @@ impl Ec2Source {
 
     async fn pull_region(r: &RegionHosts) -> Vec<Pulled> {
         let ids: Vec<String> = r.hosts.iter().map(|(_, i)| i.clone()).collect();
-        let answer = r.client.describe_instance_status(&ids).await;
-        let mut by_id: HashMap<String, Vec<crate::ProviderEvent>> = match answer {
-            Ok(statuses) => statuses
-                .into_iter()
-                .map(|s| (s.instance, s.events))
-                .collect(),
+        let (answer, mut gone) = statuses(&r.client, ids).await;
+        let mut by_id: HashMap<String, Vec<ProviderEvent>> = match answer {
+            Ok(by_id) => by_id,
             Err(e) => {
                 let err = |host: &String| Pulled {
                     host: host.clone(),
@@ -74,17 +71,66 @@ impl Ec2Source {
                 return r.hosts.iter().map(|(h, _)| err(h)).collect();
             }
         };
+        let mut read = |host: &str, inst: &str| match (by_id.remove(inst), gone.remove(inst)) {
+            (Some(events), _) => Ok(events),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(ProviderError::Parse {
+                what: format!("EC2 DescribeInstanceStatus ({})", r.client.endpoint()),
+                error: format!("the answer does not list {inst} (host {host})"),
+            }),
+        };
         r.hosts
             .iter()
             .map(|(host, inst)| Pulled {
                 host: host.clone(),
                 source: Source::AwsEc2,
-                events: by_id.remove(inst).ok_or_else(|| ProviderError::Parse {
-                    what: format!("EC2 DescribeInstanceStatus ({})", r.client.endpoint()),
-                    error: format!("the answer does not list {inst} (host {host})"),
-                }),
+                events: read(host, inst),
             })
             .collect()
+    }
+}
+
+type Gone = HashMap<String, ProviderError>;
+
+/// Each instance's events; an instance EC2 says does not exist
+/// (`InvalidInstanceID.NotFound`, which fails the whole call) gets that error alone, and
+/// the others are asked again without it.
+async fn statuses(
+    client: &Ec2Client,
+    mut ids: Vec<String>,
+) -> (
+    Result<HashMap<String, Vec<ProviderEvent>>, ProviderError>,
+    Gone,
+) {
+    let mut gone = Gone::new();
+    loop {
+        if ids.is_empty() {
+            return (Ok(HashMap::new()), gone);
+        }
+        let e = match client.describe_instance_status(&ids).await {
+            Ok(st) => {
+                return (
+                    Ok(st.into_iter().map(|s| (s.instance, s.events)).collect()),
+                    gone,
+                );
+            }
+            Err(e) => e,
+        };
+        let named: Vec<String> = match &e {
+            ProviderError::Ec2 { code, message, .. } if code == "InvalidInstanceID.NotFound" => ids
+                .iter()
+                .filter(|i| message.contains(i.as_str()))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        if named.is_empty() {
+            return (Err(e), gone);
+        }
+        ids.retain(|i| !named.contains(i));
+        for i in named {
+            gone.insert(i, e.clone());
+        }
     }
 }
 
