@@ -96,6 +96,11 @@ impl Ec2Driver {
         self.placed(hx).map(|(_, i)| i)
     }
 
+    /// The address host `hx` is reached at now (a replacement's private IP, once replaced).
+    pub fn address_of(&self, hx: HostIx) -> String {
+        self.inner.address_of(hx)
+    }
+
     fn placed(&self, hx: HostIx) -> Option<(&Ec2Client, String)> {
         let m = self.instances.lock().expect("instances lock");
         let (inst, region) = m.get(&hx)?;
@@ -147,16 +152,75 @@ impl Ec2Driver {
                 .terminate_instances(std::slice::from_ref(&old))
                 .await?;
         }
-        let region = client.region().to_string();
-        self.instances
-            .lock()
-            .expect("instances lock")
-            .insert(hx, (new.clone(), region));
+        let info = client
+            .describe_instances(std::slice::from_ref(&new))
+            .await?;
+        self.adopt(
+            hx,
+            client,
+            &new,
+            info.first().and_then(|i| i.private_ip.clone()),
+        );
         eprintln!(
             "ec2: {host}: {old} replaced by {new} ({old} terminated); set [aws.host.{host}] instance = \"{new}\" in the fleet file",
             host = self.id(hx)
         );
         Ok(())
+    }
+
+    /// Host `hx` is instance `inst` from now on; when it was reached at an IP address
+    /// (which cannot follow a new instance), it is reached at the new one's private IP.
+    fn adopt(&self, hx: HostIx, client: &Ec2Client, inst: &str, ip: Option<String>) {
+        let region = client.region().to_string();
+        self.instances
+            .lock()
+            .expect("instances lock")
+            .insert(hx, (inst.to_string(), region));
+        let pinned = self
+            .inner
+            .address_of(hx)
+            .parse::<std::net::IpAddr>()
+            .is_ok();
+        if let (true, Some(ip)) = (pinned, ip) {
+            self.inner.move_host(hx, ip);
+        }
+    }
+
+    /// After a restart (`resume`): the hosts whose replacement this run finished (the
+    /// replacement found by its token tag, the old instance gone) are that instance again,
+    /// as before the restart. Returns them with their instance.
+    pub async fn adopt_replacements(&self) -> Result<Vec<(HostIx, String)>, DriverError> {
+        let placed: Vec<(HostIx, String, String)> = {
+            let m = self.instances.lock().expect("instances lock");
+            m.iter()
+                .map(|(h, (i, r))| (*h, i.clone(), r.clone()))
+                .collect()
+        };
+        let mut adopted = Vec::new();
+        for (region, client) in &self.clients {
+            let mine: Vec<&(HostIx, String, String)> =
+                placed.iter().filter(|p| &p.2 == region).collect();
+            let tokens: Vec<String> = mine
+                .iter()
+                .map(|(h, _, _)| client_token(&self.run, self.id(*h)))
+                .collect();
+            let found = client.instances_tagged_any(TOKEN_TAG, &tokens).await?;
+            for (&(hx, ref old, _), token) in mine.iter().copied().zip(&tokens) {
+                let Some(new) = found
+                    .iter()
+                    .find(|i| i.tag(TOKEN_TAG) == Some(token) && !i.is_gone())
+                else {
+                    continue;
+                };
+                let olds = client.describe_instances(std::slice::from_ref(old)).await;
+                let old_gone = olds.map(|o| o.iter().all(|i| i.is_gone())).unwrap_or(true);
+                if old_gone && &new.instance != old {
+                    self.adopt(hx, client, &new.instance, new.private_ip.clone());
+                    adopted.push((hx, new.instance.clone()));
+                }
+            }
+        }
+        Ok(adopted)
     }
 
     /// A replacement already launched with this token (not terminated), if any.
@@ -166,10 +230,7 @@ impl Ec2Driver {
         token: &str,
     ) -> Result<Option<String>, DriverError> {
         let found = client.instances_tagged(TOKEN_TAG, token).await?;
-        let live = found
-            .into_iter()
-            .find(|i| !matches!(i.state.as_str(), "shutting-down" | "terminated"));
-        Ok(live.map(|i| i.instance))
+        Ok(found.into_iter().find(|i| !i.is_gone()).map(|i| i.instance))
     }
 
     async fn launch(

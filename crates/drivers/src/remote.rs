@@ -21,6 +21,8 @@ pub struct RemoteDriver {
     transport: Box<dyn Transport>,
     /// What drains changed (Elasticsearch/OpenSearch allocation), for the restores.
     ledger: gates::Ledger,
+    /// Hosts reached at another address than the fleet's (a replaced EC2 instance).
+    moved: std::sync::Mutex<std::collections::HashMap<HostIx, String>>,
 }
 
 /// A boot id as printed by `/proc/sys/kernel/random/boot_id`: one line, a UUID (or at
@@ -45,19 +47,31 @@ impl RemoteDriver {
             cfg,
             transport,
             ledger: gates::Ledger::default(),
+            moved: Default::default(),
         }
     }
 
     fn host(&self, h: HostIx) -> HostRef {
         let x = &self.fleet.hosts[h as usize];
+        let moved = self.moved.lock().expect("moved lock").get(&h).cloned();
         HostRef {
             id: x.id.clone(),
-            address: if x.address.is_empty() {
-                x.id.clone()
-            } else {
-                x.address.clone()
+            address: match moved {
+                Some(a) => a,
+                None if x.address.is_empty() => x.id.clone(),
+                None => x.address.clone(),
             },
         }
+    }
+
+    /// The address host `hx` is reached at now.
+    pub fn address_of(&self, hx: HostIx) -> String {
+        self.host(hx).address
+    }
+
+    /// Reach host `hx` at `address` from now on (its replacement's), for commands and gates.
+    pub fn move_host(&self, hx: HostIx, address: String) {
+        self.moved.lock().expect("moved lock").insert(hx, address);
     }
 
     async fn run(&self, h: &HostRef, cmd: &str) -> Result<CmdOutput, RunError> {

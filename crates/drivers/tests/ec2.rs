@@ -235,10 +235,26 @@ async fn a_replace_launches_one_replacement_even_when_sent_twice_and_retires_the
         .describe_instances(std::slice::from_ref(&lab.instance))
         .await
         .unwrap();
-    assert!(
-        matches!(old[0].state.as_str(), "terminated" | "shutting-down"),
-        "{old:?}"
+    assert!(old[0].is_gone(), "{old:?}");
+    let ip = tagged[0].private_ip.clone().expect("a private IP");
+    assert_eq!(
+        d.address_of(0),
+        ip,
+        "127.0.0.1 pinned the old instance: the new IP now"
     );
+
+    // a restarted orchestrator (resume) adopts what this run replaced, and only that
+    let resumed = lab.driver("run-7");
+    assert_eq!(resumed.instance_of(0), Some(lab.instance.clone()));
+    assert_eq!(
+        resumed.adopt_replacements().await.unwrap(),
+        [(0, new.clone())]
+    );
+    assert_eq!(resumed.instance_of(0), Some(new.clone()));
+    assert_eq!(resumed.address_of(0), ip);
+    let stranger = lab.driver("run-6");
+    assert_eq!(stranger.adopt_replacements().await.unwrap(), []);
+    assert_eq!(stranger.address_of(0), "127.0.0.1");
 
     // a crash lost the answer: a fresh driver of the same run sends the replace again
     let again = lab.driver("run-7");
@@ -286,4 +302,11 @@ async fn a_replacement_whose_checks_stay_bad_keeps_the_old_instance() {
         .unwrap();
     assert_eq!(old[0].state, "running", "the old instance is kept");
     assert_eq!(d.instance_of(0), Some(lab.instance.clone()));
+    let resumed = lab.driver("run-9");
+    assert_eq!(
+        resumed.adopt_replacements().await.unwrap(),
+        [],
+        "the old one still runs"
+    );
+    assert_eq!(resumed.address_of(0), "127.0.0.1");
 }

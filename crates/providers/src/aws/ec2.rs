@@ -104,6 +104,21 @@ pub struct InstanceInfo {
     pub tags: Vec<(String, String)>,
 }
 
+impl InstanceInfo {
+    /// The value of its tag `key`.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Terminated or on its way there.
+    pub fn is_gone(&self) -> bool {
+        matches!(self.state.as_str(), "shutting-down" | "terminated")
+    }
+}
+
 /// What `RunInstances` is asked to launch (one instance).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Launch {
@@ -279,11 +294,22 @@ impl Ec2Client {
         key: &str,
         value: &str,
     ) -> Result<Vec<InstanceInfo>, ProviderError> {
-        let p = vec![
-            ("Filter.1.Name".into(), format!("tag:{key}")),
-            ("Filter.1.Value.1".into(), value.into()),
-        ];
-        self.describe_where(p).await
+        self.instances_tagged_any(key, &[value.to_string()]).await
+    }
+
+    /// Instances whose tag `key` is one of `values` (any state).
+    pub async fn instances_tagged_any(
+        &self,
+        key: &str,
+        values: &[String],
+    ) -> Result<Vec<InstanceInfo>, ProviderError> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(IDS_PER_CALL) {
+            let mut p = vec![("Filter.1.Name".into(), format!("tag:{key}"))];
+            p.extend(numbered("Filter.1.Value", chunk));
+            out.extend(self.describe_where(p).await?);
+        }
+        Ok(out)
     }
 
     async fn describe_where(
