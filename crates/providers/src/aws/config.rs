@@ -20,7 +20,7 @@ use rollcall_core::Fleet;
 use rollcall_fleet::error::{ConfigErrors, SourceFile};
 use rollcall_fleet::spanned::{self, Checker, S, Spanned};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub const DEFAULT_IMDS: &str = "http://169.254.169.254";
 
@@ -126,6 +126,7 @@ fn check(c: &mut Checker, r: &RawAws, fleet: &Fleet) -> AwsSettings {
     let imds = r.imds.as_ref().map(|i| imds(c, i));
     let ids: HashSet<&str> = fleet.hosts.iter().map(|h| h.id.as_str()).collect();
     let mut hosts = BTreeMap::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
     for (id, h) in &r.host {
         let f = format!("aws.host.{}", id.get_ref());
         if !ids.contains(id.get_ref().as_str()) {
@@ -136,6 +137,12 @@ fn check(c: &mut Checker, r: &RawAws, fleet: &Fleet) -> AwsSettings {
             );
         }
         let inst = instance(c, &h.instance, &format!("{f}.instance"));
+        if let Some(i) = &inst
+            && let Some(other) = seen.insert(i.clone(), id.get_ref().clone())
+        {
+            let msg = format!("{i} is also host `{other}`: one instance is one host");
+            c.err(h.instance.span(), format!("{f}.instance"), msg);
+        }
         let reg = match &h.region {
             Some(s) => region(c, s, &format!("{f}.region")),
             None if default_region.is_none() => {
@@ -320,6 +327,13 @@ mod tests {
         assert!(e.contains("regoin"), "{e}");
         let e = errors("[aws.host.redis-1]\ninstance = \"i-12345678\"\n");
         assert!(e.contains("no region for this host"), "{e}");
+        let e = errors(
+            "[aws]\nregion = \"us-east-1\"\n[aws.host.redis-1]\ninstance = \"i-12345678\"\n[aws.host.redis-2]\ninstance = \"i-12345678\"\n",
+        );
+        assert!(
+            e.contains("aws.host.redis-2.instance") && e.contains("also host `redis-1`"),
+            "{e}"
+        );
         let e = errors("[aws.host.redis-1]\ninstance = \"i-12345678\"\nzone = \"a\"\n");
         assert!(e.contains("zone"), "{e}");
     }
