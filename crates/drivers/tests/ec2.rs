@@ -3,10 +3,12 @@
 //! rewrites, so a `RebootInstances` really changes the boot id the driver reads.
 
 mod common;
+#[path = "common/run.rs"]
+mod run;
 
 use common::preflight;
 use rollcall_core::Fleet;
-use rollcall_core::engine::{Command, Event};
+use rollcall_core::engine::{Command, Event, Phase, RunState};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::ec2::{Ec2Driver, ReplaceTiming};
@@ -18,6 +20,7 @@ use rollcall_providers::http::{Direct, Fetch};
 use rollcall_testkit::loopback::tmpdir;
 use rollcall_testkit::moto::Moto;
 use rollcall_testkit::wait_for;
+use run::{Crash, Run};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -309,4 +312,25 @@ async fn a_replacement_whose_checks_stay_bad_keeps_the_old_instance() {
         "the old one still runs"
     );
     assert_eq!(resumed.address_of(0), "127.0.0.1");
+}
+
+#[tokio::test]
+async fn a_whole_run_with_a_crash_after_the_send_reboots_the_instance_once() {
+    let m = Moto::start();
+    let lab = Lab::new("ec2-run", &m).await;
+    let before = lab.boot_id();
+    let mut run = Run::new(&lab.fleet);
+    run.pace = Duration::from_millis(50);
+    run.go(&lab.driver("run-1"), Some(Crash::AfterTheSendRan))
+        .await;
+    assert_eq!(m.reboots().get(&lab.instance), Some(&1));
+    wait_for("the reboot to take", Duration::from_secs(10), || {
+        lab.boot_id() != before
+    });
+    // a new orchestrator: the engine from the journal, a new driver
+    run.restore(&lab.fleet);
+    run.go(&lab.driver("run-1"), None).await;
+    assert_eq!(run.engine.state(), RunState::Completed);
+    assert_eq!(run.engine.phase(0), Phase::Healthy);
+    assert_eq!(m.reboots().get(&lab.instance), Some(&1), "rebooted once");
 }
