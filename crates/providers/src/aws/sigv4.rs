@@ -59,13 +59,20 @@ struct Canonical {
     signed_headers: String,
 }
 
-/// The parts of a URL SigV4 signs: `host[:port]`, the path and the query.
+/// The parts of a URL SigV4 signs: `host[:port]` as the client sends it in `Host` (the
+/// scheme's default port left out), the path and the query.
 fn split_url(url: &str) -> (&str, &str, &str) {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
     let (authority, path_query) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
+    let default_port = if scheme.eq_ignore_ascii_case("http") {
+        ":80"
+    } else {
+        ":443"
+    };
+    let authority = authority.strip_suffix(default_port).unwrap_or(authority);
     let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
     (authority, path, query)
 }
@@ -314,6 +321,18 @@ mod tests {
         assert_ne!(header(&a, "authorization"), header(&b, "authorization"));
         let c = canonical_request(&Request::get("http://127.0.0.1:5000/"));
         assert!(c.text.contains("\nhost:127.0.0.1:5000\n"), "{}", c.text);
+        let c = canonical_request(&Request::get("https://example.amazonaws.com:443/"));
+        assert!(
+            c.text.contains("\nhost:example.amazonaws.com\n"),
+            "{}",
+            c.text
+        );
+        let c = canonical_request(&Request::get("http://example.amazonaws.com:80"));
+        assert!(
+            c.text.starts_with("GET\n/\n\nhost:example.amazonaws.com\n"),
+            "{}",
+            c.text
+        );
     }
 
     #[test]
