@@ -406,3 +406,27 @@ async fn a_stopped_instance_is_still_read_with_its_state() {
     assert!(!st[0].is_ok());
     assert_eq!(st[0].events[0].code, "instance-stop");
 }
+
+#[tokio::test]
+async fn moto_checking_signatures_accepts_ours_and_refuses_a_wrong_secret() {
+    let m = Moto::start();
+    let (id, secret) = m.require_signatures();
+    let signed = |secret: &str| {
+        let creds = Credentials {
+            access_key_id: id.clone(),
+            secret_access_key: secret.to_string(),
+            session_token: None,
+        };
+        Ec2Client::new(&m.endpoint(), EAST, creds, Arc::new(Direct::default()))
+    };
+    let c = signed(&secret);
+    let a = launch(&c, "signed").await;
+    let st = c.describe_instance_status(std::slice::from_ref(&a)).await;
+    assert_eq!(st.expect("a signed call is accepted").len(), 1);
+    let err = signed("not-the-secret")
+        .describe_instance_status(std::slice::from_ref(&a))
+        .await
+        .expect_err("a wrong signature is refused");
+    let text = err.to_string();
+    assert!(text.contains("AuthFailure"), "{text}");
+}

@@ -12,6 +12,9 @@ control endpoint that reaches into moto's backend:
   GET  /reboots {"i-...": n}: RebootInstances calls per instance
   POST /hook    {"command": "..."}: run `sh -c COMMAND rollcall-hook INSTANCE` on every
                  reboot of an instance (null: none)
+  POST /auth    {}: from now on every request must be signed with an IAM user's key, and
+                 moto checks the signature (botocore's SigV4 signer recomputes it);
+                 answers that user's {"access_key_id", "secret_access_key"}
 
 On start it prints one line, `ready MOTO_PORT CONTROL_PORT`, and serves until killed.
 Started by rollcall_testkit::moto.
@@ -25,9 +28,11 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from moto import settings
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import Instance, InstanceBackend
+from moto.iam.models import iam_backends
 from moto.server import ThreadedMotoServer
 
 LOCK = threading.Lock()
@@ -98,6 +103,18 @@ def set_status(body):
                                     "system": body.get("system_check")}
 
 
+def require_auth():
+    iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    if "rollcall" not in iam.users:
+        iam.create_user("us-east-1", "rollcall")
+        policy = {"Version": "2012-10-17",
+                  "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}
+        iam.put_user_policy("rollcall", "ec2", json.dumps(policy))
+    key = iam.create_access_key("rollcall")
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    return {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
+
+
 class Control(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -127,6 +144,8 @@ class Control(BaseHTTPRequestHandler):
             elif self.path == "/hook":
                 with LOCK:
                     HOOK["command"] = body.get("command")
+            elif self.path == "/auth":
+                return self.answer(200, require_auth())
             else:
                 return self.answer(404, {"error": f"no {self.path}"})
         except Exception as e:  # the test sees what went wrong

@@ -123,9 +123,20 @@ impl Moto {
         self.post("/hook", &serde_json::json!({ "command": command }));
     }
 
-    fn post(&self, path: &str, body: &serde_json::Value) {
+    /// From now on moto checks every request's signature (botocore's signer recomputes
+    /// it) against the key this returns: `(access key id, secret)` of an IAM user allowed
+    /// `ec2:*`.
+    pub fn require_signatures(&self) -> (String, String) {
+        let answer = self.post("/auth", &serde_json::json!({}));
+        let v: serde_json::Value = serde_json::from_str(&answer).expect("JSON from /auth");
+        let s = |k: &str| v[k].as_str().expect("a key").to_string();
+        (s("access_key_id"), s("secret_access_key"))
+    }
+
+    fn post(&self, path: &str, body: &serde_json::Value) -> String {
         let (status, answer) = self.http("POST", path, &body.to_string());
         assert_eq!(status, 200, "moto control {path}: {answer}");
+        answer
     }
 
     /// One HTTP/1.1 exchange with the control endpoint.
