@@ -19,6 +19,7 @@ use crate::remote::RemoteDriver;
 use crate::{BoxFuture, Driver, DriverError, LastHost};
 use rollcall_core::engine::{Command, Event, Hold};
 use rollcall_core::{Action, Fleet, HostIx};
+use rollcall_providers::ProviderError;
 use rollcall_providers::aws::config::AwsSettings;
 use rollcall_providers::aws::credentials::Credentials;
 use rollcall_providers::aws::ec2::{Ec2Client, Launch, TOKEN_TAG, client_token};
@@ -117,7 +118,9 @@ impl Ec2Driver {
 
     /// `RebootInstances`, unless the boot id already moved on from `before`.
     async fn reboot(&self, hx: HostIx, before: &str) -> Result<(), DriverError> {
-        let (client, inst) = self.placed(hx).expect("only placed hosts come here");
+        let Some((client, inst)) = self.placed(hx) else {
+            return Err(self.err(hx, "no [aws.host] instance for this host"));
+        };
         let now = self.inner.marker_of(hx).await?;
         if !before.is_empty() && now != before {
             return Ok(());
@@ -212,8 +215,15 @@ impl Ec2Driver {
                 else {
                     continue;
                 };
-                let olds = client.describe_instances(std::slice::from_ref(old)).await;
-                let old_gone = olds.map(|o| o.iter().all(|i| i.is_gone())).unwrap_or(true);
+                let old_gone = match client.describe_instances(std::slice::from_ref(old)).await {
+                    Ok(o) => o.iter().all(|i| i.is_gone()),
+                    Err(ProviderError::Ec2 { code, .. })
+                        if code == "InvalidInstanceID.NotFound" =>
+                    {
+                        true
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if old_gone && &new.instance != old {
                     self.adopt(hx, client, &new.instance, new.private_ip.clone());
                     adopted.push((hx, new.instance.clone()));
