@@ -20,8 +20,8 @@ use crate::{BoxFuture, Driver, DriverError, LastHost};
 use rollcall_core::engine::{Command, Event, Hold};
 use rollcall_core::{Action, Fleet, HostIx};
 use rollcall_providers::ProviderError;
-use rollcall_providers::aws::config::AwsSettings;
-use rollcall_providers::aws::credentials::Credentials;
+use rollcall_providers::aws::config::{Account, AwsSettings};
+use rollcall_providers::aws::credentials::CredentialSet;
 use rollcall_providers::aws::ec2::{Ec2Client, Launch, TOKEN_TAG, client_token};
 use rollcall_providers::http::{Direct, Fetch};
 use std::collections::{BTreeMap, HashMap};
@@ -47,10 +47,10 @@ impl Default for ReplaceTiming {
 pub struct Ec2Driver {
     inner: RemoteDriver,
     fleet: Arc<Fleet>,
-    /// One client per region.
-    clients: BTreeMap<String, Ec2Client>,
-    /// The instance each host is now (a replace moves it); its region.
-    instances: Mutex<HashMap<HostIx, (String, String)>>,
+    /// One client per region and credentials.
+    clients: BTreeMap<Account, Ec2Client>,
+    /// The instance each host is now (a replace moves it); its region and credentials.
+    instances: Mutex<HashMap<HostIx, (String, Account)>>,
     run: String,
     timing: ReplaceTiming,
 }
@@ -61,30 +61,33 @@ impl Ec2Driver {
         inner: RemoteDriver,
         fleet: Arc<Fleet>,
         aws: &AwsSettings,
-        creds: Credentials,
+        creds: &CredentialSet,
         fetch: Arc<dyn Fetch>,
         run: &str,
-    ) -> Ec2Driver {
+    ) -> Result<Ec2Driver, DriverError> {
         let mut clients = BTreeMap::new();
         let mut instances = HashMap::new();
         for (hx, h) in fleet.hosts.iter().enumerate() {
             let Some(a) = aws.hosts.get(&h.id) else {
                 continue;
             };
-            clients.entry(a.region.clone()).or_insert_with(|| {
+            let account = a.account();
+            if !clients.contains_key(&account) {
+                let c = creds.get(a.profile.as_deref())?.clone();
                 let endpoint = aws.endpoint_for(&a.region);
-                Ec2Client::new(&endpoint, &a.region, creds.clone(), fetch.clone())
-            });
-            instances.insert(hx as HostIx, (a.instance.clone(), a.region.clone()));
+                let client = Ec2Client::new(&endpoint, &a.region, c, fetch.clone());
+                clients.insert(account.clone(), client);
+            }
+            instances.insert(hx as HostIx, (a.instance.clone(), account));
         }
-        Ec2Driver {
+        Ok(Ec2Driver {
             inner,
             fleet,
             clients,
             instances: Mutex::new(instances),
             run: run.to_string(),
             timing: ReplaceTiming::default(),
-        }
+        })
     }
 
     pub fn with_timing(mut self, timing: ReplaceTiming) -> Ec2Driver {
@@ -104,8 +107,8 @@ impl Ec2Driver {
 
     fn placed(&self, hx: HostIx) -> Option<(&Ec2Client, String)> {
         let m = self.instances.lock().expect("instances lock");
-        let (inst, region) = m.get(&hx)?;
-        Some((&self.clients[region], inst.clone()))
+        let (inst, account) = m.get(&hx)?;
+        Some((&self.clients[account], inst.clone()))
     }
 
     fn id(&self, hx: HostIx) -> &str {
@@ -158,12 +161,7 @@ impl Ec2Driver {
         let info = client
             .describe_instances(std::slice::from_ref(&new))
             .await?;
-        self.adopt(
-            hx,
-            client,
-            &new,
-            info.first().and_then(|i| i.private_ip.clone()),
-        );
+        self.adopt(hx, &new, info.first().and_then(|i| i.private_ip.clone()));
         eprintln!(
             "ec2: {host}: {old} replaced by {new} ({old} terminated); set [aws.host.{host}] instance = \"{new}\" in the fleet file",
             host = self.id(hx)
@@ -173,12 +171,12 @@ impl Ec2Driver {
 
     /// Host `hx` is instance `inst` from now on; when it was reached at an IP address
     /// (which cannot follow a new instance), it is reached at the new one's private IP.
-    fn adopt(&self, hx: HostIx, client: &Ec2Client, inst: &str, ip: Option<String>) {
-        let region = client.region().to_string();
-        self.instances
-            .lock()
-            .expect("instances lock")
-            .insert(hx, (inst.to_string(), region));
+    fn adopt(&self, hx: HostIx, inst: &str, ip: Option<String>) {
+        let mut m = self.instances.lock().expect("instances lock");
+        if let Some(placed) = m.get_mut(&hx) {
+            placed.0 = inst.to_string();
+        }
+        drop(m);
         let pinned = self
             .inner
             .address_of(hx)
@@ -193,16 +191,16 @@ impl Ec2Driver {
     /// replacement found by its token tag, the old instance gone) are that instance again,
     /// as before the restart. Returns them with their instance.
     pub async fn adopt_replacements(&self) -> Result<Vec<(HostIx, String)>, DriverError> {
-        let placed: Vec<(HostIx, String, String)> = {
+        let placed: Vec<(HostIx, String, Account)> = {
             let m = self.instances.lock().expect("instances lock");
             m.iter()
                 .map(|(h, (i, r))| (*h, i.clone(), r.clone()))
                 .collect()
         };
         let mut adopted = Vec::new();
-        for (region, client) in &self.clients {
-            let mine: Vec<&(HostIx, String, String)> =
-                placed.iter().filter(|p| &p.2 == region).collect();
+        for (account, client) in &self.clients {
+            let mine: Vec<&(HostIx, String, Account)> =
+                placed.iter().filter(|p| &p.2 == account).collect();
             let tokens: Vec<String> = mine
                 .iter()
                 .map(|(h, _, _)| client_token(&self.run, self.id(*h)))
@@ -225,7 +223,7 @@ impl Ec2Driver {
                     Err(e) => return Err(e.into()),
                 };
                 if old_gone && &new.instance != old {
-                    self.adopt(hx, client, &new.instance, new.private_ip.clone());
+                    self.adopt(hx, &new.instance, new.private_ip.clone());
                     adopted.push((hx, new.instance.clone()));
                 }
             }
@@ -332,7 +330,7 @@ impl Driver for Ec2Driver {
 }
 
 /// The `ec2` driver for a fleet: SSH (`transport = "ssh"`) or exec for the hosts,
-/// credentials from the environment or `[aws] profile`, HTTP direct.
+/// credentials from the environment or the profiles (`[aws] profile`, each host's), HTTP direct.
 pub fn ec2_driver(
     transport: &str,
     fleet: Arc<Fleet>,
@@ -341,7 +339,7 @@ pub fn ec2_driver(
     run: &str,
 ) -> Result<Ec2Driver, DriverError> {
     let inner = crate::remote_driver(transport, fleet.clone(), cfg)?;
-    let creds = Credentials::load(aws.profile.as_deref())?;
+    let creds = CredentialSet::load(aws)?;
     let fetch: Arc<dyn Fetch> = Arc::new(Direct::default());
-    Ok(Ec2Driver::new(inner, fleet, aws, creds, fetch, run))
+    Ec2Driver::new(inner, fleet, aws, &creds, fetch, run)
 }

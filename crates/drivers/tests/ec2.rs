@@ -14,7 +14,7 @@ use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::ec2::{Ec2Driver, ReplaceTiming};
 use rollcall_fleet::{LoadOptions, load_str};
 use rollcall_providers::aws::config::AwsSettings;
-use rollcall_providers::aws::credentials::Credentials;
+use rollcall_providers::aws::credentials::{CredentialSet, Credentials};
 use rollcall_providers::aws::ec2::{Ec2Client, Launch, TOKEN_TAG, client_token};
 use rollcall_providers::http::{Direct, Fetch};
 use rollcall_testkit::loopback::tmpdir;
@@ -115,7 +115,10 @@ instance = "{instance}"
             timeout: Duration::from_secs(3),
             poll: Duration::from_millis(200),
         };
-        Ec2Driver::new(inner, self.fleet.clone(), &aws, creds(), fetch(), run).with_timing(timing)
+        let set = CredentialSet::single(creds());
+        Ec2Driver::new(inner, self.fleet.clone(), &aws, &set, fetch(), run)
+            .expect("credentials for every host")
+            .with_timing(timing)
     }
 
     fn boot_id(&self) -> String {

@@ -3,7 +3,7 @@
 
 use rollcall_providers::aws::Ec2Source;
 use rollcall_providers::aws::config::AwsSettings;
-use rollcall_providers::aws::credentials::Credentials;
+use rollcall_providers::aws::credentials::{CredentialSet, Credentials};
 use rollcall_providers::aws::ec2::{Check, Ec2Client, Launch, TOKEN_TAG, client_token};
 use rollcall_providers::http::{Direct, Fetch};
 use rollcall_providers::{EventState, NoticeSource, ProviderError, Pulled, Source};
@@ -59,7 +59,8 @@ fn settings(m: &Moto, hosts: &[(&str, &str, &str)]) -> AwsSettings {
 }
 
 async fn pull(s: &AwsSettings) -> Vec<Pulled> {
-    let src = Ec2Source::with(s, creds(), Arc::new(Direct::default()));
+    let set = CredentialSet::single(creds());
+    let src = Ec2Source::with(s, &set, Arc::new(Direct::default())).expect("credentials");
     src.pull(&Direct::default()).await
 }
 
@@ -429,4 +430,49 @@ async fn moto_checking_signatures_accepts_ours_and_refuses_a_wrong_secret() {
         .expect_err("a wrong signature is refused");
     let text = err.to_string();
     assert!(text.contains("AuthFailure"), "{text}");
+}
+
+#[tokio::test]
+async fn a_host_with_its_own_profile_is_read_with_that_profile_not_the_environment() {
+    let m = Moto::start();
+    let (id, secret) = m.require_signatures();
+    let good = Credentials {
+        access_key_id: id.clone(),
+        secret_access_key: secret.clone(),
+        session_token: None,
+    };
+    let c = Ec2Client::new(&m.endpoint(), EAST, good, Arc::new(Direct::default()));
+    let (a, b) = (launch(&c, "a").await, launch(&c, "b").await);
+    let dir = rollcall_testkit::TmpDir::new("ec2-profiles");
+    let file = dir.join("credentials");
+    let text = format!("[other]\naws_access_key_id = {id}\naws_secret_access_key = wrong\n");
+    std::fs::write(&file, text).unwrap();
+    let mut s = settings(&m, &[("redis-1", &a, EAST), ("redis-2", &b, EAST)]);
+    s.hosts.get_mut("redis-2").unwrap().profile = Some("other".into());
+    let file = file.to_str().unwrap().to_string();
+    // the fleet's credentials come from the environment, redis-2's from its profile
+    let env = |k: &str| match k {
+        "AWS_ACCESS_KEY_ID" => Some(id.clone()),
+        "AWS_SECRET_ACCESS_KEY" => Some(secret.clone()),
+        "AWS_SHARED_CREDENTIALS_FILE" => Some(file.clone()),
+        _ => None,
+    };
+    let set = CredentialSet::resolve(&s, &env, None).expect("both resolve");
+    let src = Ec2Source::with(&s, &set, Arc::new(Direct::default())).unwrap();
+    let p = src.pull(&Direct::default()).await;
+    assert!(of(&p, "redis-1").events.is_ok(), "{:?}", of(&p, "redis-1"));
+    let err = of(&p, "redis-2")
+        .events
+        .as_ref()
+        .expect_err("the wrong secret");
+    assert!(err.to_string().contains("AuthFailure"), "{err}");
+    // a profile missing from the file is said with the file and the profile
+    s.hosts.get_mut("redis-2").unwrap().profile = Some("nope".into());
+    let err = CredentialSet::resolve(&s, &env, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no profile `nope`") && err.contains(&file),
+        "{err}"
+    );
 }

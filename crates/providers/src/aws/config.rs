@@ -13,6 +13,7 @@
 //! [aws.host.redis-1]                    # the hosts on AWS: instance id, optional region
 //! instance = "i-0abc1234def567890"
 //! region = "us-west-2"
+//! profile = "other-account"             # optional: this host's credentials profile
 //! ```
 
 use crate::{MetadataAccess, Via};
@@ -52,6 +53,7 @@ struct RawImds {
 struct RawHost {
     instance: S,
     region: Option<S>,
+    profile: Option<S>,
 }
 
 /// The `[aws]` table, checked.
@@ -73,6 +75,15 @@ pub struct AwsSettings {
 pub struct AwsHost {
     pub instance: String,
     pub region: String,
+    /// Its own credentials profile (`None`: the fleet's credentials).
+    pub profile: Option<String>,
+}
+
+/// The hosts one EC2 client serves: one region, one set of credentials.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Account {
+    pub region: String,
+    pub profile: Option<String>,
 }
 
 impl AwsSettings {
@@ -101,11 +112,11 @@ impl AwsSettings {
         }
     }
 
-    /// The regions of the hosts, each with its hosts `(host id, instance id)`.
-    pub fn by_region(&self) -> BTreeMap<String, Vec<(String, String)>> {
-        let mut m: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    /// The hosts by region and credentials profile, each `(host id, instance id)`.
+    pub fn by_account(&self) -> BTreeMap<Account, Vec<(String, String)>> {
+        let mut m: BTreeMap<Account, Vec<(String, String)>> = BTreeMap::new();
         for (host, h) in &self.hosts {
-            m.entry(h.region.clone())
+            m.entry(h.account())
                 .or_default()
                 .push((host.clone(), h.instance.clone()));
         }
@@ -113,16 +124,22 @@ impl AwsSettings {
     }
 }
 
+impl AwsHost {
+    pub fn account(&self) -> Account {
+        Account {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+        }
+    }
+}
+
 fn check(c: &mut Checker, r: &RawAws, fleet: &Fleet) -> AwsSettings {
     let default_region = r.region.as_ref().and_then(|s| region(c, s, "aws.region"));
     let endpoint = r.endpoint.as_ref().and_then(|s| url(c, s, "aws.endpoint"));
-    let profile = r.profile.as_ref().and_then(|p| {
-        let ok = !p.get_ref().trim().is_empty();
-        if !ok {
-            c.err(p.span(), "aws.profile", "must not be empty");
-        }
-        ok.then(|| p.get_ref().clone())
-    });
+    let profile = r
+        .profile
+        .as_ref()
+        .and_then(|p| not_empty(c, p, "aws.profile"));
     let imds = r.imds.as_ref().map(|i| imds(c, i));
     let ids: HashSet<&str> = fleet.hosts.iter().map(|h| h.id.as_str()).collect();
     let mut hosts = BTreeMap::new();
@@ -156,8 +173,17 @@ fn check(c: &mut Checker, r: &RawAws, fleet: &Fleet) -> AwsSettings {
             }
             None => default_region.clone(),
         };
+        let profile = h
+            .profile
+            .as_ref()
+            .and_then(|p| not_empty(c, p, &format!("{f}.profile")));
         if let (Some(instance), Some(region)) = (inst, reg) {
-            hosts.insert(id.get_ref().clone(), AwsHost { instance, region });
+            let host = AwsHost {
+                instance,
+                region,
+                profile,
+            };
+            hosts.insert(id.get_ref().clone(), host);
         }
     }
     AwsSettings {
@@ -167,6 +193,14 @@ fn check(c: &mut Checker, r: &RawAws, fleet: &Fleet) -> AwsSettings {
         imds,
         hosts,
     }
+}
+
+fn not_empty(c: &mut Checker, s: &S, field: &str) -> Option<String> {
+    let ok = !s.get_ref().trim().is_empty();
+    if !ok {
+        c.err(s.span(), field, "must not be empty");
+    }
+    ok.then(|| s.get_ref().clone())
 }
 
 fn imds(c: &mut Checker, r: &RawImds) -> MetadataAccess {
@@ -271,7 +305,7 @@ mod tests {
     #[test]
     fn hosts_take_the_default_region_or_their_own() {
         let s = load(
-            "[aws]\nregion = \"us-east-1\"\nprofile = \"ops\"\n[aws.host.redis-1]\ninstance = \"i-0abc1234def567890\"\n[aws.host.redis-2]\ninstance = \"i-12345678\"\nregion = \"us-west-2\"\n",
+            "[aws]\nregion = \"us-east-1\"\nprofile = \"ops\"\n[aws.host.redis-1]\ninstance = \"i-0abc1234def567890\"\n[aws.host.redis-2]\ninstance = \"i-12345678\"\nregion = \"us-west-2\"\nprofile = \"west\"\n",
         )
         .unwrap()
         .unwrap();
@@ -282,7 +316,11 @@ mod tests {
             s.endpoint_for("eu-west-1"),
             "https://ec2.eu-west-1.amazonaws.com"
         );
-        assert_eq!(s.by_region().len(), 2);
+        assert_eq!(s.hosts["redis-1"].profile, None);
+        assert_eq!(s.hosts["redis-2"].profile.as_deref(), Some("west"));
+        let accounts: Vec<_> = s.by_account().into_keys().collect();
+        assert_eq!(accounts.len(), 2);
+        assert_eq!(accounts[1].profile.as_deref(), Some("west"));
         assert_eq!(s.imds, None);
     }
 

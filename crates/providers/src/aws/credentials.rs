@@ -63,25 +63,107 @@ impl Credentials {
             }
             (None, None) => {}
         }
-        let file = match (var("AWS_SHARED_CREDENTIALS_FILE"), home) {
-            (Some(f), _) => PathBuf::from(f),
-            (None, Some(h)) => h.join(".aws/credentials"),
-            (None, None) => {
-                return Err(bad(
-                    "no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and neither AWS_SHARED_CREDENTIALS_FILE nor HOME says where a credentials file is",
-                ));
-            }
-        };
         let profile = var("AWS_PROFILE")
             .or_else(|| profile.map(str::to_string))
             .unwrap_or_else(|| "default".into());
-        let text = std::fs::read_to_string(&file).map_err(|e| {
+        let none =
+            "no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and";
+        shared(&var, home, &profile, none)
+    }
+
+    /// A host's own profile (`[aws.host.<id>] profile`), from the shared credentials
+    /// file only: the environment's keys and `AWS_PROFILE` are the fleet's, not this host's.
+    pub fn resolve_profile(
+        env: impl Fn(&str) -> Option<String>,
+        home: Option<&Path>,
+        profile: &str,
+    ) -> Result<Credentials, ProviderError> {
+        let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        shared(&var, home, profile, &format!("profile `{profile}`:"))
+    }
+}
+
+/// `profile` of the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
+/// `~/.aws/credentials`); `why` starts the error when the file cannot be read.
+fn shared(
+    var: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+    profile: &str,
+    why: &str,
+) -> Result<Credentials, ProviderError> {
+    let file = match (var("AWS_SHARED_CREDENTIALS_FILE"), home) {
+        (Some(f), _) => PathBuf::from(f),
+        (None, Some(h)) => h.join(".aws/credentials"),
+        (None, None) => {
+            return Err(bad(format!(
+                "{why} neither AWS_SHARED_CREDENTIALS_FILE nor HOME says where a credentials file is"
+            )));
+        }
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| bad(format!("{why} {} cannot be read ({e})", file.display())))?;
+    from_file(&text, &file, profile)
+}
+
+/// The credentials of the `[aws]` hosts, resolved once at the start: the fleet's (for
+/// hosts without a profile of their own) and each host profile's.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialSet {
+    fleet: Option<Credentials>,
+    profiles: std::collections::BTreeMap<String, Credentials>,
+}
+
+impl CredentialSet {
+    /// What the hosts of `aws` need, from this process's environment (only those: a
+    /// profile no host uses is not read).
+    pub fn load(aws: &super::config::AwsSettings) -> Result<CredentialSet, ProviderError> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        CredentialSet::resolve(aws, &|k| std::env::var(k).ok(), home.as_deref())
+    }
+
+    /// What the hosts of `aws` need, from the variables `env` gives.
+    pub fn resolve(
+        aws: &super::config::AwsSettings,
+        env: &dyn Fn(&str) -> Option<String>,
+        home: Option<&Path>,
+    ) -> Result<CredentialSet, ProviderError> {
+        let mut set = CredentialSet::default();
+        for h in aws.hosts.values() {
+            match &h.profile {
+                None if set.fleet.is_none() => {
+                    set.fleet = Some(Credentials::resolve(env, home, aws.profile.as_deref())?);
+                }
+                Some(p) if !set.profiles.contains_key(p) => {
+                    let c = Credentials::resolve_profile(env, home, p)?;
+                    set.profiles.insert(p.clone(), c);
+                }
+                _ => {}
+            }
+        }
+        Ok(set)
+    }
+
+    /// The same credentials for every host (tests, one account).
+    pub fn single(c: Credentials) -> CredentialSet {
+        CredentialSet {
+            fleet: Some(c),
+            profiles: Default::default(),
+        }
+    }
+
+    /// The credentials for a host with `profile` of its own (or none); a set made by
+    /// [`CredentialSet::single`] answers its one set for every profile.
+    pub fn get(&self, profile: Option<&str>) -> Result<&Credentials, ProviderError> {
+        let found = match profile {
+            Some(p) => self.profiles.get(p).or(self.fleet.as_ref()),
+            None => self.fleet.as_ref(),
+        };
+        found.ok_or_else(|| {
             bad(format!(
-                "no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and {} cannot be read ({e})",
-                file.display()
+                "no credentials were loaded for {}",
+                profile.map_or("the fleet".into(), |p| format!("profile `{p}`"))
             ))
-        })?;
-        from_file(&text, &file, &profile)
+        })
     }
 }
 

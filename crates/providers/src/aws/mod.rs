@@ -11,12 +11,12 @@ pub mod xml;
 use crate::http::{BoxFuture, Direct, Fetch, HostFetch};
 use crate::{NoticeSource, ProviderError, ProviderEvent, Pulled, Source};
 use config::AwsSettings;
-use credentials::Credentials;
+use credentials::CredentialSet;
 use ec2::Ec2Client;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// One region's client and its hosts `(fleet host id, instance id)`.
+/// One region's (and credentials') client and its hosts `(fleet host id, instance id)`.
 struct RegionHosts {
     client: Ec2Client,
     hosts: Vec<(String, String)>,
@@ -30,31 +30,26 @@ pub struct Ec2Source {
 }
 
 impl Ec2Source {
-    /// Credentials from the environment or the profile (`[aws] profile`), HTTP direct.
+    /// Credentials from the environment or the profiles (`[aws] profile`, each host's
+    /// `profile`), HTTP direct.
     pub fn new(settings: &AwsSettings) -> Result<Ec2Source, ProviderError> {
-        let creds = Credentials::load(settings.profile.as_deref())?;
-        Ok(Ec2Source::with(
-            settings,
-            creds,
-            Arc::new(Direct::default()),
-        ))
+        let creds = CredentialSet::load(settings)?;
+        Ec2Source::with(settings, &creds, Arc::new(Direct::default()))
     }
 
-    pub fn with(settings: &AwsSettings, creds: Credentials, fetch: Arc<dyn Fetch>) -> Ec2Source {
-        let regions = settings
-            .by_region()
-            .into_iter()
-            .map(|(region, hosts)| RegionHosts {
-                client: Ec2Client::new(
-                    &settings.endpoint_for(&region),
-                    &region,
-                    creds.clone(),
-                    fetch.clone(),
-                ),
-                hosts,
-            })
-            .collect();
-        Ec2Source { regions }
+    pub fn with(
+        settings: &AwsSettings,
+        creds: &CredentialSet,
+        fetch: Arc<dyn Fetch>,
+    ) -> Result<Ec2Source, ProviderError> {
+        let mut regions = Vec::new();
+        for (account, hosts) in settings.by_account() {
+            let c = creds.get(account.profile.as_deref())?.clone();
+            let endpoint = settings.endpoint_for(&account.region);
+            let client = Ec2Client::new(&endpoint, &account.region, c, fetch.clone());
+            regions.push(RegionHosts { client, hosts });
+        }
+        Ok(Ec2Source { regions })
     }
 
     async fn pull_region(r: &RegionHosts) -> Vec<Pulled> {
