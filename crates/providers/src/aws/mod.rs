@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One region's (and credentials') client and its hosts `(fleet host id, instance id)`.
+#[derive(Clone)]
 struct RegionHosts {
     client: Ec2Client,
     hosts: Vec<(String, String)>,
@@ -142,12 +143,15 @@ impl NoticeSource for Ec2Source {
     }
 
     fn pull<'a>(&'a self, _fetch: &'a dyn HostFetch) -> BoxFuture<'a, Vec<Pulled>> {
+        // the regions at once: one that does not answer costs its own timeout only
         Box::pin(async move {
-            let mut out = Vec::new();
-            for r in &self.regions {
-                out.extend(Ec2Source::pull_region(r).await);
+            let mut set = tokio::task::JoinSet::new();
+            for (i, r) in self.regions.iter().cloned().enumerate() {
+                set.spawn(async move { (i, Ec2Source::pull_region(&r).await) });
             }
-            out
+            let mut done: Vec<(usize, Vec<Pulled>)> = set.join_all().await;
+            done.sort_by_key(|d| d.0);
+            done.into_iter().flat_map(|d| d.1).collect()
         })
     }
 }
