@@ -153,6 +153,12 @@ pub enum DriverError {
     /// The simulator's world file.
     #[error(transparent)]
     Sim(#[from] crate::sim::SimError),
+    /// The EC2 API (the ec2 driver), or its credentials.
+    #[error(transparent)]
+    Provider(#[from] rollcall_providers::ProviderError),
+    /// The ec2 driver about one host: a replacement that did not come up, ...
+    #[error("{host}: {what}")]
+    Ec2 { host: String, what: String },
 }
 
 impl DriverError {

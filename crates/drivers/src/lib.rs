@@ -5,6 +5,7 @@
 //! unhealthy, never healthy.
 
 pub mod config;
+pub mod ec2;
 pub mod error;
 pub mod etcd;
 pub mod etcd_json;

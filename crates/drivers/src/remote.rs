@@ -21,6 +21,8 @@ pub struct RemoteDriver {
     transport: Box<dyn Transport>,
     /// What drains changed (Elasticsearch/OpenSearch allocation), for the restores.
     ledger: gates::Ledger,
+    /// Hosts reached at another address than the fleet's (a replaced EC2 instance).
+    moved: std::sync::Mutex<std::collections::HashMap<HostIx, String>>,
 }
 
 /// A boot id as printed by `/proc/sys/kernel/random/boot_id`: one line, a UUID (or at
@@ -45,11 +47,26 @@ impl RemoteDriver {
             cfg,
             transport,
             ledger: gates::Ledger::default(),
+            moved: Default::default(),
         }
     }
 
     fn host(&self, h: HostIx) -> HostRef {
-        HostRef::of(&self.fleet.hosts[h as usize])
+        let mut r = HostRef::of(&self.fleet.hosts[h as usize]);
+        if let Some(a) = self.moved.lock().expect("moved lock").get(&h) {
+            r.address = a.clone();
+        }
+        r
+    }
+
+    /// The address host `hx` is reached at now.
+    pub fn address_of(&self, hx: HostIx) -> String {
+        self.host(hx).address
+    }
+
+    /// Reach host `hx` at `address` from now on (its replacement's), for commands and gates.
+    pub fn move_host(&self, hx: HostIx, address: String) {
+        self.moved.lock().expect("moved lock").insert(hx, address);
     }
 
     async fn run(&self, h: &HostRef, cmd: &str) -> Result<CmdOutput, RunError> {
@@ -336,6 +353,11 @@ impl RemoteDriver {
         } else {
             Err(DriverError::All(bad))
         }
+    }
+
+    /// The action's marker on host `hx` now (its boot id, for a reboot).
+    pub(crate) async fn marker_of(&self, hx: HostIx) -> Result<String, DriverError> {
+        self.marker(&self.host(hx)).await
     }
 
     /// Reboot unless the boot id already differs from `before` (never reboot twice).

@@ -4,16 +4,18 @@
 //! kept in memory so that a crash can be staged between an intent and its answer.
 
 mod common;
+#[path = "common/run.rs"]
+mod run;
 
 use common::preflight;
 use rollcall_core::Fleet;
-use rollcall_core::engine::{Command, Engine, EngineConfig, Event, Output, Phase, RunState};
-use rollcall_core::plan::plan;
+use rollcall_core::engine::{Command, Event, Output, Phase, RunState};
 use rollcall_drivers::Driver;
 use rollcall_drivers::config::RemoteConfig;
 use rollcall_drivers::remote::RemoteDriver;
 use rollcall_fleet::{LoadOptions, load_str};
 use rollcall_testkit::loopback::tmpdir;
+use run::{Crash, Run};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -77,89 +79,6 @@ fn lines(d: &Path, file: &str) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-/// The engine, its journal (in memory) and a virtual clock: what the runtime does,
-/// one command at a time.
-struct Run {
-    engine: Engine,
-    journal: Vec<Output>,
-    now: i64,
-}
-
-impl Run {
-    fn new(fleet: &Arc<Fleet>) -> Run {
-        let p = plan(fleet);
-        Run {
-            engine: Engine::new(fleet.clone(), &p, EngineConfig::default()),
-            journal: Vec::new(),
-            now: fleet.maintenance.start,
-        }
-    }
-
-    /// Journal the engine's outputs; the commands to run.
-    fn step(&mut self) -> Vec<Command> {
-        self.engine.step(self.now);
-        let out = self.engine.drain_outputs();
-        self.journal.extend(out.iter().cloned());
-        out.into_iter()
-            .filter_map(|o| match o {
-                Output::Command { command, .. } => Some(command),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Run until the run is over, or until the orchestrator dies at the first send (the
-    /// action: journalled, and carried out or not, its answer lost).
-    async fn go(&mut self, drv: &RemoteDriver, crash: Option<Crash>) {
-        for _ in 0..500 {
-            if self.engine.state().is_over() {
-                return;
-            }
-            for cmd in self.step() {
-                if let Some(crash) = crash
-                    && matches!(cmd, Command::Reboot { .. })
-                {
-                    if crash == Crash::AfterTheSendRan {
-                        drv.execute(cmd, self.now).await;
-                    }
-                    return;
-                }
-                let ev = drv.execute(cmd, self.now).await;
-                self.engine.handle(self.now, ev);
-            }
-            if let Some(t) = self.engine.next_wakeup(self.now) {
-                self.now = t.max(self.now + 1);
-            }
-        }
-        panic!("the run did not end: {:?}", self.engine.state());
-    }
-
-    /// The orchestrator restarts: a new engine from the journal.
-    fn restore(&mut self, fleet: &Arc<Fleet>) {
-        let p = plan(fleet);
-        self.engine =
-            Engine::restore(fleet.clone(), &p, EngineConfig::default(), &self.journal).unwrap();
-    }
-
-    fn phases(&self) -> Vec<(Phase, Phase)> {
-        self.journal
-            .iter()
-            .filter_map(|o| match o {
-                Output::Transition(t) => Some((t.from, t.to)),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-/// Where the orchestrator dies: after journalling the action's intent, before or after
-/// the driver carried it out (its answer is lost either way).
-#[derive(Clone, Copy, PartialEq)]
-enum Crash {
-    BeforeTheSendRan,
-    AfterTheSendRan,
 }
 
 #[tokio::test]

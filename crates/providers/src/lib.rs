@@ -92,6 +92,7 @@ impl ProviderEvent {
     }
 }
 
+pub mod aws;
 pub mod azure;
 pub mod gcp;
 pub mod http;
@@ -102,7 +103,7 @@ pub mod wire;
 pub use wire::MetaHost;
 
 /// What went wrong reading a provider; each names where.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("{url}: {error}")]
     Http { url: String, error: String },
@@ -125,6 +126,14 @@ pub enum ProviderError {
     },
     #[error("{host} is not among the {} hosts", .provider.as_str())]
     NotCovered { provider: Source, host: String },
+    /// An error answer of the EC2 API (`<Errors><Error><Code>`/`<Message>`).
+    #[error("EC2 {action} ({endpoint}): {code}: {message}")]
+    Ec2 {
+        action: String,
+        endpoint: String,
+        code: String,
+        message: String,
+    },
 }
 
 /// How a metadata service that answers only on the instance is read.

@@ -4,8 +4,9 @@
 //! ([`smtp::Smtpd`], Debian's python3-aiosmtpd) and a webhook receiver
 //! ([`webhook::Sink`]), loopback sshd/Redis/etcd ([`loopback`]), a real PostgreSQL
 //! ([`pg::Postgres`]), the netns testbed
-//! ([`testbed`]), a fake cloud metadata server ([`metadata::MetaServer`]) and AWS's own
-//! IMDS mock ([`aemm`]) and, with the `sim` feature, a finished simulated run ([`sim`]).
+//! ([`testbed`]), a fake cloud metadata server ([`metadata::MetaServer`]), AWS's own
+//! IMDS mock ([`aemm`]), moto's EC2 API with injectable scheduled events ([`moto::Moto`])
+//! and, with the `sim` feature, a finished simulated run ([`sim`]).
 //!
 //! A dev-dependency only (`publish = false`). Helpers panic with a message that says
 //! what was missing: a test that cannot set up must fail loudly, not pass.
@@ -14,6 +15,7 @@ pub mod aemm;
 pub mod fleets;
 pub mod loopback;
 pub mod metadata;
+pub mod moto;
 pub mod pg;
 mod serve;
 #[cfg(feature = "sim")]
