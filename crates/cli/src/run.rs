@@ -135,12 +135,12 @@ pub async fn run(o: RunOpts) -> miette::Result<std::process::ExitCode> {
     let kind = o.driver;
     let fleet = Arc::new(fleet);
     // real hosts: the driver is built (its settings checked) before anything is stored
+    let id = o.run_id.clone().unwrap_or_else(new_run_id);
     let early = match kind.is_real() {
-        true => Some(remote_host_driver(kind, &fleet, &name, &text, &base)?),
+        true => Some(remote_host_driver(kind, &fleet, &name, &text, &base, &id)?),
         false => None,
     };
     let store = Store::connect(&o.db).await.map_err(err)?;
-    let id = o.run_id.clone().unwrap_or_else(new_run_id);
     let params = RunParams {
         driver: kind,
         clock: new_clock(&o, kind, &fleet, &p)?,
@@ -309,11 +309,28 @@ fn remote_host_driver(
     name: &str,
     text: &str,
     base: &Path,
+    run: &str,
 ) -> miette::Result<(Arc<dyn Driver>, EngineConfig)> {
     let cfg = remote_config(name, text, base, fleet)?;
     let ec = remote_timing(&cfg);
-    let d = rollcall_drivers::remote_driver(kind.name(), fleet.clone(), cfg).map_err(err)?;
-    let d = crate::guard::approve::wrap(Arc::new(d), kind, name, text, base, fleet)?;
+    let d: Arc<dyn Driver> = match kind {
+        DriverKind::Ec2 => {
+            let aws = rollcall_providers::aws::config::AwsSettings::load(name, text, fleet)
+                .map_err(config_report)?
+                .ok_or_else(|| {
+                    miette::miette!(
+                        "{name}: --driver ec2 needs an [aws] table naming each host's instance"
+                    )
+                })?;
+            let d =
+                rollcall_drivers::ec2::ec2_driver(kind.transport(), fleet.clone(), cfg, &aws, run);
+            Arc::new(d.map_err(err)?)
+        }
+        _ => Arc::new(
+            rollcall_drivers::remote_driver(kind.transport(), fleet.clone(), cfg).map_err(err)?,
+        ),
+    };
+    let d = crate::guard::approve::wrap(d, kind, name, text, base, fleet)?;
     Ok((d, ec))
 }
 
@@ -340,7 +357,14 @@ fn host_driver(run: &StoredRun) -> miette::Result<(Arc<dyn Driver>, EngineConfig
         )),
         (kind, _, _) => {
             let (name, base) = (run.name(), run.base());
-            remote_host_driver(kind, &run.fleet, &name, &run.row.fleet_text, &base)
+            remote_host_driver(
+                kind,
+                &run.fleet,
+                &name,
+                &run.row.fleet_text,
+                &base,
+                run.id(),
+            )
         }
     }
 }
@@ -563,6 +587,9 @@ pub async fn resume(r: Resume) -> miette::Result<std::process::ExitCode> {
         engine.handle(run.params.clock.now(), Event::Control { control });
     }
     let (driver, _) = host_driver(&run)?;
+    for m in driver.resumed().await.map_err(err)? {
+        eprintln!("run {id}: {m}");
+    }
     adopt_holds(&engine, driver.as_ref(), id, talk == Talk::Json);
     if talk == Talk::Bars {
         let pr = engine.progress();

@@ -1,7 +1,8 @@
 //! End to end on the testbed: `rollcall guard` reads live provider notices for the Redis
 //! Cluster and etcd hosts (Azure Scheduled Events read on the host over SSH, GCP
 //! `upcoming-maintenance` read directly, both served by the tests' own metadata server
-//! with the documented payloads: no emulator of either runs here), reports the windows
+//! with the documented payloads: no emulator of either runs here; EC2 scheduled events
+//! from the EC2 API, moto's server with the event injected), reports the windows
 //! that would take two members of one cluster at once, tells each tenant with the notice
 //! lead, reboots ahead within the budgets (Azure: approves the event once the host is
 //! drained, and the provider reboots it), survives a SIGKILL mid-run, and follows the
@@ -10,7 +11,10 @@
 //! Figures: `target/testbed-figures/guard.json` (notice-to-plan latency, how far ahead of
 //! each window its host was done).
 
+use rollcall_providers::aws::credentials::Credentials;
+use rollcall_providers::aws::ec2::{Ec2Client, Launch};
 use rollcall_testkit::metadata::{GcpWindow, MetaServer};
+use rollcall_testkit::moto::{Ev, Moto};
 use rollcall_testkit::testbed::*;
 use rollcall_testkit::webhook::Sink;
 use rollcall_testkit::{Kill, repo};
@@ -51,9 +55,34 @@ fn wait(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+const REGION: &str = "us-east-1";
+
+/// One instance in moto's EC2, launched through rollcall's own client.
+fn launch(moto: &Moto) -> String {
+    let creds = Credentials {
+        access_key_id: "AKIDGUARDTEST".into(),
+        secret_access_key: "guard-test-secret".into(),
+        session_token: None,
+    };
+    let c = Ec2Client::new(
+        &moto.endpoint(),
+        REGION,
+        creds,
+        std::sync::Arc::new(rollcall_providers::http::Direct::default()),
+    );
+    let l = Launch {
+        image: Some("ami-12c6146b".into()),
+        instance_type: Some("t3.micro".into()),
+        client_token: "guard-r4".into(),
+        ..Launch::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(c.run_instance(&l)).expect("RunInstances")
+}
+
 /// The testbed's fleet with tenants (acme: cache, beta: kv), the notice lead, webhook
-/// subscribers per tenant and for the public, and the notice sources.
-fn fleet(tb: &Testbed, meta: &MetaServer, sink: &Sink) -> PathBuf {
+/// subscribers per tenant and for the public, and the notice sources (r4 an EC2 instance).
+fn fleet(tb: &Testbed, meta: &MetaServer, sink: &Sink, moto: &Moto, r4: &str) -> PathBuf {
     let extra = format!(
         r#"[[tenant]]
 id = "acme"
@@ -91,7 +120,14 @@ endpoint = "{r2}"
 via = "direct"
 [gcp.host.e1]
 endpoint = "{e1}"
+
+[aws]
+region = "{REGION}"
+endpoint = "{ec2}"
+[aws.host.r4]
+instance = "{r4}"
 "#,
+        ec2 = moto.endpoint(),
         acme = sink.url("/acme"),
         beta = sink.url("/beta"),
         public = sink.url("/public"),
@@ -129,6 +165,10 @@ fn start_guard(tb: &Testbed, fleet: &Path, db: &Path, n: u32) -> GuardProc {
             .args(["--lease-ttl", "4s", "--db"])
             .arg(db)
             .env("GUARD_WEBHOOK_SECRET", SECRET)
+            .env("AWS_ACCESS_KEY_ID", "AKIDGUARDTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "guard-test-secret")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap()),
         "rollcall guard",
@@ -198,7 +238,9 @@ fn guard_reboots_ahead_within_budgets_approves_azure_once_drained_and_tells_tena
             .arg(&dir)
             .status();
     });
-    let fleet = fleet(tb, &meta, &sink);
+    let moto = Moto::start();
+    let r4 = launch(&moto);
+    let fleet = fleet(tb, &meta, &sink, &moto, &r4);
     let db = tb.dir.join("guard.db");
     let boots0 = tb.boot_ids();
     let t0 = wall_ms();
@@ -213,7 +255,24 @@ fn guard_reboots_ahead_within_budgets_approves_azure_once_drained_and_tells_tena
         ongoing: false,
     };
     meta.gcp_window("e1", Some(w));
-    let nb: HashMap<&str, i64> = [("r1", now + 600), ("r2", now + 660), ("e1", now + 720)].into();
+    // r4 (cache too) on EC2, a window after the others: no third member in the overlap
+    let r4_event = |description: &'static str| Ev {
+        id: "instance-event-0r4",
+        code: "system-reboot",
+        description,
+        not_before: Some(now + 1600),
+        not_after: Some(now + 1700),
+        deadline: Some(now + 2400),
+    };
+    moto.set_events(REGION, &r4, &[r4_event("scheduled reboot")]);
+    let nb: HashMap<&str, i64> = [
+        ("r1", now + 600),
+        ("r2", now + 660),
+        ("e1", now + 720),
+        ("r4", now + 1600),
+    ]
+    .into();
+    const NOTICED: [&str; 4] = ["r1", "r2", "r4", "e1"];
 
     // the guard, SIGKILLed once the first approval went out, and started again
     let first = start_guard(tb, &fleet, &db, 1);
@@ -225,7 +284,7 @@ fn guard_reboots_ahead_within_budgets_approves_azure_once_drained_and_tells_tena
     let second = start_guard(tb, &fleet, &db, 2);
     wait("every event done", Duration::from_secs(300), || {
         let b = book(&db, false);
-        ["r1", "r2", "e1"]
+        NOTICED
             .iter()
             .all(|h| b.iter().any(|e| e["host"] == *h && e["outcome"] == "done"))
     });
@@ -248,7 +307,7 @@ fn guard_reboots_ahead_within_budgets_approves_azure_once_drained_and_tells_tena
     let boots = tb.boot_ids();
     for h in ["r1", "r2", "r3", "r4", "r5", "r6", "e1", "e2", "e3"] {
         let moved = boots[h] != boots0[h];
-        assert_eq!(moved, ["r1", "r2", "e1"].contains(&h), "{h}: boot id");
+        assert_eq!(moved, NOTICED.contains(&h), "{h}: boot id");
     }
     // Azure hosts: approved once each, after their drain, never rebooted by rollcall itself
     let approvals = meta.approvals();
@@ -266,12 +325,14 @@ fn guard_reboots_ahead_within_budgets_approves_azure_once_drained_and_tells_tena
             .filter(|r| r.at_ms >= t0 && r.by != "testbed");
         assert_eq!(by_ssh.count(), 0, "{h} rebooted over SSH");
     }
-    let e1: Vec<_> = tb
-        .reboot_requests("e1")
-        .into_iter()
-        .filter(|r| r.at_ms >= t0)
-        .collect();
-    assert_eq!(e1.len(), 1, "e1: {e1:?}");
+    for h in ["e1", "r4"] {
+        let got: Vec<_> = tb
+            .reboot_requests(h)
+            .into_iter()
+            .filter(|r| r.at_ms >= t0)
+            .collect();
+        assert_eq!(got.len(), 1, "{h}: {got:?}");
+    }
 
     // tenants: acme hears of the risk to its cluster by name, beta of nothing at risk, the
     // public without names; each hears of its maintenance at least the lead before it
@@ -300,7 +361,7 @@ fn guard_reboots_ahead_within_budgets_approves_azure_once_drained_and_tells_tena
         !pub_risk[0].1.to_string().contains("cache"),
         "the public view names no cluster"
     );
-    let first_reboot = ["r1", "r2", "e1"]
+    let first_reboot = NOTICED
         .iter()
         .filter_map(|h| entered(&j, h, "rebooting"))
         .min()
@@ -320,7 +381,7 @@ fn guard_reboots_ahead_within_budgets_approves_azure_once_drained_and_tells_tena
 
     // every host done ahead of its window
     let mut ahead = serde_json::Map::new();
-    for h in ["r1", "r2", "e1"] {
+    for h in NOTICED {
         let done = entered(&j, h, "healthy").expect("healthy");
         assert!(done < nb[h], "{h} done at {done}, window at {}", nb[h]);
         ahead.insert(h.into(), json!(nb[h] - done));
@@ -339,6 +400,7 @@ fn guard_reboots_ahead_within_budgets_approves_azure_once_drained_and_tells_tena
         ongoing: false,
     };
     meta.gcp_window("e1", Some(moved));
+    moto.set_events(REGION, &r4, &[r4_event("[Canceled] scheduled reboot")]);
     let followed = |log: &[Value]| {
         let has = |h: &str, what: &str, state: &str| {
             log.iter().any(|c| {
@@ -347,7 +409,9 @@ fn guard_reboots_ahead_within_budgets_approves_azure_once_drained_and_tells_tena
                     && c[1]["state"] == state
             })
         };
-        has("r1", "", "completed") && has("e1", "moved (was", "scheduled")
+        has("r1", "", "completed")
+            && has("e1", "moved (was", "scheduled")
+            && has("r4", "scheduled→canceled", "canceled")
     };
     let t = Instant::now();
     while !followed(&book(&db, true)) {

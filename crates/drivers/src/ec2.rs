@@ -324,6 +324,18 @@ impl Driver for Ec2Driver {
     fn go_last(&self) -> BoxFuture<'_, Vec<LastHost>> {
         self.inner.go_last()
     }
+    fn resumed(&self) -> BoxFuture<'_, Result<Vec<String>, DriverError>> {
+        Box::pin(async move {
+            let back = self.adopt_replacements().await?;
+            Ok(back
+                .into_iter()
+                .map(|(h, i)| {
+                    let id = &self.fleet.hosts[h as usize].id;
+                    format!("{id} is instance {i} (the replacement this run launched)")
+                })
+                .collect())
+        })
+    }
     fn adopt(&self, holds: &[(HostIx, Hold)]) -> Result<(), DriverError> {
         self.inner.adopt(holds)
     }

@@ -40,6 +40,12 @@ pub trait Driver: Send + Sync + 'static {
     fn go_last(&self) -> BoxFuture<'_, Vec<LastHost>> {
         Box::pin(async { Vec::new() })
     }
+    /// Once when a stored run is resumed, before it is driven: take back what this driver
+    /// did before the restart that the journal does not carry (the ec2 driver: the
+    /// instances it launched as replacements). What it took back, to be said.
+    fn resumed(&self) -> BoxFuture<'_, Result<Vec<String>, DriverError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// A host that should go last among its cluster's members, and why; `host: None` when

@@ -26,16 +26,33 @@ pub enum DriverKind {
     Ssh,
     /// Real hosts through local commands.
     Exec,
+    /// EC2 instances: SSH for everything but the reboot (`RebootInstances`), status
+    /// checks beside the boot id, replacement of missing instances (`[aws]`).
+    Ec2,
 }
 
 impl DriverKind {
-    pub const ALL: [DriverKind; 3] = [DriverKind::Sim, DriverKind::Ssh, DriverKind::Exec];
+    pub const ALL: [DriverKind; 4] = [
+        DriverKind::Sim,
+        DriverKind::Ssh,
+        DriverKind::Exec,
+        DriverKind::Ec2,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             DriverKind::Sim => "sim",
             DriverKind::Ssh => "ssh",
             DriverKind::Exec => "exec",
+            DriverKind::Ec2 => "ec2",
+        }
+    }
+
+    /// How a real driver reaches its hosts (`ssh` or `exec`; EC2 instances over SSH).
+    pub fn transport(self) -> &'static str {
+        match self {
+            DriverKind::Ec2 => "ssh",
+            k => k.name(),
         }
     }
 

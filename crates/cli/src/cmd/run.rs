@@ -16,6 +16,9 @@ pub(crate) enum DriverArg {
     Ssh,
     /// Real hosts through a local command template ([exec] command).
     Exec,
+    /// EC2 instances ([aws]): SSH, with reboots through the EC2 API, status checks beside
+    /// the boot id, and replacement of instances that do not return (on_missing = replace).
+    Ec2,
 }
 
 impl From<DriverArg> for DriverKind {
@@ -24,6 +27,7 @@ impl From<DriverArg> for DriverKind {
             DriverArg::Sim => DriverKind::Sim,
             DriverArg::Ssh => DriverKind::Ssh,
             DriverArg::Exec => DriverKind::Exec,
+            DriverArg::Ec2 => DriverKind::Ec2,
         }
     }
 }

@@ -39,8 +39,35 @@ impl Args {
             .unwrap_or_default();
         let rc = remote_config(&name, &text, &base, &f)?;
         say_gates(&f, &rc);
+        say_sources(&name, &text, &f)?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The notice sources (`[aws]`, `[azure]`, `[gcp]`), checked, with their hosts.
+fn say_sources(name: &str, text: &str, f: &Fleet) -> miette::Result<()> {
+    use rollcall_providers::{aws::config::AwsSettings, settings::ProviderSettings};
+    let ids: Vec<&str> = f.hosts.iter().map(|h| h.id.as_str()).collect();
+    let ps = ProviderSettings::load(name, text, &ids).map_err(crate::run::config_report)?;
+    let aws = AwsSettings::load(name, text, f).map_err(crate::run::config_report)?;
+    let mut said = Vec::new();
+    if let Some(a) = &aws {
+        let imds = if a.imds.is_some() {
+            " and their metadata"
+        } else {
+            ""
+        };
+        said.push(format!("aws: {} instance(s){imds}", a.hosts.len()));
+    }
+    for (table, s) in [("azure", &ps.azure), ("gcp", &ps.gcp)] {
+        if let Some(s) = s {
+            said.push(format!("{table}: {} host(s)", s.hosts.len()));
+        }
+    }
+    if !said.is_empty() {
+        println!("  notice sources: {}", said.join("; "));
+    }
+    Ok(())
 }
 
 /// The ssh/exec drivers' settings: each kind of gate once, with its clusters.

@@ -103,6 +103,9 @@ impl Driver for ApproveDriver {
     fn go_last(&self) -> BoxFuture<'_, Vec<LastHost>> {
         self.inner.go_last()
     }
+    fn resumed(&self) -> BoxFuture<'_, Result<Vec<String>, DriverError>> {
+        self.inner.resumed()
+    }
 }
 
 /// Approvals through the fleet's `[azure]` source, read as it says (on the host or directly).

@@ -4,9 +4,13 @@
 
 use rollcall_core::Fleet;
 use rollcall_drivers::onhost::OnHost;
+use rollcall_providers::MetaHost;
+use rollcall_providers::aws::Ec2Source;
+use rollcall_providers::aws::config::AwsSettings;
 use rollcall_providers::azure::AzureSource;
 use rollcall_providers::gcp::GcpSource;
 use rollcall_providers::http::{Direct, HostFetch};
+use rollcall_providers::imds::ImdsSource;
 use rollcall_providers::settings::ProviderSettings;
 use rollcall_providers::{NoticeSource, Pulled, Via};
 use rollcall_runtime::DriverKind;
@@ -31,7 +35,8 @@ impl Fetchers {
         let on_host = match driver.is_real() {
             true => {
                 let cfg = crate::run::remote_config(name, text, base, fleet)?;
-                let t = rollcall_drivers::transport(driver.name(), &cfg).map_err(crate::err)?;
+                let t =
+                    rollcall_drivers::transport(driver.transport(), &cfg).map_err(crate::err)?;
                 Some(Arc::new(OnHost::new(Arc::from(t), fleet)) as Arc<dyn HostFetch>)
             }
             false => None,
@@ -78,6 +83,16 @@ impl Sources {
         if let Some(g) = ps.gcp {
             let f = fetchers.get(g.access.via, "gcp")?;
             list.push((Box::new(GcpSource::new(g.hosts)), f));
+        }
+        let aws = AwsSettings::load(name, text, fleet).map_err(crate::run::config_report)?;
+        if let Some(aws) = aws.filter(|a| !a.hosts.is_empty()) {
+            let api = Ec2Source::new(&aws).map_err(crate::err)?;
+            list.push((Box::new(api), fetchers.direct.clone()));
+            if let Some(imds) = &aws.imds {
+                let hosts = aws.hosts.keys().map(|h| MetaHost::new(h, &imds.endpoint));
+                let f = fetchers.get(imds.via, "aws.imds")?;
+                list.push((Box::new(ImdsSource::new(hosts.collect())), f));
+            }
         }
         if list.is_empty() {
             return Err(miette::miette!(
