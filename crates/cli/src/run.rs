@@ -274,7 +274,7 @@ fn say_started(run: &StoredRun, p: &Plan, db: &Path) {
 async fn serve_beside(o: &RunOpts, id: &str) -> miette::Result<Option<rollcall_web::Server>> {
     match o.serve {
         Some(addr) => Ok(Some(
-            crate::serve::start_beside_run(&o.db, addr, id, o.public_url.clone()).await?,
+            crate::serve::start_page(&o.db, addr, Some(id), o.public_url.clone()).await?,
         )),
         None => Ok(None),
     }

@@ -11,15 +11,16 @@ pub fn parse_addr(flag: &str, s: &str) -> miette::Result<SocketAddr> {
     })
 }
 
-/// Start the status page in this process (for `run --serve`).
-pub async fn start_beside_run(
+/// Start the status page in this process: of `run` (`run --serve`), or of the journal's
+/// latest run, whichever it is as runs come and go (`guard --serve`).
+pub async fn start_page(
     db: &Path,
     listen: SocketAddr,
-    run: &str,
+    run: Option<&str>,
     public_url: Option<String>,
 ) -> miette::Result<Server> {
     let mut o = ServeOptions::new(db, listen);
-    o.run = Some(run.to_string());
+    o.run = run.map(str::to_string);
     o.public_url = public_url;
     let s = rollcall_web::start(o).await.map_err(err)?;
     eprintln!("status page: {}/", s.url);

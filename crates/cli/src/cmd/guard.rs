@@ -24,6 +24,9 @@ pub struct Args {
     /// How often the sources are read.
     #[arg(long, default_value = "60s", value_parser = parse_poll)]
     poll: std::time::Duration,
+    /// Sim driver: simulated seconds per real second (to try guard mode on simulated hosts).
+    #[arg(long, default_value = "1")]
+    time_scale: String,
     /// One round (and the run it starts, if any), then stop.
     #[arg(long)]
     once: bool,
@@ -32,7 +35,8 @@ pub struct Args {
     json: bool,
     #[arg(long)]
     quiet: bool,
-    /// Serve the status page of each guard run at this address while it runs.
+    /// Serve the status page of the journal's latest run (the guard's runs as they come) at
+    /// this address, for as long as the guard runs.
     #[arg(long, value_name = "ADDR")]
     serve: Option<String>,
     /// Base URL of the status page in feeds (default http://ADDR).
@@ -63,6 +67,7 @@ impl Args {
             driver: self.driver.into(),
             name: self.name,
             poll: self.poll,
+            time_scale: self.time_scale,
             once: self.once,
             talk: Talk::new(self.json, self.quiet),
             serve,

@@ -37,6 +37,8 @@ pub struct GuardOpts {
     /// The guard's name in the book (default: the fleet's name).
     pub name: Option<String>,
     pub poll: Duration,
+    /// The sim driver's simulated seconds per real second (real drivers: the wall clock).
+    pub time_scale: String,
     /// One round, then stop (after its run, if one was started).
     pub once: bool,
     pub talk: Talk,
@@ -61,16 +63,35 @@ fn wall_now() -> i64 {
 
 pub async fn guard(o: GuardOpts) -> miette::Result<ExitCode> {
     let g = Guard::open(o).await?;
-    loop {
-        if g.finish_left_runs().await? == Went::Stopped {
-            return Ok(ExitCode::SUCCESS);
+    // one status page for the guard's life, following the journal's latest run
+    let web = match g.o.serve {
+        Some(addr) => {
+            Some(crate::serve::start_page(&g.o.db, addr, None, g.o.public_url.clone()).await?)
         }
-        if g.round().await? == Went::Stopped || g.o.once {
-            return Ok(ExitCode::SUCCESS);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(g.o.poll) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        None => None,
+    };
+    let code = g.watch().await;
+    if let Some(w) = web {
+        w.stop().await;
+    }
+    code
+}
+
+impl Guard {
+    /// Rounds until Ctrl-C (or one, with `--once`).
+    async fn watch(&self) -> miette::Result<ExitCode> {
+        let g = self;
+        loop {
+            if g.finish_left_runs().await? == Went::Stopped {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if g.round().await? == Went::Stopped || g.o.once {
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(g.o.poll) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            }
         }
     }
 }
@@ -154,13 +175,14 @@ impl Guard {
             text: Some(text),
             db: self.o.db.clone(),
             driver: self.o.driver,
-            time_scale: "1".into(),
+            time_scale: self.o.time_scale.clone(),
             talk: self.o.talk,
             run_id: Some(id),
             sim: Default::default(),
             on_missing: None,
-            serve: self.o.serve,
-            public_url: self.o.public_url.clone(),
+            // the guard serves its own page for its whole life
+            serve: None,
+            public_url: None,
             lease_ttl: self.o.lease_ttl,
             wait: true,
         }
