@@ -2,8 +2,8 @@
 //! holds the run's lease, takes the run over once that lease expires (its holder crashed,
 //! lost its machine or its network), and drives it on from the journal as `resume` does.
 
-use super::{Db, LeaseTtl, block_on};
-use crate::run::{Resume, Talk};
+use super::{Db, LeaseTtl, Talking, block_on};
+use crate::run::Resume;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -13,17 +13,15 @@ pub struct Args {
     run: Option<String>,
     #[command(flatten)]
     db: Db,
-    #[arg(long)]
-    json: bool,
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    talking: Talking,
     #[command(flatten)]
     lease: LeaseTtl,
 }
 
 impl Args {
     pub fn exec(self) -> miette::Result<ExitCode> {
-        let talk = Talk::new(self.json, self.quiet);
+        let talk = self.talking.talk();
         let db = self.db.path();
         let ttl = self.lease.lease_ttl;
         block_on(async move {

@@ -2,9 +2,8 @@
 //! they name ahead of the provider's windows, within their clusters' budgets.
 
 use super::run::DriverArg;
-use super::{Db, LeaseTtl, block_on};
+use super::{Db, LeaseTtl, Talking, block_on};
 use crate::guard::GuardOpts;
-use crate::run::Talk;
 use crate::serve::parse_addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,11 +29,8 @@ pub struct Args {
     /// One round (and the run it starts, if any), then stop.
     #[arg(long)]
     once: bool,
-    /// Print the journal as JSON lines instead of progress bars.
-    #[arg(long)]
-    json: bool,
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    talking: Talking,
     /// Serve the status page of the journal's latest run (the guard's runs as they come) at
     /// this address, for as long as the guard runs.
     #[arg(long, value_name = "ADDR")]
@@ -69,7 +65,7 @@ impl Args {
             poll: self.poll,
             time_scale: self.time_scale,
             once: self.once,
-            talk: Talk::new(self.json, self.quiet),
+            talk: self.talking.talk(),
             serve,
             public_url: self.public_url,
             lease_ttl: self.lease.lease_ttl,

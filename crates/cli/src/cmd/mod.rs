@@ -48,6 +48,23 @@ impl Db {
     }
 }
 
+/// `--json` / `--quiet`: how a command that drives a run talks on the terminal.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Talking {
+    /// Print the journal as JSON lines instead of progress bars.
+    #[arg(long)]
+    json: bool,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl Talking {
+    pub fn talk(&self) -> crate::run::Talk {
+        crate::run::Talk::new(self.json, self.quiet)
+    }
+}
+
 /// `--lease-ttl`: how long an orchestrator's hold on a run lasts without renewal.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LeaseTtl {

@@ -1,7 +1,7 @@
 //! `rollcall resume RUN`: after a crash or Ctrl-C, or ask a running orchestrator to resume.
 
-use super::{Db, LeaseTtl, block_on};
-use crate::run::{Resume, Talk};
+use super::{Db, LeaseTtl, Talking, block_on};
+use crate::run::Resume;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -9,10 +9,8 @@ pub struct Args {
     run: String,
     #[command(flatten)]
     db: Db,
-    #[arg(long)]
-    json: bool,
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    talking: Talking,
     /// Adopt the fleet files on disk: a new run takes over, hosts matched by id,
     /// finished hosts never touched again, the rest planned afresh.
     #[arg(long)]
@@ -23,7 +21,7 @@ pub struct Args {
 
 impl Args {
     pub fn exec(self) -> miette::Result<ExitCode> {
-        let talk = Talk::new(self.json, self.quiet);
+        let talk = self.talking.talk();
         block_on(crate::run::resume(Resume {
             db: self.db.path(),
             run: self.run,

@@ -1,7 +1,7 @@
 //! `rollcall run FLEET`: the maintenance, host by host, journalled.
 
-use super::{Db, LeaseTtl, OnMissingArg, SimFaults, block_on, share};
-use crate::run::{RunOpts, Talk};
+use super::{Db, LeaseTtl, OnMissingArg, SimFaults, Talking, block_on, share};
+use crate::run::RunOpts;
 use crate::serve::parse_addr;
 use rollcall_runtime::DriverKind;
 use std::path::PathBuf;
@@ -44,9 +44,8 @@ pub struct Args {
     /// Simulated seconds per real second, or `auto` (the whole maintenance in about a minute).
     #[arg(long, default_value = "auto")]
     time_scale: String,
-    /// Print the journal as JSON lines instead of progress bars.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    talking: Talking,
     /// Choose the run id (default: generated).
     #[arg(long)]
     run_id: Option<String>,
@@ -58,9 +57,6 @@ pub struct Args {
     /// Override the fleet's on_missing policy.
     #[arg(long, value_enum)]
     on_missing: Option<OnMissingArg>,
-    /// No progress output.
-    #[arg(long)]
-    quiet: bool,
     /// Serve the status page for this run at this address while it runs (e.g.
     /// 127.0.0.1:8080); it keeps serving after the run until Ctrl-C.
     #[arg(long, value_name = "ADDR")]
@@ -91,7 +87,7 @@ impl Args {
             db: self.db.path(),
             driver: self.driver.into(),
             time_scale: self.time_scale,
-            talk: Talk::new(self.json, self.quiet),
+            talk: self.talking.talk(),
             run_id: self.run_id,
             sim,
             on_missing: self.on_missing.map(Into::into),

@@ -144,14 +144,19 @@ impl Book {
         })
     }
 
+    /// The rows of `sql`, whose one parameter (`$1`) is this guard.
+    async fn select(&self, sql: &'static str) -> Result<Vec<sqlx::any::AnyRow>, BookError> {
+        sqlx::query(sql)
+            .bind(&self.guard)
+            .fetch_all(&self.pool)
+            .await
+    }
+
     /// Every event the book knows, by (key, host).
     pub async fn known(&self) -> Result<HashMap<(String, String), Known>, BookError> {
-        let rows = sqlx::query(
-            "SELECT key, host, source, code, state, not_before, not_after, first_seen, run, outcome FROM guard_events WHERE guard = $1",
-        )
-        .bind(&self.guard)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .select("SELECT key, host, source, code, state, not_before, not_after, first_seen, run, outcome FROM guard_events WHERE guard = $1")
+            .await?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -403,12 +408,9 @@ impl Book {
 
     /// Every change the guard recorded, oldest first.
     pub async fn changes(&self) -> Result<Vec<(i64, Change)>, BookError> {
-        let rows = sqlx::query(
-            "SELECT at, key, host, change, state, not_before, not_after FROM guard_log WHERE guard = $1 ORDER BY at",
-        )
-        .bind(&self.guard)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .select("SELECT at, key, host, change, state, not_before, not_after FROM guard_log WHERE guard = $1 ORDER BY at")
+            .await?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -435,9 +437,8 @@ impl Book {
 
     /// The guard's runs, oldest first.
     pub async fn runs(&self) -> Result<Vec<String>, BookError> {
-        let rows = sqlx::query("SELECT run FROM guard_runs WHERE guard = $1 ORDER BY started, run")
-            .bind(&self.guard)
-            .fetch_all(&self.pool)
+        let rows = self
+            .select("SELECT run FROM guard_runs WHERE guard = $1 ORDER BY started, run")
             .await?;
         Ok(rows.iter().map(|r| r.get("run")).collect())
     }
