@@ -352,8 +352,9 @@ impl Book {
     }
 
     /// A guard run was started for these events (before it is driven: a guard that
-    /// restarts finds it and resumes it).
-    pub async fn started(&self, run: &str, due: &[Due], now: i64) -> Result<(), BookError> {
+    /// restarts finds it and resumes it). `false`, and nothing recorded, when another
+    /// guard process of the same book took one of them first.
+    pub async fn started(&self, run: &str, due: &[Due], now: i64) -> Result<bool, BookError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO guard_runs (guard, run, started) VALUES ($1, $2, $3)")
             .bind(&self.guard)
@@ -362,8 +363,8 @@ impl Book {
             .execute(&mut *tx)
             .await?;
         for d in due {
-            sqlx::query(
-                "UPDATE guard_events SET run = $1 WHERE guard = $2 AND key = $3 AND host = $4",
+            let taken = sqlx::query(
+                "UPDATE guard_events SET run = $1 WHERE guard = $2 AND key = $3 AND host = $4 AND run IS NULL",
             )
             .bind(run)
             .bind(&self.guard)
@@ -371,8 +372,13 @@ impl Book {
             .bind(&d.host)
             .execute(&mut *tx)
             .await?;
+            if taken.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// How the run left each host of its events (`done`, or the phase it stopped in).
@@ -512,8 +518,11 @@ mod tests {
         };
         assert!(b.record(&[unread], 13).await.unwrap().is_empty());
         let due = b.due(100).await.unwrap();
-        b.started("run-1", &due, 14).await.unwrap();
+        assert!(b.started("run-1", &due, 14).await.unwrap());
         assert!(b.due(100).await.unwrap().is_empty(), "taken by run-1");
+        // a second guard process that read the same events due takes none of them
+        assert!(!b.started("run-other", &due, 14).await.unwrap());
+        assert_eq!(b.runs().await.unwrap(), ["run-1"]);
         b.give_back("run-1").await.unwrap();
         assert_eq!(b.due(100).await.unwrap().len(), 1, "given back");
         let started = [pulled("h1", vec![ev("e1", EventState::Started, 2000)])];
@@ -530,7 +539,7 @@ mod tests {
         let w = [pulled("h2", vec![ev("w1", EventState::Scheduled, 5000)])];
         b.record(&w, 20).await.unwrap();
         let due = b.due(100).await.unwrap();
-        b.started("run-2", &due, 21).await.unwrap();
+        assert!(b.started("run-2", &due, 21).await.unwrap());
         let moved = [pulled("h2", vec![ev("w2", EventState::Scheduled, 6000)])];
         assert_eq!(
             whats(&b.record(&moved, 22).await.unwrap()),

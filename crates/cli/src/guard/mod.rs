@@ -138,13 +138,29 @@ impl Guard {
         let now = wall_now();
         let pulled = self.sources.pull().await;
         self.say_unread(&pulled);
-        let changes = self.book.record(&pulled, now).await.map_err(err)?;
-        self.say_changes(&changes);
-        let due = self.book.due(now).await.map_err(err)?;
+        let due = match self.record(&pulled, now).await {
+            Ok(due) => due,
+            // the journal does not answer: nothing was recorded, the next round reads again
+            Err(e) if rollcall_store::is_transient_sqlx(&e) => {
+                eprintln!(
+                    "guard {}: the journal does not answer ({e}); trying again next round",
+                    self.name
+                );
+                return Ok(Went::On);
+            }
+            Err(e) => return Err(err(e)),
+        };
         if due.is_empty() {
             return Ok(Went::On);
         }
         self.run_ahead(&due, now).await
+    }
+
+    /// Record a round's reads; the events due.
+    async fn record(&self, pulled: &[Pulled], now: i64) -> Result<Vec<Due>, book::BookError> {
+        let changes = self.book.record(pulled, now).await?;
+        self.say_changes(&changes);
+        self.book.due(now).await
     }
 
     /// Start and drive a guard run for the events due.
@@ -163,7 +179,13 @@ impl Guard {
                     .len()
             );
         }
-        self.book.started(&id, due, now).await.map_err(err)?;
+        if !self.book.started(&id, due, now).await.map_err(err)? {
+            eprintln!(
+                "guard {}: another guard of this journal took some of these events first; leaving them to it",
+                self.name
+            );
+            return Ok(Went::On);
+        }
         let opts = self.run_opts(id.clone(), text);
         crate::run::run(opts).await?;
         self.settle(&id).await
