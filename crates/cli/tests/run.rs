@@ -201,13 +201,25 @@ fn sigkill_at_many_points_then_resume_completes_without_double_reboots_on_postgr
 /// every scheduled host rebooted exactly once.
 fn sigkill_at_many_points(d: &TmpDir, db: &str, world: &std::path::Path) {
     // every orchestrator of this test has its local data (a PostgreSQL run's sim world) in d
+    // each orchestrator's stderr, appended to one file: what a failed one said
+    let errs = d.join("orchestrators.err");
     let spawn = |args: &[&str]| {
         let mut c = RC.cmd();
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&errs)
+            .unwrap();
         c.args(args)
             .env("XDG_DATA_HOME", d.join("xdg"))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(err);
         Kill::spawn(&mut c, "rollcall")
+    };
+    let said = || {
+        let t = std::fs::read_to_string(&errs).unwrap_or_default();
+        let lines: Vec<&str> = t.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
     };
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -215,7 +227,7 @@ fn sigkill_at_many_points(d: &TmpDir, db: &str, world: &std::path::Path) {
         .as_nanos() as u64;
     eprintln!("kill schedule seed {seed}");
     let mut rng = Rng(seed);
-    let mut child = spawn(&[
+    let run_args = [
         "run",
         "examples/xsa-108.toml",
         "--db",
@@ -236,13 +248,18 @@ fn sigkill_at_many_points(d: &TmpDir, db: &str, world: &std::path::Path) {
         "1h",
         "--flap-rate",
         "0.05",
-    ]);
+    ];
+    let mut child = spawn(&run_args);
     let mut kills = 0;
     let started = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(20 + rng.next() % 180));
         if let Some(st) = child.try_wait().unwrap() {
-            assert!(st.success(), "orchestrator failed");
+            assert!(
+                st.success(),
+                "orchestrator failed ({st}); it said:\n{}",
+                said()
+            );
             break;
         }
         if kills >= 60 {
@@ -253,7 +270,11 @@ fn sigkill_at_many_points(d: &TmpDir, db: &str, world: &std::path::Path) {
                 "run did not finish after the kills",
             );
             if !st.success() {
-                panic!("orchestrator failed: {}", status(db, "crash"));
+                panic!(
+                    "orchestrator failed: {}\nit said:\n{}",
+                    status(db, "crash"),
+                    said()
+                );
             }
             break;
         }
@@ -261,7 +282,16 @@ fn sigkill_at_many_points(d: &TmpDir, db: &str, world: &std::path::Path) {
         child.wait().unwrap();
         kills += 1;
         assert!(started.elapsed() < Duration::from_secs(400), "too slow");
-        child = spawn(&["resume", "crash", "--db", db, "--quiet"]);
+        // killed before it stored the run (connecting, migrating): nothing to resume, so
+        // the same `run` again; else the stored run is resumed
+        let history = rollcall(&["history", "--db", db, "--json"]);
+        let runs: Vec<serde_json::Value> =
+            serde_json::from_slice(&history.stdout).unwrap_or_default();
+        let stored = runs.iter().any(|r| r["id"] == "crash");
+        child = match stored {
+            true => spawn(&["resume", "crash", "--db", db, "--quiet"]),
+            false => spawn(&run_args),
+        };
     }
     // the last resume may have found the run complete already
     let st = status(db, "crash");
