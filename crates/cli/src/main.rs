@@ -64,6 +64,12 @@ enum Cmd {
         #[command(subcommand)]
         what: cmd::notices::Args,
     },
+    /// The operator's answers to a region held by a subscriber its announcement does not
+    /// reach: release the region, or drop the subscriber (both recorded in the journal).
+    Notify {
+        #[command(subcommand)]
+        what: cmd::notify::Args,
+    },
     /// Ask a running orchestrator to stop starting hosts (in-flight hosts finish).
     Pause(cmd::control::Args),
     /// Stop the run for good once in-flight hosts finish.
@@ -98,6 +104,7 @@ impl Cmd {
             Cmd::Follow(a) => a.exec(),
             Cmd::Guard(a) => a.exec(),
             Cmd::Notices { what } => what.exec(),
+            Cmd::Notify { what } => what.exec(),
             Cmd::Pause(a) => a.pause(),
             Cmd::Abort(a) => a.abort(),
             Cmd::Status(a) => a.exec(),

@@ -15,6 +15,9 @@
 //! backoff = "500ms"            # first retry delay; doubles each attempt, capped at 30s
 //! concurrency = 64             # deliveries in flight at most
 //! remind_before = "1h"         # optional reminder before a region's expected start
+//! escalate_after = "15m"       # a region held this long by an unreached subscriber is
+//!                              # escalated to the operator (default 15m; "never")
+//! escalate_rounds = 20         # optional: or after this many failed announcement rounds
 //!
 //! [[subscriber]]
 //! id = "acme-ops"              # optional, unique (default: the address or URL)
@@ -24,6 +27,12 @@
 //! # webhook = "https://hooks.acme.example/rollcall"
 //! # secret_env = "ACME_WEBHOOK_SECRET"  # whsec_<base64>; required unless format = "slack"
 //! # format = "statuspage"      # statuspage (default) | slack
+//!
+//! [[subscriber]]
+//! id = "noc"
+//! operator = true              # the operator's channel: escalations only, no tenant or
+//! webhook = "https://noc.provider.example/hooks/rollcall"   # components
+//! secret_env = "NOC_WEBHOOK_SECRET"
 //! ```
 
 use base64::Engine as _;
@@ -51,6 +60,7 @@ struct RawSubscriber {
     webhook: Option<S>,
     secret_env: Option<S>,
     format: Option<S>,
+    operator: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +78,8 @@ struct RawNotify {
     backoff: Option<S>,
     concurrency: Option<Spanned<i64>>,
     remind_before: Option<S>,
+    escalate_after: Option<S>,
+    escalate_rounds: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,6 +117,9 @@ pub struct Subscriber {
     pub regions: BTreeSet<RegionIx>,
     pub clusters: BTreeSet<ClusterIx>,
     pub channel: Channel,
+    /// `operator = true`: the operator's own channel. It receives operator notices only
+    /// (an announcement that cannot reach a subscriber, escalated), never customers'.
+    pub operator: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +142,12 @@ pub struct Settings {
     pub concurrency: usize,
     /// Seconds (run clock) before a region's expected start.
     pub remind_before: Option<i64>,
+    /// How long (run clock, seconds) an announcement may fail to reach a subscriber
+    /// before the hold is escalated to the operator; `None`: never by time.
+    pub escalate_after: Option<i64>,
+    /// After this many failed announcement rounds the hold is escalated; `None`: never
+    /// by rounds.
+    pub escalate_rounds: Option<u32>,
 }
 
 impl Default for Settings {
@@ -138,9 +159,14 @@ impl Default for Settings {
             backoff: Duration::from_millis(500),
             concurrency: 64,
             remind_before: None,
+            escalate_after: Some(DEFAULT_ESCALATE_AFTER),
+            escalate_rounds: None,
         }
     }
 }
+
+/// `escalate_after`'s default: 15 minutes of a region held by an unreached subscriber.
+pub const DEFAULT_ESCALATE_AFTER: i64 = 15 * 60;
 
 #[derive(Debug, Clone, Default)]
 pub struct NotifyConfig {
@@ -400,6 +426,35 @@ fn delivery_settings(ck: &mut Checker, n: &RawNotify, settings: &mut Settings) {
             Err(e) => ck.err(r.span(), "notify.remind_before", e),
         }
     }
+    escalation_settings(ck, n, settings);
+}
+
+/// `escalate_after` (a duration, or `"never"`) and `escalate_rounds`.
+fn escalation_settings(ck: &mut Checker, n: &RawNotify, settings: &mut Settings) {
+    if let Some(e) = &n.escalate_after {
+        match e.get_ref().trim() {
+            "never" => settings.escalate_after = None,
+            v => match rollcall_core::parse_duration(v) {
+                Ok(d) if d > 0 => settings.escalate_after = Some(d),
+                Ok(_) => ck.err(e.span(), "notify.escalate_after", "must be more than 0"),
+                Err(why) => ck.err(
+                    e.span(),
+                    "notify.escalate_after",
+                    format!("{why} (or \"never\")"),
+                ),
+            },
+        }
+    }
+    if let Some(r) = &n.escalate_rounds {
+        match u32::try_from(*r.get_ref()) {
+            Ok(r) if (1..=1_000_000).contains(&r) => settings.escalate_rounds = Some(r),
+            _ => ck.err(
+                r.span(),
+                "notify.escalate_rounds",
+                format!("{} is out of range (1-1000000)", r.get_ref()),
+            ),
+        }
+    }
 }
 
 /// A subscriber as read, before its id is known to be unique.
@@ -409,6 +464,7 @@ struct Draft {
     regions: BTreeSet<RegionIx>,
     clusters: BTreeSet<ClusterIx>,
     channel: Option<Channel>,
+    operator: bool,
 }
 
 impl Draft {
@@ -419,6 +475,7 @@ impl Draft {
             regions: self.regions,
             clusters: self.clusters,
             channel: self.channel?,
+            operator: self.operator,
         })
     }
 }
@@ -446,7 +503,14 @@ fn subscriber(
         }
         None => None,
     };
-    let (regions, clusters) = components(ck, i, sub, fleet);
+    let operator = s.operator.as_ref().is_some_and(|o| *o.get_ref());
+    let (regions, clusters) = match operator {
+        true => {
+            operator_only(ck, i, sub);
+            Default::default()
+        }
+        false => components(ck, i, sub, fleet),
+    };
     let format = webhook_format(ck, s, &f);
     let channel = channel(ck, i, sub, format, env);
     if let Some(Channel::Email(_)) = &channel
@@ -466,8 +530,29 @@ fn subscriber(
         regions,
         clusters,
         channel,
+        operator,
     };
     Some((draft, id_span))
+}
+
+/// An operator subscriber names no tenant and no components: it gets operator notices.
+fn operator_only(ck: &mut Checker, i: usize, sub: &Spanned<RawSubscriber>) {
+    let s = sub.get_ref();
+    let why = "an operator subscriber (operator = true) receives operator notices only";
+    if let Some(t) = &s.tenant {
+        ck.err(
+            t.span(),
+            format!("subscriber[{i}].tenant"),
+            format!("{why}; remove `tenant`"),
+        );
+    }
+    if let Some(c) = &s.components {
+        ck.err(
+            c.span(),
+            format!("subscriber[{i}].components"),
+            format!("{why}; remove `components`"),
+        );
+    }
 }
 
 /// `components`: region names, and clusters of the subscriber's own tenant.

@@ -21,6 +21,7 @@
 //!   duplicate a crash between the receiver's answer and the outbox commit could cause.
 
 pub mod config;
+pub mod escalate;
 pub mod render;
 pub mod sign;
 
@@ -102,6 +103,8 @@ pub enum DeliveryStatus {
     Sent,
     /// The subscriber's endpoint answered 410: unsubscribed.
     Gone,
+    /// The operator dropped the subscriber for this run (`rollcall notify drop`).
+    Dropped,
 }
 
 impl DeliveryStatus {
@@ -110,6 +113,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Sent => "sent",
             DeliveryStatus::Gone => "gone",
+            DeliveryStatus::Dropped => "dropped",
         }
     }
 }
@@ -220,6 +224,11 @@ pub struct Summary {
     pub counts: Vec<(String, String, i64)>,
     /// Deliveries tried and not yet made (at most 50, oldest first).
     pub undelivered: Vec<Undelivered>,
+    /// Regions whose announcement has not reached every subscriber (held, escalated or
+    /// released).
+    pub holds: Vec<escalate::Hold>,
+    /// The operator's decisions about them.
+    pub decisions: Vec<escalate::Decision>,
 }
 
 /// A delivery tried and not yet made.
@@ -243,8 +252,8 @@ impl Summary {
 
 /// The `notify_` tables' migrations, applied by the store: version i + 1 is `[i]`, one
 /// list per dialect.
-const MIGRATIONS: &[&str] = &[SCHEMA];
-const PG_MIGRATIONS: &[&str] = &[PG_SCHEMA];
+const MIGRATIONS: &[&str] = &[SCHEMA, escalate::SCHEMA];
+const PG_MIGRATIONS: &[&str] = &[PG_SCHEMA, escalate::PG_SCHEMA];
 
 /// Create or bring up to date the `notify_` tables.
 pub async fn init(store: &Store) -> Result<(), NotifyError> {
@@ -264,19 +273,7 @@ pub async fn init(store: &Store) -> Result<(), NotifyError> {
 pub async fn summary(store: &Store, run: &str) -> Result<Summary, NotifyError> {
     let pool = store.pool();
     // read-only: a journal that never had subscribers has no notify_ tables
-    let exists: i64 = sqlx::query_scalar(match store.dialect() {
-        Dialect::Sqlite => {
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'notify_outbox'"
-        }
-        Dialect::Postgres => {
-            "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() \
-             AND tablename = 'notify_outbox'"
-        }
-    })
-    .fetch_one(pool)
-    .await
-    .map_err(NotifyError::from)?;
-    if exists == 0 {
+    if !table_exists(store, "notify_outbox").await? {
         return Ok(Summary::default());
     }
     let rows = sqlx::query(
@@ -306,10 +303,46 @@ pub async fn summary(store: &Store, run: &str) -> Result<Summary, NotifyError> {
             last_error: r.get("last_error"),
         })
         .collect();
+    // journals from before escalations have no notify_holds yet
+    let (holds, decisions) = match table_exists(store, "notify_holds").await? {
+        true => (
+            escalate::holds_in(pool, run).await?,
+            escalate::decisions_in(pool, run).await?,
+        ),
+        false => Default::default(),
+    };
     Ok(Summary {
         counts,
         undelivered,
+        holds,
+        decisions,
     })
+}
+
+/// The subscribers a run has deliveries for, by id.
+pub async fn subscribers_of(store: &Store, run: &str) -> Result<Vec<String>, NotifyError> {
+    if !table_exists(store, "notify_outbox").await? {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT subscriber FROM notify_outbox WHERE run = $1 ORDER BY subscriber",
+    )
+    .bind(run)
+    .fetch_all(store.pool())
+    .await?)
+}
+
+async fn table_exists(store: &Store, name: &str) -> Result<bool, NotifyError> {
+    let n: i64 = sqlx::query_scalar(match store.dialect() {
+        Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+        Dialect::Postgres => {
+            "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1"
+        }
+    })
+    .bind(name)
+    .fetch_one(store.pool())
+    .await?;
+    Ok(n > 0)
 }
 
 /// Delivers notices of one run to its subscribers.
@@ -325,6 +358,9 @@ pub struct Notifier {
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     sem: Arc<Semaphore>,
     gone: Mutex<HashSet<String>>,
+    /// Regions the operator released (`rollcall notify release`): announced without
+    /// waiting for every subscriber.
+    released: Mutex<HashSet<RegionIx>>,
     /// Planned start per region (set when a [`Follower`] starts), for announcements.
     planned: std::sync::OnceLock<Vec<Option<i64>>>,
 }
@@ -398,6 +434,7 @@ impl Notifier {
             http,
             smtp,
             gone: Mutex::new(gone),
+            released: Mutex::new(HashSet::new()),
             planned: std::sync::OnceLock::new(),
         }))
     }
@@ -410,6 +447,31 @@ impl Notifier {
     }
     pub fn subscribers(&self) -> &[Subscriber] {
         &self.cfg.subscribers
+    }
+
+    /// Take in the operator's decisions recorded since the last look: dropped
+    /// subscribers are not sent to any more, released regions are announced.
+    async fn refresh_decisions(&self) -> Result<(), NotifyError> {
+        for d in escalate::decisions_in(&self.pool, &self.run).await? {
+            match d.action {
+                escalate::Action::Drop => {
+                    self.gone.lock().unwrap().insert(d.target);
+                }
+                escalate::Action::Release => {
+                    if let Some(r) = self.fleet.regions.iter().position(|x| *x == d.target) {
+                        self.released.lock().unwrap().insert(r as RegionIx);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Operator subscribers (indexes): they get operator notices only.
+    fn operators(&self) -> Vec<usize> {
+        (0..self.cfg.subscribers.len())
+            .filter(|&i| self.cfg.subscribers[i].operator)
+            .collect()
     }
 
     /// Subscribers (indexes) that receive a notice about `region` / `host`.
@@ -459,6 +521,7 @@ impl Notifier {
     /// `attempts` tries with exponential backoff and jitter). Rows that still failed stay
     /// `pending` with their error, to be tried again `retry_after` later.
     pub async fn deliver(&self, key: &str, retry_after: Duration) -> Result<Round, NotifyError> {
+        self.refresh_decisions().await?;
         let rows = sqlx::query(
             "SELECT subscriber, kind, region, host, at, start, expected FROM notify_outbox WHERE run = $1 AND notice = $2 AND status = 'pending'",
         )
@@ -650,32 +713,74 @@ impl Notifier {
                 .filter(|&t| t > now + lead),
         };
         self.enqueue(&note, &subs).await?;
+        self.refresh_decisions().await?;
+        if self.released.lock().unwrap().contains(&region) {
+            // the operator released it: the follower goes on delivering what is left
+            return Ok(());
+        }
         let round = self.deliver(&key, Duration::ZERO).await?;
-        let left: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM notify_outbox WHERE run = $1 AND notice = $2 AND status NOT IN ('sent', 'gone')",
+        let unreached: Vec<String> = sqlx::query_scalar(
+            "SELECT subscriber FROM notify_outbox WHERE run = $1 AND notice = $2 AND status = 'pending' ORDER BY subscriber",
         )
         .bind(&self.run)
         .bind(&key)
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(NotifyError::from)?;
-        if left == 0 {
-            Ok(())
-        } else {
-            let first = round
-                .errors
-                .first()
-                .map(|(s, e)| format!("{s}: {e}"))
-                .unwrap_or_default();
-            let e = NotifyError::Unannounced {
-                region: self.fleet.region_name(region).to_string(),
-                left,
-                of: subs.len(),
-                first,
-            };
-            eprintln!("rollcall notify: {e}");
-            Err(e)
+        if unreached.is_empty() {
+            return Ok(());
         }
+        let first = round
+            .errors
+            .first()
+            .map(|(s, e)| format!("{s}: {e}"))
+            .unwrap_or_default();
+        self.held(region, now, &unreached, &first).await?;
+        let e = NotifyError::Unannounced {
+            region: self.fleet.region_name(region).to_string(),
+            left: unreached.len() as i64,
+            of: subs.len(),
+            first,
+        };
+        eprintln!("rollcall notify: {e}");
+        Err(e)
+    }
+
+    /// Count a failed announcement round of `region`; escalate the hold when it is due:
+    /// said here and queued for the operator's subscribers.
+    async fn held(
+        &self,
+        region: RegionIx,
+        now: i64,
+        unreached: &[String],
+        error: &str,
+    ) -> Result<(), NotifyError> {
+        let s = &self.cfg.settings;
+        let policy = escalate::Policy {
+            after: s.escalate_after,
+            rounds: s.escalate_rounds,
+        };
+        let name = self.fleet.region_name(region);
+        let error = (!error.is_empty()).then_some(error);
+        let Some(hold) =
+            escalate::failed_round(&self.pool, &self.run, name, now, unreached, error, policy)
+                .await?
+        else {
+            return Ok(());
+        };
+        eprintln!(
+            "rollcall notify: ESCALATION: {}; `rollcall notify release {name} --run {}` starts it without waiting, `rollcall notify drop SUBSCRIBER --run {}` stops sending to one",
+            escalate::describe(&hold),
+            self.run,
+            self.run
+        );
+        let ops = self.operators();
+        if ops.is_empty() {
+            eprintln!("rollcall notify: no operator subscriber (operator = true) to tell");
+            return Ok(());
+        }
+        self.enqueue(&escalate::operator_note(region, &hold), &ops)
+            .await
     }
 }
 
@@ -1141,14 +1246,25 @@ impl Following {
         while let Some(r) = self.running.try_join_next() {
             report(r, &mut self.busy, RETRY_AFTER)?;
         }
-        let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT notice FROM notify_outbox WHERE run = $1 AND status = 'pending' AND notice NOT LIKE 'announce-%' AND (next_ms <= $2 OR $3) GROUP BY notice ORDER BY MIN(at), MIN(created_ms), notice",
-        )
-        .bind(&self.n.run)
-        .bind(wall_ms())
-        .bind(stopping)
-        .fetch_all(&self.n.pool)
-        .await?;
+        // a released region's announcement is delivered here, like any other notice
+        let released: Vec<String> = {
+            let r = self.n.released.lock().unwrap();
+            r.iter().map(|r| format!("announce-{r}")).collect()
+        };
+        let sql = format!(
+            "SELECT notice FROM notify_outbox WHERE run = $1 AND status = 'pending' AND (notice NOT LIKE 'announce-%'{}) AND (next_ms <= $2 OR $3) GROUP BY notice ORDER BY MIN(at), MIN(created_ms), notice",
+            (0..released.len())
+                .map(|i| format!(" OR notice = ${}", i + 4))
+                .collect::<String>()
+        );
+        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(&self.n.run)
+            .bind(wall_ms())
+            .bind(stopping);
+        for k in released {
+            q = q.bind(k);
+        }
+        let keys: Vec<String> = q.fetch_all(&self.n.pool).await?;
         for k in keys {
             if self.busy.insert(k.clone()) {
                 let n = self.n.clone();

@@ -22,6 +22,9 @@ pub enum NoteKind {
     Escalation,
     /// The provider's own windows would take more members of a cluster than it can lose.
     ProviderRisk,
+    /// To the operator: a region's announcement has not reached every subscriber for
+    /// too long (escalated; see [`crate::escalate`]).
+    Unreached,
 }
 
 impl NoteKind {
@@ -36,6 +39,7 @@ impl NoteKind {
             NoteKind::HostReplaced => "host_replaced",
             NoteKind::Escalation => "escalation",
             NoteKind::ProviderRisk => "provider_risk",
+            NoteKind::Unreached => "unreached",
         }
     }
     pub fn parse(s: &str) -> Option<NoteKind> {
@@ -49,6 +53,7 @@ impl NoteKind {
             NoteKind::HostReplaced,
             NoteKind::Escalation,
             NoteKind::ProviderRisk,
+            NoteKind::Unreached,
         ]
         .into_iter()
         .find(|k| k.name() == s)
@@ -229,6 +234,10 @@ pub fn render(fleet: &Fleet, run: &str, tenant: Option<&str>, note: &Note) -> Me
             "in_progress",
         ),
         NoteKind::ProviderRisk => provider_risk(fleet, note, &cluster_names),
+        NoteKind::Unreached => {
+            let (subject, text) = crate::escalate::operator_text(fleet, run, note);
+            (subject, text, "scheduled")
+        }
     };
     let at = fmt_time(note.at);
     let region_status = match status {

@@ -1179,3 +1179,56 @@ fn starttls_with_a_private_ca_delivers_and_unverified_servers_are_refused() {
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert_eq!(header(&mails[0], "To").as_deref(), Some("tls@example.com"));
 }
+
+/// `escalate_after`, `escalate_rounds` and `operator = true`: read, and refused at their
+/// line when wrong (an operator subscriber names no tenant and no components).
+#[test]
+fn escalation_settings_and_operator_subscribers_are_checked() {
+    let fleet = load_str("fleet.toml", FLEET, Path::new("."), &LoadOptions { now: 0 }).unwrap();
+    let good = format!(
+        "{FLEET}\n[notify]\nescalate_after = \"20m\"\nescalate_rounds = 7\n\
+         [[subscriber]]\nid = \"noc\"\noperator = true\nwebhook = \"https://noc.example/\"\nformat = \"slack\"\n"
+    );
+    let cfg = config::load("fleet.toml", &good, &fleet, &env).unwrap();
+    assert_eq!(cfg.settings.escalate_after, Some(1200));
+    assert_eq!(cfg.settings.escalate_rounds, Some(7));
+    assert!(cfg.subscribers[0].operator);
+    assert!(cfg.subscribers[0].regions.is_empty() && cfg.subscribers[0].clusters.is_empty());
+    // the default escalates after 15 minutes; "never" turns it off
+    let cfg = config::load("fleet.toml", FLEET, &fleet, &env).unwrap();
+    assert_eq!(cfg.settings.escalate_after, Some(15 * 60));
+    let never = format!("{FLEET}\n[notify]\nescalate_after = \"never\"\n");
+    let cfg = config::load("fleet.toml", &never, &fleet, &env).unwrap();
+    assert_eq!(cfg.settings.escalate_after, None);
+    let bad = format!(
+        "{FLEET}\n[notify]\nescalate_after = \"soon\"\nescalate_rounds = 0\n\
+         [[subscriber]]\nid = \"noc\"\noperator = true\ntenant = \"acme\"\ncomponents = [\"dfw\"]\n\
+         webhook = \"https://noc.example/\"\nformat = \"slack\"\n"
+    );
+    let e = config::load("fleet.toml", &bad, &fleet, &env).unwrap_err();
+    let l = e.listing();
+    // the last line with it: the fleet above has tenants and components too
+    let line_of = |needle: &str| bad.lines().rposition(|x| x.contains(needle)).unwrap() + 1;
+    for (needle, field, what) in [
+        ("escalate_after", "notify.escalate_after", "never"),
+        ("escalate_rounds", "notify.escalate_rounds", "out of range"),
+        (
+            "tenant = \"acme\"",
+            "subscriber[0].tenant",
+            "operator notices only",
+        ),
+        (
+            "components = [\"dfw\"]",
+            "subscriber[0].components",
+            "operator notices only",
+        ),
+    ] {
+        let want = format!("fleet.toml:{}:", line_of(needle));
+        assert!(
+            e.errors.iter().any(|x| x.location.starts_with(&want)
+                && x.field == field
+                && x.message.contains(what)),
+            "expected {want} {field}: {what} in\n{l}"
+        );
+    }
+}

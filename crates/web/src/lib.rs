@@ -705,6 +705,33 @@ fn build() -> Builder {
     b = b.add(
         spec(
             "GET",
+            "/api/admin/notify.json",
+            Access::Admin,
+            JSON,
+            None,
+            "Notice deliveries: counts by kind and status, the undelivered, regions held by a subscriber their announcement does not reach (escalated or released), and the operator's decisions",
+        ),
+        get(|State(s): State<AppState>, h: HeaderMap| async move {
+            if let Err(e) = admin(&s, &h) {
+                return e.into_response();
+            }
+            let snap = s.snapshot();
+            match rollcall_notify::summary(&s.store, &snap.view.run_id).await {
+                Ok(d) => match serde_json::to_vec(&d) {
+                    Ok(v) => bytes_response(JSON, Bytes::from(v)),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+                },
+                Err(e) => error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("notice deliveries cannot be read: {e}"),
+                    None,
+                ),
+            }
+        }),
+    );
+    b = b.add(
+        spec(
+            "GET",
             "/api/admin/updates.json",
             Access::Admin,
             JSON,

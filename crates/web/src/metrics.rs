@@ -176,8 +176,36 @@ pub fn with_deliveries(cached: &[u8], d: &rollcall_notify::Summary) -> String {
             label(status)
         ));
     }
+    holds(&mut out, d);
     out.push_str("# EOF\n");
     out
+}
+
+/// Regions held because their announcement does not reach every subscriber:
+/// `rollcall_announcement_unreached{region}` (subscribers, while held) and
+/// `rollcall_announcement_escalated{region}` (1 once escalated, until released).
+fn holds(out: &mut String, d: &rollcall_notify::Summary) {
+    if d.holds.is_empty() {
+        return;
+    }
+    out.push_str("# HELP rollcall_announcement_unreached Subscribers a held region's announcement has not reached (0 once the operator released it).\n");
+    out.push_str("# TYPE rollcall_announcement_unreached gauge\n");
+    for h in &d.holds {
+        let n = if h.released { 0 } else { h.unreached.len() };
+        out.push_str(&format!(
+            "rollcall_announcement_unreached{{region=\"{}\"}} {n}\n",
+            label(&h.region)
+        ));
+    }
+    out.push_str("# HELP rollcall_announcement_escalated 1 when a held region was escalated to the operator and is not released.\n");
+    out.push_str("# TYPE rollcall_announcement_escalated gauge\n");
+    for h in &d.holds {
+        let n = (h.escalated_at.is_some() && !h.released) as u8;
+        out.push_str(&format!(
+            "rollcall_announcement_escalated{{region=\"{}\"}} {n}\n",
+            label(&h.region)
+        ));
+    }
 }
 
 fn label(s: &str) -> String {
@@ -198,6 +226,7 @@ mod tests {
                 ("started".into(), "pending".into(), 1),
             ],
             undelivered: vec![],
+            ..Default::default()
         };
         let m = with_deliveries(b"# TYPE x gauge\nx 1\n# EOF\n", &d);
         assert_eq!(

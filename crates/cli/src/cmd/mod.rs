@@ -11,6 +11,7 @@ pub mod guard;
 pub mod history;
 pub mod man;
 pub mod notices;
+pub mod notify;
 pub mod plan;
 pub mod resume;
 pub mod run;

@@ -204,7 +204,7 @@ fn print_text(doc: &StatusDoc, fleet: &Fleet) {
             a.note.clone().unwrap_or_default()
         );
     }
-    print_notices(&doc.notices);
+    print_notices(&doc.notices, &doc.run.id);
     if let Some(v) = &doc.violations {
         if v.is_empty() {
             println!("  check: journal keeps every rule; no host rebooted twice");
@@ -241,16 +241,22 @@ fn print_regions(pr: &Progress, fleet: &Fleet) {
     println!("  hosts: {}", phases.join(", "));
 }
 
-fn print_notices(notices: &rollcall_notify::Summary) {
+fn print_notices(notices: &rollcall_notify::Summary, run: &str) {
     if notices.counts.is_empty() {
         return;
     }
+    let dropped = notices.count(None, DeliveryStatus::Dropped);
     println!(
-        "  notices: {} sent, {} pending, {} unsubscribed (410)",
+        "  notices: {} sent, {} pending, {} unsubscribed (410){}",
         notices.count(None, DeliveryStatus::Sent),
         notices.count(None, DeliveryStatus::Pending),
-        notices.count(None, DeliveryStatus::Gone)
+        notices.count(None, DeliveryStatus::Gone),
+        match dropped {
+            0 => String::new(),
+            n => format!(", {n} dropped by the operator"),
+        }
     );
+    print_holds(notices, run);
     for u in &notices.undelivered {
         println!(
             "  UNDELIVERED {} to {} after {} attempts: {}",
@@ -258,6 +264,31 @@ fn print_notices(notices: &rollcall_notify::Summary) {
             u.subscriber,
             u.attempts,
             u.last_error.clone().unwrap_or_default()
+        );
+    }
+}
+
+/// Regions held by an unreached subscriber, and the operator's decisions.
+fn print_holds(notices: &rollcall_notify::Summary, run: &str) {
+    for h in &notices.holds {
+        println!("  ANNOUNCEMENT {}", rollcall_notify::escalate::describe(h));
+    }
+    if notices.holds.iter().any(|h| !h.released) {
+        println!(
+            "    release a region: rollcall notify release REGION --run {run}; or drop a subscriber: rollcall notify drop SUBSCRIBER --run {run}"
+        );
+    }
+    for d in &notices.decisions {
+        println!(
+            "  DECISION {} {} by {} at {}{}",
+            d.action.name(),
+            d.target,
+            d.by,
+            rollcall_core::fmt_time(d.at_ms / 1000),
+            d.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         );
     }
 }
