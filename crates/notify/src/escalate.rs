@@ -329,3 +329,71 @@ pub fn describe(h: &Hold) -> String {
         h.last_error.as_deref().unwrap_or("none recorded"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hold's count, its one escalation and the decisions, on both backends.
+    async fn holds_and_decisions(store: Store) {
+        crate::init(&store).await.unwrap();
+        let pool = store.pool().clone();
+        let policy = Policy {
+            after: Some(600),
+            rounds: Some(3),
+        };
+        let subs = vec!["a".to_string(), "b".to_string()];
+        let round = |now| failed_round(&pool, "r", "dfw", now, &subs, Some("503"), policy);
+        assert_eq!(round(100).await.unwrap(), None);
+        assert_eq!(round(110).await.unwrap(), None);
+        let h = round(120)
+            .await
+            .unwrap()
+            .expect("the third round escalates");
+        assert_eq!((h.since, h.rounds, h.escalated_at), (100, 3, Some(120)));
+        // once only, however many rounds follow
+        assert_eq!(round(130).await.unwrap(), None);
+        // by time alone, in another region
+        let after = Policy {
+            after: Some(600),
+            rounds: None,
+        };
+        let ord = |now| failed_round(&pool, "r", "ord", now, &subs, None, after);
+        assert_eq!(ord(0).await.unwrap(), None);
+        assert_eq!(ord(599).await.unwrap(), None);
+        assert!(ord(600).await.unwrap().is_some());
+        let release = Decision {
+            action: Action::Release,
+            target: "dfw".into(),
+            at_ms: 5,
+            by: "op".into(),
+            reason: Some("why".into()),
+        };
+        assert!(decide(&store, "r", &release).await.unwrap());
+        assert!(
+            !decide(&store, "r", &release).await.unwrap(),
+            "recorded once"
+        );
+        let holds = holds_in(&pool, "r").await.unwrap();
+        assert_eq!(holds.len(), 2);
+        let dfw = holds.iter().find(|h| h.region == "dfw").unwrap();
+        assert!(dfw.released && dfw.rounds == 4 && dfw.unreached == subs);
+        assert!(!holds.iter().find(|h| h.region == "ord").unwrap().released);
+        assert_eq!(decisions_in(&pool, "r").await.unwrap(), vec![release]);
+        assert!(holds_in(&pool, "other").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn holds_and_decisions_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(dir.path().join("r.db")).await.unwrap();
+        holds_and_decisions(store).await;
+    }
+
+    #[tokio::test]
+    async fn holds_and_decisions_on_postgres() {
+        let url = rollcall_testkit::pg::shared().fresh_db("escalate");
+        let store = Store::connect(std::path::PathBuf::from(url)).await.unwrap();
+        holds_and_decisions(store).await;
+    }
+}
