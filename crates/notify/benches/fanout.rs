@@ -67,6 +67,7 @@ fn main() {
                 secret: Some(key.clone()),
                 format: Format::Statuspage,
             },
+            tz: None,
         })
         .collect();
     let cfg = NotifyConfig {

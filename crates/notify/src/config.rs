@@ -15,6 +15,9 @@
 //! backoff = "500ms"            # first retry delay; doubles each attempt, capped at 30s
 //! concurrency = 64             # deliveries in flight at most
 //! remind_before = "1h"         # optional reminder before a region's expected start
+//! page_url = "https://status.example.net"  # optional: links to /incidents/{id}, unsubscribe links
+//! unsubscribe_mailto = "unsubscribe@example.net"  # optional: a mailto in List-Unsubscribe
+//! tz = "America/Chicago"       # time zone of times in messages (default UTC; UTC beside)
 //!
 //! [[subscriber]]
 //! id = "acme-ops"              # optional, unique (default: the address or URL)
@@ -24,9 +27,11 @@
 //! # webhook = "https://hooks.acme.example/rollcall"
 //! # secret_env = "ACME_WEBHOOK_SECRET"  # whsec_<base64>; required unless format = "slack"
 //! # format = "statuspage"      # statuspage (default) | slack
+//! # tz = "Europe/Berlin"        # this subscriber's time zone (default: [notify] tz)
 //! ```
 
 use base64::Engine as _;
+use jiff::tz::TimeZone;
 use rollcall_core::model::{ClusterIx, Fleet, RegionIx};
 use rollcall_fleet::error::{ConfigErrors, SourceFile};
 use rollcall_fleet::spanned::{self, Checker, S, Spanned};
@@ -51,6 +56,7 @@ struct RawSubscriber {
     webhook: Option<S>,
     secret_env: Option<S>,
     format: Option<S>,
+    tz: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +74,9 @@ struct RawNotify {
     backoff: Option<S>,
     concurrency: Option<Spanned<i64>>,
     remind_before: Option<S>,
+    page_url: Option<S>,
+    unsubscribe_mailto: Option<S>,
+    tz: Option<S>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,6 +114,8 @@ pub struct Subscriber {
     pub regions: BTreeSet<RegionIx>,
     pub clusters: BTreeSet<ClusterIx>,
     pub channel: Channel,
+    /// Times in this zone (`None`: `[notify] tz`).
+    pub tz: Option<TimeZone>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +138,13 @@ pub struct Settings {
     pub concurrency: usize,
     /// Seconds (run clock) before a region's expected start.
     pub remind_before: Option<i64>,
+    /// The status page's public URL, without a trailing slash: links to
+    /// `/incidents/{id}` and `/unsubscribe/{token}`.
+    pub page_url: Option<String>,
+    /// An address for `mailto:` unsubscribes.
+    pub unsubscribe_mailto: Option<String>,
+    /// Times in messages are in this zone (UTC beside); default UTC.
+    pub tz: TimeZone,
 }
 
 impl Default for Settings {
@@ -138,6 +156,9 @@ impl Default for Settings {
             backoff: Duration::from_millis(500),
             concurrency: 64,
             remind_before: None,
+            page_url: None,
+            unsubscribe_mailto: None,
+            tz: TimeZone::UTC,
         }
     }
 }
@@ -393,11 +414,66 @@ fn delivery_settings(ck: &mut Checker, n: &RawNotify, settings: &mut Settings) {
             ),
         }
     }
+    if let Some(u) = &n.page_url {
+        settings.page_url = page_url(ck, u);
+    }
+    if let Some(m) = &n.unsubscribe_mailto {
+        match m.get_ref().parse::<lettre::Address>() {
+            Ok(_) => settings.unsubscribe_mailto = Some(m.get_ref().clone()),
+            Err(e) => ck.err(
+                m.span(),
+                "notify.unsubscribe_mailto",
+                format!("`{}` is not a mail address: {e}", m.get_ref()),
+            ),
+        }
+    }
+    if let Some(t) = &n.tz
+        && let Some(tz) = time_zone(ck, t, "notify.tz")
+    {
+        settings.tz = tz;
+    }
     if let Some(r) = &n.remind_before {
         match rollcall_core::parse_duration(r.get_ref()) {
             Ok(d) if d > 0 => settings.remind_before = Some(d),
             Ok(_) => ck.err(r.span(), "notify.remind_before", "must be more than 0"),
             Err(e) => ck.err(r.span(), "notify.remind_before", e),
+        }
+    }
+}
+
+/// `page_url`: an absolute http(s) URL; kept without its trailing slash.
+fn page_url(ck: &mut Checker, u: &S) -> Option<String> {
+    match reqwest::Url::parse(u.get_ref()) {
+        Ok(x) if matches!(x.scheme(), "http" | "https") && x.host().is_some() => {
+            Some(u.get_ref().trim_end_matches('/').to_string())
+        }
+        Ok(_) => {
+            ck.err(
+                u.span(),
+                "notify.page_url",
+                "only http:// and https:// URLs with a host",
+            );
+            None
+        }
+        Err(e) => {
+            let msg = format!("`{}` is not a URL: {e}", u.get_ref());
+            ck.err(u.span(), "notify.page_url", msg);
+            None
+        }
+    }
+}
+
+/// An IANA time zone name (`America/Chicago`, `UTC`).
+fn time_zone(ck: &mut Checker, t: &S, field: &str) -> Option<TimeZone> {
+    match TimeZone::get(t.get_ref()) {
+        Ok(tz) => Some(tz),
+        Err(e) => {
+            let msg = format!(
+                "`{}` is not a known time zone (an IANA name such as America/Chicago or UTC): {e}",
+                t.get_ref()
+            );
+            ck.err(t.span(), field, msg);
+            None
         }
     }
 }
@@ -409,6 +485,7 @@ struct Draft {
     regions: BTreeSet<RegionIx>,
     clusters: BTreeSet<ClusterIx>,
     channel: Option<Channel>,
+    tz: Option<TimeZone>,
 }
 
 impl Draft {
@@ -419,6 +496,7 @@ impl Draft {
             regions: self.regions,
             clusters: self.clusters,
             channel: self.channel?,
+            tz: self.tz,
         })
     }
 }
@@ -460,12 +538,14 @@ fn subscriber(
         (None, Some(Channel::Webhook { url, .. })) => (url.clone(), span),
         (None, None) => return None,
     };
+    let tz = s.tz.as_ref().and_then(|t| time_zone(ck, t, &f("tz")));
     let draft = Draft {
         id,
         tenant,
         regions,
         clusters,
         channel,
+        tz,
     };
     Some((draft, id_span))
 }

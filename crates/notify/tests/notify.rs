@@ -471,6 +471,8 @@ fn config_errors_point_at_file_line_and_field() {
 [notify]
 tls = "ssl"
 attempts = 0
+tz = "Mars/Olympus"
+page_url = "ftp://status.example"
 
 [[subscriber]]
 tenant = "acme"
@@ -495,6 +497,7 @@ webhook = "https://hooks.example/b"
 [[subscriber]]
 components = ["ord"]
 webhook = "https://hooks.example/c"
+tz = "America/Chikago"
 colour = "blue"
 "#
     );
@@ -549,6 +552,17 @@ colour = "blue"
             "webhook = \"https://hooks.example/c\"",
             "subscriber[4].secret_env",
             "missing",
+        ),
+        (
+            "tz = \"Mars/Olympus\"",
+            "notify.tz",
+            "`Mars/Olympus` is not a known time zone",
+        ),
+        ("page_url = \"ftp:", "notify.page_url", "only http"),
+        (
+            "tz = \"America/Chikago\"",
+            "subscriber[4].tz",
+            "not a known time zone",
         ),
     ] {
         let want = format!("fleet.toml:{}:", line_of(needle));
@@ -947,7 +961,7 @@ email = "status@public.example"
             .iter()
             .map(|m| {
                 let s = header(m, "Subject").unwrap();
-                assert!(!s.contains(": reboots from") || s.ends_with('Z'), "{s}");
+                assert!(!s.contains(": reboots from") || s.ends_with(" UTC"), "{s}");
                 s.split(": reboots from").next().unwrap().to_string()
             })
             .collect();
