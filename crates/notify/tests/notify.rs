@@ -424,6 +424,17 @@ fn expected_ids(
                 ids.insert(message_id(run, &format!("n-{seq}"), &s.id));
             }
         }
+        // the clusters the plan refuses (globex-web: 2 nodes), told to their tenant only
+        for e in rollcall_notify::render::exclusions(fleet, &plan(fleet)) {
+            let c = &fleet.clusters[e.cluster as usize];
+            let h = c.members[0];
+            if c.tenant.is_some()
+                && s.tenant == c.tenant
+                && wants(s, fleet.hosts[h as usize].region, Some(h))
+            {
+                ids.insert(message_id(run, &format!("excluded-{}", e.cluster), &s.id));
+            }
+        }
     }
     ids
 }
