@@ -221,11 +221,14 @@ impl Notifier {
     }
 }
 
+/// Resolves the fleet file's `*_env` settings (e.g. `|k| std::env::var(k).ok()`).
+pub type Env = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Delivers admin updates from a `serve` process: opens the run's notifier on first use
 /// (none when its fleet has no subscribers) and retries what is pending every second.
 pub struct AdminDelivery {
     store: Store,
-    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: Env,
     /// This process's claim name.
     me: String,
     notifiers: tokio::sync::Mutex<HashMap<String, Option<Arc<Notifier>>>>,
@@ -238,7 +241,7 @@ impl AdminDelivery {
     pub async fn start(
         store: Store,
         run: Option<String>,
-        env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+        env: Env,
     ) -> Result<Arc<AdminDelivery>, NotifyError> {
         let mut b = [0u8; 8];
         getrandom::fill(&mut b).map_err(|e| NotifyError::Admin(format!("randomness: {e}")))?;
