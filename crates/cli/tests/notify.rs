@@ -492,3 +492,99 @@ fn mail_is_readable_names_excluded_clusters_links_its_page_and_unsubscribes_in_o
     );
     drop(server);
 }
+
+/// Two `serve`s on one PostgreSQL journal: an admin notice whose webhook fails its first
+/// three attempts is retried by the process that claimed it and never also sent by the
+/// other (each row is claimed by one process).
+#[test]
+fn two_serves_on_one_postgres_journal_deliver_an_admin_notice_once() {
+    let dir = TmpDir::new("notify-tell-pg");
+    let db = rollcall_testkit::pg::shared().fresh_db("tellpg");
+    let sink = rollcall_testkit::webhook::Sink::recording();
+    let fleet = dir.join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "{FLEET}\n[notify]\nattempts = 5\nbackoff = \"300ms\"\n\n[[subscriber]]\nid = \"hook\"\ncomponents = [\"dfw\"]\nwebhook = \"{}\"\nsecret_env = \"TELL_HOOK_SECRET\"\n",
+            sink.url("/hook")
+        ),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let rc = |args: &[&str]| {
+        let out = RC
+            .cmd()
+            .args(args)
+            .env("XDG_DATA_HOME", &data)
+            .env("TELL_HOOK_SECRET", HOOK_SECRET)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let fleet_s = fleet.to_str().unwrap();
+    rc(&[
+        "run",
+        fleet_s,
+        "--db",
+        &db,
+        "--time-scale",
+        "1500",
+        "--quiet",
+        "--run-id",
+        "p1",
+    ]);
+    let admin = rc(&["token", "admin", "--db", &db]).trim().to_string();
+    let ports = [rollcall_testkit::free_port(), rollcall_testkit::free_port()];
+    let _serves: Vec<_> = ports
+        .iter()
+        .map(|p| {
+            let listen = format!("127.0.0.1:{p}");
+            let mut c = RC.cmd();
+            c.args(["serve", "--db", &db, "--listen", &listen])
+                .env("XDG_DATA_HOME", &data)
+                .env("TELL_HOOK_SECRET", HOOK_SECRET)
+                .stdout(std::process::Stdio::null());
+            let k = rollcall_testkit::Kill::spawn(&mut c, "rollcall serve");
+            wait_until("serve to listen", || rollcall_testkit::listening(&listen));
+            k
+        })
+        .collect();
+    sink.state
+        .lock()
+        .unwrap()
+        .fail_first
+        .insert("/hook".into(), 3);
+    let hits = |ok: bool| {
+        sink.hits()
+            .iter()
+            .filter(|h| String::from_utf8_lossy(&h.body).contains("Once only"))
+            .filter(|h| !ok || h.status / 100 == 2)
+            .count()
+    };
+    let bearer = format!("Bearer {admin}");
+    let (st, b) = http(
+        ports[0],
+        "POST",
+        "/api/admin/notices",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"title": "Once only", "body": "Both servers see it."}"#,
+    );
+    assert_eq!(st, 201, "{b}");
+    wait_until("the notice to be delivered", || hits(true) == 1);
+    // both servers go on with their rounds (every second) for a while
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(hits(true), 1, "delivered more than once");
+    assert_eq!(
+        hits(false),
+        4,
+        "three failures and one success, by one process"
+    );
+}
