@@ -339,6 +339,10 @@ fn mail_is_readable_names_excluded_clusters_links_its_page_and_unsubscribes_in_o
         text.contains("Your clusters affected: acme-search."),
         "{text}"
     );
+    // the exclusion is its own paragraph, after what happens to the rest
+    let told = text.find("You will be told").unwrap();
+    let out = text.find("acme-cache will not").unwrap();
+    assert!(told < out && text[..out].ends_with("\n\n"), "{text}");
     assert!(
         !text.contains("affected: acme-search, acme-cache"),
         "{text}"

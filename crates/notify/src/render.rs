@@ -341,16 +341,11 @@ pub fn render(
         .clone()
         .map(|h| format!("host {h}"))
         .unwrap_or_else(|| format!("a host in {region}"));
-    let mut yours = if cluster_names.is_empty() {
+    let yours = if cluster_names.is_empty() {
         String::new()
     } else {
         format!(" Your clusters affected: {}.", cluster_names.join(", "))
     };
-    if matches!(note.kind, NoteKind::Announcement | NoteKind::Reminder) {
-        for e in &out {
-            yours.push_str(&format!("\n\n{}", excluded_sentence(fleet, e)));
-        }
-    }
     let fmt_time = |t: i64| when(t, tz);
     let start = note.start.map(fmt_time).unwrap_or_default();
     let (subject, text, status) = match note.kind {
@@ -442,6 +437,13 @@ pub fn render(
         NoteKind::ProviderRisk => provider_risk(fleet, note, &cluster_names, tz),
         NoteKind::Excluded => excluded_notice(fleet, &out),
     };
+    // the tenant's clusters left out, after the rest (announcement and reminder)
+    let mut text = text;
+    if matches!(note.kind, NoteKind::Announcement | NoteKind::Reminder) {
+        for e in &out {
+            text.push_str(&format!("\n\n{}", excluded_sentence(fleet, e)));
+        }
+    }
     let at = rollcall_core::model::fmt_time(note.at);
     let page = page_id(fleet, run, note);
     let link = reader.page_url.map(|u| format!("{u}/incidents/{page}"));
