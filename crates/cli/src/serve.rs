@@ -1,9 +1,47 @@
 //! The status page beside `rollcall run --serve`, and what `serve` shares with it.
 
 use crate::err;
-use rollcall_web::{ServeOptions, Server};
+use rollcall_notify::admin::{AdminDelivery, AdminUpdate};
+use rollcall_web::{BoxFuture, ServeOptions, Server, Update, UpdateSink};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+
+/// Admin notices and maintenances delivered to subscribers through the run's outbox.
+struct NotifySink(Arc<AdminDelivery>);
+
+impl UpdateSink for NotifySink {
+    fn publish<'a>(&'a self, u: &'a Update) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let a = AdminUpdate {
+                run: u.run.clone(),
+                id: u.id.clone(),
+                kind: u.kind.clone(),
+                at: u.at,
+                title: u.title.clone(),
+                body: u.body.clone(),
+                region: u.region.clone(),
+                tenant: u.tenant.clone(),
+                starts_at: u.starts_at,
+                ends_at: u.ends_at,
+                sequence: u.sequence,
+            };
+            self.0.publish(&a).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The update sink of a page serving journal `db`: delivers to the subscribers of the
+/// run an update is for (of `run`, or the latest run, what earlier processes left
+/// pending is retried from the start).
+pub async fn notify_sink(db: &Path, run: Option<&str>) -> miette::Result<Arc<dyn UpdateSink>> {
+    let store = rollcall_store::Store::connect(db).await.map_err(err)?;
+    let env = Box::new(|k: &str| std::env::var(k).ok());
+    let d = AdminDelivery::start(store, run.map(str::to_string), env)
+        .await
+        .map_err(err)?;
+    Ok(Arc::new(NotifySink(d)))
+}
 
 pub fn parse_addr(flag: &str, s: &str) -> miette::Result<SocketAddr> {
     s.parse::<SocketAddr>().map_err(|e| {
@@ -22,6 +60,7 @@ pub async fn start_page(
     let mut o = ServeOptions::new(db, listen);
     o.run = run.map(str::to_string);
     o.public_url = public_url;
+    o.sink = notify_sink(db, run).await?;
     let s = rollcall_web::start(o).await.map_err(err)?;
     eprintln!("status page: {}/", s.url);
     Ok(s)

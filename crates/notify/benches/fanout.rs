@@ -68,6 +68,7 @@ fn main() {
                 format: Format::Statuspage,
             },
             operator: false,
+            tz: None,
         })
         .collect();
     let cfg = NotifyConfig {

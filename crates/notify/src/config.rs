@@ -18,6 +18,9 @@
 //! escalate_after = "15m"       # a region held this long by an unreached subscriber is
 //!                              # escalated to the operator (default 15m; "never")
 //! escalate_rounds = 20         # optional: or after this many failed announcement rounds
+//! page_url = "https://status.example.net"  # optional: links to /incidents/{id}, unsubscribe links
+//! unsubscribe_mailto = "unsubscribe@example.net"  # optional: a mailto in List-Unsubscribe
+//! tz = "America/Chicago"       # time zone of times in messages (default UTC; UTC beside)
 //!
 //! [[subscriber]]
 //! id = "acme-ops"              # optional, unique (default: the address or URL)
@@ -33,9 +36,11 @@
 //! operator = true              # the operator's channel: escalations only, no tenant or
 //! webhook = "https://noc.provider.example/hooks/rollcall"   # components
 //! secret_env = "NOC_WEBHOOK_SECRET"
+//! # tz = "Europe/Berlin"        # this subscriber's time zone (default: [notify] tz)
 //! ```
 
 use base64::Engine as _;
+use jiff::tz::TimeZone;
 use rollcall_core::model::{ClusterIx, Fleet, RegionIx};
 use rollcall_fleet::error::{ConfigErrors, SourceFile};
 use rollcall_fleet::spanned::{self, Checker, S, Spanned};
@@ -61,6 +66,7 @@ struct RawSubscriber {
     secret_env: Option<S>,
     format: Option<S>,
     operator: Option<Spanned<bool>>,
+    tz: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +86,9 @@ struct RawNotify {
     remind_before: Option<S>,
     escalate_after: Option<S>,
     escalate_rounds: Option<Spanned<i64>>,
+    page_url: Option<S>,
+    unsubscribe_mailto: Option<S>,
+    tz: Option<S>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,6 +129,8 @@ pub struct Subscriber {
     /// `operator = true`: the operator's own channel. It receives operator notices only
     /// (an announcement that cannot reach a subscriber, escalated), never customers'.
     pub operator: bool,
+    /// Times in this zone (`None`: `[notify] tz`).
+    pub tz: Option<TimeZone>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +159,13 @@ pub struct Settings {
     /// After this many failed announcement rounds the hold is escalated; `None`: never
     /// by rounds.
     pub escalate_rounds: Option<u32>,
+    /// The status page's public URL, without a trailing slash: links to
+    /// `/incidents/{id}` and `/unsubscribe/{token}`.
+    pub page_url: Option<String>,
+    /// An address for `mailto:` unsubscribes.
+    pub unsubscribe_mailto: Option<String>,
+    /// Times in messages are in this zone (UTC beside); default UTC.
+    pub tz: TimeZone,
 }
 
 impl Default for Settings {
@@ -161,6 +179,9 @@ impl Default for Settings {
             remind_before: None,
             escalate_after: Some(DEFAULT_ESCALATE_AFTER),
             escalate_rounds: None,
+            page_url: None,
+            unsubscribe_mailto: None,
+            tz: TimeZone::UTC,
         }
     }
 }
@@ -419,6 +440,24 @@ fn delivery_settings(ck: &mut Checker, n: &RawNotify, settings: &mut Settings) {
             ),
         }
     }
+    if let Some(u) = &n.page_url {
+        settings.page_url = page_url(ck, u);
+    }
+    if let Some(m) = &n.unsubscribe_mailto {
+        match m.get_ref().parse::<lettre::Address>() {
+            Ok(_) => settings.unsubscribe_mailto = Some(m.get_ref().clone()),
+            Err(e) => ck.err(
+                m.span(),
+                "notify.unsubscribe_mailto",
+                format!("`{}` is not a mail address: {e}", m.get_ref()),
+            ),
+        }
+    }
+    if let Some(t) = &n.tz
+        && let Some(tz) = time_zone(ck, t, "notify.tz")
+    {
+        settings.tz = tz;
+    }
     if let Some(r) = &n.remind_before {
         match rollcall_core::parse_duration(r.get_ref()) {
             Ok(d) if d > 0 => settings.remind_before = Some(d),
@@ -457,6 +496,43 @@ fn escalation_settings(ck: &mut Checker, n: &RawNotify, settings: &mut Settings)
     }
 }
 
+/// `page_url`: an absolute http(s) URL; kept without its trailing slash.
+fn page_url(ck: &mut Checker, u: &S) -> Option<String> {
+    match reqwest::Url::parse(u.get_ref()) {
+        Ok(x) if matches!(x.scheme(), "http" | "https") && x.host().is_some() => {
+            Some(u.get_ref().trim_end_matches('/').to_string())
+        }
+        Ok(_) => {
+            ck.err(
+                u.span(),
+                "notify.page_url",
+                "only http:// and https:// URLs with a host",
+            );
+            None
+        }
+        Err(e) => {
+            let msg = format!("`{}` is not a URL: {e}", u.get_ref());
+            ck.err(u.span(), "notify.page_url", msg);
+            None
+        }
+    }
+}
+
+/// An IANA time zone name (`America/Chicago`, `UTC`).
+fn time_zone(ck: &mut Checker, t: &S, field: &str) -> Option<TimeZone> {
+    match TimeZone::get(t.get_ref()) {
+        Ok(tz) => Some(tz),
+        Err(e) => {
+            let msg = format!(
+                "`{}` is not a known time zone (an IANA name such as America/Chicago or UTC): {e}",
+                t.get_ref()
+            );
+            ck.err(t.span(), field, msg);
+            None
+        }
+    }
+}
+
 /// A subscriber as read, before its id is known to be unique.
 struct Draft {
     id: String,
@@ -465,6 +541,7 @@ struct Draft {
     clusters: BTreeSet<ClusterIx>,
     channel: Option<Channel>,
     operator: bool,
+    tz: Option<TimeZone>,
 }
 
 impl Draft {
@@ -476,6 +553,7 @@ impl Draft {
             clusters: self.clusters,
             channel: self.channel?,
             operator: self.operator,
+            tz: self.tz,
         })
     }
 }
@@ -524,6 +602,7 @@ fn subscriber(
         (None, Some(Channel::Webhook { url, .. })) => (url.clone(), span),
         (None, None) => return None,
     };
+    let tz = s.tz.as_ref().and_then(|t| time_zone(ck, t, &f("tz")));
     let draft = Draft {
         id,
         tenant,
@@ -531,6 +610,7 @@ fn subscriber(
         clusters,
         channel,
         operator,
+        tz,
     };
     Some((draft, id_span))
 }

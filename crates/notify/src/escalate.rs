@@ -297,11 +297,16 @@ pub(crate) fn operator_note(region: RegionIx, hold: &Hold) -> Note {
 }
 
 /// The operator's message: which region is held since when, and the two ways out.
-pub(crate) fn operator_text(fleet: &Fleet, run: &str, note: &Note) -> (String, String) {
+pub(crate) fn operator_text(
+    fleet: &Fleet,
+    run: &str,
+    note: &Note,
+    tz: &jiff::tz::TimeZone,
+) -> (String, String) {
     let region = fleet.region_name(note.region);
     let since = note
         .start
-        .map(rollcall_core::model::fmt_time)
+        .map(|t| crate::render::when(t, tz))
         .unwrap_or_default();
     (
         format!(

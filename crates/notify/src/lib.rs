@@ -20,17 +20,18 @@
 //!   `webhook-id` header, the mail's `Message-ID`), so a receiver can also drop the one
 //!   duplicate a crash between the receiver's answer and the outbox commit could cause.
 
+pub mod admin;
 pub mod config;
 pub mod escalate;
 pub mod render;
 pub mod sign;
+pub mod unsubscribe;
 
 use config::{Channel, Format, NotifyConfig, Subscriber, Tls};
-use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use render::{Message, Note, NoteKind, render, wants};
+use render::{Exclusion, Message, Note, NoteKind, Reader, render, wants};
 use rollcall_core::engine::{Command, Event, NoticeKind, Output};
 use rollcall_core::model::{Fleet, HostIx, RegionIx};
 use rollcall_core::plan::Plan;
@@ -66,6 +67,9 @@ pub enum NotifyError {
     Delivery(#[source] tokio::task::JoinError),
     #[error("notifier task: {0}")]
     Task(#[source] tokio::task::JoinError),
+    /// An admin update that cannot be delivered as given.
+    #[error("admin update: {0}")]
+    Admin(String),
     /// An announcement that did not reach every subscriber: the region waits for it.
     #[error(
         "announcement for {region} not delivered to {left} of {of} subscriber(s) (first: {first}); the region stays unannounced and will not start until it is"
@@ -188,7 +192,7 @@ CREATE TABLE IF NOT EXISTS notify_gone (
 );
 ";
 
-fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     rollcall_runtime::wall_ms()
 }
 
@@ -250,10 +254,38 @@ impl Summary {
     }
 }
 
+/// Version 2: admin updates carry their text (`payload`, JSON) and are claimed by one
+/// `serve` process at a time (`claim`); unsubscriptions (deployment-wide, by subscriber
+/// id) and the deployment's unsubscribe-link secret.
+const SCHEMA_2: &str = "
+ALTER TABLE notify_outbox ADD COLUMN payload TEXT;
+ALTER TABLE notify_outbox ADD COLUMN claim TEXT;
+CREATE TABLE IF NOT EXISTS notify_unsubscribed (
+    subscriber TEXT NOT NULL PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notify_secret (
+    id INTEGER NOT NULL PRIMARY KEY,
+    secret TEXT NOT NULL
+);
+";
+const PG_SCHEMA_2: &str = "
+ALTER TABLE notify_outbox ADD COLUMN payload TEXT;
+ALTER TABLE notify_outbox ADD COLUMN claim TEXT;
+CREATE TABLE IF NOT EXISTS notify_unsubscribed (
+    subscriber TEXT NOT NULL PRIMARY KEY,
+    at_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notify_secret (
+    id BIGINT NOT NULL PRIMARY KEY,
+    secret TEXT NOT NULL
+);
+";
+
 /// The `notify_` tables' migrations, applied by the store: version i + 1 is `[i]`, one
 /// list per dialect.
-const MIGRATIONS: &[&str] = &[SCHEMA, escalate::SCHEMA];
-const PG_MIGRATIONS: &[&str] = &[PG_SCHEMA, escalate::PG_SCHEMA];
+const MIGRATIONS: &[&str] = &[SCHEMA, SCHEMA_2, escalate::SCHEMA];
+const PG_MIGRATIONS: &[&str] = &[PG_SCHEMA, PG_SCHEMA_2, escalate::PG_SCHEMA];
 
 /// Create or bring up to date the `notify_` tables.
 pub async fn init(store: &Store) -> Result<(), NotifyError> {
@@ -345,6 +377,20 @@ async fn table_exists(store: &Store, name: &str) -> Result<bool, NotifyError> {
     Ok(n > 0)
 }
 
+/// One outbox row's fields besides its subscriber (a notice, or an admin update).
+pub(crate) struct OutboxRow<'a> {
+    pub key: &'a str,
+    pub kind: &'a str,
+    /// -1: none (an admin update for every region).
+    pub region: i64,
+    pub host: Option<i64>,
+    pub at: i64,
+    pub start: Option<i64>,
+    pub expected: Option<i64>,
+    /// An admin update's text ([`admin::AdminUpdate`] as JSON).
+    pub payload: Option<&'a str>,
+}
+
 /// Delivers notices of one run to its subscribers.
 pub struct Notifier {
     run: String,
@@ -363,6 +409,10 @@ pub struct Notifier {
     released: Mutex<HashSet<RegionIx>>,
     /// Planned start per region (set when a [`Follower`] starts), for announcements.
     planned: std::sync::OnceLock<Vec<Option<i64>>>,
+    /// The clusters the plan refuses, told to their tenants as excluded.
+    excluded: Vec<Exclusion>,
+    /// The deployment's key for unsubscribe links.
+    unsub_key: Vec<u8>,
 }
 
 impl Notifier {
@@ -423,7 +473,11 @@ impl Notifier {
             .enumerate()
             .map(|(i, s)| (s.id.clone(), i))
             .collect();
+        let excluded = render::exclusions(&fleet, &rollcall_core::plan::plan(&fleet));
+        let unsub_key = unsubscribe::secret(store).await?;
         Ok(Arc::new(Notifier {
+            excluded,
+            unsub_key,
             run: run.to_string(),
             sem: Arc::new(Semaphore::new(cfg.settings.concurrency)),
             fleet,
@@ -483,13 +537,32 @@ impl Notifier {
 
     /// Record a notice for its recipients in the outbox (nothing is added twice).
     pub async fn enqueue(&self, note: &Note, subs: &[usize]) -> Result<(), NotifyError> {
+        let row = OutboxRow {
+            key: &note.key,
+            kind: note.kind.name(),
+            region: note.region as i64,
+            host: note.host.map(|h| h as i64),
+            at: note.at,
+            start: note.start,
+            expected: note.expected,
+            payload: None,
+        };
+        self.insert(&row, subs).await
+    }
+
+    /// Insert one outbox row per recipient (`INSERT OR IGNORE`).
+    pub(crate) async fn insert(
+        &self,
+        row: &OutboxRow<'_>,
+        subs: &[usize],
+    ) -> Result<(), NotifyError> {
         let now = wall_ms();
         let mut tx = self.pool.begin().await.map_err(NotifyError::from)?;
-        // 11 values a row, 500 rows a statement (well under SQLite's 32766 variables)
+        // 12 values a row, 500 rows a statement (well under SQLite's 32766 variables)
         for chunk in subs.chunks(500) {
             let sql = format!(
-                "INSERT INTO notify_outbox (run, notice, subscriber, kind, region, host, at, start, expected, channel, created_ms) VALUES {} ON CONFLICT DO NOTHING",
-                placeholders(chunk.len(), 11)
+                "INSERT INTO notify_outbox (run, notice, subscriber, kind, region, host, at, start, expected, channel, created_ms, payload) VALUES {} ON CONFLICT DO NOTHING",
+                placeholders(chunk.len(), 12)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for &i in chunk {
@@ -500,16 +573,17 @@ impl Notifier {
                 };
                 q = q
                     .bind(self.run.clone())
-                    .bind(note.key.clone())
+                    .bind(row.key.to_string())
                     .bind(s.id.clone())
-                    .bind(note.kind.name())
-                    .bind(note.region as i64)
-                    .bind(note.host.map(|h| h as i64))
-                    .bind(note.at)
-                    .bind(note.start)
-                    .bind(note.expected)
+                    .bind(row.kind.to_string())
+                    .bind(row.region)
+                    .bind(row.host)
+                    .bind(row.at)
+                    .bind(row.start)
+                    .bind(row.expected)
                     .bind(channel)
-                    .bind(now);
+                    .bind(now)
+                    .bind(row.payload.map(str::to_string));
             }
             q.execute(&mut *tx).await.map_err(NotifyError::from)?;
         }
@@ -521,19 +595,31 @@ impl Notifier {
     /// `attempts` tries with exponential backoff and jitter). Rows that still failed stay
     /// `pending` with their error, to be tried again `retry_after` later.
     pub async fn deliver(&self, key: &str, retry_after: Duration) -> Result<Round, NotifyError> {
+        self.deliver_rows(key, retry_after, None).await
+    }
+
+    /// [`Notifier::deliver`], of the rows `claim`ed by this process when given.
+    pub(crate) async fn deliver_rows(
+        &self,
+        key: &str,
+        retry_after: Duration,
+        claim: Option<&str>,
+    ) -> Result<Round, NotifyError> {
+        self.load_unsubscribed().await?;
         self.refresh_decisions().await?;
         let rows = sqlx::query(
-            "SELECT subscriber, kind, region, host, at, start, expected FROM notify_outbox WHERE run = $1 AND notice = $2 AND status = 'pending'",
+            "SELECT subscriber, kind, region, host, at, start, expected, payload FROM notify_outbox WHERE run = $1 AND notice = $2 AND status = 'pending' AND ($3 IS NULL OR claim = $3)",
         )
         .bind(&self.run)
         .bind(key)
+        .bind(claim.map(str::to_string))
         .fetch_all(&self.pool)
         .await
         .map_err(NotifyError::from)?;
         let mut b = Batch::new(key, retry_after);
         let mut tasks = tokio::task::JoinSet::new();
-        // one rendering (and one body) per audience and format
-        let mut cache: HashMap<(Option<String>, u8), Rendered> = HashMap::new();
+        // one rendering (and one body) per audience, time zone and format
+        let mut cache: HashMap<CacheKey, Rendered> = HashMap::new();
         for r in &rows {
             let sub_id: String = r.get("subscriber");
             let job = match self.job(key, r, &sub_id, &mut cache) {
@@ -565,15 +651,40 @@ impl Notifier {
         }
     }
 
+    /// Subscribers who unsubscribed (by link) since: counted as gone from now on.
+    async fn load_unsubscribed(&self) -> Result<(), NotifyError> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT subscriber FROM notify_unsubscribed")
+            .fetch_all(&self.pool)
+            .await?;
+        self.gone.lock().unwrap().extend(ids);
+        Ok(())
+    }
+
+    /// Render outbox row `r` (of notice `key`) for a reader.
+    fn message(&self, key: &str, r: &AnyRow, reader: &Reader<'_>) -> Option<Message> {
+        if r.get::<String, _>("kind") == "admin" {
+            let payload: Option<String> = r.get("payload");
+            let u: admin::AdminUpdate = serde_json::from_str(&payload?).ok()?;
+            return Some(admin::render_admin(&self.fleet.name, reader, &u));
+        }
+        let note = note_of(key, r)?;
+        Some(render(
+            &self.fleet,
+            &self.run,
+            reader,
+            &self.excluded,
+            &note,
+        ))
+    }
+
     /// What delivering outbox row `r` to `sub_id` takes, or why it cannot be tried.
     fn job(
         &self,
         key: &str,
         r: &AnyRow,
         sub_id: &str,
-        cache: &mut HashMap<(Option<String>, u8), Rendered>,
+        cache: &mut HashMap<CacheKey, Rendered>,
     ) -> Result<Job, Outcome> {
-        let note = note_of(key, r).ok_or(Outcome::Failed("unknown notice kind".into()))?;
         let Some(&si) = self.by_id.get(sub_id) else {
             let why = "no such subscriber in the run's fleet file";
             return Err(Outcome::Failed(why.into()));
@@ -583,18 +694,30 @@ impl Notifier {
         }
         let s = &self.cfg.subscribers[si];
         let fmt = format_of(&s.channel);
-        let (msg, body) = cache
-            .entry((s.tenant.clone(), fmt))
-            .or_insert_with(|| {
-                let m = render(&self.fleet, &self.run, s.tenant.as_deref(), &note);
-                let body = body_of(&m, fmt);
-                (Arc::new(m), bytes_body::Body::from(body))
-            })
-            .clone();
         let settings = &self.cfg.settings;
+        let tz = s.tz.as_ref().unwrap_or(&settings.tz);
+        let ck = (s.tenant.clone(), tz.iana_name().map(str::to_string), fmt);
+        let (msg, body) = match cache.get(&ck) {
+            Some(x) => x.clone(),
+            None => {
+                let reader = Reader {
+                    tenant: s.tenant.as_deref(),
+                    tz,
+                    page_url: settings.page_url.as_deref(),
+                };
+                let m = self
+                    .message(key, r, &reader)
+                    .ok_or(Outcome::Failed("unknown notice kind".into()))?;
+                let body = body_of(&m, fmt);
+                let x = (Arc::new(m), bytes_body::Body::from(body));
+                cache.insert(ck, x.clone());
+                x
+            }
+        };
         Ok(Job {
             channel: s.channel.clone(),
             id: message_id(&self.run, key, sub_id),
+            unsubscribe: self.unsubscribe_links(sub_id),
             http: self.http.clone(),
             smtp: self.smtp.clone(),
             sem: self.sem.clone(),
@@ -784,8 +907,39 @@ impl Notifier {
     }
 }
 
+impl Notifier {
+    /// Each cluster the plan refuses, told once to its tenant's subscribers who follow it
+    /// (its region or the cluster): `excluded-<cluster>`.
+    pub async fn enqueue_excluded(&self, now: i64) -> Result<(), NotifyError> {
+        for e in &self.excluded {
+            let c = &self.fleet.clusters[e.cluster as usize];
+            let (Some(tenant), Some(&first)) = (&c.tenant, c.members.first()) else {
+                continue;
+            };
+            let note = Note {
+                key: format!("excluded-{}", e.cluster),
+                kind: NoteKind::Excluded,
+                region: self.fleet.hosts[first as usize].region,
+                host: Some(first),
+                at: now,
+                start: None,
+                expected: None,
+            };
+            let subs: Vec<usize> = self
+                .recipients(note.region, note.host)
+                .into_iter()
+                .filter(|&i| self.cfg.subscribers[i].tenant.as_ref() == Some(tenant))
+                .collect();
+            self.enqueue(&note, &subs).await?;
+        }
+        Ok(())
+    }
+}
+
 /// One rendering of a notice for an audience and format: the message and its body.
 type Rendered = (Arc<Message>, bytes_body::Body);
+/// (tenant, time zone, format): the readers one rendering serves.
+type CacheKey = (Option<String>, Option<String>, u8);
 
 /// The note an outbox row stands for (`None`: a kind this build does not know).
 fn note_of(key: &str, r: &AnyRow) -> Option<Note> {
@@ -831,6 +985,8 @@ fn body_of(m: &Message, fmt: u8) -> Vec<u8> {
 struct Job {
     channel: Channel,
     id: String,
+    /// The `List-Unsubscribe` value, when `[notify] page_url` is set.
+    unsubscribe: Option<String>,
     http: reqwest::Client,
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     sem: Arc<Semaphore>,
@@ -876,7 +1032,15 @@ impl Job {
                 .await
             }
             Channel::Email(to) => match (&self.smtp, &self.from) {
-                (Some(t), Some(f)) => mail(t, f, to, &self.id, &self.msg).await,
+                (Some(t), Some(f)) => {
+                    let head = MailHead {
+                        from: f,
+                        to,
+                        id: &self.id,
+                        unsubscribe: self.unsubscribe.as_deref(),
+                    };
+                    mail(t, &head, &self.msg).await
+                }
                 _ => Outcome::Failed("no SMTP settings".into()),
             },
         }
@@ -958,24 +1122,55 @@ async fn post(
     }
 }
 
-async fn mail(
-    t: &AsyncSmtpTransport<Tokio1Executor>,
-    from: &str,
-    to: &str,
-    id: &str,
-    msg: &Message,
-) -> Outcome {
-    let built = (|| -> Result<lettre::Message, String> {
-        lettre::Message::builder()
-            .from(from.parse().map_err(|e| format!("from: {e}"))?)
-            .to(to.parse().map_err(|e| format!("to: {e}"))?)
-            .subject(msg.subject.clone())
-            .message_id(Some(format!("<{id}@rollcall.invalid>")))
-            .header(ContentType::TEXT_PLAIN)
-            .body(msg.text.clone())
-            .map_err(|e| e.to_string())
-    })();
-    let m = match built {
+/// The envelope of one mail.
+struct MailHead<'a> {
+    from: &'a str,
+    to: &'a str,
+    /// The delivery's stable id (the left of `Message-ID`).
+    id: &'a str,
+    unsubscribe: Option<&'a str>,
+}
+
+/// `<id@domain of from>` (`rollcall.invalid` when `from` has no domain).
+fn message_id_header(from: &lettre::message::Mailbox, id: &str) -> String {
+    let domain = from.email.domain();
+    let domain = if domain.is_empty() {
+        "rollcall.invalid"
+    } else {
+        domain
+    };
+    format!("<{id}@{domain}>")
+}
+
+/// The message: plain text and HTML alternatives, `List-Unsubscribe` (RFC 2369) and
+/// one-click `List-Unsubscribe-Post` (RFC 8058) when an unsubscribe link exists.
+fn build_mail(h: &MailHead<'_>, msg: &Message) -> Result<lettre::Message, String> {
+    use lettre::message::MultiPart;
+    let from: lettre::message::Mailbox = h.from.parse().map_err(|e| format!("from: {e}"))?;
+    let mut b = lettre::Message::builder()
+        .message_id(Some(message_id_header(&from, h.id)))
+        .from(from)
+        .to(h.to.parse().map_err(|e| format!("to: {e}"))?)
+        .subject(msg.subject.clone());
+    if let Some(u) = h.unsubscribe {
+        b = b.raw_header(lettre::message::header::HeaderValue::new(
+            lettre::message::header::HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            u.to_string(),
+        ));
+    }
+    // one-click needs an https/http link (RFC 8058 section 3.1)
+    if h.unsubscribe.is_some_and(|u| u.contains("<http")) {
+        b = b.raw_header(lettre::message::header::HeaderValue::new(
+            lettre::message::header::HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".to_string(),
+        ));
+    }
+    b.multipart(MultiPart::alternative_plain_html(msg.plain(), msg.html()))
+        .map_err(|e| e.to_string())
+}
+
+async fn mail(t: &AsyncSmtpTransport<Tokio1Executor>, h: &MailHead<'_>, msg: &Message) -> Outcome {
+    let m = match build_mail(h, msg) {
         Ok(m) => m,
         Err(e) => return Outcome::Failed(format!("permanent: {e}")),
     };
@@ -1113,7 +1308,7 @@ async fn follow(
 }
 
 /// How long a failed delivery waits before its next round.
-const RETRY_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// A follower's state: where it is in the journal, what regions it saw announced and
 /// started, which notices are being delivered.
@@ -1125,6 +1320,8 @@ struct Following {
     last_seq: i64,
     running: tokio::task::JoinSet<(String, Result<Round, NotifyError>)>,
     busy: HashSet<String>,
+    /// Whether the excluded clusters' notices are in the outbox.
+    told_excluded: bool,
 }
 
 impl Following {
@@ -1138,6 +1335,7 @@ impl Following {
             last_seq: 0,
             running: tokio::task::JoinSet::new(),
             busy: HashSet::new(),
+            told_excluded: false,
         }
     }
 
@@ -1152,13 +1350,18 @@ impl Following {
         stopping: bool,
     ) -> Result<(), NotifyError> {
         if *due_now {
+            // (admin updates belong to `serve`'s claims)
             sqlx::query(
-                "UPDATE notify_outbox SET next_ms = 0 WHERE run = $1 AND status = 'pending'",
+                "UPDATE notify_outbox SET next_ms = 0 WHERE run = $1 AND status = 'pending' AND notice NOT LIKE 'admin-%'",
             )
             .bind(&self.n.run)
             .execute(&self.n.pool)
             .await?;
             *due_now = false;
+        }
+        if !self.told_excluded {
+            self.n.enqueue_excluded(now).await?;
+            self.told_excluded = true;
         }
         if wake || stopping {
             self.new_notices().await?;
@@ -1252,7 +1455,7 @@ impl Following {
             r.iter().map(|r| format!("announce-{r}")).collect()
         };
         let sql = format!(
-            "SELECT notice FROM notify_outbox WHERE run = $1 AND status = 'pending' AND (notice NOT LIKE 'announce-%'{}) AND (next_ms <= $2 OR $3) GROUP BY notice ORDER BY MIN(at), MIN(created_ms), notice",
+            "SELECT notice FROM notify_outbox WHERE run = $1 AND status = 'pending' AND notice NOT LIKE 'admin-%' AND (notice NOT LIKE 'announce-%'{}) AND (next_ms <= $2 OR $3) GROUP BY notice ORDER BY MIN(at), MIN(created_ms), notice",
             (0..released.len())
                 .map(|i| format!(" OR notice = ${}", i + 4))
                 .collect::<String>()

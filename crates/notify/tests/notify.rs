@@ -424,6 +424,17 @@ fn expected_ids(
                 ids.insert(message_id(run, &format!("n-{seq}"), &s.id));
             }
         }
+        // the clusters the plan refuses (globex-web: 2 nodes), told to their tenant only
+        for e in rollcall_notify::render::exclusions(fleet, &plan(fleet)) {
+            let c = &fleet.clusters[e.cluster as usize];
+            let h = c.members[0];
+            if c.tenant.is_some()
+                && s.tenant == c.tenant
+                && wants(s, fleet.hosts[h as usize].region, Some(h))
+            {
+                ids.insert(message_id(run, &format!("excluded-{}", e.cluster), &s.id));
+            }
+        }
     }
     ids
 }
@@ -471,6 +482,8 @@ fn config_errors_point_at_file_line_and_field() {
 [notify]
 tls = "ssl"
 attempts = 0
+tz = "Mars/Olympus"
+page_url = "ftp://status.example"
 
 [[subscriber]]
 tenant = "acme"
@@ -495,6 +508,7 @@ webhook = "https://hooks.example/b"
 [[subscriber]]
 components = ["ord"]
 webhook = "https://hooks.example/c"
+tz = "America/Chikago"
 colour = "blue"
 "#
     );
@@ -549,6 +563,17 @@ colour = "blue"
             "webhook = \"https://hooks.example/c\"",
             "subscriber[4].secret_env",
             "missing",
+        ),
+        (
+            "tz = \"Mars/Olympus\"",
+            "notify.tz",
+            "`Mars/Olympus` is not a known time zone",
+        ),
+        ("page_url = \"ftp:", "notify.page_url", "only http"),
+        (
+            "tz = \"America/Chikago\"",
+            "subscriber[4].tz",
+            "not a known time zone",
         ),
     ] {
         let want = format!("fleet.toml:{}:", line_of(needle));
@@ -947,7 +972,7 @@ email = "status@public.example"
             .iter()
             .map(|m| {
                 let s = header(m, "Subject").unwrap();
-                assert!(!s.contains(": reboots from") || s.ends_with('Z'), "{s}");
+                assert!(!s.contains(": reboots from") || s.ends_with(" UTC"), "{s}");
                 s.split(": reboots from").next().unwrap().to_string()
             })
             .collect();
@@ -1208,7 +1233,8 @@ fn escalation_settings_and_operator_subscribers_are_checked() {
     let e = config::load("fleet.toml", &bad, &fleet, &env).unwrap_err();
     let l = e.listing();
     // the last line with it: the fleet above has tenants and components too
-    let line_of = |needle: &str| bad.lines().rposition(|x| x.contains(needle)).unwrap() + 1;
+    let lines: Vec<&str> = bad.lines().collect();
+    let line_of = |needle: &str| lines.iter().rposition(|x| x.contains(needle)).unwrap() + 1;
     for (needle, field, what) in [
         ("escalate_after", "notify.escalate_after", "never"),
         ("escalate_rounds", "notify.escalate_rounds", "out of range"),

@@ -21,6 +21,7 @@ mod error;
 pub mod metrics;
 pub mod model;
 pub mod render;
+mod unsubscribe;
 
 use admin_body::{MaintenancePatch, NewMaintenance, NewNotice};
 use axum::Router;
@@ -776,7 +777,28 @@ fn build() -> Builder {
     );
     sp.request = Some("MaintenancePatch");
     b = b.add(sp, patch(patch_maintenance));
-    b
+    b = b.add(
+        spec(
+            "GET",
+            "/unsubscribe/{token}",
+            Access::Public,
+            HTML,
+            None,
+            "Unsubscribe link of a mail: a page with a confirm button (404 for an unknown token)",
+        ),
+        get(unsubscribe::confirm),
+    );
+    b.add(
+        spec(
+            "POST",
+            "/unsubscribe/{token}",
+            Access::Public,
+            HTML,
+            None,
+            "Unsubscribe (the button, or an RFC 8058 one-click POST); idempotent",
+        ),
+        post(unsubscribe::unsubscribe),
+    )
 }
 
 /// Every route the server serves: method, path, who may call it.
@@ -1077,7 +1099,14 @@ pub fn openapi_json() -> String {
                     Access::Tenant => "tenant",
                     Access::Admin => "admin",
                 })
-                .response(if s.method == "POST" { "201" } else { "200" }, ok.build());
+                .response(
+                    if s.method == "POST" && s.access == Access::Admin {
+                        "201"
+                    } else {
+                        "200"
+                    },
+                    ok.build(),
+                );
             match s.access {
                 Access::Admin => {
                     op = op
@@ -1099,6 +1128,16 @@ pub fn openapi_json() -> String {
                     );
                 }
                 Access::Public => {}
+            }
+            if s.access == Access::Public && path.contains("{token}") {
+                op = op.response("404", err.clone()).parameter(
+                    ParameterBuilder::new()
+                        .name("token")
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .description(Some("The subscriber's unsubscribe token"))
+                        .build(),
+                );
             }
             if path.contains("{id}") {
                 op = op.response("404", err.clone()).parameter(

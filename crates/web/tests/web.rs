@@ -343,6 +343,9 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
                 let body = res.text().await.unwrap();
                 if r.path == "/t/{token}" {
                     assert_eq!(st, 308, "{path}");
+                } else if r.path == "/unsubscribe/{token}" {
+                    // a tenant link is no unsubscribe token
+                    assert_eq!(st, 404, "{path}");
                 } else {
                     assert_eq!(st, 200, "GET {path}: {body}");
                 }
@@ -390,6 +393,14 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
                     for s in &secrets {
                         assert!(!body.contains(s.as_str()), "{m} {} leaks `{s}`", r.path);
                     }
+                }
+            }
+            (Access::Public, "POST") if r.path == "/unsubscribe/{token}" => {
+                let res = c.post(&url).sent().await;
+                assert_eq!(res.status(), 404, "POST {path} with a tenant link");
+                let body = res.text().await.unwrap();
+                for s in secrets.iter().chain(&tenant_clusters).chain(&all_hosts) {
+                    assert!(!body.contains(s.as_str()), "POST {} leaks `{s}`", r.path);
                 }
             }
             (acc, m) => panic!(

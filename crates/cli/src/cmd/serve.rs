@@ -29,6 +29,7 @@ impl Args {
         let listen = parse_addr("--listen", &self.listen)?;
         let db = self.db.path();
         let mut o = ServeOptions::new(&db, listen);
+        o.sink = crate::serve::notify_sink(&db, self.run.as_deref()).await?;
         o.run = self.run;
         o.public_url = self.public_url;
         let server = rollcall_web::start(o).await.map_err(err)?;
