@@ -42,6 +42,8 @@ pub struct RunOpts {
     /// Serve the status page beside the run.
     pub serve: Option<std::net::SocketAddr>,
     pub public_url: Option<String>,
+    /// `page.id` of the status page (default: the one kept in the store).
+    pub page_id: Option<String>,
     pub lease_ttl: Duration,
     /// Wait for runs that hold some of the fleet's hosts to end, instead of refusing.
     pub wait: bool,
@@ -274,7 +276,14 @@ fn say_started(run: &StoredRun, p: &Plan, db: &Path) {
 async fn serve_beside(o: &RunOpts, id: &str) -> miette::Result<Option<rollcall_web::Server>> {
     match o.serve {
         Some(addr) => Ok(Some(
-            crate::serve::start_page(&o.db, addr, Some(id), o.public_url.clone()).await?,
+            crate::serve::start_page(
+                &o.db,
+                addr,
+                Some(id),
+                o.public_url.clone(),
+                o.page_id.clone(),
+            )
+            .await?,
         )),
         None => Ok(None),
     }

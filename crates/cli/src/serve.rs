@@ -56,11 +56,13 @@ pub async fn start_page(
     listen: SocketAddr,
     run: Option<&str>,
     public_url: Option<String>,
+    page_id: Option<String>,
 ) -> miette::Result<Server> {
     let mut o = ServeOptions::new(db, listen);
     o.run = run.map(str::to_string);
     o.public_url = public_url;
     o.sink = notify_sink(db, run).await?;
+    o.page_id = page_id;
     let s = rollcall_web::start(o).await.map_err(err)?;
     eprintln!("status page: {}/", s.url);
     Ok(s)

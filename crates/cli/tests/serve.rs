@@ -159,7 +159,10 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
     };
     let sum: serde_json::Value = serde_json::from_str(&sum).unwrap();
     assert_eq!(sum["status"]["indicator"], "none");
-    assert_eq!(sum["components"].as_array().unwrap().len(), 6);
+    // six regions, each a group with its "Servers in <region>" member
+    let comps = sum["components"].as_array().unwrap();
+    assert_eq!(comps.len(), 12);
+    assert_eq!(comps.iter().filter(|c| c["group"] == true).count(), 6);
     // a bad address is a clear error
     let out = RC.run(&["serve", "--db", &db_s, "--listen", "localhost"]);
     assert_eq!(out.status.code(), Some(2));

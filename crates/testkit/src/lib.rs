@@ -16,6 +16,7 @@ pub mod fleets;
 pub mod loopback;
 pub mod metadata;
 pub mod moto;
+pub mod peers;
 pub mod pg;
 mod serve;
 #[cfg(feature = "sim")]

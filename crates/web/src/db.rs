@@ -165,6 +165,18 @@ pub fn random_id(prefix: &str) -> Result<String, WebError> {
     ))
 }
 
+/// A stored page id as text: 12 lowercase base-36 digits, like Statuspage's ids.
+fn page_id_text(v: i64) -> String {
+    let mut n = v.unsigned_abs();
+    let mut out = Vec::new();
+    for _ in 0..12 {
+        out.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
 fn b64url(b: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
@@ -202,6 +214,26 @@ impl WebDb {
         .await
         .map_err(e("cannot bump the revision"))?;
         Ok(())
+    }
+
+    /// This deployment's page id: drawn once at random and kept in `web_meta`
+    /// (`page_id`), so it stays across runs and restarts of this store.
+    pub async fn page_id(&self) -> Result<String, WebError> {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).map_err(|e| WebError::Randomness(e.to_string()))?;
+        let drawn = i64::from_le_bytes(b) & i64::MAX;
+        sqlx::query(
+            "INSERT INTO web_meta (key, value) VALUES ('page_id', $1) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(drawn)
+        .execute(&self.pool)
+        .await
+        .map_err(e("cannot store the page id"))?;
+        let v: i64 = sqlx::query_scalar("SELECT value FROM web_meta WHERE key = 'page_id'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(e("cannot read the page id"))?;
+        Ok(page_id_text(v))
     }
 
     /// Bumped by every write to the web tables.

@@ -92,6 +92,9 @@ pub struct ServeOptions {
     pub run: Option<String>,
     /// Absolute base URL used in feeds (default `http://<listen address>`).
     pub public_url: Option<String>,
+    /// `page.id` of the Statuspage documents and the feeds' ids; `None`: the id drawn
+    /// once for this store (kept in `web_meta`), stable across runs.
+    pub page_id: Option<String>,
     /// How often the journal is polled.
     pub poll: Duration,
     pub sink: Arc<dyn UpdateSink>,
@@ -104,6 +107,7 @@ impl ServeOptions {
             listen,
             run: None,
             public_url: None,
+            page_id: None,
             poll: Duration::from_millis(250),
             sink: Arc::new(NoSink),
         }
@@ -135,6 +139,7 @@ pub struct Shared {
     db: WebDb,
     run_sel: Option<String>,
     base_url: String,
+    page_id: String,
     sink: Arc<dyn UpdateSink>,
     snap: RwLock<Arc<Snapshot>>,
     tokens: RwLock<Arc<HashMap<String, TokenRow>>>,
@@ -157,8 +162,9 @@ impl Shared {
         self.snap.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn publish(&self, view: View, fleet: Option<Arc<Fleet>>) {
+    fn publish(&self, mut view: View, fleet: Option<Arc<Fleet>>) {
         let version = self.snapshot().version + 1;
+        view.page_id = self.page_id.clone();
         let view = Arc::new(view);
         let av = view.audience(&Audience::Public);
         let public = Arc::new(
@@ -385,6 +391,8 @@ enum Out {
     Updates,
     Live,
     Atom,
+    HistoryAtom,
+    Rss,
     Ics,
 }
 
@@ -392,6 +400,7 @@ const JSON: &str = "application/json";
 const HTML: &str = "text/html; charset=utf-8";
 const ATOM: &str = "application/atom+xml";
 const ICS: &str = "text/calendar; charset=utf-8";
+const RSS: &str = "application/rss+xml";
 const METRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// (path suffix, output, content type, schema, summary): served publicly and under
@@ -476,6 +485,20 @@ const OUTPUTS: &[(&str, Out, &str, Option<&str>, &str)] = &[
         "Atom feed: one entry per update",
     ),
     (
+        "history.atom",
+        Out::HistoryAtom,
+        ATOM,
+        None,
+        "Atom feed of the incident and maintenance history (as Statuspage's /history.atom)",
+    ),
+    (
+        "history.rss",
+        Out::Rss,
+        RSS,
+        None,
+        "RSS 2.0 feed of the incident and maintenance history (as Statuspage's /history.rss)",
+    ),
+    (
         "maintenances.ics",
         Out::Ics,
         ICS,
@@ -498,6 +521,8 @@ fn pick(r: &Rendered, o: Out) -> (&'static str, Bytes) {
         Out::Updates => (JSON, r.updates.clone()),
         Out::Live => (JSON, r.live.clone()),
         Out::Atom => (ATOM, r.atom.clone()),
+        Out::HistoryAtom => (ATOM, r.history_atom.clone()),
+        Out::Rss => (RSS, r.rss.clone()),
         Out::Ics => (ICS, r.ics.clone()),
     }
 }
@@ -525,6 +550,16 @@ fn bytes_response(ct: &'static str, body: Bytes) -> Response {
         );
         h.insert("x-robots-tag", HeaderValue::from_static("noindex"));
     }
+    res
+}
+
+/// A public read-only answer: any origin may read it (`Access-Control-Allow-Origin: *`;
+/// never on tenant links, admin routes or the admin API).
+fn public(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     res
 }
 
@@ -598,7 +633,7 @@ fn build() -> Builder {
             ),
             with_get(move |State(s): State<AppState>| async move {
                 let (ct, body) = pick(&s.snapshot().public, out);
-                bytes_response(ct, body)
+                public(bytes_response(ct, body))
             }),
         );
         b = b.add(
@@ -632,6 +667,7 @@ fn build() -> Builder {
             ),
         );
     }
+    b = incident_routes(b);
     b = b.add(
         spec(
             "GET",
@@ -662,10 +698,10 @@ fn build() -> Builder {
             let snap = s.snapshot();
             // deliveries change without the journal growing: read them per request
             match rollcall_notify::summary(&s.store, &snap.view.run_id).await {
-                Ok(d) => bytes_response(
+                Ok(d) => public(bytes_response(
                     METRICS,
                     Bytes::from(metrics::with_deliveries(&snap.metrics, &d)),
-                ),
+                )),
                 // fail closed: no half-true metrics page when the outbox cannot be read
                 Err(e) => error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -684,7 +720,7 @@ fn build() -> Builder {
             None,
             "This API's OpenAPI 3.1 document",
         ),
-        get(|| async { bytes_response(JSON, Bytes::from(openapi_json())) }),
+        get(|| async { public(bytes_response(JSON, Bytes::from(openapi_json()))) }),
     );
     b = b.add(
         spec(
@@ -798,6 +834,65 @@ fn build() -> Builder {
             "Unsubscribe (the button, or an RFC 8058 one-click POST); idempotent",
         ),
         post(unsubscribe::unsubscribe),
+    )
+}
+
+/// The page of one incident or maintenance for `audience`, or a 404.
+fn incident_page(s: &Shared, audience: &Audience, page_url: String, id: &str) -> Response {
+    let snap = s.snapshot();
+    let av = snap.view.audience(audience);
+    let ctx = Ctx {
+        av: &av,
+        version: snap.version,
+        page_url,
+    };
+    match ctx.incident_page(id) {
+        Some(html) => bytes_response(HTML, Bytes::from(html)),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no incident or maintenance {id}"),
+            None,
+        ),
+    }
+}
+
+/// `/incidents/{id}`: each incident's and maintenance's own page (its `shortlink`),
+/// public and under each tenant link.
+fn incident_routes(b: Builder) -> Builder {
+    let summary = "The page of one incident or maintenance (its shortlink)";
+    let b = b.add(
+        spec(
+            "GET",
+            "/incidents/{id}",
+            Access::Public,
+            HTML,
+            None,
+            summary,
+        ),
+        get(
+            |State(s): State<AppState>, UrlPath(id): UrlPath<String>| async move {
+                let url = format!("{}/", s.base_url);
+                public(incident_page(&s, &Audience::Public, url, &id))
+            },
+        ),
+    );
+    b.add(
+        spec("GET", "/t/{token}/incidents/{id}", Access::Tenant, HTML, None, summary),
+        get(
+            |State(s): State<AppState>, UrlPath((token, id)): UrlPath<(String, String)>| async move {
+                match s.token(&token) {
+                    Some(TokenRow {
+                        kind: TokenKind::Tenant,
+                        tenant: Some(t),
+                        ..
+                    }) => {
+                        let url = format!("{}/t/{token}/", s.base_url);
+                        incident_page(&s, &Audience::Tenant(t), url, &id)
+                    }
+                    _ => error(StatusCode::NOT_FOUND, "unknown or revoked link", None),
+                }
+            },
+        ),
     )
 }
 
@@ -1266,6 +1361,10 @@ pub async fn start(opts: ServeOptions) -> Result<Server, WebError> {
         .clone()
         .map(|u| u.trim_end_matches('/').to_string())
         .unwrap_or_else(|| format!("http://{addr}"));
+    let page_id = match opts.page_id.clone() {
+        Some(id) => id,
+        None => db.page_id().await?,
+    };
     let empty = Snapshot {
         version: 0,
         view: Arc::new(View::empty(wall_s())),
@@ -1286,6 +1385,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, WebError> {
         db,
         run_sel: opts.run.clone(),
         base_url: base_url.clone(),
+        page_id,
         sink: opts.sink.clone(),
         snap: RwLock::new(Arc::new(empty)),
         tokens: RwLock::new(Arc::new(HashMap::new())),

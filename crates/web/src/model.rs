@@ -261,7 +261,80 @@ pub struct ClusterView {
     pub missing: usize,
     pub budget: u32,
     pub hosts: Vec<String>,
+    /// When the page first showed it (the run's announcement).
+    pub created_at: i64,
     pub updated_at: i64,
+    /// The plan refuses to roll it: why, in customer terms.
+    pub excluded: Option<Excluded>,
+}
+
+/// A cluster the plan leaves out of the maintenance, said to its tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Excluded {
+    /// Why, e.g. "2 nodes at load 0.60: it cannot lose a node without overloading the other".
+    pub why: String,
+    /// What happens if the provider reboots it anyway.
+    pub risk: String,
+    /// What the tenant can do.
+    pub remedy: String,
+}
+
+impl Excluded {
+    /// The tenant-facing text of the plan's refusal of cluster `ci` (`None`: not refused).
+    pub fn of(f: &Fleet, plan: &Plan, ci: usize) -> Option<Excluded> {
+        let r = plan.risks.iter().find(|r| {
+            r.severity == rollcall_core::plan::Severity::Blocked && r.cluster == Some(ci as u32)
+        })?;
+        let c = &f.clusters[ci];
+        let n = c.members.len();
+        let others = if n == 2 { "the other" } else { "the others" };
+        // the plan's remedy starts with "add N node(s) first" where it has one
+        let add = r
+            .remedy
+            .split(" first")
+            .next()
+            .filter(|a| a.starts_with("add "))
+            .map(|a| format!("A{}", &a[1..]))
+            .unwrap_or_else(|| "Add a node".into());
+        let (why, risk, remedy) = match r.code {
+            "single-node" => (
+                "1 node: restarting it takes the cluster down".to_string(),
+                "If the provider reboots it anyway, the cluster is unavailable until the node is back.".to_string(),
+                format!("{add} to it, or accept a short outage while it restarts."),
+            ),
+            "overloaded" => (
+                format!(
+                    "{n} nodes at load {:.2}, already above the safe {:.2}: it cannot lose a node",
+                    c.load, c.max_load
+                ),
+                format!("If the provider reboots a node anyway, {others} are overloaded until it is back: slow or failed requests."),
+                format!("{add} to it, or accept a short outage while each node restarts."),
+            ),
+            "survivor-load" => (
+                format!("{n} nodes at load {:.2}: it cannot lose a node without overloading {others}", c.load),
+                format!(
+                    "If the provider reboots a node anyway, {others} would carry load {:.2} (safe: {:.2}) until it is back: slow or failed requests.",
+                    c.load * n as f64 / (n.max(2) - 1) as f64,
+                    c.max_load
+                ),
+                format!("{add} to it, or accept a short outage while each node restarts."),
+            ),
+            _ => (
+                "no maintenance window fits it in time".to_string(),
+                "If the provider reboots it anyway, it restarts outside a planned window.".to_string(),
+                "Widen its maintenance windows.".to_string(),
+            ),
+        };
+        Some(Excluded { why, risk, remedy })
+    }
+
+    /// One sentence for a component description or a notice.
+    pub fn text(&self, cluster: &str) -> String {
+        format!(
+            "{cluster} is not part of this maintenance: {}. {} {}",
+            self.why, self.risk, self.remedy
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -272,6 +345,8 @@ pub struct RegionView {
     pub done: usize,
     pub out: usize,
     pub missing: usize,
+    /// When the page first showed it (the run's announcement).
+    pub created_at: i64,
     pub updated_at: i64,
     /// Indices into `View::clusters`.
     #[serde(skip)]
@@ -316,7 +391,9 @@ pub struct MaintView {
     /// Only this tenant sees it (admin maintenances for one tenant).
     pub tenant: Option<String>,
     pub status: MaintStatus,
-    /// Predicted (or, once started, actual) start and predicted end, run clock.
+    /// The announced window (run clock): the plan's, moved while it has not started
+    /// when the run is late; never the actual start or end (`started_at`,
+    /// `completed_at`).
     pub scheduled_for: i64,
     pub scheduled_until: i64,
     pub announced_at: Option<i64>,
@@ -366,6 +443,8 @@ pub struct IncidentView {
 /// The whole picture of one run, unfiltered.
 #[derive(Debug, Clone, Serialize)]
 pub struct View {
+    /// The deployment's page id (`page.id`; stable across runs), set by the server.
+    pub page_id: String,
     pub run_id: String,
     pub page_name: String,
     pub maintenance: String,
@@ -472,12 +551,15 @@ fn cluster_views(t: &Tracker) -> (Vec<ClusterView>, Vec<Vec<usize>>) {
                 .iter()
                 .map(|&h| f.hosts[h as usize].id.clone())
                 .collect(),
+            created_at: t.plan.announce_at,
             updated_at: c
                 .members
                 .iter()
                 .map(|&h| t.host_changed[h as usize])
                 .max()
-                .unwrap_or(0),
+                .unwrap_or(0)
+                .max(t.plan.announce_at),
+            excluded: Excluded::of(f, &t.plan, ci),
         });
     }
     (clusters, region_clusters)
@@ -525,11 +607,13 @@ fn region_views(
             done,
             out,
             missing,
+            created_at: t.plan.announce_at,
             updated_at: hosts
                 .iter()
                 .map(|&h| t.host_changed[h as usize])
                 .max()
-                .unwrap_or(0),
+                .unwrap_or(0)
+                .max(t.plan.announce_at),
             clusters: region_clusters[ri].clone(),
         });
     }
@@ -553,28 +637,27 @@ fn engine_maintenances(t: &Tracker, now: i64, ical: &IcalSeq) -> Vec<MaintView> 
         } else {
             MaintStatus::Scheduled
         };
-        // predicted window: the plan's; once started, moved by the actual start; a
-        // late start or a late end moves it in steps of 15 minutes (each move is a
-        // reschedule: the iCalendar SEQUENCE goes up)
         const STEP: i64 = 900;
+        // a start up to one step late is on time (the first reboot waits for its gates)
         let late = |by: i64| {
-            if by > 0 {
+            if by > STEP {
                 (by + STEP - 1) / STEP * STEP
             } else {
                 0
             }
         };
-        let (start, mut end) = match (started, completed) {
-            (Some(s), Some(c)) => (s, c),
-            (Some(s), None) => (s, pe + (s - ps)),
-            _ => {
-                let shift = late(now - ps);
-                (ps + shift, pe + shift)
-            }
+        // the announced window: the plan's, moved by a late start in 15-minute steps
+        // while it has not started (each move is a reschedule: SEQUENCE goes up), then
+        // kept as it was when it started; the actual start and end are `started_at` and
+        // `completed_at`, so an overrun shows
+        let shift = match started {
+            Some(s) => late(s - ps),
+            None if completed.is_none() => late(now - ps),
+            None => 0,
         };
-        if completed.is_none() && end < now {
-            end += late(now - end);
-        }
+        let (start, end) = (ps + shift, pe + shift);
+        // when the window last moved (the first instant the shift reached its value)
+        let moved_at = (shift > 0).then(|| ps + shift - STEP + 1);
         let id = format!("{}.{}", t.run.id, f.regions[ri]);
         let seq = ical.get(&id).map(|x| x.sequence).unwrap_or(0);
         maintenances.push(MaintView {
@@ -597,7 +680,7 @@ fn engine_maintenances(t: &Tracker, now: i64, ical: &IcalSeq) -> Vec<MaintView> 
             started_at: started,
             completed_at: completed,
             created_at: t.plan.announce_at,
-            updated_at: [announced, started, completed]
+            updated_at: [announced, started, completed, moved_at]
                 .into_iter()
                 .flatten()
                 .max()
@@ -792,10 +875,33 @@ fn admin_update(a: &AdminNotice) -> UpdateView {
     }
 }
 
+/// A notice per cluster the plan refuses, to its tenant only (at the announcement).
+fn excluded_updates(t: &Tracker, clusters: &[ClusterView]) -> Vec<UpdateView> {
+    clusters
+        .iter()
+        .filter_map(|c| {
+            let x = c.excluded.as_ref()?;
+            Some(UpdateView {
+                id: format!("{}.excluded.{}", t.run.id, c.id),
+                at: t.plan.announce_at,
+                kind: "excluded".into(),
+                region: Some(c.region.clone()),
+                title: format!("{} is not part of this maintenance", c.id),
+                body: x.text(&c.id),
+                private_body: Some(x.text(&c.id)),
+                tenants: c.tenant.iter().cloned().collect(),
+                only_tenant: c.tenant.clone(),
+                clusters: vec![c.id.clone()],
+            })
+        })
+        .collect()
+}
+
 impl View {
     /// An empty view: no run in the journal yet.
     pub fn empty(now: i64) -> View {
         View {
+            page_id: String::new(),
             run_id: String::new(),
             page_name: "rollcall".into(),
             maintenance: String::new(),
@@ -839,6 +945,7 @@ impl View {
         // updates: engine notices and admin notices, newest first
         let (mut updates, incidents, by_kind) = notice_updates(t);
         updates.extend(notices.iter().map(admin_update));
+        updates.extend(excluded_updates(t, &clusters));
         // newest first; ties: the later record first
         updates.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
         let phases: Vec<(Phase, usize)> = Phase::ALL
@@ -851,6 +958,7 @@ impl View {
             .collect();
         notices_by_kind.sort();
         View {
+            page_id: String::new(),
             run_id: t.run.id.clone(),
             page_name: f.name.clone(),
             maintenance: f.maintenance.name.clone(),

@@ -55,6 +55,10 @@ pub struct SpUpdate {
     pub updated_at: String,
     pub display_at: String,
     pub affected_components: Vec<SpAffected>,
+    /// Whether subscribers were told (always: every update goes to the notify outbox).
+    pub deliver_notifications: bool,
+    pub custom_tweet: Option<String>,
+    pub tweet_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -182,6 +186,8 @@ pub struct Rendered {
     pub live: Bytes,
     pub html: Bytes,
     pub atom: Bytes,
+    pub history_atom: Bytes,
+    pub rss: Bytes,
     pub ics: Bytes,
 }
 
@@ -217,23 +223,29 @@ impl Ctx<'_> {
             },
             url: self.page_url.clone(),
             time_zone: "Etc/UTC".into(),
-            updated_at: ts(v.updated_at),
+            updated_at: sp_ts(v.updated_at),
         }
     }
 
+    /// Each region is a group whose members follow it in the list (`group_id`): a
+    /// neutral "Servers in <region>" member carrying the region's status (so a group is
+    /// never empty, and the public page names no cluster), then the clusters this
+    /// audience may see.
     fn components(&self) -> Vec<SpComponent> {
         let v = self.av.view;
         let pid = page_id(v);
         let mut out = Vec::new();
         let mut pos = 1;
         for (r, cs) in &self.av.regions {
-            let gid = format!("region-{}", r.name);
+            let gid = group_id(&r.name);
+            let mut members = vec![servers_id(&r.name)];
+            members.extend(cs.iter().map(|c| cluster_id(&c.id)));
             out.push(SpComponent {
                 id: gid.clone(),
                 name: format!("Region {}", r.name),
                 status: r.status.name().into(),
-                created_at: ts(v.now.min(r.updated_at.max(0))),
-                updated_at: ts(r.updated_at),
+                created_at: sp_ts(r.created_at),
+                updated_at: sp_ts(r.updated_at),
                 position: pos,
                 description: Some(format!("{} servers in {}", r.hosts, r.name)),
                 showcase: true,
@@ -242,9 +254,28 @@ impl Ctx<'_> {
                 page_id: pid.clone(),
                 group: true,
                 only_show_if_degraded: false,
-                components: Some(cs.iter().map(|c| format!("cluster-{}", c.id)).collect()),
+                components: Some(members),
             });
-            pos += 1;
+            out.push(SpComponent {
+                id: servers_id(&r.name),
+                name: format!("Servers in {}", r.name),
+                status: r.status.name().into(),
+                created_at: sp_ts(r.created_at),
+                updated_at: sp_ts(r.updated_at),
+                position: pos + 1,
+                description: Some(format!(
+                    "{} servers in {}: {} done, {} in maintenance, {} not back",
+                    r.hosts, r.name, r.done, r.out, r.missing
+                )),
+                showcase: true,
+                start_date: None,
+                group_id: Some(gid.clone()),
+                page_id: pid.clone(),
+                group: false,
+                only_show_if_degraded: false,
+                components: None,
+            });
+            pos += 2;
             for c in cs {
                 out.push(self.cluster_component(c, &gid, pos));
                 pos += 1;
@@ -256,16 +287,21 @@ impl Ctx<'_> {
     fn cluster_component(&self, c: &ClusterView, gid: &str, pos: u32) -> SpComponent {
         let v = self.av.view;
         SpComponent {
-            id: format!("cluster-{}", c.id),
+            id: cluster_id(&c.id),
             name: c.id.clone(),
             status: c.status.name().into(),
-            created_at: ts(c.updated_at),
-            updated_at: ts(c.updated_at),
+            created_at: sp_ts(c.created_at),
+            updated_at: sp_ts(c.updated_at),
             position: pos,
-            description: Some(format!(
-                "{} cluster, {} members ({} out)",
-                c.kind, c.members, c.out
-            )),
+            description: Some(match &c.excluded {
+                Some(x) => format!(
+                    "{} cluster, {} members. {}",
+                    c.kind,
+                    c.members,
+                    x.text(&c.id)
+                ),
+                None => format!("{} cluster, {} members ({} out)", c.kind, c.members, c.out),
+            }),
             showcase: true,
             start_date: None,
             group_id: Some(gid.to_string()),
@@ -276,117 +312,190 @@ impl Ctx<'_> {
         }
     }
 
-    fn region_components(&self, region: Option<&str>) -> Vec<SpComponent> {
+    /// The member components of a region this audience may see (never the group:
+    /// incidents and maintenances reference members, as on Statuspage).
+    fn region_members(&self, region: Option<&str>) -> Vec<SpComponent> {
+        let Some(r) = region else {
+            return Vec::new();
+        };
+        let gid = group_id(r);
         self.components()
             .into_iter()
-            .filter(|c| match region {
-                Some(r) => {
-                    c.id == format!("region-{r}")
-                        || c.group_id.as_deref() == Some(&format!("region-{r}"))
-                }
-                None => false,
-            })
+            .filter(|c| c.group_id.as_deref() == Some(gid.as_str()))
             .collect()
     }
 
-    fn maintenance(&self, m: &MaintView) -> SpIncident {
-        let v = self.av.view;
-        let comps = self.region_components(m.region.as_deref());
-        let affected: Vec<SpAffected> = comps
-            .iter()
-            .map(|c| SpAffected {
-                code: c.id.clone(),
-                name: c.name.clone(),
-                old_status: "operational".into(),
-                new_status: c.status.clone(),
+    /// The region's member for "Servers in <region>" moving `old` → `new`.
+    fn affected(&self, region: Option<&str>, old: Status, new: Status) -> Vec<SpAffected> {
+        region
+            .map(|r| SpAffected {
+                code: servers_id(r),
+                name: format!("Servers in {r}"),
+                old_status: old.name().into(),
+                new_status: new.name().into(),
             })
-            .collect();
-        let mut updates = Vec::new();
+            .into_iter()
+            .collect()
+    }
+
+    fn sp_update(
+        &self,
+        incident: &str,
+        n: usize,
+        status: &str,
+        body: String,
+        at: i64,
+        affected: Vec<SpAffected>,
+    ) -> SpUpdate {
+        SpUpdate {
+            id: format!("{incident}.u{n}"),
+            status: status.into(),
+            body,
+            incident_id: incident.to_string(),
+            created_at: sp_ts(at),
+            updated_at: sp_ts(at),
+            display_at: sp_ts(at),
+            affected_components: affected,
+            deliver_notifications: true,
+            custom_tweet: None,
+            tweet_id: None,
+        }
+    }
+
+    /// A maintenance's updates, oldest first: (status, body, at, old, new).
+    fn maint_steps(&self, m: &MaintView) -> Vec<(&'static str, String, i64, Status, Status)> {
+        use Status::{Operational as Op, UnderMaintenance as Um};
+        let mut steps = Vec::new();
         if m.source == "engine" {
             for u in self.av.updates.iter().rev() {
                 if u.u.region != m.region {
                     continue;
                 }
-                let status = match u.u.kind.as_str() {
-                    "scheduled" => "scheduled",
-                    "started" => "in_progress",
-                    "completed" => "completed",
+                let (status, old, new) = match u.u.kind.as_str() {
+                    "scheduled" => ("scheduled", Op, Op),
+                    "started" => ("in_progress", Op, Um),
+                    "completed" => ("completed", Um, Op),
                     _ => continue,
                 };
-                updates.push(SpUpdate {
-                    id: u.u.id.clone(),
-                    status: status.into(),
-                    body: u.body.clone(),
-                    incident_id: m.id.clone(),
-                    created_at: ts(u.u.at),
-                    updated_at: ts(u.u.at),
-                    display_at: ts(u.u.at),
-                    affected_components: affected.clone(),
-                });
+                steps.push((status, u.body.clone(), u.u.at, old, new));
             }
-        } else {
-            updates.push(SpUpdate {
-                id: format!("{}.0", m.id),
-                status: "scheduled".into(),
-                body: m.body.clone(),
-                incident_id: m.id.clone(),
-                created_at: ts(m.created_at),
-                updated_at: ts(m.updated_at),
-                display_at: ts(m.created_at),
-                affected_components: affected.clone(),
-            });
+            return steps;
         }
+        steps.push(("scheduled", m.body.clone(), m.created_at, Op, Op));
+        if let Some(s) = m.started_at {
+            steps.push(("in_progress", format!("{} has started.", m.name), s, Op, Um));
+        }
+        match (m.status, m.completed_at) {
+            (MaintStatus::Completed, Some(c)) => {
+                steps.push(("completed", format!("{} is completed.", m.name), c, Um, Op))
+            }
+            // Statuspage has no cancelled status: completed, with the cancellation said
+            (MaintStatus::Cancelled, _) => steps.push((
+                "completed",
+                format!(
+                    "This maintenance was cancelled: {} will not take place.",
+                    m.name
+                ),
+                m.updated_at,
+                Op,
+                Op,
+            )),
+            _ => {}
+        }
+        steps
+    }
+
+    fn maintenance(&self, m: &MaintView) -> SpIncident {
+        let v = self.av.view;
+        let comps = self.region_members(m.region.as_deref());
+        let mut updates: Vec<SpUpdate> = self
+            .maint_steps(m)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (st, body, at, old, new))| {
+                let aff = self.affected(m.region.as_deref(), old, new);
+                self.sp_update(&m.id, i + 1, st, body, at, aff)
+            })
+            .collect();
         updates.reverse();
+        let cancelled = m.status == MaintStatus::Cancelled;
         SpIncident {
             id: m.id.clone(),
             name: m.name.clone(),
-            status: m.status.name().into(),
+            status: if cancelled {
+                "completed".into()
+            } else {
+                m.status.name().into()
+            },
             impact: "maintenance".into(),
-            shortlink: self.page_url.clone(),
-            created_at: ts(m.created_at),
-            updated_at: ts(m.updated_at),
+            shortlink: self.shortlink(&m.id),
+            created_at: sp_ts(m.created_at),
+            updated_at: sp_ts(m.updated_at),
             monitoring_at: None,
-            resolved_at: m.completed_at.map(ts),
-            started_at: m.started_at.map(ts),
+            resolved_at: if cancelled {
+                Some(sp_ts(m.updated_at))
+            } else {
+                m.completed_at.map(sp_ts)
+            },
+            started_at: m.started_at.map(sp_ts),
             page_id: page_id(v),
             incident_updates: updates,
             components: comps,
-            scheduled_for: Some(ts(m.scheduled_for)),
-            scheduled_until: Some(ts(m.scheduled_until)),
+            scheduled_for: Some(sp_ts(m.scheduled_for)),
+            scheduled_until: Some(sp_ts(m.scheduled_until)),
         }
+    }
+
+    fn shortlink(&self, id: &str) -> String {
+        format!("{}incidents/{id}", self.page_url)
+    }
+
+    /// Whether the maintenance of `region` was in progress at `at`.
+    fn maint_running(&self, region: &str, at: i64) -> bool {
+        self.av.maintenances.iter().any(|m| {
+            m.source == "engine"
+                && m.region.as_deref() == Some(region)
+                && m.started_at.is_some_and(|s| s <= at)
+                && m.completed_at.is_none_or(|c| at < c)
+        })
     }
 
     fn incident(&self, i: &AudIncident) -> SpIncident {
         let v = self.av.view;
         let inc = i.i;
         let comps: Vec<SpComponent> = self
-            .region_components(Some(&inc.region))
+            .region_members(Some(&inc.region))
             .into_iter()
             .filter(|c| {
-                c.id == format!("region-{}", inc.region)
-                    || (i.full && inc.clusters.iter().any(|x| c.id == format!("cluster-{x}")))
+                c.id == servers_id(&inc.region)
+                    || (i.full && inc.clusters.iter().any(|x| c.id == cluster_id(x)))
             })
             .collect();
-        let updates: Vec<SpUpdate> = inc
+        let mut updates: Vec<SpUpdate> = inc
             .updates
             .iter()
-            .rev()
             .filter_map(|uid| self.av.updates.iter().find(|u| &u.u.id == uid))
-            .map(|u| SpUpdate {
-                id: u.u.id.clone(),
-                status: if u.u.kind == "host_missing" {
-                    "investigating".into()
+            .enumerate()
+            .map(|(n, u)| {
+                let during = if self.maint_running(&inc.region, u.u.at) {
+                    Status::UnderMaintenance
                 } else {
-                    "resolved".into()
-                },
-                body: u.body.clone(),
-                incident_id: inc.id.clone(),
-                created_at: ts(u.u.at),
-                updated_at: ts(u.u.at),
-                display_at: ts(u.u.at),
-                affected_components: Vec::new(),
+                    Status::Operational
+                };
+                let (status, old, new) = if u.u.kind == "host_missing" {
+                    (
+                        "investigating",
+                        Status::UnderMaintenance,
+                        Status::DegradedPerformance,
+                    )
+                } else {
+                    ("resolved", Status::DegradedPerformance, during)
+                };
+                let aff = self.affected(Some(&inc.region), old, new);
+                self.sp_update(&inc.id, n + 1, status, u.body.clone(), u.u.at, aff)
             })
             .collect();
+        updates.reverse();
         SpIncident {
             id: inc.id.clone(),
             name: if i.full {
@@ -403,12 +512,12 @@ impl Ctx<'_> {
                 "investigating".into()
             },
             impact: "minor".into(),
-            shortlink: self.page_url.clone(),
-            created_at: ts(inc.created_at),
-            updated_at: ts(inc.resolved_at.unwrap_or(inc.created_at)),
+            shortlink: self.shortlink(&inc.id),
+            created_at: sp_ts(inc.created_at),
+            updated_at: sp_ts(inc.resolved_at.unwrap_or(inc.created_at)),
             monitoring_at: None,
-            resolved_at: inc.resolved_at.map(ts),
-            started_at: Some(ts(inc.created_at)),
+            resolved_at: inc.resolved_at.map(sp_ts),
+            started_at: Some(sp_ts(inc.created_at)),
             page_id: page_id(v),
             incident_updates: updates,
             components: comps,
@@ -526,18 +635,42 @@ impl Ctx<'_> {
             updates: json(&updates),
             live: json(&live),
             html: Bytes::from(self.html()),
-            atom: Bytes::from(self.atom()),
+            atom: Bytes::from(self.atom("feed.atom")),
+            history_atom: Bytes::from(self.atom("history.atom")),
+            rss: Bytes::from(self.rss()),
             ics: Bytes::from(self.ics()),
         }
     }
 }
 
+/// The deployment's page id (never the run's: it stays across runs).
 pub fn page_id(v: &View) -> String {
-    if v.run_id.is_empty() {
+    if v.page_id.is_empty() {
         "rollcall".into()
     } else {
-        v.run_id.clone()
+        v.page_id.clone()
     }
+}
+
+/// Statuspage's time format: UTC with milliseconds, `2014-09-26T07:12:10.000Z`.
+pub fn sp_ts(t: i64) -> String {
+    let s = ts(t);
+    match s.strip_suffix('Z') {
+        Some(head) => format!("{head}.000Z"),
+        None => s,
+    }
+}
+
+pub fn group_id(region: &str) -> String {
+    format!("region-{region}")
+}
+
+pub fn servers_id(region: &str) -> String {
+    format!("servers-{region}")
+}
+
+pub fn cluster_id(cluster: &str) -> String {
+    format!("cluster-{cluster}")
 }
 
 // ---------------------------------------------------------------- HTML
@@ -594,6 +727,27 @@ struct PageT {
     empty: bool,
 }
 
+struct IncUpd {
+    id: String,
+    status: String,
+    at: String,
+    body: String,
+}
+
+#[derive(Template)]
+#[template(path = "incident.html")]
+struct IncidentT {
+    page: String,
+    back: String,
+    name: String,
+    kind: &'static str,
+    status: String,
+    status_label: String,
+    window: Option<String>,
+    components: Vec<String>,
+    updates: Vec<IncUpd>,
+}
+
 fn window(m: &MaintView) -> String {
     let a = ts(m.scheduled_for).replace('T', " ").replace('Z', "");
     let b = ts(m.scheduled_until).replace('T', " ").replace('Z', "");
@@ -611,6 +765,55 @@ fn human(t: i64) -> String {
 }
 
 impl Ctx<'_> {
+    /// The page of one incident or maintenance (`/incidents/{id}`, its `shortlink`), or
+    /// `None` when this audience has none by that id.
+    pub fn incident_page(&self, id: &str) -> Option<String> {
+        let (doc, kind, window) = match self.av.maintenances.iter().find(|m| m.id == id) {
+            Some(m) => (
+                self.maintenance(m),
+                "Scheduled maintenance",
+                Some(window(m)),
+            ),
+            None => {
+                let i = self.av.incidents.iter().find(|i| i.i.id == id)?;
+                (self.incident(i), "Incident", None)
+            }
+        };
+        let cancelled = self
+            .av
+            .maintenances
+            .iter()
+            .any(|m| m.id == id && m.status == MaintStatus::Cancelled);
+        let t = IncidentT {
+            page: self.av.view.page_name.clone(),
+            back: self.page_url.clone(),
+            status_label: if cancelled {
+                "cancelled".into()
+            } else {
+                doc.status.replace('_', " ")
+            },
+            status: doc.status.clone(),
+            name: doc.name.clone(),
+            kind,
+            window,
+            components: doc.components.iter().map(|c| c.name.clone()).collect(),
+            updates: doc
+                .incident_updates
+                .iter()
+                .map(|u| IncUpd {
+                    id: u.id.clone(),
+                    status: u.status.replace('_', " "),
+                    at: u.display_at.replace('T', " ").replace(".000Z", " UTC"),
+                    body: u.body.clone(),
+                })
+                .collect(),
+        };
+        Some(
+            t.render()
+                .unwrap_or_else(|e| format!("<!doctype html><title>error</title><p>template: {e}")),
+        )
+    }
+
     fn html(&self) -> String {
         let v = self.av.view;
         let regions = self
@@ -643,15 +846,18 @@ impl Ctx<'_> {
                         kind: c.kind.to_string(),
                         status: c.status.name(),
                         label: c.status.label(),
-                        detail: format!(
-                            "{} members{}",
-                            c.members,
-                            if c.out > 0 {
-                                format!(", {} out", c.out)
-                            } else {
-                                String::new()
-                            }
-                        ),
+                        detail: match &c.excluded {
+                            Some(x) => format!("{} members. {}", c.members, x.text(&c.id)),
+                            None => format!(
+                                "{} members{}",
+                                c.members,
+                                if c.out > 0 {
+                                    format!(", {} out", c.out)
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                        },
                     })
                     .collect(),
             })
@@ -733,18 +939,34 @@ impl Ctx<'_> {
 
     // ------------------------------------------------------------ Atom
 
-    fn atom(&self) -> String {
-        use atom_syndication::{CategoryBuilder, EntryBuilder, FeedBuilder, LinkBuilder, Text};
+    /// The feed's id: unique per deployment (the page id) and audience.
+    fn feed_id(&self) -> String {
+        let pid = page_id(self.av.view);
+        match &self.av.audience {
+            Audience::Public => format!("urn:rollcall:{pid}:feed:public"),
+            Audience::Tenant(t) => format!("urn:rollcall:{pid}:feed:tenant:{t}"),
+            Audience::Admin => format!("urn:rollcall:{pid}:feed:admin"),
+        }
+    }
+
+    fn feed_title(&self) -> String {
+        let v = self.av.view;
+        match self.av.tenant_name() {
+            Some(t) => format!("{} status — {}", v.page_name, t),
+            None => format!("{} status", v.page_name),
+        }
+    }
+
+    /// The Atom feed served at `self_path` (`feed.atom`, `history.atom`).
+    fn atom(&self, self_path: &str) -> String {
+        use atom_syndication::{
+            CategoryBuilder, EntryBuilder, FeedBuilder, LinkBuilder, PersonBuilder, Text,
+        };
         let v = self.av.view;
         let dt = |t: i64| {
             chrono::DateTime::from_timestamp(t, 0)
                 .unwrap_or_default()
                 .fixed_offset()
-        };
-        let feed_id = match &self.av.audience {
-            Audience::Public => "urn:rollcall:feed:public".to_string(),
-            Audience::Tenant(t) => format!("urn:rollcall:feed:tenant:{t}"),
-            Audience::Admin => "urn:rollcall:feed:admin".to_string(),
         };
         let entries = self
             .av
@@ -771,15 +993,19 @@ impl Ctx<'_> {
             })
             .collect::<Vec<_>>();
         let feed = FeedBuilder::default()
-            .id(feed_id)
-            .title(Text::plain(match self.av.tenant_name() {
-                Some(t) => format!("{} status — {}", v.page_name, t),
-                None => format!("{} status", v.page_name),
-            }))
+            .id(self.feed_id())
+            .title(Text::plain(self.feed_title()))
+            // RFC 4287 §4.1.1: a feed without an author on every entry needs one
+            .authors(vec![
+                PersonBuilder::default()
+                    .name(v.page_name.clone())
+                    .uri(Some(self.page_url.clone()))
+                    .build(),
+            ])
             .updated(dt(v.updates.first().map(|u| u.at).unwrap_or(v.updated_at)))
             .links(vec![
                 LinkBuilder::default()
-                    .href(format!("{}feed.atom", self.page_url))
+                    .href(format!("{}{self_path}", self.page_url))
                     .rel("self".to_string())
                     .mime_type(Some("application/atom+xml".to_string()))
                     .build(),
@@ -792,6 +1018,41 @@ impl Ctx<'_> {
             .entries(entries)
             .build();
         feed.to_string()
+    }
+
+    /// RSS 2.0 of the same entries as the Atom feed (guid: the same stable ids).
+    fn rss(&self) -> String {
+        let v = self.av.view;
+        let date = |t: i64| {
+            chrono::DateTime::from_timestamp(t, 0)
+                .unwrap_or_default()
+                .to_rfc2822()
+        };
+        let mut out = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\" xmlns:atom=\"http://www.w3.org/2005/Atom\"><channel>",
+        );
+        out.push_str(&format!(
+            "<title>{}</title><link>{}</link><description>{}</description><atom:link href=\"{}history.rss\" rel=\"self\" type=\"application/rss+xml\"/><lastBuildDate>{}</lastBuildDate>",
+            xml_escape(&self.feed_title()),
+            xml_escape(&self.page_url),
+            xml_escape(&format!("Maintenance and incident history of {}", v.page_name)),
+            xml_escape(&self.page_url),
+            date(v.updates.first().map(|u| u.at).unwrap_or(v.updated_at)),
+        ));
+        for u in &self.av.updates {
+            out.push_str(&format!(
+                "<item><title>{}</title><description>{}</description><pubDate>{}</pubDate><link>{}#u-{}</link><guid isPermaLink=\"false\">urn:rollcall:update:{}</guid><category>{}</category></item>",
+                xml_escape(&u.u.title),
+                xml_escape(&u.body),
+                date(u.u.at),
+                xml_escape(&self.page_url),
+                xml_escape(&u.u.id),
+                xml_escape(&u.u.id),
+                xml_escape(&u.u.kind),
+            ));
+        }
+        out.push_str("</channel></rss>\n");
+        out
     }
 
     // ------------------------------------------------------------ iCalendar
@@ -844,6 +1105,21 @@ impl Ctx<'_> {
         }
         strip_alarm_dtstamp(&cal.done().to_string())
     }
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// icalendar writes a DTSTAMP (the wall clock) into every component; VALARM has none in

@@ -52,7 +52,10 @@ async fn statuspage_documents_describe_a_finished_run() {
     let u = &server.url;
 
     let status = get_json(&c, &format!("{u}/api/v2/status.json")).await;
-    assert_eq!(status["page"]["id"], "docs");
+    // the deployment's page id (drawn once per store), never the run's
+    let pid = status["page"]["id"].as_str().unwrap();
+    assert_ne!(pid, "docs");
+    assert_eq!(pid.len(), 12, "{pid}");
     assert_eq!(status["page"]["name"], "hosted-search");
     assert_eq!(status["page"]["time_zone"], "Etc/UTC");
     assert_eq!(status["status"]["indicator"], "none", "{status}");
@@ -95,8 +98,23 @@ async fn statuspage_documents_describe_a_finished_run() {
         }
         assert_eq!(c["status"], "operational", "after the run: {c}");
     }
-    // every cluster of xsa-108 has a tenant: the public view shows regions only
-    assert_eq!(comps.len(), 6, "public components are regions only");
+    // every cluster of xsa-108 has a tenant: the public view shows each region as a group
+    // with one neutral member, "Servers in <region>", listed in the group and pointing back
+    assert_eq!(
+        comps.len(),
+        12,
+        "public components: regions and their servers"
+    );
+    for g in comps.iter().filter(|c| c["group"] == true) {
+        let region = g["id"].as_str().unwrap().strip_prefix("region-").unwrap();
+        assert_eq!(g["components"], json!([format!("servers-{region}")]), "{g}");
+        let m = comps
+            .iter()
+            .find(|c| c["id"] == format!("servers-{region}"))
+            .expect("member listed");
+        assert_eq!(m["group_id"], g["id"]);
+        assert_eq!(m["group"], false);
+    }
     assert_eq!(
         sum["incidents"].as_array().unwrap().len(),
         0,
@@ -138,7 +156,7 @@ async fn statuspage_documents_describe_a_finished_run() {
     // announced at the maintenance start, first reboot after the 1 h lead
     let started = dfw["started_at"].as_str().unwrap();
     assert!(
-        ("2014-09-25T21:00:00Z".."2014-09-25T21:05:00Z").contains(&started),
+        ("2014-09-25T21:00:00.000Z".."2014-09-25T21:05:00.000Z").contains(&started),
         "{started}"
     );
     assert_eq!(
@@ -346,6 +364,9 @@ async fn tenant_a_cannot_see_tenant_b_through_any_route() {
                 } else if r.path == "/unsubscribe/{token}" {
                     // a tenant link is no unsubscribe token
                     assert_eq!(st, 404, "{path}");
+                } else if r.path.ends_with("/incidents/{id}") {
+                    // B's maintenance has no page for A nor the public
+                    assert_eq!(st, 404, "GET {path}: {body}");
                 } else {
                     assert_eq!(st, 200, "GET {path}: {body}");
                 }
@@ -671,7 +692,11 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
     // tenant feed: its own id, more text about its own hosts
     let tfeed = get_text(&c, format!("{u}/t/{tok}/feed.atom")).await;
     let tfeed = atom_syndication::Feed::read_from(tfeed.as_bytes()).expect("valid tenant Atom");
-    assert_eq!(tfeed.id(), "urn:rollcall:feed:tenant:acme");
+    let pid = get_json(&c, &format!("{u}/api/v2/status.json")).await["page"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(tfeed.id(), format!("urn:rollcall:{pid}:feed:tenant:acme"));
 
     // iCalendar: strict lines, one VEVENT per maintenance, VALARM 1h before
     let r = c.get(format!("{u}/maintenances.ics")).sent().await;
@@ -754,7 +779,7 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
     assert_eq!(up["scheduled_maintenances"][0]["id"], mid.as_str());
     assert_eq!(
         up["scheduled_maintenances"][0]["scheduled_for"],
-        "2014-09-28T10:00:00Z"
+        "2014-09-28T10:00:00.000Z"
     );
     let r = c
         .patch(format!("{u}/api/admin/maintenances/{mid}"))
@@ -793,6 +818,24 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
         json!([]),
         "cancelled is not upcoming"
     );
+    // strict clients know no `cancelled`: completed, with the cancellation as its last update
+    let all = get_json(&c, &format!("{u}/api/v2/scheduled-maintenances.json")).await;
+    let m = all["scheduled_maintenances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == mid.as_str())
+        .expect("the cancelled maintenance is listed")
+        .clone();
+    assert_eq!(m["status"], "completed", "{m}");
+    assert!(m["resolved_at"].is_string(), "{m}");
+    let last = &m["incident_updates"][0];
+    assert_eq!(last["status"], "completed");
+    assert!(
+        last["body"].as_str().unwrap().contains("cancelled"),
+        "{last}"
+    );
+    assert_ne!(last["id"], m["id"]);
 
     // restart: same Atom ids, same UIDs and SEQUENCEs
     server.stop().await;
@@ -802,6 +845,11 @@ async fn atom_and_icalendar_feeds_are_valid_and_stable_across_restarts() {
     let feed2 = atom_syndication::Feed::read_from(atom2.as_bytes()).unwrap();
     let ids2: BTreeSet<&str> = feed2.entries().iter().map(|e| e.id()).collect();
     assert!(ids.is_subset(&ids2), "entry ids survive a restart");
+    assert_eq!(
+        get_json(&c, &format!("{u2}/api/v2/status.json")).await["page"]["id"],
+        pid.as_str(),
+        "the page id survives a restart"
+    );
     let ics3 = get_text(&c, format!("{u2}/maintenances.ics")).await;
     let seqs = |ics: &str| -> Vec<(String, String)> {
         events(&check_ics_lines(ics))

@@ -64,6 +64,10 @@ pub struct Args {
     /// Base URL of the status page in feeds (default http://ADDR).
     #[arg(long, requires = "serve")]
     public_url: Option<String>,
+    /// The status page's id (`page.id` in its Statuspage documents, and its feeds' ids);
+    /// default: an id drawn once per journal and kept in it.
+    #[arg(long, requires = "serve")]
+    page_id: Option<String>,
     #[command(flatten)]
     lease: LeaseTtl,
     /// When another live run of this journal holds some of the fleet's hosts or clusters,
@@ -93,6 +97,7 @@ impl Args {
             on_missing: self.on_missing.map(Into::into),
             serve,
             public_url: self.public_url,
+            page_id: self.page_id,
             lease_ttl: self.lease.lease_ttl,
             wait: self.wait,
         };

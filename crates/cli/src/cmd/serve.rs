@@ -18,6 +18,10 @@ pub struct Args {
     /// Base URL of the status page in feeds (default http://LISTEN).
     #[arg(long)]
     public_url: Option<String>,
+    /// The page's id (`page.id` in its Statuspage documents, and its feeds' ids);
+    /// default: an id drawn once per journal and kept in it, stable across runs.
+    #[arg(long)]
+    page_id: Option<String>,
 }
 
 impl Args {
@@ -32,6 +36,7 @@ impl Args {
         o.sink = crate::serve::notify_sink(&db, self.run.as_deref()).await?;
         o.run = self.run;
         o.public_url = self.public_url;
+        o.page_id = self.page_id;
         let server = rollcall_web::start(o).await.map_err(err)?;
         eprintln!(
             "status page for {} at {}/ (journal {}); Ctrl-C to stop",

@@ -66,7 +66,7 @@ pub async fn guard(o: GuardOpts) -> miette::Result<ExitCode> {
     // one status page for the guard's life, following the journal's latest run
     let web = match g.o.serve {
         Some(addr) => {
-            Some(crate::serve::start_page(&g.o.db, addr, None, g.o.public_url.clone()).await?)
+            Some(crate::serve::start_page(&g.o.db, addr, None, g.o.public_url.clone(), None).await?)
         }
         None => None,
     };
@@ -205,6 +205,7 @@ impl Guard {
             // the guard serves its own page for its whole life
             serve: None,
             public_url: None,
+            page_id: None,
             lease_ttl: self.o.lease_ttl,
             wait: true,
         }

@@ -1,0 +1,27 @@
+//! Test peers installed by `scripts/test`, found here once: the Statuspage clients' venv
+//! (PyPI statuspage-prometheus-exporter, feedparser, icalendar, jsonschema, pinned in
+//! `scripts/test`), at `$ROLLCALL_CLIENTS_VENV`, default
+//! `~/.cache/rollcall/statuspage-clients-1`. Without it the tests fail, saying how to
+//! install it.
+
+use std::path::PathBuf;
+
+/// The clients venv's python.
+pub fn clients_python() -> PathBuf {
+    let venv = match std::env::var_os("ROLLCALL_CLIENTS_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            PathBuf::from(home).join(".cache/rollcall/statuspage-clients-1")
+        }
+    };
+    let py = venv.join("bin/python");
+    assert!(
+        py.exists(),
+        "the Statuspage clients are not installed: {} is missing. Run scripts/test (it \
+         creates the venv and installs the pinned clients from PyPI), or set \
+         ROLLCALL_CLIENTS_VENV to a venv that has them",
+        py.display()
+    );
+    py
+}
