@@ -1,7 +1,7 @@
 //! The status page beside `rollcall run --serve`, and what `serve` shares with it.
 
 use crate::err;
-use rollcall_notify::admin::{AdminDelivery, AdminUpdate};
+use rollcall_notify::admin::AdminDelivery;
 use rollcall_web::{BoxFuture, ServeOptions, Server, Update, UpdateSink};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,22 +12,7 @@ struct NotifySink(Arc<AdminDelivery>);
 
 impl UpdateSink for NotifySink {
     fn publish<'a>(&'a self, u: &'a Update) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            let a = AdminUpdate {
-                run: u.run.clone(),
-                id: u.id.clone(),
-                kind: u.kind.clone(),
-                at: u.at,
-                title: u.title.clone(),
-                body: u.body.clone(),
-                region: u.region.clone(),
-                tenant: u.tenant.clone(),
-                starts_at: u.starts_at,
-                ends_at: u.ends_at,
-                sequence: u.sequence,
-            };
-            self.0.publish(&a).await.map_err(|e| e.to_string())
-        })
+        Box::pin(async move { self.0.publish(u).await.map_err(|e| e.to_string()) })
     }
 }
 

@@ -25,7 +25,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// An update created through the admin API (the web crate's `Update`, as notify stores it).
+/// An update created through the admin API: the web crate stores it and hands it to its
+/// `UpdateSink` (re-exported there as `rollcall_web::Update`); notify delivers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdminUpdate {
     pub run: String,
@@ -38,6 +39,7 @@ pub struct AdminUpdate {
     pub title: String,
     pub body: String,
     pub region: Option<String>,
+    /// Only this tenant may be told.
     pub tenant: Option<String>,
     pub starts_at: Option<i64>,
     pub ends_at: Option<i64>,

@@ -49,25 +49,8 @@ use std::time::Duration;
 use utoipa::ToSchema;
 
 /// An update created through the admin API, handed to an [`UpdateSink`] after it is
-/// stored (the notify crate delivers it to subscribers).
-#[derive(Debug, Clone, Serialize)]
-pub struct Update {
-    pub run: String,
-    pub id: String,
-    /// `notice`, `maintenance_scheduled`, `maintenance_rescheduled`,
-    /// `maintenance_cancelled`, `maintenance_completed`, `maintenance_updated`.
-    pub kind: String,
-    /// Run clock, Unix seconds.
-    pub at: i64,
-    pub title: String,
-    pub body: String,
-    pub region: Option<String>,
-    /// Only this tenant may be told.
-    pub tenant: Option<String>,
-    pub starts_at: Option<i64>,
-    pub ends_at: Option<i64>,
-    pub sequence: Option<u32>,
-}
+/// stored (the notify crate delivers it to subscribers; one type for both).
+pub use rollcall_notify::admin::AdminUpdate as Update;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
