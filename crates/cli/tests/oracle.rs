@@ -16,12 +16,14 @@ const RC: Bin = rollcall_testkit::bin!();
 
 /// Generated fleets in the set.
 const GENERATED: u64 = 120;
-/// Seconds CP-SAT may spend on one instance (each proves in well under a second here).
-const TIME_LIMIT: &str = "20";
+/// Seconds CP-SAT may spend on one solve (most prove in well under a second here).
+const TIME_LIMIT: &str = "10";
 
-/// `rollcall plan --json FLEET` into DIR/NAME.json.
-fn plan_json(fleet: &Path, dir: &Path, name: &str) -> PathBuf {
-    let o = RC.run(&["plan", "--json", fleet.to_str().unwrap()]);
+/// `rollcall plan --json FLEET [ARGS]` into DIR/NAME.json.
+fn plan_json(fleet: &Path, dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let mut a = vec!["plan", "--json", fleet.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let o = RC.run(&a);
     assert!(o.status.success(), "plan {name}: {}", text(&o.stderr));
     let out = dir.join(format!("{name}.json"));
     std::fs::write(&out, &o.stdout).unwrap();
@@ -36,8 +38,15 @@ fn plans(dir: &Path) -> Vec<PathBuf> {
         assert!(o.status.success(), "gen seed {seed}: {}", text(&o.stderr));
         let fleet = dir.join(format!("gen-{seed}.toml"));
         std::fs::write(&fleet, &o.stdout).unwrap();
-        v.push(plan_json(&fleet, dir, &format!("gen-{seed}")));
+        v.push(plan_json(&fleet, dir, &format!("gen-{seed}"), &[]));
     }
+    v.extend(fixed_plans(dir, &[]));
+    v
+}
+
+/// The hand-made fleets' plans (`rollcall plan --json FLEET ARGS`).
+fn fixed_plans(dir: &Path, args: &[&str]) -> Vec<PathBuf> {
+    let mut v = Vec::new();
     let fixed = repo().join("crates/core/tests/oracle/fleets");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&fixed)
         .unwrap()
@@ -46,7 +55,7 @@ fn plans(dir: &Path) -> Vec<PathBuf> {
     names.sort();
     for f in names {
         let stem = f.file_stem().unwrap().to_string_lossy().to_string();
-        v.push(plan_json(&f, dir, &format!("fixed-{stem}")));
+        v.push(plan_json(&f, dir, &format!("fixed-{stem}"), args));
     }
     v
 }
@@ -97,15 +106,52 @@ fn rollcall_plans_are_feasible_near_optimal_and_bounded_below_the_optimum() {
     assert_eq!(sum["infeasible"], Value::Array(vec![]), "{sum}");
     assert_eq!(sum["proven"], sum["instances"], "{sum}");
     assert_eq!(sum["bound_above_optimum"], Value::Array(vec![]), "{sum}");
-    // the figures reached (README, docs/benchmarks.md)
+    // what the planner reaches on the set (README, docs/benchmarks.md): every plan
+    // optimal (issue 12 asked for p99 <= 1.02, worst <= 1.05), the bound at the optimum
+    // at the median (asked: >= 0.95) and never below 0.85 of it
     let f = |k: &str| sum[k].as_f64().unwrap_or(f64::NAN);
-    assert!(f("ratio_p99") <= RATIO_P99, "{sum}");
-    assert!(f("ratio_worst") <= RATIO_WORST, "{sum}");
-    assert!(f("bound_median") >= BOUND_MEDIAN, "{sum}");
+    assert_eq!(sum["optimal"], sum["instances"], "{sum}");
+    assert!(f("ratio_worst") <= 1.0, "{sum}");
+    assert!(f("bound_median") >= 0.95, "{sum}");
+    assert!(f("bound_worst") >= 0.85, "{sum}");
 }
 
-/// What the planner reaches on the set (issue 12's goal: p99 ≤ 1.02, worst ≤ 1.05,
-/// bound ≥ 0.95 × optimum at the median).
-const RATIO_P99: f64 = 1.10;
-const RATIO_WORST: f64 = 1.20;
-const BOUND_MEDIAN: f64 = 0.90;
+/// Without the improvement phase (`--effort 0`) list scheduling falls into the
+/// longest-first trap the hand-made fleets set (the oracle can tell), and still keeps
+/// to the rules and stays above its bound.
+#[test]
+fn without_the_improvement_phase_longest_first_misses_the_optimum() {
+    let dir = TmpDir::new("oracle-effort0");
+    let plans = fixed_plans(&dir, &["--effort", "0"]);
+    let (each, sum) = oracle(&plans);
+    show(&each, &sum);
+    assert_eq!(sum["infeasible"], Value::Array(vec![]), "{sum}");
+    assert_eq!(sum["bound_above_optimum"], Value::Array(vec![]), "{sum}");
+    let ratio = |name: &str| {
+        each.iter().find(|r| r["fleet"] == name).expect(name)["ratio"]
+            .as_f64()
+            .unwrap()
+    };
+    // 30m,30m,20m,20m,20m under a limit of 2: 70m longest-first, 60m optimal
+    assert!((ratio("limit2-mixed") - 70.0 / 60.0).abs() < 1e-3);
+    // 50,50,40,40,30,30,30 m under a limit of 3: 110m longest-first, 90m optimal
+    assert!((ratio("limit3-mixed") - 110.0 / 90.0).abs() < 1e-3);
+}
+
+/// Each verdict on stderr (seen with --nocapture or on failure).
+fn show(each: &[Value], sum: &Value) {
+    eprintln!("oracle summary: {sum}");
+    for r in each {
+        eprintln!(
+            "  {:<28} hosts {:>2}  makespan {:>6}  optimum {:>6}  proven {}  bound {:>6}  ratio {}  bound/opt {}",
+            r["fleet"],
+            r["hosts"],
+            r["makespan_s"],
+            r["optimum_s"],
+            r["proven"],
+            r["lower_bound_s"],
+            r["ratio"],
+            r["bound_ratio"]
+        );
+    }
+}
