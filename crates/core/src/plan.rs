@@ -311,29 +311,29 @@ pub fn plan_with(fleet: &Fleet, opts: PlanOptions) -> Plan {
     let mut blocked = cluster_blocks(fleet, &limits, &mut risks);
     window_blocks(fleet, earliest_start, &mut blocked, &mut risks);
     let groups = make_groups(fleet, &limits, &blocked);
+    let passes = improvement_passes(&groups, opts.effort);
+    if passes == 0 {
+        let base = schedule(fleet, &limits, groups, earliest_start);
+        return assemble(fleet, limits, blocked, risks, base);
+    }
     let base = schedule(fleet, &limits, groups.clone(), earliest_start);
     let floor = earliest_start + lower_bound(fleet, &limits, &blocked, earliest_start);
-    let Some(better) = improve(
-        fleet,
-        &limits,
-        &groups,
-        (earliest_start, floor),
-        &base,
-        opts.effort,
-    ) else {
+    let Some(better) = improve(fleet, &limits, &groups, (earliest_start, floor), &base, passes)
+    else {
         return assemble(fleet, limits, blocked, risks, base);
     };
-    let p = assemble(
-        fleet,
-        limits.clone(),
-        blocked.clone(),
-        risks.clone(),
-        better,
-    );
+    let p = assemble(fleet, limits.clone(), blocked.clone(), risks.clone(), better);
     if crate::audit::audit(fleet, &p).is_empty() {
         return p;
     }
     assemble(fleet, limits, blocked, risks, base)
+}
+
+/// Passes the improvement phase may make at `effort`: 200 per unit, and 5,000 host
+/// placements per unit in all.
+fn improvement_passes(groups: &[Group], effort: u32) -> usize {
+    let hosts = groups.iter().map(|g| g.hosts.len()).sum::<usize>().max(1);
+    (effort as usize * 200).min(effort as usize * 5_000 / hosts)
 }
 
 /// One list-scheduling pass: the groups as left, the steps, the groups left over.
@@ -384,10 +384,9 @@ fn improve(
     groups: &[Group],
     (t, floor): (i64, i64),
     base: &Run,
-    effort: u32,
+    passes: usize,
 ) -> Option<Run> {
-    let hosts = groups.iter().map(|g| g.hosts.len()).sum::<usize>().max(1);
-    let passes = (effort as usize * 200).min(effort as usize * 5_000 / hosts);
+    let hosts = groups.iter().map(|g| g.hosts.len()).sum::<usize>();
     let mut best_score = base.score(fleet);
     let mut best: Option<Run> = None;
     let mut rng = Rng::new(0x5eed ^ hosts as u64);
@@ -1093,32 +1092,27 @@ fn window_bound(fleet: &Fleet, earliest_start: i64, lb_work: i64) -> i64 {
 /// moment at most z zones have members out, so the time each zone is busy sums to at
 /// most z × the makespan, and a zone is busy at least its own bound).
 fn machine_bound(hs: &[&Host], lim: &Limit) -> i64 {
-    if hs.is_empty() {
-        return 0;
-    }
+    let d: Vec<i64> = hs.iter().map(|h| h.duration).collect();
+    let Some(z) = lim.zones else {
+        return slots_bound(&d, (lim.nodes as i64).max(1));
+    };
     let mut by_zone: HashMap<&str, Vec<i64>> = HashMap::new();
     for h in hs {
         by_zone.entry(h.zone.as_str()).or_default().push(h.duration);
     }
-    let cap = match lim.zones {
-        None => lim.nodes as i64,
-        Some(z) => {
-            let mut v: Vec<i64> = by_zone.values().map(|d| d.len() as i64).collect();
-            v.sort_unstable_by(|a, b| b.cmp(a));
-            v.iter().take(z as usize).sum::<i64>().min(lim.nodes as i64)
-        }
-    }
-    .max(1);
-    let d: Vec<i64> = hs.iter().map(|h| h.duration).collect();
-    let mut b = slots_bound(&d, cap);
-    if let Some(z) = lim.zones {
-        let zones: i64 = by_zone
-            .values()
-            .map(|d| slots_bound(d, lim.nodes.max(1) as i64))
-            .sum();
-        b = b.max(div_ceil(zones, z.max(1) as i64));
-    }
-    b
+    let mut sizes: Vec<i64> = by_zone.values().map(|d| d.len() as i64).collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let cap = sizes
+        .iter()
+        .take(z as usize)
+        .sum::<i64>()
+        .min(lim.nodes as i64)
+        .max(1);
+    let zones: i64 = by_zone
+        .values()
+        .map(|d| slots_bound(d, (lim.nodes as i64).max(1)))
+        .sum();
+    slots_bound(&d, cap).max(div_ceil(zones, (z as i64).max(1)))
 }
 
 /// Bound for hosts of which at most `k` are out at once (unit demands: as on k
