@@ -318,11 +318,23 @@ pub fn plan_with(fleet: &Fleet, opts: PlanOptions) -> Plan {
     }
     let base = schedule(fleet, &limits, groups.clone(), earliest_start);
     let floor = earliest_start + lower_bound(fleet, &limits, &blocked, earliest_start);
-    let Some(better) = improve(fleet, &limits, &groups, (earliest_start, floor), &base, passes)
-    else {
+    let Some(better) = improve(
+        fleet,
+        &limits,
+        &groups,
+        (earliest_start, floor),
+        &base,
+        passes,
+    ) else {
         return assemble(fleet, limits, blocked, risks, base);
     };
-    let p = assemble(fleet, limits.clone(), blocked.clone(), risks.clone(), better);
+    let p = assemble(
+        fleet,
+        limits.clone(),
+        blocked.clone(),
+        risks.clone(),
+        better,
+    );
     if crate::audit::audit(fleet, &p).is_empty() {
         return p;
     }
