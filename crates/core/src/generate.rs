@@ -440,3 +440,50 @@ fn kind_short(k: Kind) -> &'static str {
         Kind::None => "none",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_fleets_fill_every_region_and_turn_every_knob() {
+        let mut p = GenParams::new(600, 0, 7);
+        p.dense = Some(Dense::default());
+        let f = generate(&p);
+        for r in 0..f.regions.len() as RegionIx {
+            let plain = f
+                .hosts
+                .iter()
+                .filter(|h| h.region == r && h.clusters.is_empty())
+                .count();
+            assert!(
+                plain < 2,
+                "region {r} has {plain} hosts left without a cluster"
+            );
+        }
+        assert!(
+            f.hosts.iter().any(|h| h.clusters.len() == 2),
+            "shared hosts"
+        );
+        assert!(
+            f.clusters
+                .iter()
+                .any(|c| matches!(c.budget, Budget::Zones(_)))
+        );
+        let tightened = f.clusters.iter().filter(|c| match c.budget {
+            Budget::Nodes(b) => c.load_limit() < b,
+            Budget::Zones(_) => false,
+        });
+        assert!(tightened.count() > 0, "limits tightened by load");
+        let mut durations: Vec<i64> = f.hosts.iter().map(|h| h.duration).collect();
+        durations.sort_unstable();
+        durations.dedup();
+        assert!(durations.len() > 4, "mixed durations: {durations:?}");
+        let plan = crate::plan::plan(&f);
+        assert!(crate::audit::audit(&f, &plan).is_empty());
+        assert!(
+            plan.unscheduled.is_empty(),
+            "every dense cluster can lose a member"
+        );
+    }
+}
