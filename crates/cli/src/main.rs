@@ -2,6 +2,7 @@
 //! its own `exec`; this file only lists them.
 
 mod bench_load;
+mod bench_oracle;
 mod bench_serve;
 mod cmd;
 mod drift;

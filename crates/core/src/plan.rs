@@ -8,12 +8,29 @@
 
 pub use crate::budget::{Limit, cluster_limit, earliest_fit};
 use crate::budget::{OutCount, intern_zones};
+use crate::generate::Rng;
 use crate::model::*;
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 /// One host's reboot in the plan. Times are Unix seconds.
+/// How hard the planner works on plan quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Improvement effort: 0 = list scheduling only; each unit allows up to 200 more
+    /// list-scheduling passes in perturbed orders and 5,000 host placements in all (so
+    /// at effort 1 a 20-host fleet gets 200 passes, a 1,000-host one 5, a 100,000-host
+    /// one none: `--effort 100` gives it 5).
+    pub effort: u32,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions { effort: 1 }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Step {
     pub host: HostIx,
@@ -195,6 +212,7 @@ fn cluster_risks(fleet: &Fleet, ci: usize, lim: &Limit, hosts: Vec<HostIx>, risk
     }
 }
 
+#[derive(Clone)]
 struct Group {
     region: RegionIx,
     hosts: Vec<HostIx>,
@@ -205,6 +223,9 @@ struct Group {
     cap: i64,
     deadline: i64,
     version: u32,
+    /// Per-mille weight of the group's critical path in its key (1000 = as computed;
+    /// the improvement phase perturbs it).
+    bias: i64,
 }
 
 type Key = (Reverse<i64>, i64, Reverse<u32>);
@@ -216,6 +237,32 @@ impl Group {
             let host = &fleet.hosts[h as usize];
             (host.deadline.unwrap_or(i64::MAX), Reverse(host.duration), h)
         });
+        self.count(fleet);
+    }
+
+    /// The same hosts in a perturbed order: deadline, then duration scaled by a random
+    /// factor in [1 − noise, 1 + noise] (noise ≥ 1: any order); the group's key weight too.
+    fn perturb(&mut self, fleet: &Fleet, rng: &mut Rng, noise: f64) {
+        let mut keyed: Vec<(i64, Reverse<i64>, HostIx)> = self
+            .hosts
+            .iter()
+            .map(|&h| {
+                let host = &fleet.hosts[h as usize];
+                let f = 1.0 + noise * (2.0 * rng.unit() - 1.0);
+                let d = (host.duration as f64 * f.max(0.0)) as i64;
+                (host.deadline.unwrap_or(i64::MAX), Reverse(d), h)
+            })
+            .collect();
+        keyed.sort_unstable();
+        self.hosts = keyed.into_iter().map(|k| k.2).collect();
+        self.bias = (1000.0 * (1.0 + noise * 0.5 * (2.0 * rng.unit() - 1.0))) as i64;
+        self.next = 0;
+        self.version = 0;
+        self.count(fleet);
+    }
+
+    /// Nothing taken yet: the counts, remaining work and earliest deadline.
+    fn count(&mut self, fleet: &Fleet) {
         self.taken = vec![false; self.hosts.len()];
         self.remaining = self.hosts.len();
         self.rem_work = self
@@ -234,7 +281,7 @@ impl Group {
     fn key(&self) -> Key {
         (
             Reverse(self.deadline),
-            self.rem_work * 1000 / self.cap.max(1),
+            self.rem_work * self.bias / self.cap.max(1),
             Reverse(0),
         )
     }
@@ -248,8 +295,14 @@ enum Pick {
     },
 }
 
-/// Plan the fleet's maintenance.
+/// Plan the fleet's maintenance with the default effort.
 pub fn plan(fleet: &Fleet) -> Plan {
+    plan_with(fleet, PlanOptions::default())
+}
+
+/// Plan the fleet's maintenance: list scheduling, then an improvement phase bounded by
+/// `opts.effort` whose best schedule is kept only if the auditor passes it.
+pub fn plan_with(fleet: &Fleet, opts: PlanOptions) -> Plan {
     let m = &fleet.maintenance;
     let earliest_start = m.start.saturating_add(m.notice_lead);
     let limits: Vec<Limit> = fleet.clusters.iter().map(cluster_limit).collect();
@@ -258,14 +311,131 @@ pub fn plan(fleet: &Fleet) -> Plan {
     let mut blocked = cluster_blocks(fleet, &limits, &mut risks);
     window_blocks(fleet, earliest_start, &mut blocked, &mut risks);
     let groups = make_groups(fleet, &limits, &blocked);
-    let mut sched = Scheduler::new(fleet, &limits, groups, earliest_start);
+    let passes = improvement_passes(&groups, opts.effort);
+    if passes == 0 {
+        let base = schedule(fleet, &limits, groups, earliest_start);
+        return assemble(fleet, limits, blocked, risks, base);
+    }
+    let base = schedule(fleet, &limits, groups.clone(), earliest_start);
+    let floor = earliest_start + lower_bound(fleet, &limits, &blocked, earliest_start);
+    let Some(better) = improve(
+        fleet,
+        &limits,
+        &groups,
+        (earliest_start, floor),
+        &base,
+        passes,
+    ) else {
+        return assemble(fleet, limits, blocked, risks, base);
+    };
+    let p = assemble(
+        fleet,
+        limits.clone(),
+        blocked.clone(),
+        risks.clone(),
+        better,
+    );
+    if crate::audit::audit(fleet, &p).is_empty() {
+        return p;
+    }
+    assemble(fleet, limits, blocked, risks, base)
+}
+
+/// Passes the improvement phase may make at `effort`: 200 per unit, and 5,000 host
+/// placements per unit in all.
+fn improvement_passes(groups: &[Group], effort: u32) -> usize {
+    let hosts = groups.iter().map(|g| g.hosts.len()).sum::<usize>().max(1);
+    (effort as usize * 200).min(effort as usize * 5_000 / hosts)
+}
+
+/// One list-scheduling pass: the groups as left, the steps, the groups left over.
+struct Run {
+    groups: Vec<Group>,
+    steps: Vec<Step>,
+    leftover: Vec<usize>,
+}
+
+impl Run {
+    /// What the improvement phase minimises: hosts not placed, seconds late, makespan.
+    fn score(&self, fleet: &Fleet) -> (usize, i64, i64) {
+        let unplaced = self
+            .leftover
+            .iter()
+            .map(|&gi| self.groups[gi].taken.iter().filter(|t| !**t).count())
+            .sum();
+        let late = self
+            .steps
+            .iter()
+            .filter_map(|s| {
+                fleet.hosts[s.host as usize]
+                    .deadline
+                    .map(|d| (s.end - d).max(0))
+            })
+            .sum();
+        let end = self.steps.iter().map(|s| s.end).max().unwrap_or(0);
+        (unplaced, late, end)
+    }
+}
+
+fn schedule(fleet: &Fleet, limits: &[Limit], groups: Vec<Group>, t: i64) -> Run {
+    let mut sched = Scheduler::new(fleet, limits, groups, t);
     sched.run();
-    let Scheduler {
+    Run {
+        groups: sched.groups,
+        steps: sched.steps,
+        leftover: sched.leftover,
+    }
+}
+
+/// Iterated greedy: list scheduling again with host orders and group weights perturbed
+/// (more noise as passes go), keeping the best-scoring run; it stops early at `floor`
+/// (the lower bound's end). None: nothing beat `base`.
+fn improve(
+    fleet: &Fleet,
+    limits: &[Limit],
+    groups: &[Group],
+    (t, floor): (i64, i64),
+    base: &Run,
+    passes: usize,
+) -> Option<Run> {
+    let hosts = groups.iter().map(|g| g.hosts.len()).sum::<usize>();
+    let mut best_score = base.score(fleet);
+    let mut best: Option<Run> = None;
+    let mut rng = Rng::new(0x5eed ^ hosts as u64);
+    for pass in 0..passes {
+        if best_score.0 == 0 && best_score.1 == 0 && best_score.2 <= floor {
+            break;
+        }
+        let noise = [0.15, 0.3, 0.6, 1.0][pass % 4];
+        let mut gs = groups.to_vec();
+        for g in gs.iter_mut() {
+            g.perturb(fleet, &mut rng, noise);
+        }
+        let run = schedule(fleet, limits, gs, t);
+        let score = run.score(fleet);
+        if score < best_score {
+            best_score = score;
+            best = Some(run);
+        }
+    }
+    best
+}
+
+/// The plan of one run: risks for what it could not place, waves, regions, figures.
+fn assemble(
+    fleet: &Fleet,
+    limits: Vec<Limit>,
+    mut blocked: Vec<bool>,
+    mut risks: Vec<Risk>,
+    run: Run,
+) -> Plan {
+    let m = &fleet.maintenance;
+    let earliest_start = m.start.saturating_add(m.notice_lead);
+    let Run {
         groups,
         mut steps,
         leftover,
-        ..
-    } = sched;
+    } = run;
     unplaceable_risks(fleet, &groups, leftover, &mut blocked, &mut risks);
     // waves, regions, deadlines
     assign_waves(&mut steps);
@@ -728,6 +898,7 @@ fn new_group(region: RegionIx, cap: i64) -> Group {
         cap,
         deadline: i64::MAX,
         version: 0,
+        bias: 1000,
     }
 }
 
@@ -857,19 +1028,15 @@ pub fn lower_bound(fleet: &Fleet, limits: &[Limit], blocked: &[bool], earliest_s
     let r = m.max_concurrent_per_region.map_or(i64::MAX, |x| x as i64);
     let scheduled = |h: HostIx| fleet.hosts[h as usize].in_scope && !blocked[h as usize];
 
-    // per region: work, longest host, and per-cluster sub-bounds
-    let mut work = vec![0i64; nregions];
-    let mut longest = vec![0i64; nregions];
+    // per region: its hosts' durations under the region's concurrency
+    let mut durs: Vec<Vec<i64>> = vec![Vec::new(); nregions];
     for (h, host) in fleet.hosts.iter().enumerate() {
         if scheduled(h as HostIx) {
-            work[host.region as usize] += host.duration;
-            longest[host.region as usize] = longest[host.region as usize].max(host.duration);
+            durs[host.region as usize].push(host.duration);
         }
     }
     let conc = g.min(r);
-    let mut region_lb: Vec<i64> = (0..nregions)
-        .map(|i| longest[i].max(div_ceil(work[i], conc)))
-        .collect();
+    let mut region_lb: Vec<i64> = durs.iter().map(|d| slots_bound(d, conc)).collect();
     let mut global_cluster_lb = 0i64;
     for (ci, c) in fleet.clusters.iter().enumerate() {
         let lim = &limits[ci];
@@ -895,18 +1062,23 @@ pub fn lower_bound(fleet: &Fleet, limits: &[Limit], blocked: &[bool], earliest_s
     let lb_work = match m.region_mode {
         RegionMode::Serial => region_lb.iter().sum::<i64>().max(global_cluster_lb),
         RegionMode::Parallel => {
-            let total: i64 = work.iter().sum();
-            let gl = if g == i64::MAX { 0 } else { div_ceil(total, g) };
+            let all: Vec<i64> = durs.concat();
             region_lb
                 .iter()
                 .copied()
                 .max()
                 .unwrap_or(0)
-                .max(gl)
+                .max(slots_bound(&all, g))
                 .max(global_cluster_lb)
         }
     };
-    // windows: the work must fit in open time after earliest_start
+    window_bound(fleet, earliest_start, lb_work)
+}
+
+/// With windows, the work must fit in open time after `earliest_start`: the time at
+/// which `lb_work` of open window time has passed.
+fn window_bound(fleet: &Fleet, earliest_start: i64, lb_work: i64) -> i64 {
+    let m = &fleet.maintenance;
     if lb_work == 0 || m.windows.iter().any(|w| w.is_none()) || m.windows.is_empty() {
         return lb_work;
     }
@@ -927,31 +1099,62 @@ pub fn lower_bound(fleet: &Fleet, limits: &[Limit], blocked: &[bool], earliest_s
     lb_work
 }
 
-/// Bound for hosts sharing one cluster limit: total work over capacity, the longest
-/// host, and the chain some slot must run (the ⌈n/k⌉ shortest durations).
+/// Bound for hosts sharing one cluster limit: [`slots_bound`] at the cluster's capacity,
+/// and with a zone budget of z zones: the zones' own bounds add up, over z (at any
+/// moment at most z zones have members out, so the time each zone is busy sums to at
+/// most z × the makespan, and a zone is busy at least its own bound).
 fn machine_bound(hs: &[&Host], lim: &Limit) -> i64 {
-    if hs.is_empty() {
-        return 0;
+    let d: Vec<i64> = hs.iter().map(|h| h.duration).collect();
+    let Some(z) = lim.zones else {
+        return slots_bound(&d, (lim.nodes as i64).max(1));
+    };
+    let mut by_zone: HashMap<&str, Vec<i64>> = HashMap::new();
+    for h in hs {
+        by_zone.entry(h.zone.as_str()).or_default().push(h.duration);
     }
-    let cap = match lim.zones {
-        None => lim.nodes as i64,
-        Some(z) => {
-            let mut counts: HashMap<&str, i64> = HashMap::new();
-            for h in hs {
-                *counts.entry(h.zone.as_str()).or_default() += 1;
-            }
-            let mut v: Vec<i64> = counts.into_values().collect();
-            v.sort_unstable_by(|a, b| b.cmp(a));
-            v.iter().take(z as usize).sum::<i64>().min(lim.nodes as i64)
-        }
+    let mut sizes: Vec<i64> = by_zone.values().map(|d| d.len() as i64).collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let cap = sizes
+        .iter()
+        .take(z as usize)
+        .sum::<i64>()
+        .min(lim.nodes as i64)
+        .max(1);
+    let zones: i64 = by_zone
+        .values()
+        .map(|d| slots_bound(d, (lim.nodes as i64).max(1)))
+        .sum();
+    slots_bound(&d, cap).max(div_ceil(zones, (z as i64).max(1)))
+}
+
+/// Bound for hosts of which at most `k` are out at once (unit demands: as on k
+/// machines): the work over k, the longest host, and for each m ≥ 1 the m + 1 shortest
+/// of the m·k + 1 longest hosts (some slot runs m + 1 of them one after another; with
+/// m = ⌈n/k⌉ − 1 this covers the ⌈n/k⌉ shortest hosts run in sequence).
+fn slots_bound(d: &[i64], k: i64) -> i64 {
+    let mut d = d.to_vec();
+    d.sort_unstable_by(|a, b| b.cmp(a));
+    let longest = d.first().copied().unwrap_or(0);
+    let n = d.len() as i64;
+    if k <= 0 || k >= n {
+        return longest;
     }
-    .max(1);
-    let mut d: Vec<i64> = hs.iter().map(|h| h.duration).collect();
-    d.sort_unstable();
     let total: i64 = d.iter().sum();
-    let chain_len = (d.len() as i64 + cap - 1) / cap;
-    let chain: i64 = d.iter().take(chain_len as usize).sum();
-    div_ceil(total, cap).max(*d.last().unwrap_or(&0)).max(chain)
+    let mut prefix = Vec::with_capacity(d.len() + 1);
+    prefix.push(0i64);
+    for x in &d {
+        prefix.push(prefix.last().copied().unwrap_or(0) + x);
+    }
+    let mut best = longest.max(div_ceil(total, k));
+    let mut mm = 1i64;
+    while mm * k < n {
+        // hosts mk−m+1 .. mk+1 (1-based) of the longest first
+        let hi = (mm * k + 1) as usize;
+        let lo = hi - (mm as usize + 1);
+        best = best.max(prefix[hi] - prefix[lo]);
+        mm += 1;
+    }
+    best
 }
 
 fn div_ceil(a: i64, b: i64) -> i64 {

@@ -15,6 +15,10 @@ pub struct PlanDoc {
     pub maintenance: String,
     pub region_mode: RegionMode,
     pub notice_lead_s: i64,
+    /// `max_concurrent` and `max_concurrent_per_region` (null: unlimited).
+    pub concurrency: ConcurrencyDoc,
+    /// Whether any region has maintenance windows.
+    pub windows: bool,
     pub announce_at: String,
     pub earliest_start: String,
     pub end: Option<String>,
@@ -26,6 +30,12 @@ pub struct PlanDoc {
     pub clusters: Vec<ClusterDoc>,
     pub steps: Vec<StepDoc>,
     pub risks: Vec<RiskDoc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConcurrencyDoc {
+    pub fleet: Option<u32>,
+    pub region: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,6 +64,7 @@ pub struct ClusterDoc {
     pub budget: Budget,
     pub load: f64,
     pub max_load: f64,
+    pub allow_outage: bool,
     /// Most members the plan lets out at once.
     pub limit: u32,
     /// What survivor load alone allows.
@@ -90,6 +101,11 @@ pub fn plan_doc(f: &Fleet, p: &Plan) -> PlanDoc {
         maintenance: f.maintenance.name.clone(),
         region_mode: f.maintenance.region_mode,
         notice_lead_s: f.maintenance.notice_lead,
+        concurrency: ConcurrencyDoc {
+            fleet: f.maintenance.max_concurrent,
+            region: f.maintenance.max_concurrent_per_region,
+        },
+        windows: f.maintenance.windows.iter().any(|w| w.is_some()),
         announce_at: fmt_time(p.announce_at),
         earliest_start: fmt_time(p.earliest_start),
         end: p.end().map(fmt_time),
@@ -125,6 +141,7 @@ pub fn plan_doc(f: &Fleet, p: &Plan) -> PlanDoc {
                 budget: c.budget,
                 load: c.load,
                 max_load: c.max_load,
+                allow_outage: c.allow_outage,
                 limit: l.nodes,
                 load_limit: l.load_limit,
             })

@@ -2,7 +2,9 @@
 
 use super::{block_on, rss_kib};
 use crate::err;
-use rollcall_core::{audit::audit, generate, plan::plan};
+use rollcall_core::audit::audit;
+use rollcall_core::generate;
+use rollcall_core::plan::{PlanOptions, plan_with};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -81,6 +83,16 @@ pub struct PlanArgs {
     /// Number of smaller generated fleets (random sizes) for the makespan/lower-bound ratio.
     #[arg(long, default_value_t = 200)]
     quality_seeds: u64,
+    /// Improvement effort of every plan (as `rollcall plan --effort`).
+    #[arg(long, default_value_t = PlanOptions::default().effort)]
+    effort: u32,
+    /// Also judge plans against the exact optimum: this many small dense fleets (`rollcall
+    /// gen --oracle`) and the hand-made ones, by OR-Tools CP-SAT (scripts/test installs it).
+    #[arg(long, default_value_t = 0, value_name = "FLEETS")]
+    oracle: u64,
+    /// Seconds CP-SAT may spend proving one optimum.
+    #[arg(long, default_value_t = 20.0)]
+    oracle_time_limit: f64,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -175,7 +187,7 @@ fn timed(a: &PlanArgs) -> Timed {
     let mut last = None;
     for _ in 0..a.runs.max(1) {
         let t = Instant::now();
-        let p = plan(&fleet);
+        let p = plan_with(&fleet, PlanOptions { effort: a.effort });
         plan_s.push(t.elapsed().as_secs_f64());
         last = Some(p);
     }
@@ -215,7 +227,7 @@ impl Quality {
     }
 }
 
-fn quality(seed: u64, fleets: u64) -> Quality {
+fn quality(seed: u64, fleets: u64, effort: u32) -> Quality {
     let mut q = Quality {
         ratios: Vec::new(),
         worst: (0.0, 0, 0, 0, false),
@@ -230,7 +242,7 @@ fn quality(seed: u64, fleets: u64) -> Quality {
             params.region_mode = rollcall_core::RegionMode::Parallel;
         }
         let f = generate::generate(&params);
-        let p = plan(&f);
+        let p = plan_with(&f, PlanOptions { effort });
         q.violations += audit(&f, &p).len();
         let r = p.ratio();
         if r > q.worst.0 {
@@ -244,15 +256,62 @@ fn quality(seed: u64, fleets: u64) -> Quality {
 
 fn bench_plan(a: PlanArgs) -> miette::Result<ExitCode> {
     let t = timed(&a);
-    let q = quality(a.seed, a.quality_seeds);
+    let q = quality(a.seed, a.quality_seeds, a.effort);
+    let oracle = match a.oracle {
+        0 => None,
+        n => Some(crate::bench_oracle::bench_oracle(
+            &crate::bench_oracle::Oracle {
+                fleets: n,
+                time_limit: a.oracle_time_limit,
+                effort: a.effort,
+            },
+        )?),
+    };
     match a.json {
-        true => super::print_json(&plan_doc(&a, &t, &q))?,
-        false => print_plan(&a, &t, &q),
+        true => {
+            let mut doc = plan_doc(&a, &t, &q);
+            doc["oracle"] = oracle.clone().unwrap_or_default();
+            super::print_json(&doc)?
+        }
+        false => {
+            print_plan(&a, &t, &q);
+            if let Some(o) = &oracle {
+                print_oracle(o);
+            }
+        }
     }
-    Ok(match t.violations == 0 && q.violations == 0 {
+    let oracle_ok = oracle.as_ref().is_none_or(|o| {
+        o["infeasible"].as_array().is_some_and(|v| v.is_empty())
+            && o["bound_above_optimum"]
+                .as_array()
+                .is_some_and(|v| v.is_empty())
+    });
+    Ok(match t.violations == 0 && q.violations == 0 && oracle_ok {
         true => ExitCode::SUCCESS,
         false => ExitCode::from(1),
     })
+}
+
+/// The oracle's distribution, one line.
+fn print_oracle(o: &serde_json::Value) {
+    let n = |k: &str| o[k].as_u64().unwrap_or(0);
+    let x = |k: &str| o[k].as_f64().unwrap_or(f64::NAN);
+    let len = |k: &str| o[k].as_array().map_or(0, |v| v.len());
+    println!(
+        "  oracle            {} small fleets vs the CP-SAT optimum ({} proven, {:.0} s): optimal {}  ratio p50 {:.4}  p90 {:.4}  p99 {:.4}  max {:.4}; bound/optimum median {:.4}  min {:.4}; {} infeasible, {} bounds above the optimum",
+        n("instances"),
+        n("proven"),
+        x("seconds"),
+        n("optimal"),
+        x("ratio_median"),
+        x("ratio_p90"),
+        x("ratio_p99"),
+        x("ratio_worst"),
+        x("bound_median"),
+        x("bound_worst"),
+        len("infeasible"),
+        len("bound_above_optimum"),
+    );
 }
 
 fn plan_doc(a: &PlanArgs, t: &Timed, q: &Quality) -> serde_json::Value {
