@@ -21,6 +21,7 @@ mod error;
 pub mod metrics;
 pub mod model;
 pub mod render;
+pub mod timeline;
 mod unsubscribe;
 
 use admin_body::{MaintenancePatch, NewMaintenance, NewNotice};
