@@ -413,3 +413,117 @@ mod tests {
         assert!(page.contains(&format!("'sha256-{}'", script_hash())));
     }
 }
+
+/// A run's state for the admin timeline (polled; times are seconds after `t0`).
+#[derive(Debug, Serialize)]
+pub struct LiveDoc {
+    pub run: String,
+    pub status: String,
+    pub now: i64,
+    pub done: usize,
+    /// Hosts that started: actual start, end (`None` while out) and phase.
+    pub hosts: Vec<LiveHost>,
+    /// Hosts missing or failed now.
+    pub missing: Vec<LiveHost>,
+    /// Clusters with members out now.
+    pub budgets: Vec<LiveBudget>,
+    /// Announcements and unreached subscribers, in words.
+    pub notify: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LiveHost {
+    pub host: String,
+    pub start: i64,
+    pub end: Option<i64>,
+    pub state: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LiveBudget {
+    pub cluster: String,
+    pub out: u32,
+    pub limit: u32,
+}
+
+fn phase_name(p: rollcall_core::engine::Phase) -> String {
+    format!("{p:?}").to_lowercase()
+}
+
+/// The live state of the run `t` follows, at run clock `now`.
+pub fn live_doc(t: &crate::model::Tracker, now: i64, notify: &rollcall_notify::Summary) -> LiveDoc {
+    use rollcall_core::engine::Phase;
+    let (f, t0) = (&t.fleet, t.plan.announce_at);
+    let mut d = LiveDoc {
+        run: t.run.id.clone(),
+        status: t.run.status.name().to_string(),
+        now: now - t0,
+        done: t.finished.iter().filter(|x| x.is_some()).count(),
+        hosts: Vec::new(),
+        missing: Vec::new(),
+        budgets: Vec::new(),
+        notify: notify_words(t, notify),
+    };
+    for (i, h) in f.hosts.iter().enumerate() {
+        let ph = t.phase[i];
+        if let Some(s) = t.started[i] {
+            d.hosts.push(LiveHost {
+                host: h.id.clone(),
+                start: s - t0,
+                end: t.finished[i].map(|e| e - t0),
+                state: phase_name(ph),
+            });
+        }
+        if matches!(ph, Phase::Missing | Phase::Failed) {
+            d.missing.push(LiveHost {
+                host: h.id.clone(),
+                start: t.started[i].map(|s| s - t0).unwrap_or(-1),
+                end: None,
+                state: phase_name(ph),
+            });
+        }
+    }
+    for (c, l) in f.clusters.iter().zip(&t.plan.limits) {
+        let out = c.members.iter().filter(|&&m| t.is_out(m)).count() as u32;
+        if out > 0 {
+            d.budgets.push(LiveBudget {
+                cluster: c.id.clone(),
+                out,
+                limit: l.nodes,
+            });
+        }
+    }
+    d
+}
+
+/// "announced dfw 20:00, ord 21:55; unreached: none" and the like.
+fn notify_words(t: &crate::model::Tracker, n: &rollcall_notify::Summary) -> String {
+    let announced: Vec<String> = t
+        .region_times
+        .iter()
+        .enumerate()
+        .filter_map(|(r, x)| {
+            x.2.map(|at| format!("{} {}", t.fleet.regions[r], &fmt_time(at)[11..16]))
+        })
+        .collect();
+    let unreached: Vec<String> = n
+        .holds
+        .iter()
+        .filter(|h| !h.released && !h.unreached.is_empty())
+        .map(|h| format!("{}: {}", h.region, h.unreached.join(", ")))
+        .collect();
+    format!(
+        "announced: {}; unreached subscribers: {}; undelivered: {}",
+        if announced.is_empty() {
+            "none".into()
+        } else {
+            announced.join(", ")
+        },
+        if unreached.is_empty() {
+            "none".into()
+        } else {
+            unreached.join("; ")
+        },
+        n.undelivered.len()
+    )
+}

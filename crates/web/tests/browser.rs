@@ -5,7 +5,6 @@
 mod common;
 
 use common::chrome::*;
-use common::*;
 use rollcall_testkit::sim::{SERIAL, sim};
 use rollcall_testkit::{TmpDir, xsa};
 use rollcall_web::ServeOptions;

@@ -8,8 +8,10 @@ use common::chrome::*;
 use rollcall_core::generate::{GenParams, generate};
 use rollcall_core::plan::plan;
 use rollcall_core::{Fleet, audit::audit};
-use rollcall_testkit::sim::SERIAL;
+use rollcall_testkit::sim::{SERIAL, sim};
 use rollcall_testkit::{TmpDir, xsa};
+use rollcall_web::ServeOptions;
+use rollcall_web::db::TokenKind;
 use rollcall_web::timeline::{Mode, render_page, timeline_data};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -180,4 +182,108 @@ async fn a_100k_host_timeline_renders_and_stays_responsive() {
     .await;
     let _ = driver.quit().await;
     result.expect("browser checks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_watches_the_run_on_the_admin_timeline() {
+    let _g = SERIAL.lock().await;
+    let tmp = TmpDir::new("timeline-admin");
+    let db = tmp.db();
+    // a live sim run; flapping gates make some hosts finish after their planned end
+    let run = rollcall_runtime::simfill::spawn(
+        db.clone(),
+        xsa(),
+        rollcall_runtime::simfill::SimRun {
+            run_id: "admin".into(),
+            scale: 1000.0,
+            sim: rollcall_core::simworld::SimParams {
+                flap_rate: 0.2,
+                ..sim(0.0)
+            },
+            on_missing: Some(rollcall_core::OnMissing::Continue),
+            limit: None,
+        },
+    );
+    let t0 = Instant::now();
+    let server = loop {
+        if db.exists() {
+            let mut o = ServeOptions::new(&db, "127.0.0.1:0".parse().unwrap());
+            o.run = Some("admin".into());
+            if let Ok(s) = rollcall_web::start(o).await {
+                break s;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "server starts");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let tenant = rollcall_web::create_token(&db, TokenKind::Tenant, Some("acme"), "t")
+        .await
+        .unwrap()
+        .1;
+    let admin = rollcall_web::create_token(&db, TokenKind::Admin, None, "ops")
+        .await
+        .unwrap()
+        .1;
+    let u = server.url.clone();
+    let cd = chromedriver().await;
+    let driver = browser(&cd, &tmp.0.join("profile")).await;
+    let result = async {
+        // neither the public nor a tenant link reaches the admin view
+        for url in [
+            format!("{u}/admin/"),
+            format!("{u}/admin/?token={tenant}"),
+            format!("{u}/t/{tenant}/admin/"),
+            format!("{u}/admin/?token=rca_not-a-token"),
+        ] {
+            driver.goto(&url).await?;
+            let text = driver.find(By::Tag("body")).await?.text().await?;
+            assert!(driver.find(By::Id("gantt")).await.is_err(), "{url}: {text}");
+            assert!(!text.contains("acme-search-dfw"), "{url}: {text}");
+        }
+        // the admin token, traded for a session cookie
+        driver.goto(format!("{u}/admin/?token={admin}")).await?;
+        assert_eq!(driver.current_url().await?.as_str(), format!("{u}/admin/"));
+        let done = |d: &WebDriver| {
+            let d = d.clone();
+            async move {
+                let b = d.find(By::Tag("body")).await.ok()?;
+                attr(&b, "data-done").await.parse::<usize>().ok()
+            }
+        };
+        let first = wait_for("the run state to arrive", Duration::from_secs(30), || {
+            done(&driver)
+        })
+        .await;
+        shot(&driver, "timeline-admin-early.png").await;
+        let later = wait_for("the bars to grow", Duration::from_secs(60), || async {
+            done(&driver).await.filter(|&n| n > first + 20)
+        })
+        .await;
+        println!("hosts done on the admin timeline: {first} → {later}");
+        let state = driver.find(By::Id("runstate")).await?.text().await?;
+        assert!(state.contains("run admin"), "{state}");
+        // budgets in use and the notify state are shown
+        let notify = driver.find(By::Id("notify")).await?.text().await?;
+        assert!(notify.contains("announced: dfw"), "{notify}");
+        // a late host stands out: listed, and red when searched
+        let late = wait_for("a late host", Duration::from_secs(60), || async {
+            let li = driver.find(By::Css("#late li[data-host]")).await.ok()?;
+            let h = attr(&li, "data-host").await;
+            (!h.is_empty()).then_some(h)
+        })
+        .await;
+        let q = driver.find(By::Id("f-host")).await?;
+        q.send_keys(&late).await?;
+        q.send_keys(Key::Enter).await?;
+        let info = driver.find(By::Id("hostinfo")).await?;
+        assert_eq!(attr(&info, "class").await, "late", "{late} highlighted");
+        assert!(info.text().await?.contains("LATE"));
+        shot(&driver, "timeline-admin-late.png").await;
+        Ok::<(), WebDriverError>(())
+    }
+    .await;
+    let _ = driver.quit().await;
+    result.expect("browser checks");
+    let _ = run.join();
+    server.stop().await;
 }

@@ -364,6 +364,7 @@
     };
     var late = []; for (var h = 0; h < N; h++) if (isLate(h)) late.push({ host: H.id[h], h: h });
     document.body.dataset.late = late.length;
+    document.body.dataset.done = j.done;
     list("late", late, function (x) { return x.host + " (planned end " + fmt(H.end[x.h]).slice(11) + ")"; });
     list("missing", j.missing, function (x) { return x.host + " · " + x.state; });
     var bl = $("budgets"); bl.textContent = "";
