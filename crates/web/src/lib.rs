@@ -1533,7 +1533,7 @@ async fn admin_page(
 ) -> Response {
     if let Some(t) = q.token {
         return match s.token(t.trim()) {
-            Some(row) if row.kind == TokenKind::Admin => session::start(&row, "/admin/"),
+            Some(row) if row.kind == TokenKind::Admin => session::start(t.trim(), "/admin/"),
             _ => WebError::Unauthorized("invalid or revoked admin token").into_response(),
         };
     }

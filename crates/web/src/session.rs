@@ -1,22 +1,14 @@
-//! The admin session cookie: `/admin/?token=<admin token>` sets `rollcall_admin`, whose
-//! value is the token's id and a SHA-256 over a fixed label and the token's stored
-//! hash. It is valid exactly as long as the token (revoking the token ends it), is
-//! `HttpOnly`, `SameSite=Strict` and scoped to `/` (admin page and admin JSON).
+//! The admin session cookie: `/admin/?token=<admin token>` sets `rollcall_admin` to the
+//! token itself (`HttpOnly`, `SameSite=Strict`, path `/`), checked like the bearer header
+//! (by its SHA-256 against the stored hashes): it lasts as long as the token, revoking
+//! the token ends it, and the stored hashes alone cannot make one.
 
 use crate::Shared;
-use crate::db::{TokenKind, TokenRow, sha256_hex};
+use crate::db::{TokenKind, TokenRow};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 const COOKIE: &str = "rollcall_admin";
-
-fn seal(row: &TokenRow) -> String {
-    format!(
-        "{}.{}",
-        row.id,
-        sha256_hex(&format!("rollcall admin session\0{}", row.hash))
-    )
-}
 
 /// The admin token behind a valid session cookie in `h`, if any.
 pub(crate) fn from_cookie(s: &Shared, h: &HeaderMap) -> Option<TokenRow> {
@@ -26,19 +18,13 @@ pub(crate) fn from_cookie(s: &Shared, h: &HeaderMap) -> Option<TokenRow> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|kv| kv.trim().strip_prefix(COOKIE)?.strip_prefix('='))?;
-    let id = value.split('.').next()?;
-    let tokens = s.tokens.read().unwrap_or_else(|e| e.into_inner()).clone();
-    tokens
-        .values()
-        .find(|r| r.id == id && r.kind == TokenKind::Admin)
-        .filter(|r| seal(r) == value)
-        .cloned()
+    s.token(value).filter(|r| r.kind == TokenKind::Admin)
 }
 
-/// Set the session for `row` and redirect to `to`.
-pub(crate) fn start(row: &TokenRow, to: &'static str) -> Response {
+/// Set the session for the admin token `secret` and redirect to `to`.
+pub(crate) fn start(secret: &str, to: &'static str) -> Response {
     let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
-    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", seal(row));
+    let cookie = format!("{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
