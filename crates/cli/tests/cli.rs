@@ -226,3 +226,42 @@ fn validate_describes_the_native_search_gate_and_points_at_bad_gate_settings() {
         "{err}"
     );
 }
+
+#[test]
+fn plan_html_writes_one_self_contained_page() {
+    let dir = TmpDir::new("plan-html");
+    let file = dir.0.join("plan.html");
+    let out = rollcall(&[
+        "plan",
+        "--html",
+        file.to_str().unwrap(),
+        "examples/xsa-108.toml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Makespan"),
+        "the table is still printed"
+    );
+    let page = std::fs::read_to_string(&file).unwrap();
+    assert!(page.starts_with("<!doctype html>"));
+    assert!(
+        page.contains("script-src 'sha256-"),
+        "strict CSP with the script's hash"
+    );
+    for external in ["src=\"http", "href=\"http", "<link", "@import"] {
+        assert!(!page.contains(external), "no external asset: {external}");
+    }
+    assert!(page.contains("\"rollcall.timeline/v1\"") && page.contains("acme-search-dfw"));
+    let bad = rollcall(&[
+        "plan",
+        "--html",
+        "/nonexistent-dir/x.html",
+        "examples/xsa-108.toml",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("/nonexistent-dir/x.html"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

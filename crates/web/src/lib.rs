@@ -21,6 +21,8 @@ mod error;
 pub mod metrics;
 pub mod model;
 pub mod render;
+mod session;
+pub mod timeline;
 mod unsubscribe;
 
 use admin_body::{MaintenancePatch, NewMaintenance, NewNotice};
@@ -766,6 +768,28 @@ fn build() -> Builder {
             bytes_response(JSON, r.updates.clone())
         }),
     );
+    b = b.add(
+        spec(
+            "GET",
+            "/admin/",
+            Access::Admin,
+            HTML,
+            None,
+            "The operator's timeline of the run: planned and actual bars by region, cluster and host, risks, budgets in use, notifications (bearer token, or the session cookie `/admin/?token=…` sets)",
+        ),
+        get(admin_page),
+    );
+    b = b.add(
+        spec(
+            "GET",
+            "/api/admin/timeline.json",
+            Access::Admin,
+            JSON,
+            None,
+            "The run's state as the admin timeline draws it: actual start and end per host, missing and failed hosts, cluster budgets in use, notifications",
+        ),
+        get(admin_timeline_json),
+    );
     let mut sp = spec(
         "POST",
         "/api/admin/notices",
@@ -885,6 +909,9 @@ pub fn route_table() -> Vec<RouteSpec> {
 }
 
 fn admin(s: &Shared, h: &HeaderMap) -> Result<TokenRow, WebError> {
+    if let Some(row) = session::from_cookie(s, h) {
+        return Ok(row);
+    }
     let Some(v) = h.get(header::AUTHORIZATION) else {
         return Err(WebError::Unauthorized(
             "missing admin token: send `Authorization: Bearer <token>` (create one with `rollcall token admin`)",
@@ -1471,4 +1498,71 @@ async fn open_existing(db_path: &Path) -> Result<Store, WebError> {
         });
     }
     Ok(Store::connect(db_path).await?)
+}
+
+// ------------------------------------------------------------------ admin timeline
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// `/admin/`: the timeline page; `?token=<admin token>` trades the token for a session
+/// cookie and redirects to the bare URL (the token leaves the address bar).
+async fn admin_page(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<TokenQuery>,
+) -> Response {
+    if let Some(t) = q.token {
+        return match s.token(t.trim()) {
+            Some(row) if row.kind == TokenKind::Admin => session::start(t.trim(), "/admin/"),
+            _ => WebError::Unauthorized("invalid or revoked admin token").into_response(),
+        };
+    }
+    if let Err(e) = admin(&s, &h) {
+        return e.into_response();
+    }
+    let guard = s.current.lock().await;
+    let Some(c) = guard.0.as_ref() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no run to show yet", None);
+    };
+    let data = timeline::timeline_data(&c.tracker.fleet, &c.tracker.plan);
+    drop(guard);
+    let mode = timeline::Mode::Live {
+        poll: "/api/admin/timeline.json",
+    };
+    let page = timeline::render_page(&data, mode);
+    let mut res = bytes_response(HTML, Bytes::from(page));
+    if let Ok(v) = HeaderValue::from_str(&timeline::csp(mode)) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn admin_timeline_json(State(s): State<AppState>, h: HeaderMap) -> Response {
+    if let Err(e) = admin(&s, &h) {
+        return e.into_response();
+    }
+    let run = s.snapshot().view.run_id.clone();
+    let notify = rollcall_notify::summary(&s.store, &run)
+        .await
+        .unwrap_or_default();
+    let guard = s.current.lock().await;
+    let Some(c) = guard.0.as_ref() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no run to show yet", None);
+    };
+    let doc = timeline::live_doc(&c.tracker, run_now(c), &notify);
+    drop(guard);
+    match serde_json::to_vec(&doc) {
+        Ok(v) => {
+            let mut res = bytes_response(JSON, Bytes::from(v));
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    }
 }

@@ -92,6 +92,10 @@ pub struct Tracker {
     failed_out: Vec<bool>,
     /// Run clock of each host's last transition.
     host_changed: Vec<i64>,
+    /// Run clock when each host left pending/announced (its actual start), if it did.
+    pub started: Vec<Option<i64>>,
+    /// Run clock when each host became healthy, replaced or failed, if it did.
+    pub finished: Vec<Option<i64>>,
     pub last_seq: i64,
     pub state: RunState,
     /// Run clock of the newest record.
@@ -129,6 +133,8 @@ impl Tracker {
             phase,
             failed_out: vec![false; n],
             host_changed: vec![0; n],
+            started: vec![None; n],
+            finished: vec![None; n],
             last_seq: 0,
             state: RunState::Running,
             last_at: 0,
@@ -176,6 +182,7 @@ impl Tracker {
                 }
                 self.phase[h] = t.to;
                 self.failed_out[h] = t.out;
+                self.mark_times(h, t.to, t.at);
                 self.host_changed[h] = t.at;
                 self.last_at = self.last_at.max(t.at);
             }
@@ -214,6 +221,26 @@ impl Tracker {
                 self.last_at = self.last_at.max(*at);
             }
         }
+    }
+
+    /// Actual start and end of host `h` as the timeline draws them.
+    fn mark_times(&mut self, h: usize, to: Phase, at: i64) {
+        match to {
+            Phase::Skipped | Phase::Pending | Phase::Announced => {}
+            Phase::Healthy | Phase::Replaced | Phase::Failed => {
+                self.started[h].get_or_insert(at);
+                self.finished[h] = Some(at);
+            }
+            _ => {
+                self.started[h].get_or_insert(at);
+                self.finished[h] = None;
+            }
+        }
+    }
+
+    /// Whether host `h` counts against its clusters' budgets now.
+    pub fn is_out(&self, h: u32) -> bool {
+        self.out(h)
     }
 
     fn out(&self, h: u32) -> bool {

@@ -176,6 +176,24 @@ struct Timed {
     violations: usize,
     rss_fleet_kib: u64,
     peak_kib: u64,
+    /// `plan --html`: seconds to build and write the timeline page, and its size.
+    html_s: f64,
+    html_bytes: usize,
+}
+
+/// Build the timeline page of `p` and write it to a temporary file, as `plan --html` does.
+fn time_html(f: &rollcall_core::Fleet, p: &rollcall_core::plan::Plan) -> (f64, usize) {
+    use rollcall_web::timeline::{Mode, render_page, timeline_data};
+    let path = std::env::temp_dir().join(format!("rollcall-bench-{}.html", std::process::id()));
+    let t = Instant::now();
+    let page = render_page(&timeline_data(f, p), Mode::Export);
+    let written = std::fs::write(&path, &page);
+    let s = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    match written {
+        Ok(()) => (s, page.len()),
+        Err(_) => (f64::NAN, 0),
+    }
 }
 
 fn timed(a: &PlanArgs) -> Timed {
@@ -197,7 +215,10 @@ fn timed(a: &PlanArgs) -> Timed {
     let violations = audit(&fleet, &p).len();
     let audit_s = t.elapsed().as_secs_f64();
     plan_s.sort_by(|a, b| a.total_cmp(b));
+    let (html_s, html_bytes) = time_html(&fleet, &p);
     Timed {
+        html_s,
+        html_bytes,
         fleet,
         plan: p,
         generate_s,
@@ -330,6 +351,8 @@ fn plan_doc(a: &PlanArgs, t: &Timed, q: &Quality) -> serde_json::Value {
         "lower_bound_s": p.lower_bound,
         "ratio": p.ratio(),
         "violations": t.violations,
+        "html_s": t.html_s,
+        "html_bytes": t.html_bytes,
         "quality": {
             "fleets": a.quality_seeds,
             "ratio_p50": q.pct(0.5), "ratio_p90": q.pct(0.9), "ratio_p99": q.pct(0.99), "ratio_max": q.worst.0,
@@ -357,6 +380,11 @@ fn print_plan(a: &PlanArgs, t: &Timed, q: &Quality) {
     println!(
         "  audit             {:.3} s, {} violations",
         t.audit_s, t.violations
+    );
+    println!(
+        "  plan --html       {:.3} s to build and write, {:.1} MB",
+        t.html_s,
+        t.html_bytes as f64 / 1e6
     );
     println!(
         "  RSS               {:.0} MiB after generating, peak {:.0} MiB",

@@ -21,6 +21,10 @@ pub struct Args {
     /// List every wave instead of the first few per region.
     #[arg(long)]
     all_waves: bool,
+    /// Also write the timeline (Gantt by region, cluster and host, with the risk report)
+    /// as one self-contained HTML page to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Exit with status 3 if any host cannot be scheduled or misses its deadline.
     #[arg(long)]
     strict: bool,
@@ -47,6 +51,9 @@ impl Args {
             }
             return Ok(ExitCode::from(EXIT_INTERNAL));
         }
+        if let Some(path) = &self.html {
+            write_html(path, &f, &p)?;
+        }
         if self.json {
             print_json(&report::plan_doc(&f, &p))?;
         } else {
@@ -61,4 +68,18 @@ impl Args {
             false => ExitCode::SUCCESS,
         })
     }
+}
+
+/// Write the timeline page for plan `p` to `path`.
+fn write_html(
+    path: &std::path::Path,
+    f: &rollcall_core::Fleet,
+    p: &rollcall_core::plan::Plan,
+) -> miette::Result<()> {
+    use rollcall_web::timeline::{Mode, render_page, timeline_data};
+    let page = render_page(&timeline_data(f, p), Mode::Export);
+    std::fs::write(path, &page)
+        .map_err(|e| miette::miette!("cannot write {}: {e}", path.display()))?;
+    eprintln!("wrote {} ({} bytes)", path.display(), page.len());
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! What only the web tests share: an HTTP client that does not follow redirects (the
 //! rest comes from `rollcall-testkit`).
 
+pub mod chrome;
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

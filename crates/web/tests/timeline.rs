@@ -1,0 +1,289 @@
+//! The operator's timeline (`rollcall plan FLEET --html FILE`) in a real browser: Debian's
+//! chromium through chromedriver opens the exported file of examples/xsa-108.toml and of
+//! a generated 100,000-host fleet. Screenshots go to target/screenshots/.
+
+mod common;
+
+use common::chrome::*;
+use rollcall_core::generate::{GenParams, generate};
+use rollcall_core::plan::plan;
+use rollcall_core::{Fleet, audit::audit};
+use rollcall_testkit::sim::{SERIAL, sim};
+use rollcall_testkit::{TmpDir, xsa};
+use rollcall_web::ServeOptions;
+use rollcall_web::db::TokenKind;
+use rollcall_web::timeline::{Mode, render_page, timeline_data};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use thirtyfour::prelude::*;
+
+/// What `rollcall plan FLEET --html FILE` writes, written to `dir`.
+fn export(f: &Fleet, dir: &Path, name: &str) -> (PathBuf, usize) {
+    let p = plan(f);
+    assert!(audit(f, &p).is_empty());
+    let page = render_page(&timeline_data(f, &p), Mode::Export);
+    let path = dir.join(name);
+    std::fs::write(&path, &page).unwrap();
+    (path, page.len())
+}
+
+async fn open(driver: &WebDriver, path: &Path) -> WebDriverResult<()> {
+    driver.goto(format!("file://{}", path.display())).await?;
+    // the script runs only if the CSP hash matches: `data-ready` proves it did
+    wait_for(
+        "the timeline to be drawn",
+        Duration::from_secs(60),
+        || async {
+            let b = driver.find(By::Tag("body")).await.ok()?;
+            (!attr(&b, "data-ready").await.is_empty()).then_some(())
+        },
+    )
+    .await;
+    Ok(())
+}
+
+async fn body_attr(driver: &WebDriver, name: &str) -> String {
+    attr(&driver.find(By::Tag("body")).await.unwrap(), name).await
+}
+
+/// Share of the chart's canvas pixels that are neither white nor the row backgrounds.
+async fn inked(driver: &WebDriver) -> f64 {
+    let v = driver
+        .execute(
+            "const c=document.getElementById('gantt'),x=c.getContext('2d').getImageData(0,0,c.width,c.height).data;let n=0;for(let i=0;i<x.length;i+=4){if(x[i]<200||x[i+2]<200)n++;}return n/(x.length/4);",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    v.json().as_f64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_reads_the_xsa_108_plan_timeline() {
+    let _g = SERIAL.lock().await;
+    let tmp = TmpDir::new("timeline-xsa");
+    let f = rollcall_fleet::load_file(&xsa(), &Default::default()).unwrap();
+    let p = plan(&f);
+    let (path, _) = export(&f, &tmp.0, "xsa-108.html");
+    let cd = chromedriver().await;
+    let driver = browser(&cd, &tmp.0.join("profile")).await;
+    let result = async {
+        open(&driver, &path).await?;
+        assert!(driver.title().await?.contains("xsa-108"));
+        // regions in the maintenance order
+        let mut seen = Vec::new();
+        for li in driver.find_all(By::Css("#regions li")).await? {
+            seen.push(attr(&li, "data-region").await);
+        }
+        let want: Vec<String> = p
+            .regions
+            .iter()
+            .map(|r| f.region_name(r.region).to_string())
+            .collect();
+        assert_eq!(seen, want, "regions in maintenance order");
+        assert_eq!(seen[0], "dfw");
+        // a blocked cluster with its remedy
+        let blocked = driver
+            .find(By::Css("#risks li[data-severity='blocked'][data-cluster]"))
+            .await?;
+        let cluster = attr(&blocked, "data-cluster").await;
+        let remedy = blocked.find(By::Css(".remedy")).await?.text().await?;
+        let want_remedy = &p
+            .risks
+            .iter()
+            .find(|r| r.cluster.map(|c| f.clusters[c as usize].id.as_str()) == Some(&cluster))
+            .unwrap()
+            .remedy;
+        assert!(remedy.contains(want_remedy.as_str()), "{remedy}");
+        let summary = driver.find(By::Id("summary")).await?.text().await?;
+        assert!(
+            summary.contains("lower bound") && summary.contains("makespan"),
+            "{summary}"
+        );
+        assert!(inked(&driver).await > 0.02, "bars are drawn");
+        shot(&driver, "timeline-xsa-108.png").await;
+
+        // clicking the risk finds its first host: it is blocked, on its own row
+        blocked.click().await?;
+        let info = driver.find(By::Id("hostinfo")).await?;
+        assert!(info.text().await?.contains("not scheduled (blocked)"));
+        assert!(info.text().await?.contains(&cluster));
+
+        // filters: one region, then only risks, shrink the rows
+        let all: usize = body_attr(&driver, "data-rows").await.parse().unwrap();
+        driver
+            .find(By::Css("#f-region option:nth-child(3)"))
+            .await?
+            .click()
+            .await?;
+        let one: usize = body_attr(&driver, "data-rows").await.parse().unwrap();
+        assert!(one < all && one > 0, "{one} of {all} rows");
+        driver.find(By::Id("f-risks")).await?.click().await?;
+        let risky: usize = body_attr(&driver, "data-rows").await.parse().unwrap();
+        assert!(risky <= one, "{risky} ≤ {one}");
+
+        // a host search opens its cluster and shows its planned times
+        let host = &f.hosts[p.steps[0].host as usize].id;
+        let q = driver.find(By::Id("f-host")).await?;
+        q.send_keys(host).await?;
+        q.send_keys(Key::Enter).await?;
+        let text = info.text().await?;
+        assert_eq!(attr(&info, "data-host").await, *host);
+        assert!(text.contains("planned 2014-09-25 21:00"), "{text}");
+        shot(&driver, "timeline-xsa-108-host.png").await;
+        Ok::<(), WebDriverError>(())
+    }
+    .await;
+    let _ = driver.quit().await;
+    result.expect("browser checks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100k_host_timeline_renders_and_stays_responsive() {
+    let _g = SERIAL.lock().await;
+    let tmp = TmpDir::new("timeline-100k");
+    let f = generate(&GenParams::new(100_000, 20_000, 1));
+    let (path, bytes) = export(&f, &tmp.0, "100k.html");
+    let cd = chromedriver().await;
+    let driver = browser(&cd, &tmp.0.join("profile")).await;
+    let result = async {
+        let t = Instant::now();
+        open(&driver, &path).await?;
+        let wall = t.elapsed();
+        let first: f64 = body_attr(&driver, "data-first-draw").await.parse().unwrap();
+        let ready: f64 = body_attr(&driver, "data-ready").await.parse().unwrap();
+        assert!(inked(&driver).await > 0.02, "bars are drawn");
+        // interactive: a search, a filter and a zoom, each timed in the page
+        let host = &f.hosts[77_777].id;
+        let v = driver
+            .execute(
+                "const t=performance.now();window.__timeline.find(arguments[0]);const a=performance.now()-t;\
+                 const s=document.getElementById('f-region');s.value='2';const u=performance.now();s.dispatchEvent(new Event('change'));const b=performance.now()-u;\
+                 const w=performance.now();document.getElementById('expand').click();const c=performance.now()-w;\
+                 return new Promise(r=>requestAnimationFrame(()=>r([a,b,c,+document.body.dataset.rows])));",
+                vec![serde_json::json!(host)],
+            )
+            .await?;
+        let v: Vec<f64> = v.convert()?;
+        println!(
+            "100k hosts: page {:.1} MB; first draw {first:.0} ms, interactive {ready:.0} ms after navigation start (wall {:.2} s incl. WebDriver); search {:.0} ms, region filter {:.0} ms, open all clusters {:.0} ms ({} rows)",
+            bytes as f64 / 1e6,
+            wall.as_secs_f64(),
+            v[0],
+            v[1],
+            v[2],
+            v[3]
+        );
+        assert!(ready < 15_000.0, "interactive in {ready} ms");
+        assert!(v[0] < 1_000.0 && v[1] < 1_000.0 && v[2] < 2_000.0, "{v:?}");
+        shot(&driver, "timeline-100k.png").await;
+        Ok::<(), WebDriverError>(())
+    }
+    .await;
+    let _ = driver.quit().await;
+    result.expect("browser checks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_watches_the_run_on_the_admin_timeline() {
+    let _g = SERIAL.lock().await;
+    let tmp = TmpDir::new("timeline-admin");
+    let db = tmp.db();
+    // a live sim run; flapping gates make some hosts finish after their planned end
+    let run = rollcall_runtime::simfill::spawn(
+        db.clone(),
+        xsa(),
+        rollcall_runtime::simfill::SimRun {
+            run_id: "admin".into(),
+            scale: 1000.0,
+            sim: rollcall_core::simworld::SimParams {
+                flap_rate: 0.2,
+                ..sim(0.0)
+            },
+            on_missing: Some(rollcall_core::OnMissing::Continue),
+            limit: None,
+        },
+    );
+    let t0 = Instant::now();
+    let server = loop {
+        if db.exists() {
+            let mut o = ServeOptions::new(&db, "127.0.0.1:0".parse().unwrap());
+            o.run = Some("admin".into());
+            if let Ok(s) = rollcall_web::start(o).await {
+                break s;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "server starts");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let tenant = rollcall_web::create_token(&db, TokenKind::Tenant, Some("acme"), "t")
+        .await
+        .unwrap()
+        .1;
+    let admin = rollcall_web::create_token(&db, TokenKind::Admin, None, "ops")
+        .await
+        .unwrap()
+        .1;
+    let u = server.url.clone();
+    let cd = chromedriver().await;
+    let driver = browser(&cd, &tmp.0.join("profile")).await;
+    let result = async {
+        // neither the public nor a tenant link reaches the admin view
+        for url in [
+            format!("{u}/admin/"),
+            format!("{u}/admin/?token={tenant}"),
+            format!("{u}/t/{tenant}/admin/"),
+            format!("{u}/admin/?token=rca_not-a-token"),
+        ] {
+            driver.goto(&url).await?;
+            let text = driver.find(By::Tag("body")).await?.text().await?;
+            assert!(driver.find(By::Id("gantt")).await.is_err(), "{url}: {text}");
+            assert!(!text.contains("acme-search-dfw"), "{url}: {text}");
+        }
+        // the admin token, traded for a session cookie
+        driver.goto(format!("{u}/admin/?token={admin}")).await?;
+        assert_eq!(driver.current_url().await?.as_str(), format!("{u}/admin/"));
+        let done = |d: &WebDriver| {
+            let d = d.clone();
+            async move {
+                let b = d.find(By::Tag("body")).await.ok()?;
+                attr(&b, "data-done").await.parse::<usize>().ok()
+            }
+        };
+        let first = wait_for("the run state to arrive", Duration::from_secs(30), || {
+            done(&driver)
+        })
+        .await;
+        shot(&driver, "timeline-admin-early.png").await;
+        let later = wait_for("the bars to grow", Duration::from_secs(60), || async {
+            done(&driver).await.filter(|&n| n > first + 20)
+        })
+        .await;
+        println!("hosts done on the admin timeline: {first} → {later}");
+        let state = driver.find(By::Id("runstate")).await?.text().await?;
+        assert!(state.contains("run admin"), "{state}");
+        // budgets in use and the notify state are shown
+        let notify = driver.find(By::Id("notify")).await?.text().await?;
+        assert!(notify.contains("announced: dfw"), "{notify}");
+        // a late host stands out: listed, and red when searched
+        let late = wait_for("a late host", Duration::from_secs(60), || async {
+            let li = driver.find(By::Css("#late li[data-host]")).await.ok()?;
+            let h = attr(&li, "data-host").await;
+            (!h.is_empty()).then_some(h)
+        })
+        .await;
+        let q = driver.find(By::Id("f-host")).await?;
+        q.send_keys(&late).await?;
+        q.send_keys(Key::Enter).await?;
+        let info = driver.find(By::Id("hostinfo")).await?;
+        assert_eq!(attr(&info, "class").await, "late", "{late} highlighted");
+        assert!(info.text().await?.contains("LATE"));
+        shot(&driver, "timeline-admin-late.png").await;
+        Ok::<(), WebDriverError>(())
+    }
+    .await;
+    let _ = driver.quit().await;
+    result.expect("browser checks");
+    let _ = run.join();
+    server.stop().await;
+}
