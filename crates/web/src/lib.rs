@@ -908,10 +908,17 @@ pub fn route_table() -> Vec<RouteSpec> {
     build().specs
 }
 
-fn admin(s: &Shared, h: &HeaderMap) -> Result<TokenRow, WebError> {
-    if let Some(row) = session::from_cookie(s, h) {
-        return Ok(row);
+/// The admin views (`/admin/` and its data, read-only): the session cookie
+/// `/admin/?token=…` sets, or the bearer token. Routes that change anything take only
+/// the bearer token ([`admin`]), so a cookie a browser sends on its own never writes.
+fn admin_view(s: &Shared, h: &HeaderMap) -> Result<TokenRow, WebError> {
+    match session::from_cookie(s, h) {
+        Some(row) => Ok(row),
+        None => admin(s, h),
     }
+}
+
+fn admin(s: &Shared, h: &HeaderMap) -> Result<TokenRow, WebError> {
     let Some(v) = h.get(header::AUTHORIZATION) else {
         return Err(WebError::Unauthorized(
             "missing admin token: send `Authorization: Bearer <token>` (create one with `rollcall token admin`)",
@@ -1520,7 +1527,7 @@ async fn admin_page(
             _ => WebError::Unauthorized("invalid or revoked admin token").into_response(),
         };
     }
-    if let Err(e) = admin(&s, &h) {
+    if let Err(e) = admin_view(&s, &h) {
         return e.into_response();
     }
     let guard = s.current.lock().await;
@@ -1543,7 +1550,7 @@ async fn admin_page(
 }
 
 async fn admin_timeline_json(State(s): State<AppState>, h: HeaderMap) -> Response {
-    if let Err(e) = admin(&s, &h) {
+    if let Err(e) = admin_view(&s, &h) {
         return e.into_response();
     }
     let run = s.snapshot().view.run_id.clone();

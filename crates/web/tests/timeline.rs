@@ -284,6 +284,54 @@ async fn an_operator_watches_the_run_on_the_admin_timeline() {
     .await;
     let _ = driver.quit().await;
     result.expect("browser checks");
+    session_cookie_reads_but_never_writes(&u, &admin).await;
     let _ = run.join();
     server.stop().await;
+}
+
+/// The session cookie `/admin/?token=…` sets opens the admin views, but a route that
+/// changes anything takes only the bearer token: a cookie a browser sends on its own
+/// (from another tab, say) never posts a notice.
+async fn session_cookie_reads_but_never_writes(u: &str, admin: &str) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{u}/admin/?token={admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the token is traded for a cookie");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = set.split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("rollcall_admin="), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let get = |path: &str| {
+        http.get(format!("{u}{path}"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    assert_eq!(get("/admin/").await.unwrap().status(), 200);
+    assert_eq!(get("/api/admin/timeline.json").await.unwrap().status(), 200);
+    let notice = serde_json::json!({"title": "t", "body": "b"});
+    let r = http
+        .post(format!("{u}/api/admin/notices"))
+        .header("cookie", &cookie)
+        .json(&notice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a write with the cookie alone");
+    let r = http
+        .post(format!("{u}/api/admin/notices"))
+        .bearer_auth(admin)
+        .json(&notice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "the same write with the bearer token");
 }
