@@ -7,9 +7,8 @@ mod common;
 use common::chrome::*;
 use rollcall_testkit::sim::{SERIAL, sim};
 use rollcall_testkit::{TmpDir, xsa};
-use rollcall_web::ServeOptions;
 use rollcall_web::db::TokenKind;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use thirtyfour::prelude::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,18 +33,7 @@ async fn a_person_watches_the_public_and_a_tenant_page_during_a_run() {
             limit: None,
         },
     );
-    let t0 = Instant::now();
-    let server = loop {
-        if db.exists() {
-            let mut o = ServeOptions::new(&db, "127.0.0.1:0".parse().unwrap());
-            o.run = Some("browser".into());
-            if let Ok(s) = rollcall_web::start(o).await {
-                break s;
-            }
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "server starts");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let server = common::serve_live(&db, "browser").await;
     let tok_a = rollcall_web::create_token(&db, TokenKind::Tenant, Some("acme"), "browser")
         .await
         .unwrap()

@@ -10,7 +10,6 @@ use rollcall_core::plan::plan;
 use rollcall_core::{Fleet, audit::audit};
 use rollcall_testkit::sim::{SERIAL, sim};
 use rollcall_testkit::{TmpDir, xsa};
-use rollcall_web::ServeOptions;
 use rollcall_web::db::TokenKind;
 use rollcall_web::timeline::{Mode, render_page, timeline_data};
 use std::path::{Path, PathBuf};
@@ -204,18 +203,7 @@ async fn an_operator_watches_the_run_on_the_admin_timeline() {
             limit: None,
         },
     );
-    let t0 = Instant::now();
-    let server = loop {
-        if db.exists() {
-            let mut o = ServeOptions::new(&db, "127.0.0.1:0".parse().unwrap());
-            o.run = Some("admin".into());
-            if let Ok(s) = rollcall_web::start(o).await {
-                break s;
-            }
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "server starts");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let server = common::serve_live(&db, "admin").await;
     let tenant = rollcall_web::create_token(&db, TokenKind::Tenant, Some("acme"), "t")
         .await
         .unwrap()
@@ -293,10 +281,7 @@ async fn an_operator_watches_the_run_on_the_admin_timeline() {
 /// changes anything takes only the bearer token: a cookie a browser sends on its own
 /// (from another tab, say) never posts a notice.
 async fn session_cookie_reads_but_never_writes(u: &str, admin: &str) {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = common::client();
     let r = http
         .get(format!("{u}/admin/?token={admin}"))
         .send()
