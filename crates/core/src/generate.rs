@@ -302,7 +302,6 @@ fn dense_cluster(
         .iter()
         .map(|&h| hosts[h as usize].zone.as_str())
         .collect();
-    let max_load = 0.85;
     let (budget, cap) = if zones.len() >= 2 && rng.chance(d.zone_budgets) {
         (Budget::Zones(1), n - 1)
     } else {
@@ -315,15 +314,31 @@ fn dense_cluster(
     } else {
         cap
     };
-    let load = ((max_load * (n - k) as f64 / n as f64) * 100.0).floor() / 100.0;
+    let load = ((MAX_LOAD * (n - k) as f64 / n as f64) * 100.0).floor() / 100.0;
+    cluster(ci, kind, tenant, members, budget, load.min(0.6))
+}
+
+/// The survivors' load limit of every generated cluster.
+const MAX_LOAD: f64 = 0.85;
+
+/// A generated cluster `ci` of `kind`: its id from tenant and kind, `max_load` [`MAX_LOAD`], the
+/// kind's timeouts, and an Elasticsearch cluster's replicas matching its budget.
+fn cluster(
+    ci: usize,
+    kind: Kind,
+    tenant: String,
+    members: Vec<HostIx>,
+    budget: Budget,
+    load: f64,
+) -> Cluster {
     Cluster {
         id: format!("{}-{}-{ci}", tenant, kind_short(kind)),
         kind,
         tenant: Some(tenant),
         members,
         budget,
-        load: load.min(0.6),
-        max_load,
+        load,
+        max_load: MAX_LOAD,
         allow_outage: false,
         replicas: matches!(kind, Kind::Elasticsearch).then_some(budget.count()),
         return_timeout: kind.default_return_timeout(),
@@ -331,16 +346,20 @@ fn dense_cluster(
     }
 }
 
+/// A host's step before variation: the slowest estimate of its clusters' kinds.
+fn base_duration(h: &Host, clusters: &[Cluster]) -> i64 {
+    h.clusters
+        .iter()
+        .map(|&c| clusters[c as usize].kind.default_duration())
+        .max()
+        .unwrap_or(Kind::None.default_duration())
+}
+
 /// Dense fleets: a share `mixed` of hosts take 0.25×–2× their slowest kind's estimate,
 /// in 5-minute steps.
 fn mixed_durations(rng: &mut Rng, hosts: &mut [Host], clusters: &[Cluster], mixed: f64) {
     for h in hosts.iter_mut() {
-        let base = h
-            .clusters
-            .iter()
-            .map(|&c| clusters[c as usize].kind.default_duration())
-            .max()
-            .unwrap_or(Kind::None.default_duration());
+        let base = base_duration(h, clusters);
         h.duration = if rng.chance(mixed) {
             let f = 0.25 + rng.unit() * 1.75;
             ((base as f64 * f / 300.0).round() as i64 * 300).max(300)
@@ -380,30 +399,13 @@ fn gen_cluster(
         };
         ((load * 100.0).round() / 100.0, budget)
     };
-    Cluster {
-        id: format!("{}-{}-{ci}", tenant, kind_short(kind)),
-        kind,
-        tenant: Some(tenant),
-        members,
-        budget,
-        load,
-        max_load: 0.85,
-        allow_outage: false,
-        replicas: matches!(kind, Kind::Elasticsearch).then_some(budget.count()),
-        return_timeout: kind.default_return_timeout(),
-        gate_timeout: kind.default_gate_timeout(),
-    }
+    cluster(ci, kind, tenant, members, budget, load)
 }
 
 /// Each host's step: its slowest kind's estimate; a fifth of the hosts are slower or faster.
 fn set_durations(rng: &mut Rng, hosts: &mut [Host], clusters: &[Cluster]) {
     for h in hosts.iter_mut() {
-        let base = h
-            .clusters
-            .iter()
-            .map(|&c| clusters[c as usize].kind.default_duration())
-            .max()
-            .unwrap_or(Kind::None.default_duration());
+        let base = base_duration(h, clusters);
         h.duration = if rng.chance(0.2) {
             (base as f64 * (0.6 + rng.unit() * 0.8)).round() as i64 / 60 * 60
         } else {
