@@ -18,22 +18,15 @@ pub const MOTO_VERSION: &str = "5.2.5";
 
 /// The venv's python.
 pub fn python() -> PathBuf {
-    let venv = match std::env::var_os("ROLLCALL_MOTO_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(format!(".cache/rollcall/moto-{MOTO_VERSION}"))
-        }
-    };
-    let py = venv.join("bin/python");
-    assert!(
-        py.exists(),
-        "moto is not installed: {} is missing. Run scripts/test (it creates the venv with \
-         `python3 -m venv` and installs moto[server]=={MOTO_VERSION} from PyPI), or set \
-         ROLLCALL_MOTO_VENV to a venv that has it",
-        py.display()
-    );
-    py
+    crate::peers::venv_python(
+        "ROLLCALL_MOTO_VENV",
+        &format!("moto-{MOTO_VERSION}"),
+        "moto",
+        &format!(
+            "creates the venv with `python3 -m venv` and installs moto[server]=={MOTO_VERSION} \
+             from PyPI"
+        ),
+    )
 }
 
 /// moto's EC2 server on a free loopback port and its control endpoint; killed on drop.

@@ -7,24 +7,35 @@
 
 use std::path::PathBuf;
 
-/// The clients venv's python.
-pub fn clients_python() -> PathBuf {
-    let venv = match std::env::var_os("ROLLCALL_CLIENTS_VENV") {
+/// The python of a venv `scripts/test` installs: `$env`, else `~/.cache/rollcall/<dir>`.
+/// Missing, the test fails saying that `what` is not installed and how `scripts/test`
+/// installs it (`how`), or which variable names another venv.
+pub fn venv_python(env: &str, dir: &str, what: &str, how: &str) -> PathBuf {
+    let venv = match std::env::var_os(env) {
         Some(v) => PathBuf::from(v),
         None => {
             let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/rollcall/statuspage-clients-1")
+            PathBuf::from(home).join(".cache/rollcall").join(dir)
         }
     };
     let py = venv.join("bin/python");
     assert!(
         py.exists(),
-        "the Statuspage clients are not installed: {} is missing. Run scripts/test (it \
-         creates the venv and installs the pinned clients from PyPI), or set \
-         ROLLCALL_CLIENTS_VENV to a venv that has them",
+        "{what} is not installed: {} is missing. Run scripts/test (it {how}), or set {env} \
+         to a venv that has it",
         py.display()
     );
     py
+}
+
+/// The clients venv's python.
+pub fn clients_python() -> PathBuf {
+    venv_python(
+        "ROLLCALL_CLIENTS_VENV",
+        "statuspage-clients-1",
+        "the Statuspage clients",
+        "creates the venv and installs the pinned clients from PyPI",
+    )
 }
 
 /// The OR-Tools version `scripts/test` installs for the plan-quality oracle.
@@ -32,20 +43,10 @@ pub const ORTOOLS_VERSION: &str = "9.15.6755";
 
 /// The OR-Tools venv's python (the oracle, crates/core/tests/oracle/oracle.py).
 pub fn ortools_python() -> PathBuf {
-    let venv = match std::env::var_os("ROLLCALL_ORTOOLS_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(format!(".cache/rollcall/ortools-{ORTOOLS_VERSION}"))
-        }
-    };
-    let py = venv.join("bin/python");
-    assert!(
-        py.exists(),
-        "OR-Tools is not installed: {} is missing. Run scripts/test (it creates the venv \
-         and installs ortools=={ORTOOLS_VERSION} from PyPI), or set ROLLCALL_ORTOOLS_VENV \
-         to a venv that has it",
-        py.display()
-    );
-    py
+    venv_python(
+        "ROLLCALL_ORTOOLS_VENV",
+        &format!("ortools-{ORTOOLS_VERSION}"),
+        "OR-Tools",
+        &format!("creates the venv and installs ortools=={ORTOOLS_VERSION} from PyPI"),
+    )
 }
