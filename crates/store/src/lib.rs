@@ -793,10 +793,7 @@ impl SqliteStore {
         .map_err(|e| self.db(action(), e))?;
         for (i, step) in steps.iter().enumerate() {
             let version = i as i64 + 1;
-            let mut tx = writer
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(|e| self.db(action(), e))?;
+            let mut tx = self.write_tx(&mut writer, action).await?;
             let at: i64 = sqlx::query_scalar(
                 "SELECT coalesce((SELECT version FROM migrations WHERE component = ?), 0)",
             )
@@ -846,6 +843,31 @@ impl SqliteStore {
         }
     }
 
+    /// A write transaction on the writer connection. `BEGIN IMMEDIATE` takes SQLite's write
+    /// lock first, so nothing it reads can go stale before it commits.
+    async fn write_tx<'c>(
+        &self,
+        writer: &'c mut SqliteConnection,
+        action: impl Fn() -> String,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Sqlite>, StoreError> {
+        writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.db(action(), e))
+    }
+
+    /// [`Self::write_tx`], refused (nothing written) unless `fence` holds its run's lease.
+    async fn fenced_tx<'c>(
+        &self,
+        writer: &'c mut SqliteConnection,
+        fence: &Fence,
+        action: impl Fn() -> String,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Sqlite>, StoreError> {
+        let mut tx = self.write_tx(writer, action).await?;
+        self.check_fence(&mut tx, fence).await?;
+        Ok(tx)
+    }
+
     fn unknown_run(&self, run: &str) -> StoreError {
         StoreError::UnknownRun {
             db: Db::file(&self.path),
@@ -867,10 +889,7 @@ impl SqliteStore {
         };
         let action = || format!("cannot create run {:?}", new.id);
         let mut writer = self.writer.lock().await;
-        let mut tx = writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.db(action(), e))?;
+        let mut tx = self.write_tx(&mut writer, action).await?;
         let result = sqlx::query(
             "INSERT INTO runs (id, created_at, updated_at, fleet_path, fleet_name, maintenance, \
              status, params, fleet_text, summary, fleet_imports, operator) \
@@ -922,11 +941,7 @@ impl SqliteStore {
     pub async fn claim(&self, fence: &Fence, keys: &[String]) -> Result<(), StoreError> {
         let action = || format!("cannot claim the hosts of run {:?}", fence.run);
         let mut writer = self.writer.lock().await;
-        let mut tx = writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.db(action(), e))?;
-        self.check_fence(&mut tx, fence).await?;
+        let mut tx = self.fenced_tx(&mut writer, fence, action).await?;
         self.insert_claims(&mut tx, &fence.run, keys).await?;
         tx.commit().await.map_err(|e| self.db(action(), e))
     }
@@ -1052,11 +1067,7 @@ impl SqliteStore {
         // write lock first, so the last seq read here cannot go stale.
         let run = &fence.run;
         let action = || format!("cannot append to run {run:?}");
-        let mut tx = writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.db(action(), e))?;
-        self.check_fence(&mut tx, fence).await?;
+        let mut tx = self.fenced_tx(&mut writer, fence, action).await?;
         let mut seq: i64 =
             sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM journal WHERE run = ?")
                 .bind(run)
@@ -1209,11 +1220,7 @@ impl SqliteStore {
         let id = &fence.run;
         let action = || format!("cannot set the status of run {id:?}");
         let mut writer = self.writer.lock().await;
-        let mut tx = writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.db(action(), e))?;
-        self.check_fence(&mut tx, fence).await?;
+        let mut tx = self.fenced_tx(&mut writer, fence, action).await?;
         sqlx::query("UPDATE runs SET status = ?, summary = ?, updated_at = ? WHERE id = ?")
             .bind(status.name())
             .bind(summary)
@@ -1259,11 +1266,7 @@ impl SqliteStore {
         let id = &fence.run;
         let action = || format!("cannot take the control request of run {id:?}");
         let mut writer = self.writer.lock().await;
-        let mut tx = writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.db(action(), e))?;
-        self.check_fence(&mut tx, fence).await?;
+        let mut tx = self.fenced_tx(&mut writer, fence, action).await?;
         let control: Option<String> = sqlx::query_scalar("SELECT control FROM runs WHERE id = ?")
             .bind(id)
             .fetch_one(&mut *tx)
