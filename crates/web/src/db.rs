@@ -7,10 +7,12 @@
 //! web_maintenances (id TEXT PK, run TEXT, title, body, region, tenant, starts_at, ends_at, state, sequence, created_at, updated_at)
 //! web_ical (uid TEXT PK, dtstart INTEGER, dtend INTEGER, status TEXT, sequence INTEGER)
 //! web_meta (key TEXT PK, value INTEGER)   -- 'rev': bumped by every write, so servers reload
+//! web_sessions (hash TEXT PK, token TEXT, expires_at INTEGER, created_at INTEGER)
 //! ```
 //!
-//! Tokens are 256-bit random secrets; only their SHA-256 is stored (a fast hash is enough
-//! for a secret of that entropy: there is nothing to brute-force).
+//! Tokens and admin sessions are 256-bit random secrets; only their SHA-256 is stored (a
+//! fast hash is enough for a secret of that entropy: there is nothing to brute-force), so
+//! the tables alone cannot make either.
 
 use crate::error::WebError;
 use crate::model::{AdminMaintenance, AdminNotice, IcalEvent, IcalSeq};
@@ -22,8 +24,28 @@ use std::collections::HashMap;
 
 /// The web tables' migrations, applied by the store: version i + 1 is `[i]`, one list per
 /// dialect.
-const MIGRATIONS: &[&str] = &[SCHEMA];
-const PG_MIGRATIONS: &[&str] = &[PG_SCHEMA];
+const MIGRATIONS: &[&str] = &[SCHEMA, SESSIONS];
+const PG_MIGRATIONS: &[&str] = &[PG_SCHEMA, PG_SESSIONS];
+
+/// Admin sessions: the browser's cookie, traded once for an admin token; `token` is the
+/// token's id, so revoking the token ends its sessions.
+const SESSIONS: &str = "
+CREATE TABLE IF NOT EXISTS web_sessions (
+    hash       TEXT PRIMARY KEY,
+    token      TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+";
+
+const PG_SESSIONS: &str = "
+CREATE TABLE IF NOT EXISTS web_sessions (
+    hash       TEXT PRIMARY KEY,
+    token      TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS web_tokens (
@@ -192,6 +214,21 @@ fn b64url(b: &[u8]) -> String {
     out
 }
 
+fn token_row(r: &sqlx::any::AnyRow) -> TokenRow {
+    TokenRow {
+        id: r.get("id"),
+        hash: r.get("hash"),
+        kind: if r.get::<String, _>("kind") == "admin" {
+            TokenKind::Admin
+        } else {
+            TokenKind::Tenant
+        },
+        tenant: r.get("tenant"),
+        label: r.get("label"),
+        created_at: r.get("created_at"),
+    }
+}
+
 impl WebDb {
     /// The web tables of `store`, created or brought up to date through the store.
     pub async fn new(store: &Store) -> Result<WebDb, WebError> {
@@ -298,21 +335,58 @@ impl WebDb {
         .fetch_all(&self.pool)
         .await
         .map_err(e("cannot read tokens"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| TokenRow {
-                id: r.get("id"),
-                hash: r.get("hash"),
-                kind: if r.get::<String, _>("kind") == "admin" {
-                    TokenKind::Admin
-                } else {
-                    TokenKind::Tenant
-                },
-                tenant: r.get("tenant"),
-                label: r.get("label"),
-                created_at: r.get("created_at"),
-            })
-            .collect())
+        Ok(rows.iter().map(token_row).collect())
+    }
+
+    /// Start an admin session for token `token` (its id) until `expires_ms`; returns the
+    /// session's secret (for the cookie; only its hash is stored). Sessions already
+    /// expired are deleted on the way.
+    pub async fn create_session(
+        &self,
+        token: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<String, WebError> {
+        let secret = format!("rcs_{}", random_secret()?);
+        let mut tx = self.pool.begin().await.map_err(e("cannot begin"))?;
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(e("cannot delete expired sessions"))?;
+        sqlx::query(
+            "INSERT INTO web_sessions (hash, token, expires_at, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(sha256_hex(&secret))
+        .bind(token)
+        .bind(expires_ms)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(e("cannot store the session"))?;
+        tx.commit().await.map_err(e("cannot commit"))?;
+        Ok(secret)
+    }
+
+    /// The token behind session `secret`, if the session has not expired at `now_ms` and
+    /// its token is not revoked. Read from the tables each time: a session started on
+    /// another server of the same store works at once, and a revocation ends it at once.
+    pub async fn session_token(
+        &self,
+        secret: &str,
+        now_ms: i64,
+    ) -> Result<Option<TokenRow>, WebError> {
+        let row = sqlx::query(
+            "SELECT t.id, t.hash, t.kind, t.tenant, t.label, t.created_at
+             FROM web_sessions s JOIN web_tokens t ON t.id = s.token
+             WHERE s.hash = $1 AND s.expires_at > $2",
+        )
+        .bind(sha256_hex(secret))
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(e("cannot read the session"))?;
+        Ok(row.as_ref().map(token_row))
     }
 
     /// Revoke by id (the first 12 hex digits of the hash, as `token list` shows).
@@ -324,6 +398,11 @@ impl WebDb {
             .await
             .map_err(e("cannot revoke"))?
             .rows_affected();
+        sqlx::query("DELETE FROM web_sessions WHERE token = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(e("cannot end the token's sessions"))?;
         self.bump(&mut tx).await?;
         tx.commit().await.map_err(e("cannot commit"))?;
         Ok(n > 0)

@@ -911,8 +911,8 @@ pub fn route_table() -> Vec<RouteSpec> {
 /// The admin views (`/admin/` and its data, read-only): the session cookie
 /// `/admin/?token=…` sets, or the bearer token. Routes that change anything take only
 /// the bearer token ([`admin`]), so a cookie a browser sends on its own never writes.
-fn admin_view(s: &Shared, h: &HeaderMap) -> Result<TokenRow, WebError> {
-    match session::from_cookie(s, h) {
+async fn admin_view(s: &Shared, h: &HeaderMap) -> Result<TokenRow, WebError> {
+    match session::from_cookie(s, h).await? {
         Some(row) => Ok(row),
         None => admin(s, h),
     }
@@ -1523,11 +1523,13 @@ async fn admin_page(
 ) -> Response {
     if let Some(t) = q.token {
         return match s.token(t.trim()) {
-            Some(row) if row.kind == TokenKind::Admin => session::start(t.trim(), "/admin/"),
+            Some(row) if row.kind == TokenKind::Admin => {
+                session::start(&s, &h, &row, "/admin/").await
+            }
             _ => WebError::Unauthorized("invalid or revoked admin token").into_response(),
         };
     }
-    if let Err(e) = admin_view(&s, &h) {
+    if let Err(e) = admin_view(&s, &h).await {
         return e.into_response();
     }
     let guard = s.current.lock().await;
@@ -1550,7 +1552,7 @@ async fn admin_page(
 }
 
 async fn admin_timeline_json(State(s): State<AppState>, h: HeaderMap) -> Response {
-    if let Err(e) = admin_view(&s, &h) {
+    if let Err(e) = admin_view(&s, &h).await {
         return e.into_response();
     }
     let run = s.snapshot().view.run_id.clone();

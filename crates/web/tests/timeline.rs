@@ -10,7 +10,7 @@ use rollcall_core::plan::plan;
 use rollcall_core::{Fleet, audit::audit};
 use rollcall_testkit::sim::{SERIAL, sim};
 use rollcall_testkit::{TmpDir, xsa};
-use rollcall_web::db::TokenKind;
+use rollcall_web::db::{TokenKind, TokenRow};
 use rollcall_web::timeline::{Mode, render_page, timeline_data};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -210,10 +210,10 @@ async fn an_operator_watches_the_run_on_the_admin_timeline() {
         .await
         .unwrap()
         .1;
-    let admin = rollcall_web::create_token(&db, TokenKind::Admin, None, "ops")
+    let admin_token = rollcall_web::create_token(&db, TokenKind::Admin, None, "ops")
         .await
-        .unwrap()
-        .1;
+        .unwrap();
+    let admin = admin_token.1.clone();
     let u = server.url.clone();
     let cd = chromedriver().await;
     let driver = browser(&cd, &tmp.0.join("profile")).await;
@@ -281,36 +281,61 @@ async fn an_operator_watches_the_run_on_the_admin_timeline() {
     .await;
     let _ = driver.quit().await;
     result.expect("browser checks");
-    session_cookie_reads_but_never_writes(&u, &admin).await;
+    session_cookie_reads_but_never_writes(&u, &db, &admin_token).await;
     let _ = run.join();
     server.stop().await;
 }
 
-/// The session cookie `/admin/?token=…` sets opens the admin views, but a route that
-/// changes anything takes only the bearer token: a cookie a browser sends on its own
-/// (from another tab, say) never posts a notice.
-async fn session_cookie_reads_but_never_writes(u: &str, admin: &str) {
+/// The session `/admin/?token=…` starts opens the admin views, but a route that changes
+/// anything takes only the bearer token: a cookie a browser sends on its own (from another
+/// tab, say) never posts a notice. The cookie holds a session of its own, never the token;
+/// it expires, is `Secure` behind https, and revoking the token ends it.
+async fn session_cookie_reads_but_never_writes(u: &str, db: &Path, admin: &(TokenRow, String)) {
+    let (row, admin) = (&admin.0, admin.1.as_str());
     let http = common::client();
-    let r = http
-        .get(format!("{u}/admin/?token={admin}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "the token is traded for a cookie");
-    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    let cookie = set.split(';').next().unwrap().to_string();
-    assert!(cookie.starts_with("rollcall_admin="), "{set}");
-    assert!(
-        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
-        "{set}"
-    );
-    let get = |path: &str| {
-        http.get(format!("{u}{path}"))
-            .header("cookie", &cookie)
+    let start = |proto: &'static str| {
+        http.get(format!("{u}/admin/?token={admin}"))
+            .header("x-forwarded-proto", proto)
             .send()
     };
-    assert_eq!(get("/admin/").await.unwrap().status(), 200);
-    assert_eq!(get("/api/admin/timeline.json").await.unwrap().status(), 200);
+    let r = start("http").await.unwrap();
+    assert_eq!(r.status(), 303, "the token is traded for a session");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = set.split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("rollcall_admin=rcs_"), "{set}");
+    assert!(
+        !set.contains(admin),
+        "the token is not in the cookie: {set}"
+    );
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attr), "{attr}: {set}");
+    }
+    assert!(!set.contains("Secure"), "plain http: {set}");
+    let behind_tls = start("https").await.unwrap();
+    let set = behind_tls.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.ends_with("; Secure"), "behind https: {set}");
+    let get = |path: &str, cookie: &str| {
+        http.get(format!("{u}{path}"))
+            .header("cookie", cookie)
+            .send()
+    };
+    assert_eq!(get("/admin/", &cookie).await.unwrap().status(), 200);
+    assert_eq!(
+        get("/api/admin/timeline.json", &cookie)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // a session nobody started, and the token itself in place of a session
+    for forged in [
+        format!("{cookie}x"),
+        "rollcall_admin=rcs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string(),
+        format!("rollcall_admin={admin}"),
+    ] {
+        let r = get("/api/admin/timeline.json", &forged).await.unwrap();
+        assert_eq!(r.status(), 401, "{forged}");
+    }
     let notice = serde_json::json!({"title": "t", "body": "b"});
     let r = http
         .post(format!("{u}/api/admin/notices"))
@@ -328,4 +353,7 @@ async fn session_cookie_reads_but_never_writes(u: &str, admin: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "the same write with the bearer token");
+    assert!(rollcall_web::revoke_token(db, &row.id).await.unwrap());
+    let r = get("/api/admin/timeline.json", &cookie).await.unwrap();
+    assert_eq!(r.status(), 401, "revoking the token ends its session");
 }
