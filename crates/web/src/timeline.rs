@@ -337,8 +337,9 @@ const BODY: &str = r#"<div id="controls">
 <main>
 <section id="chart"><div id="scroll"><div id="spacer"></div><canvas id="gantt"></canvas></div>
 <div id="legend"><span class="lg plan">planned</span><span class="lg actual">actual</span><span class="lg late">late</span><span class="lg win">window</span><span class="lg dl">deadline</span><span class="lg nb">NotBefore</span><span class="lg lead">notice lead</span></div>
-<div id="hostinfo" hidden></div></section>
+</section>
 <aside id="side">
+<div id="hostinfo" hidden></div>
 <h2>Regions</h2><ol id="regions"></ol>
 <div id="live" hidden><h2>Run</h2><div id="runstate"></div><h3>Late hosts</h3><ul id="late"></ul><h3>Missing / failed</h3><ul id="missing"></ul><h3>Budgets in use</h3><ul id="budgets"></ul><h3>Notifications</h3><div id="notify"></div></div>
 <h2>Risks</h2><div id="riskcount"></div><ul id="risks"></ul>

@@ -45,16 +45,55 @@ async fn body_attr(driver: &WebDriver, name: &str) -> String {
     attr(&driver.find(By::Tag("body")).await.unwrap(), name).await
 }
 
-/// Share of the chart's canvas pixels that are neither white nor the row backgrounds.
-async fn inked(driver: &WebDriver) -> f64 {
-    let v = driver
-        .execute(
-            "const c=document.getElementById('gantt'),x=c.getContext('2d').getImageData(0,0,c.width,c.height).data;let n=0;for(let i=0;i<x.length;i+=4){if(x[i]<200||x[i+2]<200)n++;}return n/(x.length/4);",
-            Vec::new(),
-        )
+/// Share of the chart's canvas pixels for which `test`, a JS expression over `r`, `g` and
+/// `b`, holds.
+async fn share(driver: &WebDriver, test: &str) -> f64 {
+    let js = format!(
+        "const c=document.getElementById('gantt'),x=c.getContext('2d').getImageData(0,0,c.width,c.height).data;let n=0;for(let i=0;i<x.length;i+=4){{const r=x[i],g=x[i+1],b=x[i+2];if({test})n++;}}return n/(x.length/4);"
+    );
+    driver
+        .execute(js, Vec::new())
         .await
-        .unwrap();
-    v.json().as_f64().unwrap()
+        .unwrap()
+        .json()
+        .as_f64()
+        .unwrap()
+}
+
+/// Share of pixels that are neither white nor the row backgrounds: bars and marks.
+async fn inked(driver: &WebDriver) -> f64 {
+    share(driver, "r<200||b<200").await
+}
+
+/// Share of pixels tinted by a maintenance window's shading (light green over a row).
+async fn window_shaded(driver: &WebDriver) -> f64 {
+    share(driver, "r>200&&g>=r+8&&g>=b+4").await
+}
+
+/// Share of pixels in the NotBefore mark's colour (#8a46c8).
+async fn not_before_marked(driver: &WebDriver) -> f64 {
+    share(
+        driver,
+        "Math.abs(r-138)<8&&Math.abs(g-70)<8&&Math.abs(b-200)<8",
+    )
+    .await
+}
+
+/// `t` as the page writes it: `2014-09-26 02:00`.
+fn minute(t: i64) -> String {
+    jiff::Timestamp::from_second(t)
+        .unwrap()
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// examples/xsa-108.toml with one absolute maintenance window for `ord`.
+fn xsa_with_ord_window(dir: &Path) -> Fleet {
+    let src = std::fs::read_to_string(xsa()).unwrap();
+    let window = "[[maintenance.window]]\nstart = \"2014-09-26T12:00:00Z\"\nend = \"2014-09-27T12:00:00Z\"\nregions = [\"ord\"]\n\n[[tenant]]";
+    let path = dir.join("xsa-ord-window.toml");
+    std::fs::write(&path, src.replacen("[[tenant]]", window, 1)).unwrap();
+    rollcall_fleet::load_file(&path, &Default::default()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,6 +169,37 @@ async fn a_person_reads_the_xsa_108_plan_timeline() {
         assert_eq!(attr(&info, "data-host").await, *host);
         assert!(text.contains("planned 2014-09-25 21:00"), "{text}");
         shot(&driver, "timeline-xsa-108-host.png").await;
+
+        // the provider notice's host: its NotBefore, which is also its deadline, is in the
+        // panel and marked on its row; xsa-108 has no window, so nothing is shaded
+        let notice = &f.notices[0];
+        let nh = &f.hosts[notice.hosts[0] as usize];
+        assert_eq!(nh.deadline, Some(notice.not_before));
+        q.clear().await?;
+        q.send_keys(&nh.id).await?;
+        q.send_keys(Key::Enter).await?;
+        let text = info.text().await?;
+        assert_eq!(attr(&info, "data-host").await, nh.id);
+        let nb = minute(notice.not_before);
+        assert!(
+            text.contains(&format!("provider NotBefore {nb} UTC"))
+                && text.contains(&format!("deadline {nb} UTC")),
+            "{text}"
+        );
+        assert!(
+            not_before_marked(&driver).await > 0.0,
+            "NotBefore mark drawn"
+        );
+        assert_eq!(window_shaded(&driver).await, 0.0, "no window, no shading");
+        shot(&driver, "timeline-xsa-108-notice.png").await;
+
+        // with a window for ord, the plan keeps ord inside it and the page shades it
+        let wf = xsa_with_ord_window(&tmp.0);
+        let (wpath, _) = export(&wf, &tmp.0, "xsa-ord-window.html");
+        open(&driver, &wpath).await?;
+        let shaded = window_shaded(&driver).await;
+        assert!(shaded > 0.001, "window shaded: {shaded}");
+        shot(&driver, "timeline-window.png").await;
         Ok::<(), WebDriverError>(())
     }
     .await;
