@@ -618,8 +618,8 @@ impl Notifier {
         .map_err(NotifyError::from)?;
         let mut b = Batch::new(key, retry_after);
         let mut tasks = tokio::task::JoinSet::new();
-        // one rendering (and one body) per audience, time zone and format
-        let mut cache: HashMap<CacheKey, Rendered> = HashMap::new();
+        // one rendering per audience, time zone and format
+        let mut cache: HashMap<CacheKey, Arc<Message>> = HashMap::new();
         for r in &rows {
             let sub_id: String = r.get("subscriber");
             let job = match self.job(key, r, &sub_id, &mut cache) {
@@ -683,7 +683,7 @@ impl Notifier {
         key: &str,
         r: &AnyRow,
         sub_id: &str,
-        cache: &mut HashMap<CacheKey, Rendered>,
+        cache: &mut HashMap<CacheKey, Arc<Message>>,
     ) -> Result<Job, Outcome> {
         let Some(&si) = self.by_id.get(sub_id) else {
             let why = "no such subscriber in the run's fleet file";
@@ -697,8 +697,8 @@ impl Notifier {
         let settings = &self.cfg.settings;
         let tz = s.tz.as_ref().unwrap_or(&settings.tz);
         let ck = (s.tenant.clone(), tz.iana_name().map(str::to_string), fmt);
-        let (msg, body) = match cache.get(&ck) {
-            Some(x) => x.clone(),
+        let msg = match cache.get(&ck) {
+            Some(m) => m.clone(),
             None => {
                 let reader = Reader {
                     tenant: s.tenant.as_deref(),
@@ -708,12 +708,13 @@ impl Notifier {
                 let m = self
                     .message(key, r, &reader)
                     .ok_or(Outcome::Failed("unknown notice kind".into()))?;
-                let body = body_of(&m, fmt);
-                let x = (Arc::new(m), bytes_body::Body::from(body));
-                cache.insert(ck, x.clone());
-                x
+                let m = Arc::new(m);
+                cache.insert(ck, m.clone());
+                m
             }
         };
+        // the body names its subscriber's own unsubscribe link, so it is made per delivery
+        let body = body_of(&msg, fmt, self.unsubscribe_url(sub_id).as_deref()).into();
         Ok(Job {
             channel: s.channel.clone(),
             id: message_id(&self.run, key, sub_id),
@@ -936,8 +937,6 @@ impl Notifier {
     }
 }
 
-/// One rendering of a notice for an audience and format: the message and its body.
-type Rendered = (Arc<Message>, bytes_body::Body);
 /// (tenant, time zone, format): the readers one rendering serves.
 type CacheKey = (Option<String>, Option<String>, u8);
 
@@ -969,10 +968,17 @@ fn format_of(c: &Channel) -> u8 {
     }
 }
 
-/// A webhook's body in format `fmt` (email has none: it is built per message).
-fn body_of(m: &Message, fmt: u8) -> Vec<u8> {
+/// A webhook's body in format `fmt` (email has none: it is built per message). A
+/// Statuspage body's `meta.unsubscribe` is the subscriber's own link, as Statuspage's is.
+fn body_of(m: &Message, fmt: u8, unsubscribe: Option<&str>) -> Vec<u8> {
     match fmt {
-        1 => serde_json::to_vec(&m.statuspage).unwrap_or_default(),
+        1 => {
+            let mut v = m.statuspage.clone();
+            if let (Some(u), Some(meta)) = (unsubscribe, v.get_mut("meta")) {
+                meta["unsubscribe"] = u.into();
+            }
+            serde_json::to_vec(&v).unwrap_or_default()
+        }
         2 => serde_json::to_vec(&serde_json::json!({
             "text": format!("*{}*\n{}", m.subject, m.text)
         }))

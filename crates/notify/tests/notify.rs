@@ -610,7 +610,7 @@ fn webhooks_are_signed_retried_and_a_410_stops_them() {
         s.slow.insert("/slow".into());
     }
     let text = format!(
-        "{FLEET}\n[notify]\nattempts = 3\nbackoff = \"50ms\"\ntimeout = \"400ms\"\n{}",
+        "{FLEET}\n[notify]\nattempts = 3\nbackoff = \"50ms\"\ntimeout = \"400ms\"\npage_url = \"https://status.example\"\n{}",
         ["flaky", "gone", "moved", "ok", "slow"]
             .iter()
             .map(|p| format!(
@@ -689,6 +689,35 @@ fn webhooks_are_signed_retried_and_a_410_stops_them() {
             s.undelivered.iter().any(
                 |u| u.subscriber == "moved" && u.last_error.as_deref().unwrap().contains("302")
             )
+        );
+        // each body's `meta.unsubscribe` is its subscriber's own link; following /ok's
+        // stops the next notice to it
+        let link = |p: &str| {
+            let hits = sink.hits();
+            let h = hits.iter().find(|h| h.path == p).unwrap();
+            body_json(h)["meta"]["unsubscribe"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let ok = link("/ok");
+        assert_ne!(ok, link("/flaky"));
+        let token = ok
+            .strip_prefix("https://status.example/unsubscribe/")
+            .unwrap_or_else(|| panic!("{ok}"));
+        let who = rollcall_notify::unsubscribe::unsubscribe(&store, token)
+            .await
+            .unwrap();
+        assert_eq!(who.as_deref(), Some("ok"));
+        let to_ok = sink.hits().iter().filter(|h| h.path == "/ok").count();
+        n.enqueue(&note("n-3", NoteKind::Completed), &subs)
+            .await
+            .unwrap();
+        let r = n.deliver("n-3", Duration::ZERO).await.unwrap();
+        assert_eq!((r.sent, r.gone, r.failed), (2, 2, 1), "{r:?}");
+        assert_eq!(
+            sink.hits().iter().filter(|h| h.path == "/ok").count(),
+            to_ok
         );
     });
     // every request carried a valid signature (checked by Python)
