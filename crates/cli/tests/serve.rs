@@ -9,21 +9,31 @@ use std::time::{Duration, Instant};
 
 const RC: Bin = rollcall_testkit::bin!();
 
-/// A plain HTTP/1.1 GET: (status, body).
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
+/// Send `head` (a request's lines, without `Host` and `Connection`) and `body` to
+/// `port`: the whole response.
+fn exchange(port: u16, head: &str, body: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{head}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n{body}"
     )
     .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).to_string();
+    Some(String::from_utf8_lossy(&buf).to_string())
+}
+
+/// A response's status and body.
+fn status_body(text: &str) -> Option<(u16, String)> {
     let status = text.get(9..12)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n")?.1.to_string();
     Some((status, body))
+}
+
+/// A plain HTTP/1.1 GET: (status, body).
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    status_body(&exchange(port, &format!("GET {path} HTTP/1.1"), "")?)
 }
 
 fn live(port: u16) -> Option<serde_json::Value> {
@@ -128,6 +138,7 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
     let list = String::from_utf8(out.stdout).unwrap();
     assert!(list.contains("admin") && list.contains("acme"), "{list}");
     assert!(!list.contains(&secret) && !list.contains(&path[3..path.len() - 1]));
+    sessions_end_one_at_a_time(&db_s, &[port], &secret);
 
     // Ctrl-C stops the lingering server
     Command::new("kill")
@@ -171,21 +182,86 @@ fn run_with_serve_shows_the_run_live_and_takes_tokens_from_another_process() {
 
 /// A request with a method, an optional bearer token and a JSON body: (status, body).
 fn request(port: u16, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}",
         body.len()
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text[9..12].parse().unwrap();
-    (status, text.split_once("\r\n\r\n").unwrap().1.to_string())
+    );
+    status_body(&exchange(port, &head, body).unwrap()).unwrap()
+}
+
+/// The status of a GET of `path` sending `cookie`.
+fn status_with_cookie(port: u16, path: &str, cookie: &str) -> u16 {
+    let head = format!("GET {path} HTTP/1.1\r\nCookie: {cookie}");
+    status_body(&exchange(port, &head, "").unwrap()).unwrap().0
+}
+
+/// The session cookie (`rollcall_admin=rcs_…`) `/admin/?token=` sets on `port`, once the
+/// server knows the token (a token made by another process is picked up within seconds).
+fn admin_session(port: u16, token: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let text = exchange(port, &format!("GET /admin/?token={token} HTTP/1.1"), "").unwrap();
+        let cookie = text
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .and_then(|c| c.split(';').next());
+        if let Some(c) = cookie.filter(|_| text.starts_with("HTTP/1.1 303")) {
+            return c.to_string();
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Admin sessions are listed by `token sessions` (never their secrets) and end one at a
+/// time with `token end-session`, on every server of the store at once; the token and
+/// the other session keep working.
+fn sessions_end_one_at_a_time(db: &str, ports: &[u16], admin: &str) {
+    let cookies = [
+        admin_session(ports[0], admin),
+        admin_session(ports[0], admin),
+    ];
+    let statuses = || -> Vec<u16> {
+        cookies
+            .iter()
+            .flat_map(|c| {
+                ports
+                    .iter()
+                    .map(move |&p| status_with_cookie(p, "/api/admin/timeline.json", c))
+            })
+            .collect()
+    };
+    assert!(statuses().iter().all(|&s| s == 200), "{:?}", statuses());
+    let listed = || {
+        let out = RC.run(&["token", "sessions", "--db", db]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list = listed();
+    let ids: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    assert!(!list.contains("rcs_") && !list.contains(admin), "{list}");
+    let out = RC.run(&["token", "end-session", ids[0], "--db", db]);
+    assert!(out.status.success(), "{out:?}");
+    // one cookie is refused everywhere, the other still works everywhere
+    let n = ports.len();
+    let s = statuses();
+    let (first, second) = s.split_at(n);
+    assert!(
+        (first.iter().all(|&x| x == 401) && second.iter().all(|&x| x == 200))
+            || (first.iter().all(|&x| x == 200) && second.iter().all(|&x| x == 401)),
+        "{s:?}"
+    );
+    assert_eq!(listed().lines().count(), 2, "the header and one session");
+    let out = RC.run(&["token", "end-session", ids[0], "--db", db]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no live session"), "{err}");
 }
 
 /// Until `path` answers 200 on `port` (at most 30 s); its body.
@@ -279,6 +355,7 @@ fn two_serves_on_one_postgres_journal_show_the_same_page_and_share_tokens() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!((200..300).contains(&st), "{st} {body}");
+    sessions_end_one_at_a_time(&db, &ports, admin);
     let t = Instant::now();
     while !await_ok(ports[1], "/").contains("Standby drill") {
         assert!(

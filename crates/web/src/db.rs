@@ -156,6 +156,19 @@ pub struct TokenRow {
     pub created_at: i64,
 }
 
+/// A live admin session, as `rollcall token sessions` lists it (never its secret).
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    /// The first 12 hex digits of the session's hash, as token ids are made.
+    pub id: String,
+    /// The admin token it was started with (its id).
+    pub token: String,
+    /// That token's label.
+    pub label: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 /// The web tables, in the store's file, through the store's connections.
 #[derive(Clone)]
 pub struct WebDb {
@@ -387,6 +400,41 @@ impl WebDb {
         .await
         .map_err(e("cannot read the session"))?;
         Ok(row.as_ref().map(token_row))
+    }
+
+    /// The sessions live at `now_ms`, oldest first.
+    pub async fn sessions(&self, now_ms: i64) -> Result<Vec<SessionRow>, WebError> {
+        let rows = sqlx::query(
+            "SELECT s.hash, s.token, t.label, s.created_at, s.expires_at
+             FROM web_sessions s JOIN web_tokens t ON t.id = s.token
+             WHERE s.expires_at > $1 ORDER BY s.created_at, s.hash",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(e("cannot read sessions"))?;
+        Ok(rows
+            .iter()
+            .map(|r| SessionRow {
+                id: r.get::<String, _>("hash")[..12].to_string(),
+                token: r.get("token"),
+                label: r.get("label"),
+                created_at: r.get("created_at"),
+                expires_at: r.get("expires_at"),
+            })
+            .collect())
+    }
+
+    /// End one session by its id (as `sessions` lists it); its cookie stops working on
+    /// every server of the store at once. `false`: no such session.
+    pub async fn end_session(&self, id: &str) -> Result<bool, WebError> {
+        let n = sqlx::query("DELETE FROM web_sessions WHERE substr(hash, 1, 12) = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(e("cannot end the session"))?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     /// Revoke by id (the first 12 hex digits of the hash, as `token list` shows).

@@ -1492,6 +1492,22 @@ pub async fn revoke_token(db_path: &Path, id: &str) -> Result<bool, WebError> {
         .await
 }
 
+/// The admin sessions live now (`rollcall token sessions`).
+pub async fn list_sessions(db_path: &Path) -> Result<Vec<db::SessionRow>, WebError> {
+    WebDb::new(&open_existing(db_path).await?)
+        .await?
+        .sessions(rollcall_runtime::wall_ms())
+        .await
+}
+
+/// End one admin session by its id (`rollcall token end-session`).
+pub async fn end_session(db_path: &Path, id: &str) -> Result<bool, WebError> {
+    WebDb::new(&open_existing(db_path).await?)
+        .await?
+        .end_session(id)
+        .await
+}
+
 /// The store at `db_path`, which must exist already (tokens belong to a journal with runs).
 /// A PostgreSQL URL is connected to: the database says whether it holds a journal.
 async fn open_existing(db_path: &Path) -> Result<Store, WebError> {

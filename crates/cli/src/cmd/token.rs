@@ -33,8 +33,19 @@ pub enum Args {
         #[command(flatten)]
         db: Db,
     },
-    /// Revoke a token by its id (from `token list`).
+    /// Revoke a token by its id (from `token list`); its admin sessions end too.
     Revoke {
+        id: String,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// List live admin sessions (`/admin/?token=` starts one): ids, tokens, times; never the secrets.
+    Sessions {
+        #[command(flatten)]
+        db: Db,
+    },
+    /// End one admin session by its id (from `token sessions`); its token stays valid.
+    EndSession {
         id: String,
         #[command(flatten)]
         db: Db,
@@ -53,6 +64,8 @@ impl Args {
             Args::Admin { db, label } => block_on(token_admin(&db.path(), &label)),
             Args::List { db } => block_on(token_list(&db.path())),
             Args::Revoke { id, db } => block_on(token_revoke(&db.path(), &id)),
+            Args::Sessions { db } => block_on(sessions(&db.path())),
+            Args::EndSession { id, db } => block_on(end_session(&db.path(), &id)),
         }
     }
 }
@@ -115,6 +128,36 @@ async fn token_revoke(db: &Path, id: &str) -> miette::Result<ExitCode> {
     } else {
         Err(miette::miette!(
             "no token with id `{id}` (see `rollcall token list`)"
+        ))
+    }
+}
+
+async fn sessions(db: &Path) -> miette::Result<ExitCode> {
+    let rows = rollcall_web::list_sessions(db).await.map_err(err)?;
+    println!(
+        "{:<14} {:<14} {:<20} {:<20} LABEL",
+        "ID", "TOKEN", "STARTED", "EXPIRES"
+    );
+    for r in rows {
+        println!(
+            "{:<14} {:<14} {:<20} {:<20} {}",
+            r.id,
+            r.token,
+            rollcall_core::fmt_time(r.created_at / 1000),
+            rollcall_core::fmt_time(r.expires_at / 1000),
+            r.label
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn end_session(db: &Path, id: &str) -> miette::Result<ExitCode> {
+    if rollcall_web::end_session(db, id).await.map_err(err)? {
+        eprintln!("session {id} ended");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(miette::miette!(
+            "no live session with id `{id}` (see `rollcall token sessions`)"
         ))
     }
 }
