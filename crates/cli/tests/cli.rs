@@ -265,3 +265,56 @@ fn plan_html_writes_one_self_contained_page() {
         text(&bad.stderr)
     );
 }
+
+/// `[maintenance] effort` is the effort of every plan of the fleet (`plan`, and `run` and
+/// `simulate`, which plan through the same call); `plan --effort` overrides it. The
+/// hand-made limit-2 oracle fleet shows it: list scheduling alone (effort 0) falls into
+/// the longest-first trap, the default effort does not. A bad value is pointed at.
+#[test]
+fn the_fleet_files_effort_is_the_plans_and_a_bad_one_is_pointed_at() {
+    let dir = TmpDir::new("cli-effort");
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../core/tests/oracle/fleets/limit2-mixed.toml"
+    ))
+    .unwrap();
+    let with = |name: &str, line: &str| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            src.replacen("[maintenance]\n", &format!("[maintenance]\n{line}"), 1),
+        )
+        .unwrap();
+        p.display().to_string()
+    };
+    let makespan = |args: &[&str]| {
+        let out = rollcall(&[&["plan", "--json"], args].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["makespan_s"].as_i64().unwrap()
+    };
+    let plain = with("plain.toml", "");
+    let zero = with("zero.toml", "effort = 0\n");
+    let default = makespan(&[&plain]);
+    let trapped = makespan(&["--effort", "0", &plain]);
+    assert!(trapped > default, "{trapped} > {default}: the trap");
+    assert_eq!(makespan(&[&zero]), trapped, "the file's effort 0");
+    assert_eq!(
+        makespan(&["--effort", "1", &zero]),
+        default,
+        "--effort wins"
+    );
+
+    let (bad, out) = validate(
+        &dir,
+        "bad.toml",
+        src.replacen("[maintenance]\n", "[maintenance]\neffort = -3\n", 1),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:6:10: maintenance.effort", bad.display()))
+            && err.contains("effort must be 0 to 1000, got -3"),
+        "{err}"
+    );
+}

@@ -428,6 +428,7 @@ fn gen_maintenance(p: &GenParams, nreg: usize) -> Maintenance {
         on_missing: OnMissing::Pause,
         windows: vec![None; nreg],
         horizon: p.start + 3600 + 30 * 86400,
+        effort: None,
     }
 }
 

@@ -323,6 +323,9 @@ pub struct Maintenance {
     pub windows: Vec<Option<Vec<Interval>>>,
     /// How far ahead windows were expanded (Unix seconds).
     pub horizon: i64,
+    /// The planner's improvement effort (`[maintenance] effort`); `None`: the default.
+    /// Every plan of the fleet (`plan`, `run`, `simulate`) uses it.
+    pub effort: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -14,7 +14,6 @@ use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-/// One host's reboot in the plan. Times are Unix seconds.
 /// How hard the planner works on plan quality.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanOptions {
@@ -31,6 +30,17 @@ impl Default for PlanOptions {
     }
 }
 
+impl PlanOptions {
+    /// The fleet's own: `[maintenance] effort`, else the default.
+    pub fn of(fleet: &Fleet) -> PlanOptions {
+        let effort = fleet.maintenance.effort;
+        PlanOptions {
+            effort: effort.unwrap_or(PlanOptions::default().effort),
+        }
+    }
+}
+
+/// One host's reboot in the plan. Times are Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Step {
     pub host: HostIx,
@@ -295,9 +305,9 @@ enum Pick {
     },
 }
 
-/// Plan the fleet's maintenance with the default effort.
+/// Plan the fleet's maintenance with its own effort ([`PlanOptions::of`]).
 pub fn plan(fleet: &Fleet) -> Plan {
-    plan_with(fleet, PlanOptions::default())
+    plan_with(fleet, PlanOptions::of(fleet))
 }
 
 /// Plan the fleet's maintenance: list scheduling, then an improvement phase bounded by

@@ -169,6 +169,7 @@ fn random_fleet(s: &Shape) -> Fleet {
             on_missing: OnMissing::Pause,
             windows,
             horizon: T0 + 30 * 86400,
+            effort: None,
         },
         notices: vec![],
     }

@@ -178,6 +178,7 @@ struct RawMaintenance {
     region_deadlines: Option<BTreeMap<S, Spanned<toml::Value>>>,
     hosts: Option<Spanned<RawSelector>>,
     horizon: Option<S>,
+    effort: Option<Spanned<i64>>,
     #[serde(default)]
     window: Vec<Spanned<RawWindow>>,
 }

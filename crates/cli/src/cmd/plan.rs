@@ -30,19 +30,20 @@ pub struct Args {
     strict: bool,
     /// Improvement effort after list scheduling: 0 = none; each unit allows up to 200
     /// more passes in perturbed orders and 5,000 host placements (docs/planner.md).
-    #[arg(long, default_value_t = PlanOptions::default().effort)]
-    effort: u32,
+    /// Default: the fleet's `[maintenance] effort`, else 1. `run` and `simulate` use the
+    /// fleet's: set it there to run the plan shown here.
+    #[arg(long)]
+    effort: Option<u32>,
 }
 
 impl Args {
     pub fn exec(self) -> miette::Result<ExitCode> {
         let f = load(&self.fleet)?;
-        let p = plan_with(
-            &f,
-            PlanOptions {
-                effort: self.effort,
-            },
-        );
+        let opts = match self.effort {
+            Some(effort) => PlanOptions { effort },
+            None => PlanOptions::of(&f),
+        };
+        let p = plan_with(&f, opts);
         let violations = audit(&f, &p);
         if !violations.is_empty() {
             // never print a plan that breaks a rule

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// The highest `[maintenance] effort`: at 1,000 a 100,000-host plan takes tens of
+/// seconds; more would only wait longer.
+const MAX_EFFORT: i64 = 1_000;
+
 /// `maintenance.<field>`.
 fn mf(field: &str) -> String {
     format!("maintenance.{field}")
@@ -37,6 +41,7 @@ impl Validator<'_> {
         let max_concurrent = self.concurrency(&m.max_concurrent, "max_concurrent");
         let max_concurrent_per_region =
             self.concurrency(&m.max_concurrent_per_region, "max_concurrent_per_region");
+        let effort = self.effort(m);
         self.scope(m, t);
         let region_order = self.region_order(m, t);
         self.deadlines(m, t);
@@ -62,7 +67,25 @@ impl Validator<'_> {
             on_missing,
             windows,
             horizon,
+            effort,
         })
+    }
+
+    /// `effort`: the planner's improvement effort, 0 to [`MAX_EFFORT`] (default: the
+    /// planner's own).
+    fn effort(&mut self, m: &RawMaintenance) -> Option<u32> {
+        let v = m.effort.as_ref()?;
+        let e = *v.get_ref();
+        if !(0..=MAX_EFFORT).contains(&e) {
+            self.c.err_help(
+                v.span(),
+                mf("effort"),
+                format!("effort must be 0 to {MAX_EFFORT}, got {e}"),
+                "0 plans by list scheduling alone; each unit allows up to 200 more passes (docs/planner.md)",
+            );
+            return None;
+        }
+        Some(e as u32)
     }
 
     /// `notice_lead` (default one hour), never negative.

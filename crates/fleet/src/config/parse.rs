@@ -281,6 +281,7 @@ shift_fields!(RawMaintenance {
     region_deadlines,
     hosts,
     horizon,
+    effort,
     window
 });
 shift_fields!(RawNotice {
