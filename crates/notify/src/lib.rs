@@ -972,13 +972,16 @@ fn format_of(c: &Channel) -> u8 {
 /// Statuspage body's `meta.unsubscribe` is the subscriber's own link, as Statuspage's is.
 fn body_of(m: &Message, fmt: u8, unsubscribe: Option<&str>) -> Vec<u8> {
     match fmt {
-        1 => {
-            let mut v = m.statuspage.clone();
-            if let (Some(u), Some(meta)) = (unsubscribe, v.get_mut("meta")) {
-                meta["unsubscribe"] = u.into();
+        1 => match unsubscribe {
+            None => serde_json::to_vec(&m.statuspage).unwrap_or_default(),
+            Some(u) => {
+                let mut v = m.statuspage.clone();
+                if let Some(meta) = v.get_mut("meta") {
+                    meta["unsubscribe"] = u.into();
+                }
+                serde_json::to_vec(&v).unwrap_or_default()
             }
-            serde_json::to_vec(&v).unwrap_or_default()
-        }
+        },
         2 => serde_json::to_vec(&serde_json::json!({
             "text": format!("*{}*\n{}", m.subject, m.text)
         }))

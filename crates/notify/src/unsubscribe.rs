@@ -90,12 +90,13 @@ impl Notifier {
     /// The `List-Unsubscribe` value for a subscriber: the https/http link (with
     /// `[notify] page_url`) and the mailto (with `[notify] unsubscribe_mailto`).
     pub(crate) fn unsubscribe_links(&self, subscriber: &str) -> Option<String> {
+        let s = &self.cfg.settings;
         let t = token(&self.unsub_key, subscriber);
         let mut v = Vec::new();
-        if let Some(u) = self.unsubscribe_url(subscriber) {
-            v.push(format!("<{u}>"));
+        if let Some(p) = &s.page_url {
+            v.push(format!("<{}>", page_link(p, &t)));
         }
-        if let Some(m) = &self.cfg.settings.unsubscribe_mailto {
+        if let Some(m) = &s.unsubscribe_mailto {
             v.push(format!("<mailto:{m}?subject=unsubscribe%20{t}>"));
         }
         (!v.is_empty()).then(|| v.join(", "))
@@ -105,11 +106,13 @@ impl Notifier {
     /// `[notify] page_url`): the one-click link of mail and a webhook's `meta.unsubscribe`.
     pub(crate) fn unsubscribe_url(&self, subscriber: &str) -> Option<String> {
         let p = self.cfg.settings.page_url.as_ref()?;
-        Some(format!(
-            "{p}/unsubscribe/{}",
-            token(&self.unsub_key, subscriber)
-        ))
+        Some(page_link(p, &token(&self.unsub_key, subscriber)))
     }
+}
+
+/// The unsubscribe page of token `t` under the status page at `page_url`.
+fn page_link(page_url: &str, t: &str) -> String {
+    format!("{page_url}/unsubscribe/{t}")
 }
 
 #[cfg(test)]

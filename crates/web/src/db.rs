@@ -156,10 +156,18 @@ pub struct TokenRow {
     pub created_at: i64,
 }
 
+/// Hex digits of a hash that name its token or session (`token list`, `token sessions`).
+const SHORT_ID: usize = 12;
+
+/// The id of the token or session whose SHA-256 is `hash`: its first [`SHORT_ID`] digits.
+fn short_id(hash: &str) -> String {
+    hash[..SHORT_ID].to_string()
+}
+
 /// A live admin session, as `rollcall token sessions` lists it (never its secret).
 #[derive(Debug, Clone)]
 pub struct SessionRow {
-    /// The first 12 hex digits of the session's hash, as token ids are made.
+    /// The first 12 hex digits of the session's hash ([`short_id`]), as token ids are made.
     pub id: String,
     /// The admin token it was started with (its id).
     pub token: String,
@@ -313,7 +321,7 @@ impl WebDb {
         );
         let hash = sha256_hex(&secret);
         let row = TokenRow {
-            id: hash[..12].to_string(),
+            id: short_id(&hash),
             hash,
             kind,
             tenant: tenant.map(str::to_string),
@@ -416,7 +424,7 @@ impl WebDb {
         Ok(rows
             .iter()
             .map(|r| SessionRow {
-                id: r.get::<String, _>("hash")[..12].to_string(),
+                id: short_id(&r.get::<String, _>("hash")),
                 token: r.get("token"),
                 label: r.get("label"),
                 created_at: r.get("created_at"),
@@ -428,6 +436,7 @@ impl WebDb {
     /// End one session by its id (as `sessions` lists it); its cookie stops working on
     /// every server of the store at once. `false`: no such session.
     pub async fn end_session(&self, id: &str) -> Result<bool, WebError> {
+        // 12: SHORT_ID (sqlx takes only literal SQL)
         let n = sqlx::query("DELETE FROM web_sessions WHERE substr(hash, 1, 12) = $1")
             .bind(id)
             .execute(&self.pool)

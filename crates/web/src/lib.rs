@@ -1479,22 +1479,16 @@ pub async fn create_token(
 }
 
 pub async fn list_tokens(db_path: &Path) -> Result<Vec<TokenRow>, WebError> {
-    WebDb::new(&open_existing(db_path).await?)
-        .await?
-        .tokens()
-        .await
+    web_db(db_path).await?.tokens().await
 }
 
 pub async fn revoke_token(db_path: &Path, id: &str) -> Result<bool, WebError> {
-    WebDb::new(&open_existing(db_path).await?)
-        .await?
-        .revoke(id)
-        .await
+    web_db(db_path).await?.revoke(id).await
 }
 
 /// The admin sessions live now (`rollcall token sessions`).
 pub async fn list_sessions(db_path: &Path) -> Result<Vec<db::SessionRow>, WebError> {
-    WebDb::new(&open_existing(db_path).await?)
+    web_db(db_path)
         .await?
         .sessions(rollcall_runtime::wall_ms())
         .await
@@ -1502,10 +1496,12 @@ pub async fn list_sessions(db_path: &Path) -> Result<Vec<db::SessionRow>, WebErr
 
 /// End one admin session by its id (`rollcall token end-session`).
 pub async fn end_session(db_path: &Path, id: &str) -> Result<bool, WebError> {
-    WebDb::new(&open_existing(db_path).await?)
-        .await?
-        .end_session(id)
-        .await
+    web_db(db_path).await?.end_session(id).await
+}
+
+/// The web tables of the existing store at `db_path`.
+async fn web_db(db_path: &Path) -> Result<WebDb, WebError> {
+    WebDb::new(&open_existing(db_path).await?).await
 }
 
 /// The store at `db_path`, which must exist already (tokens belong to a journal with runs).
